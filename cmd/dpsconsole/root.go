@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"charm.land/fang/v2"
+	"github.com/spf13/cobra"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitInvalid = 1 // some input was invalid, or the operation failed
+	exitUsage   = 2 // the command line itself was wrong
+)
+
+// version is set at link time (-ldflags "-X main.version=...").
+var version = ""
+
+type stdio struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// app is what every command shares: standard streams and the global flags.
+type app struct {
+	stdio
+	stateDir         string
+	connectionString string
+	caFile           string
+}
+
+// usageError marks a mistake on the command line (exit status 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// usagef reports a command-line mistake.
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// silentExit carries an exit status whose cause was already reported.
+type silentExit struct{ code int }
+
+func (e silentExit) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func run(ctx context.Context, args []string, io stdio) int {
+	a := &app{stdio: io}
+	root := newRootCmd(a)
+	root.SetArgs(args)
+	root.SetIn(io.in)
+	root.SetOut(io.out)
+	root.SetErr(io.err)
+	opts := []fang.Option{fang.WithNotifySignal(os.Interrupt), fang.WithErrorHandler(errorHandler)}
+	if version != "" {
+		opts = append(opts, fang.WithVersion(version))
+	}
+	err := fang.Execute(ctx, root, opts...)
+	return exitCode(err)
+}
+
+func errorHandler(w io.Writer, styles fang.Styles, err error) {
+	var s silentExit
+	if errors.As(err, &s) {
+		return
+	}
+	fang.DefaultErrorHandler(w, styles, err)
+}
+
+func exitCode(err error) int {
+	var s silentExit
+	var u usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &s):
+		return s.code
+	case errors.As(err, &u), isCobraUsageError(err):
+		return exitUsage
+	default:
+		return exitInvalid
+	}
+}
+
+// isCobraUsageError recognises the errors cobra makes itself for unknown
+// commands and bad arguments (it has no error types for them).
+func isCobraUsageError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "accepts ", "requires at least", "requires at most", "flag needs an argument", "invalid argument"} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func newRootCmd(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "dpsconsole",
+		Short: "A terminal console for Azure IoT Hub Device Provisioning Service",
+		Long: `dpsconsole browses enrollment groups and registration records, derives device
+keys for symmetric-key enrollment groups, runs a simulated device registration
+and shows it live, and cleans up orphaned registration records.
+
+With no connection string it runs against its own built-in DPS + IoT Hub
+emulator, so everything works on a laptop with no Azure account.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runConsole(cmd, a) },
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.stateDir, "state-dir", defaultStateDir(), "state directory: emulator data, journals, job logs, log file")
+	pf.StringVar(&a.connectionString, "connection-string", "", "DPS service connection string (or $DPS_CONNECTION_STRING); without one the embedded emulator is used")
+	pf.StringVar(&a.caFile, "ca-file", "", "PEM file of an extra CA to trust (or $DPS_CA_FILE), e.g. a standalone emulator's")
+	root.AddCommand(
+		newKeysCmd(a),
+		newEmulatorCmd(a),
+		newGroupsCmd(a),
+		newEnrollmentsCmd(a),
+		newRegistrationsCmd(a),
+		newRegisterCmd(a),
+		newCleanupCmd(a),
+	)
+	return root
+}
+
+// defaultStateDir is $XDG_STATE_HOME/dpsconsole, or ~/.local/state/dpsconsole.
+func defaultStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "dpsconsole")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".dpsconsole"
+	}
+	return filepath.Join(home, ".local", "state", "dpsconsole")
+}

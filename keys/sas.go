@@ -1,0 +1,173 @@
+package keys
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+const sasPrefix = "SharedAccessSignature "
+
+// SignSAS makes a SAS token for resource, signed with key, valid until expiry.
+// keyName becomes skn and is left out when empty (hub device tokens). sr is
+// URL-encoded as the Python SDK and url.QueryEscape do, and the signature is
+// over sr exactly as it appears in the token.
+func SignSAS(resource string, key Key, keyName string, expiry time.Time) string {
+	sr := url.QueryEscape(resource)
+	se := strconv.FormatInt(expiry.Unix(), 10)
+	var b strings.Builder
+	b.Grow(len(sasPrefix) + len(sr) + 100 + len(keyName))
+	b.WriteString(sasPrefix)
+	b.WriteString("sr=")
+	b.WriteString(sr)
+	b.WriteString("&sig=")
+	b.WriteString(url.QueryEscape(base64.StdEncoding.EncodeToString(sasSignature(key, sr, se))))
+	b.WriteString("&se=")
+	b.WriteString(se)
+	if keyName != "" {
+		b.WriteString("&skn=")
+		b.WriteString(url.QueryEscape(keyName))
+	}
+	return b.String()
+}
+
+func sasSignature(key Key, rawSr, rawSe string) []byte {
+	m := hmac.New(sha256.New, key.b)
+	m.Write([]byte(rawSr))
+	m.Write([]byte{'\n'})
+	m.Write([]byte(rawSe))
+	return m.Sum(nil)
+}
+
+// SAS is a parsed shared access signature. It keeps sr and se exactly as sent,
+// because the signature covers those literal bytes: Node sends sr unencoded,
+// Python %2F and C %2f, and all of them must verify.
+type SAS struct {
+	RawResource string    // sr as it appears in the token
+	Resource    string    // sr URL-decoded
+	RawExpiry   string    // se as it appears in the token
+	Expiry      time.Time // se as a time
+	KeyName     string    // skn, URL-decoded; "" when absent
+	signature   []byte    // sig, URL- and base64-decoded
+}
+
+// SASError says what is wrong with a token without repeating any of it.
+type SASError struct{ Reason string }
+
+func (e *SASError) Error() string { return "invalid SAS token: " + e.Reason }
+
+// Sentinel causes, for errors.Is.
+var (
+	ErrSASExpired   = errors.New("the SAS token has expired")
+	ErrSASSignature = errors.New("the SAS signature does not match the key")
+	ErrSASResource  = errors.New("the SAS token is for another resource")
+)
+
+// ParseSAS parses "SharedAccessSignature k=v&k=v..." with its parameters in any
+// order. sr, sig and se are required; skn is optional.
+func ParseSAS(token string) (SAS, error) {
+	token = strings.TrimSpace(token)
+	rest, ok := strings.CutPrefix(token, sasPrefix)
+	if !ok {
+		return SAS{}, &SASError{Reason: `it must start with "SharedAccessSignature "`}
+	}
+	var t SAS
+	var seen [4]bool // sr, sig, se, skn
+	for part := range strings.SplitSeq(rest, "&") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return SAS{}, &SASError{Reason: fmt.Sprintf("parameter %q has no '='", truncate(k, 8))}
+		}
+		idx := map[string]int{"sr": 0, "sig": 1, "se": 2, "skn": 3}
+		i, known := idx[k]
+		if !known {
+			continue // tolerate parameters we do not use
+		}
+		if seen[i] {
+			return SAS{}, &SASError{Reason: fmt.Sprintf("parameter %s appears twice", k)}
+		}
+		seen[i] = true
+		switch k {
+		case "sr":
+			dec, err := url.QueryUnescape(v)
+			if err != nil {
+				return SAS{}, &SASError{Reason: "sr is not valid URL encoding"}
+			}
+			t.RawResource, t.Resource = v, dec
+		case "sig":
+			dec, err := url.QueryUnescape(v)
+			if err != nil {
+				return SAS{}, &SASError{Reason: "sig is not valid URL encoding"}
+			}
+			sig, err := base64.StdEncoding.DecodeString(dec)
+			if err != nil || len(sig) != sha256.Size {
+				return SAS{}, &SASError{Reason: "sig is not a base64 HMAC-SHA256 signature"}
+			}
+			t.signature = sig
+		case "se":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				return SAS{}, &SASError{Reason: "se must be the expiry in whole seconds since 1970"}
+			}
+			t.RawExpiry, t.Expiry = v, time.Unix(n, 0)
+		case "skn":
+			dec, err := url.QueryUnescape(v)
+			if err != nil {
+				return SAS{}, &SASError{Reason: "skn is not valid URL encoding"}
+			}
+			t.KeyName = dec
+		}
+	}
+	for i, name := range []string{"sr", "sig", "se"} {
+		if !seen[i] {
+			return SAS{}, &SASError{Reason: "parameter " + name + " is missing"}
+		}
+	}
+	return t, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// Verify checks the token the way DPS does: the HMAC over the literal sr and
+// se, compared in constant time; the expiry against now; and the decoded sr,
+// case-insensitively, against resource (equal, or a path-segment prefix of it).
+func (t SAS) Verify(key Key, resource string, now time.Time) error {
+	if !hmac.Equal(sasSignature(key, t.RawResource, t.RawExpiry), t.signature) {
+		return ErrSASSignature
+	}
+	if !now.Before(t.Expiry) {
+		return fmt.Errorf("%w (at %s); sign a new one", ErrSASExpired, t.Expiry.UTC().Format(time.RFC3339))
+	}
+	if !t.Covers(resource) {
+		return fmt.Errorf("%w: it names %q, not %q", ErrSASResource, t.Resource, resource)
+	}
+	return nil
+}
+
+// SignatureMatches reports whether key signed the token, ignoring expiry and
+// resource. The emulator uses it to find which candidate key a device holds.
+func (t SAS) SignatureMatches(key Key) bool {
+	return subtle.ConstantTimeCompare(sasSignature(key, t.RawResource, t.RawExpiry), t.signature) == 1
+}
+
+// Covers reports whether the token's resource is resource or a path-segment
+// prefix of it, compared case-insensitively.
+func (t SAS) Covers(resource string) bool {
+	sr := strings.TrimSuffix(t.Resource, "/")
+	if len(resource) < len(sr) || !strings.EqualFold(resource[:len(sr)], sr) {
+		return false
+	}
+	return len(resource) == len(sr) || resource[len(sr)] == '/'
+}
