@@ -1,0 +1,304 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
+
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// ClientOptions configures the hub clients.
+type ClientOptions struct {
+	azcore.ClientOptions
+}
+
+// tokenLifetime is how long each signed token is valid; every request gets a
+// fresh one, as the Node SDKs do.
+const tokenLifetime = time.Hour
+
+// sasPolicy signs every request (and every retry) with a fresh SAS.
+type sasPolicy struct {
+	resource string
+	key      keys.Key
+	keyName  string // "" for device tokens
+}
+
+func (p *sasPolicy) Do(req *policy.Request) (*http.Response, error) {
+	req.Raw().Header.Set("Authorization", keys.SignSAS(p.resource, p.key, p.keyName, time.Now().Add(tokenLifetime)))
+	return req.Next()
+}
+
+func newPipeline(auth *sasPolicy, opts *ClientOptions) runtime.Pipeline {
+	if opts == nil {
+		opts = &ClientOptions{}
+	}
+	return runtime.NewPipeline("dpsconsole/hub", "v1", runtime.PipelineOptions{PerRetry: []policy.Policy{auth}}, &opts.ClientOptions)
+}
+
+// checkHost accepts a hub host name, optionally with a port.
+func checkHost(host string) error {
+	u, err := url.Parse("https://" + host)
+	if err != nil || u.Host != host || u.Hostname() == "" {
+		return fmt.Errorf("hub host %q must be a host name or host:port (e.g. myhub.azure-devices.net), without https:// or a path", host)
+	}
+	return nil
+}
+
+func endpoint(host, path string, query ...string) string {
+	q := "?api-version=" + APIVersion
+	for _, kv := range query {
+		q += "&" + kv
+	}
+	return "https://" + host + path + q
+}
+
+// DeviceClient sends device-to-cloud messages as one device.
+type DeviceClient struct {
+	host, deviceID string
+	pl             runtime.Pipeline
+}
+
+// NewDeviceClient returns a client that acts as deviceID on hubHost, signing
+// with the device's key (the key it registered with DPS).
+func NewDeviceClient(hubHost, deviceID string, key keys.Key, opts *ClientOptions) (*DeviceClient, error) {
+	if err := checkHost(hubHost); err != nil {
+		return nil, err
+	}
+	if deviceID == "" {
+		return nil, errors.New("a device ID is required")
+	}
+	if key.IsZero() {
+		return nil, errors.New("a device key is required")
+	}
+	auth := &sasPolicy{resource: hubHost + "/devices/" + deviceID, key: key}
+	return &DeviceClient{host: hubHost, deviceID: deviceID, pl: newPipeline(auth, opts)}, nil
+}
+
+// NewDeviceClientFromConnectionString takes HostName=...;DeviceId=...;SharedAccessKey=....
+func NewDeviceClientFromConnectionString(cs string, opts *ClientOptions) (*DeviceClient, error) {
+	c, err := keys.ParseDeviceConnectionString(cs)
+	if err != nil {
+		return nil, err
+	}
+	return NewDeviceClient(c.HostName, c.DeviceID, c.SharedAccessKey, opts)
+}
+
+// SendEventOptions are the optional message properties.
+type SendEventOptions struct {
+	Properties      map[string]string // custom properties, sent as iothub-app-<name>
+	MessageID       string
+	CorrelationID   string
+	ContentType     string
+	ContentEncoding string
+}
+
+// SendEvent sends one device-to-cloud message; the hub answers 204.
+func (c *DeviceClient) SendEvent(ctx context.Context, body []byte, opts *SendEventOptions) error {
+	if opts == nil {
+		opts = &SendEventOptions{}
+	}
+	path := "/devices/" + url.PathEscape(c.deviceID) + "/messages/events"
+	req, err := runtime.NewRequest(ctx, http.MethodPost, endpoint(c.host, path))
+	if err != nil {
+		return err
+	}
+	h := req.Raw().Header
+	h.Set("iothub-to", "/devices/"+c.deviceID+"/messages/events")
+	for k, v := range map[string]string{"iothub-messageid": opts.MessageID, "iothub-correlationid": opts.CorrelationID, "iothub-contenttype": opts.ContentType, "iothub-contentencoding": opts.ContentEncoding} {
+		if v != "" {
+			h.Set(k, v)
+		}
+	}
+	for k, v := range opts.Properties {
+		if k == "" || strings.ContainsAny(k, " :\r\n") {
+			return fmt.Errorf("message property name %q is not usable as a header name", k)
+		}
+		h.Set("iothub-app-"+k, v)
+	}
+	if err := req.SetBody(streaming.NopCloser(bytes.NewReader(body)), "application/octet-stream"); err != nil {
+		return err
+	}
+	resp, err := c.pl.Do(req)
+	if err != nil {
+		return fmt.Errorf("send telemetry as %s to %s: %w", c.deviceID, c.host, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("send telemetry as %s to %s: %w", c.deviceID, c.host, newError(resp))
+	}
+	return nil
+}
+
+// RegistryClient reads and deletes device identities with a service policy.
+type RegistryClient struct {
+	host string
+	pl   runtime.Pipeline
+}
+
+// NewRegistryClientFromConnectionString takes a hub service connection string:
+// HostName=...;SharedAccessKeyName=...;SharedAccessKey=....
+func NewRegistryClientFromConnectionString(cs string, opts *ClientOptions) (*RegistryClient, error) {
+	c, err := keys.ParseServiceConnectionString(cs)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkHost(c.HostName); err != nil {
+		return nil, err
+	}
+	auth := &sasPolicy{resource: c.HostName, key: c.SharedAccessKey, keyName: c.SharedAccessKeyName}
+	return &RegistryClient{host: c.HostName, pl: newPipeline(auth, opts)}, nil
+}
+
+// Host is the hub's host name.
+func (c *RegistryClient) Host() string { return c.host }
+
+// GetDevice reads one device identity.
+func (c *RegistryClient) GetDevice(ctx context.Context, deviceID string) (Device, error) {
+	req, err := runtime.NewRequest(ctx, http.MethodGet, endpoint(c.host, "/devices/"+url.PathEscape(deviceID)))
+	if err != nil {
+		return Device{}, err
+	}
+	resp, err := c.pl.Do(req)
+	if err != nil {
+		return Device{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return Device{}, fmt.Errorf("get device %q from %s: %w", deviceID, c.host, newError(resp))
+	}
+	var d Device
+	if err := runtime.UnmarshalAsJSON(resp, &d); err != nil {
+		return Device{}, err
+	}
+	return d, nil
+}
+
+// DeleteOptions are the optional parts of DeleteDevice.
+type DeleteOptions struct {
+	// IfMatch deletes only this version of the device; nil deletes any ("*").
+	IfMatch *azcore.ETag
+}
+
+// DeleteDevice removes a device identity.
+func (c *RegistryClient) DeleteDevice(ctx context.Context, deviceID string, opts *DeleteOptions) error {
+	req, err := runtime.NewRequest(ctx, http.MethodDelete, endpoint(c.host, "/devices/"+url.PathEscape(deviceID)))
+	if err != nil {
+		return err
+	}
+	ifMatch := `"*"`
+	if opts != nil && opts.IfMatch != nil {
+		ifMatch = quote(string(*opts.IfMatch))
+	}
+	req.Raw().Header.Set("If-Match", ifMatch)
+	resp, err := c.pl.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("delete device %q from %s: %w", deviceID, c.host, newError(resp))
+	}
+	return nil
+}
+
+func quote(s string) string {
+	if strings.HasPrefix(s, `"`) {
+		return s
+	}
+	return `"` + s + `"`
+}
+
+// PagerOptions are the optional parts of NewDevicePager.
+type PagerOptions struct {
+	PageSize          int32  // x-ms-max-item-count; 0 leaves it to the hub
+	ContinuationToken string // start after this page
+}
+
+// DevicePage is one page of a registry query.
+type DevicePage struct {
+	Items             []Twin
+	ContinuationToken string // "" on the last page
+}
+
+// NewDevicePager lists every device of the hub, a page at a time, with
+// POST /devices/query (the registry list the hub recommends).
+func (c *RegistryClient) NewDevicePager(opts *PagerOptions) *runtime.Pager[DevicePage] {
+	var o PagerOptions
+	if opts != nil {
+		o = *opts
+	}
+	return runtime.NewPager(runtime.PagingHandler[DevicePage]{
+		More: func(p DevicePage) bool { return p.ContinuationToken != "" },
+		Fetcher: func(ctx context.Context, prev *DevicePage) (DevicePage, error) {
+			token := o.ContinuationToken
+			if prev != nil {
+				token = prev.ContinuationToken
+			}
+			return c.queryPage(ctx, o.PageSize, token)
+		},
+	})
+}
+
+func (c *RegistryClient) queryPage(ctx context.Context, size int32, token string) (DevicePage, error) {
+	req, err := runtime.NewRequest(ctx, http.MethodPost, endpoint(c.host, "/devices/query"))
+	if err != nil {
+		return DevicePage{}, err
+	}
+	if size > 0 {
+		req.Raw().Header.Set("x-ms-max-item-count", strconv.Itoa(int(size)))
+	}
+	if token != "" {
+		req.Raw().Header.Set("x-ms-continuation", token)
+	}
+	if err := runtime.MarshalAsJSON(req, map[string]string{"query": "SELECT * FROM devices"}); err != nil {
+		return DevicePage{}, err
+	}
+	resp, err := c.pl.Do(req)
+	if err != nil {
+		return DevicePage{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return DevicePage{}, fmt.Errorf("query devices of %s: %w", c.host, newError(resp))
+	}
+	var items []Twin
+	if err := runtime.UnmarshalAsJSON(resp, &items); err != nil {
+		return DevicePage{}, err
+	}
+	return DevicePage{Items: items, ContinuationToken: resp.Header.Get("x-ms-continuation")}, nil
+}
+
+var errorCodeInMessage = regexp.MustCompile(`ErrorCode:(\w+)`)
+
+// newError makes an *azcore.ResponseError whose ErrorCode is the hub's
+// (iothub-errorcode header, or "ErrorCode:X" in the body's Message).
+func newError(resp *http.Response) error {
+	code := resp.Header.Get("iothub-errorcode")
+	if code == "" {
+		var b ErrorBody
+		if p, err := runtime.Payload(resp); err == nil && json.Unmarshal(p, &b) == nil {
+			if m := errorCodeInMessage.FindStringSubmatch(b.Message); m != nil {
+				code = m[1]
+			}
+		}
+	}
+	return runtime.NewResponseErrorWithErrorCode(resp, code)
+}
+
+// IsNotFound reports whether err is the hub's 404 (no such device).
+func IsNotFound(err error) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound
+}
