@@ -1,0 +1,125 @@
+package dps
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/tracing"
+
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+const (
+	moduleName    = "github.com/dpsconsole/dpsconsole/dps"
+	moduleVersion = "v0.1.0"
+)
+
+// ClientOptions configures a Client. The zero value is fine.
+type ClientOptions struct {
+	azcore.ClientOptions
+
+	// InsecureAllowHTTP lets the client send its SAS token over plain HTTP.
+	// Only for test servers: a token on the wire in clear is a credential
+	// leak, so without it every plain-HTTP request fails before it is sent.
+	InsecureAllowHTTP bool
+
+	// Scheme of the endpoint: "https" (the default) or "http" (test servers;
+	// needs InsecureAllowHTTP).
+	Scheme string
+}
+
+// Client talks to the DPS service (management) API of one DPS instance.
+// It is safe for concurrent use.
+type Client struct {
+	internal *azcore.Client
+	sas      *sasPolicy
+	host     string
+	endpoint string
+}
+
+// NewClientFromConnectionString makes a client from a service connection
+// string (HostName=...;SharedAccessKeyName=...;SharedAccessKey=...). Errors
+// say what is wrong with the string and never repeat its key.
+func NewClientFromConnectionString(connStr string, opts *ClientOptions) (*Client, error) {
+	cs, err := keys.ParseServiceConnectionString(connStr)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(cs.HostName, newSASPolicy(cs.HostName, cs.SharedAccessKeyName, cs.SharedAccessKey, opts), opts)
+}
+
+// Default retry settings: DPS throttles at 1,000 operations a minute and
+// answers 429 with Retry-After in seconds, so allow a few retries that may
+// wait that long.
+const (
+	defaultMaxRetries    = 5
+	defaultRetryDelay    = 500 * time.Millisecond
+	defaultMaxRetryDelay = 60 * time.Second
+)
+
+func newClient(host string, auth *sasPolicy, opts *ClientOptions) (*Client, error) {
+	if opts == nil {
+		opts = &ClientOptions{}
+	}
+	scheme := "https"
+	switch opts.Scheme {
+	case "", "https":
+	case "http":
+		scheme = "http" // the SAS policy refuses it unless InsecureAllowHTTP
+	default:
+		return nil, errors.New(`dps: ClientOptions.Scheme must be "https" or "http"`)
+	}
+	co := opts.ClientOptions
+	if co.Retry.MaxRetries == 0 {
+		co.Retry.MaxRetries = defaultMaxRetries
+	}
+	if co.Retry.RetryDelay == 0 {
+		co.Retry.RetryDelay = defaultRetryDelay
+	}
+	if co.Retry.MaxRetryDelay == 0 {
+		co.Retry.MaxRetryDelay = defaultMaxRetryDelay
+	}
+	c, err := azcore.NewClient(moduleName, moduleVersion, runtime.PipelineOptions{
+		PerRetry: []policy.Policy{auth},
+		// Safe to log: tracking and paging headers carry no secrets.
+		AllowedHeaders: []string{headerContinuation, headerMaxItemCount, "x-ms-error-code", "x-ms-item-type"},
+		Tracing:        runtime.TracingOptions{Namespace: "Microsoft.Devices"},
+	}, &co)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{internal: c, sas: auth, host: host, endpoint: scheme + "://" + host}, nil
+}
+
+// Host is the DPS host name the client talks to (from the connection string).
+func (c *Client) Host() string { return c.host }
+
+// Endpoint is the base URL of the service API.
+func (c *Client) Endpoint() string { return c.endpoint }
+
+func (c *Client) pipeline() runtime.Pipeline { return c.internal.Pipeline() }
+func (c *Client) tracer() tracing.Tracer    { return c.internal.Tracer() }
+
+// NewTransport returns an HTTP client that trusts the system roots plus the
+// CA certificates in caPEM (for example an emulator's DPS_CA_FILE), for
+// ClientOptions.Transport. caPEM may be empty.
+func NewTransport(caPEM []byte) (*http.Client, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if len(caPEM) > 0 && !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the CA file holds no PEM certificate")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	// Paged listings and cleanup workers reuse connections to one host.
+	tr.MaxIdleConnsPerHost = 16
+	return &http.Client{Transport: tr}, nil
+}
