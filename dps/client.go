@@ -104,7 +104,7 @@ func (c *Client) Host() string { return c.host }
 func (c *Client) Endpoint() string { return c.endpoint }
 
 func (c *Client) pipeline() runtime.Pipeline { return c.internal.Pipeline() }
-func (c *Client) tracer() tracing.Tracer    { return c.internal.Tracer() }
+func (c *Client) tracer() tracing.Tracer     { return c.internal.Tracer() }
 
 // NewTransport returns an HTTP client that trusts the system roots plus the
 // CA certificates in caPEM (for example an emulator's DPS_CA_FILE), for
