@@ -32,14 +32,18 @@ var connParts = []string{"HostName", "SharedAccessKeyName", "DeviceId", "ModuleI
 func ParseConnectionString(s string) (ConnectionString, error) {
 	var c ConnectionString
 	seen := map[string]bool{}
+	n := 0
 	for part := range strings.SplitSeq(strings.TrimSpace(s), ";") {
+		n++
 		part = strings.TrimSpace(part)
 		if part == "" {
 			continue
 		}
+		// Errors name parts by position or by a known name, never by their
+		// text: a malformed part may be a piece of the key.
 		k, v, ok := strings.Cut(part, "=")
 		if !ok {
-			return c, &ConnectionStringError{Reason: fmt.Sprintf("part %q has no '='; the form is HostName=...;SharedAccessKeyName=...;SharedAccessKey=...", truncate(part, 20))}
+			return c, &ConnectionStringError{Reason: fmt.Sprintf("part %d has no '='; the form is HostName=...;SharedAccessKeyName=...;SharedAccessKey=...", n)}
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		name := ""
@@ -52,7 +56,7 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 		case name == "" && strings.EqualFold(k, "SharedAccessSignature"):
 			return c, &ConnectionStringError{Reason: "it carries a SharedAccessSignature; give the SharedAccessKey instead so tokens can be renewed"}
 		case name == "":
-			return c, &ConnectionStringError{Reason: fmt.Sprintf("unknown part %q", truncate(k, 30))}
+			return c, &ConnectionStringError{Reason: fmt.Sprintf("part %d has an unknown name; the names are %s", n, strings.Join(connParts, ", "))}
 		case seen[name]:
 			return c, &ConnectionStringError{Reason: name + " appears twice"}
 		case v == "":
@@ -61,6 +65,9 @@ func ParseConnectionString(s string) (ConnectionString, error) {
 		seen[name] = true
 		switch name {
 		case "HostName":
+			if strings.ContainsAny(v, "/ ") {
+				return c, &ConnectionStringError{Reason: "HostName must be a bare host name such as my-dps.azure-devices-provisioning.net, not a URL"}
+			}
 			c.HostName = v
 		case "SharedAccessKeyName":
 			c.SharedAccessKeyName = v

@@ -5,6 +5,7 @@ package keys
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 	"strings"
@@ -13,7 +14,18 @@ import (
 // Key is a symmetric key (an enrollment-group key, a device key or a
 // shared-access-policy key). Its printed forms are masked so that a key never
 // reaches a log line, an error or a panic by accident; Base64 reveals it.
-type Key struct{ b []byte }
+//
+// The bytes sit behind a pointer so that even a Key in an unexported struct
+// field (which fmt prints without calling Format) shows an address, not the
+// key. The zero Key holds no key.
+type Key struct {
+	s *secret
+	_ [0]func() // not comparable: compare with Equal
+}
+
+type secret struct{ b []byte }
+
+func newKey(b []byte) Key { return Key{s: &secret{b: b}} }
 
 // Bounds DPS puts on the decoded length of a symmetric key.
 const (
@@ -51,7 +63,7 @@ func ParseKey(s string) (Key, error) {
 	if len(b) < MinKeyBytes || len(b) > MaxKeyBytes {
 		return Key{}, &KeyError{Rule: fmt.Sprintf("it decodes to %d bytes; DPS keys are %d to %d bytes", len(b), MinKeyBytes, MaxKeyBytes)}
 	}
-	return Key{b: b}, nil
+	return newKey(b), nil
 }
 
 func isBase64Char(c byte) bool {
@@ -59,26 +71,31 @@ func isBase64Char(c byte) bool {
 }
 
 // KeyFromBytes wraps raw key bytes (for example a derived device key).
-func KeyFromBytes(b []byte) Key { return Key{b: append([]byte(nil), b...)} }
+func KeyFromBytes(b []byte) Key { return newKey(append([]byte(nil), b...)) }
 
 // GenerateKey returns a new random 64-byte key, as DPS generates.
 func GenerateKey() Key {
 	b := make([]byte, GeneratedKeyBytes)
 	rand.Read(b) // never fails (crypto/rand documents a fatal error otherwise)
-	return Key{b: b}
+	return newKey(b)
 }
 
 // IsZero reports whether k holds no key.
-func (k Key) IsZero() bool { return len(k.b) == 0 }
+func (k Key) IsZero() bool { return len(k.Bytes()) == 0 }
 
 // Bytes returns the raw key bytes. Callers must not modify them.
-func (k Key) Bytes() []byte { return k.b }
+func (k Key) Bytes() []byte {
+	if k.s == nil {
+		return nil
+	}
+	return k.s.b
+}
 
 // Base64 reveals the key in its standard base64 form.
-func (k Key) Base64() string { return base64.StdEncoding.EncodeToString(k.b) }
+func (k Key) Base64() string { return base64.StdEncoding.EncodeToString(k.Bytes()) }
 
-// Equal compares two keys.
-func (k Key) Equal(o Key) bool { return string(k.b) == string(o.b) }
+// Equal compares two keys in constant time.
+func (k Key) Equal(o Key) bool { return subtle.ConstantTimeCompare(k.Bytes(), o.Bytes()) == 1 }
 
 // String masks the key.
 func (k Key) String() string {
@@ -93,11 +110,14 @@ func (k Key) GoString() string { return "keys.Key{" + k.String() + "}" }
 
 // Format masks the key for every fmt verb, %x and %q included.
 func (k Key) Format(f fmt.State, verb rune) {
-	if verb == 'v' && f.Flag('#') {
+	switch {
+	case verb == 'v' && f.Flag('#'):
 		fmt.Fprint(f, k.GoString())
-		return
+	case verb == 'q':
+		fmt.Fprintf(f, "%q", k.String())
+	default:
+		fmt.Fprint(f, k.String())
 	}
-	fmt.Fprint(f, k.String())
 }
 
 // MarshalText masks the key so that encoding a struct that holds one (JSON

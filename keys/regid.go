@@ -2,13 +2,14 @@ package keys
 
 import (
 	"fmt"
-	"strings"
+	"unicode/utf8"
 )
 
 // MaxRegistrationIDLength is the longest registration ID DPS accepts.
 const MaxRegistrationIDLength = 128
 
 // RegistrationIDError names the rule a registration ID breaks and where.
+// It does not repeat the ID, so callers choose whether to show it.
 type RegistrationIDError struct {
 	Pos  int // 1-based character position, 0 when the rule is about the whole ID
 	Rule string
@@ -24,59 +25,117 @@ func (e *RegistrationIDError) Error() string {
 // ValidateRegistrationID checks the DPS rules: 1 to 128 characters from
 // A-Z a-z 0-9 - . _ :, the last one alphanumeric or '-'.
 func ValidateRegistrationID(id string) error {
-	if id == "" {
+	var acc uint8
+	for i := 0; i < len(id); i++ {
+		acc |= regIDClass[id[i]]
+	}
+	if len(id) > 0 && validClasses(acc, len(id), id[len(id)-1]) {
+		return nil
+	}
+	return registrationIDError(id)
+}
+
+// scanRegistrationID validates a bulk input line and reports whether it has
+// upper-case letters. Its valid path is one branch-free pass over the ID.
+func scanRegistrationID(id []byte) (upper bool, err error) {
+	var acc uint8
+	for _, c := range id {
+		acc |= regIDClass[c]
+	}
+	if len(id) > 0 && validClasses(acc, len(id), id[len(id)-1]) {
+		return acc&classUpper != 0, nil
+	}
+	return false, registrationIDError(id)
+}
+
+func validClasses(acc uint8, n int, last byte) bool {
+	return acc&classBad == 0 && n <= MaxRegistrationIDLength && regIDLast[last]
+}
+
+// registrationIDError says why id is invalid; it is off the hot path.
+func registrationIDError[T string | []byte](id T) error {
+	if len(id) == 0 {
 		return &RegistrationIDError{Rule: "it is empty; give 1 to 128 characters"}
+	}
+	for i := 0; i < len(id); i++ {
+		if regIDClass[id[i]]&classBad != 0 {
+			// Every byte before i is ASCII, so the byte index is the character index.
+			return &RegistrationIDError{Pos: i + 1, Rule: describeChar(string(id[i:min(len(id), i+utf8.UTFMax)])) + " is not allowed; use only letters, digits and - . _ :"}
+		}
 	}
 	if len(id) > MaxRegistrationIDLength {
 		return &RegistrationIDError{Rule: fmt.Sprintf("it is %d characters long; the limit is %d", len(id), MaxRegistrationIDLength)}
 	}
-	for i := 0; i < len(id); i++ {
-		if !regIDChar[id[i]] {
-			return &RegistrationIDError{Pos: i + 1, Rule: fmt.Sprintf("%s is not allowed; use only letters, digits and - . _ :", describeByte(id, i))}
-		}
-	}
-	if last := id[len(id)-1]; last == '.' || last == '_' || last == ':' {
-		return &RegistrationIDError{Pos: len(id), Rule: fmt.Sprintf("the ID ends with %q; the last character must be a letter, a digit or '-'", last)}
-	}
-	return nil
+	last := id[len(id)-1]
+	return &RegistrationIDError{Pos: len(id), Rule: fmt.Sprintf("the ID ends with %q; the last character must be a letter, a digit or '-'", last)}
 }
 
 // RegistrationIDWarning returns advice for a valid ID that will work but may
 // surprise: upper case letters derive a different key than their lower case
 // form. It returns "" when there is nothing to say.
 func RegistrationIDWarning(id string) string {
-	if strings.ToLower(id) != id {
-		return "the ID has upper-case letters: keys are derived over the exact bytes, so " +
-			"it derives a different key than its lower-case form; lower-case IDs are recommended"
+	if hasUpper(id) {
+		return UpperCaseWarning
 	}
 	return ""
 }
 
-var regIDChar = func() (t [256]bool) {
+// UpperCaseWarning is the advice RegistrationIDWarning gives.
+const UpperCaseWarning = "the ID has upper-case letters: keys are derived over the exact bytes, so " +
+	"it derives a different key than its lower-case form; lower-case IDs are recommended"
+
+func hasUpper(id string) bool {
+	for i := 0; i < len(id); i++ {
+		if 'A' <= id[i] && id[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// Character classes of registration IDs.
+const (
+	classBad   = 1 // not allowed anywhere
+	classUpper = 2 // allowed, but worth a warning
+)
+
+var regIDClass = func() (t [256]uint8) {
+	for i := range t {
+		t[i] = classBad
+	}
 	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
+		t[c], t[c-'a'+'A'] = 0, classUpper
 	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-._:" {
-		t[c] = true
+	for _, c := range "0123456789-._:" {
+		t[c] = 0
 	}
 	return t
 }()
 
-func describeByte(s string, i int) string {
-	c := s[i]
+// regIDLast holds the characters an ID may end with.
+var regIDLast = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = regIDClass[c] != classBad && c != '.' && c != '_' && c != ':'
+	}
+	return t
+}()
+
+// describeChar names the character s starts with, readably even when it is
+// invisible or not valid UTF-8.
+func describeChar(s string) string {
+	r, _ := utf8.DecodeRuneInString(s)
 	switch {
-	case c == ' ':
+	case r == ' ':
 		return "a space"
-	case c == '\t':
+	case r == '\t':
 		return "a tab"
-	case c < 0x20 || c == 0x7f:
-		return fmt.Sprintf("control character 0x%02x", c)
-	case c >= 0x80:
-		return "a non-ASCII character"
+	case r == utf8.RuneError:
+		return fmt.Sprintf("byte 0x%02x (not UTF-8)", s[0])
+	case r < 0x20 || r == 0x7f:
+		return fmt.Sprintf("control character 0x%02x", r)
+	case r >= 0x80:
+		return fmt.Sprintf("non-ASCII character %q (%U)", r, r)
 	default:
-		return fmt.Sprintf("%q", c)
+		return fmt.Sprintf("%q", r)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,7 +40,7 @@ func SignSAS(resource string, key Key, keyName string, expiry time.Time) string 
 }
 
 func sasSignature(key Key, rawSr, rawSe string) []byte {
-	m := hmac.New(sha256.New, key.b)
+	m := hmac.New(sha256.New, key.Bytes())
 	m.Write([]byte(rawSr))
 	m.Write([]byte{'\n'})
 	m.Write([]byte(rawSe))
@@ -80,14 +81,16 @@ func ParseSAS(token string) (SAS, error) {
 	}
 	var t SAS
 	var seen [4]bool // sr, sig, se, skn
+	n := 0
 	for part := range strings.SplitSeq(rest, "&") {
+		n++
 		k, v, ok := strings.Cut(part, "=")
 		if !ok {
-			return SAS{}, &SASError{Reason: fmt.Sprintf("parameter %q has no '='", truncate(k, 8))}
+			// Name the position only: the part may be a piece of the signature.
+			return SAS{}, &SASError{Reason: fmt.Sprintf("parameter %d has no '='; the form is sr=...&sig=...&se=...[&skn=...]", n)}
 		}
-		idx := map[string]int{"sr": 0, "sig": 1, "se": 2, "skn": 3}
-		i, known := idx[k]
-		if !known {
+		i := slices.Index(sasParams[:], k)
+		if i < 0 {
 			continue // tolerate parameters we do not use
 		}
 		if seen[i] {
@@ -100,9 +103,14 @@ func ParseSAS(token string) (SAS, error) {
 			if err != nil {
 				return SAS{}, &SASError{Reason: "sr is not valid URL encoding"}
 			}
+			if dec == "" {
+				return SAS{}, &SASError{Reason: "sr is empty; it names the resource the token is for"}
+			}
 			t.RawResource, t.Resource = v, dec
 		case "sig":
-			dec, err := url.QueryUnescape(v)
+			// PathUnescape keeps a '+' that a client left unencoded: in base64
+			// it is never a space.
+			dec, err := url.PathUnescape(v)
 			if err != nil {
 				return SAS{}, &SASError{Reason: "sig is not valid URL encoding"}
 			}
@@ -133,12 +141,8 @@ func ParseSAS(token string) (SAS, error) {
 	return t, nil
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
+// sasParams are the parameters ParseSAS reads, in the order of its seen array.
+var sasParams = [...]string{"sr", "sig", "se", "skn"}
 
 // Verify checks the token the way DPS does: the HMAC over the literal sr and
 // se, compared in constant time; the expiry against now; and the decoded sr,
