@@ -1,0 +1,306 @@
+package cleanup
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Outcome is how one action ended.
+type Outcome string
+
+const (
+	OutcomeDeleted Outcome = "deleted"
+	OutcomeGone    Outcome = "gone"    // it was already gone (404): done all the same
+	OutcomeChanged Outcome = "changed" // 412: it changed since the scan (the device registered again), so it was left alone
+	OutcomeFailed  Outcome = "failed"  // not done; a resumed job tries it again
+)
+
+// final reports whether an action with this outcome is settled for good.
+func (o Outcome) final() bool { return o == OutcomeDeleted || o == OutcomeGone || o == OutcomeChanged }
+
+// Job is a cleanup run on disk, so that a run killed at any moment can be
+// resumed: the list of actions, fixed (and synced) before the first delete,
+// and an append-only log with one synced line per outcome.
+//
+// The crash window: a delete can succeed and the process die before its log
+// line is on disk. The resumed run then sends that delete again and DPS (or
+// the hub) answers 404, which counts as done. So a resumed job repeats no
+// effect and misses no action.
+type Job struct {
+	ID        string    `json:"id"`
+	Host      string    `json:"host"` // the DPS host the job is for
+	Created   time.Time `json:"created"`
+	Selection Selection `json:"selection"`
+	Actions   []Action  `json:"-"`
+
+	dir      string
+	outcomes []Outcome // last logged outcome per action
+	errors   []string  // last logged error per action
+}
+
+const (
+	jobFile = "actions.jsonl" // header line, then one action per line
+	logFile = "outcomes.jsonl"
+)
+
+type logLine struct {
+	N       int     `json:"n"`
+	Outcome Outcome `json:"o"`
+	Error   string  `json:"e,omitempty"`
+}
+
+func jobsDir(stateDir string) string { return filepath.Join(stateDir, "cleanup-jobs") }
+
+// NewJob writes a job for the selected part of plan.
+func (e *Engine) NewJob(plan *Plan, sel Selection) (*Job, error) {
+	return e.newJob(plan.Actions(sel), sel)
+}
+
+func (e *Engine) newJob(actions []Action, sel Selection) (*Job, error) {
+	var rnd [3]byte
+	_, _ = rand.Read(rnd[:])
+	now := time.Now().UTC()
+	j := &Job{
+		ID:        now.Format("20060102-150405-") + hex.EncodeToString(rnd[:]),
+		Host:      e.DPS.Host(),
+		Created:   now,
+		Selection: sel,
+		Actions:   actions,
+		outcomes:  make([]Outcome, len(actions)),
+		errors:    make([]string, len(actions)),
+	}
+	j.dir = filepath.Join(jobsDir(e.StateDir), j.ID)
+	if err := os.MkdirAll(j.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cleanup: create the job directory: %w", err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	if err := enc.Encode(j); err != nil {
+		return nil, err
+	}
+	for _, a := range actions {
+		if err := enc.Encode(a); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeFileSynced(filepath.Join(j.dir, jobFile), buf.Bytes()); err != nil {
+		return nil, fmt.Errorf("cleanup: write job %s: %w", j.ID, err)
+	}
+	return j, nil
+}
+
+// writeFileSynced writes a file whole or not at all: temp file, fsync,
+// rename, fsync of the directory.
+func writeFileSynced(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// OpenJob loads job id from the state dir with the outcomes logged so far.
+func (e *Engine) OpenJob(id string) (*Job, error) {
+	if id == "" || filepath.Base(id) != id || id == "." || id == ".." {
+		return nil, fmt.Errorf("cleanup: %q is not a job id (the id printed when the job started, e.g. 20261122-203256-a1b2c3)", id)
+	}
+	dir := filepath.Join(jobsDir(e.StateDir), id)
+	f, err := os.Open(filepath.Join(dir, jobFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("cleanup: no job %q in %s", id, jobsDir(e.StateDir))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cleanup: open job %s: %w", id, err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(bufio.NewReader(f))
+	j := &Job{dir: dir}
+	if err := dec.Decode(j); err != nil {
+		return nil, fmt.Errorf("cleanup: job %s is damaged: %w", id, err)
+	}
+	for {
+		var a Action
+		if err := dec.Decode(&a); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("cleanup: job %s is damaged: %w", id, err)
+		}
+		j.Actions = append(j.Actions, a)
+	}
+	if !sameHost(j.Host, e.DPS.Host()) {
+		return nil, fmt.Errorf("cleanup: job %s was made for DPS %s, but the target is %s", id, j.Host, e.DPS.Host())
+	}
+	j.outcomes = make([]Outcome, len(j.Actions))
+	j.errors = make([]string, len(j.Actions))
+	if err := j.readLog(); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// readLog replays the outcome log. A torn last line (the process died while
+// writing it) is cut off, so the next append starts on a clean line; that
+// action simply runs again.
+func (j *Job) readLog() error {
+	path := filepath.Join(j.dir, logFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cleanup: read the log of job %s: %w", j.ID, err)
+	}
+	whole := bytes.LastIndexByte(data, '\n') + 1
+	for line := range bytes.Lines(data[:whole]) {
+		var l logLine
+		if err := json.Unmarshal(line, &l); err != nil || l.N < 0 || l.N >= len(j.Actions) {
+			return fmt.Errorf("cleanup: the log of job %s is damaged at %q", j.ID, bytes.TrimSpace(line))
+		}
+		j.outcomes[l.N], j.errors[l.N] = l.Outcome, l.Error
+	}
+	if whole < len(data) {
+		if err := os.Truncate(path, int64(whole)); err != nil {
+			return fmt.Errorf("cleanup: repair the log of job %s: %w", j.ID, err)
+		}
+	}
+	return nil
+}
+
+func sameHost(a, b string) bool { return strings.EqualFold(a, b) }
+
+// Dir is where the job's files are.
+func (j *Job) Dir() string { return j.dir }
+
+// Outcome returns the last logged outcome of action n ("" if none yet).
+func (j *Job) Outcome(n int) Outcome { return j.outcomes[n] }
+
+// Pending counts the actions not settled yet.
+func (j *Job) Pending() int {
+	n := 0
+	for _, o := range j.outcomes {
+		if !o.final() {
+			n++
+		}
+	}
+	return n
+}
+
+// outcomeLog appends outcomes with group commit: a writer goroutine takes
+// every line queued meanwhile, writes them at once and syncs once, so the
+// cost of fsync is shared by all workers instead of paid per delete.
+type outcomeLog struct {
+	f      *os.File
+	ch     chan logLine
+	done   chan error
+	failed atomic.Pointer[error]
+}
+
+func (j *Job) openLog() (*outcomeLog, error) {
+	f, err := os.OpenFile(filepath.Join(j.dir, logFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cleanup: open the log of job %s: %w", j.ID, err)
+	}
+	l := &outcomeLog{f: f, ch: make(chan logLine, 4096), done: make(chan error, 1)}
+	go l.run()
+	return l, nil
+}
+
+func (l *outcomeLog) run() {
+	var failed error
+	var buf []byte
+	for first := range l.ch {
+		buf = buf[:0]
+		buf = appendLine(buf, first)
+	drain:
+		for {
+			select {
+			case next, ok := <-l.ch:
+				if !ok {
+					break drain
+				}
+				buf = appendLine(buf, next)
+			default:
+				break drain
+			}
+		}
+		if failed != nil {
+			continue
+		}
+		if _, err := l.f.Write(buf); err != nil {
+			failed = err
+		} else if err := l.f.Sync(); err != nil {
+			failed = err
+		}
+		if failed != nil {
+			err := fmt.Errorf("cleanup: write the job log: %w", failed)
+			l.failed.Store(&err)
+		}
+	}
+	if err := l.f.Close(); failed == nil {
+		failed = err
+	}
+	l.done <- failed
+}
+
+func appendLine(buf []byte, l logLine) []byte {
+	b, _ := json.Marshal(l)
+	return append(append(buf, b...), '\n')
+}
+
+// err reports a failed write: the run must stop, since what it does next
+// would not be remembered.
+func (l *outcomeLog) err() error {
+	if e := l.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
+}
+
+// record queues an outcome.
+func (l *outcomeLog) record(n int, o Outcome, errText string) {
+	l.ch <- logLine{N: n, Outcome: o, Error: errText}
+}
+
+// close flushes every queued outcome to disk.
+func (l *outcomeLog) close() error {
+	close(l.ch)
+	if err := <-l.done; err != nil {
+		return fmt.Errorf("cleanup: write the job log: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,536 @@
+package cleanup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+)
+
+// RunOptions tune a run.
+type RunOptions struct {
+	// Concurrency is the most requests in flight to one service; 0 means
+	// DefaultConcurrency. The run lowers it while the service throttles.
+	Concurrency int
+}
+
+// DefaultConcurrency is the default ceiling of requests in flight per service.
+const DefaultConcurrency = 16
+
+// maxAttempts bounds the tries of one action against faults (5xx, dropped
+// connections). 429s are not faults: a throttled action waits its turn.
+const maxAttempts = 10
+
+// Progress is a snapshot of a running job, sent a few times a second and
+// once at the end (Final).
+type Progress struct {
+	JobID     string
+	Total     int // actions in the job
+	Done      int // actions settled, including those of earlier runs of the job
+	Deleted   int
+	Gone      int // already gone (404)
+	Changed   int // changed since the scan (412), left alone
+	Failed    int // given up in this run; a resumed job tries them again
+	Requests  int // requests sent in this run
+	Throttled int // of them answered 429
+	Faults    int // of them answered 5xx or dropped, and retried
+	// Concurrency is the DPS requests-in-flight limit just now; Pace the
+	// DPS requests a second it is held to (0 while not throttled).
+	Concurrency int
+	Pace        float64
+	Rate        float64       // actions settled a second, over the last few seconds
+	ETA         time.Duration // at Rate; 0 when unknown
+	Elapsed     time.Duration
+	Final       bool
+}
+
+// Failure reports an action given up in this run.
+type Failure struct {
+	Action Action `json:"action"`
+	Error  string `json:"error"`
+}
+
+// Summary is what a run did.
+type Summary struct {
+	JobID string `json:"jobId"`
+	// Outcomes counts the settled actions of the job per kind and outcome,
+	// e.g. Outcomes["record"]["deleted"].
+	Outcomes  map[ActionKind]map[Outcome]int `json:"outcomes"`
+	Failures  []Failure                      `json:"failures"`
+	Requests  int                            `json:"requests"`
+	Throttled int                            `json:"throttled"`
+	Elapsed   time.Duration                  `json:"elapsedNs"`
+}
+
+// Run carries out the pending actions of job: records and hub devices with a
+// pool of workers, then groups, each only when none of its records is left.
+// Every outcome goes to the job log before Run returns. Cancelling ctx stops
+// the run; the job can be resumed later.
+func (e *Engine) Run(ctx context.Context, job *Job, opts RunOptions, events chan<- Event) (Summary, error) {
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	log, err := job.openLog()
+	if err != nil {
+		return Summary{}, err
+	}
+	r := &runner{e: e, job: job, log: log, events: events, conc: opts.Concurrency, start: time.Now(), pacers: map[string]*pacer{}, tally: map[Outcome]int{}}
+	r.pacers[strings.ToLower(e.DPS.Host())] = newPacer(opts.Concurrency, time.Now)
+	for _, h := range e.Hubs {
+		r.pacers[strings.ToLower(h.Host())] = newPacer(opts.Concurrency, time.Now)
+	}
+	var todo, groups []int
+	for n, a := range job.Actions {
+		switch {
+		case job.outcomes[n].final():
+			r.tally[job.outcomes[n]]++
+			r.earlier++
+		case a.Kind == DeleteGroup:
+			groups = append(groups, n)
+		default:
+			todo = append(todo, n)
+		}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopProgress := r.reportProgress(ctx)
+	r.work(ctx, cancel, todo)
+	if context.Cause(ctx) == nil {
+		for _, n := range groups {
+			r.deleteGroup(ctx, cancel, n)
+		}
+	}
+	stopProgress()
+	logErr := log.close()
+	sum := r.summary()
+	send(ctx, events, r.progress(true))
+	if cause := context.Cause(ctx); cause != nil {
+		return sum, cause
+	}
+	return sum, logErr
+}
+
+type runner struct {
+	e      *Engine
+	job    *Job
+	log    *outcomeLog
+	events chan<- Event
+	conc   int
+	start  time.Time
+	pacers map[string]*pacer
+
+	requests, throttled, faults atomic.Int64
+
+	mu       sync.Mutex // guards job.outcomes and what follows
+	tally    map[Outcome]int
+	earlier  int // actions settled by earlier runs of the job
+	failures []Failure
+	samples  []sample // recent (time, settled) pairs for the rate
+}
+
+type sample struct {
+	t       time.Time
+	settled int
+}
+
+// rateWindow is how far back Progress.Rate looks.
+const rateWindow = 5 * time.Second
+
+// work runs the actions todo (indexes into job.Actions) with conc workers.
+// An action that meets a fault is retried after a back-off without holding
+// a worker; a throttled one goes back to the queue at once (the pacer makes
+// it wait).
+func (r *runner) work(ctx context.Context, cancel context.CancelCauseFunc, todo []int) {
+	type task struct{ n, attempt int }
+	retry := make(chan task, len(todo))
+	var next atomic.Int64
+	var open atomic.Int64 // actions neither settled nor given up
+	open.Store(int64(len(todo)))
+	allDone := make(chan struct{})
+	settle := func() {
+		if open.Add(-1) == 0 {
+			close(allDone)
+		}
+	}
+	if len(todo) == 0 {
+		close(allDone)
+	}
+	handle := func(t task) {
+		a := r.job.Actions[t.n]
+		if err := r.log.err(); err != nil {
+			cancel(err)
+			return
+		}
+		p := r.pacerFor(a)
+		sent, err := p.acquire(ctx)
+		if err != nil {
+			return
+		}
+		err = r.do(ctx, a)
+		r.requests.Add(1)
+		c := classify(err)
+		switch c.kind {
+		case classDone:
+			p.release(sent, resultOK, 0)
+			r.settle(t.n, c.outcome, "")
+			settle()
+		case classThrottled:
+			r.throttled.Add(1)
+			p.release(sent, resultThrottled, c.retryAfter)
+			retry <- t
+		case classFault:
+			p.release(sent, resultOther, 0)
+			r.faults.Add(1)
+			if t.attempt+1 >= maxAttempts {
+				r.giveUp(t.n, err)
+				settle()
+				return
+			}
+			time.AfterFunc(backoff(t.attempt), func() { retry <- task{t.n, t.attempt + 1} })
+		case classFatal:
+			p.release(sent, resultOther, 0)
+			if ctx.Err() == nil {
+				cancel(fmt.Errorf("cleanup stopped: %s", errorText(a, err)))
+			}
+		default: // classFailed
+			p.release(sent, resultOther, 0)
+			r.giveUp(t.n, err)
+			settle()
+		}
+	}
+	var wg sync.WaitGroup
+	for range r.conc {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				select {
+				case t := <-retry:
+					handle(t)
+					continue
+				default:
+				}
+				if i := next.Add(1) - 1; i < int64(len(todo)) {
+					handle(task{n: todo[i]})
+					continue
+				}
+				select {
+				case t := <-retry:
+					handle(t)
+				case <-allDone:
+					return
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (r *runner) pacerFor(a Action) *pacer {
+	if a.Kind == DeleteHubDevice {
+		if p := r.pacers[strings.ToLower(a.Hub)]; p != nil {
+			return p
+		}
+	}
+	return r.pacers[strings.ToLower(r.e.DPS.Host())]
+}
+
+// noRetry makes the pipeline hand every answer straight back: the run does
+// its own retrying, because it must see each 429 to adapt.
+func noRetry(ctx context.Context) context.Context {
+	return policy.WithRetryOptions(ctx, policy.RetryOptions{MaxRetries: -1})
+}
+
+func (r *runner) do(ctx context.Context, a Action) error {
+	ctx = noRetry(ctx)
+	switch a.Kind {
+	case DeleteRecord:
+		return r.e.DPS.DeleteRegistrationState(ctx, a.ID, ifMatch(a.ETag))
+	case DeleteHubDevice:
+		h := r.e.hub(a.Hub)
+		if h == nil {
+			return errNoHub
+		}
+		return h.DeleteDevice(ctx, a.ID, nil) // If-Match: "*"
+	case DeleteGroup:
+		return r.e.DPS.DeleteEnrollmentGroup(ctx, a.ID, ifMatch(a.ETag))
+	}
+	return fmt.Errorf("unknown action kind %q", a.Kind)
+}
+
+var errNoHub = errors.New("no connection string for this hub, so its device cannot be deleted")
+
+func ifMatch(etag string) *dps.WriteOptions {
+	if etag == "" {
+		return nil
+	}
+	e := azcore.ETag(etag)
+	return &dps.WriteOptions{IfMatch: &e}
+}
+
+func (r *runner) settle(n int, o Outcome, errText string) {
+	r.mu.Lock()
+	r.job.outcomes[n], r.job.errors[n] = o, errText
+	if o.final() {
+		r.tally[o]++
+	}
+	r.mu.Unlock()
+	r.log.record(n, o, errText)
+}
+
+func (r *runner) giveUp(n int, err error) {
+	a := r.job.Actions[n]
+	text := errorText(a, err)
+	r.settle(n, OutcomeFailed, text)
+	f := Failure{Action: a, Error: text}
+	r.mu.Lock()
+	r.failures = append(r.failures, f)
+	r.mu.Unlock()
+	send(context.Background(), r.events, f)
+}
+
+// deleteGroup deletes a group once nothing is left of it: its record actions
+// all settled, and DPS lists no record for it any more (a device may have
+// registered meanwhile; deleting the group then would orphan that record).
+func (r *runner) deleteGroup(ctx context.Context, cancel context.CancelCauseFunc, n int) {
+	a := r.job.Actions[n]
+	for m, b := range r.job.Actions {
+		if b.Kind == DeleteRecord && b.GroupID == a.ID && !r.job.outcomes[m].final() {
+			r.giveUp(n, errors.New("kept: some of its registration records were not deleted"))
+			return
+		}
+	}
+	pager := r.e.DPS.NewRegistrationStatePager(a.ID, &dps.PagerOptions{PageSize: 1})
+	page, err := pager.NextPage(ctx)
+	if err != nil {
+		r.giveUp(n, err)
+		return
+	}
+	if len(page.Items) > 0 {
+		r.giveUp(n, fmt.Errorf("kept: registration record %q appeared after the scan; run the deletion again", page.Items[0].RegistrationID))
+		return
+	}
+	p := r.pacerFor(a)
+	for attempt := 0; ctx.Err() == nil; {
+		sent, err := p.acquire(ctx)
+		if err != nil {
+			return
+		}
+		err = r.do(ctx, a)
+		r.requests.Add(1)
+		c := classify(err)
+		switch c.kind {
+		case classDone:
+			p.release(sent, resultOK, 0)
+			r.settle(n, c.outcome, "")
+			r.journalDeleted(a.ID)
+			return
+		case classThrottled:
+			r.throttled.Add(1)
+			p.release(sent, resultThrottled, c.retryAfter)
+		case classFault:
+			p.release(sent, resultOther, 0)
+			r.faults.Add(1)
+			if attempt++; attempt >= maxAttempts {
+				r.giveUp(n, err)
+				return
+			}
+			sleep(ctx, backoff(attempt))
+		case classFatal:
+			p.release(sent, resultOther, 0)
+			cancel(fmt.Errorf("cleanup stopped: %s", errorText(a, err)))
+			return
+		default:
+			p.release(sent, resultOther, 0)
+			r.giveUp(n, err)
+			return
+		}
+	}
+}
+
+// journalDeleted notes a group the run deleted in the known-groups journal,
+// so later scans look for records that reappear under it.
+func (r *runner) journalDeleted(id string) {
+	j, err := OpenJournal(r.e.StateDir, r.e.DPS.Host())
+	if err == nil {
+		err = j.Deleted(id)
+	}
+	if err != nil {
+		r.mu.Lock()
+		r.failures = append(r.failures, Failure{Action: Action{Kind: DeleteGroup, ID: id}, Error: "the group is deleted, but the known-groups journal could not record it: " + err.Error()})
+		r.mu.Unlock()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// backoff is the wait before retry attempt+1 after a fault: exponential from
+// 50 ms, at most 2 s, with jitter so retries do not arrive together.
+func backoff(attempt int) time.Duration {
+	d := min(50*time.Millisecond<<min(attempt, 6), 2*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+type class int
+
+const (
+	classDone      class = iota // settled: deleted, gone or changed
+	classThrottled              // 429: wait and send again
+	classFault                  // 5xx, 408 or a dropped connection: retry with back-off
+	classFatal                  // 401/403: every request would fail alike, stop the run
+	classFailed                 // any other error: give this action up
+)
+
+type classification struct {
+	kind       class
+	outcome    Outcome
+	retryAfter time.Duration
+}
+
+func classify(err error) classification {
+	if err == nil {
+		return classification{kind: classDone, outcome: OutcomeDeleted}
+	}
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) {
+		if errors.Is(err, errNoHub) {
+			return classification{kind: classFailed}
+		}
+		return classification{kind: classFault} // transport: dropped, reset, timed out
+	}
+	switch s := re.StatusCode; {
+	case s == http.StatusNotFound:
+		return classification{kind: classDone, outcome: OutcomeGone}
+	case s == http.StatusPreconditionFailed:
+		return classification{kind: classDone, outcome: OutcomeChanged}
+	case s == http.StatusTooManyRequests:
+		return classification{kind: classThrottled, retryAfter: retryAfter(re.RawResponse)}
+	case s == http.StatusUnauthorized, s == http.StatusForbidden:
+		return classification{kind: classFatal}
+	case s == http.StatusRequestTimeout, s >= 500:
+		return classification{kind: classFault}
+	}
+	return classification{kind: classFailed}
+}
+
+// retryAfter reads the wait a 429 asks for: retry-after-ms, x-ms-retry-after-ms,
+// or Retry-After in seconds or as an HTTP date.
+func retryAfter(resp *http.Response) time.Duration {
+	if resp == nil {
+		return 0
+	}
+	for _, h := range []string{"retry-after-ms", "x-ms-retry-after-ms"} {
+		if ms, err := strconv.Atoi(resp.Header.Get(h)); err == nil && ms > 0 {
+			return time.Duration(ms) * time.Millisecond
+		}
+	}
+	v := resp.Header.Get("Retry-After")
+	if s, err := strconv.Atoi(v); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return time.Until(t)
+	}
+	return 0
+}
+
+// errorText says in one line what failed, without secrets.
+func errorText(a Action, err error) string {
+	what := map[ActionKind]string{DeleteRecord: "registration record", DeleteHubDevice: "device on " + a.Hub, DeleteGroup: "enrollment group"}[a.Kind]
+	msg := err.Error()
+	var re *azcore.ResponseError
+	if errors.As(err, &re) && a.Kind != DeleteHubDevice {
+		msg = dps.ErrorMessage(err)
+	}
+	return fmt.Sprintf("delete %s %q: %s", what, a.ID, msg)
+}
+
+// reportProgress sends Progress four times a second until stopped.
+func (r *runner) reportProgress(ctx context.Context) (stop func()) {
+	if r.events == nil {
+		return func() {}
+	}
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				send(ctx, r.events, r.progress(false))
+			case <-quit:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	return func() { close(quit); wg.Wait() }
+}
+
+// progress takes a snapshot.
+func (r *runner) progress(final bool) Progress {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	p := Progress{
+		JobID: r.job.ID, Total: len(r.job.Actions), Final: final, Elapsed: now.Sub(r.start),
+		Deleted: r.tally[OutcomeDeleted], Gone: r.tally[OutcomeGone], Changed: r.tally[OutcomeChanged], Failed: len(r.failures),
+		Requests: int(r.requests.Load()), Throttled: int(r.throttled.Load()), Faults: int(r.faults.Load()),
+	}
+	p.Done = p.Deleted + p.Gone + p.Changed
+	p.Concurrency, p.Pace = r.pacers[strings.ToLower(r.e.DPS.Host())].state()
+
+	settled := p.Done - r.earlier + p.Failed
+	r.samples = append(r.samples, sample{now, settled})
+	for len(r.samples) > 2 && now.Sub(r.samples[1].t) >= rateWindow {
+		r.samples = r.samples[1:]
+	}
+	if first := r.samples[0]; now.Sub(first.t) > 0 && len(r.samples) > 1 {
+		p.Rate = float64(settled-first.settled) / now.Sub(first.t).Seconds()
+	} else if p.Elapsed > 0 {
+		p.Rate = float64(settled) / p.Elapsed.Seconds()
+	}
+	if left := p.Total - p.Done - p.Failed; p.Rate > 0 && left > 0 && !final {
+		p.ETA = time.Duration(float64(left) / p.Rate * float64(time.Second))
+	}
+	return p
+}
+
+func (r *runner) summary() Summary {
+	s := Summary{JobID: r.job.ID, Outcomes: map[ActionKind]map[Outcome]int{}, Elapsed: time.Since(r.start),
+		Requests: int(r.requests.Load()), Throttled: int(r.throttled.Load())}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for n, a := range r.job.Actions {
+		o := r.job.outcomes[n]
+		if o == "" {
+			continue
+		}
+		if s.Outcomes[a.Kind] == nil {
+			s.Outcomes[a.Kind] = map[Outcome]int{}
+		}
+		s.Outcomes[a.Kind][o]++
+	}
+	s.Failures = append([]Failure{}, r.failures...)
+	return s
+}
