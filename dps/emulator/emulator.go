@@ -1,0 +1,402 @@
+// Package emulator is a local Azure IoT Hub Device Provisioning Service plus
+// the IoT hubs it links to: the DPS service API (enrollment groups, individual
+// enrollments, registration records), the device registration API and the hub
+// APIs a provisioned device and an operator use, over real TLS, with state in
+// SQLite. The official Azure IoT SDKs work against it unchanged.
+package emulator
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// Options configure an emulator.
+type Options struct {
+	DataDir           string        // required; created 0700; SQLite db + TLS material live here
+	HTTPSAddr         string        // DPS service + device API listener, e.g. "127.0.0.1:0"; "" = "127.0.0.1:0"
+	HubAddrs          []string      // one TLS listener per linked hub; nil = two hubs on "127.0.0.1:0"
+	MQTTAddr          string        // "" = no MQTT listener
+	Seed              string        // "demo" or "none" (""); applied only when the data dir is new
+	AssignmentDelay   time.Duration // time a registration stays "assigning"; 0 = none
+	ThrottlePerMinute int           // 0 = off; else 429 + Retry-After past N operations a minute
+	FaultRate         float64       // fraction of DPS requests failing with 500 or a dropped connection
+	Logger            *slog.Logger  // nil = discard
+}
+
+// Env is what a client needs to use the emulator; emulator.env holds the same.
+type Env struct {
+	DPSConnectionString  string   // service connection string (policy provisioningserviceowner)
+	IDScope              string   // the ID scope devices register under
+	DeviceEndpoint       string   // provisioning host, host[:port] with the port left out when 443
+	MQTTEndpoint         string   // host:port of the MQTT listener, "" when there is none
+	CAFile               string   // PEM of the CA that signed the emulator's certificates
+	HubConnectionStrings []string // service connection string (iothubowner) of each linked hub
+}
+
+// EnvFile is the name of the env file in the data dir.
+const EnvFile = "emulator.env"
+
+// Policy names of the emulated services.
+const (
+	servicePolicy = "provisioningserviceowner"
+	hubPolicy     = "iothubowner"
+)
+
+// Emulator is a running emulator. Close stops it.
+type Emulator struct {
+	opts       Options
+	log        *slog.Logger
+	store      *store
+	ca         *authority
+	idScope    string
+	serviceKey keys.Key // key of the provisioningserviceowner policy
+	dpsHost    string   // DPS host name as clients address it (host[:port])
+	hubs       []*hub
+	servers    []*http.Server
+	realism    *realism
+	dev        devState // the device API's state (device_api.go)
+	env        Env
+	serveWG    sync.WaitGroup
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+// hub is a linked IoT hub with its listener.
+type hub struct {
+	linkedHub
+	key keys.Key // key of the iothubowner policy
+}
+
+// Start opens (or creates) the data dir, starts every listener and returns
+// once they accept connections. ctx bounds the start only; Close stops the
+// emulator.
+func Start(ctx context.Context, opts Options) (*Emulator, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("emulator: Options.DataDir is required")
+	}
+	switch opts.Seed {
+	case "", "none", "demo":
+	default:
+		return nil, fmt.Errorf("emulator: unknown seed %q; use demo or none", opts.Seed)
+	}
+	if opts.FaultRate < 0 || opts.FaultRate > 1 {
+		return nil, fmt.Errorf("emulator: fault rate %v is outside 0..1", opts.FaultRate)
+	}
+	if opts.ThrottlePerMinute < 0 {
+		return nil, fmt.Errorf("emulator: throttle %d/min is negative", opts.ThrottlePerMinute)
+	}
+	if opts.MQTTAddr != "" {
+		return nil, errors.New("emulator: the MQTT listener is not available in this build; leave the MQTT address empty and use HTTPS")
+	}
+	if opts.HTTPSAddr == "" {
+		opts.HTTPSAddr = "127.0.0.1:0"
+	}
+	if opts.HubAddrs == nil {
+		opts.HubAddrs = []string{"127.0.0.1:0", "127.0.0.1:0"}
+	}
+	if len(opts.HubAddrs) == 0 {
+		return nil, errors.New("emulator: at least one hub address is needed")
+	}
+	e := &Emulator{opts: opts, log: opts.Logger}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if err := e.start(ctx); err != nil {
+		e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Emulator) start(ctx context.Context) error {
+	dir := e.opts.DataDir
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("emulator: create the data dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("emulator: %w", err)
+	}
+	st, fresh, err := openStore(dir)
+	if err != nil {
+		return err
+	}
+	e.store = st
+	if e.ca, err = loadOrCreateCA(dir); err != nil {
+		return err
+	}
+	if err := e.loadIdentity(ctx); err != nil {
+		return err
+	}
+
+	// Listeners first: the host names (ports) go into the certificate and the
+	// linked hubs.
+	persistedDPS, err := st.setting(ctx, "dps_addr")
+	if err != nil {
+		return err
+	}
+	dpsLn, err := listenReusing(e.opts.HTTPSAddr, persistedDPS)
+	if err != nil {
+		return fmt.Errorf("emulator: listen for DPS on %s: %w", e.opts.HTTPSAddr, err)
+	}
+	e.dpsHost = hostName(e.opts.HTTPSAddr, dpsLn.Addr())
+	if err := st.setSetting(ctx, "dps_addr", dpsLn.Addr().String()); err != nil {
+		dpsLn.Close()
+		return err
+	}
+	listeners := []net.Listener{dpsLn}
+	hosts := []string{hostOnly(e.opts.HTTPSAddr, dpsLn.Addr())}
+	known, err := st.linkedHubs(ctx)
+	if err != nil {
+		return closeAll(listeners, err)
+	}
+	for i, addr := range e.opts.HubAddrs {
+		h := &hub{linkedHub: linkedHub{Index: i + 1, PolicyName: hubPolicy, Weight: 1, ApplyAllocation: true}}
+		oldHost := ""
+		if i < len(known) {
+			h.linkedHub = known[i]
+			oldHost = known[i].HostName
+		} else {
+			h.PolicyKey = keys.GenerateKey().Base64()
+		}
+		ln, err := listenReusing(addr, h.Addr)
+		if err != nil {
+			return closeAll(listeners, fmt.Errorf("emulator: listen for hub %d on %s: %w", i+1, addr, err))
+		}
+		listeners = append(listeners, ln)
+		hosts = append(hosts, hostOnly(addr, ln.Addr()))
+		h.HostName, h.Addr = hostName(addr, ln.Addr()), ln.Addr().String()
+		if h.key, err = keys.ParseKey(h.PolicyKey); err != nil {
+			return closeAll(listeners, fmt.Errorf("emulator: the stored key of hub %d is invalid: %w", i+1, err))
+		}
+		if err := st.saveLinkedHub(ctx, h.linkedHub, oldHost); err != nil {
+			return closeAll(listeners, err)
+		}
+		e.hubs = append(e.hubs, h)
+	}
+
+	leaf, err := e.ca.issueLeaf(hosts)
+	if err != nil {
+		return closeAll(listeners, err)
+	}
+	if fresh {
+		if e.opts.Seed == "demo" {
+			if err := e.seedDemo(ctx); err != nil {
+				return closeAll(listeners, fmt.Errorf("emulator: seed the demo data: %w", err))
+			}
+		}
+		if err := st.setSetting(ctx, "created", time.Now().UTC().Format(time.RFC3339Nano)); err != nil {
+			return closeAll(listeners, err)
+		}
+	}
+	e.realism = newRealism(e.opts.ThrottlePerMinute, e.opts.FaultRate)
+	e.dev.init(e)
+
+	tlsConf := &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12}
+	e.serve(dpsLn, tlsConf, http.HandlerFunc(e.serveDPS))
+	for i, h := range e.hubs {
+		e.serve(listeners[i+1], tlsConf, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.serveHub(h, w, r) }))
+	}
+	e.env = e.makeEnv()
+	if err := writeFileAtomic(filepath.Join(e.opts.DataDir, EnvFile), []byte(e.env.String()), 0o600); err != nil {
+		return err
+	}
+	e.log.Info("emulator started", "dps", e.dpsHost, "idScope", e.idScope, "hubs", len(e.hubs), "dataDir", e.opts.DataDir)
+	return nil
+}
+
+// loadIdentity reads the ID scope and service policy key, making them on the
+// first start.
+func (e *Emulator) loadIdentity(ctx context.Context) error {
+	scope, err := e.store.setting(ctx, "id_scope")
+	if err != nil {
+		return err
+	}
+	if scope == "" {
+		scope = "0ne" + strings.ToUpper(newGUID()[:8])
+		if err := e.store.setSetting(ctx, "id_scope", scope); err != nil {
+			return err
+		}
+	}
+	e.idScope = scope
+	k, err := e.store.setting(ctx, "service_key")
+	if err != nil {
+		return err
+	}
+	if k == "" {
+		k = keys.GenerateKey().Base64()
+		if err := e.store.setSetting(ctx, "service_key", k); err != nil {
+			return err
+		}
+	}
+	e.serviceKey, err = keys.ParseKey(k)
+	if err != nil {
+		return fmt.Errorf("emulator: the stored service key is invalid: %w", err)
+	}
+	return nil
+}
+
+func (e *Emulator) serve(ln net.Listener, conf *tls.Config, h http.Handler) {
+	srv := &http.Server{
+		Handler:           h,
+		TLSConfig:         conf.Clone(),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
+	}
+	e.servers = append(e.servers, srv)
+	e.serveWG.Add(1)
+	go func() {
+		defer e.serveWG.Done()
+		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			e.log.Error("listener stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+}
+
+// Close stops the listeners, waits for requests in flight (up to 5 s) and
+// closes the database.
+func (e *Emulator) Close() error {
+	e.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var errs []error
+		for _, s := range e.servers {
+			if err := s.Shutdown(ctx); err != nil {
+				errs = append(errs, s.Close())
+			}
+		}
+		e.serveWG.Wait()
+		if e.dev.e != nil {
+			e.dev.close()
+		}
+		if e.store != nil {
+			errs = append(errs, e.store.close())
+		}
+		e.closeErr = errors.Join(errs...)
+	})
+	return e.closeErr
+}
+
+// Env returns what emulator.env holds.
+func (e *Emulator) Env() Env {
+	env := e.env
+	env.HubConnectionStrings = append([]string(nil), e.env.HubConnectionStrings...)
+	return env
+}
+
+// CertPool returns a pool holding the emulator's CA.
+func (e *Emulator) CertPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(e.ca.cert)
+	return p
+}
+
+// CAPEM returns the emulator's CA certificate in PEM.
+func (e *Emulator) CAPEM() []byte { return append([]byte(nil), e.ca.certPEM...) }
+
+func (e *Emulator) makeEnv() Env {
+	env := Env{
+		DPSConnectionString: keys.ConnectionString{HostName: e.dpsHost, SharedAccessKeyName: servicePolicy, SharedAccessKey: e.serviceKey}.Encode(),
+		IDScope:             e.idScope,
+		DeviceEndpoint:      e.dpsHost,
+		CAFile:              filepath.Join(absDir(e.opts.DataDir), caCertFile),
+	}
+	for _, h := range e.hubs {
+		env.HubConnectionStrings = append(env.HubConnectionStrings,
+			keys.ConnectionString{HostName: h.HostName, SharedAccessKeyName: h.PolicyName, SharedAccessKey: h.key}.Encode())
+	}
+	return env
+}
+
+// String renders the env file: KEY=VALUE lines, as architecture.md promises.
+// It holds keys: print it only where the operator asked for it.
+func (env Env) String() string {
+	var b strings.Builder
+	line := func(k, v string) { b.WriteString(k + "=" + v + "\n") }
+	line("DPS_CONNECTION_STRING", env.DPSConnectionString)
+	line("DPS_ID_SCOPE", env.IDScope)
+	line("DPS_DEVICE_ENDPOINT", env.DeviceEndpoint)
+	line("DPS_MQTT_ENDPOINT", env.MQTTEndpoint)
+	line("DPS_CA_FILE", env.CAFile)
+	if len(env.HubConnectionStrings) > 0 {
+		line("IOTHUB_CONNECTION_STRING", env.HubConnectionStrings[0])
+	}
+	for i, cs := range env.HubConnectionStrings {
+		line("IOTHUB_CONNECTION_STRING_"+strconv.Itoa(i+1), cs)
+	}
+	return b.String()
+}
+
+func absDir(d string) string {
+	if a, err := filepath.Abs(d); err == nil {
+		return a
+	}
+	return d
+}
+
+// listenReusing listens on addr; when addr asks for any port (":0") and an
+// earlier start of this data dir used a port on the same host, it takes that
+// port again if it is free, so hub host names stored in records stay valid.
+func listenReusing(addr, previous string) (net.Listener, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	if port == "0" && previous != "" {
+		if _, pport, err := net.SplitHostPort(previous); err == nil {
+			if ln, err := net.Listen("tcp", net.JoinHostPort(host, pport)); err == nil {
+				return ln, nil
+			}
+		}
+	}
+	return net.Listen("tcp", addr)
+}
+
+// hostOnly is the host clients use to reach a listener: the name asked for,
+// or the bound IP, or localhost for a wildcard address.
+func hostOnly(requested string, bound net.Addr) string {
+	host, _, _ := net.SplitHostPort(requested)
+	if host != "" && net.ParseIP(host) == nil {
+		return host
+	}
+	ta, ok := bound.(*net.TCPAddr)
+	if !ok || ta.IP.IsUnspecified() {
+		return "localhost"
+	}
+	return ta.IP.String()
+}
+
+// hostName is host:port, with the port left out when it is 443 (what the
+// official SDKs, which cannot take a port, need).
+func hostName(requested string, bound net.Addr) string {
+	host := hostOnly(requested, bound)
+	port := 0
+	if ta, ok := bound.(*net.TCPAddr); ok {
+		port = ta.Port
+	}
+	if port == 443 {
+		return host
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+func closeAll(ls []net.Listener, err error) error {
+	for _, l := range ls {
+		l.Close()
+	}
+	return err
+}

@@ -1,0 +1,149 @@
+package emulator
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// Demo seed, written once into a new data dir. It gives every screen of the
+// console something real to show:
+//   - mylegacydevices: the group of Microsoft's "legacy devices" tutorial,
+//     with the tutorial's primary key, statically allocated to hub 1;
+//   - hashed-fleet: a hashed group over both hubs with demoFleetSize assigned
+//     devices, each with its identity (derived keys) in its hub;
+//   - retired-sensors: registration records and hub devices of a group that
+//     has since been deleted, the orphans the cleanup work finds.
+//
+// Records and hub devices are written straight into the store, as if the
+// devices had registered: the seed must not depend on the device API.
+const (
+	TutorialGroupID  = "mylegacydevices"
+	TutorialGroupKey = "8isrFI1sGsIlvvFSSFRiMfCNzv21fjbE/+ah/lSh3lF8e2YG1Te7w1KpZhJFFXJrqYKi9yegxkqIChbqOS9Egw=="
+	DemoHashedGroup  = "hashed-fleet"
+	DemoDeletedGroup = "retired-sensors"
+
+	demoFleetSize   = 36
+	demoRetiredSize = 12
+)
+
+func (e *Emulator) seedDemo(ctx context.Context) error {
+	hub1 := e.hubs[0].HostName
+	tutorial, err := e.store.putGroup(ctx, dps.EnrollmentGroup{
+		EnrollmentGroupID: TutorialGroupID,
+		Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
+			PrimaryKey: TutorialGroupKey, SecondaryKey: dps.Secret(keys.GenerateKey().Base64()),
+		}},
+		Capabilities:       &dps.DeviceCapabilities{},
+		ProvisioningStatus: dps.ProvisioningEnabled,
+		ReprovisionPolicy:  &dps.ReprovisionPolicy{UpdateHubAssignment: true, MigrateDeviceData: true},
+		AllocationPolicy:   dps.AllocationStatic,
+		IoTHubs:            []string{hub1},
+	}, "")
+	if err != nil {
+		return err
+	}
+	_ = tutorial
+
+	hubNames := make([]string, len(e.hubs))
+	for i, h := range e.hubs {
+		hubNames[i] = h.HostName
+	}
+	fleet, err := e.store.putGroup(ctx, dps.EnrollmentGroup{
+		EnrollmentGroupID: DemoHashedGroup,
+		Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
+			PrimaryKey: dps.Secret(keys.GenerateKey().Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64()),
+		}},
+		Capabilities:       &dps.DeviceCapabilities{},
+		ProvisioningStatus: dps.ProvisioningEnabled,
+		ReprovisionPolicy:  &dps.ReprovisionPolicy{UpdateHubAssignment: true, MigrateDeviceData: true},
+		AllocationPolicy:   dps.AllocationHashed,
+		IoTHubs:            hubNames,
+		InitialTwin:        &dps.InitialTwin{Tags: dps.TwinCollection{"fleet": "demo"}},
+	}, "")
+	if err != nil {
+		return err
+	}
+	// The deleted group's keys exist only long enough to give its devices
+	// real derived keys.
+	retired := dps.SymmetricKeyAttestation{PrimaryKey: dps.Secret(keys.GenerateKey().Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}
+
+	start := time.Now().UTC().Add(-72 * time.Hour)
+	return e.store.tx(ctx, func(tx *sql.Tx) error {
+		if err := e.seedDevices(ctx, tx, DemoHashedGroup, "fleet-sensor", demoFleetSize, *fleet.Attestation.SymmetricKey, start); err != nil {
+			return err
+		}
+		return e.seedDevices(ctx, tx, DemoDeletedGroup, "retired-sensor", demoRetiredSize, retired, start.Add(-30*24*time.Hour))
+	})
+}
+
+// seedDevices writes n assigned registration records of a group, spread
+// over the hubs in turn, and their hub identities with the derived keys.
+func (e *Emulator) seedDevices(ctx context.Context, tx *sql.Tx, groupID, prefix string, n int, groupKeys dps.SymmetricKeyAttestation, start time.Time) error {
+	primary, err := keys.ParseKey(groupKeys.PrimaryKey.Reveal())
+	if err != nil {
+		return err
+	}
+	secondary, err := keys.ParseKey(groupKeys.SecondaryKey.Reveal())
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		id := fmt.Sprintf("%s-%03d", prefix, i+1)
+		h := e.hubs[i%len(e.hubs)]
+		at := start.Add(time.Duration(i) * 7 * time.Minute)
+		if _, err := putRegistrationTx(ctx, tx, registration{
+			DeviceRegistrationState: dps.DeviceRegistrationState{
+				RegistrationID: id, AssignedHub: h.HostName, DeviceID: id,
+				Status: dps.StatusAssigned, Substatus: dps.SubstatusInitialAssignment,
+				CreatedDateTimeUTC: at, LastUpdatedDateTimeUTC: at,
+			},
+			GroupID:     groupID,
+			OperationID: "5." + newGUID()[:16] + "." + newGUID(),
+		}); err != nil {
+			return err
+		}
+		dp, _ := keys.DeriveDeviceKey(primary, id) // id is valid by construction
+		ds, _ := keys.DeriveDeviceKey(secondary, id)
+		if _, err := putHubDeviceTx(ctx, tx, hubDevice{Hub: h.Index, DeviceID: id, PrimaryKey: dp.Base64(), SecondaryKey: ds.Base64()}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SeedRegistrations adds n assigned registration records to group groupID
+// (which need not exist), named "{groupID}-{i}", spread over the linked hubs,
+// without hub identities. It is for benchmarks and tests of listings; it
+// writes straight into the store in large transactions.
+func (e *Emulator) SeedRegistrations(ctx context.Context, groupID string, n int) error {
+	const batch = 10000
+	now := time.Now().UTC().UnixNano()
+	for done := 0; done < n; done += batch {
+		err := e.store.tx(ctx, func(tx *sql.Tx) error {
+			stmt, err := tx.PrepareContext(ctx, `INSERT INTO registrations(rid_key, `+registrationColumns+`)
+				VALUES(?, ?, ?, '', ?, ?, 'assigned', 'initialAssignment', 0, '', ?, '', ?, ?, '')
+				ON CONFLICT(rid_key) DO NOTHING`)
+			if err != nil {
+				return err
+			}
+			defer stmt.Close()
+			for i := done; i < min(n, done+batch); i++ {
+				id := fmt.Sprintf("%s-%07d", groupID, i)
+				hub := e.hubs[i%len(e.hubs)].HostName
+				if _, err := stmt.ExecContext(ctx, idKey(id), id, idKey(groupID), hub, id, newRegistrationETag(), now, now); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,669 @@
+package emulator
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/dpsconsole/dpsconsole/dps"
+)
+
+const dbFile = "emulator.db"
+
+// Store errors the handlers map to HTTP statuses.
+var (
+	errNotFound     = errors.New("not found")
+	errPrecondition = errors.New("the ETag in the request does not match the ETag of the existing resource, as per RFC7232")
+	errExists       = errors.New("already exists")
+)
+
+// store is the emulator's state in SQLite. Writes go through one connection
+// (SQLite has one writer; queuing in Go beats spinning on SQLITE_BUSY), reads
+// through a pool that WAL lets run beside the writer.
+//
+// Durability: WAL with synchronous=FULL fsyncs the log at every commit, so a
+// write acknowledged to a client survives a process kill and a power loss.
+type store struct {
+	w, r *sql.DB
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS settings (
+	name  TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+);
+-- Enrollment groups and individual enrollments keep the wire document (keys
+-- included) beside the columns we look them up by. IDs are case-insensitive:
+-- *_key is the lower-cased ID, the document keeps the casing it was given.
+CREATE TABLE IF NOT EXISTS groups (
+	id_key  TEXT PRIMARY KEY,
+	etag    TEXT NOT NULL,
+	doc     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS enrollments (
+	rid_key TEXT PRIMARY KEY,
+	etag    TEXT NOT NULL,
+	doc     TEXT NOT NULL
+);
+-- Registration records. group_key/enrollment_key name what admitted the device;
+-- a record outlives its group, as in DPS.
+CREATE TABLE IF NOT EXISTS registrations (
+	rid_key         TEXT PRIMARY KEY,
+	registration_id TEXT NOT NULL,
+	group_key       TEXT NOT NULL DEFAULT '',
+	enrollment_key  TEXT NOT NULL DEFAULT '',
+	assigned_hub    TEXT NOT NULL DEFAULT '',
+	device_id       TEXT NOT NULL DEFAULT '',
+	status          TEXT NOT NULL,
+	substatus       TEXT NOT NULL DEFAULT '',
+	error_code      INTEGER NOT NULL DEFAULT 0,
+	error_message   TEXT NOT NULL DEFAULT '',
+	etag            TEXT NOT NULL,
+	payload         TEXT NOT NULL DEFAULT '',
+	created         INTEGER NOT NULL,
+	updated         INTEGER NOT NULL,
+	operation_id    TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS registrations_by_group ON registrations(group_key, rid_key);
+CREATE INDEX IF NOT EXISTS registrations_by_operation ON registrations(operation_id);
+-- Linked IoT hubs, numbered from 1 in listener order.
+CREATE TABLE IF NOT EXISTS hubs (
+	idx              INTEGER PRIMARY KEY,
+	host_name        TEXT NOT NULL,
+	addr             TEXT NOT NULL,
+	policy_name      TEXT NOT NULL,
+	policy_key       TEXT NOT NULL,
+	weight           INTEGER NOT NULL DEFAULT 1,
+	apply_allocation INTEGER NOT NULL DEFAULT 1
+);
+-- Device identities in the hubs. IoT Hub device IDs are case-sensitive.
+CREATE TABLE IF NOT EXISTS hub_devices (
+	hub           INTEGER NOT NULL,
+	device_id     TEXT NOT NULL,
+	primary_key   TEXT NOT NULL,
+	secondary_key TEXT NOT NULL DEFAULT '',
+	etag          TEXT NOT NULL,
+	generation_id TEXT NOT NULL,
+	status        TEXT NOT NULL DEFAULT 'enabled',
+	message_count INTEGER NOT NULL DEFAULT 0,
+	last_activity INTEGER NOT NULL DEFAULT 0,
+	created       INTEGER NOT NULL,
+	updated       INTEGER NOT NULL,
+	PRIMARY KEY (hub, device_id)
+);
+`
+
+// openStore opens (creating when missing) the database in dir. fresh reports
+// whether it was just created, so the caller knows to seed it.
+func openStore(dir string) (s *store, fresh bool, err error) {
+	path := dir + string(os.PathSeparator) + dbFile
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		fresh = true
+		// Create it 0600 ourselves: it holds keys, and SQLite gives its -wal
+		// and -shm files the database file's mode.
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, false, err
+		}
+		f.Close()
+	}
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
+		"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_pragma=foreign_keys(ON)&_txlock=immediate"
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, false, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	r, err := sql.Open("sqlite", dsn+"&mode=ro")
+	if err != nil {
+		w.Close()
+		return nil, false, err
+	}
+	n := max(4, runtime.GOMAXPROCS(0)*2)
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	s = &store{w: w, r: r}
+	if _, err := w.Exec(schema); err != nil {
+		s.close()
+		return nil, false, fmt.Errorf("open the emulator database %s: %w", path, err)
+	}
+	// A seed that did not finish leaves no "seeded" mark; treat it as fresh.
+	if !fresh {
+		var v string
+		err := w.QueryRow(`SELECT value FROM settings WHERE name = 'created'`).Scan(&v)
+		fresh = errors.Is(err, sql.ErrNoRows)
+	}
+	return s, fresh, nil
+}
+
+func (s *store) close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// tx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it.
+func (s *store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// setting returns a setting, "" when unset.
+func (s *store) setting(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.w.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}
+
+func (s *store) setSetting(ctx context.Context, name, value string) error {
+	_, err := s.w.ExecContext(ctx, `INSERT INTO settings(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value`, name, value)
+	return err
+}
+
+// ifMatchOK applies an If-Match value: empty, * and "*" mean no precondition;
+// other values are compared with the current ETag with quotes trimmed.
+func ifMatchOK(ifMatch, current string) bool {
+	m := strings.Trim(strings.TrimSpace(ifMatch), `"`)
+	return m == "" || m == "*" || m == strings.Trim(current, `"`)
+}
+
+// noPrecondition reports whether If-Match is absent or a wildcard.
+func noPrecondition(ifMatch string) bool {
+	m := strings.Trim(strings.TrimSpace(ifMatch), `"`)
+	return m == "" || m == "*"
+}
+
+// newETag is a fresh ETag in Cosmos DB style: a quoted GUID, quotes included.
+func newETag() string { return `"` + newGUID() + `"` }
+
+// newRegistrationETag is the base64 form DPS uses for registration records.
+func newRegistrationETag() string {
+	return base64.StdEncoding.EncodeToString([]byte(newETag()))
+}
+
+func newGUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+func idKey(id string) string { return strings.ToLower(id) }
+
+// Enrollment groups.
+
+// putGroup creates or replaces a group (the caller has validated it), keeping
+// its creation time, and returns it with a new ETag.
+func (s *store) putGroup(ctx context.Context, g dps.EnrollmentGroup, ifMatch string) (dps.EnrollmentGroup, error) {
+	now := time.Now().UTC()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var etag, doc string
+		err := tx.QueryRowContext(ctx, `SELECT etag, doc FROM groups WHERE id_key = ?`, idKey(g.EnrollmentGroupID)).Scan(&etag, &doc)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if !noPrecondition(ifMatch) {
+				return errPrecondition
+			}
+			g.CreatedDateTimeUTC = now
+		case err != nil:
+			return err
+		default:
+			if !ifMatchOK(ifMatch, etag) {
+				return errPrecondition
+			}
+			var old dps.EnrollmentGroup
+			if err := json.Unmarshal([]byte(doc), &old); err != nil {
+				return err
+			}
+			g.CreatedDateTimeUTC = old.CreatedDateTimeUTC
+		}
+		g.LastUpdatedDateTimeUTC = now
+		g.ETag = newETag()
+		b, err := json.Marshal(g)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO groups(id_key, etag, doc) VALUES(?, ?, ?)
+			ON CONFLICT(id_key) DO UPDATE SET etag = excluded.etag, doc = excluded.doc`, idKey(g.EnrollmentGroupID), g.ETag, string(b))
+		return err
+	})
+	return g, err
+}
+
+// createGroup inserts a group that must not exist yet (bulk create).
+func (s *store) createGroup(ctx context.Context, g dps.EnrollmentGroup) (dps.EnrollmentGroup, error) {
+	now := time.Now().UTC()
+	g.CreatedDateTimeUTC, g.LastUpdatedDateTimeUTC, g.ETag = now, now, newETag()
+	b, err := json.Marshal(g)
+	if err != nil {
+		return g, err
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO groups(id_key, etag, doc) VALUES(?, ?, ?) ON CONFLICT(id_key) DO NOTHING`, idKey(g.EnrollmentGroupID), g.ETag, string(b))
+	if err != nil {
+		return g, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return g, errExists
+	}
+	return g, nil
+}
+
+// group returns a group with its keys.
+func (s *store) group(ctx context.Context, id string) (dps.EnrollmentGroup, error) {
+	var g dps.EnrollmentGroup
+	var doc string
+	err := s.r.QueryRowContext(ctx, `SELECT doc FROM groups WHERE id_key = ?`, idKey(id)).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return g, errNotFound
+	}
+	if err != nil {
+		return g, err
+	}
+	return g, json.Unmarshal([]byte(doc), &g)
+}
+
+func (s *store) deleteGroup(ctx context.Context, id, ifMatch string) error {
+	return s.deleteDoc(ctx, "groups", "id_key", idKey(id), ifMatch)
+}
+
+func (s *store) deleteDoc(ctx context.Context, table, keyCol, key, ifMatch string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var etag string
+		err := tx.QueryRowContext(ctx, `SELECT etag FROM `+table+` WHERE `+keyCol+` = ?`, key).Scan(&etag)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !ifMatchOK(ifMatch, etag) {
+			return errPrecondition
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+keyCol+` = ?`, key)
+		return err
+	})
+}
+
+// groups returns up to limit groups after the key cursor, in ID order, and
+// the cursor of the next page ("" on the last page).
+func (s *store) groups(ctx context.Context, after string, limit int) ([]dps.EnrollmentGroup, string, error) {
+	return listDocs[dps.EnrollmentGroup](ctx, s.r, `SELECT id_key, doc FROM groups WHERE id_key > ? ORDER BY id_key LIMIT ?`, after, limit)
+}
+
+func listDocs[T any](ctx context.Context, db *sql.DB, query, after string, limit int) ([]T, string, error) {
+	rows, err := db.QueryContext(ctx, query, after, limit+1)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	var out []T
+	var last, next string
+	for rows.Next() {
+		var key, doc string
+		if err := rows.Scan(&key, &doc); err != nil {
+			return nil, "", err
+		}
+		if len(out) == limit {
+			next = last
+			break
+		}
+		var v T
+		if err := json.Unmarshal([]byte(doc), &v); err != nil {
+			return nil, "", err
+		}
+		out = append(out, v)
+		last = key
+	}
+	return out, next, rows.Err()
+}
+
+// Individual enrollments.
+
+func (s *store) putEnrollment(ctx context.Context, e dps.IndividualEnrollment, ifMatch string) (dps.IndividualEnrollment, error) {
+	now := time.Now().UTC()
+	e.RegistrationState = nil // read-only, joined in on reads
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var etag, doc string
+		err := tx.QueryRowContext(ctx, `SELECT etag, doc FROM enrollments WHERE rid_key = ?`, idKey(e.RegistrationID)).Scan(&etag, &doc)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if !noPrecondition(ifMatch) {
+				return errPrecondition
+			}
+			e.CreatedDateTimeUTC = now
+		case err != nil:
+			return err
+		default:
+			if !ifMatchOK(ifMatch, etag) {
+				return errPrecondition
+			}
+			var old dps.IndividualEnrollment
+			if err := json.Unmarshal([]byte(doc), &old); err != nil {
+				return err
+			}
+			e.CreatedDateTimeUTC = old.CreatedDateTimeUTC
+		}
+		e.LastUpdatedDateTimeUTC = now
+		e.ETag = newETag()
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO enrollments(rid_key, etag, doc) VALUES(?, ?, ?)
+			ON CONFLICT(rid_key) DO UPDATE SET etag = excluded.etag, doc = excluded.doc`, idKey(e.RegistrationID), e.ETag, string(b))
+		return err
+	})
+	return e, err
+}
+
+func (s *store) createEnrollment(ctx context.Context, e dps.IndividualEnrollment) (dps.IndividualEnrollment, error) {
+	now := time.Now().UTC()
+	e.RegistrationState = nil
+	e.CreatedDateTimeUTC, e.LastUpdatedDateTimeUTC, e.ETag = now, now, newETag()
+	b, err := json.Marshal(e)
+	if err != nil {
+		return e, err
+	}
+	res, err := s.w.ExecContext(ctx, `INSERT INTO enrollments(rid_key, etag, doc) VALUES(?, ?, ?) ON CONFLICT(rid_key) DO NOTHING`, idKey(e.RegistrationID), e.ETag, string(b))
+	if err != nil {
+		return e, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return e, errExists
+	}
+	return e, nil
+}
+
+// enrollment returns an individual enrollment with its keys.
+func (s *store) enrollment(ctx context.Context, registrationID string) (dps.IndividualEnrollment, error) {
+	var e dps.IndividualEnrollment
+	var doc string
+	err := s.r.QueryRowContext(ctx, `SELECT doc FROM enrollments WHERE rid_key = ?`, idKey(registrationID)).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, errNotFound
+	}
+	if err != nil {
+		return e, err
+	}
+	return e, json.Unmarshal([]byte(doc), &e)
+}
+
+func (s *store) deleteEnrollment(ctx context.Context, registrationID, ifMatch string) error {
+	return s.deleteDoc(ctx, "enrollments", "rid_key", idKey(registrationID), ifMatch)
+}
+
+func (s *store) enrollments(ctx context.Context, after string, limit int) ([]dps.IndividualEnrollment, string, error) {
+	return listDocs[dps.IndividualEnrollment](ctx, s.r, `SELECT rid_key, doc FROM enrollments WHERE rid_key > ? ORDER BY rid_key LIMIT ?`, after, limit)
+}
+
+// Registration records.
+
+// registration is a registration record: the wire state plus what admitted
+// the device and the operation that produced it.
+type registration struct {
+	dps.DeviceRegistrationState
+	GroupID      string // enrollment group that admitted the device, "" for an individual enrollment
+	EnrollmentID string // individual enrollment that admitted the device
+	OperationID  string
+}
+
+const registrationColumns = `registration_id, group_key, enrollment_key, assigned_hub, device_id, status, substatus,
+	error_code, error_message, etag, payload, created, updated, operation_id`
+
+type scanner interface{ Scan(...any) error }
+
+func scanRegistration(row scanner) (registration, error) {
+	var r registration
+	var status, substatus, payload string
+	var created, updated int64
+	err := row.Scan(&r.RegistrationID, &r.GroupID, &r.EnrollmentID, &r.AssignedHub, &r.DeviceID, &status, &substatus,
+		&r.ErrorCode, &r.ErrorMessage, &r.ETag, &payload, &created, &updated, &r.OperationID)
+	if err != nil {
+		return r, err
+	}
+	r.Status, r.Substatus = dps.RegistrationStatus(status), dps.Substatus(substatus)
+	if payload != "" {
+		r.Payload = json.RawMessage(payload)
+	}
+	r.CreatedDateTimeUTC = time.Unix(0, created).UTC()
+	r.LastUpdatedDateTimeUTC = time.Unix(0, updated).UTC()
+	return r, nil
+}
+
+// registration returns the record of a registration ID (case-insensitive).
+func (s *store) registration(ctx context.Context, registrationID string) (registration, error) {
+	r, err := scanRegistration(s.r.QueryRowContext(ctx, `SELECT `+registrationColumns+` FROM registrations WHERE rid_key = ?`, idKey(registrationID)))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, errNotFound
+	}
+	return r, err
+}
+
+// putRegistration creates or replaces a record with a new ETag. An existing
+// record keeps its first-seen casing and creation time.
+func (s *store) putRegistration(ctx context.Context, r registration) (registration, error) {
+	return r, s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		r, err = putRegistrationTx(ctx, tx, r)
+		return err
+	})
+}
+
+func putRegistrationTx(ctx context.Context, tx *sql.Tx, r registration) (registration, error) {
+	now := time.Now().UTC()
+	if r.CreatedDateTimeUTC.IsZero() {
+		r.CreatedDateTimeUTC = now
+	}
+	if r.LastUpdatedDateTimeUTC.IsZero() {
+		r.LastUpdatedDateTimeUTC = now
+	}
+	r.ETag = newRegistrationETag()
+	var created int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO registrations(rid_key, `+registrationColumns+`)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(rid_key) DO UPDATE SET group_key = excluded.group_key, enrollment_key = excluded.enrollment_key,
+			assigned_hub = excluded.assigned_hub, device_id = excluded.device_id, status = excluded.status,
+			substatus = excluded.substatus, error_code = excluded.error_code, error_message = excluded.error_message,
+			etag = excluded.etag, payload = excluded.payload, updated = excluded.updated, operation_id = excluded.operation_id
+		RETURNING registration_id, created`,
+		idKey(r.RegistrationID), r.RegistrationID, idKey(r.GroupID), idKey(r.EnrollmentID), r.AssignedHub, r.DeviceID,
+		string(r.Status), string(r.Substatus), r.ErrorCode, r.ErrorMessage, r.ETag, string(r.Payload),
+		r.CreatedDateTimeUTC.UnixNano(), r.LastUpdatedDateTimeUTC.UnixNano(), r.OperationID,
+	).Scan(&r.RegistrationID, &created)
+	if err != nil {
+		return r, err
+	}
+	r.CreatedDateTimeUTC = time.Unix(0, created).UTC()
+	return r, nil
+}
+
+func (s *store) deleteRegistration(ctx context.Context, registrationID, ifMatch string) error {
+	return s.deleteDoc(ctx, "registrations", "rid_key", idKey(registrationID), ifMatch)
+}
+
+// registrations lists the records admitted by a group, after the cursor.
+func (s *store) registrations(ctx context.Context, groupID, after string, limit int) ([]registration, string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT rid_key, `+registrationColumns+` FROM registrations
+		WHERE group_key = ? AND rid_key > ? ORDER BY rid_key LIMIT ?`, idKey(groupID), after, limit+1)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	out := make([]registration, 0, min(limit, 1024))
+	var last, next string
+	for rows.Next() {
+		if len(out) == limit {
+			next = last
+			break
+		}
+		var key string
+		r, err := scanRegistration(scanFunc(func(dest ...any) error { return rows.Scan(append([]any{&key}, dest...)...) }))
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, r)
+		last = key
+	}
+	return out, next, rows.Err()
+}
+
+type scanFunc func(...any) error
+
+func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
+
+// Linked hubs.
+
+// linkedHub is an IoT hub linked to the emulated DPS.
+type linkedHub struct {
+	Index           int    // 1-based, in listener order
+	HostName        string // host:port, port left out when 443
+	Addr            string // the listener address last used, to reuse its port
+	PolicyName      string
+	PolicyKey       string // base64
+	Weight          int    // allocation weight, 1-1000
+	ApplyAllocation bool   // whether allocation policies may choose this hub
+}
+
+func (s *store) linkedHubs(ctx context.Context) ([]linkedHub, error) {
+	rows, err := s.w.QueryContext(ctx, `SELECT idx, host_name, addr, policy_name, policy_key, weight, apply_allocation FROM hubs ORDER BY idx`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []linkedHub
+	for rows.Next() {
+		var h linkedHub
+		if err := rows.Scan(&h.Index, &h.HostName, &h.Addr, &h.PolicyName, &h.PolicyKey, &h.Weight, &h.ApplyAllocation); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// saveLinkedHub stores a hub. When its host name changed (another port was
+// free this time), records and enrollments that name the old host follow it.
+func (s *store) saveLinkedHub(ctx context.Context, h linkedHub, oldHost string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hubs(idx, host_name, addr, policy_name, policy_key, weight, apply_allocation)
+			VALUES(?, ?, ?, ?, ?, ?, ?) ON CONFLICT(idx) DO UPDATE SET host_name = excluded.host_name, addr = excluded.addr`,
+			h.Index, h.HostName, h.Addr, h.PolicyName, h.PolicyKey, h.Weight, h.ApplyAllocation); err != nil {
+			return err
+		}
+		if oldHost == "" || strings.EqualFold(oldHost, h.HostName) {
+			return nil
+		}
+		oldJSON, _ := json.Marshal(oldHost)
+		newJSON, _ := json.Marshal(h.HostName)
+		for _, q := range []string{
+			`UPDATE registrations SET assigned_hub = ?2 WHERE assigned_hub = ?1`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, oldHost, h.HostName); err != nil {
+				return err
+			}
+		}
+		for _, table := range []string{"groups", "enrollments"} {
+			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET doc = replace(doc, ?1, ?2) WHERE instr(doc, ?1) > 0`, string(oldJSON), string(newJSON)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Hub device identities.
+
+// hubDevice is a device identity in a linked hub.
+type hubDevice struct {
+	Hub          int // linkedHub.Index
+	DeviceID     string
+	PrimaryKey   string // base64
+	SecondaryKey string // base64
+	ETag         string
+	GenerationID string
+	Status       string // enabled or disabled
+	MessageCount int64
+	LastActivity time.Time // zero until the first message
+	Created      time.Time
+	Updated      time.Time
+}
+
+// putHubDevice creates or replaces an identity; a new identity gets a new
+// generation ID, every write a new ETag.
+func (s *store) putHubDevice(ctx context.Context, d hubDevice) (hubDevice, error) {
+	return d, s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		d, err = putHubDeviceTx(ctx, tx, d)
+		return err
+	})
+}
+
+func putHubDeviceTx(ctx context.Context, tx *sql.Tx, d hubDevice) (hubDevice, error) {
+	now := time.Now().UTC()
+	if d.Status == "" {
+		d.Status = "enabled"
+	}
+	d.ETag = base64.StdEncoding.EncodeToString([]byte(newGUID()[:8]))
+	d.Updated = now
+	var created int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO hub_devices(hub, device_id, primary_key, secondary_key, etag, generation_id, status, created, updated)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(hub, device_id) DO UPDATE SET primary_key = excluded.primary_key, secondary_key = excluded.secondary_key,
+			etag = excluded.etag, status = excluded.status, updated = excluded.updated
+		RETURNING generation_id, created, message_count, last_activity`,
+		d.Hub, d.DeviceID, d.PrimaryKey, d.SecondaryKey, d.ETag, generationID(), d.Status, now.UnixNano(), now.UnixNano(),
+	).Scan(&d.GenerationID, &created, &d.MessageCount, new(int64))
+	d.Created = time.Unix(0, created).UTC()
+	return d, err
+}
+
+// generationID looks like IoT Hub's: 18 decimal digits.
+func generationID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	var n uint64
+	for _, c := range b {
+		n = n<<8 | uint64(c)
+	}
+	return fmt.Sprintf("%018d", n%1e18)
+}
+
+func (s *store) hubDevice(ctx context.Context, hub int, deviceID string) (hubDevice, error) {
+	d := hubDevice{Hub: hub}
+	var last, created, updated int64
+	err := s.r.QueryRowContext(ctx, `SELECT device_id, primary_key, secondary_key, etag, generation_id, status, message_count, last_activity, created, updated
+		FROM hub_devices WHERE hub = ? AND device_id = ?`, hub, deviceID).
+		Scan(&d.DeviceID, &d.PrimaryKey, &d.SecondaryKey, &d.ETag, &d.GenerationID, &d.Status, &d.MessageCount, &last, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, errNotFound
+	}
+	if last != 0 {
+		d.LastActivity = time.Unix(0, last).UTC()
+	}
+	d.Created, d.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	return d, err
+}
