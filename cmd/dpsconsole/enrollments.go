@@ -1,17 +1,264 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/spf13/cobra"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/keys"
 )
 
-// TODO(owner): stub until this command is written.
 func newEnrollmentsCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:    "enrollments",
-		Short:  "Manage individual enrollments",
-		Hidden: true,
-		RunE:   func(*cobra.Command, []string) error { return errors.New("enrollments: not built yet") },
+	cmd := &cobra.Command{
+		Use:   "enrollments",
+		Short: "Manage individual enrollments",
+		Long:  "List, show, create, update, delete and bulk-import individual (per-device) enrollments.",
 	}
+	cmd.AddCommand(newEnrollmentsListCmd(a), newEnrollmentsShowCmd(a), newEnrollmentsCreateCmd(a),
+		newEnrollmentsUpdateCmd(a), newEnrollmentsDeleteCmd(a), newEnrollmentsImportCmd(a))
+	return cmd
+}
+
+var enrollmentColumns = []column{
+	{"REGISTRATION ID", 32}, {"DEVICE ID", 20}, {"ATTESTATION", 12}, {"STATUS", 9}, {"ALLOCATION", 10}, {"REGISTRATION", 10}, {"UPDATED (UTC)", 19}, {"IOT HUBS", 0},
+}
+
+func enrollmentRow(e dps.IndividualEnrollment) []string {
+	reg := ""
+	if e.RegistrationState != nil {
+		reg = string(e.RegistrationState.Status)
+	}
+	return []string{e.RegistrationID, e.DeviceID, string(e.Attestation.Type), string(e.ProvisioningStatus), string(e.AllocationPolicy),
+		reg, timeCell(e.LastUpdatedDateTimeUTC), strings.Join(e.IoTHubs, ",")}
+}
+
+func newEnrollmentsListCmd(a *app) *cobra.Command {
+	var output string
+	var pageSize int32
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List individual enrollments",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			return a.withTarget(cmd.Context(), func(t *target) error {
+				pager := t.client.NewEnrollmentPager(&dps.PagerOptions{PageSize: pageSize})
+				_, err := streamList(cmd.Context(), a.out, output, pager,
+					func(p dps.EnrollmentPage) []dps.IndividualEnrollment { return p.Items }, enrollmentColumns, enrollmentRow)
+				return err
+			})
+		},
+	}
+	addOutputFlag(cmd, &output)
+	cmd.Flags().Int32Var(&pageSize, "page-size", 100, "enrollments fetched per request")
+	return cmd
+}
+
+// checkRegistrationID names what is wrong with a registration ID given on
+// the command line.
+func checkRegistrationID(id string) error {
+	if err := keys.ValidateRegistrationID(id); err != nil {
+		return usagef("registration ID %q: %v", id, err)
+	}
+	return nil
+}
+
+func enrollmentError(id string, err error) error {
+	if dps.IsNotFound(err) {
+		return fmt.Errorf("individual enrollment %q does not exist (%s)", id, dps.ErrorMessage(err))
+	}
+	return fmt.Errorf("individual enrollment %q: %s", id, dps.ErrorMessage(err))
+}
+
+func newEnrollmentsShowCmd(a *app) *cobra.Command {
+	var output string
+	var showKeys bool
+	cmd := &cobra.Command{
+		Use:   "show REGISTRATION-ID",
+		Short: "Show an individual enrollment",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			return a.withTarget(ctx, func(t *target) error {
+				e, err := t.client.GetEnrollment(ctx, args[0])
+				if err != nil {
+					return enrollmentError(args[0], err)
+				}
+				if showKeys {
+					att, err := t.client.GetEnrollmentAttestation(ctx, args[0])
+					if err != nil {
+						return enrollmentError(args[0], err)
+					}
+					e.Attestation = att
+				}
+				return printEnrollment(a, output, e, showKeys)
+			})
+		},
+	}
+	addOutputFlag(cmd, &output)
+	cmd.Flags().BoolVar(&showKeys, "show-keys", false, "read and print the symmetric keys")
+	return cmd
+}
+
+func printEnrollment(a *app, output string, e dps.IndividualEnrollment, showKeys bool) error {
+	if output == outputJSON {
+		if !showKeys && e.Attestation.SymmetricKey != nil {
+			e.Attestation.SymmetricKey = nil
+		}
+		return writeJSON(a.out, e)
+	}
+	fields(a.out,
+		"Registration ID", e.RegistrationID,
+		"Device ID", e.DeviceID,
+		"ETag", e.ETag,
+		"Created (UTC)", timeCell(e.CreatedDateTimeUTC),
+		"Updated (UTC)", timeCell(e.LastUpdatedDateTimeUTC),
+	)
+	showSettings(a.out, individualFields(&e), showKeys)
+	if s := e.RegistrationState; s != nil {
+		fields(a.out,
+			"Registration", string(s.Status),
+			"Assigned hub", s.AssignedHub,
+			"Registered device ID", s.DeviceID,
+		)
+	}
+	return nil
+}
+
+func newEnrollmentsCreateCmd(a *app) *cobra.Command {
+	var output, deviceID string
+	var showKeys bool
+	var f settingsFlags
+	cmd := &cobra.Command{
+		Use:   "create REGISTRATION-ID",
+		Short: "Create a symmetric-key individual enrollment",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if err := checkRegistrationID(id); err != nil {
+				return err
+			}
+			e := dps.IndividualEnrollment{RegistrationID: id, DeviceID: deviceID}
+			if err := f.apply(cmd.Flags(), individualFields(&e)); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			return a.withTarget(ctx, func(t *target) error {
+				if _, err := t.client.GetEnrollment(ctx, id); err == nil {
+					return fmt.Errorf("individual enrollment %q already exists; change it with \"enrollments update %s\"", id, id)
+				} else if !dps.IsNotFound(err) {
+					return enrollmentError(id, err)
+				}
+				created, err := t.client.CreateOrUpdateEnrollment(ctx, e, nil)
+				if err != nil {
+					return enrollmentError(id, err)
+				}
+				return printEnrollment(a, output, created, showKeys)
+			})
+		},
+	}
+	addOutputFlag(cmd, &output)
+	cmd.Flags().BoolVar(&showKeys, "show-keys", false, "print the keys of the new enrollment")
+	cmd.Flags().StringVar(&deviceID, "device-id", "", "IoT Hub device ID (default: the registration ID)")
+	f.register(cmd.Flags())
+	return cmd
+}
+
+func newEnrollmentsUpdateCmd(a *app) *cobra.Command {
+	var output, etag, deviceID string
+	var f settingsFlags
+	cmd := &cobra.Command{
+		Use:   "update REGISTRATION-ID",
+		Short: "Change settings of an individual enrollment",
+		Long: `Change the settings given as flags and keep every other one. The enrollment is
+read, changed and written back with its ETag, so a concurrent change is refused
+rather than overwritten.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if cmd.Flags().NFlag() == 0 || (cmd.Flags().NFlag() == 1 && cmd.Flags().Changed("output")) {
+				return usagef("nothing to change: give at least one setting flag (see --help)")
+			}
+			ctx := cmd.Context()
+			return a.withTarget(ctx, func(t *target) error {
+				e, err := t.client.GetEnrollment(ctx, id)
+				if err != nil {
+					return enrollmentError(id, err)
+				}
+				if cmd.Flags().Changed("device-id") {
+					e.DeviceID = deviceID
+				}
+				if err := f.apply(cmd.Flags(), individualFields(&e)); err != nil {
+					return err
+				}
+				readKeys := func(ctx context.Context) (dps.AttestationMechanism, error) {
+					return t.client.GetEnrollmentAttestation(ctx, id)
+				}
+				if err := keepKeys(ctx, &e.Attestation, readKeys); err != nil {
+					return enrollmentError(id, err)
+				}
+				e.RegistrationState = nil // read-only
+				match := azcore.ETag(e.ETag)
+				if cmd.Flags().Changed("etag") {
+					match = azcore.ETag(etag)
+				}
+				updated, err := t.client.CreateOrUpdateEnrollment(ctx, e, &dps.WriteOptions{IfMatch: &match})
+				if err != nil {
+					return enrollmentError(id, err)
+				}
+				return printEnrollment(a, output, updated, false)
+			})
+		},
+	}
+	addOutputFlag(cmd, &output)
+	cmd.Flags().StringVar(&etag, "etag", "", "update only if the enrollment still has this ETag (default: the ETag just read)")
+	cmd.Flags().StringVar(&deviceID, "device-id", "", "IoT Hub device ID")
+	f.register(cmd.Flags())
+	return cmd
+}
+
+func newEnrollmentsDeleteCmd(a *app) *cobra.Command {
+	var etag string
+	cmd := &cobra.Command{
+		Use:   "delete REGISTRATION-ID",
+		Short: "Delete an individual enrollment",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			ctx := cmd.Context()
+			return a.withTarget(ctx, func(t *target) error {
+				if err := t.client.DeleteEnrollment(ctx, id, ifMatch(etag)); err != nil {
+					return enrollmentError(id, err)
+				}
+				fmt.Fprintf(a.out, "deleted individual enrollment %s\n", id)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&etag, "etag", "", "delete only if the enrollment still has this ETag")
+	return cmd
+}
+
+// ifMatch makes write options from an --etag flag ("" = unconditional).
+func ifMatch(etag string) *dps.WriteOptions {
+	if etag == "" {
+		return nil
+	}
+	m := azcore.ETag(etag)
+	return &dps.WriteOptions{IfMatch: &m}
 }

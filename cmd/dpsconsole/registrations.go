@@ -1,17 +1,155 @@
 package main
 
 import (
-	"errors"
+	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dpsconsole/dpsconsole/dps"
 )
 
-// TODO(owner): stub until this command is written.
 func newRegistrationsCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:    "registrations",
-		Short:  "Manage registration records",
-		Hidden: true,
-		RunE:   func(*cobra.Command, []string) error { return errors.New("registrations: not built yet") },
+	cmd := &cobra.Command{
+		Use:   "registrations",
+		Short: "Manage registration records",
+		Long: `List, show and delete device registration records: the result of each
+device's last registration. Records outlive the enrollment group that admitted
+the device.`,
 	}
+	cmd.AddCommand(newRegistrationsListCmd(a), newRegistrationsShowCmd(a), newRegistrationsDeleteCmd(a))
+	return cmd
+}
+
+var registrationColumns = []column{
+	{"REGISTRATION ID", 32}, {"DEVICE ID", 24}, {"STATUS", 10}, {"SUBSTATUS", 18}, {"UPDATED (UTC)", 19}, {"ASSIGNED HUB", 0},
+}
+
+func registrationRow(s dps.DeviceRegistrationState) []string {
+	return []string{s.RegistrationID, s.DeviceID, string(s.Status), string(s.Substatus), timeCell(s.LastUpdatedDateTimeUTC), s.AssignedHub}
+}
+
+func newRegistrationsListCmd(a *app) *cobra.Command {
+	var output, group string
+	var pageSize int32
+	cmd := &cobra.Command{
+		Use:   "list --group ID",
+		Short: "List the registration records of an enrollment group's devices",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if group == "" {
+				return usagef("--group is required: registration records are listed per enrollment group")
+			}
+			return a.withTarget(cmd.Context(), func(t *target) error {
+				pager := t.client.NewRegistrationStatePager(group, &dps.PagerOptions{PageSize: pageSize})
+				_, err := streamList(cmd.Context(), a.out, output, pager,
+					func(p dps.RegistrationStatePage) []dps.DeviceRegistrationState { return p.Items }, registrationColumns, registrationRow)
+				return err
+			})
+		},
+	}
+	addOutputFlag(cmd, &output)
+	cmd.Flags().StringVar(&group, "group", "", "enrollment group ID (it may since have been deleted)")
+	cmd.Flags().Int32Var(&pageSize, "page-size", 1000, "records fetched per request")
+	return cmd
+}
+
+func registrationError(id string, err error) error {
+	if dps.IsNotFound(err) {
+		return fmt.Errorf("registration record %q does not exist (%s)", id, dps.ErrorMessage(err))
+	}
+	return fmt.Errorf("registration record %q: %s", id, dps.ErrorMessage(err))
+}
+
+func newRegistrationsShowCmd(a *app) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "show REGISTRATION-ID",
+		Short: "Show a registration record",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			return a.withTarget(ctx, func(t *target) error {
+				s, err := t.client.GetRegistrationState(ctx, args[0])
+				if err != nil {
+					return registrationError(args[0], err)
+				}
+				if output == outputJSON {
+					return writeJSON(a.out, s)
+				}
+				errCode := ""
+				if s.ErrorCode != 0 {
+					errCode = fmt.Sprint(s.ErrorCode)
+				}
+				group := ""
+				if s.SymmetricKey != nil {
+					group = s.SymmetricKey.EnrollmentGroupID
+				}
+				fields(a.out,
+					"Registration ID", s.RegistrationID,
+					"Device ID", s.DeviceID,
+					"Status", string(s.Status),
+					"Substatus", string(s.Substatus),
+					"Assigned hub", s.AssignedHub,
+					"Enrollment group", group,
+					"Error code", errCode,
+					"Error message", s.ErrorMessage,
+					"ETag", s.ETag,
+					"Created (UTC)", timeCell(s.CreatedDateTimeUTC),
+					"Updated (UTC)", timeCell(s.LastUpdatedDateTimeUTC),
+					"Payload", jsonCell(s.Payload),
+				)
+				return nil
+			})
+		},
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func newRegistrationsDeleteCmd(a *app) *cobra.Command {
+	var etag string
+	cmd := &cobra.Command{
+		Use:   "delete REGISTRATION-ID...",
+		Short: "Delete registration records (not the enrollments, not the hub devices)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if etag != "" && len(args) > 1 {
+				return usagef("--etag names one record's version; give one registration ID with it, not %d", len(args))
+			}
+			return a.withTarget(cmd.Context(), func(t *target) error {
+				return deleteRegistrations(cmd.Context(), a, t, args, etag)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&etag, "etag", "", "delete only if the record still has this ETag (one ID only)")
+	return cmd
+}
+
+// deleteRegistrations deletes each record, reporting every failure and
+// carrying on; it fails (exit 1) if any delete failed.
+func deleteRegistrations(ctx context.Context, a *app, t *target, ids []string, etag string) error {
+	failed := 0
+	for _, id := range ids {
+		if err := t.client.DeleteRegistrationState(ctx, id, ifMatch(etag)); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			failed++
+			fmt.Fprintln(a.err, registrationError(id, err))
+			continue
+		}
+		fmt.Fprintf(a.out, "deleted registration record %s\n", id)
+	}
+	if failed > 0 {
+		fmt.Fprintf(a.err, "%d of %d deletes failed\n", failed, len(ids))
+		return silentExit{exitInvalid}
+	}
+	return nil
 }

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/spf13/cobra"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+)
+
+// Output formats every listing and showing command accepts.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+// addOutputFlag registers --output on cmd.
+func addOutputFlag(cmd *cobra.Command, dst *string) {
+	cmd.Flags().StringVarP(dst, "output", "o", outputTable, "output format: table or json (json is the service's own shape)")
+}
+
+// checkOutput validates --output.
+func checkOutput(format string) error {
+	switch format {
+	case outputTable, outputJSON:
+		return nil
+	}
+	return usagef("--output %q: use table or json", format)
+}
+
+// writeJSON writes v indented, as the service would send it.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// column is one fixed-width table column. Widths are fixed (not fitted to the
+// data) so a listing prints each page as it arrives.
+type column struct {
+	title string
+	width int // 0 = last column, unbounded
+}
+
+// tableWriter prints fixed-width rows, truncating long cells with "…".
+type tableWriter struct {
+	w    io.Writer
+	cols []column
+	buf  strings.Builder
+}
+
+func newTable(w io.Writer, cols ...column) *tableWriter {
+	t := &tableWriter{w: w, cols: cols}
+	titles := make([]string, len(cols))
+	for i, c := range cols {
+		titles[i] = c.title
+	}
+	t.row(titles...)
+	return t
+}
+
+func (t *tableWriter) row(cells ...string) {
+	t.buf.Reset()
+	for i, c := range t.cols {
+		cell := ""
+		if i < len(cells) {
+			cell = strings.Join(strings.Fields(cells[i]), " ")
+		}
+		if c.width == 0 {
+			t.buf.WriteString(cell)
+			break
+		}
+		n := utf8.RuneCountInString(cell)
+		if n > c.width {
+			r := []rune(cell)
+			cell, n = string(r[:c.width-1])+"…", c.width
+		}
+		t.buf.WriteString(cell)
+		if i < len(t.cols)-1 {
+			t.buf.WriteString(strings.Repeat(" ", c.width-n+2))
+		}
+	}
+	t.buf.WriteByte('\n')
+	io.WriteString(t.w, strings.TrimRight(t.buf.String(), " \n")+"\n")
+}
+
+// flusher is implemented by buffered writers; listings flush after every page
+// so a long listing shows up as it arrives.
+type flusher interface{ Flush() error }
+
+// streamList prints every item of every page: a table with a header, rows
+// written page by page, and a count at the end; or a JSON array written
+// page by page as well. It returns how many items it printed.
+func streamList[P, T any](ctx context.Context, w io.Writer, format string, pager *runtime.Pager[P], items func(P) []T, cols []column, row func(T) []string) (int, error) {
+	var tw *tableWriter
+	n := 0
+	if format == outputJSON {
+		io.WriteString(w, "[")
+	} else {
+		tw = newTable(w, cols...)
+	}
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			if format == outputJSON && n > 0 {
+				io.WriteString(w, "\n]\n") // keep what was printed valid JSON
+			}
+			return n, fmt.Errorf("listing stopped after %d: %s", n, dps.ErrorMessage(err))
+		}
+		for _, it := range items(page) {
+			if format == outputJSON {
+				b, err := json.MarshalIndent(it, "  ", "  ")
+				if err != nil {
+					return n, err
+				}
+				if n > 0 {
+					io.WriteString(w, ",")
+				}
+				io.WriteString(w, "\n  ")
+				w.Write(b)
+			} else {
+				tw.row(row(it)...)
+			}
+			n++
+		}
+		if f, ok := w.(flusher); ok {
+			f.Flush()
+		}
+	}
+	if format == outputJSON {
+		if n > 0 {
+			io.WriteString(w, "\n")
+		}
+		io.WriteString(w, "]\n")
+	}
+	return n, nil
+}
+
+// fields prints "name: value" lines for the table form of show, skipping
+// empty values. Names are padded to one width so successive calls line up.
+func fields(w io.Writer, kv ...string) {
+	const width = 28
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			continue
+		}
+		fmt.Fprintf(w, "%-*s %s\n", width, kv[i]+":", kv[i+1])
+	}
+}
+
+// timeCell formats a service timestamp for a table.
+func timeCell(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05")
+}
+
+func boolCell(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// jsonCell renders a small JSON value (twin tags, payload) on one line.
+func jsonCell(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil || string(b) == "null" || string(b) == "{}" {
+		return ""
+	}
+	return string(b)
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// target is the DPS the commands talk to: a real one named by a connection
+// string, or the embedded emulator. Commands with their own --id-scope or
+// --provisioning-host flags override the fields they carry.
+type target struct {
+	client               *dps.Client
+	name                 string       // for headers and messages, e.g. "emulator (127.0.0.1:40123)"
+	emulated             bool         // the embedded emulator, started by this process
+	idScope              string       // for device registration; "" when unknown
+	deviceEndpoint       string       // provisioning host[:port] for devices
+	hubConnectionStrings []string     // service connection strings of linked hubs (may be empty)
+	transport            *http.Client // trusts the system roots plus the target's CA; for other clients
+	caPEM                []byte       // the extra CA, or nil
+	emu                  *emulator.Emulator
+}
+
+// Close stops the embedded emulator, if this target started one.
+func (t *target) Close() error {
+	if t.emu != nil {
+		return t.emu.Close()
+	}
+	return nil
+}
+
+// globalDeviceEndpoint is where real devices register.
+const globalDeviceEndpoint = "global.azure-devices-provisioning.net"
+
+// openTarget resolves the target: --connection-string or
+// $DPS_CONNECTION_STRING means a real DPS (or a standalone emulator, with
+// --ca-file/$DPS_CA_FILE); neither means the embedded emulator in
+// <state-dir>/emulator, started in-process.
+func (a *app) openTarget(ctx context.Context) (*target, error) {
+	cs, source := a.connectionString, "--connection-string"
+	if cs == "" {
+		cs, source = os.Getenv("DPS_CONNECTION_STRING"), "$DPS_CONNECTION_STRING"
+	}
+	if cs == "" {
+		return a.openEmulator(ctx)
+	}
+	caPEM, err := a.readCA()
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := keys.ParseServiceConnectionString(cs)
+	if err != nil {
+		// The keys package's errors never repeat the key.
+		return nil, usagef("%s: %v\nA DPS service connection string looks like HostName=<name>.azure-devices-provisioning.net;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=<base64 key> (Azure portal: your DPS → Shared access policies).", source, err)
+	}
+	tr, err := dps.NewTransport(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	client, err := dps.NewClientFromConnectionString(cs, clientOptions(tr))
+	if err != nil {
+		return nil, usagef("%s: %v", source, err)
+	}
+	deviceEndpoint := os.Getenv("DPS_DEVICE_ENDPOINT")
+	if deviceEndpoint == "" {
+		deviceEndpoint = globalDeviceEndpoint
+	}
+	return &target{
+		client:               client,
+		name:                 "DPS " + parsed.HostName,
+		idScope:              os.Getenv("DPS_ID_SCOPE"),
+		deviceEndpoint:       deviceEndpoint,
+		hubConnectionStrings: hubConnectionStringsFromEnv(),
+		transport:            tr,
+		caPEM:                caPEM,
+	}, nil
+}
+
+func (a *app) openEmulator(ctx context.Context) (*target, error) {
+	dir := filepath.Join(a.stateDir, "emulator")
+	emu, err := emulator.Start(ctx, emulator.Options{
+		DataDir:         dir,
+		HTTPSAddr:       "127.0.0.1:0",
+		Seed:            "demo",
+		AssignmentDelay: time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start the embedded emulator in %s: %w (set --connection-string or $DPS_CONNECTION_STRING to use a real DPS instead)", dir, err)
+	}
+	t, err := emulatorTarget(emu)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("connect to the embedded emulator: %w", err), emu.Close())
+	}
+	return t, nil
+}
+
+func emulatorTarget(emu *emulator.Emulator) (*target, error) {
+	env := emu.Env()
+	caPEM := emu.CAPEM()
+	tr, err := dps.NewTransport(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	client, err := dps.NewClientFromConnectionString(env.DPSConnectionString, clientOptions(tr))
+	if err != nil {
+		return nil, err
+	}
+	return &target{
+		client:               client,
+		name:                 "emulator (" + client.Host() + ")",
+		emulated:             true,
+		idScope:              env.IDScope,
+		deviceEndpoint:       env.DeviceEndpoint,
+		hubConnectionStrings: env.HubConnectionStrings,
+		transport:            tr,
+		caPEM:                caPEM,
+		emu:                  emu,
+	}, nil
+}
+
+func clientOptions(tr *http.Client) *dps.ClientOptions {
+	o := &dps.ClientOptions{}
+	o.Transport = tr
+	return o
+}
+
+// readCA reads --ca-file or $DPS_CA_FILE, if either is set.
+func (a *app) readCA() ([]byte, error) {
+	file, source := a.caFile, "--ca-file"
+	if file == "" {
+		file, source = os.Getenv("DPS_CA_FILE"), "$DPS_CA_FILE"
+	}
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, usagef("%s: %v", source, err)
+	}
+	if !strings.Contains(string(b), "-----BEGIN CERTIFICATE-----") {
+		return nil, usagef("%s: %s holds no PEM certificate; give the CA certificate file (for the emulator: the DPS_CA_FILE line of its emulator.env)", source, file)
+	}
+	return b, nil
+}
+
+// hubConnectionStringsFromEnv collects $IOTHUB_CONNECTION_STRING and
+// $IOTHUB_CONNECTION_STRING_1, _2, ... in that order, without repeats.
+func hubConnectionStringsFromEnv() []string {
+	var out []string
+	add := func(s string) {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	add(os.Getenv("IOTHUB_CONNECTION_STRING"))
+	for i := 1; ; i++ {
+		s, ok := os.LookupEnv("IOTHUB_CONNECTION_STRING_" + strconv.Itoa(i))
+		if !ok {
+			return out
+		}
+		add(s)
+	}
+}
