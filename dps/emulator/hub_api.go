@@ -1,0 +1,291 @@
+package emulator
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	hubapi "github.com/dpsconsole/dpsconsole/dps/hub"
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// maxHubMessage is IoT Hub's device-to-cloud message size limit.
+const maxHubMessage = 256 << 10
+
+// Registry query page sizes: IoT Hub's default and its cap.
+const (
+	defaultHubPage = 100
+	maxHubPage     = 1000
+)
+
+// serveHub serves one linked hub's listener: device-to-cloud telemetry
+// (device SAS, sr = {host}/devices/{id}, no skn) and the registry API
+// (service SAS of the hub's iothubowner policy). Any api-version is accepted.
+func (e *Emulator) serveHub(h *hub, w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(parts) == 0 || !strings.EqualFold(parts[0], "devices") {
+		writeHubError(w, http.StatusNotFound, "NotFound", "no such IoT hub path; this hub serves /devices/...")
+		return
+	}
+	switch {
+	case len(parts) == 4 && strings.EqualFold(parts[2], "messages") && strings.EqualFold(parts[3], "events") && r.Method == http.MethodPost:
+		e.hubTelemetry(h, w, r, parts[1])
+	case len(parts) == 2 && strings.EqualFold(parts[1], "query") && r.Method == http.MethodPost:
+		if e.hubServiceAuth(h, w, r) {
+			e.hubQuery(h, w, r)
+		}
+	case len(parts) == 1 && r.Method == http.MethodGet:
+		if e.hubServiceAuth(h, w, r) {
+			e.hubList(h, w, r)
+		}
+	case len(parts) == 2 && r.Method == http.MethodGet:
+		if e.hubServiceAuth(h, w, r) {
+			e.hubGet(h, w, r, parts[1])
+		}
+	case len(parts) == 2 && r.Method == http.MethodDelete:
+		if e.hubServiceAuth(h, w, r) {
+			e.hubDelete(h, w, r, parts[1])
+		}
+	default:
+		writeHubError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", r.Method+" "+r.URL.Path+" is not served by this emulated hub")
+	}
+}
+
+// writeHubError answers in IoT Hub's error shape, code in iothub-errorcode.
+func writeHubError(w http.ResponseWriter, status int, code, msg string) {
+	tracking := newGUID()
+	w.Header().Set("iothub-errorcode", code)
+	writeJSON(w, status, hubapi.ErrorBody{
+		Message:          "ErrorCode:" + code + ";" + msg,
+		ExceptionMessage: "Tracking ID:" + tracking + "-TimeStamp:" + time.Now().UTC().Format("01/02/2006 15:04:05"),
+	})
+}
+
+// hubServiceAuth checks a service SAS: sr = the hub host, skn = its policy.
+func (e *Emulator) hubServiceAuth(h *hub, w http.ResponseWriter, r *http.Request) bool {
+	tok, err := keys.ParseSAS(r.Header.Get("Authorization"))
+	if err == nil && !strings.EqualFold(tok.KeyName, h.PolicyName) {
+		err = fmt.Errorf("policy %q is not this hub's %q", tok.KeyName, h.PolicyName)
+	}
+	if err == nil {
+		err = tok.Verify(h.key, h.HostName, time.Now())
+	}
+	if err != nil {
+		writeHubError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", "Unauthorized: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func (e *Emulator) hubTelemetry(h *hub, w http.ResponseWriter, r *http.Request, deviceID string) {
+	ctx := r.Context()
+	tok, err := keys.ParseSAS(r.Header.Get("Authorization"))
+	if err != nil {
+		writeHubError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", "Unauthorized: "+err.Error())
+		return
+	}
+	d, err := e.store.hubDevice(ctx, h.Index, deviceID)
+	if errors.Is(err, errNotFound) {
+		writeHubError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", "Unauthorized: device "+strconv.Quote(deviceID)+" is not registered in this hub")
+		return
+	}
+	if err != nil {
+		e.hubInternal(w, err)
+		return
+	}
+	if err := verifyDeviceToken(tok, h, d); err != nil {
+		writeHubError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", "Unauthorized: "+err.Error())
+		return
+	}
+	if d.Status == "disabled" {
+		writeHubError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", "Unauthorized: device "+strconv.Quote(deviceID)+" is disabled")
+		return
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(r.Body, maxHubMessage+1))
+	if err != nil {
+		writeHubError(w, http.StatusBadRequest, "ArgumentInvalid", "could not read the message body")
+		return
+	}
+	if n > maxHubMessage {
+		writeHubError(w, http.StatusRequestEntityTooLarge, "MessageTooLarge", "the message is larger than 256 KB")
+		return
+	}
+	if err := e.store.countMessage(ctx, h.Index, d.DeviceID); err != nil {
+		e.hubInternal(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// verifyDeviceToken accepts a device token (no skn) signed with either of
+// the device's keys, or a token of the hub's service policy.
+func verifyDeviceToken(tok keys.SAS, h *hub, d hubDevice) error {
+	now := time.Now()
+	if tok.KeyName != "" {
+		if !strings.EqualFold(tok.KeyName, h.PolicyName) {
+			return fmt.Errorf("policy %q is not this hub's", tok.KeyName)
+		}
+		return tok.Verify(h.key, h.HostName+"/devices/"+d.DeviceID, now)
+	}
+	resource := h.HostName + "/devices/" + d.DeviceID
+	var err error = keys.ErrSASSignature
+	for _, s := range []string{d.PrimaryKey, d.SecondaryKey} {
+		k, perr := keys.ParseKey(s)
+		if perr != nil {
+			continue
+		}
+		if err = tok.Verify(k, resource, now); err == nil || !errors.Is(err, keys.ErrSASSignature) {
+			return err
+		}
+	}
+	return err
+}
+
+func (e *Emulator) hubInternal(w http.ResponseWriter, err error) {
+	e.log.Error("hub API", "err", err)
+	writeHubError(w, http.StatusInternalServerError, "ServerError", "internal error")
+}
+
+func (e *Emulator) hubGet(h *hub, w http.ResponseWriter, r *http.Request, deviceID string) {
+	d, err := e.store.hubDevice(r.Context(), h.Index, deviceID)
+	if errors.Is(err, errNotFound) {
+		writeHubError(w, http.StatusNotFound, "DeviceNotFound", "Device "+strconv.Quote(deviceID)+" is not registered in "+h.HostName)
+		return
+	}
+	if err != nil {
+		e.hubInternal(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wireDevice(d))
+}
+
+func (e *Emulator) hubDelete(h *hub, w http.ResponseWriter, r *http.Request, deviceID string) {
+	err := e.store.deleteHubDevice(r.Context(), h.Index, deviceID, r.Header.Get("If-Match"))
+	switch {
+	case errors.Is(err, errNotFound):
+		writeHubError(w, http.StatusNotFound, "DeviceNotFound", "Device "+strconv.Quote(deviceID)+" is not registered in "+h.HostName)
+	case errors.Is(err, errPrecondition):
+		writeHubError(w, http.StatusPreconditionFailed, "PreconditionFailed", "the If-Match ETag does not match the device's")
+	case err != nil:
+		e.hubInternal(w, err)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// hubQuery is POST /devices/query: every device as a twin, paged with
+// x-ms-max-item-count and x-ms-continuation (absent on the last page). Any
+// query string is taken as SELECT * FROM devices.
+func (e *Emulator) hubQuery(h *hub, w http.ResponseWriter, r *http.Request) {
+	size := defaultHubPage
+	if v := r.Header.Get("x-ms-max-item-count"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeHubError(w, http.StatusBadRequest, "ArgumentInvalid", "x-ms-max-item-count must be a positive integer")
+			return
+		}
+		size = min(n, maxHubPage)
+	}
+	after := ""
+	if c := r.Header.Get("x-ms-continuation"); c != "" {
+		b, err := base64.RawURLEncoding.DecodeString(c)
+		if err != nil {
+			writeHubError(w, http.StatusBadRequest, "ArgumentInvalid", "x-ms-continuation is not a token this hub issued")
+			return
+		}
+		after = string(b)
+	}
+	devs, next, err := e.store.hubDevices(r.Context(), h.Index, after, size)
+	if err != nil {
+		e.hubInternal(w, err)
+		return
+	}
+	twins := make([]hubapi.Twin, 0, len(devs))
+	for _, d := range devs {
+		twins = append(twins, wireTwin(d))
+	}
+	if next != "" {
+		w.Header().Set("x-ms-continuation", base64.RawURLEncoding.EncodeToString([]byte(next)))
+	}
+	w.Header().Set("x-ms-item-type", "Twin")
+	writeJSON(w, http.StatusOK, twins)
+}
+
+// hubList is GET /devices?top=N: at most N (1-1000, else 1000) identities.
+func (e *Emulator) hubList(h *hub, w http.ResponseWriter, r *http.Request) {
+	top := maxHubPage
+	if n, err := strconv.Atoi(r.URL.Query().Get("top")); err == nil && n >= 1 && n <= maxHubPage {
+		top = n
+	}
+	devs, _, err := e.store.hubDevices(r.Context(), h.Index, "", top)
+	if err != nil {
+		e.hubInternal(w, err)
+		return
+	}
+	out := make([]hubapi.Device, 0, len(devs))
+	for _, d := range devs {
+		out = append(out, wireDevice(d))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func wireDevice(d hubDevice) hubapi.Device {
+	return hubapi.Device{
+		DeviceID:          d.DeviceID,
+		GenerationID:      d.GenerationID,
+		ETag:              d.ETag,
+		ConnectionState:   "Disconnected",
+		Status:            d.Status,
+		StatusUpdatedTime: d.Updated,
+		LastActivityTime:  d.LastActivity,
+		Authentication: &hubapi.AuthenticationMechanism{Type: hubapi.AuthSAS,
+			SymmetricKey: &hubapi.SymmetricKey{PrimaryKey: dps.Secret(d.PrimaryKey), SecondaryKey: dps.Secret(d.SecondaryKey)}},
+		Capabilities: &dps.DeviceCapabilities{},
+	}
+}
+
+func wireTwin(d hubDevice) hubapi.Twin {
+	return hubapi.Twin{
+		DeviceID:           d.DeviceID,
+		ETag:               d.ETag,
+		DeviceETag:         d.ETag,
+		Status:             d.Status,
+		StatusUpdateTime:   d.Updated,
+		ConnectionState:    "Disconnected",
+		LastActivityTime:   d.LastActivity,
+		AuthenticationType: hubapi.AuthSAS,
+		Version:            1,
+		Properties:         &hubapi.TwinProperties{Desired: dps.TwinCollection{}, Reported: dps.TwinCollection{}},
+		Capabilities:       &dps.DeviceCapabilities{},
+	}
+}
+
+// HubDevice is a device identity as the emulator holds it, for tests.
+type HubDevice struct {
+	DeviceID     string
+	MessageCount int64
+	LastActivity time.Time
+}
+
+// HubDevice returns deviceID's identity in the hub with host name hubHost
+// (as in registration records), with its telemetry count.
+func (e *Emulator) HubDevice(ctx context.Context, hubHost, deviceID string) (HubDevice, error) {
+	for _, h := range e.hubs {
+		if strings.EqualFold(h.HostName, hubHost) {
+			d, err := e.store.hubDevice(ctx, h.Index, deviceID)
+			if err != nil {
+				return HubDevice{}, fmt.Errorf("device %q in hub %s: %w", deviceID, hubHost, err)
+			}
+			return HubDevice{DeviceID: d.DeviceID, MessageCount: d.MessageCount, LastActivity: d.LastActivity}, nil
+		}
+	}
+	return HubDevice{}, fmt.Errorf("no linked hub named %q", url.PathEscape(hubHost))
+}

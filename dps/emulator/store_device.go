@@ -1,0 +1,134 @@
+package emulator
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+)
+
+// Store methods of the device and hub APIs.
+
+// allGroups returns every enrollment group in ID order (DPS allows at most
+// 100 symmetric-key groups, so the device API can scan them all).
+func (s *store) allGroups(ctx context.Context) ([]dps.EnrollmentGroup, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT doc FROM groups ORDER BY id_key`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []dps.EnrollmentGroup
+	for rows.Next() {
+		var doc string
+		if err := rows.Scan(&doc); err != nil {
+			return nil, err
+		}
+		var g dps.EnrollmentGroup
+		if err := json.Unmarshal([]byte(doc), &g); err != nil {
+			return nil, err
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// registrationByOperation finds the record an operation produced.
+func (s *store) registrationByOperation(ctx context.Context, opID string) (registration, error) {
+	r, err := scanRegistration(s.r.QueryRowContext(ctx, `SELECT `+registrationColumns+` FROM registrations WHERE operation_id = ?`, opID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, errNotFound
+	}
+	return r, err
+}
+
+// assignment is everything one registration writes, committed together:
+// the record, the device identity in the assigned hub, and the removal of
+// the identity from the hub the device leaves.
+type assignment struct {
+	rec       registration
+	device    *hubDevice // nil when the registration failed
+	removeHub int        // linkedHub.Index to remove removeID from; 0 for none
+	removeID  string
+}
+
+func (s *store) commitAssignment(ctx context.Context, a assignment) (registration, error) {
+	rec := a.rec
+	return rec, s.tx(ctx, func(tx *sql.Tx) error {
+		if a.removeHub != 0 && (a.device == nil || a.removeHub != a.device.Hub || a.removeID != a.device.DeviceID) {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM hub_devices WHERE hub = ? AND device_id = ?`, a.removeHub, a.removeID); err != nil {
+				return err
+			}
+		}
+		if a.device != nil {
+			if _, err := putHubDeviceTx(ctx, tx, *a.device); err != nil {
+				return err
+			}
+		}
+		var err error
+		rec, err = putRegistrationTx(ctx, tx, rec)
+		return err
+	})
+}
+
+// countMessage records one device-to-cloud message.
+func (s *store) countMessage(ctx context.Context, hub int, deviceID string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE hub_devices SET message_count = message_count + 1, last_activity = ? WHERE hub = ? AND device_id = ?`,
+		time.Now().UnixNano(), hub, deviceID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errNotFound
+	}
+	return nil
+}
+
+// deleteHubDevice removes an identity; ifMatch as for the other deletes.
+func (s *store) deleteHubDevice(ctx context.Context, hub int, deviceID, ifMatch string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var etag string
+		err := tx.QueryRowContext(ctx, `SELECT etag FROM hub_devices WHERE hub = ? AND device_id = ?`, hub, deviceID).Scan(&etag)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !ifMatchOK(ifMatch, etag) {
+			return errPrecondition
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM hub_devices WHERE hub = ? AND device_id = ?`, hub, deviceID)
+		return err
+	})
+}
+
+// hubDevices lists a hub's identities after the device-ID cursor; next is
+// the cursor of the following page, "" on the last.
+func (s *store) hubDevices(ctx context.Context, hub int, after string, limit int) (out []hubDevice, next string, err error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT device_id, primary_key, secondary_key, etag, generation_id, status, message_count, last_activity, created, updated
+		FROM hub_devices WHERE hub = ? AND device_id > ? ORDER BY device_id LIMIT ?`, hub, after, limit+1)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if len(out) == limit {
+			next = out[len(out)-1].DeviceID
+			break
+		}
+		d := hubDevice{Hub: hub}
+		var last, created, updated int64
+		if err := rows.Scan(&d.DeviceID, &d.PrimaryKey, &d.SecondaryKey, &d.ETag, &d.GenerationID, &d.Status, &d.MessageCount, &last, &created, &updated); err != nil {
+			return nil, "", err
+		}
+		if last != 0 {
+			d.LastActivity = time.Unix(0, last).UTC()
+		}
+		d.Created, d.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+		out = append(out, d)
+	}
+	return out, next, rows.Err()
+}
