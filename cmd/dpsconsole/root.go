@@ -34,6 +34,7 @@ type app struct {
 	stateDir         string
 	connectionString string
 	caFile           string
+	console          consoleFlags
 }
 
 // usageError marks a mistake on the command line (exit status 2).
@@ -114,6 +115,7 @@ emulator, so everything works on a laptop with no Azure account.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runConsole(cmd, a) },
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	addConsoleFlags(root, a)
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.stateDir, "state-dir", defaultStateDir(), "state directory: emulator data, journals, job logs, log file")
 	pf.StringVar(&a.connectionString, "connection-string", "", "DPS service connection string (or $DPS_CONNECTION_STRING); without one the embedded emulator is used")

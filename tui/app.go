@@ -1,0 +1,410 @@
+// Package tui is dpsconsole's terminal console, built on Bubble Tea v2. One
+// root Model routes keys to the focused view and async results to the view
+// that asked for them; views are a stack popped with esc.
+package tui
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/spinner"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+)
+
+// Options configure the console.
+type Options struct {
+	Target   *Target
+	ReadOnly bool
+	Logger   *slog.Logger // nil = discard
+	// Start is the first command to run, e.g. "derive"; "" opens the groups.
+	Start string
+}
+
+// Model is the root model.
+type Model struct {
+	c     *Common
+	stack []view
+	help  help.Model
+	spin  spinner.Model
+	// spinning is true while a spinner tick is in flight.
+	spinning bool
+
+	showHelp bool
+	cmdline  textinput.Model
+	cmdMode  bool
+
+	flash      string
+	flashErr   bool
+	flashTag   int
+	width      int
+	height     int
+	quitting   bool
+	hasBgColor bool
+}
+
+// commands of the `:` line, in completion order.
+var commands = []string{"groups", "enrollments", "derive", "simulate", "tutorial", "cleanup", "quit"}
+
+// New builds the console.
+func New(ctx context.Context, opts Options) *Model {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	noColor := os.Getenv("NO_COLOR") != ""
+	c := &Common{
+		Ctx: ctx, Styles: NewStyles(true, noColor), Keys: DefaultKeyMap(opts.ReadOnly),
+		Target: opts.Target, Logger: logger, ReadOnly: opts.ReadOnly, NoColor: noColor,
+		Now: time.Now, Width: 80, Height: 20,
+	}
+	in := textinput.New()
+	in.Prompt = ":"
+	in.ShowSuggestions = true
+	in.SetSuggestions(commands)
+	m := &Model{c: c, help: help.New(), spin: spinner.New(spinner.WithSpinner(spinner.MiniDot)), cmdline: in}
+	m.help.Styles = c.Styles.Help
+	start := opts.Start
+	if start == "" {
+		start = "groups"
+	}
+	m.stack = []view{m.makeView(start)}
+	return m
+}
+
+// makeView builds the view a `:` command names (nil for unknown).
+func (m *Model) makeView(name string) view {
+	switch name {
+	case "groups":
+		return newGroupsView(m.c)
+	case "enrollments":
+		return newEnrollmentsView(m.c)
+	case "derive":
+		return newDeriveView(m.c, "", "")
+	case "simulate":
+		return newSimulateView(m.c, "", "")
+	case "tutorial":
+		return newTutorialView(m.c)
+	case "cleanup":
+		return newCleanupView(m.c)
+	}
+	return nil
+}
+
+func (m *Model) top() view { return m.stack[len(m.stack)-1] }
+
+// Init starts the first view and asks the terminal for its background.
+func (m *Model) Init() tea.Cmd {
+	return tea.Batch(tea.RequestBackgroundColor, m.top().Init())
+}
+
+// Update routes messages: results to their owner, keys to the focus.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	cmd := m.update(msg)
+	if !m.spinning && m.busy() {
+		m.spinning = true
+		cmd = tea.Batch(cmd, m.spin.Tick)
+	}
+	return m, cmd
+}
+
+func (m *Model) update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.resize()
+		return nil
+	case tea.BackgroundColorMsg:
+		m.hasBgColor = true
+		*m.c.Styles = *NewStyles(msg.IsDark(), m.c.NoColor)
+		m.help.Styles = m.c.Styles.Help
+		return nil
+	case spinner.TickMsg:
+		if !m.busy() {
+			m.spinning = false
+			return nil
+		}
+		var cmd tea.Cmd
+		m.spin, cmd = m.spin.Update(msg)
+		return cmd
+	case routed:
+		for _, v := range m.stack {
+			if v.id() == msg.to {
+				return v.Update(msg.msg)
+			}
+		}
+		return nil // its view was closed: drop the result
+	case flashMsg:
+		m.flash, m.flashErr = msg.text, msg.isErr
+		m.flashTag++
+		tag := m.flashTag
+		if msg.isErr {
+			m.c.Logger.Warn("console error", "error", msg.text)
+		}
+		return tea.Tick(6*time.Second, func(time.Time) tea.Msg { return flashExpired{tag} })
+	case flashExpired:
+		if msg.tag == m.flashTag {
+			m.flash = ""
+		}
+		return nil
+	case openMsg:
+		return m.push(msg.v)
+	case backMsg:
+		m.pop()
+		return nil
+	case tea.KeyPressMsg:
+		return m.key(msg)
+	}
+	return m.top().Update(msg)
+}
+
+type flashExpired struct{ tag int }
+
+func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.c.Keys
+	if k.ForceQuit.Matches(msg) {
+		m.quitting = true
+		return tea.Quit
+	}
+	if m.cmdMode {
+		return m.commandKey(msg)
+	}
+	if m.showHelp {
+		m.showHelp = false
+		return nil
+	}
+	if !m.top().Editing() {
+		switch {
+		case k.Quit.Matches(msg):
+			m.quitting = true
+			return tea.Quit
+		case k.Help.Matches(msg):
+			m.showHelp = true
+			return nil
+		case k.Command.Matches(msg):
+			m.cmdMode = true
+			m.cmdline.SetValue("")
+			return m.cmdline.Focus()
+		case k.Back.Matches(msg) && len(m.stack) > 1:
+			// The view may use esc itself (clear a filter, leave a form).
+			if cmd, used := m.escape(); used {
+				return cmd
+			}
+			m.pop()
+			return nil
+		}
+	}
+	return m.top().Update(msg)
+}
+
+// escaper is a view that sometimes uses esc before the root pops it.
+type escaper interface{ Escape() (tea.Cmd, bool) }
+
+func (m *Model) escape() (tea.Cmd, bool) {
+	if e, ok := m.top().(escaper); ok {
+		return e.Escape()
+	}
+	return nil, false
+}
+
+func (m *Model) commandKey(msg tea.KeyPressMsg) tea.Cmd {
+	switch msg.String() {
+	case "esc":
+		m.cmdMode = false
+		m.cmdline.Blur()
+		return nil
+	case "enter":
+		m.cmdMode = false
+		m.cmdline.Blur()
+		return m.runCommand(m.cmdline.Value())
+	}
+	var cmd tea.Cmd
+	m.cmdline, cmd = m.cmdline.Update(msg)
+	return cmd
+}
+
+// runCommand runs a `:` command; a unique prefix is enough.
+func (m *Model) runCommand(line string) tea.Cmd {
+	name := strings.TrimSpace(strings.TrimPrefix(line, ":"))
+	if name == "" {
+		return nil
+	}
+	var hits []string
+	for _, c := range commands {
+		if c == name {
+			hits = []string{c}
+			break
+		}
+		if strings.HasPrefix(c, name) {
+			hits = append(hits, c)
+		}
+	}
+	if len(hits) != 1 {
+		sort.Strings(hits)
+		if len(hits) == 0 {
+			return flash(fmt.Sprintf("unknown command %q; try :%s", name, strings.Join(commands, " :")))
+		}
+		return flash(fmt.Sprintf("%q is ambiguous: :%s", name, strings.Join(hits, " :")))
+	}
+	if hits[0] == "quit" {
+		m.quitting = true
+		return tea.Quit
+	}
+	v := m.makeView(hits[0])
+	if hits[0] == "groups" { // home: drop the stack
+		m.stack = m.stack[:0]
+	}
+	return m.push(v)
+}
+
+func (m *Model) push(v view) tea.Cmd {
+	m.stack = append(m.stack, v)
+	m.resize()
+	return v.Init()
+}
+
+func (m *Model) pop() {
+	if len(m.stack) > 1 {
+		m.stack = m.stack[:len(m.stack)-1]
+		m.resize()
+	}
+}
+
+func (m *Model) busy() bool {
+	for _, v := range m.stack {
+		if v.Busy() {
+			return true
+		}
+	}
+	return false
+}
+
+// headerHeight and footerHeight frame the body.
+const headerHeight, footerHeight = 2, 1
+
+func (m *Model) resize() {
+	if m.width == 0 {
+		return
+	}
+	m.c.Width, m.c.Height = m.width, max(m.height-headerHeight-footerHeight, 1)
+	m.help.SetWidth(m.width)
+	m.cmdline.SetWidth(max(m.width-4, 1))
+	m.top().SetSize(m.c.Width, m.c.Height)
+}
+
+// View draws header, the focused view (or help) and the footer.
+func (m *Model) View() tea.View {
+	if m.width == 0 {
+		return tea.NewView("starting…")
+	}
+	var body string
+	if m.showHelp {
+		body = m.fullHelp()
+	} else {
+		body = m.top().View()
+	}
+	body = lipgloss.NewStyle().Width(m.c.Width).Height(m.c.Height).MaxHeight(m.c.Height).MaxWidth(m.c.Width).Render(body)
+	v := tea.NewView(m.header() + "\n" + body + "\n" + m.footer())
+	v.AltScreen = true
+	v.WindowTitle = "dpsconsole"
+	return v
+}
+
+func (m *Model) header() string {
+	st := m.c.Styles
+	t := m.c.Target
+	left := st.HeaderTarget.Render("dpsconsole") + " " + st.Header.Render(t.Name)
+	if t.IDScope != "" {
+		left += st.Muted.Render("  scope ") + st.Header.Render(t.IDScope)
+	}
+	if s := m.top().Status(); s != "" {
+		left += st.Muted.Render("  " + s)
+	}
+	if m.busy() {
+		left += " " + m.spin.View()
+	}
+	right := ""
+	if m.c.ReadOnly {
+		right = st.ReadOnly.Render("READ-ONLY")
+	}
+	line1 := left
+	if gap := m.width - lipgloss.Width(left) - lipgloss.Width(right); gap > 0 {
+		line1 = left + strings.Repeat(" ", gap) + right
+	} else if right != "" {
+		line1 = fit(left, max(m.width-lipgloss.Width(right)-1, 1)) + " " + right
+	}
+	// Line 2: the breadcrumb of the view stack, or the flash message.
+	var line2 string
+	switch {
+	case m.flash != "" && m.flashErr:
+		line2 = st.FlashError.Render(fit("✗ "+m.flash, m.width))
+	case m.flash != "":
+		line2 = st.Flash.Render(fit("✓ "+m.flash, m.width))
+	default:
+		crumbs := make([]string, len(m.stack))
+		for i, v := range m.stack {
+			crumbs[i] = v.Title()
+		}
+		line2 = st.Title.Render(fit(strings.Join(crumbs, " › "), m.width))
+	}
+	return fit(line1, m.width) + "\n" + line2
+}
+
+func (m *Model) footer() string {
+	if m.cmdMode {
+		return m.c.Styles.CommandLine.Render(fit(m.cmdline.View(), m.width))
+	}
+	k := m.c.Keys
+	hints := append(m.top().Hints(), k.Command, k.Help)
+	if len(m.stack) > 1 {
+		hints = append(hints, k.Back)
+	}
+	hints = append(hints, k.Quit)
+	return fit(m.help.ShortHelpView(keyBindings(hints...)), m.width)
+}
+
+// fullHelp lays out every section as a block, blocks flowing across the width.
+func (m *Model) fullHelp() string {
+	st := m.c.Styles
+	k := m.c.Keys
+	var rows []string
+	var row []string
+	used := 0
+	for _, s := range k.Sections() {
+		lines := []string{st.Title.Render(s.Title)}
+		for _, b := range s.Bindings {
+			if b.DisabledReason() != "" {
+				continue
+			}
+			lines = append(lines, st.Key.Render(fmt.Sprintf("%-9s", b.Help().Key))+" "+b.Help().Desc)
+		}
+		block := lipgloss.NewStyle().PaddingRight(3).Render(strings.Join(lines, "\n"))
+		w := lipgloss.Width(block)
+		if used > 0 && used+w > m.c.Width {
+			rows = append(rows, lipgloss.JoinHorizontal(lipgloss.Top, row...))
+			row, used = nil, 0
+		}
+		row = append(row, block)
+		used += w
+	}
+	rows = append(rows, lipgloss.JoinHorizontal(lipgloss.Top, row...))
+	out := strings.Join(rows, "\n\n")
+	if d := k.Disabled(); len(d) > 0 {
+		names := make([]string, len(d))
+		for i, bd := range d {
+			names[i] = bd.Help().Key + " " + bd.Help().Desc
+		}
+		out += "\n\n" + st.Warning.Render("Disabled ("+d[0].DisabledReason()+"): "+strings.Join(names, ", "))
+	}
+	return out + "\n\n" + st.Muted.Render("Commands: :"+strings.Join(commands, " :")+"   (any key closes this help)")
+}
+
+// Quitting reports whether the console asked to quit (for tests).
+func (m *Model) Quitting() bool { return m.quitting }

@@ -1,0 +1,87 @@
+package tui
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+)
+
+// Common is what every view shares: styles, key bindings, the live target's
+// clients, the size of the body and the read-only switch. The root owns it
+// and updates it in place on resize and background-colour changes.
+type Common struct {
+	Ctx      context.Context
+	Styles   *Styles
+	Keys     *KeyMap
+	Target   *Target
+	Logger   *slog.Logger
+	ReadOnly bool
+	NoColor  bool
+	// Width and Height are the body's: the screen minus header and footer.
+	Width, Height int
+	// Now is the clock, replaced in tests that render times.
+	Now    func() time.Time
+	nextID int
+}
+
+func (c *Common) newID() int {
+	c.nextID++
+	return c.nextID
+}
+
+// view is one screen of the console. Views are pointers updated in place by
+// the root; they never do I/O in Update, only return Cmds.
+type view interface {
+	id() int
+	Title() string
+	Init() tea.Cmd
+	Update(tea.Msg) tea.Cmd
+	View() string
+	SetSize(w, h int)
+	// Hints are the bindings shown in the footer and first in `?` help.
+	Hints() []*Binding
+	// Editing is true while a text field has the keys, so the root leaves
+	// q, : and ? to it.
+	Editing() bool
+	// Busy is true while the view waits on the target (the header spins).
+	Busy() bool
+	// Status is the view's counts for the header, e.g. "12 groups".
+	Status() string
+}
+
+// routed carries an async result to the view that asked for it, even when
+// another view has the focus by the time it arrives.
+type routed struct {
+	to  int
+	msg tea.Msg
+}
+
+// do runs fn off the event loop and delivers its message to view `to`.
+// fn must work only on values captured before do is called.
+func do(to int, fn func() tea.Msg) tea.Cmd {
+	return func() tea.Msg { return routed{to: to, msg: fn()} }
+}
+
+// flashMsg asks the root to show a transient message in the header.
+type flashMsg struct {
+	text  string
+	isErr bool
+}
+
+func flash(text string) tea.Cmd { return func() tea.Msg { return flashMsg{text: text} } }
+
+func flashErr(err error) tea.Cmd {
+	return func() tea.Msg { return flashMsg{text: err.Error(), isErr: true} }
+}
+
+// openMsg asks the root to push a view.
+type openMsg struct{ v view }
+
+func open(v view) tea.Cmd { return func() tea.Msg { return openMsg{v} } }
+
+// backMsg asks the root to pop the focused view.
+type backMsg struct{}
+
+func back() tea.Msg { return backMsg{} }

@@ -1,0 +1,88 @@
+package tui
+
+import (
+	"strings"
+
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+)
+
+// form is a column of labelled text fields. A focused field takes every
+// key; esc leaves the fields so the view's (and the root's) keys work, and
+// tab or enter comes back in.
+type form struct {
+	c      *Common
+	labels []string
+	inputs []textinput.Model
+	focus  int // -1: no field has the keys
+}
+
+func newForm(c *Common, labels ...string) *form {
+	f := &form{c: c, labels: labels, focus: -1}
+	for range labels {
+		in := textinput.New()
+		in.Prompt = ""
+		f.inputs = append(f.inputs, in)
+	}
+	return f
+}
+
+func (f *form) editing() bool { return f.focus >= 0 }
+
+func (f *form) value(i int) string { return strings.TrimSpace(f.inputs[i].Value()) }
+
+func (f *form) set(i int, v string) { f.inputs[i].SetValue(v) }
+
+// focusOn gives field i the keys.
+func (f *form) focusOn(i int) tea.Cmd {
+	for j := range f.inputs {
+		f.inputs[j].Blur()
+	}
+	f.focus = i
+	if i < 0 {
+		return nil
+	}
+	return f.inputs[i].Focus()
+}
+
+func (f *form) setWidth(w int) {
+	for i := range f.inputs {
+		f.inputs[i].SetWidth(max(w, 8))
+	}
+}
+
+// update handles navigation and typing; changed reports that a value moved.
+func (f *form) update(msg tea.KeyPressMsg) (cmd tea.Cmd, changed bool) {
+	k := f.c.Keys
+	switch {
+	case msg.String() == "esc":
+		return f.focusOn(-1), false
+	case msg.String() == "tab" || (msg.String() == "down" && f.focus >= 0):
+		return f.focusOn((f.focus + 1) % len(f.inputs)), false
+	case msg.String() == "shift+tab" || (msg.String() == "up" && f.focus >= 0):
+		return f.focusOn((f.focus + len(f.inputs) - 1) % len(f.inputs)), false
+	case f.focus < 0:
+		if k.Submit.Matches(msg) {
+			return f.focusOn(0), false
+		}
+		return nil, false
+	}
+	before := f.inputs[f.focus].Value()
+	f.inputs[f.focus], cmd = f.inputs[f.focus].Update(msg)
+	return cmd, f.inputs[f.focus].Value() != before
+}
+
+// row renders field i with its label, and an optional note under it.
+func (f *form) row(i, labelWidth int, note string) string {
+	st := f.c.Styles
+	label := st.Label.Render(fit(f.labels[i], labelWidth))
+	marker := "  "
+	if f.focus == i {
+		marker = st.Key.Render("▸ ")
+	}
+	s := marker + label + " " + f.inputs[i].View()
+	if note != "" {
+		s += "\n" + strings.Repeat(" ", labelWidth+3) + note
+	}
+	return s
+}

@@ -1,0 +1,378 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+)
+
+// record is a registration record as the table keeps it: only the columns,
+// with repeated strings shared, so a million of them stay small.
+type record struct {
+	id, device, hub string
+	status          dps.RegistrationStatus
+	sub             dps.Substatus
+	updated         time.Time
+}
+
+// toRecords converts a page, sharing equal strings within it.
+func toRecords(states []dps.DeviceRegistrationState) []record {
+	out := make([]record, len(states))
+	hubs := map[string]string{}
+	for i, s := range states {
+		h, ok := hubs[s.AssignedHub]
+		if !ok {
+			h = s.AssignedHub
+			hubs[h] = h
+		}
+		dev := s.DeviceID
+		if dev == s.RegistrationID {
+			dev = s.RegistrationID
+		}
+		out[i] = record{id: s.RegistrationID, device: dev, hub: h, status: canonStatus(s.Status), sub: canonSubstatus(s.Substatus), updated: s.LastUpdatedDateTimeUTC}
+	}
+	return out
+}
+
+func canonStatus(s dps.RegistrationStatus) dps.RegistrationStatus {
+	for _, c := range []dps.RegistrationStatus{dps.StatusAssigned, dps.StatusAssigning, dps.StatusFailed, dps.StatusDisabled, dps.StatusUnassigned} {
+		if s == c {
+			return c
+		}
+	}
+	return s
+}
+
+func canonSubstatus(s dps.Substatus) dps.Substatus {
+	for _, c := range []dps.Substatus{dps.SubstatusInitialAssignment, dps.SubstatusDeviceDataMigrated, dps.SubstatusDeviceDataReset, dps.SubstatusReprovisionedToInitialAssignment} {
+		if s == c {
+			return c
+		}
+	}
+	return s
+}
+
+var recordColumns = []Column{{"REGISTRATION ID", 0}, {"DEVICE ID", 0}, {"ASSIGNED HUB", 0}, {"STATUS", 10}, {"SUBSTATUS", 18}, {"LAST UPDATED", 19}}
+
+func recordKey(r record) string { return r.id }
+
+func recordCells(r record) []string {
+	return []string{r.id, r.device, r.hub, string(r.status), string(r.sub), stamp(r.updated)}
+}
+
+func recordMatch(r record, q string) bool {
+	return containsFold(r.id, q) || (r.device != r.id && containsFold(r.device, q)) || containsFold(r.hub, q) || containsFold(string(r.status), q)
+}
+
+// newRecordTable is the registration-record table of a group.
+func newRecordTable(c *Common, owner int) *Table[record] {
+	return NewTable(c, owner, recordColumns, recordKey, recordCells, recordMatch)
+}
+
+// groupView shows one enrollment group and its registration records.
+type groupView struct {
+	c        *Common
+	vid      int
+	groupID  string
+	group    *dps.EnrollmentGroup
+	att      *dps.AttestationMechanism
+	revealed bool
+	err      string
+
+	table    *Table[record]
+	gen      int
+	token    string
+	loading  bool
+	opened   time.Time
+	firstAt  time.Duration // time from opening to the first page on screen
+	confirm  *confirm
+	deleting *deleteProgress
+	counting bool
+}
+
+type groupLoadedMsg struct {
+	gen   int
+	group dps.EnrollmentGroup
+	att   dps.AttestationMechanism
+	err   error
+}
+
+type recordsPageMsg struct {
+	gen     int
+	records []record
+	token   string
+	err     error
+}
+
+type markAllCountMsg struct {
+	gen int
+	n   int
+	err error
+}
+
+func newGroupView(c *Common, groupID string) *groupView {
+	v := &groupView{c: c, vid: c.newID(), groupID: groupID}
+	v.table = newRecordTable(c, v.vid)
+	return v
+}
+
+func (v *groupView) id() int       { return v.vid }
+func (v *groupView) Title() string { return "Group " + v.groupID }
+func (v *groupView) Editing() bool { return v.table.Filtering() || v.confirm != nil }
+func (v *groupView) Busy() bool    { return v.loading || v.counting || v.deleting != nil }
+func (v *groupView) Status() string {
+	s := count(v.table.Loaded())
+	if v.table.More() {
+		s += "+"
+	}
+	return s + " records"
+}
+
+// settingsHeight is the lines the settings block takes above the table.
+const settingsHeight = 5
+
+func (v *groupView) SetSize(w, h int) { v.table.SetSize(w, h-settingsHeight) }
+
+func (v *groupView) Hints() []*Binding {
+	k := v.c.Keys
+	return []*Binding{k.Mark, k.MarkAll, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Refresh}
+}
+
+func (v *groupView) Init() tea.Cmd {
+	v.opened = v.c.Now()
+	return v.refresh()
+}
+
+func (v *groupView) refresh() tea.Cmd {
+	v.gen++
+	v.table.Reset()
+	v.token = ""
+	gen, id, svc, ctx := v.gen, v.groupID, v.c.Target.Service, v.c.Ctx
+	load := do(v.vid, func() tea.Msg {
+		g, err := svc.GetEnrollmentGroup(ctx, id)
+		if err != nil {
+			return groupLoadedMsg{gen: gen, err: err}
+		}
+		var att dps.AttestationMechanism
+		if g.Attestation.Type == dps.AttestationSymmetricKey {
+			att, err = svc.GetEnrollmentGroupAttestation(ctx, id)
+		}
+		return groupLoadedMsg{gen: gen, group: g, att: att, err: err}
+	})
+	return tea.Batch(load, v.fetch())
+}
+
+func (v *groupView) fetch() tea.Cmd {
+	v.loading = true
+	gen, token, id, svc, ctx := v.gen, v.token, v.groupID, v.c.Target.Service, v.c.Ctx
+	return do(v.vid, func() tea.Msg {
+		pager := svc.NewRegistrationStatePager(id, &dps.PagerOptions{PageSize: recordPageSize, ContinuationToken: token})
+		page, err := pager.NextPage(ctx)
+		return recordsPageMsg{gen: gen, records: toRecords(page.Items), token: page.ContinuationToken, err: err}
+	})
+}
+
+func (v *groupView) more() tea.Cmd {
+	if !v.loading && v.table.WantsMore() {
+		return v.fetch()
+	}
+	return nil
+}
+
+func (v *groupView) Update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case groupLoadedMsg:
+		if msg.gen != v.gen {
+			return nil
+		}
+		if msg.err != nil {
+			v.err = dps.ErrorMessage(msg.err)
+			return nil
+		}
+		v.group, v.att, v.err = &msg.group, &msg.att, ""
+		return nil
+	case recordsPageMsg:
+		if msg.gen != v.gen {
+			return nil
+		}
+		v.loading = false
+		if msg.err != nil {
+			return flashErr(fmt.Errorf("listing records of %s: %s", v.groupID, dps.ErrorMessage(msg.err)))
+		}
+		if v.firstAt == 0 {
+			v.firstAt = v.c.Now().Sub(v.opened)
+			v.c.Logger.Debug("first page of records", "group", v.groupID, "elapsed", v.firstAt)
+		}
+		v.token = msg.token
+		v.table.Append(msg.records, msg.token != "")
+		return v.more()
+	case markAllCountMsg:
+		v.counting = false
+		if msg.gen != v.gen {
+			return nil
+		}
+		if msg.err != nil {
+			return flashErr(fmt.Errorf("counting records: %s", dps.ErrorMessage(msg.err)))
+		}
+		v.table.SetAllCount(msg.n)
+		return flash(fmt.Sprintf("all %s records of %s marked, across every page", count(v.table.MarkedCount()), v.groupID))
+	case deleteProgress:
+		v.deleting = &msg
+		if !msg.done {
+			return listenDelete(v.vid, msg.ch)
+		}
+		v.deleting = nil
+		if all, _ := v.table.AllMarked(); all {
+			v.table.ToggleMarkAll()
+			return tea.Batch(v.deleteReport(msg), v.refresh())
+		}
+		v.table.Remove(msg.gone)
+		return tea.Batch(v.deleteReport(msg), v.more())
+	case tea.KeyPressMsg:
+		return v.key(msg)
+	}
+	cmd, _ := v.table.Update(msg)
+	return cmd
+}
+
+func (v *groupView) deleteReport(p deleteProgress) tea.Cmd {
+	if p.failed > 0 || p.firstErr != nil {
+		return flashErr(fmt.Errorf("deleted %s of %s records; %d failed: %s", count(p.deleted), count(p.total), p.failed, dps.ErrorMessage(p.firstErr)))
+	}
+	return flash(fmt.Sprintf("deleted %s registration records", count(p.deleted)))
+}
+
+func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
+	if v.confirm != nil {
+		c := v.confirm
+		v.confirm = nil
+		cmd, _ := c.answer(msg)
+		return cmd
+	}
+	if v.deleting != nil {
+		return nil
+	}
+	if cmd, handled := v.table.Update(msg); handled {
+		return tea.Batch(cmd, v.more())
+	}
+	k := v.c.Keys
+	switch {
+	case k.Refresh.Matches(msg):
+		return v.refresh()
+	case k.Mark.Matches(msg):
+		v.table.ToggleMark()
+		v.table.MoveBy(1)
+		return v.more()
+	case k.MarkAll.Matches(msg):
+		if !v.table.ToggleMarkAll() {
+			return flash("marks cleared")
+		}
+		v.counting = true
+		gen, id, svc, ctx := v.gen, v.groupID, v.c.Target.Service, v.c.Ctx
+		return tea.Batch(flash("marking every record of "+id+"; counting…"), do(v.vid, func() tea.Msg {
+			n, _, err := countRecords(ctx, svc, id, 0)
+			return markAllCountMsg{gen: gen, n: n, err: err}
+		}))
+	case k.Delete.Matches(msg):
+		return v.askDelete()
+	case k.Reveal.Matches(msg):
+		v.revealed = !v.revealed
+	case k.Copy.Matches(msg):
+		if v.att == nil || v.att.SymmetricKey == nil {
+			return flash("this group has no symmetric keys to copy")
+		}
+		return tea.Batch(tea.SetClipboard(v.att.SymmetricKey.PrimaryKey.Reveal()), flash("primary key copied to the clipboard (OSC 52)"))
+	case k.Derive.Matches(msg):
+		r, _ := v.table.Selected()
+		return open(newDeriveView(v.c, v.groupID, r.id))
+	case k.Simulate.Matches(msg):
+		r, _ := v.table.Selected()
+		return open(newSimulateView(v.c, v.groupID, r.id))
+	}
+	return nil
+}
+
+func (v *groupView) askDelete() tea.Cmd {
+	n := v.table.MarkedCount()
+	switch {
+	case n < 0:
+		return flash("still counting the records; try again in a moment")
+	case n == 0:
+		return flash("nothing marked: space marks a record, ctrl+a marks every record of the group")
+	}
+	svc, ctx, id := v.c.Target.Service, v.c.Ctx, v.groupID
+	text := fmt.Sprintf("Delete %s marked registration records of %s?", count(n), id)
+	var run func() tea.Cmd
+	if all, skip := v.table.AllMarked(); all {
+		text = fmt.Sprintf("Delete ALL %s registration records of %s (every page, loaded or not)?", count(n), id)
+		if len(skip) > 0 {
+			text += fmt.Sprintf("\n%d unmarked records are kept.", len(skip))
+		}
+		run = func() tea.Cmd { return startDeleteRecords(ctx, v.vid, svc, id, nil, skip) }
+	} else {
+		ids := v.table.Marked()
+		if h := v.table.HiddenMarks(); h > 0 {
+			text += fmt.Sprintf("\n%d of them are hidden by the filter.", h)
+		}
+		run = func() tea.Cmd { return startDeleteRecords(ctx, v.vid, svc, id, ids, nil) }
+	}
+	text += "\nThe devices stay registered in their IoT hub; they register again on their next start."
+	v.confirm = &confirm{text: text, choices: []choice{{"y", "delete them", func() tea.Cmd {
+		v.deleting = &deleteProgress{total: n}
+		return run()
+	}}}}
+	return nil
+}
+
+func (v *groupView) settings() string {
+	st := v.c.Styles
+	if v.err != "" {
+		return st.Error.Render(v.err)
+	}
+	if v.group == nil {
+		return st.Muted.Render("loading " + v.groupID + "…")
+	}
+	g := v.group
+	kv := func(k, val string) string { return st.Label.Render(k+" ") + st.Value.Render(val) }
+	hubs := strings.Join(g.IoTHubs, ", ")
+	if hubs == "" {
+		hubs = "all linked hubs"
+	}
+	reprov := "—"
+	if p := g.ReprovisionPolicy; p != nil {
+		reprov = fmt.Sprintf("update hub %v, migrate data %v", p.UpdateHubAssignment, p.MigrateDeviceData)
+	}
+	primary, secondary := "—", "—"
+	if v.att != nil && v.att.SymmetricKey != nil {
+		primary, secondary = v.att.SymmetricKey.PrimaryKey.String(), v.att.SymmetricKey.SecondaryKey.String()
+		if v.revealed {
+			primary, secondary = v.att.SymmetricKey.PrimaryKey.Reveal(), v.att.SymmetricKey.SecondaryKey.Reveal()
+		}
+	}
+	lines := []string{
+		kv("Attestation", string(g.Attestation.Type)) + "   " + kv("Status", string(g.ProvisioningStatus)) + "   " + kv("Allocation", string(g.AllocationPolicy)),
+		kv("Hubs", hubs) + "   " + kv("Reprovision", reprov),
+		kv("Primary key", primary) + "  " + st.Muted.Render("(k reveals, c copies)"),
+		kv("Secondary key", secondary),
+		kv("Created", stamp(g.CreatedDateTimeUTC)) + "   " + kv("Updated", stamp(g.LastUpdatedDateTimeUTC)),
+	}
+	for i := range lines {
+		lines[i] = fit(lines[i], v.c.Width)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (v *groupView) View() string {
+	if v.confirm != nil {
+		return v.confirm.view(v.c)
+	}
+	body := v.table.View()
+	if v.deleting != nil {
+		body = progressLine(v.c, *v.deleting, "deleting records") + "\n" + body
+	}
+	return v.settings() + "\n" + body
+}

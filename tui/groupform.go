@@ -1,0 +1,186 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// Group form fields.
+const (
+	gfID = iota
+	gfPrimary
+	gfSecondary
+	gfAllocation
+	gfHubs
+	gfReprovision
+	gfEnabled
+)
+
+// groupFormView creates a symmetric-key enrollment group.
+type groupFormView struct {
+	c      *Common
+	vid    int
+	owner  int // the groups view to refresh
+	f      *form
+	err    string
+	saving bool
+}
+
+func newGroupFormView(c *Common, owner int) *groupFormView {
+	v := &groupFormView{c: c, vid: c.newID(), owner: owner,
+		f: newForm(c, "Group ID", "Primary key", "Secondary key", "Allocation", "Hubs", "Reprovision", "Enabled")}
+	v.f.inputs[gfPrimary].Placeholder = "empty = generate a 64-byte key"
+	v.f.inputs[gfSecondary].Placeholder = "empty = generate a 64-byte key"
+	v.f.inputs[gfHubs].Placeholder = "comma-separated host names; empty = every linked hub"
+	v.f.set(gfAllocation, "hashed")
+	v.f.set(gfReprovision, "migrate")
+	v.f.set(gfEnabled, "yes")
+	return v
+}
+
+func (v *groupFormView) id() int          { return v.vid }
+func (v *groupFormView) Title() string    { return "New enrollment group" }
+func (v *groupFormView) Editing() bool    { return v.f.editing() }
+func (v *groupFormView) Busy() bool       { return v.saving }
+func (v *groupFormView) Status() string   { return "" }
+func (v *groupFormView) SetSize(w, _ int) { v.f.setWidth(min(w-20, 90)) }
+func (v *groupFormView) Hints() []*Binding {
+	return []*Binding{v.c.Keys.NextField, v.c.Keys.Submit}
+}
+func (v *groupFormView) Init() tea.Cmd { return v.f.focusOn(gfID) }
+
+type groupCreatedMsg struct {
+	id  string
+	err error
+}
+
+func (v *groupFormView) Update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case groupCreatedMsg:
+		v.saving = false
+		if msg.err != nil {
+			v.err = dps.ErrorMessage(msg.err)
+			return nil
+		}
+		owner := v.owner
+		return tea.Batch(back, func() tea.Msg {
+			return routed{to: owner, msg: groupChangedMsg{what: "created enrollment group " + msg.id}}
+		})
+	case tea.KeyPressMsg:
+		if msg.String() == "enter" && (!v.f.editing() || v.f.focus == gfEnabled) {
+			return v.submit()
+		}
+		if msg.String() == "enter" {
+			return v.f.focusOn(v.f.focus + 1)
+		}
+		cmd, _ := v.f.update(msg)
+		return cmd
+	}
+	return nil
+}
+
+// build validates the form into a group; errors name the field.
+func (v *groupFormView) build() (dps.EnrollmentGroup, error) {
+	id := v.f.value(gfID)
+	if id == "" {
+		return dps.EnrollmentGroup{}, fmt.Errorf("Group ID: give an ID (letters, digits, - . _ :)")
+	}
+	if err := keys.ValidateRegistrationID(id); err != nil {
+		return dps.EnrollmentGroup{}, fmt.Errorf("Group ID: %s", strings.TrimPrefix(err.Error(), "invalid registration ID: "))
+	}
+	key := func(field int, name string) (dps.Secret, error) {
+		s := v.f.value(field)
+		if s == "" {
+			return dps.Secret(keys.GenerateKey().Base64()), nil
+		}
+		k, err := keys.ParseKey(s)
+		if err != nil {
+			return "", fmt.Errorf("%s: %s", name, err)
+		}
+		return dps.Secret(k.Base64()), nil
+	}
+	primary, err := key(gfPrimary, "Primary key")
+	if err != nil {
+		return dps.EnrollmentGroup{}, err
+	}
+	secondary, err := key(gfSecondary, "Secondary key")
+	if err != nil {
+		return dps.EnrollmentGroup{}, err
+	}
+	g := dps.EnrollmentGroup{
+		EnrollmentGroupID: id,
+		Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey,
+			SymmetricKey: &dps.SymmetricKeyAttestation{PrimaryKey: primary, SecondaryKey: secondary}},
+		ProvisioningStatus: dps.ProvisioningEnabled,
+	}
+	switch a := dps.AllocationPolicy(v.f.value(gfAllocation)); a {
+	case dps.AllocationHashed, dps.AllocationStatic, dps.AllocationGeoLatency:
+		g.AllocationPolicy = a
+	default:
+		return g, fmt.Errorf("Allocation: %q is not hashed, static or geoLatency", a)
+	}
+	for _, h := range strings.Split(v.f.value(gfHubs), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			g.IoTHubs = append(g.IoTHubs, h)
+		}
+	}
+	if g.AllocationPolicy == dps.AllocationStatic && len(g.IoTHubs) != 1 {
+		return g, fmt.Errorf("Hubs: static allocation needs exactly one hub")
+	}
+	switch v.f.value(gfReprovision) {
+	case "migrate":
+		g.ReprovisionPolicy = &dps.ReprovisionPolicy{UpdateHubAssignment: true, MigrateDeviceData: true}
+	case "reset":
+		g.ReprovisionPolicy = &dps.ReprovisionPolicy{UpdateHubAssignment: true}
+	case "never":
+		g.ReprovisionPolicy = &dps.ReprovisionPolicy{}
+	default:
+		return g, fmt.Errorf("Reprovision: give migrate, reset or never")
+	}
+	switch v.f.value(gfEnabled) {
+	case "yes", "y", "true":
+	case "no", "n", "false":
+		g.ProvisioningStatus = dps.ProvisioningDisabled
+	default:
+		return g, fmt.Errorf("Enabled: give yes or no")
+	}
+	return g, nil
+}
+
+func (v *groupFormView) submit() tea.Cmd {
+	g, err := v.build()
+	if err != nil {
+		v.err = err.Error()
+		return nil
+	}
+	v.err, v.saving = "", true
+	svc, ctx := v.c.Target.Service, v.c.Ctx
+	return do(v.vid, func() tea.Msg {
+		_, err := svc.CreateOrUpdateEnrollmentGroup(ctx, g, nil)
+		return groupCreatedMsg{id: g.EnrollmentGroupID, err: err}
+	})
+}
+
+func (v *groupFormView) View() string {
+	st := v.c.Styles
+	notes := map[int]string{
+		gfAllocation:  "hashed, static or geoLatency",
+		gfReprovision: "migrate, reset or never (what a re-registering device does)",
+		gfEnabled:     "yes or no",
+	}
+	var lines []string
+	for i := range v.f.inputs {
+		lines = append(lines, v.f.row(i, 14, st.Muted.Render(notes[i])))
+	}
+	lines = append(lines, "")
+	if v.err != "" {
+		lines = append(lines, st.Error.Render(v.err))
+	}
+	lines = append(lines, st.Muted.Render("enter on the last field (or outside the fields) creates the group; esc leaves the fields"))
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,348 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+)
+
+// groupPageSize is the page size of the groups listing.
+const groupPageSize = 100
+
+// countCap stops the lazy per-group record count; the delete dialog counts
+// fully.
+const countCap = 10 * recordPageSize
+
+// recordCount is a group's lazily fetched registration-record count.
+type recordCount struct {
+	n       int
+	more    bool // at least n
+	err     error
+	pending bool
+}
+
+func (r recordCount) String() string {
+	switch {
+	case r.pending:
+		return "…"
+	case r.err != nil:
+		return "?"
+	case r.more:
+		return count(r.n) + "+"
+	}
+	return count(r.n)
+}
+
+// groupsView is the home screen: the enrollment groups.
+type groupsView struct {
+	c        *Common
+	vid      int
+	table    *Table[dps.EnrollmentGroup]
+	counts   map[string]recordCount
+	gen      int // listing generation: a refresh drops older pages
+	token    string
+	loading  bool
+	working  string // an action in flight, for Busy
+	confirm  *confirm
+	deleting *deleteProgress
+	// pendingGroupDelete is the group to delete once its records are gone.
+	pendingGroupDelete string
+	err                string
+}
+
+type groupsPageMsg struct {
+	gen   int
+	items []dps.EnrollmentGroup
+	token string
+	err   error
+}
+
+type groupCountMsg struct {
+	gen     int
+	groupID string
+	rc      recordCount
+}
+
+type groupChangedMsg struct {
+	what string
+	err  error
+}
+
+// deleteCountMsg carries the full record count for the delete dialog.
+type deleteCountMsg struct {
+	groupID string
+	n       int
+	err     error
+}
+
+func newGroupsView(c *Common) *groupsView {
+	v := &groupsView{c: c, vid: c.newID(), counts: map[string]recordCount{}}
+	v.table = NewTable(c, v.vid, []Column{
+		{"ENROLLMENT GROUP", 0}, {"ATTESTATION", 12}, {"ALLOCATION", 10}, {"HUBS", 0}, {"STATUS", 8}, {"RECORDS", 8},
+	}, func(g dps.EnrollmentGroup) string { return g.EnrollmentGroupID },
+		v.cells,
+		func(g dps.EnrollmentGroup, q string) bool {
+			return containsFold(g.EnrollmentGroupID, q) || containsFold(strings.Join(g.IoTHubs, " "), q) ||
+				containsFold(string(g.Attestation.Type), q)
+		})
+	return v
+}
+
+func (v *groupsView) cells(g dps.EnrollmentGroup) []string {
+	hubs := strings.Join(g.IoTHubs, ", ")
+	if hubs == "" {
+		hubs = g.IoTHubHostName
+	}
+	return []string{g.EnrollmentGroupID, string(g.Attestation.Type), string(g.AllocationPolicy), hubs,
+		string(g.ProvisioningStatus), v.counts[g.EnrollmentGroupID].String()}
+}
+
+func (v *groupsView) id() int       { return v.vid }
+func (v *groupsView) Title() string { return "Enrollment groups" }
+func (v *groupsView) Editing() bool { return v.table.Filtering() || v.confirm != nil }
+func (v *groupsView) Busy() bool    { return v.loading || v.working != "" }
+func (v *groupsView) Status() string {
+	return fmt.Sprintf("%s groups", count(v.table.Loaded()))
+}
+func (v *groupsView) SetSize(w, h int) { v.table.SetSize(w, h) }
+
+func (v *groupsView) Hints() []*Binding {
+	k := v.c.Keys
+	return []*Binding{k.Open, k.Filter, k.New, k.Toggle, k.Delete, k.Refresh}
+}
+
+func (v *groupsView) Init() tea.Cmd { return v.refresh() }
+
+func (v *groupsView) refresh() tea.Cmd {
+	v.gen++
+	v.table.Reset()
+	v.counts = map[string]recordCount{}
+	v.token = ""
+	return v.fetch()
+}
+
+func (v *groupsView) fetch() tea.Cmd {
+	if v.c.Target == nil || v.c.Target.Service == nil {
+		return nil
+	}
+	v.loading = true
+	gen, token, svc, ctx := v.gen, v.token, v.c.Target.Service, v.c.Ctx
+	return do(v.vid, func() tea.Msg {
+		pager := svc.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: groupPageSize, ContinuationToken: token})
+		page, err := pager.NextPage(ctx)
+		return groupsPageMsg{gen: gen, items: page.Items, token: page.ContinuationToken, err: err}
+	})
+}
+
+// countVisible starts counts for visible groups that have none.
+func (v *groupsView) countVisible() tea.Cmd {
+	var cmds []tea.Cmd
+	h := v.table.rowsHeight()
+	for i := v.table.offset; i < min(v.table.offset+h, v.table.Len()); i++ {
+		g := v.table.at(i)
+		id := g.EnrollmentGroupID
+		if _, ok := v.counts[id]; ok {
+			continue
+		}
+		v.counts[id] = recordCount{pending: true}
+		gen, svc, ctx := v.gen, v.c.Target.Service, v.c.Ctx
+		cmds = append(cmds, do(v.vid, func() tea.Msg {
+			n, more, err := countRecords(ctx, svc, id, countCap)
+			return groupCountMsg{gen: gen, groupID: id, rc: recordCount{n: n, more: more, err: err}}
+		}))
+	}
+	return tea.Batch(cmds...)
+}
+
+func (v *groupsView) Update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case groupsPageMsg:
+		if msg.gen != v.gen {
+			return nil
+		}
+		v.loading = false
+		if msg.err != nil {
+			v.err = dps.ErrorMessage(msg.err)
+			return flashErr(fmt.Errorf("listing enrollment groups: %s", v.err))
+		}
+		v.err = ""
+		v.token = msg.token
+		v.table.Append(msg.items, msg.token != "")
+		if j := v.c.Target.Journal; j != nil {
+			ids := make([]string, len(msg.items))
+			for i, g := range msg.items {
+				ids[i] = g.EnrollmentGroupID
+			}
+			if err := j.Seen(ids...); err != nil {
+				v.c.Logger.Warn("recording seen groups", "error", err)
+			}
+		}
+		return tea.Batch(v.countVisible(), v.more())
+	case groupCountMsg:
+		if msg.gen == v.gen {
+			v.counts[msg.groupID] = msg.rc
+		}
+		return nil
+	case deleteCountMsg:
+		v.working = ""
+		return v.askDelete(msg)
+	case groupChangedMsg:
+		v.working = ""
+		if msg.err != nil {
+			return flashErr(fmt.Errorf("%s: %s", msg.what, dps.ErrorMessage(msg.err)))
+		}
+		return tea.Batch(flash(msg.what), v.refresh())
+	case deleteProgress:
+		v.deleting = &msg
+		if !msg.done {
+			return listenDelete(v.vid, msg.ch)
+		}
+		v.deleting = nil
+		return v.recordsDeleted(msg)
+	case tea.KeyPressMsg:
+		return v.key(msg)
+	default:
+		cmd, _ := v.table.Update(msg)
+		return tea.Batch(cmd, v.countVisible())
+	}
+}
+
+// more fetches the next page when the cursor nears the end.
+func (v *groupsView) more() tea.Cmd {
+	if !v.loading && v.table.WantsMore() {
+		return v.fetch()
+	}
+	return nil
+}
+
+func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
+	if v.confirm != nil {
+		c := v.confirm
+		v.confirm = nil
+		cmd, _ := c.answer(msg)
+		return cmd
+	}
+	if cmd, handled := v.table.Update(msg); handled {
+		return tea.Batch(cmd, v.more(), v.countVisible())
+	}
+	k := v.c.Keys
+	g, ok := v.table.Selected()
+	switch {
+	case k.Refresh.Matches(msg):
+		return v.refresh()
+	case k.New.Matches(msg):
+		return open(newGroupFormView(v.c, v.vid))
+	case !ok:
+		return nil
+	case k.Open.Matches(msg):
+		return open(newGroupView(v.c, g.EnrollmentGroupID))
+	case k.Toggle.Matches(msg):
+		return v.toggle(g)
+	case k.Delete.Matches(msg):
+		v.working = "counting"
+		id, svc, ctx := g.EnrollmentGroupID, v.c.Target.Service, v.c.Ctx
+		return do(v.vid, func() tea.Msg {
+			n, _, err := countRecords(ctx, svc, id, 0)
+			return deleteCountMsg{groupID: id, n: n, err: err}
+		})
+	}
+	return nil
+}
+
+// toggle enables or disables a group. DPS replaces the whole group on PUT,
+// so the keys are fetched and sent back unchanged, under the group's ETag.
+func (v *groupsView) toggle(g dps.EnrollmentGroup) tea.Cmd {
+	v.working = "toggle"
+	id, svc, ctx := g.EnrollmentGroupID, v.c.Target.Service, v.c.Ctx
+	return do(v.vid, func() tea.Msg {
+		cur, err := svc.GetEnrollmentGroup(ctx, id)
+		if err != nil {
+			return groupChangedMsg{what: "reading " + id, err: err}
+		}
+		att, err := svc.GetEnrollmentGroupAttestation(ctx, id)
+		if err != nil {
+			return groupChangedMsg{what: "reading the keys of " + id, err: err}
+		}
+		cur.Attestation = att
+		next := dps.ProvisioningDisabled
+		if cur.ProvisioningStatus == dps.ProvisioningDisabled {
+			next = dps.ProvisioningEnabled
+		}
+		cur.ProvisioningStatus = next
+		etag := azcore.ETag(cur.ETag)
+		if _, err := svc.CreateOrUpdateEnrollmentGroup(ctx, cur, &dps.WriteOptions{IfMatch: &etag}); err != nil {
+			return groupChangedMsg{what: "updating " + id, err: err}
+		}
+		return groupChangedMsg{what: fmt.Sprintf("group %s is now %s", id, next)}
+	})
+}
+
+// askDelete opens the delete dialog once the group's records are counted.
+func (v *groupsView) askDelete(m deleteCountMsg) tea.Cmd {
+	if m.err != nil {
+		return flashErr(fmt.Errorf("counting the records of %s: %s", m.groupID, dps.ErrorMessage(m.err)))
+	}
+	id := m.groupID
+	if m.n == 0 {
+		v.confirm = &confirm{
+			text:    fmt.Sprintf("Delete enrollment group %s? It has no registration records.", id),
+			choices: []choice{{"y", "delete the group", func() tea.Cmd { return v.deleteGroup(id) }}},
+		}
+		return nil
+	}
+	v.confirm = &confirm{
+		text: fmt.Sprintf("Delete enrollment group %s?\n\nIt still has %s registration records. Records of a deleted group "+
+			"become orphans that still count against the DPS quota; delete them first.", id, count(m.n)),
+		choices: []choice{
+			{"r", fmt.Sprintf("delete the %s records first, then the group (recommended)", count(m.n)), func() tea.Cmd {
+				v.pendingGroupDelete = id
+				return startDeleteRecords(v.c.Ctx, v.vid, v.c.Target.Service, id, nil, nil)
+			}},
+			{"y", "delete only the group, leaving its records as orphans", func() tea.Cmd { return v.deleteGroup(id) }},
+		},
+	}
+	return nil
+}
+
+func (v *groupsView) recordsDeleted(p deleteProgress) tea.Cmd {
+	id := v.pendingGroupDelete
+	v.pendingGroupDelete = ""
+	if p.firstErr != nil || p.failed > 0 {
+		return flashErr(fmt.Errorf("deleted %d of %d records of %s; %d failed (%s); the group was kept",
+			p.deleted, p.total, id, p.failed, dps.ErrorMessage(p.firstErr)))
+	}
+	return tea.Batch(flash(fmt.Sprintf("deleted %s records of %s", count(p.deleted), id)), v.deleteGroup(id))
+}
+
+func (v *groupsView) deleteGroup(id string) tea.Cmd {
+	v.working = "delete"
+	svc, ctx, journal, log := v.c.Target.Service, v.c.Ctx, v.c.Target.Journal, v.c.Logger
+	return do(v.vid, func() tea.Msg {
+		if err := svc.DeleteEnrollmentGroup(ctx, id, nil); err != nil {
+			return groupChangedMsg{what: "deleting " + id, err: err}
+		}
+		if journal != nil {
+			if err := journal.Deleted(id); err != nil {
+				log.Warn("recording a deleted group in the journal", "group", id, "error", err)
+			}
+		}
+		return groupChangedMsg{what: "deleted enrollment group " + id}
+	})
+}
+
+func (v *groupsView) View() string {
+	if v.confirm != nil {
+		return v.confirm.view(v.c)
+	}
+	if v.deleting != nil {
+		return progressLine(v.c, *v.deleting, "deleting records")
+	}
+	if v.err != "" && v.table.Loaded() == 0 {
+		return v.c.Styles.Error.Render(v.err) + "\n\n" + v.c.Styles.Muted.Render("r retries")
+	}
+	return v.table.View()
+}

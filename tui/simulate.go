@@ -1,0 +1,186 @@
+package tui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// Simulate fields.
+const (
+	sfGroup = iota
+	sfDeviceKey
+	sfRegID
+	sfPayload
+)
+
+// simulateView registers a simulated device and shows it live.
+type simulateView struct {
+	c         *Common
+	vid       int
+	f         *form
+	tl        *timeline
+	err       string
+	preparing bool
+	prepGen   int
+}
+
+// keyReadyMsg carries the device key once derived from the group's key.
+type keyReadyMsg struct {
+	gen     int
+	regID   string
+	key     keys.Key
+	payload json.RawMessage
+	err     error
+}
+
+func newSimulateView(c *Common, groupID, regID string) *simulateView {
+	v := &simulateView{c: c, vid: c.newID(), f: newForm(c, "Group ID", "Device key", "Registration ID", "Payload")}
+	v.tl = newTimeline(c, v.vid)
+	v.f.inputs[sfGroup].Placeholder = "derive the key from this group's primary key"
+	v.f.inputs[sfDeviceKey].Placeholder = "or paste a device key (overrides the group)"
+	v.f.inputs[sfDeviceKey].EchoMode = textinput.EchoPassword
+	v.f.inputs[sfPayload].Placeholder = `optional JSON, e.g. {"model":"x1"}`
+	v.f.set(sfGroup, groupID)
+	v.f.set(sfRegID, regID)
+	return v
+}
+
+func (v *simulateView) id() int          { return v.vid }
+func (v *simulateView) Title() string    { return "Simulate device" }
+func (v *simulateView) Editing() bool    { return v.f.editing() }
+func (v *simulateView) Busy() bool       { return v.preparing || v.tl.running || v.tl.sending }
+func (v *simulateView) Status() string   { return "" }
+func (v *simulateView) SetSize(w, _ int) { v.f.setWidth(min(w-22, 80)) }
+
+func (v *simulateView) Hints() []*Binding {
+	k := v.c.Keys
+	return []*Binding{k.Submit, k.NextField, k.Telemetry}
+}
+
+func (v *simulateView) Init() tea.Cmd {
+	if v.f.value(sfRegID) == "" {
+		if v.f.value(sfGroup) == "" {
+			return v.f.focusOn(sfGroup)
+		}
+		return v.f.focusOn(sfRegID)
+	}
+	return nil
+}
+
+func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
+	if cmd, ok := v.tl.update(msg); ok {
+		return cmd
+	}
+	switch msg := msg.(type) {
+	case keyReadyMsg:
+		if msg.gen != v.prepGen {
+			return nil
+		}
+		v.preparing = false
+		if msg.err != nil {
+			v.err = dps.ErrorMessage(msg.err)
+			return nil
+		}
+		return v.tl.start(msg.regID, msg.key, msg.payload)
+	case tea.KeyPressMsg:
+		k := v.c.Keys
+		switch {
+		case k.Telemetry.Matches(msg):
+			return v.tl.sendTelemetry()
+		case msg.String() == "enter" && (!v.f.editing() || v.f.focus == sfPayload):
+			v.f.focusOn(-1)
+			return v.run()
+		case msg.String() == "enter":
+			return v.f.focusOn(v.f.focus + 1)
+		}
+		cmd, _ := v.f.update(msg)
+		return cmd
+	}
+	return nil
+}
+
+// run validates the fields and starts a registration; the group's key is
+// fetched and the device key derived off the event loop.
+func (v *simulateView) run() tea.Cmd {
+	if v.tl.running || v.preparing {
+		return flash("a registration is already running")
+	}
+	v.err = ""
+	regID := v.f.value(sfRegID)
+	if err := keys.ValidateRegistrationID(regID); err != nil {
+		v.err = "Registration ID: " + err.Error()
+		return nil
+	}
+	var payload json.RawMessage
+	if p := v.f.value(sfPayload); p != "" {
+		if !json.Valid([]byte(p)) {
+			v.err = "Payload: not valid JSON"
+			return nil
+		}
+		payload = json.RawMessage(p)
+	}
+	if s := v.f.value(sfDeviceKey); s != "" {
+		key, err := keys.ParseKey(s)
+		if err != nil {
+			v.err = "Device key: " + err.Error()
+			return nil
+		}
+		return v.tl.start(regID, key, payload)
+	}
+	groupID := v.f.value(sfGroup)
+	if groupID == "" {
+		v.err = "give a group ID to derive the device key from, or paste a device key"
+		return nil
+	}
+	v.prepGen++
+	v.preparing = true
+	gen, svc, ctx := v.prepGen, v.c.Target.Service, v.c.Ctx
+	return do(v.vid, func() tea.Msg {
+		key, err := groupDeviceKey(ctx, svc, groupID, regID)
+		return keyReadyMsg{gen: gen, regID: regID, key: key, payload: payload, err: err}
+	})
+}
+
+func (v *simulateView) View() string {
+	st := v.c.Styles
+	var lines []string
+	for i := range v.f.inputs {
+		lines = append(lines, v.f.row(i, 16, ""))
+	}
+	if v.err != "" {
+		lines = append(lines, "", st.Error.Render(v.err))
+	}
+	if v.preparing {
+		lines = append(lines, "", st.Muted.Render("fetching the group's key and deriving the device key…"))
+	}
+	lines = append(lines, "", st.Title.Render("Timeline"), v.tl.view())
+	if !v.tl.running && v.tl.regID != "" {
+		lines = append(lines, "", st.Muted.Render("enter runs it again (a registered device shows its reprovisioning substatus)"))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// groupDeviceKey derives regID's device key from the group's primary key.
+func groupDeviceKey(ctx context.Context, svc *dps.Client, groupID, regID string) (keys.Key, error) {
+	att, err := svc.GetEnrollmentGroupAttestation(ctx, groupID)
+	if err != nil {
+		return keys.Key{}, fmt.Errorf("reading the keys of group %s: %w", groupID, err)
+	}
+	if att.SymmetricKey == nil {
+		return keys.Key{}, errors.New("group " + groupID + " has no symmetric keys; paste a device key instead")
+	}
+	gk, err := keys.ParseKey(att.SymmetricKey.PrimaryKey.Reveal())
+	if err != nil {
+		return keys.Key{}, err
+	}
+	return keys.DeriveDeviceKey(gk, regID)
+}

@@ -1,0 +1,70 @@
+package tui
+
+import (
+	"charm.land/bubbles/v2/help"
+	"charm.land/lipgloss/v2"
+)
+
+// Styles is every style of the console, in one place. NewStyles picks the
+// palette for a light or dark terminal; with noColor it uses only bold,
+// faint, underline and reverse, as NO_COLOR asks.
+type Styles struct {
+	Header, HeaderTarget, ReadOnly, Flash, FlashError lipgloss.Style
+	Title, Label, Value, Muted, Error, Warning, OK    lipgloss.Style
+	TableHeader, Selected, Marked, Cursor             lipgloss.Style
+	Box, Dialog, Code, Key, CommandLine               lipgloss.Style
+	Help                                              help.Styles
+}
+
+// NewStyles builds the styles for the terminal's background.
+func NewStyles(isDark, noColor bool) *Styles {
+	base := lipgloss.NewStyle()
+	if noColor {
+		h := help.Styles{
+			ShortKey: base.Bold(true), ShortDesc: base, ShortSeparator: base.Faint(true),
+			FullKey: base.Bold(true), FullDesc: base, FullSeparator: base, Ellipsis: base,
+		}
+		return &Styles{
+			Header: base, HeaderTarget: base.Bold(true), ReadOnly: base.Reverse(true).Bold(true),
+			Flash: base.Bold(true), FlashError: base.Bold(true).Underline(true),
+			Title: base.Bold(true).Underline(true), Label: base.Faint(true), Value: base,
+			Muted: base.Faint(true), Error: base.Bold(true), Warning: base.Underline(true), OK: base.Bold(true),
+			TableHeader: base.Bold(true).Underline(true), Selected: base.Reverse(true), Marked: base.Bold(true),
+			Cursor: base.Reverse(true),
+			Box:    base.Border(lipgloss.NormalBorder()).Padding(0, 1), Dialog: base.Border(lipgloss.DoubleBorder()).Padding(0, 1),
+			Code: base, Key: base.Bold(true), CommandLine: base.Bold(true), Help: h,
+		}
+	}
+	c := lipgloss.LightDark(isDark)
+	accent := c(lipgloss.Color("#5A3FC0"), lipgloss.Color("#9D8CFF"))
+	muted := c(lipgloss.Color("#7A7A7A"), lipgloss.Color("#8A8A8A"))
+	fg := c(lipgloss.Color("#1A1A1A"), lipgloss.Color("#E6E6E6"))
+	red := c(lipgloss.Color("#B3261E"), lipgloss.Color("#FF6B6B"))
+	yellow := c(lipgloss.Color("#8A5A00"), lipgloss.Color("#F2C94C"))
+	green := c(lipgloss.Color("#1E7B34"), lipgloss.Color("#6FCF97"))
+	selBg := c(lipgloss.Color("#DDD6FF"), lipgloss.Color("#3A3360"))
+	return &Styles{
+		Header:       base.Foreground(fg),
+		HeaderTarget: base.Foreground(accent).Bold(true),
+		ReadOnly:     base.Foreground(lipgloss.Color("#FFFFFF")).Background(red).Bold(true).Padding(0, 1),
+		Flash:        base.Foreground(green),
+		FlashError:   base.Foreground(red).Bold(true),
+		Title:        base.Foreground(accent).Bold(true),
+		Label:        base.Foreground(muted),
+		Value:        base.Foreground(fg),
+		Muted:        base.Foreground(muted),
+		Error:        base.Foreground(red),
+		Warning:      base.Foreground(yellow),
+		OK:           base.Foreground(green),
+		TableHeader:  base.Foreground(accent).Bold(true),
+		Selected:     base.Background(selBg).Foreground(fg),
+		Marked:       base.Foreground(yellow).Bold(true),
+		Cursor:       base.Reverse(true),
+		Box:          base.Border(lipgloss.RoundedBorder()).BorderForeground(muted).Padding(0, 1),
+		Dialog:       base.Border(lipgloss.DoubleBorder()).BorderForeground(red).Padding(0, 1),
+		Code:         base.Foreground(c(lipgloss.Color("#0B5394"), lipgloss.Color("#8FD3FF"))),
+		Key:          base.Foreground(accent).Bold(true),
+		CommandLine:  base.Foreground(accent),
+		Help:         help.DefaultStyles(isDark),
+	}
+}

@@ -1,0 +1,554 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+)
+
+// Column of a Table. Width 0 shares the space left by the fixed columns.
+type Column struct {
+	Title string
+	Width int
+}
+
+// filterDebounce is how long typing must pause before the filter runs.
+const filterDebounce = 120 * time.Millisecond
+
+// Table is a windowed table of V (the shape of pug's table.Model[V]): it
+// holds every loaded item but renders only the visible rows, tells its view
+// when the cursor nears the end of what is loaded so the next page can be
+// fetched, filters off the event loop, and marks rows — including "every
+// row of the source", loaded or not.
+type Table[V any] struct {
+	c     *Common
+	owner int
+	cols  []Column
+	cells func(V) []string
+	key   func(V) string
+	// match reports whether an item matches a lower-case query.
+	match func(V, string) bool
+
+	items []V // append-only between filter runs; deletions build a new slice
+	more  bool
+	// visible are indices into items passing the filter; nil when unfiltered.
+	visible []int32
+
+	input     textinput.Model
+	filtering bool
+	query     string
+	filterTag int
+
+	cursor, offset int
+	width, height  int
+
+	marks map[string]bool
+	// allMarked means every row of the source, loaded or not, except those
+	// in unmarked. allCount is the source's size once counted (-1 before).
+	allMarked bool
+	unmarked  map[string]bool
+	allCount  int
+}
+
+// NewTable makes an empty table owned by the view with id owner.
+func NewTable[V any](c *Common, owner int, cols []Column, key func(V) string, cells func(V) []string, match func(V, string) bool) *Table[V] {
+	in := textinput.New()
+	in.Prompt = "/"
+	in.Placeholder = "filter"
+	return &Table[V]{c: c, owner: owner, cols: cols, key: key, cells: cells, match: match,
+		input: in, marks: map[string]bool{}, unmarked: map[string]bool{}, allCount: -1}
+}
+
+// filterTick and filterDone are the table's own messages, routed to its owner.
+type filterTick struct{ tag int }
+
+type filterDone struct {
+	tag     int
+	query   string
+	scanned int
+	visible []int32
+}
+
+// SetSize sets the table's box, filter and meta lines included.
+func (t *Table[V]) SetSize(w, h int) {
+	t.width, t.height = w, max(h, 3)
+	t.input.SetWidth(max(w-2, 1))
+	t.clamp()
+}
+
+// rowsHeight is the number of data rows that fit.
+func (t *Table[V]) rowsHeight() int {
+	h := t.height - 2 // column titles + meta line
+	if t.filtering || t.query != "" {
+		h--
+	}
+	return max(h, 1)
+}
+
+// Reset empties the table (a refresh), keeping the filter text.
+func (t *Table[V]) Reset() {
+	t.items, t.visible, t.more = nil, nil, false
+	if t.query != "" {
+		t.visible = []int32{}
+	}
+	t.cursor, t.offset = 0, 0
+	t.marks, t.unmarked = map[string]bool{}, map[string]bool{}
+	t.allMarked, t.allCount = false, -1
+}
+
+// Append adds a fetched page; more says whether pages remain.
+func (t *Table[V]) Append(page []V, more bool) {
+	start := len(t.items)
+	t.items = append(t.items, page...)
+	t.more = more
+	if t.query != "" {
+		for i := start; i < len(t.items); i++ {
+			if t.match(t.items[i], t.query) {
+				t.visible = append(t.visible, int32(i))
+			}
+		}
+	}
+	t.clamp()
+}
+
+// Remove drops the items whose keys are in gone.
+func (t *Table[V]) Remove(gone map[string]bool) {
+	kept := make([]V, 0, len(t.items))
+	for _, it := range t.items {
+		if !gone[t.key(it)] {
+			kept = append(kept, it)
+		}
+	}
+	t.items = kept
+	for k := range gone {
+		delete(t.marks, k)
+	}
+	t.refilter()
+}
+
+func (t *Table[V]) refilter() {
+	if t.query == "" {
+		t.visible = nil
+	} else {
+		t.visible = filterIndices(t.items, t.query, t.match)
+	}
+	t.clamp()
+}
+
+// Len is the number of rows passing the filter; Loaded the number loaded.
+func (t *Table[V]) Len() int {
+	if t.visible == nil {
+		return len(t.items)
+	}
+	return len(t.visible)
+}
+
+func (t *Table[V]) Loaded() int { return len(t.items) }
+
+// More reports whether the source has pages not loaded yet.
+func (t *Table[V]) More() bool { return t.more }
+
+// Items returns the loaded items (read only).
+func (t *Table[V]) Items() []V { return t.items }
+
+func (t *Table[V]) at(i int) V {
+	if t.visible == nil {
+		return t.items[i]
+	}
+	return t.items[t.visible[i]]
+}
+
+// Selected is the item under the cursor.
+func (t *Table[V]) Selected() (V, bool) {
+	if t.Len() == 0 {
+		var zero V
+		return zero, false
+	}
+	return t.at(t.cursor), true
+}
+
+// Cursor is the cursor's row among the filtered rows.
+func (t *Table[V]) Cursor() int { return t.cursor }
+
+// WantsMore reports whether the cursor is near the end of what is loaded and
+// the next page should be fetched now.
+func (t *Table[V]) WantsMore() bool {
+	return t.more && t.cursor >= t.Len()-2*t.rowsHeight()
+}
+
+// Filtering is true while the filter prompt has the keys.
+func (t *Table[V]) Filtering() bool { return t.filtering }
+
+// Query is the active filter.
+func (t *Table[V]) Query() string { return t.query }
+
+// MoveBy moves the cursor by n rows, clamped.
+func (t *Table[V]) MoveBy(n int) {
+	t.cursor += n
+	t.clamp()
+}
+
+func (t *Table[V]) clamp() {
+	n := t.Len()
+	t.cursor = min(max(t.cursor, 0), max(n-1, 0))
+	h := t.rowsHeight()
+	if t.cursor < t.offset {
+		t.offset = t.cursor
+	}
+	if t.cursor >= t.offset+h {
+		t.offset = t.cursor - h + 1
+	}
+	t.offset = min(max(t.offset, 0), max(n-h, 0))
+}
+
+// Marking.
+
+// IsMarked reports whether the row with key k is marked.
+func (t *Table[V]) IsMarked(k string) bool {
+	if t.allMarked {
+		return !t.unmarked[k]
+	}
+	return t.marks[k]
+}
+
+// ToggleMark marks or unmarks the row under the cursor.
+func (t *Table[V]) ToggleMark() {
+	it, ok := t.Selected()
+	if !ok {
+		return
+	}
+	k := t.key(it)
+	if t.allMarked {
+		t.unmarked[k] = !t.unmarked[k]
+		if !t.unmarked[k] {
+			delete(t.unmarked, k)
+		}
+		return
+	}
+	if t.marks[k] {
+		delete(t.marks, k)
+	} else {
+		t.marks[k] = true
+	}
+}
+
+// ToggleMarkAll switches "every row of the source" marking on or off. It
+// reports whether it is now on; the view then counts the source.
+func (t *Table[V]) ToggleMarkAll() bool {
+	t.allMarked = !t.allMarked
+	t.unmarked, t.marks = map[string]bool{}, map[string]bool{}
+	if !t.allMarked {
+		t.allCount = -1
+	}
+	return t.allMarked
+}
+
+// SetAllCount records how many rows the source has (for mark-all).
+func (t *Table[V]) SetAllCount(n int) { t.allCount = n }
+
+// AllMarked reports mark-all mode and the rows it leaves out.
+func (t *Table[V]) AllMarked() (bool, map[string]bool) { return t.allMarked, t.unmarked }
+
+// MarkedCount is how many rows are marked; -1 while mark-all is counting.
+func (t *Table[V]) MarkedCount() int {
+	if t.allMarked {
+		if t.allCount < 0 {
+			return -1
+		}
+		return max(t.allCount-len(t.unmarked), 0)
+	}
+	return len(t.marks)
+}
+
+// Marked returns the keys marked among loaded rows (explicit marks).
+func (t *Table[V]) Marked() []string {
+	out := make([]string, 0, len(t.marks))
+	for _, it := range t.items {
+		if k := t.key(it); t.marks[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// HiddenMarks counts marked loaded rows that the filter hides.
+func (t *Table[V]) HiddenMarks() int {
+	if t.query == "" || t.allMarked {
+		return 0
+	}
+	shown := 0
+	for _, i := range t.visible {
+		if t.marks[t.key(t.items[i])] {
+			shown++
+		}
+	}
+	return len(t.marks) - shown
+}
+
+// Update handles the table's keys and its filter messages. It returns
+// handled=false for keys it does not own, so the view can act on them.
+func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
+	k := t.c.Keys
+	switch msg := msg.(type) {
+	case filterTick:
+		if msg.tag != t.filterTag {
+			return nil, true
+		}
+		items, query, match, tag, owner := t.items, t.query, t.match, t.filterTag, t.owner
+		if query == "" {
+			t.visible = nil
+			t.clamp()
+			return nil, true
+		}
+		return do(owner, func() tea.Msg {
+			return filterDone{tag: tag, query: query, scanned: len(items), visible: filterIndices(items, query, match)}
+		}), true
+	case filterDone:
+		if msg.tag != t.filterTag || msg.query != t.query {
+			return nil, true
+		}
+		vis := msg.visible
+		for i := msg.scanned; i < len(t.items); i++ { // pages that arrived meanwhile
+			if t.match(t.items[i], t.query) {
+				vis = append(vis, int32(i))
+			}
+		}
+		t.visible = vis
+		t.cursor, t.offset = 0, 0
+		t.clamp()
+		return nil, true
+	case tea.KeyPressMsg:
+		if t.filtering {
+			switch msg.String() {
+			case "enter":
+				t.filtering = false
+				t.input.Blur()
+				return nil, true
+			case "esc":
+				t.filtering = false
+				t.input.Blur()
+				t.input.SetValue("")
+				return t.setQuery(""), true
+			}
+			var c tea.Cmd
+			t.input, c = t.input.Update(msg)
+			return tea.Batch(c, t.setQuery(t.input.Value())), true
+		}
+		h := t.rowsHeight()
+		switch {
+		case k.Up.Matches(msg):
+			t.MoveBy(-1)
+		case k.Down.Matches(msg):
+			t.MoveBy(1)
+		case k.PageUp.Matches(msg):
+			t.MoveBy(-h)
+		case k.PageDown.Matches(msg):
+			t.MoveBy(h)
+		case k.Top.Matches(msg):
+			t.cursor = 0
+			t.clamp()
+		case k.Bottom.Matches(msg):
+			t.cursor = t.Len() - 1
+			t.clamp()
+		case k.Filter.Matches(msg):
+			t.filtering = true
+			t.input.SetValue(t.query)
+			t.input.CursorEnd()
+			t.clamp()
+			return t.input.Focus(), true
+		case msg.String() == "esc" && t.query != "":
+			t.input.SetValue("")
+			return t.setQuery(""), true
+		default:
+			return nil, false
+		}
+		return nil, true
+	}
+	return nil, false
+}
+
+// setQuery changes the filter and schedules a debounced run.
+func (t *Table[V]) setQuery(q string) tea.Cmd {
+	q = strings.ToLower(strings.TrimSpace(q))
+	if q == t.query {
+		return nil
+	}
+	t.query = q
+	t.filterTag++
+	tag, owner := t.filterTag, t.owner
+	if q == "" {
+		t.visible = nil
+		t.clamp()
+		return nil
+	}
+	return tea.Tick(filterDebounce, func(time.Time) tea.Msg { return routed{to: owner, msg: filterTick{tag: tag}} })
+}
+
+// filterIndices is the filter itself; it runs inside a Cmd.
+func filterIndices[V any](items []V, q string, match func(V, string) bool) []int32 {
+	out := make([]int32, 0, 64)
+	for i := range items {
+		if match(items[i], q) {
+			out = append(out, int32(i))
+		}
+	}
+	return out
+}
+
+// containsFold reports whether s contains the lower-case query q, ignoring
+// ASCII case without allocating.
+func containsFold(s, q string) bool {
+	n := len(q)
+	if n == 0 {
+		return true
+	}
+	for i := 0; i+n <= len(s); i++ {
+		j := 0
+		for j < n {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != q[j] {
+				break
+			}
+			j++
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
+}
+
+// Meta is the "filtered/total" summary with marks.
+func (t *Table[V]) Meta() string {
+	total := fmt.Sprint(len(t.items))
+	if t.more {
+		total += "+"
+	}
+	s := fmt.Sprintf("%d/%s", t.Len(), total)
+	if t.query != "" {
+		s += fmt.Sprintf("  filter %q", t.query)
+	}
+	switch n := t.MarkedCount(); {
+	case t.allMarked && n < 0:
+		s += "  all marked (counting…)"
+	case t.allMarked:
+		s += fmt.Sprintf("  all %d marked", n)
+	case n > 0:
+		s += fmt.Sprintf("  %d marked", n)
+		if h := t.HiddenMarks(); h > 0 {
+			s += fmt.Sprintf(" (%d hidden by the filter)", h)
+		}
+	}
+	if t.more {
+		s += "  more on scroll"
+	}
+	return s
+}
+
+// View renders the filter line, the column titles, the visible rows and the
+// meta line: exactly the table's height, each line exactly its width.
+func (t *Table[V]) View() string {
+	st := t.c.Styles
+	widths := t.colWidths()
+	var b strings.Builder
+	b.Grow((t.width + 16) * t.height)
+	if t.filtering {
+		b.WriteString(fit(t.input.View(), t.width))
+		b.WriteByte('\n')
+	} else if t.query != "" {
+		b.WriteString(st.Muted.Render(fit("/"+t.query+"  (/ to edit, esc to clear)", t.width)))
+		b.WriteByte('\n')
+	}
+	titles := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		titles[i] = c.Title
+	}
+	b.WriteString(st.TableHeader.Render(t.row("  ", titles, widths)))
+	h := t.rowsHeight()
+	n := t.Len()
+	for r := 0; r < h; r++ {
+		b.WriteByte('\n')
+		i := t.offset + r
+		if i >= n {
+			b.WriteString(strings.Repeat(" ", t.width))
+			continue
+		}
+		it := t.at(i)
+		mark := "  "
+		if t.IsMarked(t.key(it)) {
+			mark = "● "
+		}
+		line := t.row(mark, t.cells(it), widths)
+		switch {
+		case i == t.cursor:
+			line = st.Selected.Render(line)
+		case mark != "  ":
+			line = st.Marked.Render(line)
+		}
+		b.WriteString(line)
+	}
+	b.WriteByte('\n')
+	meta := t.Meta()
+	if n == 0 && !t.more {
+		meta = "nothing to show  " + meta
+	}
+	b.WriteString(st.Muted.Render(fit(meta, t.width)))
+	return b.String()
+}
+
+func (t *Table[V]) colWidths() []int {
+	fixed, flex := 2, 0
+	for _, c := range t.cols {
+		fixed += c.Width + 1
+		if c.Width == 0 {
+			flex++
+		}
+	}
+	ws := make([]int, len(t.cols))
+	spare := max(t.width-fixed, 0)
+	for i, c := range t.cols {
+		ws[i] = c.Width
+		if c.Width == 0 {
+			ws[i] = max(spare/flex, 4)
+		}
+	}
+	return ws
+}
+
+// row lays out cells in columns, exactly t.width wide.
+func (t *Table[V]) row(prefix string, cells []string, widths []int) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	for i, w := range widths {
+		c := ""
+		if i < len(cells) {
+			c = cells[i]
+		}
+		b.WriteString(fit(c, w))
+		b.WriteByte(' ')
+	}
+	return fit(b.String(), t.width)
+}
+
+// fit truncates or pads s to exactly w cells.
+func fit(s string, w int) string {
+	if w <= 0 {
+		return ""
+	}
+	sw := ansi.StringWidth(s)
+	if sw > w {
+		s = ansi.Truncate(s, w, "…")
+		sw = ansi.StringWidth(s)
+	}
+	if sw < w {
+		s += strings.Repeat(" ", w-sw)
+	}
+	return s
+}

@@ -1,0 +1,64 @@
+package tui
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/cleanup"
+	"github.com/dpsconsole/dpsconsole/dps/device"
+	"github.com/dpsconsole/dpsconsole/dps/hub"
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// Target is the live DPS the console works on, with what the device and hub
+// clients need to reach it.
+type Target struct {
+	Name                 string // "emulator", or the DPS host
+	IDScope              string
+	DeviceEndpoint       string // host[:port] of the device API
+	Service              *dps.Client
+	HubConnectionStrings []string
+	// Journal records the groups the console sees and deletes, so the
+	// clean-up can tell orphans later; nil = none.
+	Journal *cleanup.Journal
+	// HTTPClient trusts the target's CA (the emulator's); nil = system roots.
+	HTTPClient *http.Client
+}
+
+func (t *Target) clientOptions() azcore.ClientOptions {
+	var o azcore.ClientOptions
+	if t.HTTPClient != nil {
+		o.Transport = t.HTTPClient
+	}
+	return o
+}
+
+// Device returns a device-registration client for the target's ID scope.
+func (t *Target) Device() (*device.Client, error) {
+	if t.IDScope == "" {
+		return nil, fmt.Errorf("the ID scope of %s is unknown: set DPS_ID_SCOPE", t.Name)
+	}
+	return device.NewClient(t.IDScope, &device.ClientOptions{ClientOptions: t.clientOptions(), ProvisioningHost: t.DeviceEndpoint})
+}
+
+// HubDevice returns a telemetry client for a device on an assigned hub.
+func (t *Target) HubDevice(hubHost, deviceID string, key keys.Key) (*hub.DeviceClient, error) {
+	return hub.NewDeviceClient(hubHost, deviceID, key, &hub.ClientOptions{ClientOptions: t.clientOptions()})
+}
+
+// Registry returns the registry client of the hub named hubHost, when the
+// target has its service connection string.
+func (t *Target) Registry(hubHost string) (*hub.RegistryClient, error) {
+	for _, cs := range t.HubConnectionStrings {
+		parsed, err := keys.ParseServiceConnectionString(cs)
+		if err != nil || !strings.EqualFold(parsed.HostName, hubHost) {
+			continue
+		}
+		return hub.NewRegistryClientFromConnectionString(cs, &hub.ClientOptions{ClientOptions: t.clientOptions()})
+	}
+	return nil, fmt.Errorf("no IoT Hub connection string for %s: set IOTHUB_CONNECTION_STRING to reach its registry", hubHost)
+}

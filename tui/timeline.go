@@ -1,0 +1,254 @@
+package tui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/device"
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// registerEvent is one progress event of a running registration; the
+// last one has done set and carries the result.
+type registerEvent struct {
+	run   int
+	ch    <-chan registerEvent
+	ev    device.Event
+	done  bool
+	state dps.DeviceRegistrationState
+	err   error
+}
+
+// countdownTick redraws the Retry-After countdown while a run is live.
+type countdownTick struct{ run int }
+
+// telemetrySent reports one telemetry message.
+type telemetrySent struct {
+	run int
+	err error
+}
+
+// timeline runs one simulated registration and renders it live: connecting,
+// request sent, operation id, each poll with its Retry-After countdown, and
+// the result. Simulate and the tutorial both use it.
+type timeline struct {
+	c       *Common
+	owner   int
+	run     int // generation: a new run drops events of the old one
+	running bool
+	host    string
+	regID   string
+	key     keys.Key
+	started time.Time
+	events  []device.Event
+	waitTil time.Time // end of the current Retry-After, for the countdown
+	result  *dps.DeviceRegistrationState
+	err     error
+	elapsed time.Duration
+
+	sent, sendFailed int
+	sending          bool
+	sendErr          error
+}
+
+func newTimeline(c *Common, owner int) *timeline { return &timeline{c: c, owner: owner} }
+
+// start registers regID with key (payload may be nil).
+func (t *timeline) start(regID string, key keys.Key, payload json.RawMessage) tea.Cmd {
+	t.run++
+	*t = timeline{c: t.c, owner: t.owner, run: t.run, running: true, regID: regID, key: key, started: t.c.Now()}
+	if t.c.Target == nil {
+		t.running, t.err = false, errors.New("no target")
+		return nil
+	}
+	client, err := t.c.Target.Device()
+	if err != nil {
+		t.running, t.err = false, err
+		return nil
+	}
+	t.host = client.Host()
+	ch := make(chan registerEvent, 64)
+	run, ctx, owner := t.run, t.c.Ctx, t.owner
+	go func() {
+		defer close(ch)
+		progress := func(e device.Event) {
+			select {
+			case ch <- registerEvent{run: run, ch: ch, ev: e}:
+			case <-ctx.Done():
+			}
+		}
+		state, err := register(ctx, client, regID, key, payload, progress)
+		ch <- registerEvent{run: run, ch: ch, done: true, state: state, err: err}
+	}()
+	return tea.Batch(listenRegister(owner, ch), t.tick())
+}
+
+func register(ctx context.Context, client *device.Client, regID string, key keys.Key, payload json.RawMessage, progress func(device.Event)) (dps.DeviceRegistrationState, error) {
+	poller, err := client.BeginRegister(ctx, regID, key, &device.RegisterOptions{Payload: payload, Progress: progress})
+	if err != nil {
+		return dps.DeviceRegistrationState{}, err
+	}
+	return poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: device.DefaultPollInterval})
+}
+
+func listenRegister(owner int, ch <-chan registerEvent) tea.Cmd {
+	return do(owner, func() tea.Msg { return <-ch })
+}
+
+func (t *timeline) tick() tea.Cmd {
+	run, owner := t.run, t.owner
+	return tea.Tick(200*time.Millisecond, func(time.Time) tea.Msg { return routed{to: owner, msg: countdownTick{run}} })
+}
+
+// update handles the timeline's messages; handled is false for others.
+func (t *timeline) update(msg tea.Msg) (tea.Cmd, bool) {
+	switch msg := msg.(type) {
+	case registerEvent:
+		if msg.run != t.run {
+			return nil, true
+		}
+		if msg.done {
+			t.running = false
+			t.elapsed = t.c.Now().Sub(t.started)
+			if msg.err != nil {
+				t.err = msg.err
+			} else {
+				st := msg.state
+				t.result = &st
+			}
+			return nil, true
+		}
+		t.events = append(t.events, msg.ev)
+		if msg.ev.RetryAfter > 0 {
+			t.waitTil = msg.ev.Time.Add(msg.ev.RetryAfter)
+		}
+		return listenRegister(t.owner, msg.ch), true
+	case countdownTick:
+		if msg.run != t.run || !t.running {
+			return nil, true
+		}
+		return t.tick(), true
+	case telemetrySent:
+		if msg.run != t.run {
+			return nil, true
+		}
+		t.sending = false
+		if msg.err != nil {
+			t.sendFailed++
+			t.sendErr = msg.err
+		} else {
+			t.sent++
+		}
+		return nil, true
+	}
+	return nil, false
+}
+
+// assigned reports whether the last run ended assigned to a hub.
+func (t *timeline) assigned() bool {
+	return t.result != nil && t.result.Status == dps.StatusAssigned && t.result.AssignedHub != ""
+}
+
+// sendTelemetry sends one device-to-cloud message as the assigned device.
+func (t *timeline) sendTelemetry() tea.Cmd {
+	if !t.assigned() {
+		return flash("telemetry needs an assigned device: run the registration first")
+	}
+	if t.sending {
+		return nil
+	}
+	t.sending = true
+	hubHost, devID, key, n := t.result.AssignedHub, t.result.DeviceID, t.key, t.sent+t.sendFailed+1
+	run, ctx, target := t.run, t.c.Ctx, t.c.Target
+	return do(t.owner, func() tea.Msg {
+		client, err := target.HubDevice(hubHost, devID, key)
+		if err != nil {
+			return telemetrySent{run: run, err: err}
+		}
+		body := fmt.Appendf(nil, `{"message":%d,"source":"dpsconsole"}`, n)
+		return telemetrySent{run: run, err: client.SendEvent(ctx, body, nil)}
+	})
+}
+
+func (t *timeline) view() string {
+	st := t.c.Styles
+	if t.regID == "" {
+		return st.Muted.Render("No registration has run yet.")
+	}
+	at := func(ts time.Time) string {
+		return st.Muted.Render(fmt.Sprintf("%+7.2fs ", ts.Sub(t.started).Seconds()))
+	}
+	lines := []string{at(t.started) + "connecting to " + t.host + " as " + t.regID}
+	for _, e := range t.events {
+		lines = append(lines, at(e.Time)+describeEvent(e))
+	}
+	if t.running && t.waitTil.After(t.c.Now()) {
+		lines = append(lines, st.Muted.Render(fmt.Sprintf("         next poll in %.1fs (Retry-After)", t.waitTil.Sub(t.c.Now()).Seconds())))
+	}
+	switch {
+	case t.result != nil:
+		r := t.result
+		line := fmt.Sprintf("%s → hub %s, device %s", r.Status, r.AssignedHub, r.DeviceID)
+		if r.Substatus != "" {
+			line += ", substatus " + string(r.Substatus)
+		}
+		line += fmt.Sprintf(", in %.2fs", t.elapsed.Seconds())
+		if r.Status == dps.StatusAssigned {
+			lines = append(lines, st.OK.Render("✓ "+line))
+		} else {
+			lines = append(lines, st.Error.Render("✗ "+line))
+		}
+	case t.err != nil:
+		lines = append(lines, st.Error.Render(fmt.Sprintf("✗ %s (after %.2fs)", dps.ErrorMessage(t.err), t.elapsed.Seconds())))
+	case t.running:
+		lines = append(lines, st.Muted.Render("         waiting…"))
+	}
+	if t.assigned() {
+		s := fmt.Sprintf("Telemetry: %d sent", t.sent)
+		if t.sendFailed > 0 {
+			s += fmt.Sprintf(", %d failed (%s)", t.sendFailed, t.sendErr)
+		}
+		if t.sending {
+			s += " …"
+		}
+		lines = append(lines, "", s+st.Muted.Render("   ctrl+t sends a message"))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func describeEvent(e device.Event) string {
+	var s string
+	switch e.Step {
+	case device.StepRequestSent:
+		s = "register request sent"
+	case device.StepAccepted:
+		s = fmt.Sprintf("accepted (HTTP %d): operation %s, %s", e.HTTPStatus, e.OperationID, e.Status)
+	case device.StepPollSent:
+		s = fmt.Sprintf("poll %d sent", e.Poll)
+	case device.StepPollWait:
+		s = fmt.Sprintf("holding poll %d to stay under 5 polls in 10s", e.Poll)
+	case device.StepPolled:
+		s = fmt.Sprintf("poll %d: %s (HTTP %d)", e.Poll, e.Status, e.HTTPStatus)
+	case device.StepResult:
+		s = fmt.Sprintf("result: %s", e.Status)
+	case device.StepError:
+		s = fmt.Sprintf("error (HTTP %d)", e.HTTPStatus)
+		if e.Err != nil {
+			s = "error: " + dps.ErrorMessage(e.Err)
+		}
+	default:
+		s = string(e.Step)
+	}
+	if e.RetryAfter > 0 {
+		s += fmt.Sprintf(", Retry-After %s", e.RetryAfter)
+	}
+	return s
+}
