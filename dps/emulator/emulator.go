@@ -69,6 +69,7 @@ type Emulator struct {
 	servers    []*http.Server
 	realism    *realism
 	dev        devState // the device API's state (device_api.go)
+	stats      stats
 	env        Env
 	serveWG    sync.WaitGroup
 	closeOnce  sync.Once
@@ -202,7 +203,7 @@ func (e *Emulator) start(ctx context.Context) error {
 			return closeAll(listeners, err)
 		}
 	}
-	e.realism = newRealism(e.opts.ThrottlePerMinute, e.opts.FaultRate)
+	e.realism = newRealism(e.opts.ThrottlePerMinute, e.opts.FaultRate, &e.stats)
 	e.dev.init(e)
 
 	tlsConf := &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12}

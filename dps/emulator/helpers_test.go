@@ -110,3 +110,14 @@ func decode[T any](t testing.TB, b []byte) T {
 	}
 	return v
 }
+
+// mustRequest builds a signed request without sending it.
+func mustRequest(t testing.TB, s *svc, method, path string) *http.Request {
+	t.Helper()
+	r, err := http.NewRequest(method, "https://"+s.host+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Header.Set("Authorization", keys.SignSAS(s.host, s.key, s.policy, time.Now().Add(time.Hour)))
+	return r
+}

@@ -14,14 +14,15 @@ import (
 type realism struct {
 	perMinute int
 	faultRate float64
+	stats     *stats
 
 	mu     sync.Mutex
 	tokens float64   // token bucket: holds up to perMinute, refills perMinute a minute
 	last   time.Time // last refill
 }
 
-func newRealism(perMinute int, faultRate float64) *realism {
-	return &realism{perMinute: perMinute, faultRate: faultRate, tokens: float64(perMinute), last: time.Now()}
+func newRealism(perMinute int, faultRate float64, st *stats) *realism {
+	return &realism{perMinute: perMinute, faultRate: faultRate, stats: st, tokens: float64(perMinute), last: time.Now()}
 }
 
 // take spends one operation; when none is left it returns how long until one
@@ -39,12 +40,13 @@ func (x *realism) take(now time.Time) (retryAfter int, ok bool) {
 		x.tokens--
 		return 0, true
 	}
-	return max(1, int(math.Ceil((1-x.tokens)/rate))), false
+	return max(1, int(math.Ceil((1-x.tokens)/rate-1e-9))), false
 }
 
 // wrap applies the throttle and the faults before h.
 func (x *realism) wrap(w http.ResponseWriter, r *http.Request, h func(http.ResponseWriter, *http.Request)) {
 	if after, ok := x.take(time.Now()); !ok {
+		x.stats.throttledOnce()
 		w.Header().Set("Retry-After", strconv.Itoa(after))
 		writeError(w, http.StatusTooManyRequests, codeThrottled, "too many requests: the emulator allows "+strconv.Itoa(x.perMinute)+" operations a minute; retry after "+strconv.Itoa(after)+" s")
 		return

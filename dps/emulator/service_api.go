@@ -590,6 +590,7 @@ func (e *Emulator) serveRegistrations(w http.ResponseWriter, r *http.Request, se
 				storeError(w, err, codeRegistrationAbsent, what)
 				return
 			}
+			e.stats.registrationDeleted(id)
 			w.WriteHeader(http.StatusNoContent)
 		default:
 			methodNotAllowed(w, r, http.MethodGet, http.MethodDelete)
