@@ -15,17 +15,13 @@ import (
 // shared-access-policy key). Its printed forms are masked so that a key never
 // reaches a log line, an error or a panic by accident; Base64 reveals it.
 //
-// The bytes sit behind a pointer so that even a Key in an unexported struct
-// field (which fmt prints without calling Format) shows an address, not the
-// key. The zero Key holds no key.
-type Key struct {
-	s *secret
-	_ [0]func() // not comparable: compare with Equal
-}
+// The bytes are only reachable through a closure: fmt prints a func as an
+// address, so even a Key in an unexported struct field (which fmt prints by
+// reflection, without calling Format) cannot reveal them, whatever the verb.
+// The zero Key holds no key.
+type Key struct{ reveal func() []byte }
 
-type secret struct{ b []byte }
-
-func newKey(b []byte) Key { return Key{s: &secret{b: b}} }
+func newKey(b []byte) Key { return Key{reveal: func() []byte { return b }} }
 
 // Bounds DPS puts on the decoded length of a symmetric key.
 const (
@@ -85,10 +81,10 @@ func (k Key) IsZero() bool { return len(k.Bytes()) == 0 }
 
 // Bytes returns the raw key bytes. Callers must not modify them.
 func (k Key) Bytes() []byte {
-	if k.s == nil {
+	if k.reveal == nil {
 		return nil
 	}
-	return k.s.b
+	return k.reveal()
 }
 
 // Base64 reveals the key in its standard base64 form.

@@ -75,14 +75,14 @@ func registrationIDError[T string | []byte](id T) error {
 // form. It returns "" when there is nothing to say.
 func RegistrationIDWarning(id string) string {
 	if hasUpper(id) {
-		return UpperCaseWarning
+		return "the ID has upper-case letters: " + UpperCaseWarning
 	}
 	return ""
 }
 
-// UpperCaseWarning is the advice RegistrationIDWarning gives.
-const UpperCaseWarning = "the ID has upper-case letters: keys are derived over the exact bytes, so " +
-	"it derives a different key than its lower-case form; lower-case IDs are recommended"
+// UpperCaseWarning explains why upper-case IDs draw a warning.
+const UpperCaseWarning = "keys are derived over the exact bytes, so an upper-case ID derives " +
+	"a different key than its lower-case form; lower-case IDs are recommended"
 
 func hasUpper(id string) bool {
 	for i := 0; i < len(id); i++ {
