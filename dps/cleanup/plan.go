@@ -127,8 +127,10 @@ const (
 type Action struct {
 	Kind ActionKind `json:"kind"`
 	ID   string     `json:"id"`
-	// Hub is the hub host of a hub-device action.
-	Hub string `json:"hub,omitempty"`
+	// Hub is the hub host of a hub-device action, and Record the
+	// registration id whose deletion it waits for.
+	Hub    string `json:"hub,omitempty"`
+	Record string `json:"record,omitempty"`
 	// ETag makes a record or group delete conditional: a record that changed
 	// since the scan (say, the device registered again) is left alone.
 	ETag    string `json:"etag,omitempty"`
@@ -146,7 +148,7 @@ func (p *Plan) Actions(sel Selection) []Action {
 		}
 		out = append(out, Action{Kind: DeleteRecord, ID: f.RegistrationID, ETag: f.ETag, Reason: f.Reason, GroupID: f.GroupID})
 		if sel.HubDevices && f.HubDevice {
-			out = append(out, Action{Kind: DeleteHubDevice, ID: f.DeviceID, Hub: f.AssignedHub, Reason: f.Reason, GroupID: f.GroupID})
+			out = append(out, Action{Kind: DeleteHubDevice, ID: f.DeviceID, Hub: f.AssignedHub, Record: f.RegistrationID, Reason: f.Reason, GroupID: f.GroupID})
 		}
 	}
 	for _, g := range p.DeleteGroups {

@@ -90,14 +90,28 @@ func (e *Engine) Run(ctx context.Context, job *Job, opts RunOptions, events chan
 	for _, h := range e.Hubs {
 		r.pacers[strings.ToLower(h.Host())] = newPacer(opts.Concurrency, time.Now)
 	}
-	var todo, groups []int
+	// A hub device goes only after its record is gone: if the record
+	// changed (the device registered again), the device is live and stays.
+	records := map[string]int{}
 	for n, a := range job.Actions {
+		if a.Kind == DeleteRecord {
+			records[strings.ToLower(a.ID)] = n
+		}
+	}
+	var todo, groups []int
+	follow := map[int]int{} // record action → its hub device action
+	for n, a := range job.Actions {
+		rec, hasRec := records[strings.ToLower(a.Record)]
 		switch {
 		case job.outcomes[n].final():
 			r.tally[job.outcomes[n]]++
 			r.earlier++
 		case a.Kind == DeleteGroup:
 			groups = append(groups, n)
+		case a.Kind == DeleteHubDevice && hasRec && job.outcomes[rec] == OutcomeChanged:
+			r.settle(n, OutcomeChanged, recordChanged)
+		case a.Kind == DeleteHubDevice && hasRec && !job.outcomes[rec].final():
+			follow[rec] = n
 		default:
 			todo = append(todo, n)
 		}
@@ -105,7 +119,7 @@ func (e *Engine) Run(ctx context.Context, job *Job, opts RunOptions, events chan
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stopProgress := r.reportProgress(ctx)
-	r.work(ctx, cancel, todo)
+	r.work(ctx, cancel, todo, follow)
 	if context.Cause(ctx) == nil {
 		for _, n := range groups {
 			r.deleteGroup(ctx, cancel, n)
@@ -147,16 +161,20 @@ type sample struct {
 // rateWindow is how far back Progress.Rate looks.
 const rateWindow = 5 * time.Second
 
-// work runs the actions todo (indexes into job.Actions) with conc workers.
+// recordChanged explains a hub device left alone.
+const recordChanged = "its registration record changed since the scan (the device registered again), so the device is live"
+
+// work runs the actions todo (indexes into job.Actions) with conc workers,
+// and each action in follow once the record action it follows is deleted.
 // An action that meets a fault is retried after a back-off without holding
 // a worker; a throttled one goes back to the queue at once (the pacer makes
 // it wait).
-func (r *runner) work(ctx context.Context, cancel context.CancelCauseFunc, todo []int) {
+func (r *runner) work(ctx context.Context, cancel context.CancelCauseFunc, todo []int, follow map[int]int) {
 	type task struct{ n, attempt int }
-	retry := make(chan task, len(todo))
+	retry := make(chan task, len(todo)+len(follow))
 	var next atomic.Int64
 	var open atomic.Int64 // actions neither settled nor given up
-	open.Store(int64(len(todo)))
+	open.Store(int64(len(todo) + len(follow)))
 	allDone := make(chan struct{})
 	settle := func() {
 		if open.Add(-1) == 0 {
@@ -165,6 +183,13 @@ func (r *runner) work(ctx context.Context, cancel context.CancelCauseFunc, todo 
 	}
 	if len(todo) == 0 {
 		close(allDone)
+	}
+	giveUp := func(n int, err error) {
+		r.giveUp(n, err)
+		if _, ok := follow[n]; ok {
+			settle() // its hub device waits for a later run
+		}
+		settle()
 	}
 	handle := func(t task) {
 		a := r.job.Actions[t.n]
@@ -184,6 +209,14 @@ func (r *runner) work(ctx context.Context, cancel context.CancelCauseFunc, todo 
 		case classDone:
 			p.release(sent, resultOK, 0)
 			r.settle(t.n, c.outcome, "")
+			if h, ok := follow[t.n]; ok {
+				if c.outcome == OutcomeChanged {
+					r.settle(h, OutcomeChanged, recordChanged)
+					settle()
+				} else {
+					retry <- task{n: h}
+				}
+			}
 			settle()
 		case classThrottled:
 			r.throttled.Add(1)
@@ -193,8 +226,7 @@ func (r *runner) work(ctx context.Context, cancel context.CancelCauseFunc, todo 
 			p.release(sent, resultOther, 0)
 			r.faults.Add(1)
 			if t.attempt+1 >= maxAttempts {
-				r.giveUp(t.n, err)
-				settle()
+				giveUp(t.n, err)
 				return
 			}
 			time.AfterFunc(backoff(t.attempt), func() { retry <- task{t.n, t.attempt + 1} })
@@ -205,8 +237,7 @@ func (r *runner) work(ctx context.Context, cancel context.CancelCauseFunc, todo 
 			}
 		default: // classFailed
 			p.release(sent, resultOther, 0)
-			r.giveUp(t.n, err)
-			settle()
+			giveUp(t.n, err)
 		}
 	}
 	var wg sync.WaitGroup
