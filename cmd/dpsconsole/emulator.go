@@ -1,17 +1,105 @@
 package main
 
 import (
-	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
 )
 
-// TODO(owner): stub until this command is written.
 func newEmulatorCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:    "emulator",
-		Short:  "Run the built-in DPS + IoT Hub emulator",
-		Hidden: true,
-		RunE:   func(*cobra.Command, []string) error { return errors.New("emulator: not built yet") },
+	var (
+		dataDir, httpsAddr, mqttAddr, seed, throttle string
+		hubAddrs                                     []string
+		delay                                        time.Duration
+		faultRate                                    float64
+	)
+	cmd := &cobra.Command{
+		Use:   "emulator",
+		Short: "Run the built-in DPS + IoT Hub emulator in the foreground",
+		Long: `Runs the local Device Provisioning Service + IoT Hub emulator until Ctrl-C.
+
+On start it writes emulator.env (mode 0600: it holds keys) into its data dir and
+prints the same KEY=VALUE lines: DPS_CONNECTION_STRING, DPS_ID_SCOPE,
+DPS_DEVICE_ENDPOINT, DPS_MQTT_ENDPOINT, DPS_CA_FILE and IOTHUB_CONNECTION_STRING[_N].
+Other programs trust the emulator through DPS_CA_FILE (for Node:
+NODE_EXTRA_CA_CERTS). The official SDKs, which cannot take a port, need the
+listeners on port 443 (run as root, e.g. --https 127.0.0.1:443 --hub 127.0.0.2:443
+--hub 127.0.0.3:443).
+
+State (SQLite) and the CA persist in the data dir; the demo seed is written only
+into a new data dir.`,
+		Example: `  dpsconsole emulator
+  dpsconsole emulator --https 127.0.0.1:443 --hub 127.0.0.2:443 --hub 127.0.0.3:443
+  dpsconsole emulator --throttle 1000/min --fault-rate 0.05`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			perMinute, err := parseThrottle(throttle)
+			if err != nil {
+				return err
+			}
+			if faultRate < 0 || faultRate > 1 {
+				return usagef("--fault-rate %v: give a fraction from 0 to 1, e.g. 0.05", faultRate)
+			}
+			if seed != "demo" && seed != "none" {
+				return usagef("--seed %q: use demo or none", seed)
+			}
+			if delay < 0 {
+				return usagef("--assignment-delay %v is negative", delay)
+			}
+			if dataDir == "" {
+				dataDir = filepath.Join(a.stateDir, "emulator")
+			}
+			ctx := cmd.Context()
+			emu, err := emulator.Start(ctx, emulator.Options{
+				DataDir:           dataDir,
+				HTTPSAddr:         httpsAddr,
+				HubAddrs:          hubAddrs,
+				MQTTAddr:          mqttAddr,
+				Seed:              seed,
+				AssignmentDelay:   delay,
+				ThrottlePerMinute: perMinute,
+				FaultRate:         faultRate,
+				Logger:            slog.New(slog.NewTextHandler(a.err, &slog.HandlerOptions{Level: slog.LevelInfo})),
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(a.out, emu.Env().String())
+			fmt.Fprintf(a.err, "emulator running (data in %s; the lines above are in %s); Ctrl-C stops it\n",
+				dataDir, filepath.Join(dataDir, emulator.EnvFile))
+			<-ctx.Done()
+			fmt.Fprintln(a.err, "stopping the emulator")
+			return emu.Close()
+		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&dataDir, "data", "", "data dir (default <state-dir>/emulator)")
+	f.StringVar(&httpsAddr, "https", "127.0.0.1:8443", "address of the DPS listener (service and device APIs)")
+	f.StringArrayVar(&hubAddrs, "hub", nil, "address of a linked IoT hub's listener; repeat for each hub (default two hubs on 127.0.0.1, ports kept across restarts)")
+	f.StringVar(&mqttAddr, "mqtt", "", "address of the MQTT/TLS listener (not available yet)")
+	f.StringVar(&seed, "seed", "demo", "data for a new data dir: demo or none")
+	f.DurationVar(&delay, "assignment-delay", time.Second, "how long a registration stays \"assigning\"")
+	f.StringVar(&throttle, "throttle", "", "answer 429 + Retry-After past N operations a minute, e.g. 1000/min (as DPS)")
+	f.Float64Var(&faultRate, "fault-rate", 0, "fraction of DPS requests that fail with 500 or a dropped connection")
+	return cmd
+}
+
+// parseThrottle reads "N/min" or "N"; "" and "0" mean off.
+func parseThrottle(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	num := strings.TrimSuffix(strings.TrimSpace(s), "/min")
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 {
+		return 0, usagef("--throttle %q: give operations a minute, e.g. 1000/min", s)
+	}
+	return n, nil
 }

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe to read while the command writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestEmulatorCommandRunsAndStops(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"emulator", "--data", dir, "--https", "127.0.0.1:0", "--seed", "none", "--throttle", "1000/min"}, stdio{in: strings.NewReader(""), out: &out, err: &errOut})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "IOTHUB_CONNECTION_STRING_2=") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no env lines; stdout %q stderr %q", out.String(), errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	file, err := os.ReadFile(filepath.Join(dir, "emulator.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(file) != out.String() {
+		t.Errorf("printed lines differ from emulator.env:\n%s\n%s", out.String(), file)
+	}
+	for _, k := range []string{"DPS_CONNECTION_STRING=HostName=127.0.0.1:", "DPS_ID_SCOPE=0ne", "DPS_DEVICE_ENDPOINT=127.0.0.1:", "DPS_MQTT_ENDPOINT=\n", "DPS_CA_FILE=" + filepath.Join(dir, "ca.pem"), "IOTHUB_CONNECTION_STRING=HostName="} {
+		if !strings.Contains(out.String(), k) {
+			t.Errorf("output lacks %q:\n%s", k, out.String())
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d after Ctrl-C; stderr %s", code, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the emulator did not stop on cancel")
+	}
+}
+
+func TestEmulatorCommandUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"emulator", "--throttle", "fast"},
+		{"emulator", "--fault-rate", "2"},
+		{"emulator", "--seed", "lots"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, stdio{in: strings.NewReader(""), out: &out, err: &errOut}); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d; %s", args, code, exitUsage, errOut.String())
+		}
+	}
+}
