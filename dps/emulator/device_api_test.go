@@ -1,0 +1,174 @@
+package emulator
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// rawDevice speaks the device API with net/http, so tests can send exactly
+// what each official SDK sends.
+type rawDevice struct {
+	t          testing.TB
+	host       string
+	scope, rid string
+	key        keys.Key
+	client     *http.Client
+	sr         func(scope, rid string) string // the literal sr the SDK puts in its token
+}
+
+// sr styles of the official SDKs (dps-protocol.md §2.4).
+var (
+	srNode   = func(scope, rid string) string { return scope + "/registrations/" + rid }
+	srPython = func(scope, rid string) string { return url.QueryEscape(scope + "/registrations/" + rid) }
+	srC      = func(scope, rid string) string {
+		return strings.ReplaceAll(url.QueryEscape(scope+"/registrations/"+rid), "%2F", "%2f")
+	}
+)
+
+func newRawDevice(t testing.TB, e *Emulator, rid string, key keys.Key) *rawDevice {
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.CertPool()}}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &rawDevice{t: t, host: e.Env().DeviceEndpoint, scope: e.Env().IDScope, rid: rid, key: key,
+		client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, sr: srNode}
+}
+
+// token signs the literal sr, as the SDKs do.
+func (d *rawDevice) token() string {
+	sr := d.sr(d.scope, d.rid)
+	se := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	m := hmac.New(sha256.New, d.key.Bytes())
+	m.Write([]byte(sr + "\n" + se))
+	sig := url.QueryEscape(base64.StdEncoding.EncodeToString(m.Sum(nil)))
+	return "SharedAccessSignature sr=" + sr + "&sig=" + sig + "&skn=registration&se=" + se
+}
+
+func (d *rawDevice) do(method, path, body string) (*http.Response, []byte) {
+	d.t.Helper()
+	req, err := http.NewRequest(method, "https://"+d.host+"/"+d.scope+"/registrations/"+d.rid+path, bytes.NewBufferString(body))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", d.token())
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	resp, err := d.client.Do(req)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return resp, b
+}
+
+// register does PUT register and polls (GET with a "{}" body, as Node does)
+// until the status is final.
+func (d *rawDevice) register(body string) dps.RegistrationOperationStatus {
+	d.t.Helper()
+	resp, b := d.do(http.MethodPut, "/register?api-version=2019-03-31", body)
+	for {
+		if ct := resp.Header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+			d.t.Fatalf("Content-Type %q", ct)
+		}
+		var st dps.RegistrationOperationStatus
+		if err := json.Unmarshal(b, &st); err != nil {
+			d.t.Fatalf("HTTP %d body %s: %v", resp.StatusCode, b, err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			return st
+		}
+		if resp.StatusCode != http.StatusAccepted || st.Status != dps.StatusAssigning || resp.Header.Get("Retry-After") == "" {
+			d.t.Fatalf("HTTP %d %s Retry-After %q", resp.StatusCode, b, resp.Header.Get("Retry-After"))
+		}
+		n, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		time.Sleep(time.Duration(n) * time.Second)
+		resp, b = d.do(http.MethodGet, "/operations/"+st.OperationID+"?api-version=2021-06-01", "{}")
+	}
+}
+
+func createGroup(t testing.TB, e *Emulator, g map[string]any) keys.Key {
+	t.Helper()
+	k := keys.GenerateKey()
+	g["attestation"] = map[string]any{"type": "symmetricKey", "symmetricKey": map[string]any{"primaryKey": k.Base64(), "secondaryKey": keys.GenerateKey().Base64()}}
+	newSvc(t, e).must(http.StatusOK, http.MethodPut, "/enrollmentGroups/"+g["enrollmentGroupId"].(string)+"?api-version=2021-10-01", g)
+	return k
+}
+
+func TestDeviceAPIAcceptsEverySDKShape(t *testing.T) {
+	e := startTest(t, Options{Seed: "none", AssignmentDelay: 10 * time.Millisecond})
+	gk := createGroup(t, e, map[string]any{"enrollmentGroupId": "g"})
+	for i, c := range []struct {
+		name string
+		sr   func(string, string) string
+		body string
+	}{
+		{"node, payload object", srNode, `{"registrationId":"%s","payload":{"modelId":"dtmi:x;1"}}`},
+		{"python, payload null", srPython, `{"payload": null, "registrationId": "%s"}`},
+		{"c, no payload", srC, `{ "registrationId":"%s" }`},
+		{"empty body", srNode, ``},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rid := "dev-" + strconv.Itoa(i)
+			k, _ := keys.DeriveDeviceKey(gk, rid)
+			d := newRawDevice(t, e, rid, k)
+			d.sr = c.sr
+			body := c.body
+			if body != "" {
+				body = strings.Replace(body, "%s", rid, 1)
+			}
+			st := d.register(body)
+			if st.Status != dps.StatusAssigned || st.RegistrationState == nil || st.RegistrationState.AssignedHub == "" || st.RegistrationState.DeviceID != rid {
+				t.Fatalf("final status %+v", st)
+			}
+			if strings.Trim(st.OperationID, "abcdefABCDEF0123456789.-") != "" {
+				t.Errorf("operation id %q has characters outside [A-Za-z0-9.-]", st.OperationID)
+			}
+			// The status lookup returns the record itself.
+			resp, b := d.do(http.MethodPost, "?api-version=2019-03-31", `{"registrationId":"`+rid+`"}`)
+			var rec dps.DeviceRegistrationState
+			if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &rec) != nil || rec.AssignedHub != st.RegistrationState.AssignedHub {
+				t.Fatalf("status lookup: HTTP %d %s", resp.StatusCode, b)
+			}
+		})
+	}
+}
+
+func TestDeviceAPIRejects(t *testing.T) {
+	e := startTest(t, Options{Seed: "none"})
+	gk := createGroup(t, e, map[string]any{"enrollmentGroupId": "g"})
+	k, _ := keys.DeriveDeviceKey(gk, "dev")
+	for _, c := range []struct {
+		name string
+		edit func(*rawDevice)
+	}{
+		{"group key, not derived", func(d *rawDevice) { d.key = gk }},
+		{"key of another ID", func(d *rawDevice) { d.key, _ = keys.DeriveDeviceKey(gk, "other") }},
+		{"wrong scope", func(d *rawDevice) { d.scope = "0ne00000000" }},
+		{"token for another ID", func(d *rawDevice) { d.sr = func(s, _ string) string { return s + "/registrations/other" } }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := newRawDevice(t, e, "dev", k)
+			c.edit(d)
+			resp, b := d.do(http.MethodPut, "/register?api-version=2021-10-01", `{"registrationId":"dev"}`)
+			var ed dps.ErrorDetails
+			if resp.StatusCode != http.StatusUnauthorized || json.Unmarshal(b, &ed) != nil || ed.ErrorCode != 401002 || ed.TrackingID == "" {
+				t.Fatalf("HTTP %d %s, want 401 with errorCode 401002", resp.StatusCode, b)
+			}
+		})
+	}
+}
