@@ -237,8 +237,9 @@ func fill(r io.Reader, b *block) (eof bool, err error) {
 // skipLine discards input up to the next newline and returns what follows it
 // in buf's storage.
 func skipLine(r io.Reader, buf []byte) (rest []byte, eof bool, err error) {
+	buf = buf[:cap(buf)]
 	for {
-		n, err := r.Read(buf[:cap(buf)])
+		n, err := r.Read(buf)
 		if i := bytes.IndexByte(buf[:n], '\n'); i >= 0 {
 			return buf[:copy(buf, buf[i+1:n])], false, nil
 		}
