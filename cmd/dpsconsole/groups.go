@@ -227,6 +227,9 @@ rather than overwritten.`,
 type groupsDelete struct {
 	a    *app
 	etag string
+	// Safe deletion (cleanup.go): the group's records, and their hub
+	// devices, first.
+	withRegistrations, withHubDevices bool
 }
 
 func newGroupsDeleteCmd(a *app) *cobra.Command {
@@ -240,10 +243,15 @@ func newGroupsDeleteCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&d.etag, "etag", "", "delete only if the group still has this ETag")
+	cmd.Flags().BoolVar(&d.withRegistrations, "with-registrations", false, "first delete the group's registration records, so none is left orphaned")
+	cmd.Flags().BoolVar(&d.withHubDevices, "with-hub-devices", false, "with --with-registrations: also delete their devices in the linked hubs")
 	return cmd
 }
 
 func (d *groupsDelete) run(ctx context.Context, t *target, id string) error {
+	if d.withRegistrations || d.withHubDevices {
+		return d.runSafe(ctx, t, id)
+	}
 	if err := t.client.DeleteEnrollmentGroup(ctx, id, ifMatch(d.etag)); err != nil {
 		return groupError(id, err)
 	}

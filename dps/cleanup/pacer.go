@@ -14,11 +14,11 @@ import (
 //     successes (limit += 1/limit per success), up to max.
 //   - Retry-After is a pause for everyone: no request goes before it ends.
 //   - Once throttled, requests are also paced at the rate the service was
-//     seen to allow: the successes since the previous episode divided by the
-//     time up to the end of this pause (DPS quotas are operations per
-//     minute, so what counts is the rate across the pause, not the burst
-//     before it). The pace grows by 1% a second while nothing is throttled,
-//     so a lifted quota is found again.
+//     seen to allow: the requests it let through (anything but a 429) since
+//     the previous episode, divided by the time up to the end of this pause.
+//     DPS quotas are operations per minute, so what counts is the rate
+//     across the pause, not the burst before it. The pace grows by 1% a
+//     second while nothing is throttled, so a lifted quota is found again.
 //
 // A 429 for a request sent before the current episode began is the same
 // congestion seen late; it does not cut again.
@@ -35,7 +35,7 @@ type pacer struct {
 	nextSend time.Time
 	episode  time.Time // when the last throttling episode began
 	epoch    time.Time // start of the current measuring interval
-	okSince  int       // successes since epoch
+	admitted int       // requests the quota let through since epoch
 }
 
 // paceGrowth is the pace's additive increase per success: with r successes
@@ -107,11 +107,13 @@ func (p *pacer) release(sent time.Time, r result, retryAfter time.Duration) {
 	p.released = make(chan struct{})
 	switch r {
 	case resultOK:
-		p.okSince++
+		p.admitted++
 		p.limit = min(p.max, p.limit+1/p.limit)
 		if p.rate > 0 {
 			p.rate += paceGrowth
 		}
+	case resultOther:
+		p.admitted++ // a fault still passed the quota
 	case resultThrottled:
 		if sent.Before(p.episode) {
 			return
@@ -125,12 +127,12 @@ func (p *pacer) release(sent time.Time, r result, retryAfter time.Duration) {
 		p.limit = max(1, p.limit/2)
 		span := p.pause.Sub(p.epoch).Seconds()
 		switch {
-		case p.okSince > 0 && span > 0:
-			p.rate = max(float64(p.okSince)/span, minRate)
+		case p.admitted > 0 && span > 0:
+			p.rate = max(float64(p.admitted)/span, minRate)
 		case p.rate > 0:
 			p.rate = max(p.rate/2, minRate) // nothing got through: halve
 		}
-		p.epoch, p.okSince = p.pause, 0
+		p.epoch, p.admitted = p.pause, 0
 		p.nextSend = p.pause
 	}
 }
