@@ -15,7 +15,9 @@ import (
 
 // mentions reports whether s contains want, ignoring case (fang capitalises
 // the first letter of an error).
-func mentions(s, want string) bool { return strings.Contains(strings.ToLower(s), strings.ToLower(want)) }
+func mentions(s, want string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(want))
+}
 
 // dps-protocol.md §5.1 tutorial vector.
 const (
