@@ -80,14 +80,14 @@ func (c *cleanupCmd) check() error {
 		return err
 	}
 	if c.concurrency < 1 {
-		return usagef("--concurrency %d: give at least 1", c.concurrency)
+		return usagef("invalid --concurrency %d: give at least 1", c.concurrency)
 	}
 	if c.resume != "" && (c.dryRun || len(c.groupIDs) > 0 || c.groupIDsFile != "" || c.hubDevices || c.includeStale) {
-		return usagef("--resume continues a job as it was planned; it takes no --dry-run, --group-id, --group-ids-file, --hub-devices or --include-stale")
+		return usagef("cannot combine --resume with --dry-run, --group-id, --group-ids-file, --hub-devices or --include-stale: a resumed job runs as it was planned")
 	}
 	for _, id := range c.groupIDs {
 		if err := keys.ValidateRegistrationID(id); err != nil {
-			return usagef("--group-id %q: %v", id, err)
+			return usagef("invalid --group-id %q: %v", id, err)
 		}
 	}
 	if c.groupIDsFile != "" {
@@ -105,7 +105,7 @@ func (c *cleanupCmd) check() error {
 func readGroupIDs(path string, warn io.Writer) ([]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, usagef("--group-ids-file: %v", err)
+		return nil, usagef("cannot read --group-ids-file: %v", err)
 	}
 	defer f.Close()
 	var ids []string
@@ -122,7 +122,7 @@ func readGroupIDs(path string, warn io.Writer) ([]string, error) {
 		ids = append(ids, line)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, usagef("--group-ids-file %s: %v", path, err)
+		return nil, usagef("cannot read --group-ids-file %s: %v", path, err)
 	}
 	return ids, nil
 }
@@ -395,10 +395,10 @@ func isTerminal(w io.Writer) bool {
 // resumable cleanup job.
 func (d *groupsDelete) runSafe(ctx context.Context, t *target, id string) error {
 	if !d.withRegistrations {
-		return usagef("--with-hub-devices needs --with-registrations (hub devices are deleted with their records)")
+		return usagef("use --with-hub-devices together with --with-registrations (hub devices are deleted with their records)")
 	}
 	if d.etag != "" {
-		return usagef("--etag cannot be combined with --with-registrations: the group is deleted with the ETag it has when its records are listed")
+		return usagef("cannot combine --etag with --with-registrations: the group is deleted with the ETag it has when its records are listed")
 	}
 	eng, err := d.a.newEngine(t)
 	if err != nil {

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/cleanup"
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
+)
+
+// With no flags at all, cleanup finds the demo seed's deleted group's
+// records through the emulator's hubs, shows the plan, and deletes them.
+func TestCleanupDemoSeedWithNoFlags(t *testing.T) {
+	c := newCLI(t)
+	out := c.ok("cleanup", "--dry-run", "--output", "json")
+	var report struct {
+		Plan    cleanup.Plan     `json:"plan"`
+		Actions []cleanup.Action `json:"actions"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("dry-run JSON: %v\n%s", err, out)
+	}
+	if len(report.Plan.Findings) != 12 || len(report.Actions) != 12 {
+		t.Fatalf("dry run found %d, would delete %d; want the 12 records of %s", len(report.Plan.Findings), len(report.Actions), emulator.DemoDeletedGroup)
+	}
+	for _, f := range report.Plan.Findings {
+		if !strings.HasPrefix(f.RegistrationID, "retired-sensor-") || f.Reason != cleanup.ReasonNoEnrollment {
+			t.Errorf("finding %+v", f)
+		}
+	}
+
+	code, out, errOut := c.run("cleanup") // stdin is empty: the question is answered no
+	if code != 0 || !strings.Contains(errOut, "[y/N]") || !strings.Contains(errOut, "nothing deleted") {
+		t.Fatalf("unconfirmed cleanup: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	out = c.ok("cleanup", "--yes")
+	for _, want := range []string{"no-enrollment", "(unknown)", "12", "record:      deleted 12, already gone 0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("cleanup output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "hub-device:") {
+		t.Errorf("hub devices deleted without --hub-devices:\n%s", out)
+	}
+	if out := c.ok("cleanup", "--dry-run"); !strings.Contains(out, "no orphaned or stale registration records") {
+		t.Errorf("second scan:\n%s", out)
+	}
+}
+
+func TestCleanupUsageErrors(t *testing.T) {
+	c := newCLI(t)
+	bad := filepath.Join(t.TempDir(), "ids")
+	os.WriteFile(bad, []byte("# old groups\nold-1\nbad id!\n\nold-2\n"), 0o600)
+	c.fails(2, []string{"cleanup", "--resume", "x", "--dry-run"}, "--resume")
+	c.fails(2, []string{"cleanup", "--concurrency", "0"}, "--concurrency")
+	c.fails(2, []string{"cleanup", "--output", "yaml"}, "--output")
+	c.fails(2, []string{"cleanup", "--group-id", "bad id!"}, "--group-id")
+	c.fails(1, []string{"cleanup", "--resume", "no-such-job"}, `no job "no-such-job"`)
+	c.fails(2, []string{"groups", "delete", "g", "--with-hub-devices"}, "--with-registrations")
+	// A bad line in the ids file is reported; the good ones are used.
+	code, out, errOut := c.run("cleanup", "--dry-run", "--group-ids-file", bad)
+	if code != 0 || !strings.Contains(errOut, bad+":3: skipped") || strings.Contains(errOut, ":2:") {
+		t.Errorf("ids file: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+}
+
+// The real binary is killed (SIGKILL) part-way through a cleanup, twice;
+// each time the job is resumed. In the end every orphan was deleted exactly
+// once (counted by the emulator), and nothing else was touched.
+func TestCleanupKillAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "dpsconsole")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	// The emulator runs here, so it outlives the killed process and counts
+	// every delete it serves.
+	emu, err := emulator.Start(context.Background(), emulator.Options{DataDir: t.TempDir(), Seed: "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	const orphans = 4000
+	if err := emu.SeedRegistrations(context.Background(), "gone", orphans); err != nil {
+		t.Fatal(err)
+	}
+	env := emu.Env()
+	state := t.TempDir()
+	cmd := func(args ...string) *exec.Cmd {
+		c := exec.Command(bin, append([]string{"--state-dir", state, "--connection-string", env.DPSConnectionString, "--ca-file", env.CAFile}, args...)...)
+		c.Env = append(os.Environ(), "IOTHUB_CONNECTION_STRING="+env.HubConnectionStrings[0], "IOTHUB_CONNECTION_STRING_1="+env.HubConnectionStrings[1])
+		return c
+	}
+	live := func() map[string]bool { return listRecords(t, emu, emulator.DemoHashedGroup) }
+	liveBefore := live()
+
+	// First run: started with a plan, killed once a few hundred outcomes are logged.
+	first := cmd("cleanup", "--yes", "--hub-devices", "--group-id", "gone", "--concurrency", "4")
+	jobID := startAndKill(t, first, state, "", orphans/10)
+	// A resumed run, killed again further on.
+	startAndKill(t, cmd("cleanup", "--resume", jobID), state, jobID, orphans/2)
+	// The last resume runs to the end.
+	if out, err := cmd("cleanup", "--resume", jobID).CombinedOutput(); err != nil {
+		t.Fatalf("final resume: %v\n%s", err, out)
+	} else {
+		t.Logf("final resume:\n%s", out)
+	}
+
+	st := emu.Stats()
+	want := map[string]bool{}
+	for i := range orphans {
+		want[fmt.Sprintf("gone-%07d", i)] = true
+	}
+	for i := 1; i <= 12; i++ {
+		want[fmt.Sprintf("retired-sensor-%03d", i)] = true
+	}
+	for id := range want {
+		if n := st.RegistrationDeletes[id]; n != 1 {
+			t.Errorf("orphan %s deleted %d times, want exactly 1", id, n)
+		}
+	}
+	for id, n := range st.RegistrationDeletes {
+		if !want[id] {
+			t.Errorf("record %s, not an orphan, was deleted %d times", id, n)
+		}
+	}
+	if after := live(); len(after) != len(liveBefore) {
+		t.Errorf("live group had %d records, has %d", len(liveBefore), len(after))
+	}
+	for i := 1; i <= 12; i++ {
+		id := fmt.Sprintf("retired-sensor-%03d", i)
+		for _, h := range hubHosts(env) {
+			if _, err := emu.HubDevice(context.Background(), h, id); err == nil {
+				t.Errorf("hub %s still has orphan device %s", h, id)
+			}
+		}
+	}
+	for id := range liveBefore {
+		found := false
+		for _, h := range hubHosts(env) {
+			_, err := emu.HubDevice(context.Background(), h, id)
+			found = found || err == nil
+		}
+		if !found {
+			t.Errorf("live device %s lost its hub identity", id)
+		}
+	}
+}
+
+var jobLine = regexp.MustCompile(`job (\S+) started`)
+
+// startAndKill starts c, learns its job id (from its output, or the one
+// given), and kills it with SIGKILL once its log holds at least n outcomes.
+func startAndKill(t *testing.T, c *exec.Cmd, state, jobID string, n int) string {
+	t.Helper()
+	stderr, err := c.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ids := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := jobLine.FindStringSubmatch(sc.Text()); m != nil {
+				ids <- m[1]
+			}
+		}
+	}()
+	if jobID == "" {
+		select {
+		case jobID = <-ids:
+		case <-time.After(60 * time.Second):
+			c.Process.Kill()
+			t.Fatal("the run printed no job id")
+		}
+	}
+	log := filepath.Join(state, "cleanup-jobs", jobID, "outcomes.jsonl")
+	deadline := time.Now().Add(60 * time.Second)
+	for lines(log) < n {
+		if time.Now().After(deadline) {
+			c.Process.Kill()
+			t.Fatalf("the job log never reached %d lines", n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := c.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("kill: %v (did the run finish before %d outcomes? lower the threshold)", err, n)
+	}
+	c.Wait()
+	if got := lines(log); got >= 2*4000+12 {
+		t.Fatalf("the run had finished (%d outcomes) before it was killed", got)
+	}
+	return jobID
+}
+
+func lines(path string) int {
+	b, _ := os.ReadFile(path)
+	return strings.Count(string(b), "\n")
+}
+
+func listRecords(t *testing.T, emu *emulator.Emulator, group string) map[string]bool {
+	t.Helper()
+	tr, err := dps.NewTransport(emu.CAPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := dps.NewClientFromConnectionString(emu.Env().DPSConnectionString, clientOptions(tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	pager := client.NewRegistrationStatePager(group, &dps.PagerOptions{PageSize: 1000})
+	for pager.More() {
+		page, err := pager.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range page.Items {
+			out[st.RegistrationID] = true
+		}
+	}
+	return out
+}
+
+func hubHosts(env emulator.Env) []string {
+	var out []string
+	for _, cs := range env.HubConnectionStrings {
+		for _, part := range strings.Split(cs, ";") {
+			if h, ok := strings.CutPrefix(part, "HostName="); ok {
+				out = append(out, h)
+			}
+		}
+	}
+	return out
+}
