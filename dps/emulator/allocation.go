@@ -84,9 +84,9 @@ type previousAssignment struct {
 // allocate picks the hub for registrationID under the enrollment's policy
 // and reprovision rules (dps-protocol.md §6).
 func (e *Emulator) allocate(ctx context.Context, en enrollmentView, registrationID, deviceID string, payload json.RawMessage, prev *previousAssignment) (allocation, error) {
-	all, err := e.store.linkedHubs(ctx)
-	if err != nil {
-		return allocation{}, err
+	all := make([]linkedHub, len(e.hubs))
+	for i, h := range e.hubs {
+		all[i] = h.linkedHub
 	}
 	candidates, err := candidateHubs(en, all)
 	if err != nil {

@@ -23,11 +23,25 @@ import (
 type devState struct {
 	e       *Emulator
 	webhook *http.Client
+	groups  groupCache
+
+	commits chan commitRequest
+	stop    chan struct{}
+	stopped chan struct{}
 
 	mu      sync.Mutex
 	pending map[string]*pendingOp // by operation id
 	closed  bool
 }
+
+// commitRequest asks the committer to write one registration.
+type commitRequest struct {
+	a    assignment
+	done chan error
+}
+
+// maxCommitBatch bounds how many registrations share one transaction.
+const maxCommitBatch = 256
 
 // pendingOp is a registration whose outcome is decided but that stays
 // "assigning" until its assignment delay has passed, then is committed.
@@ -42,6 +56,66 @@ func (d *devState) init(e *Emulator) {
 	d.e = e
 	d.webhook = &http.Client{Timeout: webhookTimeout}
 	d.pending = make(map[string]*pendingOp)
+	d.commits = make(chan commitRequest)
+	d.stop = make(chan struct{})
+	d.stopped = make(chan struct{})
+	go d.committer()
+}
+
+// committer is group commit: the registrations that arrive while one
+// transaction is being written go into the next one, so many devices share
+// an fsync and each still hears back only once its record is durable.
+func (d *devState) committer() {
+	defer close(d.stopped)
+	for {
+		var batch []commitRequest
+		select {
+		case <-d.stop:
+			return
+		case r := <-d.commits:
+			batch = append(batch, r)
+		}
+	fill:
+		for len(batch) < maxCommitBatch {
+			select {
+			case r := <-d.commits:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		as := make([]assignment, len(batch))
+		for i, r := range batch {
+			as[i] = r.a
+		}
+		err := d.e.store.commitAssignments(context.Background(), as)
+		if err != nil && len(batch) > 1 {
+			// One bad registration must not fail the others: retry alone.
+			for _, r := range batch {
+				r.done <- d.e.store.commitAssignments(context.Background(), []assignment{r.a})
+			}
+			continue
+		}
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
+
+var errClosing = errors.New("the emulator is shutting down")
+
+// commit writes a registration through the committer and waits until it is
+// durable.
+func (d *devState) commit(ctx context.Context, a assignment) error {
+	r := commitRequest{a: a, done: make(chan error, 1)}
+	select {
+	case d.commits <- r:
+	case <-d.stop:
+		return errClosing
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-r.done
 }
 
 // close commits nothing more: pending registrations stay "assigning" in the
@@ -56,6 +130,8 @@ func (d *devState) close() {
 		}
 		delete(d.pending, id)
 	}
+	close(d.stop)
+	<-d.stopped
 }
 
 // maxRegistrationBody is DPS's message size limit (96 KB).
@@ -149,26 +225,23 @@ func (e *Emulator) admit(ctx context.Context, r *http.Request, scope, rid string
 		return admission{}, "", err
 	}
 
-	groups, err := e.store.allGroups(ctx)
+	groups, err := e.store.symmetricGroups(ctx, &e.dev.groups)
 	if err != nil {
 		return admission{}, "", err
 	}
 	for i := range groups {
 		g := &groups[i]
-		pk, sk, ok := attestationKeys(g.Attestation)
-		if !ok {
-			continue
-		}
-		dpk, err := keys.DeriveDeviceKey(pk, rid)
+		dpk, err := keys.DeriveDeviceKey(g.primary, rid)
 		if err != nil {
 			continue
 		}
 		var dsk keys.Key
-		if !sk.IsZero() {
-			dsk, _ = keys.DeriveDeviceKey(sk, rid)
+		if !g.secondary.IsZero() {
+			dsk, _ = keys.DeriveDeviceKey(g.secondary, rid)
 		}
 		if tok.SignatureMatches(dpk) || !dsk.IsZero() && tok.SignatureMatches(dsk) {
-			return admission{view: viewOfGroup(g), deviceID: rid, primary: dpk, secondary: dsk,
+			eg := g.EnrollmentGroup
+			return admission{view: viewOfGroup(&eg), deviceID: rid, primary: dpk, secondary: dsk,
 				disabled: blocked || g.ProvisioningStatus == dps.ProvisioningDisabled}, "", nil
 		}
 	}
@@ -301,7 +374,7 @@ func (e *Emulator) deviceRegister(w http.ResponseWriter, r *http.Request, scope,
 	if delay <= 0 {
 		// Committed before the answer, so the first poll finds it. Still
 		// 202 + assigning: some clients expect the register to be accepted.
-		if _, err := e.store.commitAssignment(ctx, commit); err != nil {
+		if err := e.dev.commit(ctx, commit); err != nil {
 			e.writeAdmitError(w, "", err)
 			return
 		}
@@ -331,7 +404,7 @@ func (d *devState) schedule(opID, rid string, delay time.Duration, a assignment)
 	}
 	op := &pendingOp{registrationID: rid, readyAt: time.Now().Add(delay), done: make(chan struct{})}
 	op.timer = time.AfterFunc(delay, func() {
-		if _, err := d.e.store.commitAssignment(context.Background(), a); err != nil {
+		if err := d.commit(context.Background(), a); err != nil {
 			d.e.log.Error("commit registration", "registrationId", rid, "err", err)
 		}
 		d.mu.Lock()

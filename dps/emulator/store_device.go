@@ -5,22 +5,48 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 // Store methods of the device and hub APIs.
 
-// allGroups returns every enrollment group in ID order (DPS allows at most
-// 100 symmetric-key groups, so the device API can scan them all).
-func (s *store) allGroups(ctx context.Context) ([]dps.EnrollmentGroup, error) {
+// symmetricGroup is a symmetric-key enrollment group with its keys parsed.
+type symmetricGroup struct {
+	dps.EnrollmentGroup
+	primary, secondary keys.Key
+}
+
+// groupCache holds the parsed symmetric-key groups, valid while the groups'
+// IDs and ETags (which change on every write) are what they were.
+type groupCache struct {
+	mu     sync.Mutex
+	sig    string
+	groups []symmetricGroup
+}
+
+// symmetricGroups returns every symmetric-key group in ID order (DPS allows
+// at most 100, so the device API can try them all). Each call checks the
+// cache against one cheap query instead of decoding every group.
+func (s *store) symmetricGroups(ctx context.Context, c *groupCache) ([]symmetricGroup, error) {
+	var sig string
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(group_concat(id_key || ' ' || etag, ','), '') FROM (SELECT id_key, etag FROM groups ORDER BY id_key)`).Scan(&sig); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.groups != nil && sig == c.sig {
+		return c.groups, nil
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT doc FROM groups ORDER BY id_key`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []dps.EnrollmentGroup
+	out := []symmetricGroup{}
 	for rows.Next() {
 		var doc string
 		if err := rows.Scan(&doc); err != nil {
@@ -30,9 +56,16 @@ func (s *store) allGroups(ctx context.Context) ([]dps.EnrollmentGroup, error) {
 		if err := json.Unmarshal([]byte(doc), &g); err != nil {
 			return nil, err
 		}
-		out = append(out, g)
+		if pk, sk, ok := attestationKeys(g.Attestation); ok {
+			out = append(out, symmetricGroup{EnrollmentGroup: g, primary: pk, secondary: sk})
+		}
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// A write between the two queries only makes the next call reload.
+	c.sig, c.groups = sig, out
+	return out, nil
 }
 
 // registrationByOperation finds the record an operation produced.
@@ -54,22 +87,26 @@ type assignment struct {
 	removeID  string
 }
 
-func (s *store) commitAssignment(ctx context.Context, a assignment) (registration, error) {
-	rec := a.rec
-	return rec, s.tx(ctx, func(tx *sql.Tx) error {
-		if a.removeHub != 0 && (a.device == nil || a.removeHub != a.device.Hub || a.removeID != a.device.DeviceID) {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM hub_devices WHERE hub = ? AND device_id = ?`, a.removeHub, a.removeID); err != nil {
+// commitAssignments writes registrations in one transaction: one fsync for
+// the lot.
+func (s *store) commitAssignments(ctx context.Context, as []assignment) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for _, a := range as {
+			if a.removeHub != 0 && (a.device == nil || a.removeHub != a.device.Hub || a.removeID != a.device.DeviceID) {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM hub_devices WHERE hub = ? AND device_id = ?`, a.removeHub, a.removeID); err != nil {
+					return err
+				}
+			}
+			if a.device != nil {
+				if _, err := putHubDeviceTx(ctx, tx, *a.device); err != nil {
+					return err
+				}
+			}
+			if _, err := putRegistrationTx(ctx, tx, a.rec); err != nil {
 				return err
 			}
 		}
-		if a.device != nil {
-			if _, err := putHubDeviceTx(ctx, tx, *a.device); err != nil {
-				return err
-			}
-		}
-		var err error
-		rec, err = putRegistrationTx(ctx, tx, rec)
-		return err
+		return nil
 	})
 }
 
