@@ -77,6 +77,9 @@ func runDerive(cmd *cobra.Command, a *app, f deriveFlags) error {
 	case f.input != "" && len(f.ids) > 0:
 		return usagef("give --registration-id or --input, not both")
 	}
+	if f.input != "" && f.input != "-" && f.outputFile != "" && sameFile(f.input, f.outputFile) {
+		return usagef("--output-file is the --input file; writing would erase the IDs before they are read")
+	}
 	format := keys.Format(f.format)
 	if format != keys.FormatCSV && format != keys.FormatJSONLines {
 		return usagef("unknown --format %q; use csv or json", f.format)
@@ -123,6 +126,12 @@ func runDerive(cmd *cobra.Command, a *app, f deriveFlags) error {
 		return silentExit{exitInvalid}
 	}
 	return nil
+}
+
+func sameFile(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }
 
 // readGroupKey takes the group key from exactly one of its three sources.

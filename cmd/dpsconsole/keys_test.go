@@ -157,6 +157,7 @@ func TestKeysDeriveErrors(t *testing.T) {
 		{"missing key file", 1, []string{"--group-key-file", filepath.Join(t.TempDir(), "none"), "--registration-id", "a"}, "reading the group key"},
 		{"missing input", 1, []string{"--group-key-file", keyFile, "--input", filepath.Join(t.TempDir(), "none")}, "reading the ID list"},
 		{"bad id", 1, []string{"--group-key-file", keyFile, "--registration-id", "dev:"}, "ends with ':'"},
+		{"output is input", 2, []string{"--group-key-file", keyFile, "--input", keyFile, "--output-file", keyFile}, "erase the IDs"},
 		{"output dir missing", 1, []string{"--group-key-file", keyFile, "--input", "-", "--output-file", filepath.Join(t.TempDir(), "no", "f")}, "opening the output file"},
 	} {
 		code, out, errOut := keysRun(t, "a\n", append([]string{"keys", "derive"}, tc.args...)...)
