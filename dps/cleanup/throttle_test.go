@@ -77,14 +77,7 @@ func TestRunUnderThrottleAndFaults(t *testing.T) {
 	// 429s once the run has backed off: requests sent after the first
 	// throttling pause ended.
 	dels := f.wire.deletes()
-	var pauseEnd time.Time
-	for _, x := range dels {
-		if x.status == http.StatusTooManyRequests {
-			s, _ := strconv.Atoi(x.retryAfter)
-			pauseEnd = x.answered.Add(time.Duration(s) * time.Second)
-			break
-		}
-	}
+	pauseEnd := firstPauseEnd(dels)
 	if pauseEnd.IsZero() {
 		t.Fatal("the service never throttled: the test proves nothing")
 	}
