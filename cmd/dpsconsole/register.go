@@ -1,17 +1,308 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/spf13/cobra"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/device"
+	"github.com/dpsconsole/dpsconsole/dps/hub"
+	"github.com/dpsconsole/dpsconsole/keys"
 )
 
-// TODO(owner): stub until this command is written.
+// register is `dpsconsole register`: a simulated device provisions itself.
+type register struct {
+	a                *app
+	registrationID   string
+	deviceKey        string
+	groupKey         string
+	group            string
+	secondary        bool
+	idScope          string
+	provisioningHost string
+	payload          string
+	telemetry        int
+	output           string
+	start            time.Time
+}
+
 func newRegisterCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:    "register",
-		Short:  "Register a simulated device",
-		Hidden: true,
-		RunE:   func(*cobra.Command, []string) error { return errors.New("register: not built yet") },
+	r := &register{a: a}
+	cmd := &cobra.Command{
+		Use:   "register --registration-id ID (--device-key K | --group-key K | --group ID)",
+		Short: "Register a simulated device with DPS and watch each step",
+		Long: `register provisions a simulated symmetric-key device the way the DPS tutorial
+describes: it signs a SAS with the device key, sends the registration, polls
+the operation (honouring Retry-After) and prints the assigned hub. Each step
+goes to stderr with its elapsed time; the result goes to stdout.
+
+The device key is given directly (--device-key), derived from a group key
+(--group-key), or derived from a group's key read through the service API
+(--group, primary key unless --secondary).
+
+Against the embedded emulator nothing else is needed. Against a real DPS the
+ID scope comes from --id-scope or $DPS_ID_SCOPE, and devices register at
+global.azure-devices-provisioning.net unless --provisioning-host says otherwise.`,
+		Example: `  dpsconsole register --registration-id sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6 --group mylegacydevices
+  dpsconsole register --registration-id dev-1 --group-key "$GROUP_KEY" --id-scope 0ne00000A0A --telemetry 3`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return r.run(cmd.Context()) },
 	}
+	f := cmd.Flags()
+	f.StringVar(&r.registrationID, "registration-id", "", "the device's registration ID (required)")
+	f.StringVar(&r.deviceKey, "device-key", "", "the device key: an individual enrollment's key or an already derived one")
+	f.StringVar(&r.groupKey, "group-key", "", "an enrollment group key to derive the device key from")
+	f.StringVar(&r.group, "group", "", "an enrollment group whose key (read through the service API) derives the device key")
+	f.BoolVar(&r.secondary, "secondary", false, "with --group: derive from the group's secondary key")
+	f.StringVar(&r.idScope, "id-scope", "", "the DPS ID scope (default: the emulator's, or $DPS_ID_SCOPE)")
+	f.StringVar(&r.provisioningHost, "provisioning-host", "", "device endpoint host[:port] (default: the emulator's, or global.azure-devices-provisioning.net)")
+	f.StringVar(&r.payload, "payload", "", "JSON sent as the registration payload (custom allocation webhooks see it)")
+	f.IntVar(&r.telemetry, "telemetry", 0, "after assignment, send this many telemetry messages to the assigned hub")
+	addOutputFlag(cmd, &r.output)
+	return cmd
+}
+
+// check validates the flags before anything touches the network.
+func (r *register) check() error {
+	if err := checkOutput(r.output); err != nil {
+		return err
+	}
+	if r.registrationID == "" {
+		return usagef("--registration-id is required")
+	}
+	if err := keys.ValidateRegistrationID(r.registrationID); err != nil {
+		return usagef("--registration-id: %v", err)
+	}
+	sources := 0
+	for _, s := range []string{r.deviceKey, r.groupKey, r.group} {
+		if s != "" {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return usagef("give exactly one key source: --device-key, --group-key or --group")
+	}
+	if r.secondary && r.group == "" {
+		return usagef("--secondary only goes with --group")
+	}
+	if r.payload != "" && !json.Valid([]byte(r.payload)) {
+		return usagef("--payload is not valid JSON")
+	}
+	if r.telemetry < 0 {
+		return usagef("--telemetry must be 0 or more")
+	}
+	return nil
+}
+
+func (r *register) run(ctx context.Context) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	var key keys.Key
+	var err error
+	switch {
+	case r.deviceKey != "":
+		if key, err = keys.ParseKey(r.deviceKey); err != nil {
+			return usagef("--device-key: %v", err)
+		}
+	case r.groupKey != "":
+		gk, err := keys.ParseKey(r.groupKey)
+		if err != nil {
+			return usagef("--group-key: %v", err)
+		}
+		if key, err = keys.DeriveDeviceKey(gk, r.registrationID); err != nil {
+			return err
+		}
+	}
+	t, err := r.a.openTarget(ctx)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	r.start = time.Now()
+	r.step("target %s", t.name)
+
+	scope := r.idScope
+	if scope == "" {
+		scope = t.idScope
+	}
+	if scope == "" {
+		return usagef("the ID scope is unknown: pass --id-scope or set $DPS_ID_SCOPE (Azure portal: your DPS → Overview → ID Scope)")
+	}
+	host := r.provisioningHost
+	if host == "" {
+		host = t.deviceEndpoint
+	}
+	if r.group != "" {
+		if key, err = r.groupDeviceKey(ctx, t); err != nil {
+			return err
+		}
+	}
+
+	opts := azcore.ClientOptions{Transport: t.transport}
+	dc, err := device.NewClient(scope, &device.ClientOptions{ClientOptions: opts, ProvisioningHost: host})
+	if err != nil {
+		return usagef("%v", err)
+	}
+	r.step("registering %s in scope %s at %s", r.registrationID, scope, host)
+	var payload json.RawMessage
+	if r.payload != "" {
+		payload = json.RawMessage(r.payload)
+	}
+	poller, err := dc.BeginRegister(ctx, r.registrationID, key, &device.RegisterOptions{Payload: payload, Progress: r.progress})
+	if err != nil {
+		return err
+	}
+	st, err := poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: device.DefaultPollInterval})
+	var de *device.Error
+	if errors.As(err, &de) && de.State != nil {
+		// A failed or disabled registration still has a record worth showing.
+		if werr := r.result(*de.State, 0); werr != nil {
+			return werr
+		}
+	}
+	if err != nil {
+		return err
+	}
+	sent := 0
+	if r.telemetry > 0 {
+		sent, err = r.sendTelemetry(ctx, st, key, opts)
+	}
+	if werr := r.result(st, sent); werr != nil {
+		return werr
+	}
+	return err
+}
+
+// groupDeviceKey reads the group's key through the service API and derives
+// the device key from it.
+func (r *register) groupDeviceKey(ctx context.Context, t *target) (keys.Key, error) {
+	att, err := t.client.GetEnrollmentGroupAttestation(ctx, r.group)
+	if err != nil {
+		if dps.IsNotFound(err) {
+			return keys.Key{}, fmt.Errorf("enrollment group %q does not exist on %s (dpsconsole groups list shows the groups)", r.group, t.name)
+		}
+		return keys.Key{}, fmt.Errorf("read the keys of enrollment group %q: %s", r.group, dps.ErrorMessage(err))
+	}
+	if att.Type != dps.AttestationSymmetricKey || att.SymmetricKey == nil {
+		return keys.Key{}, fmt.Errorf("enrollment group %q uses %s attestation; only symmetric-key groups derive device keys", r.group, att.Type)
+	}
+	which, text := "primary", att.SymmetricKey.PrimaryKey
+	if r.secondary {
+		which, text = "secondary", att.SymmetricKey.SecondaryKey
+	}
+	gk, err := keys.ParseKey(text.Reveal())
+	if err != nil {
+		return keys.Key{}, fmt.Errorf("the %s key of group %q is not usable: %v", which, r.group, err)
+	}
+	k, err := keys.DeriveDeviceKey(gk, r.registrationID)
+	if err != nil {
+		return keys.Key{}, err
+	}
+	r.step("derived the device key from the %s key of group %s", which, r.group)
+	return k, nil
+}
+
+// step prints one line on stderr with the time since the start.
+func (r *register) step(format string, args ...any) {
+	r.stepAt(time.Now(), format, args...)
+}
+
+func (r *register) stepAt(at time.Time, format string, args ...any) {
+	fmt.Fprintf(r.a.err, "[%7.3fs] %s\n", at.Sub(r.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// progress prints the device client's events as they happen.
+func (r *register) progress(e device.Event) {
+	switch e.Step {
+	case device.StepRequestSent:
+		r.stepAt(e.Time, "register request sent")
+	case device.StepAccepted:
+		r.stepAt(e.Time, "HTTP %d %s, operation %s%s", e.HTTPStatus, e.Status, e.OperationID, retryNote(e.RetryAfter, e.Status))
+	case device.StepPollSent:
+		r.stepAt(e.Time, "poll %d sent", e.Poll)
+	case device.StepPollWait:
+		r.stepAt(e.Time, "poll %d waits %.1fs to stay under 5 polls per 10 s", e.Poll, e.RetryAfter.Seconds())
+	case device.StepPolled:
+		r.stepAt(e.Time, "poll %d: HTTP %d %s%s", e.Poll, e.HTTPStatus, e.Status, retryNote(e.RetryAfter, e.Status))
+	case device.StepResult:
+		r.stepAt(e.Time, "result: %s", e.Status)
+	case device.StepError:
+		if e.HTTPStatus != 0 {
+			r.stepAt(e.Time, "request refused: HTTP %d", e.HTTPStatus)
+		} else {
+			r.stepAt(e.Time, "request failed: %v", e.Err)
+		}
+	}
+}
+
+func retryNote(d time.Duration, st dps.RegistrationStatus) string {
+	if st != dps.StatusAssigning {
+		return ""
+	}
+	return ", Retry-After " + strconv.Itoa(int(d.Seconds())) + "s"
+}
+
+// sendTelemetry sends r.telemetry messages as the device to its hub.
+func (r *register) sendTelemetry(ctx context.Context, st dps.DeviceRegistrationState, key keys.Key, opts azcore.ClientOptions) (int, error) {
+	hc, err := hub.NewDeviceClient(st.AssignedHub, st.DeviceID, key, &hub.ClientOptions{ClientOptions: opts})
+	if err != nil {
+		return 0, err
+	}
+	for i := 1; i <= r.telemetry; i++ {
+		body, _ := json.Marshal(map[string]any{"deviceId": st.DeviceID, "seq": i, "time": time.Now().UTC()})
+		t0 := time.Now()
+		err := hc.SendEvent(ctx, body, &hub.SendEventOptions{
+			MessageID: st.DeviceID + "-" + strconv.Itoa(i), ContentType: "application/json", ContentEncoding: "utf-8",
+			Properties: map[string]string{"source": "dpsconsole"}})
+		if err != nil {
+			r.step("telemetry %d/%d to %s failed: %v", i, r.telemetry, st.AssignedHub, err)
+			return i - 1, fmt.Errorf("telemetry message %d of %d was not accepted by %s (the device key must be the one it registered with): %w", i, r.telemetry, st.AssignedHub, err)
+		}
+		r.step("telemetry %d/%d sent to %s (%d bytes, %dms)", i, r.telemetry, st.AssignedHub, len(body), time.Since(t0).Milliseconds())
+	}
+	return r.telemetry, nil
+}
+
+// result prints the registration state on stdout.
+func (r *register) result(st dps.DeviceRegistrationState, sent int) error {
+	if r.output == outputJSON {
+		return writeJSON(r.a.out, st)
+	}
+	return writeRegistrationResult(r.a.out, st, sent, r.telemetry)
+}
+
+func writeRegistrationResult(w io.Writer, st dps.DeviceRegistrationState, sent, wanted int) error {
+	errCode, group, tel := "", "", ""
+	if st.ErrorCode != 0 {
+		errCode = strconv.Itoa(int(st.ErrorCode))
+	}
+	if st.SymmetricKey != nil {
+		group = st.SymmetricKey.EnrollmentGroupID
+	}
+	if wanted > 0 {
+		tel = fmt.Sprintf("%d of %d messages sent", sent, wanted)
+	}
+	fields(w,
+		"Registration ID", st.RegistrationID,
+		"Status", string(st.Status),
+		"Substatus", string(st.Substatus),
+		"Assigned hub", st.AssignedHub,
+		"Device ID", st.DeviceID,
+		"Enrollment group", group,
+		"Error code", errCode,
+		"Error message", st.ErrorMessage,
+		"Payload", jsonCell(st.Payload),
+		"Telemetry", tel,
+	)
+	return nil
 }

@@ -36,7 +36,7 @@ func (e *Error) Error() string {
 	case dps.StatusDisabled:
 		b.WriteString("registration disabled")
 	default:
-		fmt.Fprintf(&b, "DPS refused the request (HTTP %d)", e.HTTPStatus)
+		fmt.Fprintf(&b, "registration refused by DPS (HTTP %d)", e.HTTPStatus)
 	}
 	if e.ErrorCode != 0 || e.Message != "" {
 		b.WriteString(" [")
