@@ -76,6 +76,14 @@ func newClient(host string, auth *sasPolicy, opts *ClientOptions) (*Client, erro
 		return nil, errors.New(`dps: ClientOptions.Scheme must be "https" or "http"`)
 	}
 	co := opts.ClientOptions
+	if co.Transport == nil {
+		tr, err := NewTransport(nil)
+		if err != nil {
+			return nil, err
+		}
+		co.Transport = tr
+	}
+	co.Transport = untrustedIsFinal{co.Transport}
 	if co.Retry.MaxRetries == 0 {
 		co.Retry.MaxRetries = defaultMaxRetries
 	}
@@ -123,3 +131,22 @@ func NewTransport(caPEM []byte) (*http.Client, error) {
 	tr.MaxIdleConnsPerHost = 16
 	return &http.Client{Transport: tr}, nil
 }
+
+// untrustedIsFinal stops azcore retrying a request whose server certificate
+// is not trusted: no retry can fix that, and waiting out the backoff only
+// delays the message saying which CA to add.
+type untrustedIsFinal struct{ next policy.Transporter }
+
+func (t untrustedIsFinal) Do(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.Do(req)
+	var cv *tls.CertificateVerificationError
+	if err != nil && errors.As(err, &cv) {
+		return nil, untrustedError{err}
+	}
+	return resp, err
+}
+
+type untrustedError struct{ error }
+
+func (e untrustedError) Unwrap() error { return e.error }
+func (untrustedError) NonRetriable()   {}

@@ -352,6 +352,24 @@ func TestBulkChunksAndAggregatesErrors(t *testing.T) {
 	}
 }
 
+func TestUntrustedServerFailsFastWithHint(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	c, err := NewClientFromConnectionString(fmt.Sprintf("HostName=%s;SharedAccessKeyName=%s;SharedAccessKey=%s",
+		strings.TrimPrefix(srv.URL, "https://"), testKeyName, testKeyB64), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = c.GetEnrollmentGroup(context.Background(), "g")
+	if err == nil || !strings.Contains(ErrorMessage(err), "--ca-file") {
+		t.Fatalf("got %v", err)
+	}
+	if el := time.Since(start); el > 400*time.Millisecond {
+		t.Errorf("took %v: a certificate error was retried", el)
+	}
+}
+
 func TestTransportRejectsNonPEM(t *testing.T) {
 	if _, err := NewTransport([]byte("not a certificate")); err == nil {
 		t.Fatal("accepted a CA file with no certificate")

@@ -1,6 +1,7 @@
 package dps
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,6 +84,10 @@ func ErrorDetailsOf(err error) (ErrorDetails, bool) {
 func ErrorMessage(err error) string {
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			return err.Error() + "; if this is an emulator or a proxy, trust its CA (--ca-file or $DPS_CA_FILE)"
+		}
 		return err.Error()
 	}
 	var b strings.Builder

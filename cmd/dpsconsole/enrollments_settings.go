@@ -61,6 +61,21 @@ func (f *settingsFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.edge, "edge", false, "devices are IoT Edge devices")
 }
 
+// settingNames are the flags register adds.
+var settingNames = []string{"primary-key", "secondary-key", "allocation-policy", "iot-hubs", "provisioning-status",
+	"reprovision-policy", "initial-twin-tags", "initial-twin-properties", "webhook-url", "edge"}
+
+// anyChanged reports whether the command line set any of names or of the
+// setting flags.
+func anyChanged(fs *pflag.FlagSet, names ...string) bool {
+	for _, n := range append(names, settingNames...) {
+		if fs.Changed(n) {
+			return true
+		}
+	}
+	return false
+}
+
 // apply writes the flags the user set (and only those) into dst.
 func (f *settingsFlags) apply(fs *pflag.FlagSet, dst enrollmentFields) error {
 	set := fs.Changed
@@ -80,10 +95,10 @@ func (f *settingsFlags) apply(fs *pflag.FlagSet, dst enrollmentFields) error {
 		}
 		key, err := keys.ParseKey(k.val)
 		if err != nil {
-			return usagef("--%s: %v", k.flag, err)
+			return usagef("flag --%s: %v", k.flag, err)
 		}
 		if dst.attestation.Type != dps.AttestationSymmetricKey {
-			return usagef("--%s: this enrollment uses %s attestation, not symmetric keys", k.flag, dst.attestation.Type)
+			return usagef("flag --%s: this enrollment uses %s attestation, not symmetric keys", k.flag, dst.attestation.Type)
 		}
 		if dst.attestation.SymmetricKey == nil {
 			dst.attestation.SymmetricKey = &dps.SymmetricKeyAttestation{}
@@ -113,7 +128,7 @@ func (f *settingsFlags) apply(fs *pflag.FlagSet, dst enrollmentFields) error {
 		case "disabled":
 			*dst.provisioningStatus = dps.ProvisioningDisabled
 		default:
-			return usagef("--provisioning-status %q: use enabled or disabled", f.provisioningStatus)
+			return usagef("flag --provisioning-status %q: use enabled or disabled", f.provisioningStatus)
 		}
 	}
 	if set("reprovision-policy") {
@@ -126,7 +141,7 @@ func (f *settingsFlags) apply(fs *pflag.FlagSet, dst enrollmentFields) error {
 		case "never":
 			p = dps.ReprovisionPolicy{}
 		default:
-			return usagef("--reprovision-policy %q: use migrate, reset or never", f.reprovisionPolicy)
+			return usagef("flag --reprovision-policy %q: use migrate, reset or never", f.reprovisionPolicy)
 		}
 		*dst.reprovisionPolicy = &p
 	}
@@ -153,7 +168,7 @@ func (f *settingsFlags) apply(fs *pflag.FlagSet, dst enrollmentFields) error {
 	}
 	if set("webhook-url") {
 		if !strings.HasPrefix(f.webhookURL, "https://") && !strings.HasPrefix(f.webhookURL, "http://") {
-			return usagef("--webhook-url %q: give an http(s) URL", f.webhookURL)
+			return usagef("flag --webhook-url %q: give an http(s) URL", f.webhookURL)
 		}
 		*dst.customAllocation = &dps.CustomAllocationDefinition{WebhookURL: f.webhookURL, APIVersion: dps.APIVersion}
 		if !set("allocation-policy") {
@@ -178,13 +193,13 @@ func parseAllocationPolicy(s string) (dps.AllocationPolicy, error) {
 			return p, nil
 		}
 	}
-	return "", usagef("--allocation-policy %q: use hashed, geoLatency, static or custom", s)
+	return "", usagef("flag --allocation-policy %q: use hashed, geoLatency, static or custom", s)
 }
 
 func parseTwinCollection(flag, s string) (dps.TwinCollection, error) {
 	var c dps.TwinCollection
 	if err := json.Unmarshal([]byte(s), &c); err != nil || c == nil {
-		return nil, usagef(`%s: give a JSON object, e.g. '{"key":"value"}' (%v)`, flag, errOrNull(err))
+		return nil, usagef(`flag %s: give a JSON object, e.g. '{"key":"value"}' (%v)`, flag, errOrNull(err))
 	}
 	return c, nil
 }

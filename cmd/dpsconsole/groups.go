@@ -186,7 +186,7 @@ rather than overwritten.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			if cmd.Flags().NFlag() == 0 || (cmd.Flags().NFlag() == 1 && cmd.Flags().Changed("output")) {
+			if !anyChanged(cmd.Flags()) {
 				return usagef("nothing to change: give at least one setting flag (see --help)")
 			}
 			ctx := cmd.Context()

@@ -32,7 +32,7 @@ func checkOutput(format string) error {
 	case outputTable, outputJSON:
 		return nil
 	}
-	return usagef("--output %q: use table or json", format)
+	return usagef("flag --output %q: use table or json", format)
 }
 
 // writeJSON writes v indented, as the service would send it.

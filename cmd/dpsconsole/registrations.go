@@ -41,7 +41,7 @@ func newRegistrationsListCmd(a *app) *cobra.Command {
 				return err
 			}
 			if group == "" {
-				return usagef("--group is required: registration records are listed per enrollment group")
+				return usagef("flag --group is required: registration records are listed per enrollment group")
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
 				pager := t.client.NewRegistrationStatePager(group, &dps.PagerOptions{PageSize: pageSize})
@@ -121,7 +121,7 @@ func newRegistrationsDeleteCmd(a *app) *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if etag != "" && len(args) > 1 {
-				return usagef("--etag names one record's version; give one registration ID with it, not %d", len(args))
+				return usagef("flag --etag names one record's version; give one registration ID with it, not %d", len(args))
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
 				return deleteRegistrations(cmd.Context(), a, t, args, etag)

@@ -34,6 +34,9 @@ type target struct {
 
 // Close stops the embedded emulator, if this target started one.
 func (t *target) Close() error {
+	// Hang up first: an HTTP/2 server shutting down waits a second for
+	// clients that keep their connection open.
+	t.transport.CloseIdleConnections()
 	if t.emu != nil {
 		return t.emu.Close()
 	}
@@ -62,7 +65,7 @@ func (a *app) openTarget(ctx context.Context) (*target, error) {
 	parsed, err := keys.ParseServiceConnectionString(cs)
 	if err != nil {
 		// The keys package's errors never repeat the key.
-		return nil, usagef("%s: %v\nA DPS service connection string looks like HostName=<name>.azure-devices-provisioning.net;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=<base64 key> (Azure portal: your DPS → Shared access policies).", source, err)
+		return nil, usagef("the connection string from %s is not usable: %v\nA DPS service connection string looks like HostName=<name>.azure-devices-provisioning.net;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=<base64 key> (Azure portal: your DPS → Shared access policies)", source, err)
 	}
 	tr, err := dps.NewTransport(caPEM)
 	if err != nil {
@@ -70,7 +73,7 @@ func (a *app) openTarget(ctx context.Context) (*target, error) {
 	}
 	client, err := dps.NewClientFromConnectionString(cs, clientOptions(tr))
 	if err != nil {
-		return nil, usagef("%s: %v", source, err)
+		return nil, usagef("the connection string from %s is not usable: %v", source, err)
 	}
 	deviceEndpoint := os.Getenv("DPS_DEVICE_ENDPOINT")
 	if deviceEndpoint == "" {
@@ -146,10 +149,10 @@ func (a *app) readCA() ([]byte, error) {
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
-		return nil, usagef("%s: %v", source, err)
+		return nil, usagef("the CA file from %s cannot be read: %v", source, err)
 	}
 	if !strings.Contains(string(b), "-----BEGIN CERTIFICATE-----") {
-		return nil, usagef("%s: %s holds no PEM certificate; give the CA certificate file (for the emulator: the DPS_CA_FILE line of its emulator.env)", source, file)
+		return nil, usagef("the CA file %s (from %s) holds no PEM certificate; give the CA certificate file (for the emulator: the DPS_CA_FILE line of its emulator.env)", file, source)
 	}
 	return b, nil
 }
