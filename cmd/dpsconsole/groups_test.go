@@ -221,4 +221,3 @@ func TestTableColumnsAreFixed(t *testing.T) {
 		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
 	}
 }
-
