@@ -1,0 +1,63 @@
+package interop
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// TestNodeDeviceSDKs runs js/device.js: the Node provisioning device SDK
+// registers through a hashed group with a derived key, the Node device SDK
+// sends telemetry to the assigned hub with that key, and the Node hub
+// service SDK gets and deletes the device identity.
+func TestNodeDeviceSDKs(t *testing.T) {
+	e := startEmulator(t, 22, emulator.Options{Seed: "none", AssignmentDelay: 500 * time.Millisecond})
+	ctx := context.Background()
+	tr, err := dps.NewTransport(e.CAPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.CloseIdleConnections()
+	svc, err := dps.NewClientFromConnectionString(e.Env().DPSConnectionString, &dps.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gk := keys.GenerateKey()
+	if _, err := svc.CreateOrUpdateEnrollmentGroup(ctx, dps.EnrollmentGroup{EnrollmentGroupID: "node-devices", AllocationPolicy: dps.AllocationHashed,
+		Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
+			PrimaryKey: dps.Secret(gk.Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	const rid, messages = "node-sensor-001", 3
+	out := runNode(t, e, "device.js", "STAGE=register", "REG_ID="+rid, "GROUP_KEY="+gk.Base64(), "TELEMETRY_COUNT=3")
+	var res struct{ AssignedHub, DeviceID, Status, Substatus string }
+	_, line, ok := strings.Cut(out, "result ")
+	if !ok || json.Unmarshal([]byte(strings.TrimSpace(line)), &res) != nil {
+		t.Fatalf("no result line in the script output")
+	}
+	if res.Status != "assigned" || res.DeviceID != rid || res.Substatus != "initialAssignment" {
+		t.Fatalf("node result %+v", res)
+	}
+	rec, err := svc.GetRegistrationState(ctx, rid)
+	if err != nil || rec.AssignedHub != res.AssignedHub || rec.Status != dps.StatusAssigned {
+		t.Fatalf("service API record %+v, %v", rec, err)
+	}
+	d, err := e.HubDevice(ctx, res.AssignedHub, rid)
+	if err != nil || d.MessageCount != messages {
+		t.Fatalf("hub device %+v, %v; want %d messages counted", d, err, messages)
+	}
+
+	runNode(t, e, "device.js", "STAGE=registry", "HUB_HOST="+res.AssignedHub, "DEVICE_ID="+rid)
+	if _, err := e.HubDevice(ctx, res.AssignedHub, rid); err == nil {
+		t.Fatal("the device is still in the hub after the Node registry deleted it")
+	}
+}
