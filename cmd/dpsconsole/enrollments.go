@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -64,7 +65,7 @@ func newEnrollmentsListCmd(a *app) *cobra.Command {
 // the command line.
 func checkRegistrationID(id string) error {
 	if err := keys.ValidateRegistrationID(id); err != nil {
-		return usagef("registration ID %q: %v", id, err)
+		return usageError{errors.New(strings.Replace(err.Error(), "invalid registration ID", fmt.Sprintf("invalid registration ID %q", id), 1))}
 	}
 	return nil
 }

@@ -263,7 +263,7 @@ func (d *groupsDelete) run(ctx context.Context, t *target, id string) error {
 // new group's ID, so a bad one is named before any request.
 func validateGroupID(id string) error {
 	if err := keys.ValidateRegistrationID(id); err != nil {
-		return usagef("group ID %q: %v", id, strings.TrimPrefix(err.Error(), "invalid registration ID: "))
+		return usagef("invalid group ID %q: %s", id, strings.TrimPrefix(err.Error(), "invalid registration ID: "))
 	}
 	return nil
 }
