@@ -17,6 +17,7 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 )
 
 // Options configure the console.
@@ -310,7 +311,7 @@ func (m *Model) View() tea.View {
 	} else {
 		body = m.top().View()
 	}
-	body = lipgloss.NewStyle().Width(m.c.Width).Height(m.c.Height).MaxHeight(m.c.Height).MaxWidth(m.c.Width).Render(body)
+	body = clip(body, m.c.Width, m.c.Height)
 	v := tea.NewView(m.header() + "\n" + body + "\n" + m.footer())
 	v.AltScreen = true
 	v.WindowTitle = "dpsconsole"
@@ -404,6 +405,24 @@ func (m *Model) fullHelp() string {
 		out += "\n\n" + st.Warning.Render("Disabled ("+d[0].DisabledReason()+"): "+strings.Join(names, ", "))
 	}
 	return out + "\n\n" + st.Muted.Render("Commands: :"+strings.Join(commands, " :")+"   (any key closes this help)")
+}
+
+// clip cuts a view to exactly w×h: long lines are truncated, never wrapped,
+// so a long value cannot push the footer off screen.
+func clip(s string, w, h int) string {
+	lines := strings.SplitN(s, "\n", h+1)
+	if len(lines) > h {
+		lines = lines[:h]
+	}
+	for i, l := range lines {
+		if ansi.StringWidth(l) > w {
+			lines[i] = ansi.Truncate(l, w, "…")
+		}
+	}
+	for len(lines) < h {
+		lines = append(lines, "")
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Quitting reports whether the console asked to quit (for tests).

@@ -56,7 +56,8 @@ func canonSubstatus(s dps.Substatus) dps.Substatus {
 	return s
 }
 
-var recordColumns = []Column{{"REGISTRATION ID", 0}, {"DEVICE ID", 0}, {"ASSIGNED HUB", 0}, {"STATUS", 10}, {"SUBSTATUS", 18}, {"LAST UPDATED", 19}}
+var recordColumns = []Column{{"REGISTRATION ID", 0, 0}, {"DEVICE ID", 0, 0}, {"ASSIGNED HUB", 0, 0}, {"STATUS", 10, 0},
+	{"SUBSTATUS", 18, 100}, {"LAST UPDATED", 19, 120}}
 
 func recordKey(r record) string { return r.id }
 

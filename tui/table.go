@@ -10,10 +10,12 @@ import (
 	"github.com/charmbracelet/x/ansi"
 )
 
-// Column of a Table. Width 0 shares the space left by the fixed columns.
+// Column of a Table. Width 0 shares the space left by the fixed columns;
+// MinTable hides the column when the table is narrower than that.
 type Column struct {
-	Title string
-	Width int
+	Title    string
+	Width    int
+	MinTable int
 }
 
 // filterDebounce is how long typing must pause before the filter runs.
@@ -503,9 +505,13 @@ func (t *Table[V]) View() string {
 	return b.String()
 }
 
+// colWidths sizes the columns; a hidden column gets width -1.
 func (t *Table[V]) colWidths() []int {
 	fixed, flex := 2, 0
 	for _, c := range t.cols {
+		if t.width < c.MinTable {
+			continue
+		}
 		fixed += c.Width + 1
 		if c.Width == 0 {
 			flex++
@@ -514,9 +520,13 @@ func (t *Table[V]) colWidths() []int {
 	ws := make([]int, len(t.cols))
 	spare := max(t.width-fixed, 0)
 	for i, c := range t.cols {
-		ws[i] = c.Width
-		if c.Width == 0 {
-			ws[i] = max(spare/flex, 4)
+		switch {
+		case t.width < c.MinTable:
+			ws[i] = -1
+		case c.Width == 0:
+			ws[i] = max(spare/max(flex, 1), 4)
+		default:
+			ws[i] = c.Width
 		}
 	}
 	return ws
@@ -527,6 +537,9 @@ func (t *Table[V]) row(prefix string, cells []string, widths []int) string {
 	var b strings.Builder
 	b.WriteString(prefix)
 	for i, w := range widths {
+		if w < 0 {
+			continue
+		}
 		c := ""
 		if i < len(cells) {
 			c = cells[i]

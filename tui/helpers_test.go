@@ -1,0 +1,95 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+)
+
+// testCommon is a Common with fixed size, colourless styles and a fixed clock.
+func testCommon(t testing.TB, w, h int) *Common {
+	t.Helper()
+	return &Common{
+		Ctx: context.Background(), Styles: NewStyles(true, true), Keys: DefaultKeyMap(false),
+		Target: &Target{Name: "test"}, Logger: slog.New(slog.DiscardHandler), NoColor: true,
+		Width: w, Height: h, Now: func() time.Time { return time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC) },
+	}
+}
+
+func press(s string) tea.KeyPressMsg {
+	switch s {
+	case "enter":
+		return tea.KeyPressMsg{Code: tea.KeyEnter}
+	case "esc":
+		return tea.KeyPressMsg{Code: tea.KeyEscape}
+	case "tab":
+		return tea.KeyPressMsg{Code: tea.KeyTab}
+	case "shift+tab":
+		return tea.KeyPressMsg{Code: tea.KeyTab, Mod: tea.ModShift}
+	case "up":
+		return tea.KeyPressMsg{Code: tea.KeyUp}
+	case "down":
+		return tea.KeyPressMsg{Code: tea.KeyDown}
+	case "space":
+		return tea.KeyPressMsg{Code: tea.KeySpace, Text: " "}
+	case "backspace":
+		return tea.KeyPressMsg{Code: tea.KeyBackspace}
+	case "pgdown":
+		return tea.KeyPressMsg{Code: tea.KeyPgDown}
+	}
+	if strings.HasPrefix(s, "ctrl+") {
+		return tea.KeyPressMsg{Code: rune(s[5]), Mod: tea.ModCtrl}
+	}
+	r := []rune(s)[0]
+	return tea.KeyPressMsg{Code: r, Text: s}
+}
+
+// typeText sends each rune as a key press to update.
+func typeText(update func(tea.Msg) tea.Cmd, s string) {
+	for _, r := range s {
+		update(tea.KeyPressMsg{Code: r, Text: string(r)})
+	}
+}
+
+// drain runs a Cmd synchronously (and the Cmds of batches), unwrapping
+// routed messages, and feeds every message to update. It skips ticks so
+// tests do not wait on the countdown; depth bounds re-armed listeners.
+func drain(t testing.TB, update func(tea.Msg) tea.Cmd, cmd tea.Cmd, depth int) {
+	t.Helper()
+	if cmd == nil || depth <= 0 {
+		return
+	}
+	msg := cmd()
+	switch m := msg.(type) {
+	case tea.BatchMsg:
+		for _, c := range m {
+			drain(t, update, c, depth)
+		}
+		return
+	case routed:
+		msg = m.msg
+	}
+	switch msg.(type) {
+	case countdownTick, nil:
+		return
+	}
+	if fmt.Sprintf("%T", msg) == "tea.sequenceMsg" {
+		return
+	}
+	drain(t, update, update(msg), depth-1)
+}
+
+// plain strips ANSI and trailing spaces, for golden files and asserts.
+func plain(s string) string {
+	lines := strings.Split(ansi.Strip(s), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
+}
