@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
@@ -35,6 +36,22 @@ func (a *app) withTarget(ctx context.Context, fn func(*target) error) error {
 	return fn(t)
 }
 
+// rememberGroups records group IDs in the known-groups journal, which is how
+// cleanup later finds the registration records of a group deleted elsewhere.
+// A journal problem is reported but does not fail the command.
+func (a *app) rememberGroups(t *target, ids ...string) {
+	if len(ids) == 0 {
+		return
+	}
+	j, err := cleanup.OpenJournal(a.stateDir, t.client.Host())
+	if err == nil {
+		err = j.Seen(ids...)
+	}
+	if err != nil {
+		fmt.Fprintf(a.err, "warning: known-groups journal: %v\n", err)
+	}
+}
+
 var groupColumns = []column{
 	{"GROUP ID", 32}, {"ATTESTATION", 12}, {"STATUS", 9}, {"ALLOCATION", 10}, {"EDGE", 4}, {"UPDATED (UTC)", 19}, {"IOT HUBS", 0},
 }
@@ -58,8 +75,14 @@ func newGroupsListCmd(a *app) *cobra.Command {
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
 				pager := t.client.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: pageSize})
-				_, err := streamList(cmd.Context(), a.out, output, pager,
-					func(p dps.EnrollmentGroupPage) []dps.EnrollmentGroup { return p.Items }, groupColumns, groupRow)
+				_, err := streamList(cmd.Context(), a.out, output, pager, func(p dps.EnrollmentGroupPage) []dps.EnrollmentGroup {
+					ids := make([]string, len(p.Items))
+					for i, g := range p.Items {
+						ids[i] = g.EnrollmentGroupID
+					}
+					a.rememberGroups(t, ids...)
+					return p.Items
+				}, groupColumns, groupRow)
 				return err
 			})
 		},
@@ -86,6 +109,7 @@ func newGroupsShowCmd(a *app) *cobra.Command {
 				if err != nil {
 					return groupError(args[0], err)
 				}
+				a.rememberGroups(t, g.EnrollmentGroupID)
 				if showKeys {
 					att, err := t.client.GetEnrollmentGroupAttestation(ctx, args[0])
 					if err != nil {
@@ -161,6 +185,7 @@ func newGroupsCreateCmd(a *app) *cobra.Command {
 				if err != nil {
 					return groupError(id, err)
 				}
+				a.rememberGroups(t, created.EnrollmentGroupID)
 				return printGroup(a, output, created, showKeys)
 			})
 		},
@@ -254,6 +279,9 @@ func (d *groupsDelete) run(ctx context.Context, t *target, id string) error {
 	}
 	if err := t.client.DeleteEnrollmentGroup(ctx, id, ifMatch(d.etag)); err != nil {
 		return groupError(id, err)
+	}
+	if j, err := cleanup.OpenJournal(d.a.stateDir, t.client.Host()); err != nil || j.Deleted(id) != nil {
+		fmt.Fprintf(d.a.err, "warning: could not note the deletion in the known-groups journal\n")
 	}
 	fmt.Fprintf(d.a.out, "deleted enrollment group %s; its registration records stay (\"registrations list --group %s\")\n", id, id)
 	return nil

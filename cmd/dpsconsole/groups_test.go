@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 )
 
 // cli runs dpsconsole commands against the embedded emulator of one state dir.
@@ -119,6 +120,28 @@ func TestGroupsCommands(t *testing.T) {
 		t.Errorf("delete: %s", out)
 	}
 	c.fails(1, []string{"groups", "show", "line-7"}, `"line-7" does not exist`, "404")
+
+	// Every group seen is in the known-groups journal, and the delete too.
+	a := &app{stateDir: c.stateDir}
+	tg, err := a.openTarget(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	j, err := cleanup.OpenJournal(c.stateDir, tg.client.Host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, g := range j.Groups() {
+		known[g.ID] = !g.Deleted.IsZero()
+	}
+	if deleted, ok := known["line-7"]; !ok || !deleted {
+		t.Errorf("journal: line-7 seen %v, deleted %v", ok, deleted)
+	}
+	if deleted, ok := known["mylegacydevices"]; !ok || deleted {
+		t.Errorf("journal: mylegacydevices seen %v, deleted %v", ok, deleted)
+	}
 }
 
 func TestGroupsInputValidation(t *testing.T) {
