@@ -122,20 +122,29 @@ func (e *Emulator) seedDevices(ctx context.Context, tx *sql.Tx, groupID, prefix 
 // writes straight into the store in large transactions.
 func (e *Emulator) SeedRegistrations(ctx context.Context, groupID string, n int) error {
 	const batch = 10000
-	now := time.Now().UTC().UnixNano()
+	now := time.Now().UTC()
 	for done := 0; done < n; done += batch {
 		err := e.store.tx(ctx, func(tx *sql.Tx) error {
-			stmt, err := tx.PrepareContext(ctx, `INSERT INTO registrations(rid_key, `+registrationColumns+`)
-				VALUES(?, ?, ?, '', ?, ?, 'assigned', 'initialAssignment', 0, '', ?, '', ?, ?, '')
+			stmt, err := tx.PrepareContext(ctx, `INSERT INTO registrations(rid_key, `+registrationColumns+`, doc)
+				VALUES(?, ?, ?, '', ?, ?, 'assigned', 'initialAssignment', 0, '', ?, '', ?, ?, '', ?)
 				ON CONFLICT(rid_key) DO NOTHING`)
 			if err != nil {
 				return err
 			}
 			defer stmt.Close()
 			for i := done; i < min(n, done+batch); i++ {
-				id := fmt.Sprintf("%s-%07d", groupID, i)
-				hub := e.hubs[i%len(e.hubs)].HostName
-				if _, err := stmt.ExecContext(ctx, idKey(id), id, idKey(groupID), hub, id, newRegistrationETag(), now, now); err != nil {
+				st := dps.DeviceRegistrationState{
+					RegistrationID: fmt.Sprintf("%s-%07d", groupID, i), AssignedHub: e.hubs[i%len(e.hubs)].HostName,
+					Status: dps.StatusAssigned, Substatus: dps.SubstatusInitialAssignment,
+					CreatedDateTimeUTC: now, LastUpdatedDateTimeUTC: now, ETag: newRegistrationETag(),
+				}
+				st.DeviceID = st.RegistrationID
+				doc, err := registrationDoc(st)
+				if err != nil {
+					return err
+				}
+				if _, err := stmt.ExecContext(ctx, idKey(st.RegistrationID), st.RegistrationID, idKey(groupID), st.AssignedHub, st.DeviceID,
+					st.ETag, now.UnixNano(), now.UnixNano(), doc); err != nil {
 					return err
 				}
 			}

@@ -29,15 +29,32 @@ var (
 	errExists       = errors.New("already exists")
 )
 
-// store is the emulator's state in SQLite. Writes go through one connection
-// (SQLite has one writer; queuing in Go beats spinning on SQLITE_BUSY), reads
-// through a pool that WAL lets run beside the writer.
+// store is the emulator's state in SQLite. Reads go through a pool that WAL
+// lets run beside the writer. Writes go through one connection and one
+// goroutine (SQLite has one writer; queuing in Go beats spinning on
+// SQLITE_BUSY) that commits them in groups: the writes waiting when a
+// transaction starts share it and its fsync, each in its own savepoint, and
+// each caller is answered only after the commit.
 //
 // Durability: WAL with synchronous=FULL fsyncs the log at every commit, so a
 // write acknowledged to a client survives a process kill and a power loss.
 type store struct {
-	w, r *sql.DB
+	w, r   *sql.DB
+	writes chan writeReq
+	quit   chan struct{}
+	done   chan struct{}
 }
+
+type writeReq struct {
+	ctx  context.Context
+	fn   func(*sql.Tx) error
+	errc chan error
+}
+
+// maxGroupCommit bounds how many writes share one transaction.
+const maxGroupCommit = 128
+
+var errStoreClosed = errors.New("the emulator store is closed")
 
 const schema = `
 CREATE TABLE IF NOT EXISTS settings (
@@ -74,7 +91,8 @@ CREATE TABLE IF NOT EXISTS registrations (
 	payload         TEXT NOT NULL DEFAULT '',
 	created         INTEGER NOT NULL,
 	updated         INTEGER NOT NULL,
-	operation_id    TEXT NOT NULL DEFAULT ''
+	operation_id    TEXT NOT NULL DEFAULT '',
+	doc             TEXT NOT NULL -- the service API's JSON of the record, so listings copy it out
 );
 CREATE INDEX IF NOT EXISTS registrations_by_group ON registrations(group_key, rid_key);
 CREATE INDEX IF NOT EXISTS registrations_by_operation ON registrations(operation_id);
@@ -136,7 +154,8 @@ func openStore(dir string) (s *store, fresh bool, err error) {
 	n := max(4, runtime.GOMAXPROCS(0)*2)
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	s = &store{w: w, r: r}
+	s = &store{w: w, r: r, writes: make(chan writeReq), quit: make(chan struct{}), done: make(chan struct{})}
+	go s.writer()
 	if _, err := w.Exec(schema); err != nil {
 		s.close()
 		return nil, false, fmt.Errorf("open the emulator database %s: %w", path, err)
@@ -151,26 +170,100 @@ func openStore(dir string) (s *store, fresh bool, err error) {
 }
 
 func (s *store) close() error {
+	close(s.quit)
+	<-s.done
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 
-// tx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it.
+// tx runs fn in a write transaction and returns once it is committed. fn's
+// changes are all or nothing; an error from fn undoes them and is returned.
 func (s *store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
+	req := writeReq{ctx: ctx, fn: fn, errc: make(chan error, 1)}
+	select {
+	case s.writes <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.quit:
+		return errStoreClosed
+	}
+	// Wait even if ctx ends now: the write may already be committed.
+	return <-req.errc
+}
+
+// writer commits queued writes in groups until the store closes.
+func (s *store) writer() {
+	defer close(s.done)
+	batch := make([]writeReq, 0, maxGroupCommit)
+	for {
+		select {
+		case req := <-s.writes:
+			batch = append(batch[:0], req)
+		case <-s.quit:
+			return
+		}
+	gather:
+		for len(batch) < maxGroupCommit {
+			select {
+			case req := <-s.writes:
+				batch = append(batch, req)
+			default:
+				break gather
+			}
+		}
+		s.commitGroup(batch)
+	}
+}
+
+func (s *store) commitGroup(batch []writeReq) {
+	errs := make([]error, len(batch))
+	tx, err := s.w.Begin()
+	if err == nil {
+		for i, req := range batch {
+			errs[i] = runSavepoint(tx, req)
+		}
+		err = tx.Commit()
+	}
+	for i, req := range batch {
+		if err != nil {
+			errs[i] = err
+		}
+		req.errc <- errs[i]
+	}
+}
+
+// runSavepoint runs one write inside the group transaction, undoing just its
+// own changes when it fails.
+func runSavepoint(tx *sql.Tx, req writeReq) error {
+	if err := req.ctx.Err(); err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
+	if _, err := tx.Exec(`SAVEPOINT w`); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := req.fn(tx); err != nil {
+		tx.Exec(`ROLLBACK TO w`)
+		tx.Exec(`RELEASE w`)
+		return err
+	}
+	_, err := tx.Exec(`RELEASE w`)
+	return err
+}
+
+// exec runs one write statement through the group commit.
+func (s *store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
 }
 
 // setting returns a setting, "" when unset.
 func (s *store) setting(ctx context.Context, name string) (string, error) {
 	var v string
-	err := s.w.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
+	err := s.r.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
@@ -178,7 +271,7 @@ func (s *store) setting(ctx context.Context, name string) (string, error) {
 }
 
 func (s *store) setSetting(ctx context.Context, name, value string) error {
-	_, err := s.w.ExecContext(ctx, `INSERT INTO settings(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value`, name, value)
+	_, err := s.exec(ctx, `INSERT INTO settings(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value`, name, value)
 	return err
 }
 
@@ -262,7 +355,7 @@ func (s *store) createGroup(ctx context.Context, g dps.EnrollmentGroup) (dps.Enr
 	if err != nil {
 		return g, err
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO groups(id_key, etag, doc) VALUES(?, ?, ?) ON CONFLICT(id_key) DO NOTHING`, idKey(g.EnrollmentGroupID), g.ETag, string(b))
+	res, err := s.exec(ctx, `INSERT INTO groups(id_key, etag, doc) VALUES(?, ?, ?) ON CONFLICT(id_key) DO NOTHING`, idKey(g.EnrollmentGroupID), g.ETag, string(b))
 	if err != nil {
 		return g, err
 	}
@@ -388,7 +481,7 @@ func (s *store) createEnrollment(ctx context.Context, e dps.IndividualEnrollment
 	if err != nil {
 		return e, err
 	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO enrollments(rid_key, etag, doc) VALUES(?, ?, ?) ON CONFLICT(rid_key) DO NOTHING`, idKey(e.RegistrationID), e.ETag, string(b))
+	res, err := s.exec(ctx, `INSERT INTO enrollments(rid_key, etag, doc) VALUES(?, ?, ?) ON CONFLICT(rid_key) DO NOTHING`, idKey(e.RegistrationID), e.ETag, string(b))
 	if err != nil {
 		return e, err
 	}
@@ -475,65 +568,75 @@ func (s *store) putRegistration(ctx context.Context, r registration) (registrati
 
 func putRegistrationTx(ctx context.Context, tx *sql.Tx, r registration) (registration, error) {
 	now := time.Now().UTC()
-	if r.CreatedDateTimeUTC.IsZero() {
+	var casing string
+	var created int64
+	err := tx.QueryRowContext(ctx, `SELECT registration_id, created FROM registrations WHERE rid_key = ?`, idKey(r.RegistrationID)).Scan(&casing, &created)
+	switch {
+	case err == nil:
+		r.RegistrationID, r.CreatedDateTimeUTC = casing, time.Unix(0, created).UTC()
+	case !errors.Is(err, sql.ErrNoRows):
+		return r, err
+	case r.CreatedDateTimeUTC.IsZero():
 		r.CreatedDateTimeUTC = now
 	}
 	if r.LastUpdatedDateTimeUTC.IsZero() {
 		r.LastUpdatedDateTimeUTC = now
 	}
 	r.ETag = newRegistrationETag()
-	var created int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO registrations(rid_key, `+registrationColumns+`)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(rid_key) DO UPDATE SET group_key = excluded.group_key, enrollment_key = excluded.enrollment_key,
-			assigned_hub = excluded.assigned_hub, device_id = excluded.device_id, status = excluded.status,
-			substatus = excluded.substatus, error_code = excluded.error_code, error_message = excluded.error_message,
-			etag = excluded.etag, payload = excluded.payload, updated = excluded.updated, operation_id = excluded.operation_id
-		RETURNING registration_id, created`,
-		idKey(r.RegistrationID), r.RegistrationID, idKey(r.GroupID), idKey(r.EnrollmentID), r.AssignedHub, r.DeviceID,
-		string(r.Status), string(r.Substatus), r.ErrorCode, r.ErrorMessage, r.ETag, string(r.Payload),
-		r.CreatedDateTimeUTC.UnixNano(), r.LastUpdatedDateTimeUTC.UnixNano(), r.OperationID,
-	).Scan(&r.RegistrationID, &created)
+	doc, err := registrationDoc(r.DeviceRegistrationState)
 	if err != nil {
 		return r, err
 	}
-	r.CreatedDateTimeUTC = time.Unix(0, created).UTC()
-	return r, nil
+	_, err = tx.ExecContext(ctx, `INSERT INTO registrations(rid_key, `+registrationColumns+`, doc)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(rid_key) DO UPDATE SET group_key = excluded.group_key, enrollment_key = excluded.enrollment_key,
+			assigned_hub = excluded.assigned_hub, device_id = excluded.device_id, status = excluded.status,
+			substatus = excluded.substatus, error_code = excluded.error_code, error_message = excluded.error_message,
+			etag = excluded.etag, payload = excluded.payload, updated = excluded.updated, operation_id = excluded.operation_id,
+			doc = excluded.doc`,
+		idKey(r.RegistrationID), r.RegistrationID, idKey(r.GroupID), idKey(r.EnrollmentID), r.AssignedHub, r.DeviceID,
+		string(r.Status), string(r.Substatus), r.ErrorCode, r.ErrorMessage, r.ETag, string(r.Payload),
+		r.CreatedDateTimeUTC.UnixNano(), r.LastUpdatedDateTimeUTC.UnixNano(), r.OperationID, doc)
+	return r, err
+}
+
+// registrationDoc is a record as the service API shows it (without the
+// device API's symmetricKey note).
+func registrationDoc(st dps.DeviceRegistrationState) (string, error) {
+	st.SymmetricKey = nil
+	b, err := json.Marshal(st)
+	return string(b), err
 }
 
 func (s *store) deleteRegistration(ctx context.Context, registrationID, ifMatch string) error {
 	return s.deleteDoc(ctx, "registrations", "rid_key", idKey(registrationID), ifMatch)
 }
 
-// registrations lists the records admitted by a group, after the cursor.
-func (s *store) registrations(ctx context.Context, groupID, after string, limit int) ([]registration, string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT rid_key, `+registrationColumns+` FROM registrations
+// registrationDocs lists the records admitted by a group, after the cursor,
+// as their JSON documents: a listing copies them out without decoding.
+func (s *store) registrationDocs(ctx context.Context, groupID, after string, limit int) ([]json.RawMessage, string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT rid_key, doc FROM registrations
 		WHERE group_key = ? AND rid_key > ? ORDER BY rid_key LIMIT ?`, idKey(groupID), after, limit+1)
 	if err != nil {
 		return nil, "", err
 	}
 	defer rows.Close()
-	out := make([]registration, 0, min(limit, 1024))
-	var last, next string
+	out := make([]json.RawMessage, 0, min(limit, 1024))
+	var key, last, next string
 	for rows.Next() {
 		if len(out) == limit {
 			next = last
 			break
 		}
-		var key string
-		r, err := scanRegistration(scanFunc(func(dest ...any) error { return rows.Scan(append([]any{&key}, dest...)...) }))
-		if err != nil {
+		var doc []byte
+		if err := rows.Scan(&key, &doc); err != nil {
 			return nil, "", err
 		}
-		out = append(out, r)
+		out = append(out, doc)
 		last = key
 	}
 	return out, next, rows.Err()
 }
-
-type scanFunc func(...any) error
-
-func (f scanFunc) Scan(dest ...any) error { return f(dest...) }
 
 // Linked hubs.
 
@@ -549,7 +652,7 @@ type linkedHub struct {
 }
 
 func (s *store) linkedHubs(ctx context.Context) ([]linkedHub, error) {
-	rows, err := s.w.QueryContext(ctx, `SELECT idx, host_name, addr, policy_name, policy_key, weight, apply_allocation FROM hubs ORDER BY idx`)
+	rows, err := s.r.QueryContext(ctx, `SELECT idx, host_name, addr, policy_name, policy_key, weight, apply_allocation FROM hubs ORDER BY idx`)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package emulator
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -14,7 +13,7 @@ import (
 // validateGroup checks a group sent to PUT or bulk and fills in what DPS
 // fills in: generated keys, enabled status, the default reprovision policy.
 // Its errors name the field and the fix.
-func (e *Emulator) validateGroup(ctx context.Context, g *dps.EnrollmentGroup, pathID string) error {
+func (e *Emulator) validateGroup(g *dps.EnrollmentGroup, pathID string) error {
 	if g.EnrollmentGroupID == "" {
 		g.EnrollmentGroupID = pathID
 	}
@@ -28,11 +27,11 @@ func (e *Emulator) validateGroup(ctx context.Context, g *dps.EnrollmentGroup, pa
 		return err
 	}
 	c := common{&g.ProvisioningStatus, &g.ReprovisionPolicy, &g.Capabilities, &g.AllocationPolicy, &g.IoTHubs, &g.IoTHubHostName, g.CustomAllocationDefinition}
-	return e.checkCommon(ctx, c)
+	return e.checkCommon(c)
 }
 
 // validateEnrollment does the same for an individual enrollment.
-func (e *Emulator) validateEnrollment(ctx context.Context, en *dps.IndividualEnrollment, pathID string) error {
+func (e *Emulator) validateEnrollment(en *dps.IndividualEnrollment, pathID string) error {
 	if en.RegistrationID == "" {
 		en.RegistrationID = pathID
 	}
@@ -49,7 +48,7 @@ func (e *Emulator) validateEnrollment(ctx context.Context, en *dps.IndividualEnr
 		return err
 	}
 	c := common{&en.ProvisioningStatus, &en.ReprovisionPolicy, &en.Capabilities, &en.AllocationPolicy, &en.IoTHubs, &en.IoTHubHostName, en.CustomAllocationDefinition}
-	return e.checkCommon(ctx, c)
+	return e.checkCommon(c)
 }
 
 // checkAttestation normalises the attestation type and makes 64-byte keys
@@ -107,7 +106,7 @@ type common struct {
 	customAlloc *dps.CustomAllocationDefinition
 }
 
-func (e *Emulator) checkCommon(ctx context.Context, c common) error {
+func (e *Emulator) checkCommon(c common) error {
 	switch strings.ToLower(string(*c.status)) {
 	case "", "enabled":
 		*c.status = dps.ProvisioningEnabled
@@ -129,22 +128,19 @@ func (e *Emulator) checkCommon(ctx context.Context, c common) error {
 		}
 		*c.policy = p
 	}
-	linked, err := e.store.linkedHubs(ctx)
-	if err != nil {
-		return err
-	}
 	canonical := func(name string) (string, error) {
-		for _, h := range linked {
+		for _, h := range e.hubs {
 			if strings.EqualFold(h.HostName, name) {
 				return h.HostName, nil
 			}
 		}
-		names := make([]string, len(linked))
-		for i, h := range linked {
+		names := make([]string, len(e.hubs))
+		for i, h := range e.hubs {
 			names[i] = h.HostName
 		}
 		return "", fmt.Errorf("IoT hub %q is not linked to this DPS; linked hubs: %s", name, strings.Join(names, ", "))
 	}
+	var err error
 	for i, h := range *c.hubs {
 		if (*c.hubs)[i], err = canonical(h); err != nil {
 			return fmt.Errorf("iotHubs: %w", err)
