@@ -59,6 +59,25 @@ func TestDeriverMatchesDeriveDeviceKey(t *testing.T) {
 	}
 }
 
+// The reference path (crypto/hmac, used if the fast path's self-check ever
+// fails) must give the same keys.
+func TestDeriverReferencePath(t *testing.T) {
+	d := mustDeriver(t)
+	if d.fast == nil {
+		t.Fatal("the fast path failed its self-check on this Go version")
+	}
+	ref := mustDeriver(t)
+	ref.useReference()
+	for _, id := range benchIDs(100) {
+		if a, b := string(d.appendKey(nil, id)), string(ref.appendKey(nil, id)); a != b {
+			t.Fatalf("%s: fast %s, reference %s", id, a, b)
+		}
+	}
+	if k, _ := ref.DeviceKey(tutorialRegID); k.Base64() != tutorialDevKey {
+		t.Errorf("reference path: %s", k.Base64())
+	}
+}
+
 func TestDeriverZeroAllocs(t *testing.T) {
 	d := mustDeriver(t)
 	id := []byte(tutorialRegID)

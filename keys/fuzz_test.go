@@ -1,6 +1,9 @@
 package keys
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"regexp"
 	"strings"
 	"testing"
@@ -61,6 +64,28 @@ func FuzzParseKey(f *testing.F) {
 		}
 		if k.Base64() != trimmed { // strict: only canonical base64 is accepted
 			t.Fatalf("%q: accepted, but it is not canonical (%q)", s, k.Base64())
+		}
+	})
+}
+
+// FuzzDeriver compares the Deriver's own HMAC padding with crypto/hmac for
+// any key (long keys are hashed first) and any message an ID can be.
+func FuzzDeriver(f *testing.F) {
+	f.Add([]byte(tutorialGroupKey), []byte(tutorialRegID))
+	f.Add(make([]byte, 100), make([]byte, 56))
+	f.Fuzz(func(t *testing.T, key, msg []byte) {
+		if len(key) == 0 || len(msg) > MaxRegistrationIDLength {
+			return
+		}
+		d, err := NewDeriver(KeyFromBytes(key))
+		if err != nil || d.fast == nil {
+			t.Fatalf("NewDeriver: %v, fast path %v", err, d.fast != nil)
+		}
+		d.derive(msg)
+		ref := hmac.New(sha256.New, key)
+		ref.Write(msg)
+		if want := ref.Sum(nil); !bytes.Equal(d.sum[:], want) {
+			t.Fatalf("key %x msg %q: %x, want %x", key, msg, d.sum, want)
 		}
 	})
 }
