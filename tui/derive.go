@@ -78,7 +78,16 @@ func (v *deriveView) Title() string    { return "Derive device key" }
 func (v *deriveView) Editing() bool    { return v.f.editing() }
 func (v *deriveView) Busy() bool       { return v.fetching }
 func (v *deriveView) Status() string   { return "" }
-func (v *deriveView) SetSize(w, _ int) { v.f.setWidth(min(w-24, 90)) }
+func (v *deriveView) SetSize(w, _ int) {
+	if w >= wideDerive {
+		w -= commandsWidth + 1
+	}
+	v.f.setWidth(min(w-22, 90))
+}
+
+// wideDerive is the width from which the shell commands sit beside the
+// fields; commandsWidth is their box's width there.
+const wideDerive, commandsWidth = 140, 84
 
 func (v *deriveView) Hints() []*Binding {
 	k := v.c.Keys
@@ -271,14 +280,13 @@ func (v *deriveView) View() string {
 		devKey = st.OK.Render(v.device.Base64())
 	}
 	left = append(left, st.Label.Render("  Device key       ")+devKey)
-	left = append(left, "", st.Muted.Render("  The device key is HMAC-SHA256(group key, registration ID), base64."))
 	cmds := v.commands()
 	body := strings.Join(left, "\n")
-	if v.c.Width >= 130 {
-		box := st.Box.Width(min(v.c.Width/2-2, 80)).Render(cmds)
-		return lipgloss.JoinHorizontal(lipgloss.Top, lipgloss.NewStyle().Width(v.c.Width-lipgloss.Width(box)-1).Render(body), " ", box)
+	if v.c.Width >= wideDerive {
+		left := lipgloss.NewStyle().Width(v.c.Width - commandsWidth - 1).Render(body)
+		return lipgloss.JoinHorizontal(lipgloss.Top, left, " ", st.Box.Render(cmds))
 	}
-	return body + "\n\n" + st.Box.Width(min(v.c.Width, 100)).Render(cmds)
+	return body + "\n\n" + st.Box.Render(cmds)
 }
 
 // commands shows the shell equivalents. The group key appears only when
@@ -293,12 +301,18 @@ func (v *deriveView) commands() string {
 	if v.revealed && !v.groupKey.IsZero() {
 		key = "'" + v.groupKey.Base64() + "'"
 	}
+	// Multi-line shell commands: they fit 80 columns and still paste whole.
 	lines := []string{
 		st.Title.Render("Same thing from a shell"),
-		st.Code.Render(fmt.Sprintf("dpsconsole keys derive --group-key %s --registration-id '%s'", key, id)),
+		st.Code.Render("dpsconsole keys derive \\"),
+		st.Code.Render("  --group-key " + key + " \\"),
+		st.Code.Render("  --registration-id '" + id + "'"),
 		"",
-		st.Code.Render(fmt.Sprintf("keybytes=$(printf '%%s' %s | base64 --decode | xxd -p -u -c 1000)", key)),
-		st.Code.Render(fmt.Sprintf("printf '%%s' '%s' | openssl sha256 -mac HMAC -macopt hexkey:$keybytes -binary | base64", id)),
+		st.Code.Render(fmt.Sprintf("keybytes=$(printf '%%s' %s \\", key)),
+		st.Code.Render("  | base64 --decode | xxd -p -u -c 1000)"),
+		st.Code.Render(fmt.Sprintf("printf '%%s' '%s' \\", id)),
+		st.Code.Render("  | openssl sha256 -mac HMAC -macopt \"hexkey:$keybytes\" -binary \\"),
+		st.Code.Render("  | base64"),
 	}
 	if !v.revealed {
 		lines = append(lines, "", st.Muted.Render("GROUP_KEY holds the group key (k shows it here)."))
