@@ -103,7 +103,7 @@ func (d *Deriver) DeriveStream(r io.Reader, w io.Writer, opts StreamOptions) (St
 
 	free := make(chan *block, workers*blocksPerWorker)
 	for range cap(free) {
-		free <- &block{in: make([]byte, 0, blockSize), done: make(chan struct{}, 1)}
+		free <- &block{done: make(chan struct{}, 1)} // buffers are made on first use
 	}
 	work := make(chan *block, cap(free))
 	order := make(chan *block, cap(free))
@@ -181,6 +181,9 @@ func readBlocks(r io.Reader, free <-chan *block, stop <-chan struct{}, send func
 		case b = <-free:
 		case <-stop:
 			return nil
+		}
+		if b.in == nil {
+			b.in = make([]byte, 0, blockSize)
 		}
 		b.in = append(b.in[:0], carry...)
 		eof, err := fill(r, b)
