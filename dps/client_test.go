@@ -1,12 +1,14 @@
 package dps
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -377,3 +379,34 @@ func TestTransportRejectsNonPEM(t *testing.T) {
 }
 
 var _ policy.Policy = (*sasPolicy)(nil)
+
+func TestLogToSlogRedactsTheToken(t *testing.T) {
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	LogToSlog(slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	defer LogToSlog(nil)
+	c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 404, ErrorDetails{ErrorCode: 404201, Message: "nope"})
+	}, nil)
+	_, _ = c.GetEnrollmentGroup(context.Background(), "g")
+	mu.Lock()
+	logged := buf.String()
+	mu.Unlock()
+	if !strings.Contains(logged, "Authorization: REDACTED") || !strings.Contains(logged, "/enrollmentGroups/g") {
+		t.Errorf("log lacks the redacted request:\n%s", logged)
+	}
+	if strings.Contains(logged, "SharedAccessSignature") || strings.Contains(logged, "sig=") {
+		t.Errorf("log carries the token:\n%s", logged)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
