@@ -1,0 +1,151 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+)
+
+func newTestApp(t *testing.T, w, h int, readOnly bool) *Model {
+	t.Helper()
+	m := New(context.Background(), Options{Target: &Target{Name: "emulator (test)", IDScope: "0ne00000A0A"}, ReadOnly: readOnly, Start: "derive"})
+	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
+	return m
+}
+
+func screen(m *Model) string { return m.View().Content }
+
+func TestCommandLineCompletesAndOpensViews(t *testing.T) {
+	m := newTestApp(t, 100, 30, false)
+	m.Update(press("esc")) // leave the derive fields
+	m.Update(press(":"))
+	if !m.cmdMode {
+		t.Fatal(": opens the command line")
+	}
+	for _, r := range "tut" {
+		m.Update(tea.KeyPressMsg{Code: r, Text: string(r)})
+	}
+	if got := m.cmdline.CurrentSuggestion(); got != "tutorial" {
+		t.Fatalf("completion for tut = %q", got)
+	}
+	m.Update(press("enter"))
+	if _, ok := m.top().(*tutorialView); !ok || len(m.stack) != 2 {
+		t.Fatalf("`:tut` should push the tutorial, stack %d", len(m.stack))
+	}
+	if !strings.Contains(plain(screen(m)), "Derive device key › Tutorial") {
+		t.Fatalf("breadcrumb missing:\n%s", plain(screen(m)))
+	}
+	m.Update(press("esc"))
+	if _, ok := m.top().(*deriveView); !ok {
+		t.Fatal("esc pops back to derive")
+	}
+	m.Update(press(":"))
+	typeText(func(msg tea.Msg) tea.Cmd { _, c := m.Update(msg); return c }, "clean")
+	m.Update(press("enter"))
+	if !strings.Contains(plain(screen(m)), "not in the console yet") {
+		t.Fatalf(":cleanup should say it is a later piece of work:\n%s", plain(screen(m)))
+	}
+	m.Update(press(":"))
+	typeText(func(msg tea.Msg) tea.Cmd { _, c := m.Update(msg); return c }, "bogus")
+	_, cmd := m.Update(press("enter"))
+	if f, ok := cmd().(flashMsg); !ok || !strings.Contains(f.text, "unknown command") {
+		t.Fatalf("unknown command should flash, got %#v", cmd())
+	}
+	_, cmd = m.Update(press("q"))
+	if !m.Quitting() || cmd == nil {
+		t.Fatal("q quits")
+	}
+}
+
+func TestResultsReachTheirOwnerEvenWhenHidden(t *testing.T) {
+	m := newTestApp(t, 100, 30, false)
+	derive := m.top().(*deriveView)
+	derive.Update(press("ctrl+s")) // key from a group
+	typeText(derive.Update, "grp")
+	cmd := derive.fetch()
+	if cmd != nil {
+		t.Fatal("no service: nothing to fetch")
+	}
+	derive.fetchGen = 2
+	m.Update(press("esc"))
+	m.Update(press(":"))
+	typeText(func(msg tea.Msg) tea.Cmd { _, c := m.Update(msg); return c }, "tutorial")
+	m.Update(press("enter"))
+	att := dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{PrimaryKey: tutorialGroupKey}}
+	// A stale answer (generation 1) is dropped; the current one lands in
+	// derive although the tutorial has the focus.
+	m.Update(routed{to: derive.id(), msg: attestationMsg{gen: 1, groupID: "grp", att: att}})
+	if derive.fetchedFrom != "" {
+		t.Fatal("stale result applied")
+	}
+	m.Update(routed{to: derive.id(), msg: attestationMsg{gen: 2, groupID: "grp", att: att}})
+	if derive.fetchedFrom != "grp" || derive.groupKey.Base64() != tutorialGroupKey {
+		t.Fatal("result did not reach its owner")
+	}
+	// A result for a closed view is dropped quietly.
+	m.Update(routed{to: 999, msg: attestationMsg{gen: 2}})
+}
+
+func TestLayoutFitsSmallAndWideTerminals(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {300, 60}, {40, 12}} {
+		for _, ro := range []bool{false, true} {
+			m := newTestApp(t, size[0], size[1], ro)
+			for _, v := range []string{"derive", "simulate", "tutorial", "cleanup"} {
+				m.push(m.makeView(v))
+				for _, show := range []bool{false, true} {
+					m.showHelp = show
+					lines := strings.Split(screen(m), "\n")
+					if len(lines) != size[1] {
+						t.Fatalf("%s at %dx%d: %d lines", v, size[0], size[1], len(lines))
+					}
+					for i, l := range lines {
+						if w := ansi.StringWidth(l); w > size[0] {
+							t.Fatalf("%s at %dx%d: line %d is %d wide: %q", v, size[0], size[1], i, w, ansi.Strip(l))
+						}
+					}
+				}
+			}
+			header := plain(strings.SplitN(screen(m), "\n", 2)[0])
+			if ro != strings.Contains(header, "READ-ONLY") {
+				t.Fatalf("header at %dx%d readonly=%v: %q", size[0], size[1], ro, header)
+			}
+		}
+	}
+}
+
+func TestHelpListsBindingsAndWhatReadOnlyDisables(t *testing.T) {
+	m := newTestApp(t, 120, 40, true)
+	m.Update(press("esc"))
+	m.Update(press("?"))
+	out := plain(screen(m))
+	for _, want := range []string{"Everywhere", "mark all", "Disabled (read-only mode): n new, e enable/disable, d delete", ":groups"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("help lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "d         delete") {
+		t.Fatal("read-only help must not offer delete")
+	}
+	m.Update(press("x"))
+	if m.showHelp {
+		t.Fatal("any key closes help")
+	}
+}
+
+func TestBackgroundColourSwitchesStyles(t *testing.T) {
+	m := newTestApp(t, 80, 24, false)
+	before := *m.c.Styles
+	m.Update(tea.BackgroundColorMsg{Color: ansiWhite{}})
+	if m.c.Styles.Title.GetForeground() == before.Title.GetForeground() && !m.c.NoColor {
+		t.Fatal("a light background should switch to the light palette")
+	}
+}
+
+type ansiWhite struct{}
+
+func (ansiWhite) RGBA() (r, g, b, a uint32) { return 0xffff, 0xffff, 0xffff, 0xffff }
