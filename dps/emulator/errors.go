@@ -51,6 +51,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		writeError(w, http.StatusInternalServerError, codeInternal, "encode the response: "+err.Error())
 		return
 	}
+	writeRawJSON(w, status, b)
+}
+
+// writeRawJSON sends JSON that is already encoded.
+func writeRawJSON(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(b)))

@@ -211,15 +211,10 @@ func page(w http.ResponseWriter, r *http.Request) (after string, size int, ok bo
 	return after, size, true
 }
 
-// writePage sends one page; the continuation header is left out on the last
-// page (Node keeps looping while the header is present, even empty).
-func writePage(w http.ResponseWriter, items any, next string, size int, itemType string) {
-	pageHeaders(w, next, size, itemType)
-	writeJSON(w, http.StatusOK, items)
-}
-
-// writeDocsPage sends a page of stored JSON documents as they are: no
-// decoding and re-encoding of 1,000 records a page.
+// writeDocsPage sends one page of stored JSON documents as they are (no
+// decoding and re-encoding of 1,000 records a page). The continuation header
+// is left out on the last page: Node keeps looping while it is present, even
+// empty.
 func writeDocsPage(w http.ResponseWriter, docs []json.RawMessage, next string, size int, itemType string) {
 	n := 2
 	for _, d := range docs {
@@ -235,11 +230,7 @@ func writeDocsPage(w http.ResponseWriter, docs []json.RawMessage, next string, s
 	}
 	b = append(b, ']')
 	pageHeaders(w, next, size, itemType)
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(b)
+	writeRawJSON(w, http.StatusOK, b)
 }
 
 func pageHeaders(w http.ResponseWriter, next string, size int, itemType string) {
@@ -269,12 +260,12 @@ func (e *Emulator) serveGroups(w http.ResponseWriter, r *http.Request, segs []st
 		case http.MethodPut:
 			e.putGroup(w, r, id)
 		case http.MethodGet:
-			g, err := e.store.group(r.Context(), id)
+			doc, err := e.store.doc(r.Context(), "groups", "public_doc", id)
 			if err != nil {
 				storeError(w, err, codeNotFound, fmt.Sprintf("enrollment group %q", id))
 				return
 			}
-			writeJSON(w, http.StatusOK, groupWithoutKeys(g))
+			writeRawJSON(w, http.StatusOK, doc)
 		case http.MethodDelete:
 			if err := e.store.deleteGroup(r.Context(), id, r.Header.Get("If-Match")); err != nil {
 				storeError(w, err, codeNotFound, fmt.Sprintf("enrollment group %q", id))
@@ -325,15 +316,12 @@ func (e *Emulator) queryGroups(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	items, next, err := e.store.groups(r.Context(), after, size)
+	docs, next, err := e.store.publicDocs(r.Context(), "groups", after, size)
 	if err != nil {
 		storeError(w, err, codeNotFound, "enrollment groups")
 		return
 	}
-	for i := range items {
-		items[i] = groupWithoutKeys(items[i])
-	}
-	writePage(w, nonNil(items), next, size, "enrollmentGroup")
+	writeDocsPage(w, docs, next, size, "enrollmentGroup")
 }
 
 func (e *Emulator) bulkGroups(w http.ResponseWriter, r *http.Request) {
@@ -421,19 +409,6 @@ func bulkItemError(err error, what string) (int32, string) {
 	}
 }
 
-// groupWithoutKeys is what GET and query show: DPS never returns keys there.
-func groupWithoutKeys(g dps.EnrollmentGroup) dps.EnrollmentGroup {
-	g.Attestation.SymmetricKey = nil
-	return g
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}
-
 // Individual enrollments.
 
 func (e *Emulator) serveEnrollments(w http.ResponseWriter, r *http.Request, segs []string) {
@@ -466,12 +441,7 @@ func (e *Emulator) serveEnrollments(w http.ResponseWriter, r *http.Request, segs
 			}
 			writeJSON(w, http.StatusOK, en)
 		case http.MethodGet:
-			en, err := e.store.enrollment(r.Context(), id)
-			if err != nil {
-				storeError(w, err, codeNotFound, what)
-				return
-			}
-			writeJSON(w, http.StatusOK, e.enrollmentWithoutKeys(r.Context(), en))
+			e.getEnrollment(w, r, id)
 		case http.MethodDelete:
 			if err := e.store.deleteEnrollment(r.Context(), id, r.Header.Get("If-Match")); err != nil {
 				storeError(w, err, codeNotFound, what)
@@ -497,15 +467,27 @@ func (e *Emulator) serveEnrollments(w http.ResponseWriter, r *http.Request, segs
 	}
 }
 
-// enrollmentWithoutKeys hides the keys and joins in the registration state of
-// a device that registered through this enrollment.
-func (e *Emulator) enrollmentWithoutKeys(ctx context.Context, en dps.IndividualEnrollment) dps.IndividualEnrollment {
-	en.Attestation.SymmetricKey = nil
-	if rec, err := e.store.registration(ctx, en.RegistrationID); err == nil && strings.EqualFold(rec.EnrollmentID, en.RegistrationID) {
-		st := rec.DeviceRegistrationState
-		en.RegistrationState = &st
+// getEnrollment answers GET: no keys, and the registration state of a device
+// that registered through this enrollment.
+func (e *Emulator) getEnrollment(w http.ResponseWriter, r *http.Request, id string) {
+	doc, err := e.store.doc(r.Context(), "enrollments", "public_doc", id)
+	if err != nil {
+		storeError(w, err, codeNotFound, fmt.Sprintf("enrollment %q", id))
+		return
 	}
-	return en
+	rec, err := e.store.registration(r.Context(), id)
+	if err != nil || !strings.EqualFold(rec.EnrollmentID, id) {
+		writeRawJSON(w, http.StatusOK, doc)
+		return
+	}
+	var en dps.IndividualEnrollment
+	if err := json.Unmarshal(doc, &en); err != nil {
+		storeError(w, err, codeNotFound, "enrollment")
+		return
+	}
+	st := rec.DeviceRegistrationState
+	en.RegistrationState = &st
+	writeJSON(w, http.StatusOK, en)
 }
 
 func (e *Emulator) queryEnrollments(w http.ResponseWriter, r *http.Request) {
@@ -516,15 +498,12 @@ func (e *Emulator) queryEnrollments(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	items, next, err := e.store.enrollments(r.Context(), after, size)
+	docs, next, err := e.store.publicDocs(r.Context(), "enrollments", after, size)
 	if err != nil {
 		storeError(w, err, codeNotFound, "enrollments")
 		return
 	}
-	for i := range items {
-		items[i].Attestation.SymmetricKey = nil
-	}
-	writePage(w, nonNil(items), next, size, "enrollment")
+	writeDocsPage(w, docs, next, size, "enrollment")
 }
 
 func (e *Emulator) bulkEnrollments(w http.ResponseWriter, r *http.Request) {

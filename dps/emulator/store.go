@@ -61,18 +61,23 @@ CREATE TABLE IF NOT EXISTS settings (
 	name  TEXT PRIMARY KEY,
 	value TEXT NOT NULL
 );
--- Enrollment groups and individual enrollments keep the wire document (keys
--- included) beside the columns we look them up by. IDs are case-insensitive:
--- *_key is the lower-cased ID, the document keeps the casing it was given.
+-- Enrollment groups and individual enrollments keep the wire document: doc
+-- with the keys, public_doc as GET shows it (keys left out), so reads copy it
+-- out. IDs are case-insensitive: id_key is the lower-cased ID, the documents
+-- keep the casing they were given.
 CREATE TABLE IF NOT EXISTS groups (
-	id_key  TEXT PRIMARY KEY,
-	etag    TEXT NOT NULL,
-	doc     TEXT NOT NULL
+	id_key     TEXT PRIMARY KEY,
+	etag       TEXT NOT NULL,
+	created    INTEGER NOT NULL,
+	doc        TEXT NOT NULL,
+	public_doc TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS enrollments (
-	rid_key TEXT PRIMARY KEY,
-	etag    TEXT NOT NULL,
-	doc     TEXT NOT NULL
+	id_key     TEXT PRIMARY KEY,
+	etag       TEXT NOT NULL,
+	created    INTEGER NOT NULL,
+	doc        TEXT NOT NULL,
+	public_doc TEXT NOT NULL
 );
 -- Registration records. group_key/enrollment_key name what admitted the device;
 -- a record outlives its group, as in DPS.
@@ -215,6 +220,19 @@ func (s *store) writer() {
 }
 
 func (s *store) commitGroup(batch []writeReq) {
+	if len(batch) == 1 { // alone: no savepoint needed
+		req := batch[0]
+		tx, err := s.w.Begin()
+		if err == nil {
+			if err = req.fn(tx); err != nil {
+				tx.Rollback()
+			} else {
+				err = tx.Commit()
+			}
+		}
+		req.errc <- err
+		return
+	}
 	errs := make([]error, len(batch))
 	tx, err := s.w.Begin()
 	if err == nil {
@@ -307,76 +325,119 @@ func newGUID() string {
 
 func idKey(id string) string { return strings.ToLower(id) }
 
-// Enrollment groups.
+// Enrollment groups and individual enrollments.
 
-// putGroup creates or replaces a group (the caller has validated it), keeping
-// its creation time, and returns it with a new ETag.
-func (s *store) putGroup(ctx context.Context, g dps.EnrollmentGroup, ifMatch string) (dps.EnrollmentGroup, error) {
+// stampFunc fills in the server-side fields of a document being written and
+// returns its two JSON forms: with keys, and as GET shows it.
+type stampFunc func(created, now time.Time, etag string) (doc, public []byte, err error)
+
+// writeDoc creates or replaces a group or enrollment. With mustBeNew it fails
+// with errExists if the ID is taken (bulk create); otherwise ifMatch applies.
+func (s *store) writeDoc(ctx context.Context, table, id, ifMatch string, mustBeNew bool, stamp stampFunc) error {
 	now := time.Now().UTC()
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var etag, doc string
-		err := tx.QueryRowContext(ctx, `SELECT etag, doc FROM groups WHERE id_key = ?`, idKey(g.EnrollmentGroupID)).Scan(&etag, &doc)
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var etag string
+		var created int64
+		err := tx.QueryRowContext(ctx, `SELECT etag, created FROM `+table+` WHERE id_key = ?`, idKey(id)).Scan(&etag, &created)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			if !noPrecondition(ifMatch) {
 				return errPrecondition
 			}
-			g.CreatedDateTimeUTC = now
+			created = now.UnixNano()
 		case err != nil:
 			return err
-		default:
-			if !ifMatchOK(ifMatch, etag) {
-				return errPrecondition
-			}
-			var old dps.EnrollmentGroup
-			if err := json.Unmarshal([]byte(doc), &old); err != nil {
-				return err
-			}
-			g.CreatedDateTimeUTC = old.CreatedDateTimeUTC
+		case mustBeNew:
+			return errExists
+		case !ifMatchOK(ifMatch, etag):
+			return errPrecondition
 		}
-		g.LastUpdatedDateTimeUTC = now
-		g.ETag = newETag()
-		b, err := json.Marshal(g)
+		etag = newETag()
+		doc, public, err := stamp(time.Unix(0, created).UTC(), now, etag)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO groups(id_key, etag, doc) VALUES(?, ?, ?)
-			ON CONFLICT(id_key) DO UPDATE SET etag = excluded.etag, doc = excluded.doc`, idKey(g.EnrollmentGroupID), g.ETag, string(b))
+		_, err = tx.ExecContext(ctx, `INSERT INTO `+table+`(id_key, etag, created, doc, public_doc) VALUES(?, ?, ?, ?, ?)
+			ON CONFLICT(id_key) DO UPDATE SET etag = excluded.etag, doc = excluded.doc, public_doc = excluded.public_doc`,
+			idKey(id), etag, created, doc, public)
 		return err
 	})
-	return g, err
+}
+
+// putGroup creates or replaces a group (the caller has validated it), keeping
+// its creation time, and returns it with a new ETag.
+func (s *store) putGroup(ctx context.Context, g dps.EnrollmentGroup, ifMatch string) (dps.EnrollmentGroup, error) {
+	return g, s.writeDoc(ctx, "groups", g.EnrollmentGroupID, ifMatch, false, stampGroup(&g))
 }
 
 // createGroup inserts a group that must not exist yet (bulk create).
 func (s *store) createGroup(ctx context.Context, g dps.EnrollmentGroup) (dps.EnrollmentGroup, error) {
-	now := time.Now().UTC()
-	g.CreatedDateTimeUTC, g.LastUpdatedDateTimeUTC, g.ETag = now, now, newETag()
-	b, err := json.Marshal(g)
-	if err != nil {
-		return g, err
+	return g, s.writeDoc(ctx, "groups", g.EnrollmentGroupID, "", true, stampGroup(&g))
+}
+
+func stampGroup(g *dps.EnrollmentGroup) stampFunc {
+	return func(created, now time.Time, etag string) ([]byte, []byte, error) {
+		g.CreatedDateTimeUTC, g.LastUpdatedDateTimeUTC, g.ETag = created, now, etag
+		doc, err := json.Marshal(g)
+		if err != nil {
+			return nil, nil, err
+		}
+		public := *g
+		public.Attestation.SymmetricKey = nil
+		pub, err := json.Marshal(public)
+		return doc, pub, err
 	}
-	res, err := s.exec(ctx, `INSERT INTO groups(id_key, etag, doc) VALUES(?, ?, ?) ON CONFLICT(id_key) DO NOTHING`, idKey(g.EnrollmentGroupID), g.ETag, string(b))
-	if err != nil {
-		return g, err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return g, errExists
-	}
-	return g, nil
 }
 
 // group returns a group with its keys.
 func (s *store) group(ctx context.Context, id string) (dps.EnrollmentGroup, error) {
 	var g dps.EnrollmentGroup
-	var doc string
-	err := s.r.QueryRowContext(ctx, `SELECT doc FROM groups WHERE id_key = ?`, idKey(id)).Scan(&doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return g, errNotFound
-	}
+	doc, err := s.doc(ctx, "groups", "doc", id)
 	if err != nil {
 		return g, err
 	}
-	return g, json.Unmarshal([]byte(doc), &g)
+	return g, json.Unmarshal(doc, &g)
+}
+
+// doc returns one stored JSON document (col doc or public_doc).
+func (s *store) doc(ctx context.Context, table, col, id string) ([]byte, error) {
+	var doc []byte
+	err := s.r.QueryRowContext(ctx, `SELECT `+col+` FROM `+table+` WHERE id_key = ?`, idKey(id)).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, errNotFound
+	}
+	return doc, err
+}
+
+// publicDocs lists groups or enrollments as GET shows them, after the key
+// cursor, in ID order, with the cursor of the next page ("" on the last).
+func (s *store) publicDocs(ctx context.Context, table, after string, limit int) ([]json.RawMessage, string, error) {
+	return docPage(ctx, s.r, `SELECT id_key, public_doc FROM `+table+` WHERE id_key > ? ORDER BY id_key LIMIT ?`, limit, after, limit+1)
+}
+
+// docPage runs a keyset page query selecting (key, document) rows, one more
+// than limit to learn whether another page follows.
+func docPage(ctx context.Context, db *sql.DB, query string, limit int, args ...any) ([]json.RawMessage, string, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	out := make([]json.RawMessage, 0, min(limit, 1024))
+	var key, last, next string
+	for rows.Next() {
+		if len(out) == limit {
+			next = last
+			break
+		}
+		var doc []byte
+		if err := rows.Scan(&key, &doc); err != nil {
+			return nil, "", err
+		}
+		out = append(out, doc)
+		last = key
+	}
+	return out, next, rows.Err()
 }
 
 func (s *store) deleteGroup(ctx context.Context, id, ifMatch string) error {
@@ -401,116 +462,41 @@ func (s *store) deleteDoc(ctx context.Context, table, keyCol, key, ifMatch strin
 	})
 }
 
-// groups returns up to limit groups after the key cursor, in ID order, and
-// the cursor of the next page ("" on the last page).
-func (s *store) groups(ctx context.Context, after string, limit int) ([]dps.EnrollmentGroup, string, error) {
-	return listDocs[dps.EnrollmentGroup](ctx, s.r, `SELECT id_key, doc FROM groups WHERE id_key > ? ORDER BY id_key LIMIT ?`, after, limit)
-}
-
-func listDocs[T any](ctx context.Context, db *sql.DB, query, after string, limit int) ([]T, string, error) {
-	rows, err := db.QueryContext(ctx, query, after, limit+1)
-	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	var out []T
-	var last, next string
-	for rows.Next() {
-		var key, doc string
-		if err := rows.Scan(&key, &doc); err != nil {
-			return nil, "", err
-		}
-		if len(out) == limit {
-			next = last
-			break
-		}
-		var v T
-		if err := json.Unmarshal([]byte(doc), &v); err != nil {
-			return nil, "", err
-		}
-		out = append(out, v)
-		last = key
-	}
-	return out, next, rows.Err()
-}
-
-// Individual enrollments.
-
 func (s *store) putEnrollment(ctx context.Context, e dps.IndividualEnrollment, ifMatch string) (dps.IndividualEnrollment, error) {
-	now := time.Now().UTC()
-	e.RegistrationState = nil // read-only, joined in on reads
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		var etag, doc string
-		err := tx.QueryRowContext(ctx, `SELECT etag, doc FROM enrollments WHERE rid_key = ?`, idKey(e.RegistrationID)).Scan(&etag, &doc)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			if !noPrecondition(ifMatch) {
-				return errPrecondition
-			}
-			e.CreatedDateTimeUTC = now
-		case err != nil:
-			return err
-		default:
-			if !ifMatchOK(ifMatch, etag) {
-				return errPrecondition
-			}
-			var old dps.IndividualEnrollment
-			if err := json.Unmarshal([]byte(doc), &old); err != nil {
-				return err
-			}
-			e.CreatedDateTimeUTC = old.CreatedDateTimeUTC
-		}
-		e.LastUpdatedDateTimeUTC = now
-		e.ETag = newETag()
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO enrollments(rid_key, etag, doc) VALUES(?, ?, ?)
-			ON CONFLICT(rid_key) DO UPDATE SET etag = excluded.etag, doc = excluded.doc`, idKey(e.RegistrationID), e.ETag, string(b))
-		return err
-	})
-	return e, err
+	return e, s.writeDoc(ctx, "enrollments", e.RegistrationID, ifMatch, false, stampEnrollment(&e))
 }
 
 func (s *store) createEnrollment(ctx context.Context, e dps.IndividualEnrollment) (dps.IndividualEnrollment, error) {
-	now := time.Now().UTC()
-	e.RegistrationState = nil
-	e.CreatedDateTimeUTC, e.LastUpdatedDateTimeUTC, e.ETag = now, now, newETag()
-	b, err := json.Marshal(e)
-	if err != nil {
-		return e, err
+	return e, s.writeDoc(ctx, "enrollments", e.RegistrationID, "", true, stampEnrollment(&e))
+}
+
+func stampEnrollment(e *dps.IndividualEnrollment) stampFunc {
+	return func(created, now time.Time, etag string) ([]byte, []byte, error) {
+		e.RegistrationState = nil // read-only, joined in on reads
+		e.CreatedDateTimeUTC, e.LastUpdatedDateTimeUTC, e.ETag = created, now, etag
+		doc, err := json.Marshal(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		public := *e
+		public.Attestation.SymmetricKey = nil
+		pub, err := json.Marshal(public)
+		return doc, pub, err
 	}
-	res, err := s.exec(ctx, `INSERT INTO enrollments(rid_key, etag, doc) VALUES(?, ?, ?) ON CONFLICT(rid_key) DO NOTHING`, idKey(e.RegistrationID), e.ETag, string(b))
-	if err != nil {
-		return e, err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return e, errExists
-	}
-	return e, nil
 }
 
 // enrollment returns an individual enrollment with its keys.
 func (s *store) enrollment(ctx context.Context, registrationID string) (dps.IndividualEnrollment, error) {
 	var e dps.IndividualEnrollment
-	var doc string
-	err := s.r.QueryRowContext(ctx, `SELECT doc FROM enrollments WHERE rid_key = ?`, idKey(registrationID)).Scan(&doc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return e, errNotFound
-	}
+	doc, err := s.doc(ctx, "enrollments", "doc", registrationID)
 	if err != nil {
 		return e, err
 	}
-	return e, json.Unmarshal([]byte(doc), &e)
+	return e, json.Unmarshal(doc, &e)
 }
 
 func (s *store) deleteEnrollment(ctx context.Context, registrationID, ifMatch string) error {
-	return s.deleteDoc(ctx, "enrollments", "rid_key", idKey(registrationID), ifMatch)
-}
-
-func (s *store) enrollments(ctx context.Context, after string, limit int) ([]dps.IndividualEnrollment, string, error) {
-	return listDocs[dps.IndividualEnrollment](ctx, s.r, `SELECT rid_key, doc FROM enrollments WHERE rid_key > ? ORDER BY rid_key LIMIT ?`, after, limit)
+	return s.deleteDoc(ctx, "enrollments", "id_key", idKey(registrationID), ifMatch)
 }
 
 // Registration records.
@@ -615,27 +601,8 @@ func (s *store) deleteRegistration(ctx context.Context, registrationID, ifMatch 
 // registrationDocs lists the records admitted by a group, after the cursor,
 // as their JSON documents: a listing copies them out without decoding.
 func (s *store) registrationDocs(ctx context.Context, groupID, after string, limit int) ([]json.RawMessage, string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT rid_key, doc FROM registrations
-		WHERE group_key = ? AND rid_key > ? ORDER BY rid_key LIMIT ?`, idKey(groupID), after, limit+1)
-	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	out := make([]json.RawMessage, 0, min(limit, 1024))
-	var key, last, next string
-	for rows.Next() {
-		if len(out) == limit {
-			next = last
-			break
-		}
-		var doc []byte
-		if err := rows.Scan(&key, &doc); err != nil {
-			return nil, "", err
-		}
-		out = append(out, doc)
-		last = key
-	}
-	return out, next, rows.Err()
+	return docPage(ctx, s.r, `SELECT rid_key, doc FROM registrations
+		WHERE group_key = ? AND rid_key > ? ORDER BY rid_key LIMIT ?`, limit, idKey(groupID), after, limit+1)
 }
 
 // Linked hubs.
