@@ -43,7 +43,7 @@ type enrollmentChangedMsg struct {
 func newEnrollmentsView(c *Common) *enrollmentsView {
 	v := &enrollmentsView{c: c, vid: c.newID()}
 	v.table = NewTable(c, v.vid, []Column{
-		{"REGISTRATION ID", 0, 0}, {"ATTESTATION", 12, 100}, {"STATUS", 8, 0}, {"DEVICE ID", 0, 0}, {"REGISTRATION", 12, 0}, {"HUB", 0, 0},
+		{"REGISTRATION ID", 0, 0, 2}, {"ATTESTATION", 12, 100, 0}, {"STATUS", 8, 0, 0}, {"DEVICE ID", 0, 0, 1}, {"REGISTRATION", 12, 0, 0}, {"HUB", 0, 0, 1},
 	}, func(e dps.IndividualEnrollment) string { return e.RegistrationID },
 		func(e dps.IndividualEnrollment) []string {
 			reg, hub := "—", ""

@@ -56,8 +56,8 @@ func canonSubstatus(s dps.Substatus) dps.Substatus {
 	return s
 }
 
-var recordColumns = []Column{{"REGISTRATION ID", 0, 0}, {"DEVICE ID", 0, 0}, {"ASSIGNED HUB", 0, 0}, {"STATUS", 10, 0},
-	{"SUBSTATUS", 18, 100}, {"LAST UPDATED", 19, 120}}
+var recordColumns = []Column{{"REGISTRATION ID", 0, 0, 2}, {"DEVICE ID", 0, 0, 1}, {"ASSIGNED HUB", 0, 0, 1}, {"STATUS", 10, 0, 0},
+	{"SUBSTATUS", 18, 100, 0}, {"LAST UPDATED", 19, 140, 0}}
 
 func recordKey(r record) string { return r.id }
 

@@ -82,7 +82,7 @@ type deleteCountMsg struct {
 func newGroupsView(c *Common) *groupsView {
 	v := &groupsView{c: c, vid: c.newID(), counts: map[string]recordCount{}}
 	v.table = NewTable(c, v.vid, []Column{
-		{"ENROLLMENT GROUP", 0, 0}, {"ATTESTATION", 12, 90}, {"ALLOCATION", 10, 0}, {"HUBS", 0, 0}, {"STATUS", 8, 0}, {"RECORDS", 8, 0},
+		{"ENROLLMENT GROUP", 0, 0, 0}, {"ATTESTATION", 12, 90, 0}, {"ALLOCATION", 10, 0, 0}, {"HUBS", 0, 0, 0}, {"STATUS", 8, 0, 0}, {"RECORDS", 8, 0, 0},
 	}, func(g dps.EnrollmentGroup) string { return g.EnrollmentGroupID },
 		v.cells,
 		func(g dps.EnrollmentGroup, q string) bool {

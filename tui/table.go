@@ -10,12 +10,14 @@ import (
 	"github.com/charmbracelet/x/ansi"
 )
 
-// Column of a Table. Width 0 shares the space left by the fixed columns;
-// MinTable hides the column when the table is narrower than that.
+// Column of a Table. Width 0 shares the space left by the fixed columns,
+// in proportion to Weight (0 counts as 1); MinTable hides the column when
+// the table is narrower than that.
 type Column struct {
 	Title    string
 	Width    int
 	MinTable int
+	Weight   int
 }
 
 // filterDebounce is how long typing must pause before the filter runs.
@@ -514,7 +516,7 @@ func (t *Table[V]) colWidths() []int {
 		}
 		fixed += c.Width + 1
 		if c.Width == 0 {
-			flex++
+			flex += max(c.Weight, 1)
 		}
 	}
 	ws := make([]int, len(t.cols))
@@ -524,7 +526,7 @@ func (t *Table[V]) colWidths() []int {
 		case t.width < c.MinTable:
 			ws[i] = -1
 		case c.Width == 0:
-			ws[i] = max(spare/max(flex, 1), 4)
+			ws[i] = max(spare*max(c.Weight, 1)/max(flex, 1), 4)
 		default:
 			ws[i] = c.Width
 		}

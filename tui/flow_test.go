@@ -1,0 +1,192 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/exp/teatest/v2"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
+)
+
+// startEmulator runs the real emulator in-process (demo seed) and returns a
+// Target for it, as the console builds one.
+func startEmulator(t testing.TB, delay time.Duration) (*Target, *emulator.Emulator) {
+	t.Helper()
+	ctx := context.Background()
+	emu, err := emulator.Start(ctx, emulator.Options{DataDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", Seed: "demo", AssignmentDelay: delay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	tr, err := dps.NewTransport(emu.CAPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := &dps.ClientOptions{}
+	opts.Transport = tr
+	opts.Retry.MaxRetries = -1
+	env := emu.Env()
+	svc, err := dps.NewClientFromConnectionString(env.DPSConnectionString, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Target{Name: "emulator", IDScope: env.IDScope, DeviceEndpoint: env.DeviceEndpoint, Service: svc,
+		HubConnectionStrings: env.HubConnectionStrings, HTTPClient: tr}, emu
+}
+
+// probe wraps the root model in a real Program and keeps the last screen as
+// plain text, taken on the program's goroutine, for the test to wait on.
+type probe struct {
+	*Model
+	mu   *sync.Mutex
+	last *string
+}
+
+func (p probe) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	_, cmd := p.Model.Update(msg)
+	s := plain(p.Model.View().Content)
+	p.mu.Lock()
+	*p.last = s
+	p.mu.Unlock()
+	return p, cmd
+}
+
+type flow struct {
+	t    *testing.T
+	tm   *teatest.TestModel
+	p    probe
+	step string
+}
+
+func startFlow(t *testing.T, target *Target, readOnly bool) *flow {
+	m := New(context.Background(), Options{Target: target, ReadOnly: readOnly})
+	p := probe{Model: m, mu: &sync.Mutex{}, last: new(string)}
+	tm := teatest.NewTestModel(t, p, teatest.WithInitialTermSize(120, 40))
+	t.Cleanup(func() { tm.Quit() })
+	return &flow{t: t, tm: tm, p: p}
+}
+
+func (f *flow) screen() string {
+	f.p.mu.Lock()
+	defer f.p.mu.Unlock()
+	return *f.p.last
+}
+
+// waitFor waits until the screen contains every want.
+func (f *flow) waitFor(step string, want ...string) {
+	f.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		s := f.screen()
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(s, w)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s: screen never showed %q:\n%s", step, want, s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (f *flow) keys(ks ...string) {
+	for _, k := range ks {
+		f.tm.Send(press(k))
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+func (f *flow) typeText(s string) { f.tm.Type(s) }
+
+const flowRegID = "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"
+
+// TestFlowBrowseDeriveSimulateDelete drives the whole console in a real
+// Program against the in-process emulator at 120×40: browse the groups,
+// open the tutorial group, derive the tutorial key, simulate the device to
+// assigned, then delete its registration record.
+func TestFlowBrowseDeriveSimulateDelete(t *testing.T) {
+	target, _ := startEmulator(t, 300*time.Millisecond)
+	f := startFlow(t, target, false)
+
+	f.waitFor("browse", "hashed-fleet", emulator.TutorialGroupID, "2/2")
+	f.keys("/")
+	f.typeText("legacy")
+	f.waitFor("filter", "1/2")
+	f.keys("enter", "enter")
+	f.waitFor("open group", "Group mylegacydevices", "Primary key ••••••••", "0/0")
+
+	f.keys("x")
+	f.waitFor("derive from the group", "key loaded from group mylegacydevices")
+	f.typeText(flowRegID)
+	f.waitFor("derive", tutorialDeviceKey)
+	f.keys("esc")
+	f.keys("esc")
+	f.waitFor("back to the group", "Group mylegacydevices", "REGISTRATION ID")
+
+	f.keys("s")
+	f.waitFor("simulate", "Simulate device")
+	f.typeText(flowRegID)
+	f.keys("enter", "enter")
+	f.waitFor("simulate to assigned", "poll 1", "✓ assigned → hub", "substatus initialAssignment")
+	f.keys("ctrl+t")
+	f.waitFor("telemetry", "Telemetry: 1 sent")
+
+	f.keys("esc")
+	f.keys("r")
+	f.waitFor("record listed", flowRegID, "1/1")
+	f.keys("space", "d")
+	f.waitFor("confirm", "Delete 1 marked registration records of mylegacydevices?")
+	f.keys("y")
+	f.waitFor("deleted", "deleted 1 registration records", "0/0")
+
+	if _, err := target.Service.GetRegistrationState(context.Background(), flowRegID); !dps.IsNotFound(err) {
+		t.Fatalf("the record should be gone from the emulator, got %v", err)
+	}
+	f.keys("q")
+	f.tm.WaitFinished(t, teatest.WithFinalTimeout(5*time.Second))
+}
+
+// TestFlowReadOnlyHidesDestructiveActions: with --readonly the footer offers
+// no delete, and d does nothing.
+func TestFlowReadOnlyHidesDestructiveActions(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	f := startFlow(t, target, true)
+	f.waitFor("browse", "READ-ONLY", "hashed-fleet", "36")
+	if s := f.screen(); strings.Contains(s, "d delete") || strings.Contains(s, "n new") {
+		t.Fatalf("read-only footer offers destructive actions:\n%s", s)
+	}
+	f.keys("d")
+	time.Sleep(200 * time.Millisecond)
+	if strings.Contains(f.screen(), "Delete enrollment group") {
+		t.Fatal("d opened a delete dialog in read-only mode")
+	}
+}
+
+// TestFlowGroupDeleteOffersToDeleteRecordsFirst: the dialog states how many
+// records the group still has and deletes them before the group.
+func TestFlowGroupDeleteOffersToDeleteRecordsFirst(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	f := startFlow(t, target, false)
+	f.waitFor("browse", "hashed-fleet", "36")
+	f.keys("d") // the cursor is on hashed-fleet, the first group
+	f.waitFor("dialog", "It still has 36 registration records", "delete the 36 records first")
+	f.keys("r")
+	f.waitFor("deleted", "deleted enrollment group hashed-fleet", "1/1")
+	ctx := context.Background()
+	if _, err := target.Service.GetEnrollmentGroup(ctx, emulator.DemoHashedGroup); !dps.IsNotFound(err) {
+		t.Fatalf("group still there: %v", err)
+	}
+	page, err := target.Service.NewRegistrationStatePager(emulator.DemoHashedGroup, nil).NextPage(ctx)
+	if err != nil || len(page.Items) != 0 {
+		t.Fatalf("records left behind: %d, %v", len(page.Items), err)
+	}
+}
