@@ -73,11 +73,11 @@ func newDeriveView(c *Common, groupID, regID string) *deriveView {
 	return v
 }
 
-func (v *deriveView) id() int          { return v.vid }
-func (v *deriveView) Title() string    { return "Derive device key" }
-func (v *deriveView) Editing() bool    { return v.f.editing() }
-func (v *deriveView) Busy() bool       { return v.fetching }
-func (v *deriveView) Status() string   { return "" }
+func (v *deriveView) id() int        { return v.vid }
+func (v *deriveView) Title() string  { return "Derive device key" }
+func (v *deriveView) Editing() bool  { return v.f.editing() }
+func (v *deriveView) Busy() bool     { return v.fetching }
+func (v *deriveView) Status() string { return "" }
 func (v *deriveView) SetSize(w, _ int) {
 	if w >= wideDerive {
 		w -= commandsWidth + 1
