@@ -49,7 +49,7 @@ func newEnrollmentsListCmd(a *app) *cobra.Command {
 				return err
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
-				pager := t.client.NewEnrollmentPager(&dps.PagerOptions{PageSize: pageSize})
+				pager := t.client.NewEnrollmentPager(&dps.PagerOptions{PageSize: pageSize, Prefetch: true})
 				_, err := streamList(cmd.Context(), a.out, output, pager,
 					func(p dps.EnrollmentPage) []dps.IndividualEnrollment { return p.Items }, enrollmentColumns, enrollmentRow)
 				return err

@@ -74,7 +74,7 @@ func newGroupsListCmd(a *app) *cobra.Command {
 				return err
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
-				pager := t.client.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: pageSize})
+				pager := t.client.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: pageSize, Prefetch: true})
 				_, err := streamList(cmd.Context(), a.out, output, pager, func(p dps.EnrollmentGroupPage) []dps.EnrollmentGroup {
 					ids := make([]string, len(p.Items))
 					for i, g := range p.Items {

@@ -44,7 +44,7 @@ func newRegistrationsListCmd(a *app) *cobra.Command {
 				return usagef("flag --group is required: registration records are listed per enrollment group")
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
-				pager := t.client.NewRegistrationStatePager(group, &dps.PagerOptions{PageSize: pageSize})
+				pager := t.client.NewRegistrationStatePager(group, &dps.PagerOptions{PageSize: pageSize, Prefetch: true})
 				_, err := streamList(cmd.Context(), a.out, output, pager,
 					func(p dps.RegistrationStatePage) []dps.DeviceRegistrationState { return p.Items }, registrationColumns, registrationRow)
 				return err
