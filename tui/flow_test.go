@@ -139,6 +139,8 @@ func TestFlowBrowseDeriveSimulateDelete(t *testing.T) {
 	f.waitFor("simulate to assigned", "poll 1", "✓ assigned → hub", "substatus initialAssignment")
 	f.keys("ctrl+t")
 	f.waitFor("telemetry", "Telemetry: 1 sent")
+	f.keys("enter") // again: a registered device reprovisions (same hub: the substatus stays)
+	f.waitFor("reprovision", "✓ assigned → hub", "substatus initialAssignment", "Telemetry: 0 sent")
 
 	f.keys("esc")
 	f.keys("r")
