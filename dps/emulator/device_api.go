@@ -25,23 +25,61 @@ type devState struct {
 	webhook *http.Client
 	groups  groupCache
 
-	commits chan commitRequest
-	stop    chan struct{}
-	stopped chan struct{}
-
 	mu      sync.Mutex
 	pending map[string]*pendingOp // by operation id
 	closed  bool
+
+	recentMu  sync.Mutex
+	recent    map[string]*finishedOp // by operation id
+	nextSweep time.Time
 }
 
-// commitRequest asks the committer to write one registration.
-type commitRequest struct {
-	a    assignment
-	done chan error
+// finishedOp is a committed registration kept in memory for a while, so the
+// device's poll (usually within seconds) is answered without the database:
+// its token is checked against the keys that admitted the registration.
+type finishedOp struct {
+	rec                registration
+	primary, secondary keys.Key
+	expires            time.Time
 }
 
-// maxCommitBatch bounds how many registrations share one transaction.
-const maxCommitBatch = 256
+// recentFor is how long a finished operation is answered from memory; later
+// polls read the store.
+const recentFor = 30 * time.Second
+
+func (d *devState) remember(rec registration, adm admission) {
+	now := time.Now()
+	d.recentMu.Lock()
+	defer d.recentMu.Unlock()
+	if now.After(d.nextSweep) {
+		for id, op := range d.recent {
+			if now.After(op.expires) {
+				delete(d.recent, id)
+			}
+		}
+		d.nextSweep = now.Add(recentFor / 6)
+	}
+	d.recent[rec.OperationID] = &finishedOp{rec: rec, primary: adm.primary, secondary: adm.secondary, expires: now.Add(recentFor)}
+}
+
+// finished returns a remembered operation of rid whose keys signed the
+// request's token; nil sends the poll down the full path.
+func (d *devState) finished(r *http.Request, scope, rid, opID string) *finishedOp {
+	d.recentMu.Lock()
+	op := d.recent[opID]
+	d.recentMu.Unlock()
+	if op == nil || time.Now().After(op.expires) || !strings.EqualFold(op.rec.RegistrationID, rid) || !strings.EqualFold(scope, d.e.idScope) {
+		return nil
+	}
+	tok, err := keys.ParseSAS(r.Header.Get("Authorization"))
+	if err != nil || !strings.EqualFold(tok.KeyName, "registration") || !tok.Covers(scope+"/registrations/"+rid) || !time.Now().Before(tok.Expiry) {
+		return nil
+	}
+	if tok.SignatureMatches(op.primary) || !op.secondary.IsZero() && tok.SignatureMatches(op.secondary) {
+		return op
+	}
+	return nil
+}
 
 // pendingOp is a registration whose outcome is decided but that stays
 // "assigning" until its assignment delay has passed, then is committed.
@@ -56,66 +94,7 @@ func (d *devState) init(e *Emulator) {
 	d.e = e
 	d.webhook = &http.Client{Timeout: webhookTimeout}
 	d.pending = make(map[string]*pendingOp)
-	d.commits = make(chan commitRequest)
-	d.stop = make(chan struct{})
-	d.stopped = make(chan struct{})
-	go d.committer()
-}
-
-// committer is group commit: the registrations that arrive while one
-// transaction is being written go into the next one, so many devices share
-// an fsync and each still hears back only once its record is durable.
-func (d *devState) committer() {
-	defer close(d.stopped)
-	for {
-		var batch []commitRequest
-		select {
-		case <-d.stop:
-			return
-		case r := <-d.commits:
-			batch = append(batch, r)
-		}
-	fill:
-		for len(batch) < maxCommitBatch {
-			select {
-			case r := <-d.commits:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		as := make([]assignment, len(batch))
-		for i, r := range batch {
-			as[i] = r.a
-		}
-		err := d.e.store.commitAssignments(context.Background(), as)
-		if err != nil && len(batch) > 1 {
-			// One bad registration must not fail the others: retry alone.
-			for _, r := range batch {
-				r.done <- d.e.store.commitAssignments(context.Background(), []assignment{r.a})
-			}
-			continue
-		}
-		for _, r := range batch {
-			r.done <- err
-		}
-	}
-}
-
-var errClosing = errors.New("the emulator is shutting down")
-
-// commit writes a registration through the committer and waits until it is
-// durable.
-func (d *devState) commit(ctx context.Context, a assignment) error {
-	r := commitRequest{a: a, done: make(chan error, 1)}
-	select {
-	case d.commits <- r:
-	case <-d.stop:
-		return errClosing
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return <-r.done
+	d.recent = make(map[string]*finishedOp)
 }
 
 // close commits nothing more: pending registrations stay "assigning" in the
@@ -130,8 +109,6 @@ func (d *devState) close() {
 		}
 		delete(d.pending, id)
 	}
-	close(d.stop)
-	<-d.stopped
 }
 
 // maxRegistrationBody is DPS's message size limit (96 KB).
@@ -374,10 +351,12 @@ func (e *Emulator) deviceRegister(w http.ResponseWriter, r *http.Request, scope,
 	if delay <= 0 {
 		// Committed before the answer, so the first poll finds it. Still
 		// 202 + assigning: some clients expect the register to be accepted.
-		if err := e.dev.commit(ctx, commit); err != nil {
+		saved, err := e.store.commitAssignment(ctx, commit)
+		if err != nil {
 			e.writeAdmitError(w, "", err)
 			return
 		}
+		e.dev.remember(saved, adm)
 	} else {
 		pending := rec
 		pending.Status, pending.DeviceID = dps.StatusAssigning, ""
@@ -385,7 +364,7 @@ func (e *Emulator) deviceRegister(w http.ResponseWriter, r *http.Request, scope,
 			e.writeAdmitError(w, "", err)
 			return
 		}
-		if !e.dev.schedule(opID, rid, delay, commit) {
+		if !e.dev.schedule(opID, rid, delay, commit, adm) {
 			writeError(w, http.StatusServiceUnavailable, codeInternal, "the emulator is shutting down")
 			return
 		}
@@ -396,7 +375,7 @@ func (e *Emulator) deviceRegister(w http.ResponseWriter, r *http.Request, scope,
 }
 
 // schedule commits a decided registration once delay has passed.
-func (d *devState) schedule(opID, rid string, delay time.Duration, a assignment) bool {
+func (d *devState) schedule(opID, rid string, delay time.Duration, a assignment, adm admission) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -404,8 +383,10 @@ func (d *devState) schedule(opID, rid string, delay time.Duration, a assignment)
 	}
 	op := &pendingOp{registrationID: rid, readyAt: time.Now().Add(delay), done: make(chan struct{})}
 	op.timer = time.AfterFunc(delay, func() {
-		if err := d.commit(context.Background(), a); err != nil {
+		if saved, err := d.e.store.commitAssignment(context.Background(), a); err != nil {
 			d.e.log.Error("commit registration", "registrationId", rid, "err", err)
+		} else {
+			d.remember(saved, adm)
 		}
 		d.mu.Lock()
 		delete(d.pending, opID)
@@ -424,6 +405,10 @@ func (d *devState) lookup(opID string) *pendingOp {
 
 func (e *Emulator) devicePoll(w http.ResponseWriter, r *http.Request, scope, rid, opID string) {
 	ctx := r.Context()
+	if op := e.dev.finished(r, scope, rid, opID); op != nil {
+		writeJSON(w, http.StatusOK, operationStatus(op.rec))
+		return
+	}
 	if _, msg, err := e.admit(ctx, r, scope, rid); err != nil {
 		e.writeAdmitError(w, msg, err)
 		return

@@ -87,32 +87,31 @@ type assignment struct {
 	removeID  string
 }
 
-// commitAssignments writes registrations in one transaction: one fsync for
-// the lot.
-func (s *store) commitAssignments(ctx context.Context, as []assignment) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		for _, a := range as {
-			if a.removeHub != 0 && (a.device == nil || a.removeHub != a.device.Hub || a.removeID != a.device.DeviceID) {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM hub_devices WHERE hub = ? AND device_id = ?`, a.removeHub, a.removeID); err != nil {
-					return err
-				}
-			}
-			if a.device != nil {
-				if _, err := putHubDeviceTx(ctx, tx, *a.device); err != nil {
-					return err
-				}
-			}
-			if _, err := putRegistrationTx(ctx, tx, a.rec); err != nil {
+// commitAssignment writes a registration: the record, the device identity
+// in the assigned hub, and the removal from the hub the device leaves, in
+// one transaction (the store's group commit shares its fsync with others).
+func (s *store) commitAssignment(ctx context.Context, a assignment) (registration, error) {
+	rec := a.rec
+	return rec, s.tx(ctx, func(tx *sql.Tx) error {
+		if a.removeHub != 0 && (a.device == nil || a.removeHub != a.device.Hub || a.removeID != a.device.DeviceID) {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM hub_devices WHERE hub = ? AND device_id = ?`, a.removeHub, a.removeID); err != nil {
 				return err
 			}
 		}
-		return nil
+		if a.device != nil {
+			if _, err := putHubDeviceTx(ctx, tx, *a.device); err != nil {
+				return err
+			}
+		}
+		var err error
+		rec, err = putRegistrationTx(ctx, tx, a.rec)
+		return err
 	})
 }
 
 // countMessage records one device-to-cloud message.
 func (s *store) countMessage(ctx context.Context, hub int, deviceID string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE hub_devices SET message_count = message_count + 1, last_activity = ? WHERE hub = ? AND device_id = ?`,
+	res, err := s.exec(ctx, `UPDATE hub_devices SET message_count = message_count + 1, last_activity = ? WHERE hub = ? AND device_id = ?`,
 		time.Now().UnixNano(), hub, deviceID)
 	if err != nil {
 		return err
