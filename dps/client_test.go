@@ -236,7 +236,14 @@ func TestPathEscapingAndIfMatch(t *testing.T) {
 }
 
 func TestPagerFollowsContinuation(t *testing.T) {
+	for _, prefetch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("prefetch=%v", prefetch), func(t *testing.T) { testPager(t, prefetch) })
+	}
+}
+
+func testPager(t *testing.T, prefetch bool) {
 	const total = 23
+	var mu sync.Mutex
 	var requests []string
 	c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.URL.Path != "/registrations/grp/query" {
@@ -245,7 +252,9 @@ func TestPagerFollowsContinuation(t *testing.T) {
 		}
 		size, _ := strconv.Atoi(r.Header.Get(headerMaxItemCount))
 		start, _ := strconv.Atoi(r.Header.Get(headerContinuation))
+		mu.Lock()
 		requests = append(requests, r.Header.Get(headerContinuation))
+		mu.Unlock()
 		var items []DeviceRegistrationState
 		for i := start; i < min(start+size, total); i++ {
 			items = append(items, DeviceRegistrationState{RegistrationID: fmt.Sprintf("dev-%02d", i)})
@@ -257,7 +266,7 @@ func TestPagerFollowsContinuation(t *testing.T) {
 	}, nil)
 
 	var ids []string
-	pager := c.NewRegistrationStatePager("grp", &PagerOptions{PageSize: 5})
+	pager := c.NewRegistrationStatePager("grp", &PagerOptions{PageSize: 5, Prefetch: prefetch})
 	for pager.More() {
 		page, err := pager.NextPage(context.Background())
 		if err != nil {
@@ -270,15 +279,29 @@ func TestPagerFollowsContinuation(t *testing.T) {
 	if len(ids) != total || ids[0] != "dev-00" || ids[total-1] != "dev-22" {
 		t.Errorf("got %d items %v", len(ids), ids)
 	}
+	mu.Lock()
 	if want := []string{"", "5", "10", "15", "20"}; fmt.Sprint(requests) != fmt.Sprint(want) {
 		t.Errorf("continuation tokens sent %q, want %q", requests, want)
 	}
+	mu.Unlock()
 
 	// Resuming from a token starts there.
-	pager = c.NewRegistrationStatePager("grp", &PagerOptions{PageSize: 10, ContinuationToken: "20"})
+	pager = c.NewRegistrationStatePager("grp", &PagerOptions{PageSize: 10, ContinuationToken: "20", Prefetch: prefetch})
 	page, err := pager.NextPage(context.Background())
 	if err != nil || len(page.Items) != 3 || page.ContinuationToken != "" || pager.More() {
 		t.Errorf("resume: %d items, token %q, err %v", len(page.Items), page.ContinuationToken, err)
+	}
+
+	// A prefetch cut short by its caller's context is fetched again.
+	ctx, cancel := context.WithCancel(context.Background())
+	pager = c.NewRegistrationStatePager("grp", &PagerOptions{PageSize: 10, Prefetch: prefetch})
+	if _, err := pager.NextPage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	page, err = pager.NextPage(context.Background())
+	if err != nil || len(page.Items) != 10 || page.Items[0].RegistrationID != "dev-10" {
+		t.Errorf("after a cancelled context: %d items, err %v", len(page.Items), err)
 	}
 }
 
