@@ -111,3 +111,15 @@ func TestHashedReRegistrationKeepsHub(t *testing.T) {
 		t.Errorf("service API lists %d records, want %d", got, n)
 	}
 }
+
+func BenchmarkRendezvous(b *testing.B) {
+	hubs := []linkedHub{{HostName: "a.azure-devices.net", Weight: 1}, {HostName: "b.azure-devices.net", Weight: 1}}
+	ids := make([]string, 1024)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("device-%05d", i)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		rendezvous(ids[i%len(ids)], hubs)
+	}
+}
