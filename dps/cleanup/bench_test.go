@@ -10,7 +10,10 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 )
 
-var benchRecords = flag.Int("cleanup.records", 100000, "orphaned records BenchmarkRunDeletes deletes")
+var (
+	benchRecords     = flag.Int("cleanup.records", 100000, "orphaned records BenchmarkRunDeletes deletes")
+	benchConcurrency = flag.Int("cleanup.concurrency", DefaultConcurrency, "RunOptions.Concurrency of BenchmarkRunDeletes")
+)
 
 // BenchmarkRunDeletes deletes -cleanup.records orphaned records (100,000 by
 // default) from an unthrottled emulator and reports records/s. Seeding and
@@ -31,7 +34,7 @@ func BenchmarkRunDeletes(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		sum, err := f.engine.Run(ctx, job, RunOptions{}, nil)
+		sum, err := f.engine.Run(ctx, job, RunOptions{Concurrency: *benchConcurrency}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
