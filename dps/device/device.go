@@ -187,11 +187,10 @@ type handler struct {
 	key      keys.Key
 	progress func(Event)
 
-	opID   string
-	polls  []time.Time // start times of the last pollBurst polls
-	status dps.RegistrationStatus
-	final  *dps.RegistrationOperationStatus
-	resp   *http.Response
+	opID  string
+	polls []time.Time // start times of the last pollBurst polls
+	final *dps.RegistrationOperationStatus
+	resp  *http.Response
 }
 
 func (h *handler) emit(e Event) {
@@ -252,7 +251,6 @@ func (h *handler) Poll(ctx context.Context) (*http.Response, error) {
 
 // update records a status; a terminal one ends the operation.
 func (h *handler) update(resp *http.Response, st *dps.RegistrationOperationStatus) {
-	h.status = st.Status
 	h.resp = resp
 	switch st.Status {
 	case dps.StatusAssigned, dps.StatusFailed, dps.StatusDisabled:
@@ -308,14 +306,16 @@ func (h *handler) read(resp *http.Response) (*dps.RegistrationOperationStatus, e
 		return nil, fmt.Errorf("DPS answered HTTP %d with a body that is not a registration status: %w", resp.StatusCode, err)
 	}
 	switch st.Status {
-	case dps.StatusAssigning, dps.StatusUnassigned, dps.StatusAssigned, dps.StatusFailed, dps.StatusDisabled:
+	case dps.StatusAssigned, dps.StatusFailed, dps.StatusDisabled:
+	case dps.StatusAssigning, dps.StatusUnassigned:
+		// Still running: the operation id is what we poll.
+		if st.OperationID == "" && h.opID == "" {
+			return nil, fmt.Errorf("DPS answered HTTP %d %s without an operation id to poll", resp.StatusCode, st.Status)
+		}
 	default:
 		return nil, fmt.Errorf("DPS answered HTTP %d with unknown registration status %q", resp.StatusCode, st.Status)
 	}
-	if st.OperationID == "" && h.opID == "" && st.Status != dps.StatusAssigned && st.Status != dps.StatusFailed && st.Status != dps.StatusDisabled {
-		return nil, fmt.Errorf("DPS answered HTTP %d without an operation id", resp.StatusCode)
-	}
-	if st.OperationID != "" && h.opID == "" {
+	if h.opID == "" {
 		h.opID = st.OperationID
 	}
 	return &st, nil
