@@ -57,7 +57,7 @@ const DeviceKeyLen = 44
 // after the two key blocks (as crypto/hmac does after its first Reset) and
 // pads the other two itself, so each key costs exactly two block
 // compressions. crypto/hmac's Sum pads through extra copies and writes; on
-// the bench machine doing it here cuts a key from ~240 ns to ~160 ns.
+// the bench machine doing it here cuts the HMAC from ~240 ns to ~165 ns.
 type Deriver struct {
 	groupKey Key
 	fast     *rawHMAC  // nil when the self-check failed: then mac is used
