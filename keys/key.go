@@ -1,6 +1,7 @@
 // Package keys holds the pure crypto and identity rules of DPS: symmetric keys,
 // device-key derivation, registration-ID rules, SAS tokens and connection
-// strings. It does no I/O.
+// strings. It opens no files and makes no network calls: DeriveStream works
+// on the reader and writer it is given.
 package keys
 
 import (
