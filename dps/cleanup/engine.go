@@ -53,10 +53,10 @@ func (e *Engine) hub(host string) Hub {
 	return nil
 }
 
-// Event is what Scan, Run and DeleteGroup report while they work:
+// Event is what Scan, PlanGroupDeletion and Run report while they work:
 // ScanProgress, Progress or Failure. Events are sent on the caller's channel
-// (which may be nil); a slow reader slows the work, it never loses the last
-// event.
+// (which may be nil) and wait for the reader, so read until the call
+// returns; once ctx ends, no more are sent.
 type Event interface{ event() }
 
 func (ScanProgress) event() {}

@@ -46,7 +46,6 @@ type Job struct {
 
 	dir      string
 	outcomes []Outcome // last logged outcome per action
-	errors   []string  // last logged error per action
 }
 
 const (
@@ -78,7 +77,6 @@ func (e *Engine) newJob(actions []Action, sel Selection) (*Job, error) {
 		Selection: sel,
 		Actions:   actions,
 		outcomes:  make([]Outcome, len(actions)),
-		errors:    make([]string, len(actions)),
 	}
 	j.dir = filepath.Join(jobsDir(e.StateDir), j.ID)
 	if err := os.MkdirAll(j.dir, 0o700); err != nil {
@@ -166,7 +164,6 @@ func (e *Engine) OpenJob(id string) (*Job, error) {
 		return nil, fmt.Errorf("cleanup: job %s was made for DPS %s, but the target is %s", id, j.Host, e.DPS.Host())
 	}
 	j.outcomes = make([]Outcome, len(j.Actions))
-	j.errors = make([]string, len(j.Actions))
 	if err := j.readLog(); err != nil {
 		return nil, err
 	}
@@ -191,7 +188,7 @@ func (j *Job) readLog() error {
 		if err := json.Unmarshal(line, &l); err != nil || l.N < 0 || l.N >= len(j.Actions) {
 			return fmt.Errorf("cleanup: the log of job %s is damaged at %q", j.ID, bytes.TrimSpace(line))
 		}
-		j.outcomes[l.N], j.errors[l.N] = l.Outcome, l.Error
+		j.outcomes[l.N] = l.Outcome
 	}
 	if whole < len(data) {
 		if err := os.Truncate(path, int64(whole)); err != nil {
@@ -202,12 +199,6 @@ func (j *Job) readLog() error {
 }
 
 func sameHost(a, b string) bool { return strings.EqualFold(a, b) }
-
-// Dir is where the job's files are.
-func (j *Job) Dir() string { return j.dir }
-
-// Outcome returns the last logged outcome of action n ("" if none yet).
-func (j *Job) Outcome(n int) Outcome { return j.outcomes[n] }
 
 // Pending counts the actions not settled yet.
 func (j *Job) Pending() int {

@@ -312,7 +312,7 @@ func ifMatch(etag string) *dps.WriteOptions {
 
 func (r *runner) settle(n int, o Outcome, errText string) {
 	r.mu.Lock()
-	r.job.outcomes[n], r.job.errors[n] = o, errText
+	r.job.outcomes[n] = o
 	if o.final() {
 		r.tally[o]++
 	}
