@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 // benchIDs are realistic registration IDs (36 characters, like the tutorial's).
@@ -87,6 +88,34 @@ func BenchmarkValidateRegistrationID(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := ValidateRegistrationID(id); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSignSAS is what every client request pays when it renews its token.
+func BenchmarkSignSAS(b *testing.B) {
+	k := mustKey(b, tutorialDevKey)
+	exp := time.Unix(1700000000, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		SignSAS("0ne00000A0A/registrations/"+tutorialRegID, k, "registration", exp)
+	}
+}
+
+// BenchmarkParseVerifySAS is what the emulator pays per request.
+func BenchmarkParseVerifySAS(b *testing.B) {
+	k := mustKey(b, tutorialDevKey)
+	resource := "0ne00000A0A/registrations/" + tutorialRegID
+	tok := SignSAS(resource, k, "registration", time.Unix(1700000000, 0))
+	now := time.Unix(1600000000, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		sas, err := ParseSAS(tok)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := sas.Verify(k, resource, now); err != nil {
 			b.Fatal(err)
 		}
 	}
