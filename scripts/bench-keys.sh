@@ -13,6 +13,9 @@
 # Usage: scripts/bench-keys.sh [N]   (N IDs, default 1000000)
 set -euo pipefail
 
+for c in go node openssl xxd base64 awk; do
+	command -v "$c" >/dev/null || { echo "bench-keys.sh needs $c on PATH" >&2; exit 2; }
+done
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
 SAMPLE=200
