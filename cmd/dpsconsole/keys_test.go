@@ -71,6 +71,19 @@ func TestKeysDeriveSingleIsBare(t *testing.T) {
 	}
 }
 
+func TestKeysDeriveSingleToFile(t *testing.T) {
+	t.Setenv(groupKeyEnv, tutGroupKey)
+	outFile := filepath.Join(t.TempDir(), "device.key")
+	code, out, errOut := keysRun(t, "", "keys", "derive", "--registration-id", tutRegID, "--output-file", outFile)
+	got, err := os.ReadFile(outFile)
+	if code != 0 || out != "" || errOut != "" || err != nil || string(got) != tutDevKey+"\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q, file %q (%v)", code, out, errOut, got, err)
+	}
+	if fi, _ := os.Stat(outFile); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
 func TestKeysDeriveUpperCaseWarns(t *testing.T) {
 	t.Setenv(groupKeyEnv, tutGroupKey)
 	code, out, errOut := keysRun(t, "", "keys", "derive", "--registration-id", strings.ToUpper(tutRegID))
