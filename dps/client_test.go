@@ -395,6 +395,25 @@ func TestUntrustedServerFailsFastWithHint(t *testing.T) {
 	}
 }
 
+func TestBulkStopsWhenCredentialsAreRefused(t *testing.T) {
+	var calls atomic.Int32
+	c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		writeJSON(w, 401, ErrorDetails{ErrorCode: 401002, Message: "Unauthorized"})
+	}, nil)
+	groups := make([]EnrollmentGroup, 25)
+	for i := range groups {
+		groups[i] = EnrollmentGroup{EnrollmentGroupID: fmt.Sprintf("g-%d", i), Attestation: AttestationMechanism{Type: AttestationSymmetricKey}}
+	}
+	res, err := c.RunEnrollmentGroupBulk(context.Background(), BulkEnrollmentGroupOperation{Mode: BulkCreate, EnrollmentGroups: groups})
+	if ErrorCodeOf(err) != 401002 || calls.Load() != 1 {
+		t.Fatalf("err %v after %d calls", err, calls.Load())
+	}
+	if len(res.Errors) != 25 || res.Errors[24].EnrollmentGroupID != "g-24" || res.Errors[24].ErrorCode != 401002 {
+		t.Errorf("every group must be reported failed: %d errors", len(res.Errors))
+	}
+}
+
 func TestTransportRejectsNonPEM(t *testing.T) {
 	if _, err := NewTransport([]byte("not a certificate")); err == nil {
 		t.Fatal("accepted a CA file with no certificate")

@@ -26,16 +26,6 @@ list them with "registrations list --group ID".`,
 	return cmd
 }
 
-// withTarget runs fn against the resolved target and closes it afterwards.
-func (a *app) withTarget(ctx context.Context, fn func(*target) error) error {
-	t, err := a.openTarget(ctx)
-	if err != nil {
-		return err
-	}
-	defer t.Close()
-	return fn(t)
-}
-
 // rememberGroups records group IDs in the known-groups journal, which is how
 // cleanup later finds the registration records of a group deleted elsewhere.
 // A journal problem is reported but does not fail the command.

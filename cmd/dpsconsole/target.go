@@ -90,6 +90,16 @@ func (a *app) openTarget(ctx context.Context) (*target, error) {
 	}, nil
 }
 
+// withTarget runs fn against the resolved target and closes it afterwards.
+func (a *app) withTarget(ctx context.Context, fn func(*target) error) error {
+	t, err := a.openTarget(ctx)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	return fn(t)
+}
+
 func (a *app) openEmulator(ctx context.Context) (*target, error) {
 	dir := filepath.Join(a.stateDir, "emulator")
 	emu, err := emulator.Start(ctx, emulator.Options{
