@@ -3,6 +3,7 @@ package cleanup
 import (
 	"context"
 	"flag"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -10,15 +11,19 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 )
 
-var (
-	benchRecords     = flag.Int("cleanup.records", 100000, "orphaned records BenchmarkRunDeletes deletes")
-	benchConcurrency = flag.Int("cleanup.concurrency", DefaultConcurrency, "RunOptions.Concurrency of BenchmarkRunDeletes")
-)
+var benchRecords = flag.Int("cleanup.records", 100000, "orphaned records BenchmarkRunDeletes deletes")
 
 // BenchmarkRunDeletes deletes -cleanup.records orphaned records (100,000 by
-// default) from an unthrottled emulator and reports records/s. Seeding and
-// scanning are outside the timed part.
+// default) from an unthrottled emulator and reports records/s, at several
+// concurrency ceilings side by side. Seeding and scanning are outside the
+// timed part.
 func BenchmarkRunDeletes(b *testing.B) {
+	for _, c := range []int{16, DefaultConcurrency, 64} {
+		b.Run(fmt.Sprintf("concurrency=%d", c), func(b *testing.B) { benchmarkRunDeletes(b, c) })
+	}
+}
+
+func benchmarkRunDeletes(b *testing.B, concurrency int) {
 	for range b.N {
 		b.StopTimer()
 		f := startFixture(b, emulator.Options{})
@@ -34,7 +39,7 @@ func BenchmarkRunDeletes(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		sum, err := f.engine.Run(ctx, job, RunOptions{Concurrency: *benchConcurrency}, nil)
+		sum, err := f.engine.Run(ctx, job, RunOptions{Concurrency: concurrency}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
