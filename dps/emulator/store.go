@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -40,6 +41,7 @@ var (
 // write acknowledged to a client survives a process kill and a power loss.
 type store struct {
 	w, r   *sql.DB
+	ws, rs stmtCache // prepared statements of hot paths: parsing costs as much as running them
 	writes chan writeReq
 	quit   chan struct{}
 	done   chan struct{}
@@ -159,11 +161,15 @@ func openStore(dir string) (s *store, fresh bool, err error) {
 	n := max(4, runtime.GOMAXPROCS(0)*2)
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	s = &store{w: w, r: r, writes: make(chan writeReq), quit: make(chan struct{}), done: make(chan struct{})}
+	s = &store{w: w, r: r, ws: stmtCache{db: w}, rs: stmtCache{db: r}, writes: make(chan writeReq), quit: make(chan struct{}), done: make(chan struct{})}
 	go s.writer()
 	if _, err := w.Exec(schema); err != nil {
 		s.close()
 		return nil, false, fmt.Errorf("open the emulator database %s: %w", path, err)
+	}
+	if err := s.prepareWrites(context.Background()); err != nil {
+		s.close()
+		return nil, false, err
 	}
 	// A seed that did not finish leaves no "seeded" mark; treat it as fresh.
 	if !fresh {
@@ -177,7 +183,100 @@ func openStore(dir string) (s *store, fresh bool, err error) {
 func (s *store) close() error {
 	close(s.quit)
 	<-s.done
+	s.ws.close()
+	s.rs.close()
 	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// stmtCache prepares each query once per database handle. The write cache
+// is filled at open only: preparing needs the one write connection, which the
+// writer holds during a transaction.
+type stmtCache struct {
+	db *sql.DB
+	m  sync.Map // query -> *sql.Stmt
+}
+
+func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := c.m.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := c.m.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.m.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
+}
+
+// Write statements of the hot paths, prepared at open.
+const (
+	sqlSavepoint  = `SAVEPOINT w`
+	sqlRollbackTo = `ROLLBACK TO w`
+	sqlRelease    = `RELEASE w`
+)
+
+func docSelectSQL(table string) string {
+	return `SELECT etag, created FROM ` + table + ` WHERE id_key = ?`
+}
+func docUpsertSQL(table string) string {
+	return `INSERT INTO ` + table + `(id_key, etag, created, doc, public_doc) VALUES(?, ?, ?, ?, ?)
+		ON CONFLICT(id_key) DO UPDATE SET etag = excluded.etag, doc = excluded.doc, public_doc = excluded.public_doc`
+}
+func etagSelectSQL(table, keyCol string) string {
+	return `SELECT etag FROM ` + table + ` WHERE ` + keyCol + ` = ?`
+}
+func deleteSQL(table, keyCol string) string {
+	return `DELETE FROM ` + table + ` WHERE ` + keyCol + ` = ?`
+}
+
+func (s *store) prepareWrites(ctx context.Context) error {
+	qs := []string{sqlSavepoint, sqlRollbackTo, sqlRelease}
+	for _, t := range []string{"groups", "enrollments"} {
+		qs = append(qs, docSelectSQL(t), docUpsertSQL(t), etagSelectSQL(t, "id_key"), deleteSQL(t, "id_key"))
+	}
+	qs = append(qs, etagSelectSQL("registrations", "rid_key"), deleteSQL("registrations", "rid_key"))
+	for _, q := range qs {
+		if _, err := s.ws.get(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// txExec runs a statement inside the write transaction, prepared if it is
+// one of the hot ones.
+func (s *store) txExec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if st, ok := s.ws.m.Load(query); ok {
+		return tx.StmtContext(ctx, st.(*sql.Stmt)).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, query, args...)
+}
+
+// txQueryRow is txExec for a one-row query.
+func (s *store) txQueryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	if st, ok := s.ws.m.Load(query); ok {
+		return tx.StmtContext(ctx, st.(*sql.Stmt)).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, query, args...)
+}
+
+// queryRow runs a cached one-row read query.
+func (s *store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := s.rs.get(ctx, query)
+	if err != nil {
+		return s.r.QueryRowContext(ctx, query, args...) // reports the same error
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 // tx runs fn in a write transaction and returns once it is committed. fn's
@@ -237,7 +336,7 @@ func (s *store) commitGroup(batch []writeReq) {
 	tx, err := s.w.Begin()
 	if err == nil {
 		for i, req := range batch {
-			errs[i] = runSavepoint(tx, req)
+			errs[i] = s.runSavepoint(tx, req)
 		}
 		err = tx.Commit()
 	}
@@ -251,19 +350,20 @@ func (s *store) commitGroup(batch []writeReq) {
 
 // runSavepoint runs one write inside the group transaction, undoing just its
 // own changes when it fails.
-func runSavepoint(tx *sql.Tx, req writeReq) error {
+func (s *store) runSavepoint(tx *sql.Tx, req writeReq) error {
 	if err := req.ctx.Err(); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(`SAVEPOINT w`); err != nil {
+	bg := context.Background()
+	if _, err := s.txExec(bg, tx, sqlSavepoint); err != nil {
 		return err
 	}
 	if err := req.fn(tx); err != nil {
-		tx.Exec(`ROLLBACK TO w`)
-		tx.Exec(`RELEASE w`)
+		s.txExec(bg, tx, sqlRollbackTo)
+		s.txExec(bg, tx, sqlRelease)
 		return err
 	}
-	_, err := tx.Exec(`RELEASE w`)
+	_, err := s.txExec(bg, tx, sqlRelease)
 	return err
 }
 
@@ -338,7 +438,7 @@ func (s *store) writeDoc(ctx context.Context, table, id, ifMatch string, mustBeN
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var etag string
 		var created int64
-		err := tx.QueryRowContext(ctx, `SELECT etag, created FROM `+table+` WHERE id_key = ?`, idKey(id)).Scan(&etag, &created)
+		err := s.txQueryRow(ctx, tx, docSelectSQL(table), idKey(id)).Scan(&etag, &created)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			if !noPrecondition(ifMatch) {
@@ -357,8 +457,7 @@ func (s *store) writeDoc(ctx context.Context, table, id, ifMatch string, mustBeN
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO `+table+`(id_key, etag, created, doc, public_doc) VALUES(?, ?, ?, ?, ?)
-			ON CONFLICT(id_key) DO UPDATE SET etag = excluded.etag, doc = excluded.doc, public_doc = excluded.public_doc`,
+		_, err = s.txExec(ctx, tx, docUpsertSQL(table),
 			idKey(id), etag, created, doc, public)
 		return err
 	})
@@ -402,7 +501,7 @@ func (s *store) group(ctx context.Context, id string) (dps.EnrollmentGroup, erro
 // doc returns one stored JSON document (col doc or public_doc).
 func (s *store) doc(ctx context.Context, table, col, id string) ([]byte, error) {
 	var doc []byte
-	err := s.r.QueryRowContext(ctx, `SELECT `+col+` FROM `+table+` WHERE id_key = ?`, idKey(id)).Scan(&doc)
+	err := s.queryRow(ctx, `SELECT `+col+` FROM `+table+` WHERE id_key = ?`, idKey(id)).Scan(&doc)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNotFound
 	}
@@ -412,13 +511,17 @@ func (s *store) doc(ctx context.Context, table, col, id string) ([]byte, error) 
 // publicDocs lists groups or enrollments as GET shows them, after the key
 // cursor, in ID order, with the cursor of the next page ("" on the last).
 func (s *store) publicDocs(ctx context.Context, table, after string, limit int) ([]json.RawMessage, string, error) {
-	return docPage(ctx, s.r, `SELECT id_key, public_doc FROM `+table+` WHERE id_key > ? ORDER BY id_key LIMIT ?`, limit, after, limit+1)
+	return s.docPage(ctx, `SELECT id_key, public_doc FROM `+table+` WHERE id_key > ? ORDER BY id_key LIMIT ?`, limit, after, limit+1)
 }
 
 // docPage runs a keyset page query selecting (key, document) rows, one more
 // than limit to learn whether another page follows.
-func docPage(ctx context.Context, db *sql.DB, query string, limit int, args ...any) ([]json.RawMessage, string, error) {
-	rows, err := db.QueryContext(ctx, query, args...)
+func (s *store) docPage(ctx context.Context, query string, limit int, args ...any) ([]json.RawMessage, string, error) {
+	st, err := s.rs.get(ctx, query)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, "", err
 	}
@@ -447,7 +550,7 @@ func (s *store) deleteGroup(ctx context.Context, id, ifMatch string) error {
 func (s *store) deleteDoc(ctx context.Context, table, keyCol, key, ifMatch string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		var etag string
-		err := tx.QueryRowContext(ctx, `SELECT etag FROM `+table+` WHERE `+keyCol+` = ?`, key).Scan(&etag)
+		err := s.txQueryRow(ctx, tx, etagSelectSQL(table, keyCol), key).Scan(&etag)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errNotFound
 		}
@@ -457,7 +560,7 @@ func (s *store) deleteDoc(ctx context.Context, table, keyCol, key, ifMatch strin
 		if !ifMatchOK(ifMatch, etag) {
 			return errPrecondition
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE `+keyCol+` = ?`, key)
+		_, err = s.txExec(ctx, tx, deleteSQL(table, keyCol), key)
 		return err
 	})
 }
@@ -535,7 +638,7 @@ func scanRegistration(row scanner) (registration, error) {
 
 // registration returns the record of a registration ID (case-insensitive).
 func (s *store) registration(ctx context.Context, registrationID string) (registration, error) {
-	r, err := scanRegistration(s.r.QueryRowContext(ctx, `SELECT `+registrationColumns+` FROM registrations WHERE rid_key = ?`, idKey(registrationID)))
+	r, err := scanRegistration(s.queryRow(ctx, `SELECT `+registrationColumns+` FROM registrations WHERE rid_key = ?`, idKey(registrationID)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, errNotFound
 	}
@@ -601,7 +704,7 @@ func (s *store) deleteRegistration(ctx context.Context, registrationID, ifMatch 
 // registrationDocs lists the records admitted by a group, after the cursor,
 // as their JSON documents: a listing copies them out without decoding.
 func (s *store) registrationDocs(ctx context.Context, groupID, after string, limit int) ([]json.RawMessage, string, error) {
-	return docPage(ctx, s.r, `SELECT rid_key, doc FROM registrations
+	return s.docPage(ctx, `SELECT rid_key, doc FROM registrations
 		WHERE group_key = ? AND rid_key > ? ORDER BY rid_key LIMIT ?`, limit, idKey(groupID), after, limit+1)
 }
 
