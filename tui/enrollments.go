@@ -35,6 +35,12 @@ type enrollmentsPageMsg struct {
 	err   error
 }
 
+// enrollmentShownMsg carries one enrollment read in full (keys included).
+type enrollmentShownMsg struct {
+	e   dps.IndividualEnrollment
+	err error
+}
+
 type enrollmentChangedMsg struct {
 	what string
 	err  error
@@ -118,6 +124,13 @@ func (v *enrollmentsView) Update(msg tea.Msg) tea.Cmd {
 			return v.fetch()
 		}
 		return nil
+	case enrollmentShownMsg:
+		v.working = false
+		if msg.err != nil {
+			return flashErr(fmt.Errorf("reading the enrollment: %s", dps.ErrorMessage(msg.err)))
+		}
+		v.shown = &msg.e
+		return nil
 	case enrollmentChangedMsg:
 		v.working = false
 		if msg.err != nil {
@@ -173,7 +186,15 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case !ok:
 		return nil
 	case k.Open.Matches(msg):
-		v.shown = &e
+		v.working = true
+		id, svc, ctx := e.RegistrationID, v.c.Target.Service, v.c.Ctx
+		return do(v.vid, func() tea.Msg {
+			full, err := svc.GetEnrollment(ctx, id)
+			if err == nil && full.Attestation.Type == dps.AttestationSymmetricKey {
+				full.Attestation, err = svc.GetEnrollmentAttestation(ctx, id)
+			}
+			return enrollmentShownMsg{e: full, err: err}
+		})
 	case k.Delete.Matches(msg):
 		id, svc, ctx := e.RegistrationID, v.c.Target.Service, v.c.Ctx
 		v.confirm = &confirm{

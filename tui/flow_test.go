@@ -192,3 +192,91 @@ func TestFlowGroupDeleteOffersToDeleteRecordsFirst(t *testing.T) {
 		t.Fatalf("records left behind: %d, %v", len(page.Items), err)
 	}
 }
+
+// TestFlowTutorialEndToEnd runs every tutorial step for real and checks that
+// the clean-up left nothing behind: record, group and hub device.
+func TestFlowTutorialEndToEnd(t *testing.T) {
+	target, _ := startEmulator(t, 200*time.Millisecond)
+	f := startFlow(t, target, false)
+	f.waitFor("browse", "hashed-fleet")
+	f.keys(":")
+	f.typeText("tutorial")
+	f.keys("enter")
+	f.waitFor("open", "[▸] 1. Create a symmetric-key enrollment group")
+	f.keys("enter")
+	f.waitFor("group", "[✓] 1.", "created group dpsconsole-tutorial-", "[▸] 2.")
+	f.keys("enter") // keep the tutorial's registration ID
+	f.waitFor("id", "[✓] 2.", "[▸] 3.")
+	f.keys("enter")
+	f.waitFor("derive", "[✓] 3.", "device key ")
+	f.keys("enter")
+	f.waitFor("provision", "[✓] 4.", "assigned to 127.0.0.1:")
+	f.keys("enter")
+	f.waitFor("telemetry", "[✓] 5.", "1 message(s) accepted")
+	f.keys("enter")
+	f.waitFor("record", "[✓] 6.", "record "+tutorialDefaultID+": assigned")
+	f.keys("enter")
+	f.waitFor("clean up", "[✓] 7.", "deleted the record and the group, then device "+tutorialDefaultID)
+
+	ctx := context.Background()
+	if _, err := target.Service.GetRegistrationState(ctx, tutorialDefaultID); !dps.IsNotFound(err) {
+		t.Fatalf("record left behind: %v", err)
+	}
+	tv := f.p.stack[len(f.p.stack)-1].(*tutorialView)
+	if _, err := target.Service.GetEnrollmentGroup(ctx, tv.groupID); !dps.IsNotFound(err) {
+		t.Fatalf("group left behind: %v", err)
+	}
+}
+
+// TestFlowCreateAndToggleGroup creates a symmetric-key group with the form
+// and disables it with e.
+func TestFlowCreateAndToggleGroup(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	f := startFlow(t, target, false)
+	f.waitFor("browse", "2/2")
+	f.keys("n")
+	f.waitFor("form", "New enrollment group")
+	f.typeText("flow-group")
+	for range 6 {
+		f.keys("enter") // through the fields, keeping the defaults
+	}
+	f.keys("enter")
+	f.waitFor("created", "created enrollment group flow-group", "3/3")
+	f.keys("/")
+	f.typeText("flow-")
+	f.waitFor("filter", "1/3")
+	f.keys("enter", "e")
+	f.waitFor("toggled", "group flow-group is now disabled")
+	g, err := target.Service.GetEnrollmentGroup(context.Background(), "flow-group")
+	if err != nil || g.ProvisioningStatus != dps.ProvisioningDisabled || g.AllocationPolicy != dps.AllocationHashed {
+		t.Fatalf("group after toggle: %+v, %v", g, err)
+	}
+	att, err := target.Service.GetEnrollmentGroupAttestation(context.Background(), "flow-group")
+	if err != nil || att.SymmetricKey == nil || len(att.SymmetricKey.PrimaryKey) < 80 {
+		t.Fatalf("generated keys must survive the toggle: %v", err)
+	}
+}
+
+// TestFlowIndividualEnrollments creates, shows (keys masked) and deletes one.
+func TestFlowIndividualEnrollments(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	f := startFlow(t, target, false)
+	f.waitFor("browse", "2/2")
+	f.keys(":")
+	f.typeText("enr")
+	f.keys("enter")
+	f.waitFor("list", "Individual enrollments")
+	f.keys("n")
+	f.typeText("flow-device")
+	f.keys("enter", "enter", "enter")
+	f.waitFor("created", "created enrollment flow-device", "flow-device")
+	f.keys("enter")
+	f.waitFor("show", "Enrollment flow-device", `"primaryKey": "••••••••"`)
+	f.keys("esc", "d")
+	f.waitFor("confirm", "Delete the individual enrollment flow-device?")
+	f.keys("y")
+	f.waitFor("deleted", "deleted enrollment flow-device")
+	if _, err := target.Service.GetEnrollment(context.Background(), "flow-device"); !dps.IsNotFound(err) {
+		t.Fatalf("enrollment still there: %v", err)
+	}
+}

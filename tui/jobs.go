@@ -65,60 +65,65 @@ const deleteWorkers = 4
 
 // startDeleteRecords deletes the given records (or, with ids nil, every
 // record of groupID except skip) in a goroutine and streams progress.
+// The goroutine starts when the Cmd runs, not in Update.
 func startDeleteRecords(ctx context.Context, to int, svc *dps.Client, groupID string, ids []string, skip map[string]bool) tea.Cmd {
-	ch := make(chan deleteProgress, 16)
-	go func() {
-		defer close(ch)
-		if ids == nil {
-			var err error
-			if ids, err = recordIDs(ctx, svc, groupID, skip); err != nil {
-				ch <- deleteProgress{ch: ch, firstErr: err, done: true}
-				return
-			}
+	return do(to, func() tea.Msg {
+		ch := make(chan deleteProgress, 16)
+		go deleteRecords(ctx, ch, svc, groupID, ids, skip)
+		return <-ch
+	})
+}
+
+func deleteRecords(ctx context.Context, ch chan deleteProgress, svc *dps.Client, groupID string, ids []string, skip map[string]bool) {
+	defer close(ch)
+	if ids == nil {
+		var err error
+		if ids, err = recordIDs(ctx, svc, groupID, skip); err != nil {
+			ch <- deleteProgress{ch: ch, firstErr: err, done: true}
+			return
 		}
-		total := len(ids)
-		var deleted, failed atomic.Int64
-		var mu sync.Mutex
-		var firstErr error
-		gone := make(map[string]bool, len(ids))
-		work := make(chan string)
-		var wg sync.WaitGroup
-		for range deleteWorkers {
-			wg.Go(func() {
-				for id := range work {
-					err := svc.DeleteRegistrationState(ctx, id, nil)
-					mu.Lock()
-					if err != nil && !dps.IsNotFound(err) {
-						failed.Add(1)
-						if firstErr == nil {
-							firstErr = err
-						}
-					} else {
-						deleted.Add(1)
-						gone[id] = true
+	}
+	total := len(ids)
+	var deleted, failed atomic.Int64
+	var mu sync.Mutex
+	var firstErr error
+	gone := make(map[string]bool, len(ids))
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range deleteWorkers {
+		wg.Go(func() {
+			for id := range work {
+				err := svc.DeleteRegistrationState(ctx, id, nil)
+				mu.Lock()
+				if err != nil && !dps.IsNotFound(err) {
+					failed.Add(1)
+					if firstErr == nil {
+						firstErr = err
 					}
-					mu.Unlock()
+				} else {
+					deleted.Add(1)
+					gone[id] = true
 				}
-			})
-		}
-		reportEvery := max(total/100, 1)
-		for i, id := range ids {
-			if ctx.Err() != nil {
-				break
+				mu.Unlock()
 			}
-			work <- id
-			if i%reportEvery == 0 {
-				select {
-				case ch <- deleteProgress{ch: ch, deleted: int(deleted.Load()), failed: int(failed.Load()), total: total}:
-				default: // the console is behind; the next report will do
-				}
+		})
+	}
+	reportEvery := max(total/100, 1)
+	for i, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- id
+		if i%reportEvery == 0 {
+			select {
+			case ch <- deleteProgress{ch: ch, deleted: int(deleted.Load()), failed: int(failed.Load()), total: total}:
+			default: // the console is behind; the next report will do
 			}
 		}
-		close(work)
-		wg.Wait()
-		ch <- deleteProgress{ch: ch, deleted: int(deleted.Load()), failed: int(failed.Load()), total: total, firstErr: firstErr, gone: gone, done: true}
-	}()
-	return listenDelete(to, ch)
+	}
+	close(work)
+	wg.Wait()
+	ch <- deleteProgress{ch: ch, deleted: int(deleted.Load()), failed: int(failed.Load()), total: total, firstErr: firstErr, gone: gone, done: true}
 }
 
 func listenDelete(to int, ch <-chan deleteProgress) tea.Cmd {

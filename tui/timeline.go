@@ -75,20 +75,25 @@ func (t *timeline) start(regID string, key keys.Key, payload json.RawMessage) te
 		return nil
 	}
 	t.host = client.Host()
-	ch := make(chan registerEvent, 64)
 	run, ctx, owner := t.run, t.c.Ctx, t.owner
-	go func() {
-		defer close(ch)
-		progress := func(e device.Event) {
-			select {
-			case ch <- registerEvent{run: run, ch: ch, ev: e}:
-			case <-ctx.Done():
+	// The registration runs in a goroutine started by the Cmd (not by
+	// Update); its events come back one message at a time.
+	begin := do(owner, func() tea.Msg {
+		ch := make(chan registerEvent, 64)
+		go func() {
+			defer close(ch)
+			progress := func(e device.Event) {
+				select {
+				case ch <- registerEvent{run: run, ch: ch, ev: e}:
+				case <-ctx.Done():
+				}
 			}
-		}
-		state, err := register(ctx, client, regID, key, payload, progress)
-		ch <- registerEvent{run: run, ch: ch, done: true, state: state, err: err}
-	}()
-	return tea.Batch(listenRegister(owner, ch), t.tick())
+			state, err := register(ctx, client, regID, key, payload, progress)
+			ch <- registerEvent{run: run, ch: ch, done: true, state: state, err: err}
+		}()
+		return <-ch
+	})
+	return tea.Batch(begin, t.tick())
 }
 
 func register(ctx context.Context, client *device.Client, regID string, key keys.Key, payload json.RawMessage, progress func(device.Event)) (dps.DeviceRegistrationState, error) {
