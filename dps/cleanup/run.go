@@ -28,7 +28,7 @@ type RunOptions struct {
 // DefaultConcurrency is the default ceiling of requests in flight per
 // service. The pacer lowers it while the service throttles; where it does
 // not, more requests in flight let the service batch its writes (the
-// emulator deletes twice as fast at 32 as at 16, see docs/benchmarks.md).
+// emulator deletes about 1.5 times as fast at 32 as at 16; docs/benchmarks.md).
 const DefaultConcurrency = 32
 
 // maxAttempts bounds the tries of one action against faults (5xx, dropped

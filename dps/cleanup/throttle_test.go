@@ -2,7 +2,6 @@ package cleanup
 
 import (
 	"context"
-	"flag"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,21 +11,15 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 )
 
-var fullSize = flag.Bool("cleanup.full", false, "run the throttle test at the issue's full size (20,000 orphans)")
-
-// 20,000 orphans with -cleanup.full (else 6,000, to stay near half a
-// minute) behind a throttle and a
-// 10% fault rate: every orphan is deleted exactly once, nothing else is
-// touched, and once the run has backed off the first time, fewer than 5% of
-// its requests are answered 429.
+// 20,000 orphans behind a throttle (15,000 operations a minute: the first
+// 15,000 go at once, the rest at 250/s) and a 10% fault rate: every orphan
+// is deleted exactly once, nothing else is touched, and once the run has
+// backed off the first time, fewer than 5% of its requests are answered 429.
 func TestRunUnderThrottleAndFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for about half a minute")
 	}
-	orphans, perMinute := 6000, 4800
-	if *fullSize {
-		orphans, perMinute = 20000, 15000
-	}
+	const orphans, perMinute = 20000, 15000
 	f := startFixture(t, emulator.Options{ThrottlePerMinute: perMinute, FaultRate: 0.1})
 	ctx := context.Background()
 	f.createGroup(t, "live")
