@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,4 +135,42 @@ func parseEnvForTest(t *testing.T, s string) Env {
 		t.Fatalf("no DPS_CONNECTION_STRING in %q", s)
 	}
 	return env
+}
+
+// TestHubPortTakenOnRestart: when a hub's old port is taken, the hub gets
+// another one, and the groups and records that name it follow.
+func TestHubPortTakenOnRestart(t *testing.T) {
+	dir := t.TempDir()
+	e, err := Start(context.Background(), Options{DataDir: dir, Seed: "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldHost, oldAddr := e.hubs[0].HostName, e.hubs[0].Addr
+	e.Close()
+	squat, err := net.Listen("tcp", oldAddr)
+	if err != nil {
+		t.Skipf("cannot take the hub's old port: %v", err)
+	}
+	defer squat.Close()
+
+	e2 := startTest(t, Options{DataDir: dir, Seed: "demo"})
+	newHost := e2.hubs[0].HostName
+	if newHost == oldHost {
+		t.Fatal("the hub kept a port that is taken")
+	}
+	s := newSvc(t, e2)
+	_, b := s.must(200, "GET", "/enrollmentGroups/"+TutorialGroupID+av, nil)
+	if g := decode[dps.EnrollmentGroup](t, b); g.IoTHubs[0] != newHost {
+		t.Errorf("tutorial group names %v, want %s", g.IoTHubs, newHost)
+	}
+	_, b = s.must(200, "POST", "/registrations/"+DemoHashedGroup+"/query"+av, nil)
+	for _, st := range decode[[]dps.DeviceRegistrationState](t, b) {
+		if st.AssignedHub == oldHost {
+			t.Fatalf("record %s still names %s", st.RegistrationID, oldHost)
+		}
+		rec, err := e2.store.registration(context.Background(), st.RegistrationID)
+		if err != nil || rec.AssignedHub != st.AssignedHub {
+			t.Fatalf("record columns and document disagree: %v %q vs %q", err, rec.AssignedHub, st.AssignedHub)
+		}
+	}
 }

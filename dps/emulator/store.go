@@ -752,15 +752,13 @@ func (s *store) saveLinkedHub(ctx context.Context, h linkedHub, oldHost string) 
 		}
 		oldJSON, _ := json.Marshal(oldHost)
 		newJSON, _ := json.Marshal(h.HostName)
-		for _, q := range []string{
-			`UPDATE registrations SET assigned_hub = ?2 WHERE assigned_hub = ?1`,
-		} {
-			if _, err := tx.ExecContext(ctx, q, oldHost, h.HostName); err != nil {
-				return err
-			}
+		if _, err := tx.ExecContext(ctx, `UPDATE registrations SET assigned_hub = ?2,
+			doc = replace(doc, ?3, ?4) WHERE assigned_hub = ?1`, oldHost, h.HostName, string(oldJSON), string(newJSON)); err != nil {
+			return err
 		}
 		for _, table := range []string{"groups", "enrollments"} {
-			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET doc = replace(doc, ?1, ?2) WHERE instr(doc, ?1) > 0`, string(oldJSON), string(newJSON)); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE `+table+` SET doc = replace(doc, ?1, ?2), public_doc = replace(public_doc, ?1, ?2)
+				WHERE instr(doc, ?1) > 0`, string(oldJSON), string(newJSON)); err != nil {
 				return err
 			}
 		}
@@ -785,16 +783,8 @@ type hubDevice struct {
 	Updated      time.Time
 }
 
-// putHubDevice creates or replaces an identity; a new identity gets a new
+// putHubDeviceTx creates or replaces an identity; a new identity gets a new
 // generation ID, every write a new ETag.
-func (s *store) putHubDevice(ctx context.Context, d hubDevice) (hubDevice, error) {
-	return d, s.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		d, err = putHubDeviceTx(ctx, tx, d)
-		return err
-	})
-}
-
 func putHubDeviceTx(ctx context.Context, tx *sql.Tx, d hubDevice) (hubDevice, error) {
 	now := time.Now().UTC()
 	if d.Status == "" {
