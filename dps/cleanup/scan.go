@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -90,26 +89,30 @@ func (e *Engine) Scan(ctx context.Context, opts ScanOptions, events chan<- Event
 		return nil, err
 	}
 
-	// (a) and (b): groups that are gone.
+	// (a) and (b): groups that are gone. Group ids are case-insensitive.
+	isLive := map[string]bool{}
+	for _, id := range live {
+		isLive[strings.ToLower(id)] = true
+	}
 	var gone []string
 	reason := map[string]Reason{}
 	for _, g := range journal.Groups() {
-		if !slices.Contains(live, g.ID) {
+		if k := strings.ToLower(g.ID); !isLive[k] && reason[k] == "" {
 			gone = append(gone, g.ID)
-			reason[g.ID] = ReasonGroupDeleted
+			reason[k] = ReasonGroupDeleted
 		}
 	}
 	for _, id := range opts.GroupIDs {
-		switch {
-		case slices.ContainsFunc(live, func(l string) bool { return strings.EqualFold(l, id) }):
+		switch k := strings.ToLower(id); {
+		case isLive[k]:
 			plan.Notes = append(plan.Notes, fmt.Sprintf("group %q exists, so its records are not orphans; to remove it with its records use `groups delete %s --with-registrations`", id, id))
-		case reason[id] == "":
+		case reason[k] == "":
 			gone = append(gone, id)
-			reason[id] = ReasonGivenGroup
+			reason[k] = ReasonGivenGroup
 		}
 	}
 	for _, id := range gone {
-		if err := s.goneGroup(ctx, id, reason[id]); err != nil {
+		if err := s.goneGroup(ctx, id, reason[strings.ToLower(id)]); err != nil {
 			return nil, err
 		}
 	}
