@@ -83,7 +83,7 @@ into a new data dir.`,
 	f.StringVar(&dataDir, "data", "", "data dir (default <state-dir>/emulator)")
 	f.StringVar(&httpsAddr, "https", "127.0.0.1:8443", "address of the DPS listener (service and device APIs)")
 	f.StringArrayVar(&hubAddrs, "hub", nil, "address of a linked IoT hub's listener; repeat for each hub (default two hubs on 127.0.0.1, ports kept across restarts)")
-	f.StringVar(&mqttAddr, "mqtt", "", "address of the MQTT/TLS listener (not available yet)")
+	f.StringVar(&mqttAddr, "mqtt", "", "address of the MQTT/TLS listener for DPS registration and hub telemetry, e.g. 127.0.0.1:8883 (default none)")
 	f.StringVar(&seed, "seed", "demo", "data for a new data dir: demo or none")
 	f.DurationVar(&delay, "assignment-delay", time.Second, "how long a registration stays \"assigning\"")
 	f.StringVar(&throttle, "throttle", "", "answer 429 + Retry-After past N operations a minute, e.g. 1000/min (as DPS)")

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
+
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
@@ -29,7 +31,7 @@ type Options struct {
 	DataDir           string        // required; created 0700; SQLite db + TLS material live here
 	HTTPSAddr         string        // DPS service + device API listener, e.g. "127.0.0.1:0"; "" = "127.0.0.1:0"
 	HubAddrs          []string      // one TLS listener per linked hub; nil = two hubs on "127.0.0.1:0"
-	MQTTAddr          string        // "" = no MQTT listener
+	MQTTAddr          string        // MQTT/TLS listener for DPS and hub devices; "" = none
 	Seed              string        // "demo" or "none" (""); applied only when the data dir is new
 	AssignmentDelay   time.Duration // time a registration stays "assigning"; 0 = none
 	ThrottlePerMinute int           // 0 = off; else 429 + Retry-After past N operations a minute
@@ -70,6 +72,8 @@ type Emulator struct {
 	realism    *realism
 	dev        devState // the device API's state (device_api.go)
 	stats      stats
+	mqtt       *mqtt.Server // nil without an MQTT listener
+	mqttHost   string       // host:port of the MQTT listener
 	env        Env
 	serveWG    sync.WaitGroup
 	closeOnce  sync.Once
@@ -99,9 +103,6 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	}
 	if opts.ThrottlePerMinute < 0 {
 		return nil, fmt.Errorf("emulator: throttle %d/min is negative", opts.ThrottlePerMinute)
-	}
-	if opts.MQTTAddr != "" {
-		return nil, errors.New("emulator: the MQTT listener is not available in this build; leave the MQTT address empty and use HTTPS")
 	}
 	if opts.HTTPSAddr == "" {
 		opts.HTTPSAddr = "127.0.0.1:0"
@@ -189,6 +190,24 @@ func (e *Emulator) start(ctx context.Context) error {
 		e.hubs = append(e.hubs, h)
 	}
 
+	var mqttLn net.Listener
+	if e.opts.MQTTAddr != "" {
+		persisted, err := st.setting(ctx, "mqtt_addr")
+		if err != nil {
+			return closeAll(listeners, err)
+		}
+		if mqttLn, err = listenReusing(e.opts.MQTTAddr, persisted); err != nil {
+			return closeAll(listeners, fmt.Errorf("emulator: listen for MQTT on %s: %w", e.opts.MQTTAddr, err))
+		}
+		listeners = append(listeners, mqttLn)
+		host := hostOnly(e.opts.MQTTAddr, mqttLn.Addr())
+		hosts = append(hosts, host)
+		e.mqttHost = net.JoinHostPort(host, strconv.Itoa(mqttLn.Addr().(*net.TCPAddr).Port))
+		if err := st.setSetting(ctx, "mqtt_addr", mqttLn.Addr().String()); err != nil {
+			return closeAll(listeners, err)
+		}
+	}
+
 	leaf, err := e.ca.issueLeaf(hosts)
 	if err != nil {
 		return closeAll(listeners, err)
@@ -210,6 +229,12 @@ func (e *Emulator) start(ctx context.Context) error {
 	e.serve(dpsLn, tlsConf, http.HandlerFunc(e.serveDPS))
 	for i, h := range e.hubs {
 		e.serve(listeners[i+1], tlsConf, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.serveHub(h, w, r) }))
+	}
+	if mqttLn != nil {
+		if err := e.startMQTT(mqttLn, tlsConf); err != nil {
+			mqttLn.Close()
+			return fmt.Errorf("emulator: start MQTT: %w", err)
+		}
 	}
 	e.env = e.makeEnv()
 	if err := writeFileAtomic(filepath.Join(e.opts.DataDir, EnvFile), []byte(e.env.String()), 0o600); err != nil {
@@ -281,6 +306,9 @@ func (e *Emulator) Close() error {
 			}
 		}
 		e.serveWG.Wait()
+		if e.mqtt != nil {
+			errs = append(errs, e.mqtt.Close())
+		}
 		if e.dev.e != nil {
 			e.dev.close()
 		}
@@ -314,6 +342,7 @@ func (e *Emulator) makeEnv() Env {
 		DPSConnectionString: keys.ConnectionString{HostName: e.dpsHost, SharedAccessKeyName: servicePolicy, SharedAccessKey: e.serviceKey}.Encode(),
 		IDScope:             e.idScope,
 		DeviceEndpoint:      e.dpsHost,
+		MQTTEndpoint:        e.mqttHost,
 		CAFile:              filepath.Join(absDir(e.opts.DataDir), caCertFile),
 	}
 	for _, h := range e.hubs {

@@ -1,0 +1,100 @@
+package emulator
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+func mqttConnect(t *testing.T, e *Emulator, clientID, user, password string) paho.Client {
+	t.Helper()
+	o := paho.NewClientOptions().AddBroker("ssl://" + e.Env().MQTTEndpoint).
+		SetClientID(clientID).SetUsername(user).SetPassword(password).
+		SetTLSConfig(&tls.Config{RootCAs: e.CertPool()}).SetProtocolVersion(4).SetAutoReconnect(false)
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect %s: %v", user, tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(100) })
+	return c
+}
+
+// dpsSession subscribes to the response topic and returns a function that
+// publishes a request and waits for its answer.
+func dpsSession(t *testing.T, c paho.Client) func(topic, payload string) (string, dps.RegistrationOperationStatus, []byte) {
+	msgs := make(chan paho.Message, 8)
+	if tok := c.Subscribe("$dps/registrations/res/#", 1, func(_ paho.Client, m paho.Message) { msgs <- m }); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	return func(topic, payload string) (string, dps.RegistrationOperationStatus, []byte) {
+		t.Helper()
+		if tok := c.Publish(topic, 1, false, payload); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("publish %s: %v", topic, tok.Error())
+		}
+		select {
+		case m := <-msgs:
+			var st dps.RegistrationOperationStatus
+			json.Unmarshal(m.Payload(), &st)
+			return m.Topic(), st, m.Payload()
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no answer to %s", topic)
+		}
+		return "", dps.RegistrationOperationStatus{}, nil
+	}
+}
+
+func TestMQTTRegistrationAndTelemetry(t *testing.T) {
+	e := startTest(t, Options{Seed: "demo", MQTTAddr: "127.0.0.1:0", AssignmentDelay: 200 * time.Millisecond})
+	scope := e.Env().IDScope
+	groupKey, _ := keys.ParseKey(TutorialGroupKey)
+	const rid = "mqtt-dev-1"
+	devKey, _ := keys.DeriveDeviceKey(groupKey, rid)
+	user := scope + "/registrations/" + rid + "/api-version=2019-03-31&ClientVersion=test%2F1.0"
+
+	c := mqttConnect(t, e, rid, user, keys.SignSAS(scope+"/registrations/"+rid, devKey, "registration", time.Now().Add(time.Hour)))
+	ask := dpsSession(t, c)
+	topic, st, body := ask("$dps/registrations/PUT/iotdps-register/?$rid=1", `{"registrationId":"`+rid+`","payload":null}`)
+	if !strings.HasPrefix(topic, "$dps/registrations/res/202/?$rid=1&retry-after=") || st.Status != dps.StatusAssigning || st.OperationID == "" {
+		t.Fatalf("register answer %s: %s", topic, body)
+	}
+	for i := 2; st.Status == dps.StatusAssigning; i++ {
+		if i > 20 {
+			t.Fatal("still assigning after 20 polls")
+		}
+		time.Sleep(100 * time.Millisecond)
+		topic, st, body = ask("$dps/registrations/GET/iotdps-get-operationstatus/?$rid="+strconv.Itoa(i)+"&operationId="+st.OperationID, " ")
+	}
+	if !strings.HasPrefix(topic, "$dps/registrations/res/200/?$rid=") || st.Status != dps.StatusAssigned || st.RegistrationState == nil || st.RegistrationState.AssignedHub != e.hubs[0].HostName {
+		t.Fatalf("final answer %s: %s", topic, body)
+	}
+
+	// A wrong key is answered with 401 on the response topic.
+	bad := mqttConnect(t, e, "mqtt-dev-2", scope+"/registrations/mqtt-dev-2/api-version=2019-03-31",
+		keys.SignSAS(scope+"/registrations/mqtt-dev-2", keys.GenerateKey(), "registration", time.Now().Add(time.Hour)))
+	topic, _, body = dpsSession(t, bad)("$dps/registrations/PUT/iotdps-register/?$rid=7", `{"registrationId":"mqtt-dev-2"}`)
+	if !strings.HasPrefix(topic, "$dps/registrations/res/401/?$rid=7") || !strings.Contains(string(body), "401") {
+		t.Fatalf("wrong key: %s %s", topic, body)
+	}
+
+	// Telemetry to the assigned hub with the same key.
+	hubHost := st.RegistrationState.AssignedHub
+	hc := mqttConnect(t, e, rid, hubHost+"/"+rid+"/?api-version=2021-04-12", keys.SignSAS(hubHost+"/devices/"+rid, devKey, "", time.Now().Add(time.Hour)))
+	for range 3 {
+		if tok := hc.Publish("devices/"+rid+"/messages/events/color=blue", 1, false, `{"t":21.5}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+			t.Fatalf("telemetry: %v", tok.Error())
+		}
+	}
+	dev, err := e.HubDevice(context.Background(), hubHost, rid)
+	if err != nil || dev.MessageCount != 3 {
+		t.Fatalf("hub device after 3 messages: %+v, %v", dev, err)
+	}
+}
