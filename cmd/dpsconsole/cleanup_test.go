@@ -58,6 +58,35 @@ func TestCleanupDemoSeedWithNoFlags(t *testing.T) {
 	}
 }
 
+// --output json gives scripts the plan (every finding with its id, reason
+// and group) and the summary.
+func TestCleanupJSONReport(t *testing.T) {
+	c := newCLI(t)
+	out := c.ok("cleanup", "--yes", "--hub-devices", "--output", "json")
+	var report struct {
+		Plan struct {
+			Findings []map[string]any `json:"findings"`
+		} `json:"plan"`
+		Summary cleanup.Summary `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, out)
+	}
+	if len(report.Plan.Findings) != 12 {
+		t.Fatalf("%d findings, want 12:\n%s", len(report.Plan.Findings), out)
+	}
+	for _, f := range report.Plan.Findings {
+		if f["registrationId"] == "" || f["reason"] != string(cleanup.ReasonNoEnrollment) {
+			t.Errorf("finding %v", f)
+		}
+	}
+	o := report.Summary.Outcomes
+	if o[cleanup.DeleteRecord][cleanup.OutcomeDeleted] != 12 || o[cleanup.DeleteHubDevice][cleanup.OutcomeDeleted] != 12 ||
+		len(report.Summary.Failures) != 0 || report.Summary.JobID == "" {
+		t.Errorf("summary %+v, want 12 records and 12 hub devices deleted", report.Summary)
+	}
+}
+
 func TestCleanupUsageErrors(t *testing.T) {
 	c := newCLI(t)
 	bad := filepath.Join(t.TempDir(), "ids")
