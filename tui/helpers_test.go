@@ -2,8 +2,7 @@ package tui
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
+		"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -57,33 +56,40 @@ func typeText(update func(tea.Msg) tea.Cmd, s string) {
 	}
 }
 
-// drain runs a Cmd synchronously (and the Cmds of batches), unwrapping
-// routed messages, and feeds every message to update. It skips ticks so
-// tests do not wait on the countdown; depth bounds re-armed listeners.
+// drain runs a Cmd as the Program would (batches concurrently), feeds every
+// routed result to update and drains what that returns in turn. Messages
+// that are not results (cursor blinks, debounce and countdown ticks) are
+// dropped, and Cmds slower than cmdTimeout are abandoned; depth bounds
+// re-armed listeners.
 func drain(t testing.TB, update func(tea.Msg) tea.Cmd, cmd tea.Cmd, depth int) {
 	t.Helper()
 	if cmd == nil || depth <= 0 {
 		return
 	}
-	msg := cmd()
+	done := make(chan tea.Msg, 1)
+	go func() { done <- cmd() }()
+	var msg tea.Msg
+	select {
+	case msg = <-done:
+	case <-time.After(cmdTimeout):
+		return
+	}
 	switch m := msg.(type) {
 	case tea.BatchMsg:
 		for _, c := range m {
 			drain(t, update, c, depth)
 		}
-		return
 	case routed:
-		msg = m.msg
+		if _, tick := m.msg.(countdownTick); !tick {
+			drain(t, update, update(m.msg), depth-1)
+		}
+	case flashMsg:
+		update(m)
 	}
-	switch msg.(type) {
-	case countdownTick, nil:
-		return
-	}
-	if fmt.Sprintf("%T", msg) == "tea.sequenceMsg" {
-		return
-	}
-	drain(t, update, update(msg), depth-1)
 }
+
+// cmdTimeout is how long drain waits for one Cmd.
+const cmdTimeout = 5 * time.Second
 
 // plain strips ANSI and trailing spaces, for golden files and asserts.
 func plain(s string) string {

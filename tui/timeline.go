@@ -212,7 +212,9 @@ func (t *timeline) view() string {
 			lines = append(lines, st.Error.Render("✗ "+line))
 		}
 	case t.err != nil:
-		lines = append(lines, st.Error.Render(fmt.Sprintf("✗ %s (after %.2fs)", dps.ErrorMessage(t.err), t.elapsed.Seconds())))
+		// Wrapped, not cut: the advice at the end is the useful part.
+		msg := fmt.Sprintf("✗ %s (after %.2fs)", registerErrorText(t.err), t.elapsed.Seconds())
+		lines = append(lines, st.Error.Width(max(t.c.Width-2, 20)).Render(msg))
 	case t.running:
 		lines = append(lines, st.Muted.Render("         waiting…"))
 	}
@@ -227,6 +229,16 @@ func (t *timeline) view() string {
 		lines = append(lines, "", s+st.Muted.Render("   ctrl+t sends a message"))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// registerErrorText prefers the device client's own wording, which says
+// what the refusal usually means for a device; other errors are service ones.
+func registerErrorText(err error) string {
+	var de *device.Error
+	if errors.As(err, &de) {
+		return de.Error()
+	}
+	return dps.ErrorMessage(err)
 }
 
 func describeEvent(e device.Event) string {
@@ -244,10 +256,10 @@ func describeEvent(e device.Event) string {
 		s = fmt.Sprintf("poll %d: %s (HTTP %d)", e.Poll, e.Status, e.HTTPStatus)
 	case device.StepResult:
 		s = fmt.Sprintf("result: %s", e.Status)
-	case device.StepError:
-		s = fmt.Sprintf("error (HTTP %d)", e.HTTPStatus)
-		if e.Err != nil {
-			s = "error: " + dps.ErrorMessage(e.Err)
+	case device.StepError: // the full reason follows on the result line
+		s = fmt.Sprintf("request failed (HTTP %d)", e.HTTPStatus)
+		if e.HTTPStatus == 0 && e.Err != nil {
+			s = "request failed: " + e.Err.Error()
 		}
 	default:
 		s = string(e.Step)

@@ -151,7 +151,7 @@ func (v *tutorialView) checkTimeline() tea.Cmd {
 			return v.complete(stepProvision, fmt.Sprintf("assigned to %s as %s (%s)", r.AssignedHub, r.DeviceID, r.Substatus))
 		}
 		if v.tl.err != nil {
-			v.failed = dps.ErrorMessage(v.tl.err)
+			v.failed = registerErrorText(v.tl.err)
 		}
 	case v.current == stepTelemetry && v.tl.sent > 0:
 		return v.complete(stepTelemetry, fmt.Sprintf("%d message(s) accepted by %s", v.tl.sent, v.tl.result.AssignedHub))
