@@ -2,7 +2,7 @@ package tui
 
 import (
 	"context"
-		"log/slog"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
