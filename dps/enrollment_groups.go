@@ -60,7 +60,7 @@ type EnrollmentGroupPage struct {
 
 // NewEnrollmentGroupPager lists every enrollment group, page by page.
 func (c *Client) NewEnrollmentGroupPager(opts *PagerOptions) *runtime.Pager[EnrollmentGroupPage] {
-	return newQueryPager(c, "NewEnrollmentGroupPager", groupsPath+"/query", nil, queryAll, opts,
+	return newQueryPager(c, "NewEnrollmentGroupPager", groupsPath+"/query", nil, queryAll, opts, decodeJSON[EnrollmentGroup],
 		func(items []EnrollmentGroup, token string) EnrollmentGroupPage {
 			return EnrollmentGroupPage{Items: items, ContinuationToken: token}
 		},

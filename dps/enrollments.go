@@ -59,7 +59,7 @@ type EnrollmentPage struct {
 
 // NewEnrollmentPager lists every individual enrollment, page by page.
 func (c *Client) NewEnrollmentPager(opts *PagerOptions) *runtime.Pager[EnrollmentPage] {
-	return newQueryPager(c, "NewEnrollmentPager", enrollmentsPath+"/query", nil, queryAll, opts,
+	return newQueryPager(c, "NewEnrollmentPager", enrollmentsPath+"/query", nil, queryAll, opts, decodeJSON[IndividualEnrollment],
 		func(items []IndividualEnrollment, token string) EnrollmentPage {
 			return EnrollmentPage{Items: items, ContinuationToken: token}
 		},

@@ -2,7 +2,9 @@ package dps
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -39,7 +41,7 @@ var (
 // newQueryPager pages a DPS query: each page is a POST carrying the previous
 // page's x-ms-continuation; the last page has none, so More stops there.
 func newQueryPager[T, P any](c *Client, name, path string, pathErr error, query *QuerySpecification, opts *PagerOptions,
-	makePage func([]T, string) P, token func(P) string) *runtime.Pager[P] {
+	decode func([]byte) ([]T, error), makePage func([]T, string) P, token func(P) string) *runtime.Pager[P] {
 	var o PagerOptions
 	if opts != nil {
 		o = *opts
@@ -84,9 +86,13 @@ func newQueryPager[T, P any](c *Client, name, path string, pathErr error, query 
 				prefetched = make(chan pageResponse, 1)
 				go func(ch chan<- pageResponse) { ch <- fetch(ctx, next) }(prefetched)
 			}
-			var items []T
-			if err = runtime.UnmarshalAsJSON(r.resp, &items); err != nil {
+			body, err := runtime.Payload(r.resp)
+			if err != nil {
 				return page, err
+			}
+			items, err := decode(body)
+			if err != nil {
+				return page, fmt.Errorf("dps: decode a %s page: %w", name, err)
 			}
 			return makePage(items, next), nil
 		},
@@ -116,4 +122,11 @@ func (c *Client) queryCreateRequest(ctx context.Context, path string, query *Que
 		}
 	}
 	return req, nil
+}
+
+// decodeJSON is the decoder of pages with no faster one.
+func decodeJSON[T any](body []byte) ([]T, error) {
+	var items []T
+	err := json.Unmarshal(body, &items)
+	return items, err
 }

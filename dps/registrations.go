@@ -40,7 +40,7 @@ type RegistrationStatePage struct {
 func (c *Client) NewRegistrationStatePager(groupID string, opts *PagerOptions) *runtime.Pager[RegistrationStatePage] {
 	path, err := idPath(registrationsPath, "enrollment group ID", groupID, "query")
 	// The 2021-10-01 spec gives this query no body (the CLI sends none).
-	return newQueryPager(c, "NewRegistrationStatePager", path, err, noQuery, opts,
+	return newQueryPager(c, "NewRegistrationStatePager", path, err, noQuery, opts, decodeRegistrationStates,
 		func(items []DeviceRegistrationState, token string) RegistrationStatePage {
 			return RegistrationStatePage{Items: items, ContinuationToken: token}
 		},
