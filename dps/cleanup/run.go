@@ -121,6 +121,7 @@ func (e *Engine) Run(ctx context.Context, job *Job, opts RunOptions, events chan
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	r.ctx = ctx
 	stopProgress := r.reportProgress(ctx)
 	r.work(ctx, cancel, todo, follow)
 	if context.Cause(ctx) == nil {
@@ -139,6 +140,7 @@ func (e *Engine) Run(ctx context.Context, job *Job, opts RunOptions, events chan
 }
 
 type runner struct {
+	ctx    context.Context // the run's; ends when it is cancelled or stopped
 	e      *Engine
 	job    *Job
 	log    *outcomeLog
@@ -331,7 +333,7 @@ func (r *runner) giveUp(n int, err error) {
 	r.mu.Lock()
 	r.failures = append(r.failures, f)
 	r.mu.Unlock()
-	send(context.Background(), r.events, f)
+	send(r.ctx, r.events, f)
 }
 
 // deleteGroup deletes a group once nothing is left of it: its record actions
