@@ -177,6 +177,7 @@ func (e *Emulator) hubDelete(h *hub, w http.ResponseWriter, r *http.Request, dev
 	case err != nil:
 		e.hubInternal(w, err)
 	default:
+		e.stats.hubDeviceDeleted(h.HostName, deviceID)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
