@@ -234,23 +234,30 @@ rather than overwritten.`,
 }
 
 func newEnrollmentsDeleteCmd(a *app) *cobra.Command {
-	var etag string
+	var etag, output string
 	cmd := &cobra.Command{
 		Use:   "delete REGISTRATION-ID",
 		Short: "Delete an individual enrollment",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			return a.withTarget(ctx, func(t *target) error {
 				if err := t.client.DeleteEnrollment(ctx, id, ifMatch(etag)); err != nil {
 					return enrollmentError(id, err)
+				}
+				if output == outputJSON {
+					return writeJSON(a.out, deleted{ID: id, Deleted: true})
 				}
 				fmt.Fprintf(a.out, "deleted individual enrollment %s\n", id)
 				return nil
 			})
 		},
 	}
+	addOutputFlag(cmd, &output)
 	cmd.Flags().StringVar(&etag, "etag", "", "delete only if the enrollment still has this ETag")
 	return cmd
 }

@@ -240,8 +240,9 @@ rather than overwritten.`,
 // groupsDelete is the delete command's state, kept in a struct so further
 // options (such as deleting the group's registration records) slot in.
 type groupsDelete struct {
-	a    *app
-	etag string
+	a      *app
+	etag   string
+	output string
 	// Safe deletion (cleanup.go): the group's records, and their hub
 	// devices, first.
 	withRegistrations, withHubDevices bool
@@ -254,9 +255,13 @@ func newGroupsDeleteCmd(a *app) *cobra.Command {
 		Short: "Delete an enrollment group (its registration records stay)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(d.output); err != nil {
+				return err
+			}
 			return a.withTarget(cmd.Context(), func(t *target) error { return d.run(cmd.Context(), t, args[0]) })
 		},
 	}
+	addOutputFlag(cmd, &d.output)
 	cmd.Flags().StringVar(&d.etag, "etag", "", "delete only if the group still has this ETag")
 	cmd.Flags().BoolVar(&d.withRegistrations, "with-registrations", false, "first delete the group's registration records, so none is left orphaned")
 	cmd.Flags().BoolVar(&d.withHubDevices, "with-hub-devices", false, "with --with-registrations: also delete their devices in the linked hubs")
@@ -272,6 +277,9 @@ func (d *groupsDelete) run(ctx context.Context, t *target, id string) error {
 	}
 	if j, err := cleanup.OpenJournal(d.a.stateDir, t.client.Host()); err != nil || j.Deleted(id) != nil {
 		fmt.Fprintf(d.a.err, "warning: could not note the deletion in the known-groups journal\n")
+	}
+	if d.output == outputJSON {
+		return writeJSON(d.a.out, deleted{ID: id, Deleted: true})
 	}
 	fmt.Fprintf(d.a.out, "deleted enrollment group %s; its registration records stay (\"registrations list --group %s\")\n", id, id)
 	return nil

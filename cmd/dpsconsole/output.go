@@ -181,3 +181,12 @@ func jsonCell(v any) string {
 	}
 	return string(b)
 }
+
+// deleted is the JSON report of one delete (DPS answers a delete with no
+// body, so there is no service shape to repeat).
+type deleted struct {
+	ID        string `json:"id"`
+	Deleted   bool   `json:"deleted"`
+	ErrorCode int32  `json:"errorCode,omitempty"`
+	Message   string `json:"message,omitempty"`
+}

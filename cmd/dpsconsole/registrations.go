@@ -114,38 +114,55 @@ func newRegistrationsShowCmd(a *app) *cobra.Command {
 }
 
 func newRegistrationsDeleteCmd(a *app) *cobra.Command {
-	var etag string
+	var etag, output string
 	cmd := &cobra.Command{
 		Use:   "delete REGISTRATION-ID...",
 		Short: "Delete registration records (not the enrollments, not the hub devices)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			if etag != "" && len(args) > 1 {
 				return usagef("flag --etag names one record's version; give one registration ID with it, not %d", len(args))
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
-				return deleteRegistrations(cmd.Context(), a, t, args, etag)
+				return deleteRegistrations(cmd.Context(), a, t, output, args, etag)
 			})
 		},
 	}
+	addOutputFlag(cmd, &output)
 	cmd.Flags().StringVar(&etag, "etag", "", "delete only if the record still has this ETag (one ID only)")
 	return cmd
 }
 
 // deleteRegistrations deletes each record, reporting every failure and
 // carrying on; it fails (exit 1) if any delete failed.
-func deleteRegistrations(ctx context.Context, a *app, t *target, ids []string, etag string) error {
+func deleteRegistrations(ctx context.Context, a *app, t *target, output string, ids []string, etag string) error {
+	results := make([]deleted, 0, len(ids))
 	failed := 0
 	for _, id := range ids {
-		if err := t.client.DeleteRegistrationState(ctx, id, ifMatch(etag)); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			failed++
-			fmt.Fprintln(a.err, registrationError(id, err))
-			continue
+		err := t.client.DeleteRegistrationState(ctx, id, ifMatch(etag))
+		if err != nil && ctx.Err() != nil {
+			return ctx.Err()
 		}
-		fmt.Fprintf(a.out, "deleted registration record %s\n", id)
+		r := deleted{ID: id, Deleted: err == nil}
+		switch {
+		case err != nil:
+			failed++
+			r.ErrorCode, r.Message = dps.ErrorCodeOf(err), registrationError(id, err).Error()
+			if output == outputTable {
+				fmt.Fprintln(a.err, r.Message)
+			}
+		case output == outputTable:
+			fmt.Fprintf(a.out, "deleted registration record %s\n", id)
+		}
+		results = append(results, r)
+	}
+	if output == outputJSON {
+		if err := writeJSON(a.out, results); err != nil {
+			return err
+		}
 	}
 	if failed > 0 {
 		fmt.Fprintf(a.err, "%d of %d deletes failed\n", failed, len(ids))

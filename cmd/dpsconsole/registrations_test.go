@@ -37,4 +37,10 @@ func TestRegistrationsCommands(t *testing.T) {
 		t.Errorf("stderr:\n%s", errOut)
 	}
 	c.fails(1, []string{"registrations", "show", "fleet-sensor-001"}, "does not exist")
+
+	code, out, _ := c.run("registrations", "delete", "fleet-sensor-003", "fleet-sensor-001", "-o", "json")
+	var res []deleted
+	if code != 1 || json.Unmarshal([]byte(out), &res) != nil || len(res) != 2 || !res[0].Deleted || res[1].Deleted || res[1].ErrorCode/1000 != 404 {
+		t.Errorf("delete -o json: exit %d\n%s", code, out)
+	}
 }
