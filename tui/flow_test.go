@@ -23,11 +23,12 @@ func startEmulator(t testing.TB, delay time.Duration) (*Target, *emulator.Emulat
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { emu.Close() })
 	tr, err := dps.NewTransport(emu.CAPEM())
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Idle HTTP/2 connections would hold Close for a second.
+	t.Cleanup(func() { tr.CloseIdleConnections(); emu.Close() })
 	opts := &dps.ClientOptions{}
 	opts.Transport = tr
 	opts.Retry.MaxRetries = -1

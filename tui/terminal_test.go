@@ -111,6 +111,10 @@ func TestTerminalFlowUnderTmux(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// The console logs to its state dir, never to the terminal.
+	if fi, err := os.Stat(filepath.Join(dir, "state", "dpsconsole.log")); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() == 0 {
+		t.Fatalf("log file: %v %v", fi, err)
+	}
 	if f := flag.Lookup("update"); f != nil && f.Value.String() == "true" {
 		updateREADMECaptures(t, captures)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
@@ -231,3 +232,27 @@ func TestGroupFormNamesTheBadField(t *testing.T) {
 }
 
 func fmtType(m tea.Msg) string { return fmt.Sprintf("%T", m) }
+
+func TestDataViewsFitSmallAndWideTerminals(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	for _, size := range [][2]int{{80, 24}, {250, 60}} {
+		m := New(context.Background(), Options{Target: target})
+		m.Update(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
+		for _, v := range []view{newGroupsView(m.c), newGroupView(m.c, emulator.DemoHashedGroup), newEnrollmentsView(m.c), newGroupFormView(m.c, 0)} {
+			drain(t, func(msg tea.Msg) tea.Cmd { _, c := m.Update(msg); return c }, m.push(v), 50)
+			lines := strings.Split(m.View().Content, "\n")
+			if len(lines) != size[1] {
+				t.Fatalf("%s at %dx%d: %d lines", v.Title(), size[0], size[1], len(lines))
+			}
+			for i, l := range lines {
+				if w := ansi.StringWidth(l); w > size[0] {
+					t.Fatalf("%s at %dx%d: line %d is %d wide", v.Title(), size[0], size[1], i, w)
+				}
+			}
+		}
+		out := plain(m.View().Content)
+		if !strings.Contains(out, "▸ Group ID") || !strings.Contains(out, "Reprovision    migrate") {
+			t.Fatalf("last view not shown:\n%s", out)
+		}
+	}
+}
