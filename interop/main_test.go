@@ -43,6 +43,13 @@ func installNodePackages() error {
 			return nil
 		}
 	}
+	// Several test processes may start at once (go test ./... and a
+	// developer's run): one installs, the others wait for it.
+	unlock, err := lockFile("node_modules.lock", 15*time.Minute)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	lock, err := os.ReadFile("package-lock.json")
 	if err != nil {
 		return err
@@ -61,6 +68,27 @@ func installNodePackages() error {
 		return fmt.Errorf("npm ci in interop/ failed (%v); it needs the npm registry once:\n%s", err, out.String())
 	}
 	return os.WriteFile(lockStamp, []byte(want+"\n"), 0o644)
+}
+
+// lockFile takes an exclusive lock by creating path; a lock older than stale
+// is left over from a killed process and is taken over.
+func lockFile(path string, stale time.Duration) (unlock func(), err error) {
+	for deadline := time.Now().Add(stale); ; time.Sleep(200 * time.Millisecond) {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err == nil {
+			f.Close()
+			return func() { os.Remove(path) }, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+		if info, err := os.Stat(path); err == nil && time.Since(info.ModTime()) > stale {
+			os.Remove(path)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s is still held after %v; remove it if no test is running", path, stale)
+		}
+	}
 }
 
 // startEmulator runs an emulator the SDKs can reach unchanged: DPS on
