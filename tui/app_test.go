@@ -149,3 +149,24 @@ func TestBackgroundColourSwitchesStyles(t *testing.T) {
 type ansiWhite struct{}
 
 func (ansiWhite) RGBA() (r, g, b, a uint32) { return 0xffff, 0xffff, 0xffff, 0xffff }
+
+func TestEscClearsAFilterBeforeClosingTheView(t *testing.T) {
+	m := newTestApp(t, 100, 30, false)
+	v := newGroupView(m.c, "g")
+	m.stack = append(m.stack, v)
+	m.resize()
+	v.table.Append(makeRecords(20), false)
+	typeText(func(msg tea.Msg) tea.Cmd { _, c := m.Update(msg); return c }, "/0001")
+	m.Update(press("enter"))
+	if v.table.Query() != "0001" {
+		t.Fatalf("query %q", v.table.Query())
+	}
+	m.Update(press("esc"))
+	if m.top() != view(v) || v.table.Query() != "" {
+		t.Fatal("first esc clears the filter and keeps the view")
+	}
+	m.Update(press("esc"))
+	if m.top() == view(v) {
+		t.Fatal("second esc closes the view")
+	}
+}

@@ -99,13 +99,13 @@ func (v *enrollmentsView) fetch() tea.Cmd {
 	})
 }
 
-// Escape closes the detail or the create form before the view itself.
+// Escape closes the detail, the create form or the filter before the view.
 func (v *enrollmentsView) Escape() (tea.Cmd, bool) {
 	if v.shown != nil || v.create != nil {
 		v.shown, v.create, v.err = nil, nil, ""
 		return nil, true
 	}
-	return nil, false
+	return nil, v.table.ClearFilter()
 }
 
 func (v *enrollmentsView) Update(msg tea.Msg) tea.Cmd {

@@ -184,6 +184,9 @@ func (v *groupView) more() tea.Cmd {
 	return nil
 }
 
+// Escape clears the filter before the view closes.
+func (v *groupView) Escape() (tea.Cmd, bool) { return nil, v.table.ClearFilter() }
+
 func (v *groupView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case groupLoadedMsg:

@@ -158,6 +158,9 @@ func (v *groupsView) countVisible() tea.Cmd {
 	return tea.Batch(cmds...)
 }
 
+// Escape clears the filter before the view closes.
+func (v *groupsView) Escape() (tea.Cmd, bool) { return nil, v.table.ClearFilter() }
+
 func (v *groupsView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case groupsPageMsg:

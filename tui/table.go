@@ -375,6 +375,17 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 	return nil, false
 }
 
+// ClearFilter drops an active filter; it reports whether there was one, so
+// esc clears a filter before it closes the view.
+func (t *Table[V]) ClearFilter() bool {
+	if t.query == "" {
+		return false
+	}
+	t.input.SetValue("")
+	t.setQuery("")
+	return true
+}
+
 // setQuery changes the filter and schedules a debounced run.
 func (t *Table[V]) setQuery(q string) tea.Cmd {
 	q = strings.ToLower(strings.TrimSpace(q))
