@@ -151,6 +151,9 @@ func newEnrollmentsCreateCmd(a *app) *cobra.Command {
 			if err := checkRegistrationID(id); err != nil {
 				return err
 			}
+			if w := keys.RegistrationIDWarning(id); w != "" {
+				fmt.Fprintf(a.err, "warning: registration ID %q: %s\n", id, w)
+			}
 			e := dps.IndividualEnrollment{RegistrationID: id, DeviceID: deviceID}
 			if err := f.apply(cmd.Flags(), individualFields(&e)); err != nil {
 				return err

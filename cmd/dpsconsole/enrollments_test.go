@@ -20,6 +20,9 @@ func TestEnrollmentsCommands(t *testing.T) {
 	}
 	c.fails(2, []string{"enrollments", "create", "bad/id"}, `invalid registration ID "bad/id": character 4: '/' is not allowed`)
 	c.fails(1, []string{"enrollments", "create", "sensor-1"}, "already exists")
+	if _, _, errOut := c.run("enrollments", "create", "Sensor-2"); !strings.Contains(errOut, "upper-case") {
+		t.Errorf("no warning for an upper-case ID: %s", errOut)
+	}
 
 	c.ok("enrollments", "update", "sensor-1", "--provisioning-status", "disabled", "--device-id", "dev-1b")
 	var e dps.IndividualEnrollment
