@@ -71,8 +71,13 @@ func TestEnrollmentsImport(t *testing.T) {
 	if err := json.Unmarshal([]byte(c.ok("enrollments", "list", "-o", "json", "--page-size", "4")), &listed); err != nil {
 		t.Fatal(err)
 	}
-	if len(listed) != 20 { // 19 imported + taken-1
+	if len(listed) != 20 { // 19 imported + taken-1 (stdin-1 comes later)
 		t.Errorf("%d enrollments listed, want 20", len(listed))
+	}
+
+	// Standard input works too.
+	if code, out, errOut := c.runIn(`{"registrationId":"stdin-1"}`+"\n", "enrollments", "import", "-"); code != 0 || !strings.Contains(out, "imported 1 of 1") {
+		t.Errorf("import -: exit %d\n%s%s", code, out, errOut)
 	}
 
 	// JSON report, and every line failing when all exist already.

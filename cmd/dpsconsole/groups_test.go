@@ -31,8 +31,14 @@ func newCLI(t *testing.T) *cli {
 // run returns the exit code, stdout and stderr of one command.
 func (c *cli) run(args ...string) (int, string, string) {
 	c.t.Helper()
+	return c.runIn("", args...)
+}
+
+// runIn is run with stdin.
+func (c *cli) runIn(stdin string, args ...string) (int, string, string) {
+	c.t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), append([]string{"--state-dir", c.stateDir}, args...), stdio{strings.NewReader(""), &out, &errb})
+	code := run(context.Background(), append([]string{"--state-dir", c.stateDir}, args...), stdio{strings.NewReader(stdin), &out, &errb})
 	return code, out.String(), errb.String()
 }
 
