@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -171,4 +172,44 @@ func TestDeviceAPIRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzServeDevice throws arbitrary paths, methods, tokens and bodies at the
+// device API: it must always answer with a DPS JSON body and a status a
+// device SDK understands, never panic or fail internally.
+func FuzzServeDevice(f *testing.F) {
+	e := startTest(f, Options{Seed: "none"})
+	gk := createGroup(f, e, map[string]any{"enrollmentGroupId": "g"})
+	k, _ := keys.DeriveDeviceKey(gk, "dev")
+	good := newRawDevice(f, e, "dev", k).token()
+	scope := e.idScope
+	f.Add("PUT", "/"+scope+"/registrations/dev/register", good, `{"registrationId":"dev","payload":{"a":1}}`)
+	f.Add("PUT", "/"+scope+"/registrations/dev/register", good, `{"payload":null}`)
+	f.Add("GET", "/"+scope+"/registrations/dev/operations/5.1.x", good, `{}`)
+	f.Add("POST", "/"+scope+"/registrations/dev", good, ``)
+	f.Add("PUT", "/"+scope+"/registrations/dev/register", "SharedAccessSignature sr=&sig=&se=", `[`)
+	f.Add("DELETE", "/x/registrations/%zz/register", "", "")
+	f.Fuzz(func(t *testing.T, method, path, auth, body string) {
+		r, err := http.NewRequest(method, "https://"+e.dpsHost+"/", strings.NewReader(body))
+		if err != nil {
+			return
+		}
+		u, err := url.Parse(path)
+		if err != nil || u.Path == "" {
+			return
+		}
+		r.URL.Path = u.Path
+		r.Header.Set("Authorization", auth)
+		w := httptest.NewRecorder()
+		e.serveDevice(w, r)
+		switch w.Code {
+		case http.StatusOK, http.StatusAccepted, http.StatusBadRequest, http.StatusUnauthorized,
+			http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusRequestEntityTooLarge:
+		default:
+			t.Fatalf("%s %q: HTTP %d %s", method, path, w.Code, w.Body)
+		}
+		if ct := w.Header().Get("Content-Type"); ct != "application/json; charset=utf-8" || !json.Valid(w.Body.Bytes()) {
+			t.Fatalf("%s %q: HTTP %d with Content-Type %q and body %q", method, path, w.Code, ct, w.Body)
+		}
+	})
 }
