@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -88,7 +89,11 @@ func readEnrollmentLines(r io.Reader) ([]importLine, []importFailure, error) {
 		var e dps.IndividualEnrollment
 		dec := json.NewDecoder(bytes.NewReader(text))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&e); err != nil {
+		err := dec.Decode(&e)
+		if err == nil && dec.InputOffset() != int64(len(text)) {
+			err = errors.New("text follows the JSON object; put one enrollment on each line")
+		}
+		if err != nil {
 			failures = append(failures, importFailure{Line: n, Message: "not an enrollment in JSON: " + err.Error()})
 			continue
 		}
@@ -119,12 +124,15 @@ func checkImported(e *dps.IndividualEnrollment) string {
 		e.Attestation.Type = dps.AttestationSymmetricKey
 	}
 	if sk := e.Attestation.SymmetricKey; sk != nil {
-		for name, k := range map[string]dps.Secret{"primaryKey": sk.PrimaryKey, "secondaryKey": sk.SecondaryKey} {
-			if k == "" {
+		for _, k := range []struct {
+			name string
+			key  dps.Secret
+		}{{"primaryKey", sk.PrimaryKey}, {"secondaryKey", sk.SecondaryKey}} {
+			if k.key == "" {
 				continue
 			}
-			if _, err := keys.ParseKey(k.Reveal()); err != nil {
-				return "attestation.symmetricKey." + name + ": " + err.Error()
+			if _, err := keys.ParseKey(k.key.Reveal()); err != nil {
+				return "attestation.symmetricKey." + k.name + ": " + err.Error()
 			}
 		}
 	}

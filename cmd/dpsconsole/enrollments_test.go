@@ -55,13 +55,14 @@ func TestEnrollmentsImport(t *testing.T) {
 	lines[8] = `{"registrationId":"imp-01"}`                                                                            // line 9: repeats line 2
 	lines[12] = `{"registrationId":"taken-1"}`                                                                          // line 13: exists on the service
 	lines[15] = `{"registrationId":"imp-15","attestation":{"type":"symmetricKey","symmetricKey":{"primaryKey":"abc"}}}` // line 16: bad key
+	lines[17] = `{"registrationId":"imp-17"} {"registrationId":"imp-17b"}`                                              // line 18: two objects
 	lines = append(lines, "", `{"registrationId":"imp-99","attestation":{"type":"symmetricKey"}}`)                      // blank line 24, line 25 good
 	file := filepath.Join(t.TempDir(), "enrollments.jsonl")
 	if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	errOut := c.fails(1, []string{"enrollments", "import", file}, "imported 19 of 24 enrollments; 5 failed")
-	for _, want := range []string{"line 4:", "line 6 bad id: invalid registration ID: character 4", "line 9 imp-01: the registration ID repeats line 2", "line 13 taken-1:", "line 16 imp-15: attestation.symmetricKey.primaryKey"} {
+	errOut := c.fails(1, []string{"enrollments", "import", file}, "imported 18 of 24 enrollments; 6 failed")
+	for _, want := range []string{"line 4:", "line 18: not an enrollment in JSON: text follows", "line 6 bad id: invalid registration ID: character 4", "line 9 imp-01: the registration ID repeats line 2", "line 13 taken-1:", "line 16 imp-15: attestation.symmetricKey.primaryKey"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
 		}
@@ -71,8 +72,8 @@ func TestEnrollmentsImport(t *testing.T) {
 	if err := json.Unmarshal([]byte(c.ok("enrollments", "list", "-o", "json", "--page-size", "4")), &listed); err != nil {
 		t.Fatal(err)
 	}
-	if len(listed) != 20 { // 19 imported + taken-1 (stdin-1 comes later)
-		t.Errorf("%d enrollments listed, want 20", len(listed))
+	if len(listed) != 19 { // 18 imported + taken-1 (stdin-1 comes later)
+		t.Errorf("%d enrollments listed, want 19", len(listed))
 	}
 
 	// Standard input works too.
