@@ -47,8 +47,8 @@ func TestCommandLineCompletesAndOpensViews(t *testing.T) {
 	m.Update(press(":"))
 	typeText(func(msg tea.Msg) tea.Cmd { _, c := m.Update(msg); return c }, "clean")
 	m.Update(press("enter"))
-	if !strings.Contains(plain(screen(m)), "not in the console yet") {
-		t.Fatalf(":cleanup should say it is a later piece of work:\n%s", plain(screen(m)))
+	if !strings.Contains(plain(screen(m)), "Clean up orphaned records") {
+		t.Fatalf(":cleanup should open the clean-up:\n%s", plain(screen(m)))
 	}
 	m.Update(press(":"))
 	typeText(func(msg tea.Msg) tea.Cmd { _, c := m.Update(msg); return c }, "bogus")

@@ -1,30 +1,295 @@
 package tui
 
-import tea "charm.land/bubbletea/v2"
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
-// cleanupView holds the place of the orphan clean-up screen, which is a
-// later piece of work (issue 6). It says so rather than pretending.
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/dpsconsole/dpsconsole/dps/cleanup"
+)
+
+// cleanupView finds orphaned registration records with the dps/cleanup
+// engine, shows them per reason and group, and deletes them on
+// confirmation with a resumable job, showing its progress.
 type cleanupView struct {
 	c   *Common
 	vid int
+	gen int
+
+	scanning bool
+	scanned  map[string]int // count per scan source
+	plan     *cleanup.Plan
+	sel      cleanup.Selection
+	err      string
+
+	confirm  *confirm
+	running  bool
+	job      string
+	progress cleanup.Progress
+	failures []cleanup.Failure
+	summary  *cleanup.Summary
 }
 
-func newCleanupView(c *Common) *cleanupView { return &cleanupView{c: c, vid: c.newID()} }
+// cleanupEvent carries one engine event, or the end of a scan or run.
+type cleanupEvent struct {
+	gen     int
+	ch      <-chan cleanupEvent
+	ev      cleanup.Event
+	plan    *cleanup.Plan    // set when a scan ends
+	summary *cleanup.Summary // set when a run ends
+	err     error
+	end     bool
+}
 
-func (v *cleanupView) id() int                { return v.vid }
-func (v *cleanupView) Title() string          { return "Clean up" }
-func (v *cleanupView) Init() tea.Cmd          { return nil }
-func (v *cleanupView) Update(tea.Msg) tea.Cmd { return nil }
-func (v *cleanupView) SetSize(int, int)       {}
-func (v *cleanupView) Hints() []*Binding      { return nil }
-func (v *cleanupView) Editing() bool          { return false }
-func (v *cleanupView) Busy() bool             { return false }
-func (v *cleanupView) Status() string         { return "" }
+func newCleanupView(c *Common) *cleanupView {
+	return &cleanupView{c: c, vid: c.newID(), scanned: map[string]int{}}
+}
+
+func (v *cleanupView) id() int          { return v.vid }
+func (v *cleanupView) Title() string    { return "Clean up orphaned records" }
+func (v *cleanupView) Editing() bool    { return v.confirm != nil }
+func (v *cleanupView) Busy() bool       { return v.scanning || v.running }
+func (v *cleanupView) SetSize(int, int) {}
+
+func (v *cleanupView) Status() string {
+	if v.plan == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s findings", count(len(v.plan.Findings)))
+}
+
+func (v *cleanupView) Hints() []*Binding {
+	k := v.c.Keys
+	return []*Binding{k.Delete, k.HubDevices, k.Refresh}
+}
+
+func (v *cleanupView) Init() tea.Cmd { return v.scan() }
+
+// engine builds the cleanup engine over the target's clients.
+func (v *cleanupView) engine() (*cleanup.Engine, error) {
+	t := v.c.Target
+	if t == nil || t.Service == nil {
+		return nil, fmt.Errorf("no DPS target")
+	}
+	regs, err := t.Registries()
+	if err != nil {
+		return nil, err
+	}
+	e := &cleanup.Engine{DPS: t.Service, StateDir: t.StateDir}
+	for _, r := range regs {
+		e.Hubs = append(e.Hubs, r)
+	}
+	return e, nil
+}
+
+// stream runs work in a goroutine started by the Cmd and delivers its
+// events one message at a time; the last message has end set.
+func (v *cleanupView) stream(work func(ctx context.Context, events chan<- cleanup.Event) cleanupEvent) tea.Cmd {
+	v.gen++
+	gen, ctx := v.gen, v.c.Ctx
+	return do(v.vid, func() tea.Msg {
+		out := make(chan cleanupEvent, 16)
+		go func() {
+			defer close(out)
+			events := make(chan cleanup.Event)
+			done := make(chan cleanupEvent, 1)
+			go func() {
+				r := work(ctx, events)
+				close(events)
+				done <- r
+			}()
+			for ev := range events {
+				out <- cleanupEvent{gen: gen, ch: out, ev: ev}
+			}
+			r := <-done
+			r.gen, r.ch, r.end = gen, out, true
+			out <- r
+		}()
+		return <-out
+	})
+}
+
+func listenCleanup(to int, ch <-chan cleanupEvent) tea.Cmd {
+	return do(to, func() tea.Msg { return <-ch })
+}
+
+func (v *cleanupView) scan() tea.Cmd {
+	eng, err := v.engine()
+	if err != nil {
+		v.err = err.Error()
+		return nil
+	}
+	v.scanning, v.plan, v.summary, v.err, v.job = true, nil, nil, "", ""
+	v.scanned = map[string]int{}
+	return v.stream(func(ctx context.Context, events chan<- cleanup.Event) cleanupEvent {
+		plan, err := eng.Scan(ctx, cleanup.ScanOptions{}, events)
+		return cleanupEvent{plan: plan, err: err}
+	})
+}
+
+func (v *cleanupView) run() tea.Cmd {
+	eng, err := v.engine()
+	if err != nil {
+		v.err = err.Error()
+		return nil
+	}
+	job, err := eng.NewJob(v.plan, v.sel)
+	if err != nil {
+		v.err = err.Error()
+		return nil
+	}
+	v.running, v.job, v.failures, v.progress = true, job.ID, nil, cleanup.Progress{Total: len(job.Actions)}
+	return v.stream(func(ctx context.Context, events chan<- cleanup.Event) cleanupEvent {
+		sum, err := eng.Run(ctx, job, cleanup.RunOptions{}, events)
+		return cleanupEvent{summary: &sum, err: err}
+	})
+}
+
+func (v *cleanupView) Update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case cleanupEvent:
+		if msg.gen != v.gen {
+			return nil
+		}
+		if !msg.end {
+			switch ev := msg.ev.(type) {
+			case cleanup.ScanProgress:
+				v.scanned[ev.Source] = ev.Count
+			case cleanup.Progress:
+				v.progress = ev
+			case cleanup.Failure:
+				v.failures = append(v.failures, ev)
+			}
+			return listenCleanup(v.vid, msg.ch)
+		}
+		v.scanning, v.running = false, false
+		if msg.err != nil {
+			v.err = msg.err.Error()
+		}
+		if msg.plan != nil {
+			v.plan = msg.plan
+		}
+		if msg.summary != nil {
+			v.summary = msg.summary
+			return flash(fmt.Sprintf("clean-up job %s finished", msg.summary.JobID))
+		}
+		return nil
+	case tea.KeyPressMsg:
+		k := v.c.Keys
+		if v.confirm != nil {
+			c := v.confirm
+			v.confirm = nil
+			cmd, _ := c.answer(msg)
+			return cmd
+		}
+		if v.scanning || v.running {
+			return nil
+		}
+		switch {
+		case k.Refresh.Matches(msg):
+			return v.scan()
+		case k.HubDevices.Matches(msg):
+			v.sel.HubDevices = !v.sel.HubDevices
+		case k.Delete.Matches(msg):
+			return v.askRun()
+		}
+	}
+	return nil
+}
+
+func (v *cleanupView) askRun() tea.Cmd {
+	if v.plan == nil {
+		return nil
+	}
+	records, devices := 0, 0
+	for _, n := range v.plan.Counts(v.sel) {
+		if n.Selected {
+			records += n.Records
+			if v.sel.HubDevices {
+				devices += n.HubDevices
+			}
+		}
+	}
+	if records == 0 {
+		return flash("no orphaned registration records to delete")
+	}
+	text := fmt.Sprintf("Delete %s orphaned registration records", count(records))
+	if devices > 0 {
+		text += fmt.Sprintf(" and %s hub device identities", count(devices))
+	}
+	text += "?\nThe job is logged in the state directory; an interrupted run resumes without repeating work."
+	v.confirm = &confirm{text: text, choices: []choice{{"y", "delete them", v.run}}}
+	return nil
+}
 
 func (v *cleanupView) View() string {
 	st := v.c.Styles
-	return st.Title.Render("Orphan clean-up is not in the console yet.") + "\n\n" +
-		"Finding and deleting orphaned registration records from here is planned (issue 6).\n" +
-		"Until then, use the command line:  " + st.Code.Render("dpsconsole cleanup --help") + "\n\n" +
-		st.Muted.Render("esc goes back.")
+	if v.confirm != nil {
+		return v.confirm.view(v.c)
+	}
+	var lines []string
+	if v.err != "" {
+		lines = append(lines, st.Error.Width(max(v.c.Width-2, 20)).Render(v.err), "")
+	}
+	if v.scanning {
+		lines = append(lines, st.Title.Render("Scanning…"))
+		for _, s := range []string{cleanup.SourceGroups, cleanup.SourceEnrollments, cleanup.SourceLiveRecords, cleanup.SourceHubDevices, cleanup.SourceJournal, cleanup.SourceLookups} {
+			if n, ok := v.scanned[s]; ok {
+				lines = append(lines, fmt.Sprintf("  %-26s %s", s, count(n)))
+			}
+		}
+		return strings.Join(lines, "\n")
+	}
+	if v.plan != nil {
+		lines = append(lines, st.Title.Render("Orphaned registration records"), "")
+		counts := v.plan.Counts(v.sel)
+		if len(counts) == 0 {
+			lines = append(lines, st.OK.Render("  Nothing to clean up: every record belongs to a live enrollment."))
+		} else {
+			lines = append(lines, st.TableHeader.Render(fmt.Sprintf("  %-15s %-28s %9s %12s  %s", "REASON", "GROUP", "RECORDS", "HUB DEVICES", "DELETED")))
+			for _, n := range counts {
+				group := n.GroupID
+				if group == "" {
+					group = "(unknown)"
+				}
+				sel := "no (stale records are kept)"
+				if n.Selected {
+					sel = "yes"
+				}
+				lines = append(lines, fmt.Sprintf("  %-15s %-28s %9s %12s  %s", n.Reason, fit(group, 28), count(n.Records), count(n.HubDevices), sel))
+			}
+		}
+		for _, note := range v.plan.Notes {
+			lines = append(lines, st.Warning.Render("  note: "+note))
+		}
+		hubs := "kept"
+		if v.sel.HubDevices {
+			hubs = "deleted too"
+		}
+		lines = append(lines, "", "  Hub device identities of deleted records: "+st.Key.Render(hubs)+st.Muted.Render("  (h switches)"))
+	}
+	if v.running || v.summary != nil {
+		p := v.progress
+		lines = append(lines, "", progressLine(v.c, deleteProgress{deleted: p.Done - p.Failed, failed: p.Failed, total: p.Total}, "job "+v.job))
+		if p.Throttled > 0 {
+			lines = append(lines, st.Muted.Render(fmt.Sprintf("  throttled %d times; pace %.0f requests/s", p.Throttled, p.Pace)))
+		}
+	}
+	if s := v.summary; s != nil {
+		for _, kind := range slices.Sorted(maps.Keys(s.Outcomes)) {
+			var parts []string
+			for _, o := range slices.Sorted(maps.Keys(s.Outcomes[kind])) {
+				parts = append(parts, fmt.Sprintf("%s %s", count(s.Outcomes[kind][o]), o))
+			}
+			lines = append(lines, fmt.Sprintf("  %s: %s", kind, strings.Join(parts, ", ")))
+		}
+	}
+	for _, f := range v.failures {
+		lines = append(lines, st.Error.Render("  failed: "+f.Error))
+	}
+	return strings.Join(lines, "\n")
 }

@@ -38,7 +38,7 @@ func startEmulator(t testing.TB, delay time.Duration) (*Target, *emulator.Emulat
 		t.Fatal(err)
 	}
 	return &Target{Name: "emulator", IDScope: env.IDScope, DeviceEndpoint: env.DeviceEndpoint, Service: svc,
-		HubConnectionStrings: env.HubConnectionStrings, HTTPClient: tr}, emu
+		HubConnectionStrings: env.HubConnectionStrings, HTTPClient: tr, StateDir: t.TempDir()}, emu
 }
 
 // probe wraps the root model in a real Program and keeps the last screen as
@@ -279,5 +279,27 @@ func TestFlowIndividualEnrollments(t *testing.T) {
 	f.waitFor("deleted", "deleted enrollment flow-device")
 	if _, err := target.Service.GetEnrollment(context.Background(), "flow-device"); !dps.IsNotFound(err) {
 		t.Fatalf("enrollment still there: %v", err)
+	}
+}
+
+// TestFlowCleanUpOrphans scans the demo data, finds the records of the
+// deleted group, and deletes them with their hub devices.
+func TestFlowCleanUpOrphans(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	f := startFlow(t, target, false)
+	f.waitFor("browse", "2/2")
+	f.keys(":")
+	f.typeText("cleanup")
+	f.keys("enter")
+	f.waitFor("scan", "Orphaned registration records", "no-enrollment")
+	f.keys("h")
+	f.waitFor("hub devices", "deleted too")
+	f.keys("d")
+	f.waitFor("confirm", "Delete 12 orphaned registration records and 12 hub device identities?")
+	f.keys("y")
+	f.waitFor("run", "finished", "record: 12 deleted", "hub-device: 12 deleted")
+	n, _, err := countRecords(context.Background(), target.Service, emulator.DemoDeletedGroup, 0)
+	if err != nil || n != 0 {
+		t.Fatalf("orphans left: %d (%v)", n, err)
 	}
 }

@@ -45,6 +45,8 @@ type KeyMap struct {
 	Reveal, Copy, KeySource, Derive, Simulate *Binding
 	// Forms, simulate and tutorial
 	NextField, PrevField, Submit, Telemetry *Binding
+	// Clean-up
+	HubDevices *Binding
 }
 
 // Section is a titled group of bindings, for help and documentation.
@@ -89,6 +91,8 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		PrevField: bind("shift+tab", "previous field", "shift+tab", "up"),
 		Submit:    bind("enter", "run", "enter"),
 		Telemetry: bind("ctrl+t", "send telemetry", "ctrl+t"),
+
+		HubDevices: bind("h", "also delete hub devices", "h"),
 	}
 	if readOnly {
 		for _, s := range k.Sections() {
@@ -111,6 +115,7 @@ func (k *KeyMap) Sections() []Section {
 		{"Groups and enrollments", []*Binding{k.Open, k.New, k.Toggle, k.Delete}},
 		{"Group detail and derive", []*Binding{k.Reveal, k.Copy, k.KeySource, k.Derive, k.Simulate}},
 		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Telemetry}},
+		{"Clean-up", []*Binding{k.HubDevices}},
 	}
 }
 

@@ -25,6 +25,8 @@ type Target struct {
 	// Journal records the groups the console sees and deletes, so the
 	// clean-up can tell orphans later; nil = none.
 	Journal *cleanup.Journal
+	// StateDir holds the clean-up job logs.
+	StateDir string
 	// HTTPClient trusts the target's CA (the emulator's); nil = system roots.
 	HTTPClient *http.Client
 }
@@ -61,4 +63,17 @@ func (t *Target) Registry(hubHost string) (*hub.RegistryClient, error) {
 		return hub.NewRegistryClientFromConnectionString(cs, &hub.ClientOptions{ClientOptions: t.clientOptions()})
 	}
 	return nil, fmt.Errorf("no IoT Hub connection string for %s: set IOTHUB_CONNECTION_STRING to reach its registry", hubHost)
+}
+
+// Registries returns a registry client for every hub connection string.
+func (t *Target) Registries() ([]*hub.RegistryClient, error) {
+	var out []*hub.RegistryClient
+	for i, cs := range t.HubConnectionStrings {
+		r, err := hub.NewRegistryClientFromConnectionString(cs, &hub.ClientOptions{ClientOptions: t.clientOptions()})
+		if err != nil {
+			return nil, fmt.Errorf("IoT Hub connection string %d: %w", i+1, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
