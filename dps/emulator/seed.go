@@ -15,7 +15,8 @@ import (
 //   - mylegacydevices: the group of Microsoft's "legacy devices" tutorial,
 //     with the tutorial's primary key, statically allocated to hub 1;
 //   - hashed-fleet: a hashed group over both hubs with demoFleetSize assigned
-//     devices, each with its identity (derived keys) in its hub;
+//     devices, each on the hub the hashed policy picks and with its identity
+//     (derived keys) in that hub;
 //   - retired-sensors: registration records and hub devices of a group that
 //     has since been deleted, the orphans the cleanup work finds.
 //
@@ -81,8 +82,9 @@ func (e *Emulator) seedDemo(ctx context.Context) error {
 	})
 }
 
-// seedDevices writes n assigned registration records of a group, spread
-// over the hubs in turn, and their hub identities with the derived keys.
+// seedDevices writes n assigned registration records of a group, each on the
+// hub the hashed policy picks for it (so registering again keeps the hub),
+// and their hub identities with the derived keys.
 func (e *Emulator) seedDevices(ctx context.Context, tx *sql.Tx, groupID, prefix string, n int, groupKeys dps.SymmetricKeyAttestation, start time.Time) error {
 	primary, err := keys.ParseKey(groupKeys.PrimaryKey.Reveal())
 	if err != nil {
@@ -92,9 +94,13 @@ func (e *Emulator) seedDevices(ctx context.Context, tx *sql.Tx, groupID, prefix 
 	if err != nil {
 		return err
 	}
+	linked := make([]linkedHub, len(e.hubs))
+	for i, h := range e.hubs {
+		linked[i] = h.linkedHub
+	}
 	for i := range n {
 		id := fmt.Sprintf("%s-%03d", prefix, i+1)
-		h := e.hubs[i%len(e.hubs)]
+		h := e.hubs[hashedHub(id, linked).Index-1] // Index is 1-based listener order
 		at := start.Add(time.Duration(i) * 7 * time.Minute)
 		if _, err := putRegistrationTx(ctx, tx, registration{
 			DeviceRegistrationState: dps.DeviceRegistrationState{
@@ -156,3 +162,11 @@ func (e *Emulator) SeedRegistrations(ctx context.Context, groupID string, n int)
 	}
 	return nil
 }
+
+// hashedHub is the hub the hashed allocation policy (allocation.go) gives a
+// registration ID.
+func hashedHub(registrationID string, linked []linkedHub) linkedHub {
+	h, _ := rendezvous(registrationID, linked)
+	return h
+}
+

@@ -42,6 +42,10 @@ func TestDemoSeed(t *testing.T) {
 	for _, d := range docs {
 		st := decode[dps.DeviceRegistrationState](t, d)
 		perHub[st.AssignedHub]++
+		linked, _ := e.store.linkedHubs(ctx)
+		if want := hashedHub(st.RegistrationID, linked).HostName; st.AssignedHub != want {
+			t.Fatalf("%s is on %s; the hashed policy gives %s", st.RegistrationID, st.AssignedHub, want)
+		}
 		h := e.hubByHost(t, st.AssignedHub)
 		dev, err := e.store.hubDevice(ctx, h, st.DeviceID)
 		if err != nil {
