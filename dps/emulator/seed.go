@@ -169,4 +169,3 @@ func hashedHub(registrationID string, linked []linkedHub) linkedHub {
 	h, _ := rendezvous(registrationID, linked)
 	return h
 }
-
