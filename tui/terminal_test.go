@@ -104,6 +104,10 @@ func TestTerminalFlowUnderTmux(t *testing.T) {
 	m.waitFor("confirm", "Delete 1 marked registration records")
 	m.send("y")
 	m.waitFor("deleted", "deleted 1 registration records", "0/0")
+	m.send(":")
+	m.typeText("cleanup")
+	m.send("Enter")
+	captures["cleanup"] = m.waitFor("cleanup", "Orphaned registration records", "no-enrollment")
 	m.send("q") // the shell's sleep keeps the pane open after the console exits
 	for deadline := time.Now().Add(10 * time.Second); strings.Contains(m.capture(), "Enrollment groups"); {
 		if time.Now().After(deadline) {
@@ -140,6 +144,7 @@ func updateREADMECaptures(t *testing.T, captures map[string]string) {
 	for _, v := range []struct{ key, title string }{
 		{"groups", "Enrollment groups (home)"}, {"group", "A group and its registration records"},
 		{"derive", "Derive, with the shell equivalents"}, {"simulate", "Simulate: the live registration timeline"},
+		{"cleanup", "Clean-up: orphaned records found on the demo data"},
 	} {
 		fmt.Fprintf(&b, "**%s**\n\n```text\n%s\n```\n\n", v.title, strings.TrimRight(trimBlankLines(captures[v.key]), "\n"))
 	}
