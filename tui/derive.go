@@ -156,6 +156,12 @@ func (v *deriveView) Update(msg tea.Msg) tea.Cmd {
 		}
 		v.applyAttestation(msg.groupID, msg.att)
 		return nil
+	case tea.PasteMsg:
+		cmd, changed := v.f.paste(msg)
+		if changed {
+			v.recompute()
+		}
+		return cmd
 	case tea.KeyPressMsg:
 		switch {
 		case k.Copy.Matches(msg) && (!v.f.editing() || msg.String() != "c"):

@@ -142,3 +142,13 @@ func TestDeriveGolden(t *testing.T) {
 		})
 	}
 }
+
+func TestDeriveAcceptsAPastedKey(t *testing.T) {
+	v := newTestDerive(t, 120, 30)
+	v.Update(tea.PasteMsg{Content: tutorialGroupKey})
+	v.Update(press("tab"))
+	v.Update(tea.PasteMsg{Content: "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"})
+	if got := v.DeviceKey().Base64(); got != tutorialDeviceKey {
+		t.Fatalf("pasted key derived %q", got)
+	}
+}

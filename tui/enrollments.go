@@ -139,6 +139,11 @@ func (v *enrollmentsView) Update(msg tea.Msg) tea.Cmd {
 		}
 		v.create, v.err = nil, ""
 		return tea.Batch(flash(msg.what), v.refresh())
+	case tea.PasteMsg:
+		if v.create != nil {
+			cmd, _ := v.create.paste(msg)
+			return cmd
+		}
 	case tea.KeyPressMsg:
 		return v.key(msg)
 	}

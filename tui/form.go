@@ -51,6 +51,15 @@ func (f *form) setWidth(w int) {
 	}
 }
 
+// paste puts pasted text into the focused field.
+func (f *form) paste(msg tea.PasteMsg) (cmd tea.Cmd, changed bool) {
+	if f.focus < 0 {
+		return nil, false
+	}
+	f.inputs[f.focus], cmd = f.inputs[f.focus].Update(msg)
+	return cmd, true
+}
+
 // update handles navigation and typing; changed reports that a value moved.
 func (f *form) update(msg tea.KeyPressMsg) (cmd tea.Cmd, changed bool) {
 	k := f.c.Keys

@@ -71,6 +71,9 @@ func (v *groupFormView) Update(msg tea.Msg) tea.Cmd {
 		return tea.Batch(back, func() tea.Msg {
 			return routed{to: owner, msg: groupChangedMsg{what: "created enrollment group " + msg.id}}
 		})
+	case tea.PasteMsg:
+		cmd, _ := v.f.paste(msg)
+		return cmd
 	case tea.KeyPressMsg:
 		if msg.String() == "enter" && (!v.f.editing() || v.f.focus == gfEnabled) {
 			return v.submit()

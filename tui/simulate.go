@@ -91,6 +91,9 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 			return nil
 		}
 		return v.tl.start(msg.regID, msg.key, msg.payload)
+	case tea.PasteMsg:
+		cmd, _ := v.f.paste(msg)
+		return cmd
 	case tea.KeyPressMsg:
 		k := v.c.Keys
 		switch {

@@ -325,6 +325,13 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 		t.cursor, t.offset = 0, 0
 		t.clamp()
 		return nil, true
+	case tea.PasteMsg:
+		if !t.filtering {
+			return nil, false
+		}
+		var c tea.Cmd
+		t.input, c = t.input.Update(msg)
+		return tea.Batch(c, t.setQuery(t.input.Value())), true
 	case tea.KeyPressMsg:
 		if t.filtering {
 			switch msg.String() {

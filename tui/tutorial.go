@@ -105,6 +105,12 @@ func (v *tutorialView) Update(msg tea.Msg) tea.Cmd {
 			v.record = msg.record
 		}
 		return v.complete(msg.step, msg.note)
+	case tea.PasteMsg:
+		if v.regID.Focused() {
+			var cmd tea.Cmd
+			v.regID, cmd = v.regID.Update(msg)
+			return cmd
+		}
 	case tea.KeyPressMsg:
 		if v.regID.Focused() {
 			switch msg.String() {
