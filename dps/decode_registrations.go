@@ -140,6 +140,10 @@ func (s *scanner) value() ([]byte, bool) {
 }
 
 func (s *scanner) validated(start int) ([]byte, bool) {
+	if s.i > len(s.b) { // a backslash ended the input
+		s.i = len(s.b)
+		return nil, false
+	}
 	v := s.b[start:s.i]
 	return v, len(v) > 0 && json.Valid(v)
 }

@@ -38,6 +38,7 @@ var decodeSeeds = []string{
 	`[{"future":{"x":[1,2,{"y":"z"}]},"registrationId":"a","other":true}]`, `[{"future":tru}]`,
 	"[{\"deviceId\":\"\xff\"}]", "[{\"deviceId\":\"a\tb\"}]", `[{"registrationId":"a" "deviceId":"b"}]`,
 	`[{"status":"assigned"}, {"status":"failed"}]`,
+	`[{"x":"\`, `[{"payload":{"\`,
 }
 
 // FuzzDecodeRegistrationStates checks the direct decoder against
