@@ -130,10 +130,20 @@ func (v *groupsView) fetch() tea.Cmd {
 		return nil
 	}
 	v.loading = true
-	gen, token, svc, ctx := v.gen, v.token, v.c.Target.Service, v.c.Ctx
+	gen, token, svc, ctx, journal, log := v.gen, v.token, v.c.Target.Service, v.c.Ctx, v.c.Target.Journal, v.c.Logger
 	return do(v.vid, func() tea.Msg {
 		pager := svc.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: groupPageSize, ContinuationToken: token})
 		page, err := pager.NextPage(ctx)
+		if err == nil && journal != nil {
+			// The journal of groups seen lets the clean-up tell orphans later.
+			ids := make([]string, len(page.Items))
+			for i, g := range page.Items {
+				ids[i] = g.EnrollmentGroupID
+			}
+			if jerr := journal.Seen(ids...); jerr != nil {
+				log.Warn("recording seen groups", "error", jerr)
+			}
+		}
 		return groupsPageMsg{gen: gen, items: page.Items, token: page.ContinuationToken, err: err}
 	})
 }
@@ -175,15 +185,6 @@ func (v *groupsView) Update(msg tea.Msg) tea.Cmd {
 		v.err = ""
 		v.token = msg.token
 		v.table.Append(msg.items, msg.token != "")
-		if j := v.c.Target.Journal; j != nil {
-			ids := make([]string, len(msg.items))
-			for i, g := range msg.items {
-				ids[i] = g.EnrollmentGroupID
-			}
-			if err := j.Seen(ids...); err != nil {
-				v.c.Logger.Warn("recording seen groups", "error", err)
-			}
-		}
 		return tea.Batch(v.countVisible(), v.more())
 	case groupCountMsg:
 		if msg.gen == v.gen {

@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 )
 
@@ -56,6 +57,11 @@ func TestGroupsViewListsWithLazyCounts(t *testing.T) {
 	target, _ := startEmulator(t, 0)
 	c := testCommon(t, 120, 20)
 	c.Target = target
+	j, err := cleanup.OpenJournal(t.TempDir(), target.Service.Host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	target.Journal = j
 	h := harness(t, c, newGroupsView(c))
 	out := plain(h.v.View())
 	for _, want := range []string{"hashed-fleet", "hashed", "mylegacydevices", "static", "enabled", "2/2"} {
@@ -69,6 +75,9 @@ func TestGroupsViewListsWithLazyCounts(t *testing.T) {
 	}
 	if h.v.Status() != "2 groups" {
 		t.Fatalf("status %q", h.v.Status())
+	}
+	if seen := j.Groups(); len(seen) != 2 {
+		t.Fatalf("the journal should know both listed groups: %+v", seen)
 	}
 }
 
