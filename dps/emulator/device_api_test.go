@@ -213,3 +213,35 @@ func FuzzServeDevice(f *testing.F) {
 		}
 	})
 }
+
+// TestSecondaryKeys: a key derived from the group's secondary key, and an
+// individual enrollment's secondary key, admit the device too.
+func TestSecondaryKeys(t *testing.T) {
+	e := startTest(t, Options{Seed: "none"})
+	s := newSvc(t, e)
+	pk, sk := keys.GenerateKey(), keys.GenerateKey()
+	sym := map[string]any{"type": "symmetricKey", "symmetricKey": map[string]any{"primaryKey": pk.Base64(), "secondaryKey": sk.Base64()}}
+	s.must(http.StatusOK, http.MethodPut, "/enrollmentGroups/g?api-version=2021-10-01", map[string]any{"enrollmentGroupId": "g", "attestation": sym})
+	s.must(http.StatusOK, http.MethodPut, "/enrollments/solo?api-version=2021-10-01", map[string]any{"registrationId": "solo", "attestation": sym})
+
+	dk, _ := keys.DeriveDeviceKey(sk, "grouped")
+	for rid, key := range map[string]keys.Key{"grouped": dk, "solo": sk} {
+		st := newRawDevice(t, e, rid, key).register(`{"registrationId":"` + rid + `"}`)
+		if st.Status != dps.StatusAssigned {
+			t.Fatalf("%s with its secondary key: %+v", rid, st)
+		}
+		d, err := e.store.hubDevice(t.Context(), hubIndex(e, st.RegistrationState.AssignedHub), rid)
+		if err != nil || d.SecondaryKey != key.Base64() {
+			t.Fatalf("%s: the hub identity does not hold the secondary key (%v)", rid, err)
+		}
+	}
+}
+
+func hubIndex(e *Emulator, host string) int {
+	for _, h := range e.hubs {
+		if h.HostName == host {
+			return h.Index
+		}
+	}
+	return 0
+}
