@@ -233,10 +233,12 @@ type pageRecorder struct {
 }
 
 func (p *pageRecorder) Write(b []byte) (int, error) {
-	if p.lines > 0 { // skip the header
-		p.fetchedAtRow = append(p.fetchedAtRow, *p.fetched)
+	for range bytes.Count(b, []byte("\n")) {
+		if p.lines > 0 { // skip the header
+			p.fetchedAtRow = append(p.fetchedAtRow, *p.fetched)
+		}
+		p.lines++
 	}
-	p.lines++
 	return len(b), nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -94,14 +95,13 @@ func (t *tableWriter) row(cells ...string) {
 	io.WriteString(t.w, strings.TrimRight(t.buf.String(), " \n")+"\n")
 }
 
-// flusher is implemented by buffered writers; listings flush after every page
-// so a long listing shows up as it arrives.
-type flusher interface{ Flush() error }
-
 // streamList prints every item of every page: a table with a header, rows
 // written page by page, and a count at the end; or a JSON array written
 // page by page as well. It returns how many items it printed.
-func streamList[P, T any](ctx context.Context, w io.Writer, format string, pager *runtime.Pager[P], items func(P) []T, cols []column, row func(T) []string) (int, error) {
+func streamList[P, T any](ctx context.Context, out io.Writer, format string, pager *runtime.Pager[P], items func(P) []T, cols []column, row func(T) []string) (int, error) {
+	// One write a page rather than one a row; flushed as each page is done.
+	w := bufio.NewWriterSize(out, 64<<10)
+	defer w.Flush()
 	var tw *tableWriter
 	n := 0
 	if format == outputJSON {
@@ -133,8 +133,8 @@ func streamList[P, T any](ctx context.Context, w io.Writer, format string, pager
 			}
 			n++
 		}
-		if f, ok := w.(flusher); ok {
-			f.Flush()
+		if err := w.Flush(); err != nil {
+			return n, err
 		}
 	}
 	if format == outputJSON {
