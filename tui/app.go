@@ -402,7 +402,7 @@ func (m *Model) fullHelp() string {
 		used += w
 	}
 	rows = append(rows, lipgloss.JoinHorizontal(lipgloss.Top, row...))
-	out := strings.Join(rows, "\n\n")
+	out := strings.Join(rows, "\n")
 	if d := k.Disabled(); len(d) > 0 {
 		names := make([]string, len(d))
 		for i, bd := range d {

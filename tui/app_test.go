@@ -2,11 +2,13 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/golden"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 )
@@ -168,5 +170,26 @@ func TestEscClearsAFilterBeforeClosingTheView(t *testing.T) {
 	m.Update(press("esc"))
 	if m.top() == view(v) {
 		t.Fatal("second esc closes the view")
+	}
+}
+
+// TestScreenGolden pins whole screens (header, body, footer) at 80×24 and
+// at a wide size.
+func TestScreenGolden(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {200, 30}} {
+		for _, name := range []string{"derive", "help", "readonly-help", "tutorial"} {
+			t.Run(fmt.Sprintf("%s-%dx%d", name, size[0], size[1]), func(t *testing.T) {
+				m := newTestApp(t, size[0], size[1], name == "readonly-help")
+				m.c.Styles = NewStyles(true, true)
+				m.Update(press("esc"))
+				switch name {
+				case "help", "readonly-help":
+					m.Update(press("?"))
+				case "tutorial":
+					m.push(m.makeView("tutorial"))
+				}
+				golden.RequireEqual(t, plain(screen(m)))
+			})
+		}
 	}
 }
