@@ -430,6 +430,3 @@ func clip(s string, w, h int) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-// Quitting reports whether the console asked to quit (for tests).
-func (m *Model) Quitting() bool { return m.quitting }

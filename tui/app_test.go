@@ -59,7 +59,7 @@ func TestCommandLineCompletesAndOpensViews(t *testing.T) {
 		t.Fatalf("unknown command should flash, got %#v", cmd())
 	}
 	_, cmd = m.Update(press("q"))
-	if !m.Quitting() || cmd == nil {
+	if !m.quitting || cmd == nil {
 		t.Fatal("q quits")
 	}
 }
@@ -160,11 +160,11 @@ func TestEscClearsAFilterBeforeClosingTheView(t *testing.T) {
 	v.table.Append(makeRecords(20), false)
 	typeText(func(msg tea.Msg) tea.Cmd { _, c := m.Update(msg); return c }, "/0001")
 	m.Update(press("enter"))
-	if v.table.Query() != "0001" {
-		t.Fatalf("query %q", v.table.Query())
+	if v.table.query != "0001" {
+		t.Fatalf("query %q", v.table.query)
 	}
 	m.Update(press("esc"))
-	if m.top() != view(v) || v.table.Query() != "" {
+	if m.top() != view(v) || v.table.query != "" {
 		t.Fatal("first esc clears the filter and keeps the view")
 	}
 	m.Update(press("esc"))

@@ -253,9 +253,6 @@ func (v *deriveView) copy() tea.Cmd {
 	return tea.Batch(tea.SetClipboard(v.device.Base64()), flash("device key copied to the clipboard (OSC 52)"))
 }
 
-// DeviceKey is the derived key, zero until both fields are valid.
-func (v *deriveView) DeviceKey() keys.Key { return v.device }
-
 func (v *deriveView) View() string {
 	st := v.c.Styles
 	const lw = 16

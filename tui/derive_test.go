@@ -31,11 +31,11 @@ func TestDeriveUpdatesAsYouType(t *testing.T) {
 	typeText(v.Update, tutorialGroupKey)
 	v.Update(press("tab"))
 	typeText(v.Update, "sn-007-888-abc-mac-a1-b2-c3-d4-e5-")
-	if !v.DeviceKey().IsZero() && v.DeviceKey().Base64() == tutorialDeviceKey {
+	if !v.device.IsZero() && v.device.Base64() == tutorialDeviceKey {
 		t.Fatal("the key must follow the ID as typed")
 	}
 	typeText(v.Update, "f6")
-	if got := v.DeviceKey().Base64(); got != tutorialDeviceKey {
+	if got := v.device.Base64(); got != tutorialDeviceKey {
 		t.Fatalf("derived %s, want the tutorial's %s", got, tutorialDeviceKey)
 	}
 	out := plain(v.View())
@@ -67,7 +67,7 @@ func TestDeriveShowsTheBrokenRuleAndTheUpperCaseWarning(t *testing.T) {
 	if !strings.Contains(out, "  ^ invalid") {
 		t.Fatalf("a caret should point at the character:\n%s", out)
 	}
-	if !v.DeviceKey().IsZero() {
+	if !v.device.IsZero() {
 		t.Fatal("no key for an invalid ID")
 	}
 	for range 4 {
@@ -75,7 +75,7 @@ func TestDeriveShowsTheBrokenRuleAndTheUpperCaseWarning(t *testing.T) {
 	}
 	typeText(v.Update, "SN-007")
 	out = plain(v.View())
-	if !strings.Contains(out, "upper-case letters") || v.DeviceKey().IsZero() {
+	if !strings.Contains(out, "upper-case letters") || v.device.IsZero() {
 		t.Fatalf("an upper-case ID derives, with the warning:\n%s", out)
 	}
 }
@@ -148,7 +148,7 @@ func TestDeriveAcceptsAPastedKey(t *testing.T) {
 	v.Update(tea.PasteMsg{Content: tutorialGroupKey})
 	v.Update(press("tab"))
 	v.Update(tea.PasteMsg{Content: "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"})
-	if got := v.DeviceKey().Base64(); got != tutorialDeviceKey {
+	if got := v.device.Base64(); got != tutorialDeviceKey {
 		t.Fatalf("pasted key derived %q", got)
 	}
 }

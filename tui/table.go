@@ -156,9 +156,6 @@ func (t *Table[V]) Loaded() int { return len(t.items) }
 // More reports whether the source has pages not loaded yet.
 func (t *Table[V]) More() bool { return t.more }
 
-// Items returns the loaded items (read only).
-func (t *Table[V]) Items() []V { return t.items }
-
 func (t *Table[V]) at(i int) V {
 	if t.visible == nil {
 		return t.items[i]
@@ -175,9 +172,6 @@ func (t *Table[V]) Selected() (V, bool) {
 	return t.at(t.cursor), true
 }
 
-// Cursor is the cursor's row among the filtered rows.
-func (t *Table[V]) Cursor() int { return t.cursor }
-
 // WantsMore reports whether the cursor is near the end of what is loaded and
 // the next page should be fetched now.
 func (t *Table[V]) WantsMore() bool {
@@ -186,9 +180,6 @@ func (t *Table[V]) WantsMore() bool {
 
 // Filtering is true while the filter prompt has the keys.
 func (t *Table[V]) Filtering() bool { return t.filtering }
-
-// Query is the active filter.
-func (t *Table[V]) Query() string { return t.query }
 
 // MoveBy moves the cursor by n rows, clamped.
 func (t *Table[V]) MoveBy(n int) {

@@ -45,7 +45,7 @@ func TestTableRendersOnlyTheWindow(t *testing.T) {
 	}
 	tb.Update(press("pgdown"))
 	tb.Update(press("down"))
-	if got := tb.Cursor(); got != 11 {
+	if got := tb.cursor; got != 11 {
 		t.Fatalf("cursor after pgdown+down = %d, want 11", got)
 	}
 	tb.Update(press("G"))
@@ -105,7 +105,7 @@ func TestTableFilterRunsInACmdAndDropsStaleRuns(t *testing.T) {
 		t.Fatalf("filter 00012 matched %d rows, want 111 (0000012, 000012x, 00012xx)", tb.Len())
 	}
 	update(press("enter"))
-	if tb.Filtering() || tb.Query() != "00012" {
+	if tb.Filtering() || tb.query != "00012" {
 		t.Fatal("enter keeps the filter and leaves the prompt")
 	}
 	out := plain(tb.View())
