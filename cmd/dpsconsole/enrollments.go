@@ -45,7 +45,7 @@ func newEnrollmentsListCmd(a *app) *cobra.Command {
 		Short: "List individual enrollments",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
+			if err := checkListFlags(output, pageSize); err != nil {
 				return err
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {

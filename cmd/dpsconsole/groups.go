@@ -60,7 +60,7 @@ func newGroupsListCmd(a *app) *cobra.Command {
 		Short: "List enrollment groups",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
+			if err := checkListFlags(output, pageSize); err != nil {
 				return err
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {

@@ -158,6 +158,7 @@ func TestGroupsInputValidation(t *testing.T) {
 	c.fails(2, []string{"groups", "create", "g", "--allocation-policy", "static"}, "exactly one hub")
 	c.fails(2, []string{"groups", "create", "g", "--initial-twin-tags", "[1]"}, "JSON object")
 	c.fails(2, []string{"groups", "list", "-o", "yaml"}, "table or json")
+	c.fails(2, []string{"registrations", "list", "--group", "g", "--page-size", "0"}, "--page-size 0")
 }
 
 func TestBadConnectionStringNeverEchoesKey(t *testing.T) {

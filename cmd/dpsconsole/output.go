@@ -36,6 +36,14 @@ func checkOutput(format string) error {
 	return usagef("flag --output %q: use table or json", format)
 }
 
+// checkListFlags validates --output and --page-size of a listing.
+func checkListFlags(format string, pageSize int32) error {
+	if pageSize < 1 {
+		return usagef("flag --page-size %d: give 1 or more (DPS may serve fewer a page than asked)", pageSize)
+	}
+	return checkOutput(format)
+}
+
 // writeJSON writes v indented, as the service would send it.
 func writeJSON(w io.Writer, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")

@@ -37,7 +37,7 @@ func newRegistrationsListCmd(a *app) *cobra.Command {
 		Short: "List the registration records of an enrollment group's devices",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
+			if err := checkListFlags(output, pageSize); err != nil {
 				return err
 			}
 			if group == "" {
