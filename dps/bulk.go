@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 )
 
 // RunEnrollmentBulk applies op.Mode to any number of individual enrollments,
@@ -15,6 +18,7 @@ import (
 // yet applied listed as failed: res.Errors always names every enrollment that
 // was not applied.
 func (c *Client) RunEnrollmentBulk(ctx context.Context, op BulkEnrollmentOperation) (BulkEnrollmentOperationResult, error) {
+	ctx = c.retryOnlyRefused(ctx)
 	res := BulkEnrollmentOperationResult{IsSuccessful: true}
 	for i := 0; i < len(op.Enrollments); i += MaxBulkItems {
 		chunk := op.Enrollments[i:min(i+MaxBulkItems, len(op.Enrollments))]
@@ -43,6 +47,7 @@ func (c *Client) RunEnrollmentBulk(ctx context.Context, op BulkEnrollmentOperati
 
 // RunEnrollmentGroupBulk is RunEnrollmentBulk for enrollment groups.
 func (c *Client) RunEnrollmentGroupBulk(ctx context.Context, op BulkEnrollmentGroupOperation) (BulkEnrollmentGroupOperationResult, error) {
+	ctx = c.retryOnlyRefused(ctx)
 	res := BulkEnrollmentGroupOperationResult{IsSuccessful: true}
 	for i := 0; i < len(op.EnrollmentGroups); i += MaxBulkItems {
 		chunk := op.EnrollmentGroups[i:min(i+MaxBulkItems, len(op.EnrollmentGroups))]
@@ -69,8 +74,27 @@ func (c *Client) RunEnrollmentGroupBulk(ctx context.Context, op BulkEnrollmentGr
 	return res, nil
 }
 
+// retryOnlyRefused limits retries of a bulk call to answers that say it was
+// not applied (throttled, unavailable). A bulk call is not idempotent: after a
+// dropped connection it may have been applied, and a retried create would then
+// report every member as "already exists".
+func (c *Client) retryOnlyRefused(ctx context.Context) context.Context {
+	o := c.retry
+	o.ShouldRetry = func(resp *http.Response, err error) bool {
+		return err == nil && resp != nil && slices.Contains(retryStatuses, resp.StatusCode)
+	}
+	return policy.WithRetryOptions(ctx, o)
+}
+
+// retryStatuses are the statuses azcore retries by default.
+var retryStatuses = []int{http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+	http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout}
+
 // bulkCallError is what each member of a failed bulk call is reported with.
 func bulkCallError(err error) (int32, string) {
+	if statusOf(err) == 0 {
+		return 0, ErrorMessage(err) + " (no answer arrived, so whether this call was applied is unknown: check before retrying)"
+	}
 	code := ErrorCodeOf(err)
 	if code == 0 {
 		code = int32(statusOf(err)) * 1000

@@ -39,6 +39,7 @@ type ClientOptions struct {
 type Client struct {
 	internal *azcore.Client
 	sas      *sasPolicy
+	retry    policy.RetryOptions
 	host     string
 	endpoint string
 }
@@ -102,7 +103,7 @@ func newClient(host string, auth *sasPolicy, opts *ClientOptions) (*Client, erro
 	if err != nil {
 		return nil, err
 	}
-	return &Client{internal: c, sas: auth, host: host, endpoint: scheme + "://" + host}, nil
+	return &Client{internal: c, sas: auth, retry: co.Retry, host: host, endpoint: scheme + "://" + host}, nil
 }
 
 // Host is the DPS host name the client talks to (from the connection string).

@@ -414,6 +414,29 @@ func TestBulkStopsWhenCredentialsAreRefused(t *testing.T) {
 	}
 }
 
+func TestBulkIsNotRetriedAfterADroppedConnection(t *testing.T) {
+	var calls atomic.Int32
+	c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close() // the outcome of this call is unknown to the client
+			return
+		}
+		writeJSON(w, 200, BulkEnrollmentOperationResult{IsSuccessful: true})
+	}, nil)
+	items := make([]IndividualEnrollment, 15)
+	for i := range items {
+		items[i] = IndividualEnrollment{RegistrationID: fmt.Sprintf("d-%d", i), Attestation: AttestationMechanism{Type: AttestationSymmetricKey}}
+	}
+	res, err := c.RunEnrollmentBulk(context.Background(), BulkEnrollmentOperation{Mode: BulkCreate, Enrollments: items})
+	if err != nil || calls.Load() != 2 {
+		t.Fatalf("err %v after %d calls; want the dropped call not retried and the next chunk sent", err, calls.Load())
+	}
+	if len(res.Errors) != 10 || !strings.Contains(res.Errors[0].ErrorStatus, "unknown") {
+		t.Errorf("%d errors: %+v", len(res.Errors), res.Errors)
+	}
+}
+
 func TestTransportRejectsNonPEM(t *testing.T) {
 	if _, err := NewTransport([]byte("not a certificate")); err == nil {
 		t.Fatal("accepted a CA file with no certificate")
