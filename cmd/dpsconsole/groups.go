@@ -20,7 +20,8 @@ func newGroupsCmd(a *app) *cobra.Command {
 		Long: `List, show, create, update and delete enrollment groups.
 
 Deleting a group keeps the registration records of its devices (as DPS does);
-list them with "registrations list --group ID".`,
+list them with "registrations list --group ID", or delete them with the group
+through "groups delete ID --with-registrations".`,
 	}
 	cmd.AddCommand(newGroupsListCmd(a), newGroupsShowCmd(a), newGroupsCreateCmd(a), newGroupsUpdateCmd(a), newGroupsDeleteCmd(a))
 	return cmd
@@ -252,7 +253,7 @@ func newGroupsDeleteCmd(a *app) *cobra.Command {
 	d := &groupsDelete{a: a}
 	cmd := &cobra.Command{
 		Use:   "delete ID",
-		Short: "Delete an enrollment group (its registration records stay)",
+		Short: "Delete an enrollment group (its registration records stay unless --with-registrations)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(d.output); err != nil {
