@@ -48,6 +48,7 @@ type Model struct {
 	width      int
 	height     int
 	quitting   bool
+	quitArmed  bool // q was pressed once while a deletion runs
 	hasBgColor bool
 }
 
@@ -183,6 +184,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	if m.cmdMode {
 		return m.commandKey(msg)
 	}
+	m.quitArmed = m.quitArmed && k.Quit.Matches(msg)
 	if m.showHelp {
 		m.showHelp = false
 		return nil
@@ -190,6 +192,10 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	if !m.top().Editing() {
 		switch {
 		case k.Quit.Matches(msg):
+			if job := m.runningJob(); job != "" && !m.quitArmed {
+				m.quitArmed = true
+				return flash(job + " is still running; q again quits and stops it (the rest stays undone)")
+			}
 			m.quitting = true
 			return tea.Quit
 		case k.Help.Matches(msg):
@@ -282,6 +288,19 @@ func (m *Model) pop() {
 		m.stack = m.stack[:len(m.stack)-1]
 		m.resize()
 	}
+}
+
+// jobRunner is a view that may be running a deletion that quitting would cut
+// short; RunningJob names it, or returns "".
+type jobRunner interface{ RunningJob() string }
+
+func (m *Model) runningJob() string {
+	for _, v := range m.stack {
+		if j, ok := v.(jobRunner); ok && j.RunningJob() != "" {
+			return j.RunningJob()
+		}
+	}
+	return ""
 }
 
 func (m *Model) busy() bool {

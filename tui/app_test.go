@@ -193,3 +193,28 @@ func TestScreenGolden(t *testing.T) {
 		}
 	}
 }
+
+func TestQuitAsksAgainWhileADeletionRuns(t *testing.T) {
+	m := newTestApp(t, 100, 30, false)
+	m.Update(press("esc"))
+	v := newGroupView(m.c, "g")
+	v.deleting = &deleteProgress{total: 10}
+	m.stack = append(m.stack, v)
+	_, cmd := m.Update(press("q"))
+	if m.quitting {
+		t.Fatal("the first q must not quit while a deletion runs")
+	}
+	var warned bool
+	for _, c := range cmd().(tea.BatchMsg) { // the flash, and the spinner of the busy view
+		if f, ok := c().(flashMsg); ok && strings.Contains(f.text, "q again quits") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Fatal("want a warning")
+	}
+	m.Update(press("q"))
+	if !m.quitting {
+		t.Fatal("the second q quits")
+	}
+}

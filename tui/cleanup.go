@@ -149,6 +149,14 @@ func (v *cleanupView) run() tea.Cmd {
 	})
 }
 
+// RunningJob names the deletion in flight, if any.
+func (v *cleanupView) RunningJob() string {
+	if v.running {
+		return "clean-up job " + v.job
+	}
+	return ""
+}
+
 func (v *cleanupView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case cleanupEvent:

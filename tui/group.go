@@ -187,6 +187,14 @@ func (v *groupView) more() tea.Cmd {
 // Escape clears the filter before the view closes.
 func (v *groupView) Escape() (tea.Cmd, bool) { return nil, v.table.ClearFilter() }
 
+// RunningJob names the deletion in flight, if any.
+func (v *groupView) RunningJob() string {
+	if v.deleting != nil {
+		return "a deletion of registration records"
+	}
+	return ""
+}
+
 func (v *groupView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case groupLoadedMsg:

@@ -171,6 +171,14 @@ func (v *groupsView) countVisible() tea.Cmd {
 // Escape clears the filter before the view closes.
 func (v *groupsView) Escape() (tea.Cmd, bool) { return nil, v.table.ClearFilter() }
 
+// RunningJob names the deletion in flight, if any.
+func (v *groupsView) RunningJob() string {
+	if v.deleting != nil {
+		return "a deletion of registration records"
+	}
+	return ""
+}
+
 func (v *groupsView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case groupsPageMsg:
