@@ -52,6 +52,10 @@ type Env struct {
 // EnvFile is the name of the env file in the data dir.
 const EnvFile = "emulator.env"
 
+// ErrDataDirInUse is returned by Start when another emulator runs on the data
+// dir; its emulator.env says how to reach it.
+var ErrDataDirInUse = errors.New("another emulator is running on this data dir")
+
 // Policy names of the emulated services.
 const (
 	servicePolicy = "provisioningserviceowner"
@@ -72,6 +76,7 @@ type Emulator struct {
 	realism    *realism
 	dev        devState // the device API's state (device_api.go)
 	stats      stats
+	lock       *os.File // held while running (lock_unix.go)
 	mqtt       *mqtt.Server // nil without an MQTT listener
 	mqttHost   string       // host:port of the MQTT listener
 	env        Env
@@ -132,6 +137,11 @@ func (e *Emulator) start(ctx context.Context) error {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return fmt.Errorf("emulator: %w", err)
 	}
+	lock, err := lockDataDir(dir)
+	if err != nil {
+		return err
+	}
+	e.lock = lock
 	st, fresh, err := openStore(dir)
 	if err != nil {
 		return err
@@ -314,6 +324,9 @@ func (e *Emulator) Close() error {
 		}
 		if e.store != nil {
 			errs = append(errs, e.store.close())
+		}
+		if e.lock != nil {
+			errs = append(errs, e.lock.Close())
 		}
 		e.closeErr = errors.Join(errs...)
 	})

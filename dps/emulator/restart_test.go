@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -172,5 +173,14 @@ func TestHubPortTakenOnRestart(t *testing.T) {
 		if err != nil || rec.AssignedHub != st.AssignedHub {
 			t.Fatalf("record columns and document disagree: %v %q vs %q", err, rec.AssignedHub, st.AssignedHub)
 		}
+	}
+}
+
+func TestSecondEmulatorOnSameDirRefused(t *testing.T) {
+	dir := t.TempDir()
+	startTest(t, Options{DataDir: dir})
+	_, err := Start(context.Background(), Options{DataDir: dir})
+	if !errors.Is(err, ErrDataDirInUse) {
+		t.Fatalf("second Start on the same dir: %v, want ErrDataDirInUse", err)
 	}
 }
