@@ -33,10 +33,17 @@ NODE_EXTRA_CA_CERTS). The official SDKs, which cannot take a port, need the
 listeners on port 443 (run as root, e.g. --https 127.0.0.1:443 --hub 127.0.0.2:443
 --hub 127.0.0.3:443).
 
-State (SQLite) and the CA persist in the data dir; the demo seed is written only
-into a new data dir.`,
+State (SQLite) and the CA persist in the data dir; one emulator at a time may
+use a data dir. The demo seed (--seed demo, written only into a new data dir):
+the tutorial group mylegacydevices (the tutorial's key, static to hub 1), the
+hashed group hashed-fleet with 36 registered devices over both hubs, and the
+12 orphaned registration records (with their hub devices) of the deleted group
+retired-sensors.
+
+--mqtt ADDR adds an MQTT/TLS listener for DPS registration and hub telemetry
+(the SDKs use port 8883).`,
 		Example: `  dpsconsole emulator
-  dpsconsole emulator --https 127.0.0.1:443 --hub 127.0.0.2:443 --hub 127.0.0.3:443
+  dpsconsole emulator --https 127.0.0.1:443 --hub 127.0.0.2:443 --hub 127.0.0.3:443 --mqtt 127.0.0.1:8883
   dpsconsole emulator --throttle 1000/min --fault-rate 0.05`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
