@@ -42,14 +42,13 @@ type Model struct {
 	cmdline  textinput.Model
 	cmdMode  bool
 
-	flash      string
-	flashErr   bool
-	flashTag   int
-	width      int
-	height     int
-	quitting   bool
-	quitArmed  bool // q was pressed once while a deletion runs
-	hasBgColor bool
+	flash     string
+	flashErr  bool
+	flashTag  int
+	width     int
+	height    int
+	quitting  bool
+	quitArmed bool // q was pressed once while a deletion runs
 }
 
 // commands of the `:` line, in completion order.
@@ -124,7 +123,6 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.resize()
 		return nil
 	case tea.BackgroundColorMsg:
-		m.hasBgColor = true
 		*m.c.Styles = *NewStyles(msg.IsDark(), m.c.NoColor)
 		m.help.Styles = m.c.Styles.Help
 		return nil
@@ -207,8 +205,8 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 			return m.cmdline.Focus()
 		case k.Back.Matches(msg) && len(m.stack) > 1:
 			// The view may use esc itself (clear a filter, leave a form).
-			if cmd, used := m.escape(); used {
-				return cmd
+			if e, ok := m.top().(escaper); ok && e.Escape() {
+				return nil
 			}
 			m.pop()
 			return nil
@@ -218,14 +216,8 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 // escaper is a view that sometimes uses esc before the root pops it.
-type escaper interface{ Escape() (tea.Cmd, bool) }
-
-func (m *Model) escape() (tea.Cmd, bool) {
-	if e, ok := m.top().(escaper); ok {
-		return e.Escape()
-	}
-	return nil, false
-}
+// Escape reports whether the view used the esc.
+type escaper interface{ Escape() bool }
 
 func (m *Model) commandKey(msg tea.KeyPressMsg) tea.Cmd {
 	switch msg.String() {

@@ -100,12 +100,12 @@ func (v *enrollmentsView) fetch() tea.Cmd {
 }
 
 // Escape closes the detail, the create form or the filter before the view.
-func (v *enrollmentsView) Escape() (tea.Cmd, bool) {
+func (v *enrollmentsView) Escape() bool {
 	if v.shown != nil || v.create != nil {
 		v.shown, v.create, v.err = nil, nil, ""
-		return nil, true
+		return true
 	}
-	return nil, v.table.ClearFilter()
+	return v.table.ClearFilter()
 }
 
 func (v *enrollmentsView) Update(msg tea.Msg) tea.Cmd {

@@ -185,7 +185,7 @@ func (v *groupView) more() tea.Cmd {
 }
 
 // Escape clears the filter before the view closes.
-func (v *groupView) Escape() (tea.Cmd, bool) { return nil, v.table.ClearFilter() }
+func (v *groupView) Escape() bool { return v.table.ClearFilter() }
 
 // RunningJob names the deletion in flight, if any.
 func (v *groupView) RunningJob() string {

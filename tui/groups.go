@@ -169,7 +169,7 @@ func (v *groupsView) countVisible() tea.Cmd {
 }
 
 // Escape clears the filter before the view closes.
-func (v *groupsView) Escape() (tea.Cmd, bool) { return nil, v.table.ClearFilter() }
+func (v *groupsView) Escape() bool { return v.table.ClearFilter() }
 
 // RunningJob names the deletion in flight, if any.
 func (v *groupsView) RunningJob() string {
