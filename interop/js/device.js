@@ -5,7 +5,8 @@
 //     azure-iot-device-http send TELEMETRY_COUNT messages to the assigned hub
 //     with the same key. Prints "result <json>" with the registration result.
 //   STAGE=registry: azure-iothub Registry gets DEVICE_ID from the hub named
-//     HUB_HOST, deletes it, and checks a second get is a 404.
+//     HUB_HOST, finds it with a paged device query, deletes it, and checks a
+//     second get is a 404.
 // The emulator runs on port 443 of loopback addresses (the SDKs cannot take a
 // port); NODE_EXTRA_CA_CERTS trusts its CA. Any failure exits 1.
 'use strict';
@@ -63,6 +64,12 @@ async function registry() {
   assert.equal(got.responseBody.deviceId, env.DEVICE_ID);
   assert.equal(got.responseBody.authentication.type, 'sas');
   ok('registry get');
+  const query = reg.createQuery('SELECT * FROM devices', 1);
+  const page = await query.nextAsTwin();
+  assert.equal(page.result.length, 1, 'one twin per page');
+  assert.equal(page.result[0].deviceId, env.DEVICE_ID);
+  assert.equal(query.hasMoreResults, false, 'no continuation after the only device');
+  ok('registry query');
   await reg.delete(env.DEVICE_ID);
   ok('registry delete');
   await assert.rejects(reg.get(env.DEVICE_ID), (err) => {
