@@ -26,6 +26,8 @@ type cleanupView struct {
 	sel      cleanup.Selection
 	err      string
 
+	row      int                     // the count row under the cursor
+	findings *Table[cleanup.Finding] // the drill-down of one row; nil = the counts
 	confirm  *confirm
 	running  bool
 	job      string
@@ -49,11 +51,17 @@ func newCleanupView(c *Common) *cleanupView {
 	return &cleanupView{c: c, vid: c.newID(), scanned: map[string]int{}}
 }
 
-func (v *cleanupView) id() int          { return v.vid }
-func (v *cleanupView) Title() string    { return "Clean up orphaned records" }
-func (v *cleanupView) Editing() bool    { return v.confirm != nil }
-func (v *cleanupView) Busy() bool       { return v.scanning || v.running }
-func (v *cleanupView) SetSize(int, int) {}
+func (v *cleanupView) id() int       { return v.vid }
+func (v *cleanupView) Title() string { return "Clean up orphaned records" }
+func (v *cleanupView) Editing() bool {
+	return v.confirm != nil || (v.findings != nil && v.findings.Filtering())
+}
+func (v *cleanupView) Busy() bool { return v.scanning || v.running }
+func (v *cleanupView) SetSize(w, h int) {
+	if v.findings != nil {
+		v.findings.SetSize(w, h-2)
+	}
+}
 
 func (v *cleanupView) Status() string {
 	if v.plan == nil {
@@ -64,7 +72,40 @@ func (v *cleanupView) Status() string {
 
 func (v *cleanupView) Hints() []*Binding {
 	k := v.c.Keys
-	return []*Binding{k.Delete, k.HubDevices, k.Refresh}
+	if v.findings != nil {
+		return []*Binding{k.Filter}
+	}
+	return []*Binding{k.Open, k.Delete, k.HubDevices, k.Refresh}
+}
+
+// Escape closes the drill-down before the view.
+func (v *cleanupView) Escape() bool {
+	if v.findings != nil && !v.findings.ClearFilter() {
+		v.findings = nil
+	}
+	return true
+}
+
+// openFindings shows the findings of one count row in a table.
+func (v *cleanupView) openFindings(n cleanup.Count) {
+	t := NewTable(v.c, v.vid, []Column{{"REGISTRATION ID", 0, 0, 2}, {"DEVICE ID", 0, 0, 1}, {"ASSIGNED HUB", 0, 0, 1},
+		{"STATUS", 10, 0, 0}, {"HUB DEVICE", 10, 0, 0}, {"WHY", 0, 110, 2}},
+		func(f cleanup.Finding) string { return f.RegistrationID },
+		func(f cleanup.Finding) []string {
+			return []string{f.RegistrationID, f.DeviceID, f.AssignedHub, f.Status, map[bool]string{true: "yes", false: "no"}[f.HubDevice], f.Detail}
+		},
+		func(f cleanup.Finding, q string) bool {
+			return containsFold(f.RegistrationID, q) || containsFold(f.AssignedHub, q)
+		})
+	var rows []cleanup.Finding
+	for _, f := range v.plan.Findings {
+		if f.Reason == n.Reason && f.GroupID == n.GroupID {
+			rows = append(rows, f)
+		}
+	}
+	t.SetSize(v.c.Width, v.c.Height-2)
+	t.Append(rows, false)
+	v.findings = t
 }
 
 func (v *cleanupView) Init() tea.Cmd { return v.scan() }
@@ -186,6 +227,11 @@ func (v *cleanupView) Update(msg tea.Msg) tea.Cmd {
 			return flash(fmt.Sprintf("clean-up job %s finished", msg.summary.JobID))
 		}
 		return nil
+	case filterTick, filterDone, tea.PasteMsg:
+		if v.findings != nil {
+			cmd, _ := v.findings.Update(msg)
+			return cmd
+		}
 	case tea.KeyPressMsg:
 		k := v.c.Keys
 		if v.confirm != nil {
@@ -197,7 +243,21 @@ func (v *cleanupView) Update(msg tea.Msg) tea.Cmd {
 		if v.scanning || v.running {
 			return nil
 		}
+		if v.findings != nil {
+			cmd, _ := v.findings.Update(msg)
+			return cmd
+		}
+		var counts []cleanup.Count
+		if v.plan != nil {
+			counts = v.plan.Counts(v.sel)
+		}
 		switch {
+		case k.Up.Matches(msg):
+			v.row = max(v.row-1, 0)
+		case k.Down.Matches(msg):
+			v.row = min(v.row+1, max(len(counts)-1, 0))
+		case k.Open.Matches(msg) && v.row < len(counts):
+			v.openFindings(counts[v.row])
 		case k.Refresh.Matches(msg):
 			return v.scan()
 		case k.HubDevices.Matches(msg):
@@ -243,6 +303,14 @@ func (v *cleanupView) View() string {
 	if v.err != "" {
 		lines = append(lines, st.Error.Width(max(v.c.Width-2, 20)).Render(v.err), "")
 	}
+	if v.findings != nil {
+		n := v.plan.Counts(v.sel)[v.row]
+		group := n.GroupID
+		if group == "" {
+			group = "(unknown group)"
+		}
+		return st.Title.Render(fmt.Sprintf("Findings: %s, %s", n.Reason, group)) + "\n\n" + v.findings.View()
+	}
 	if v.scanning {
 		lines = append(lines, st.Title.Render("Scanning…"))
 		for _, s := range []string{cleanup.SourceGroups, cleanup.SourceEnrollments, cleanup.SourceLiveRecords, cleanup.SourceHubDevices, cleanup.SourceJournal, cleanup.SourceLookups} {
@@ -259,7 +327,7 @@ func (v *cleanupView) View() string {
 			lines = append(lines, st.OK.Render("  Nothing to clean up: every record belongs to a live enrollment."))
 		} else {
 			lines = append(lines, st.TableHeader.Render(fmt.Sprintf("  %-15s %-28s %9s %12s  %s", "REASON", "GROUP", "RECORDS", "HUB DEVICES", "DELETED")))
-			for _, n := range counts {
+			for i, n := range counts {
 				group := n.GroupID
 				if group == "" {
 					group = "(unknown)"
@@ -268,7 +336,11 @@ func (v *cleanupView) View() string {
 				if n.Selected {
 					sel = "yes"
 				}
-				lines = append(lines, fmt.Sprintf("  %-15s %-28s %9s %12s  %s", n.Reason, fit(group, 28), count(n.Records), count(n.HubDevices), sel))
+				line := fmt.Sprintf("  %-15s %-28s %9s %12s  %s", n.Reason, fit(group, 28), count(n.Records), count(n.HubDevices), sel)
+				if i == v.row {
+					line = st.Selected.Render(line)
+				}
+				lines = append(lines, line)
 			}
 		}
 		for _, note := range v.plan.Notes {
