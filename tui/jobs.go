@@ -114,11 +114,10 @@ func deleteRecords(ctx context.Context, ch chan deleteProgress, svc *dps.Client,
 			break
 		}
 		work <- id
-		if i%reportEvery == 0 {
-			select {
-			case ch <- deleteProgress{ch: ch, deleted: int(deleted.Load()), failed: int(failed.Load()), total: total}:
-			default: // the console is behind; the next report will do
-			}
+		// Reports never block and always leave room for the final one, so
+		// the goroutine ends even when its view was closed.
+		if i%reportEvery == 0 && len(ch) < cap(ch)-1 {
+			ch <- deleteProgress{ch: ch, deleted: int(deleted.Load()), failed: int(failed.Load()), total: total}
 		}
 	}
 	close(work)
