@@ -143,8 +143,13 @@ func (v *cleanupView) stream(work func(ctx context.Context, events chan<- cleanu
 				close(events)
 				done <- r
 			}()
+			// Events never block the engine: when the console is behind (or
+			// the view is closed) they are dropped, keeping room for the end.
+			// Progress is a snapshot and the summary lists every failure.
 			for ev := range events {
-				out <- cleanupEvent{gen: gen, ch: out, ev: ev}
+				if len(out) < cap(out)-1 {
+					out <- cleanupEvent{gen: gen, ch: out, ev: ev}
+				}
 			}
 			r := <-done
 			r.gen, r.ch, r.end = gen, out, true
@@ -368,7 +373,11 @@ func (v *cleanupView) View() string {
 			lines = append(lines, fmt.Sprintf("  %s: %s", kind, strings.Join(parts, ", ")))
 		}
 	}
-	for _, f := range v.failures {
+	failures := v.failures
+	if v.summary != nil {
+		failures = v.summary.Failures
+	}
+	for _, f := range failures {
 		lines = append(lines, st.Error.Render("  failed: "+f.Error))
 	}
 	return strings.Join(lines, "\n")
