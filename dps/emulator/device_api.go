@@ -18,7 +18,8 @@ import (
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
-// devState is the device side's own state: registrations still "assigning"
+// devState is the device side's own state: registrations still "assigning",
+// recently finished ones (for fast polls), the parsed symmetric-key groups
 // and the client that calls custom allocation webhooks.
 type devState struct {
 	e       *Emulator
