@@ -28,11 +28,15 @@ func TestNodeDeviceSDKs(t *testing.T) {
 
 func testNodeDeviceSDKs(t *testing.T, delay time.Duration) {
 	e := startEmulator(t, 22, emulator.Options{Seed: "none", AssignmentDelay: delay})
-	ctx := context.Background()
+	// Every wait is bounded: a hang fails here, with a message, not at the
+	// package timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	tr, err := dps.NewTransport(e.CAPEM())
 	if err != nil {
 		t.Fatal(err)
 	}
+	tr.Timeout = 30 * time.Second // a hung server fails the test, not the package timeout
 	defer tr.CloseIdleConnections()
 	svc, err := dps.NewClientFromConnectionString(e.Env().DPSConnectionString, &dps.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: tr}})
 	if err != nil {

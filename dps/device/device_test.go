@@ -42,6 +42,7 @@ func start(t *testing.T, delay time.Duration) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tr.Timeout = 30 * time.Second // a hung server fails the test, not the package timeout
 	opts := azcore.ClientOptions{Transport: tr, Retry: policy.RetryOptions{MaxRetries: -1}}
 	env := em.Env()
 	svc, err := dps.NewClientFromConnectionString(env.DPSConnectionString, &dps.ClientOptions{ClientOptions: opts})

@@ -25,7 +25,8 @@ import (
 // through a group; it returns the hub's registry client and the device keys.
 func provisioned(t testing.TB, n int) (*emulator.Emulator, *hub.RegistryClient, map[string]keys.Key, azcore.ClientOptions) {
 	t.Helper()
-	ctx := t.Context()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
 	em, err := emulator.Start(ctx, emulator.Options{DataDir: t.TempDir(), Seed: "none", HubAddrs: []string{"127.0.0.1:0"}})
 	if err != nil {
 		t.Fatal(err)
@@ -35,6 +36,7 @@ func provisioned(t testing.TB, n int) (*emulator.Emulator, *hub.RegistryClient, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	tr.Timeout = 30 * time.Second // a hung server fails the test, not the package timeout
 	opts := azcore.ClientOptions{Transport: tr, Retry: policy.RetryOptions{MaxRetries: -1}}
 	env := em.Env()
 	svc, err := dps.NewClientFromConnectionString(env.DPSConnectionString, &dps.ClientOptions{ClientOptions: opts})
@@ -72,7 +74,8 @@ func provisioned(t testing.TB, n int) (*emulator.Emulator, *hub.RegistryClient, 
 
 func TestTelemetry(t *testing.T) {
 	em, reg, devs, opts := provisioned(t, 1)
-	ctx := t.Context()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
 	dc, err := hub.NewDeviceClient(reg.Host(), "dev-00", devs["dev-00"], &hub.ClientOptions{ClientOptions: opts})
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +102,8 @@ func TestTelemetry(t *testing.T) {
 
 func TestRegistry(t *testing.T) {
 	_, reg, devs, _ := provisioned(t, 5)
-	ctx := t.Context()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
 	d, err := reg.GetDevice(ctx, "dev-03")
 	if err != nil {
 		t.Fatal(err)
