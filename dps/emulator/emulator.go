@@ -76,7 +76,7 @@ type Emulator struct {
 	realism    *realism
 	dev        devState // the device API's state (device_api.go)
 	stats      stats
-	lock       *os.File // held while running (lock_unix.go)
+	lock       *os.File     // held while running (lock_unix.go)
 	mqtt       *mqtt.Server // nil without an MQTT listener
 	mqttHost   string       // host:port of the MQTT listener
 	env        Env

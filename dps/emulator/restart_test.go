@@ -184,3 +184,16 @@ func TestSecondEmulatorOnSameDirRefused(t *testing.T) {
 		t.Fatalf("second Start on the same dir: %v, want ErrDataDirInUse", err)
 	}
 }
+
+func TestOtherSchemaVersionRefused(t *testing.T) {
+	dir := t.TempDir()
+	e := startTest(t, Options{DataDir: dir})
+	if _, err := e.store.w.Exec(`PRAGMA user_version = 99`); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	_, err := Start(context.Background(), Options{DataDir: dir})
+	if err == nil || !strings.Contains(err.Error(), "delete that directory") {
+		t.Fatalf("Start on a schema-99 dir: %v", err)
+	}
+}

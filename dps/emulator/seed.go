@@ -102,7 +102,7 @@ func (e *Emulator) seedDevices(ctx context.Context, tx *sql.Tx, groupID, prefix 
 		id := fmt.Sprintf("%s-%03d", prefix, i+1)
 		h := e.hubs[hashedHub(id, linked).Index-1] // Index is 1-based listener order
 		at := start.Add(time.Duration(i) * 7 * time.Minute)
-		if _, err := putRegistrationTx(ctx, tx, registration{
+		if _, err := e.store.putRegistrationTx(ctx, tx, registration{
 			DeviceRegistrationState: dps.DeviceRegistrationState{
 				RegistrationID: id, AssignedHub: h.HostName, DeviceID: id,
 				Status: dps.StatusAssigned, Substatus: dps.SubstatusInitialAssignment,
@@ -115,7 +115,7 @@ func (e *Emulator) seedDevices(ctx context.Context, tx *sql.Tx, groupID, prefix 
 		}
 		dp, _ := keys.DeriveDeviceKey(primary, id) // id is valid by construction
 		ds, _ := keys.DeriveDeviceKey(secondary, id)
-		if _, err := putHubDeviceTx(ctx, tx, hubDevice{Hub: h.Index, DeviceID: id, PrimaryKey: dp.Base64(), SecondaryKey: ds.Base64()}); err != nil {
+		if _, err := e.store.putHubDeviceTx(ctx, tx, hubDevice{Hub: h.Index, DeviceID: id, PrimaryKey: dp.Base64(), SecondaryKey: ds.Base64()}); err != nil {
 			return err
 		}
 	}

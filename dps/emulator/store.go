@@ -58,6 +58,10 @@ const maxGroupCommit = 128
 
 var errStoreClosed = errors.New("the emulator store is closed")
 
+// schemaVersion is kept in PRAGMA user_version; a data dir of another
+// version is refused with advice rather than half-read.
+const schemaVersion = 1
+
 const schema = `
 CREATE TABLE IF NOT EXISTS settings (
 	name  TEXT PRIMARY KEY,
@@ -163,9 +167,27 @@ func openStore(dir string) (s *store, fresh bool, err error) {
 	r.SetMaxIdleConns(n)
 	s = &store{w: w, r: r, ws: stmtCache{db: w}, rs: stmtCache{db: r}, writes: make(chan writeReq), quit: make(chan struct{}), done: make(chan struct{})}
 	go s.writer()
+	newFile := fresh
+	if !newFile {
+		var v int
+		if err := w.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
+			s.close()
+			return nil, false, fmt.Errorf("open the emulator database %s: %w", path, err)
+		}
+		if v != schemaVersion {
+			s.close()
+			return nil, false, fmt.Errorf("the emulator data in %s was made by another build of dpsconsole (schema %d, this build uses %d); delete that directory to start afresh", dir, v, schemaVersion)
+		}
+	}
 	if _, err := w.Exec(schema); err != nil {
 		s.close()
 		return nil, false, fmt.Errorf("open the emulator database %s: %w", path, err)
+	}
+	if newFile {
+		if _, err := w.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion)); err != nil {
+			s.close()
+			return nil, false, err
+		}
 	}
 	if err := s.prepareWrites(context.Background()); err != nil {
 		s.close()
@@ -225,6 +247,23 @@ const (
 	sqlRelease    = `RELEASE w`
 )
 
+// Registration and hub-device writes (the device API's hot path).
+const (
+	sqlRegistrationSelect = `SELECT registration_id, created FROM registrations WHERE rid_key = ?`
+	sqlRegistrationUpsert = `INSERT INTO registrations(rid_key, ` + registrationColumns + `, doc)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(rid_key) DO UPDATE SET group_key = excluded.group_key, enrollment_key = excluded.enrollment_key,
+			assigned_hub = excluded.assigned_hub, device_id = excluded.device_id, status = excluded.status,
+			substatus = excluded.substatus, error_code = excluded.error_code, error_message = excluded.error_message,
+			etag = excluded.etag, payload = excluded.payload, updated = excluded.updated, operation_id = excluded.operation_id,
+			doc = excluded.doc`
+	sqlHubDeviceUpsert = `INSERT INTO hub_devices(hub, device_id, primary_key, secondary_key, etag, generation_id, status, created, updated)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(hub, device_id) DO UPDATE SET primary_key = excluded.primary_key, secondary_key = excluded.secondary_key,
+			etag = excluded.etag, status = excluded.status, updated = excluded.updated
+		RETURNING generation_id, created, message_count, last_activity`
+)
+
 func docSelectSQL(table string) string {
 	return `SELECT etag, created FROM ` + table + ` WHERE id_key = ?`
 }
@@ -244,7 +283,8 @@ func (s *store) prepareWrites(ctx context.Context) error {
 	for _, t := range []string{"groups", "enrollments"} {
 		qs = append(qs, docSelectSQL(t), docUpsertSQL(t), etagSelectSQL(t, "id_key"), deleteSQL(t, "id_key"))
 	}
-	qs = append(qs, etagSelectSQL("registrations", "rid_key"), deleteSQL("registrations", "rid_key"))
+	qs = append(qs, etagSelectSQL("registrations", "rid_key"), deleteSQL("registrations", "rid_key"),
+		sqlRegistrationSelect, sqlRegistrationUpsert, sqlHubDeviceUpsert)
 	for _, q := range qs {
 		if _, err := s.ws.get(ctx, q); err != nil {
 			return err
@@ -650,16 +690,16 @@ func (s *store) registration(ctx context.Context, registrationID string) (regist
 func (s *store) putRegistration(ctx context.Context, r registration) (registration, error) {
 	return r, s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		r, err = putRegistrationTx(ctx, tx, r)
+		r, err = s.putRegistrationTx(ctx, tx, r)
 		return err
 	})
 }
 
-func putRegistrationTx(ctx context.Context, tx *sql.Tx, r registration) (registration, error) {
+func (s *store) putRegistrationTx(ctx context.Context, tx *sql.Tx, r registration) (registration, error) {
 	now := time.Now().UTC()
 	var casing string
 	var created int64
-	err := tx.QueryRowContext(ctx, `SELECT registration_id, created FROM registrations WHERE rid_key = ?`, idKey(r.RegistrationID)).Scan(&casing, &created)
+	err := s.txQueryRow(ctx, tx, sqlRegistrationSelect, idKey(r.RegistrationID)).Scan(&casing, &created)
 	switch {
 	case err == nil:
 		r.RegistrationID, r.CreatedDateTimeUTC = casing, time.Unix(0, created).UTC()
@@ -676,13 +716,7 @@ func putRegistrationTx(ctx context.Context, tx *sql.Tx, r registration) (registr
 	if err != nil {
 		return r, err
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO registrations(rid_key, `+registrationColumns+`, doc)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(rid_key) DO UPDATE SET group_key = excluded.group_key, enrollment_key = excluded.enrollment_key,
-			assigned_hub = excluded.assigned_hub, device_id = excluded.device_id, status = excluded.status,
-			substatus = excluded.substatus, error_code = excluded.error_code, error_message = excluded.error_message,
-			etag = excluded.etag, payload = excluded.payload, updated = excluded.updated, operation_id = excluded.operation_id,
-			doc = excluded.doc`,
+	_, err = s.txExec(ctx, tx, sqlRegistrationUpsert,
 		idKey(r.RegistrationID), r.RegistrationID, idKey(r.GroupID), idKey(r.EnrollmentID), r.AssignedHub, r.DeviceID,
 		string(r.Status), string(r.Substatus), r.ErrorCode, r.ErrorMessage, r.ETag, string(r.Payload),
 		r.CreatedDateTimeUTC.UnixNano(), r.LastUpdatedDateTimeUTC.UnixNano(), r.OperationID, doc)
@@ -785,7 +819,7 @@ type hubDevice struct {
 
 // putHubDeviceTx creates or replaces an identity; a new identity gets a new
 // generation ID, every write a new ETag.
-func putHubDeviceTx(ctx context.Context, tx *sql.Tx, d hubDevice) (hubDevice, error) {
+func (s *store) putHubDeviceTx(ctx context.Context, tx *sql.Tx, d hubDevice) (hubDevice, error) {
 	now := time.Now().UTC()
 	if d.Status == "" {
 		d.Status = "enabled"
@@ -793,11 +827,7 @@ func putHubDeviceTx(ctx context.Context, tx *sql.Tx, d hubDevice) (hubDevice, er
 	d.ETag = base64.StdEncoding.EncodeToString([]byte(newGUID()[:8]))
 	d.Updated = now
 	var created int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO hub_devices(hub, device_id, primary_key, secondary_key, etag, generation_id, status, created, updated)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(hub, device_id) DO UPDATE SET primary_key = excluded.primary_key, secondary_key = excluded.secondary_key,
-			etag = excluded.etag, status = excluded.status, updated = excluded.updated
-		RETURNING generation_id, created, message_count, last_activity`,
+	err := s.txQueryRow(ctx, tx, sqlHubDeviceUpsert,
 		d.Hub, d.DeviceID, d.PrimaryKey, d.SecondaryKey, d.ETag, generationID(), d.Status, now.UnixNano(), now.UnixNano(),
 	).Scan(&d.GenerationID, &created, &d.MessageCount, new(int64))
 	d.Created = time.Unix(0, created).UTC()

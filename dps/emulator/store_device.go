@@ -99,12 +99,12 @@ func (s *store) commitAssignment(ctx context.Context, a assignment) (registratio
 			}
 		}
 		if a.device != nil {
-			if _, err := putHubDeviceTx(ctx, tx, *a.device); err != nil {
+			if _, err := s.putHubDeviceTx(ctx, tx, *a.device); err != nil {
 				return err
 			}
 		}
 		var err error
-		rec, err = putRegistrationTx(ctx, tx, a.rec)
+		rec, err = s.putRegistrationTx(ctx, tx, a.rec)
 		return err
 	})
 }
