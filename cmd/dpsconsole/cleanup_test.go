@@ -170,6 +170,17 @@ func TestCleanupKillAndResume(t *testing.T) {
 	if after := live(); len(after) != len(liveBefore) {
 		t.Errorf("live group had %d records, has %d", len(liveBefore), len(after))
 	}
+	// Hub devices: each orphan's identity deleted exactly once, no other.
+	hubDeletes := 0
+	for key, n := range st.HubDeviceDeletes {
+		hubDeletes += n
+		if id := key[strings.LastIndex(key, "/")+1:]; !strings.HasPrefix(id, "retired-sensor-") || n != 1 {
+			t.Errorf("hub device %s deleted %d times; only the 12 retired sensors, once each", key, n)
+		}
+	}
+	if hubDeletes != 12 {
+		t.Errorf("%d hub device deletes, want 12", hubDeletes)
+	}
 	for i := 1; i <= 12; i++ {
 		id := fmt.Sprintf("retired-sensor-%03d", i)
 		for _, h := range hubHosts(env) {
