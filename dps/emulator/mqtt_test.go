@@ -98,3 +98,23 @@ func TestMQTTRegistrationAndTelemetry(t *testing.T) {
 		t.Fatalf("hub device after 3 messages: %+v, %v", dev, err)
 	}
 }
+
+// TestMQTTThrottled: past the rate limit a register is answered with 429 and
+// a retry-after on the response topic, which makes the SDKs retry.
+func TestMQTTThrottled(t *testing.T) {
+	e := startTest(t, Options{Seed: "demo", MQTTAddr: "127.0.0.1:0", ThrottlePerMinute: 1})
+	scope := e.Env().IDScope
+	groupKey, _ := keys.ParseKey(TutorialGroupKey)
+	const rid = "mqtt-throttled"
+	devKey, _ := keys.DeriveDeviceKey(groupKey, rid)
+	c := mqttConnect(t, e, rid, scope+"/registrations/"+rid+"/api-version=2019-03-31",
+		keys.SignSAS(scope+"/registrations/"+rid, devKey, "registration", time.Now().Add(time.Hour)))
+	ask := dpsSession(t, c)
+	if topic, _, body := ask("$dps/registrations/PUT/iotdps-register/?$rid=1", `{"registrationId":"`+rid+`"}`); !strings.HasPrefix(topic, "$dps/registrations/res/20") {
+		t.Fatalf("first register: %s %s", topic, body)
+	}
+	topic, _, body := ask("$dps/registrations/PUT/iotdps-register/?$rid=2", `{"registrationId":"`+rid+`"}`)
+	if !strings.HasPrefix(topic, "$dps/registrations/res/429/?$rid=2&retry-after=") || !strings.Contains(string(body), "429001") {
+		t.Fatalf("throttled register: %s %s", topic, body)
+	}
+}
