@@ -64,9 +64,7 @@ func (m *tmuxTerm) waitFor(step string, want ...string) string {
 // terminal (tmux) on its embedded emulator, through the same flow as the
 // teatest flow. With -update it also refreshes the README's screen captures.
 func TestTerminalFlowUnderTmux(t *testing.T) {
-	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Skip("tmux is not installed; this test runs the console in a real terminal through tmux")
-	}
+	ensureTmux(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "dpsconsole")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/dpsconsole/dpsconsole/cmd/dpsconsole").CombinedOutput(); err != nil {
@@ -172,4 +170,17 @@ func trimBlankLines(s string) string {
 		out = append(out, l)
 	}
 	return strings.Join(out, "\n")
+}
+
+// ensureTmux installs tmux through the project's own script when it is
+// missing, so a fresh machine needs nothing but `go test ./...`.
+func ensureTmux(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("tmux"); err == nil {
+		return
+	}
+	out, err := exec.Command("bash", "../scripts/install-test-deps.sh").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tmux is missing and scripts/install-test-deps.sh could not install it: %v\n%s", err, out)
+	}
 }
