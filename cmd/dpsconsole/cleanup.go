@@ -64,7 +64,7 @@ interrupted run continues with --resume JOB.`,
 	}
 	f := cmd.Flags()
 	f.BoolVar(&c.dryRun, "dry-run", false, "print the plan and what would be deleted; delete nothing")
-	f.StringArrayVar(&c.groupIDs, "group-id", nil, "ID of a deleted enrollment group whose records are orphans (repeatable)")
+	f.StringArrayVar(&c.groupIDs, "group-id", nil, "deleted enrollment group whose records are orphans, by ID (repeatable)")
 	f.StringVar(&c.groupIDsFile, "group-ids-file", "", "file of deleted group IDs, one a line (# comments)")
 	f.BoolVar(&c.hubDevices, "hub-devices", false, "also delete the orphans' device identities in the linked hubs")
 	f.BoolVar(&c.includeStale, "include-stale", false, "also delete stale records (their assigned hub no longer has the device)")

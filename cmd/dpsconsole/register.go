@@ -65,7 +65,7 @@ global.azure-devices-provisioning.net unless --provisioning-host says otherwise.
 	f.BoolVar(&r.secondary, "secondary", false, "with --group: derive from the group's secondary key")
 	f.StringVar(&r.idScope, "id-scope", "", "the DPS ID scope (default: the emulator's, or $DPS_ID_SCOPE)")
 	f.StringVar(&r.provisioningHost, "provisioning-host", "", "device endpoint host[:port] (default: the emulator's, or global.azure-devices-provisioning.net)")
-	f.StringVar(&r.payload, "payload", "", "JSON sent as the registration payload (custom allocation webhooks see it)")
+	f.StringVar(&r.payload, "payload", "", "payload to send with the registration, as JSON (custom allocation webhooks see it)")
 	f.IntVar(&r.telemetry, "telemetry", 0, "after assignment, send this many telemetry messages to the assigned hub")
 	addOutputFlag(cmd, &r.output)
 	return cmd

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"charm.land/fang/v2"
 	"github.com/spf13/cobra"
@@ -71,7 +73,19 @@ func errorHandler(w io.Writer, styles fang.Styles, err error) {
 	if errors.As(err, &s) {
 		return
 	}
-	fang.DefaultErrorHandler(w, styles, err)
+	// fang title-cases the first word, which would print "DPS" as "Dps";
+	// upper-case only the first letter instead.
+	styles.ErrorText = styles.ErrorText.UnsetTransform()
+	fang.DefaultErrorHandler(w, styles, sentence{err})
+}
+
+// sentence prints an error with its first letter upper-cased.
+type sentence struct{ error }
+
+func (s sentence) Error() string {
+	msg := s.error.Error()
+	r, n := utf8.DecodeRuneInString(msg)
+	return string(unicode.ToUpper(r)) + msg[n:]
 }
 
 func exitCode(err error) int {
@@ -118,8 +132,8 @@ emulator, so everything works on a laptop with no Azure account.`,
 	addConsoleFlags(root, a)
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.stateDir, "state-dir", defaultStateDir(), "state directory: emulator data, journals, job logs, log file")
-	pf.StringVar(&a.connectionString, "connection-string", "", "DPS service connection string (or $DPS_CONNECTION_STRING); without one the embedded emulator is used")
-	pf.StringVar(&a.caFile, "ca-file", "", "PEM file of an extra CA to trust (or $DPS_CA_FILE), e.g. a standalone emulator's")
+	pf.StringVar(&a.connectionString, "connection-string", "", "service connection string of a DPS (or $DPS_CONNECTION_STRING); without one the embedded emulator is used")
+	pf.StringVar(&a.caFile, "ca-file", "", "extra CA to trust, a PEM file (or $DPS_CA_FILE), e.g. a standalone emulator's ca.pem")
 	root.AddCommand(
 		newKeysCmd(a),
 		newEmulatorCmd(a),
