@@ -46,16 +46,17 @@ type enrollmentView struct {
 	legacyHub  string
 	custom     *dps.CustomAllocationDefinition
 	reprov     dps.ReprovisionPolicy
+	twin       *dps.InitialTwin
 }
 
 func viewOfGroup(g *dps.EnrollmentGroup) enrollmentView {
 	return enrollmentView{group: g, policy: g.AllocationPolicy, iotHubs: g.IoTHubs, legacyHub: g.IoTHubHostName,
-		custom: g.CustomAllocationDefinition, reprov: reprovisionOf(g.ReprovisionPolicy)}
+		custom: g.CustomAllocationDefinition, reprov: reprovisionOf(g.ReprovisionPolicy), twin: g.InitialTwin}
 }
 
 func viewOfEnrollment(e *dps.IndividualEnrollment) enrollmentView {
 	return enrollmentView{individual: e, policy: e.AllocationPolicy, iotHubs: e.IoTHubs, legacyHub: e.IoTHubHostName,
-		custom: e.CustomAllocationDefinition, reprov: reprovisionOf(e.ReprovisionPolicy)}
+		custom: e.CustomAllocationDefinition, reprov: reprovisionOf(e.ReprovisionPolicy), twin: e.InitialTwin}
 }
 
 // reprovisionOf applies the default: reprovision and migrate data.
@@ -72,6 +73,11 @@ type allocation struct {
 	substatus dps.Substatus
 	payload   json.RawMessage // from a custom webhook
 	moveFrom  string          // previous hub to remove the device from; "" when none
+	// resetTwin: the device twin starts from initialTwin (first assignment,
+	// or reprovisioning that resets to the initial config); otherwise the
+	// device keeps the twin it had (§6.2).
+	resetTwin   bool
+	initialTwin *dps.InitialTwin // the webhook's, else the enrollment's
 }
 
 // previousAssignment is the device's last successful assignment, if any.
@@ -126,11 +132,11 @@ func (e *Emulator) allocate(ctx context.Context, en enrollmentView, registration
 		}
 		a.hub = candidates[0]
 	case "custom":
-		h, p, err := e.callWebhook(ctx, en, registrationID, deviceID, payload, prev, candidates)
+		h, ans, err := e.callWebhook(ctx, en, registrationID, deviceID, payload, prev, candidates)
 		if err != nil {
 			return allocation{}, err
 		}
-		a.hub, a.payload = h, p
+		a.hub, a.payload, a.initialTwin = h, ans.Payload, ans.InitialTwin
 	default:
 		return allocation{}, &allocationError{codeNoHub, fmt.Sprintf("no IoT hub could be selected: unknown allocation policy %q", en.policy)}
 	}
@@ -154,6 +160,10 @@ func (e *Emulator) allocate(ctx context.Context, en enrollmentView, registration
 		if !en.reprov.MigrateDeviceData {
 			a.substatus = dps.SubstatusDeviceDataReset
 		}
+	}
+	a.resetTwin = prev == nil || current == nil || a.substatus == dps.SubstatusDeviceDataReset
+	if a.initialTwin == nil {
+		a.initialTwin = en.twin
 	}
 	return a, nil
 }
@@ -211,9 +221,9 @@ func rendezvous(registrationID string, hubs []linkedHub) (linkedHub, bool) {
 const webhookTimeout = 10 * time.Second
 
 // callWebhook posts the AllocationRequest (§6.3) and checks the answer.
-func (e *Emulator) callWebhook(ctx context.Context, en enrollmentView, registrationID, deviceID string, payload json.RawMessage, prev *previousAssignment, candidates []linkedHub) (linkedHub, json.RawMessage, error) {
+func (e *Emulator) callWebhook(ctx context.Context, en enrollmentView, registrationID, deviceID string, payload json.RawMessage, prev *previousAssignment, candidates []linkedHub) (linkedHub, dps.AllocationResponse, error) {
 	if en.custom == nil || en.custom.WebhookURL == "" {
-		return linkedHub{}, nil, &allocationError{codeCustomAllocation, "custom allocation failed: the enrollment has no customAllocationDefinition.webhookUrl"}
+		return linkedHub{}, dps.AllocationResponse{}, &allocationError{codeCustomAllocation, "custom allocation failed: the enrollment has no customAllocationDefinition.webhookUrl"}
 	}
 	where := redactURL(en.custom.WebhookURL)
 	req := dps.AllocationRequest{
@@ -239,42 +249,42 @@ func (e *Emulator) callWebhook(ctx context.Context, en enrollmentView, registrat
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
-		return linkedHub{}, nil, err
+		return linkedHub{}, dps.AllocationResponse{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, webhookTimeout)
 	defer cancel()
 	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, en.custom.WebhookURL, bytes.NewReader(body))
 	if err != nil {
-		return linkedHub{}, nil, &allocationError{codeCustomAllocation, fmt.Sprintf("custom allocation failed: webhook URL %s is not usable", where)}
+		return linkedHub{}, dps.AllocationResponse{}, &allocationError{codeCustomAllocation, fmt.Sprintf("custom allocation failed: webhook URL %s is not usable", where)}
 	}
 	hr.Header.Set("Content-Type", "application/json; charset=utf-8")
 	resp, err := e.dev.webhook.Do(hr)
 	if err != nil {
-		return linkedHub{}, nil, &allocationError{codeCustomAllocation, fmt.Sprintf("custom allocation failed: calling webhook %s: %v", where, redactErr(err, en.custom.WebhookURL, where))}
+		return linkedHub{}, dps.AllocationResponse{}, &allocationError{codeCustomAllocation, fmt.Sprintf("custom allocation failed: calling webhook %s: %v", where, redactErr(err, en.custom.WebhookURL, where))}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return linkedHub{}, nil, &allocationError{codeCustomAllocation, fmt.Sprintf("custom allocation failed: reading webhook %s answer: %v", where, err)}
+		return linkedHub{}, dps.AllocationResponse{}, &allocationError{codeCustomAllocation, fmt.Sprintf("custom allocation failed: reading webhook %s answer: %v", where, err)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return linkedHub{}, nil, &allocationError{codeCustomAllocation, fmt.Sprintf("custom allocation failed: webhook %s answered HTTP %d, want 200", where, resp.StatusCode)}
+		return linkedHub{}, dps.AllocationResponse{}, &allocationError{codeCustomAllocation, fmt.Sprintf("custom allocation failed: webhook %s answered HTTP %d, want 200", where, resp.StatusCode)}
 	}
 	var ans dps.AllocationResponse
 	if err := json.Unmarshal(b, &ans); err != nil {
-		return linkedHub{}, nil, &allocationError{codeCustomAllocation, fmt.Sprintf("custom allocation failed: webhook %s answered with a body that is not an AllocationResponse: %v", where, err)}
+		return linkedHub{}, dps.AllocationResponse{}, &allocationError{codeCustomAllocation, fmt.Sprintf("custom allocation failed: webhook %s answered with a body that is not an AllocationResponse: %v", where, err)}
 	}
 	if ans.IoTHubHostName == "" {
-		return linkedHub{}, nil, &allocationError{codeCustomAllocation, fmt.Sprintf("custom allocation failed: webhook %s answered without iotHubHostName", where)}
+		return linkedHub{}, dps.AllocationResponse{}, &allocationError{codeCustomAllocation, fmt.Sprintf("custom allocation failed: webhook %s answered without iotHubHostName", where)}
 	}
 	i := slices.IndexFunc(candidates, func(h linkedHub) bool { return strings.EqualFold(h.HostName, ans.IoTHubHostName) })
 	if i < 0 {
-		return linkedHub{}, nil, &allocationError{codeCustomAllocation, fmt.Sprintf("custom allocation failed: webhook %s chose hub %q, which is not one of linkedHubs %v", where, ans.IoTHubHostName, req.LinkedHubs)}
+		return linkedHub{}, dps.AllocationResponse{}, &allocationError{codeCustomAllocation, fmt.Sprintf("custom allocation failed: webhook %s chose hub %q, which is not one of linkedHubs %v", where, ans.IoTHubHostName, req.LinkedHubs)}
 	}
 	if string(ans.Payload) == "null" {
 		ans.Payload = nil
 	}
-	return candidates[i], ans.Payload, nil
+	return candidates[i], ans, nil
 }
 
 // redactURL drops the query, which usually carries the function key (?code=).

@@ -339,10 +339,16 @@ func (e *Emulator) deviceRegister(w http.ResponseWriter, r *http.Request, scope,
 		if !adm.secondary.IsZero() {
 			commit.device.SecondaryKey = adm.secondary.Base64()
 		}
-		if prev != nil && alloc.moveFrom != "" {
+		commit.device.Tags, commit.device.Desired = twinJSON(alloc.initialTwin)
+		if prev != nil {
 			for _, h := range e.hubs {
-				if strings.EqualFold(h.HostName, alloc.moveFrom) {
-					commit.removeHub, commit.removeID = h.Index, prev.deviceID
+				if strings.EqualFold(h.HostName, prev.hub) {
+					if alloc.moveFrom != "" {
+						commit.removeHub, commit.removeID = h.Index, prev.deviceID
+					}
+					if !alloc.resetTwin {
+						commit.keepHub, commit.keepID = h.Index, prev.deviceID
+					}
 				}
 			}
 		}

@@ -31,8 +31,14 @@ const (
 // (service SAS of the hub's iothubowner policy). Any api-version is accepted.
 func (e *Emulator) serveHub(h *hub, w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(parts) == 2 && strings.EqualFold(parts[0], "twins") && r.Method == http.MethodGet {
+		if e.hubServiceAuth(h, w, r) {
+			e.hubGetTwin(h, w, r, parts[1])
+		}
+		return
+	}
 	if len(parts) == 0 || !strings.EqualFold(parts[0], "devices") {
-		writeHubError(w, http.StatusNotFound, "NotFound", "no such IoT hub path; this hub serves /devices/...")
+		writeHubError(w, http.StatusNotFound, "NotFound", "no such IoT hub path; this hub serves /devices/... and /twins/{id}")
 		return
 	}
 	switch {
@@ -155,16 +161,31 @@ func (e *Emulator) hubInternal(w http.ResponseWriter, err error) {
 }
 
 func (e *Emulator) hubGet(h *hub, w http.ResponseWriter, r *http.Request, deviceID string) {
+	if d, ok := e.hubFind(h, w, r, deviceID); ok {
+		writeJSON(w, http.StatusOK, wireDevice(d))
+	}
+}
+
+// hubGetTwin is GET /twins/{id}: the device twin, tags and desired
+// properties as provisioning left them.
+func (e *Emulator) hubGetTwin(h *hub, w http.ResponseWriter, r *http.Request, deviceID string) {
+	if d, ok := e.hubFind(h, w, r, deviceID); ok {
+		writeJSON(w, http.StatusOK, wireTwin(d))
+	}
+}
+
+// hubFind reads one identity, answering 404 or 500 itself when it cannot.
+func (e *Emulator) hubFind(h *hub, w http.ResponseWriter, r *http.Request, deviceID string) (hubDevice, bool) {
 	d, err := e.store.hubDevice(r.Context(), h.Index, deviceID)
 	if errors.Is(err, errNotFound) {
 		writeHubError(w, http.StatusNotFound, "DeviceNotFound", "Device "+strconv.Quote(deviceID)+" is not registered in "+h.HostName)
-		return
+		return d, false
 	}
 	if err != nil {
 		e.hubInternal(w, err)
-		return
+		return d, false
 	}
-	writeJSON(w, http.StatusOK, wireDevice(d))
+	return d, true
 }
 
 func (e *Emulator) hubDelete(h *hub, w http.ResponseWriter, r *http.Request, deviceID string) {
@@ -256,15 +277,16 @@ func wireDevice(d hubDevice) hubapi.Device {
 func wireTwin(d hubDevice) hubapi.Twin {
 	return hubapi.Twin{
 		DeviceID:           d.DeviceID,
-		ETag:               d.ETag,
+		ETag:               twinETag(d.TwinVersion),
 		DeviceETag:         d.ETag,
 		Status:             d.Status,
 		StatusUpdateTime:   d.Updated,
 		ConnectionState:    "Disconnected",
 		LastActivityTime:   d.LastActivity,
 		AuthenticationType: hubapi.AuthSAS,
-		Version:            1,
-		Properties:         &hubapi.TwinProperties{Desired: dps.TwinCollection{}, Reported: dps.TwinCollection{}},
+		Version:            d.TwinVersion,
+		Tags:               twinCollection(d.Tags),
+		Properties:         &hubapi.TwinProperties{Desired: twinCollection(d.Desired), Reported: dps.TwinCollection{}},
 		Capabilities:       &dps.DeviceCapabilities{},
 	}
 }

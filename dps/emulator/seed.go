@@ -75,17 +75,18 @@ func (e *Emulator) seedDemo(ctx context.Context) error {
 
 	start := time.Now().UTC().Add(-72 * time.Hour)
 	return e.store.tx(ctx, func(tx *sql.Tx) error {
-		if err := e.seedDevices(ctx, tx, DemoHashedGroup, "fleet-sensor", demoFleetSize, *fleet.Attestation.SymmetricKey, start); err != nil {
+		if err := e.seedDevices(ctx, tx, DemoHashedGroup, "fleet-sensor", demoFleetSize, *fleet.Attestation.SymmetricKey, fleet.InitialTwin, start); err != nil {
 			return err
 		}
-		return e.seedDevices(ctx, tx, DemoDeletedGroup, "retired-sensor", demoRetiredSize, retired, start.Add(-30*24*time.Hour))
+		return e.seedDevices(ctx, tx, DemoDeletedGroup, "retired-sensor", demoRetiredSize, retired, nil, start.Add(-30*24*time.Hour))
 	})
 }
 
 // seedDevices writes n assigned registration records of a group, each on the
 // hub the hashed policy picks for it (so registering again keeps the hub),
-// and their hub identities with the derived keys.
-func (e *Emulator) seedDevices(ctx context.Context, tx *sql.Tx, groupID, prefix string, n int, groupKeys dps.SymmetricKeyAttestation, start time.Time) error {
+// and their hub identities with the derived keys and the group's initial twin.
+func (e *Emulator) seedDevices(ctx context.Context, tx *sql.Tx, groupID, prefix string, n int, groupKeys dps.SymmetricKeyAttestation, twin *dps.InitialTwin, start time.Time) error {
+	tags, desired := twinJSON(twin)
 	primary, err := keys.ParseKey(groupKeys.PrimaryKey.Reveal())
 	if err != nil {
 		return err
@@ -115,7 +116,7 @@ func (e *Emulator) seedDevices(ctx context.Context, tx *sql.Tx, groupID, prefix 
 		}
 		dp, _ := keys.DeriveDeviceKey(primary, id) // id is valid by construction
 		ds, _ := keys.DeriveDeviceKey(secondary, id)
-		if _, err := e.store.putHubDeviceTx(ctx, tx, hubDevice{Hub: h.Index, DeviceID: id, PrimaryKey: dp.Base64(), SecondaryKey: ds.Base64()}); err != nil {
+		if _, err := e.store.putHubDeviceTx(ctx, tx, hubDevice{Hub: h.Index, DeviceID: id, PrimaryKey: dp.Base64(), SecondaryKey: ds.Base64(), Tags: tags, Desired: desired}); err != nil {
 			return err
 		}
 	}

@@ -60,7 +60,7 @@ var errStoreClosed = errors.New("the emulator store is closed")
 
 // schemaVersion is kept in PRAGMA user_version; a data dir of another
 // version is refused with advice rather than half-read.
-const schemaVersion = 1
+const schemaVersion = 2 // 2: device twins (hub_devices.tags, desired, twin_version)
 
 const schema = `
 CREATE TABLE IF NOT EXISTS settings (
@@ -130,6 +130,9 @@ CREATE TABLE IF NOT EXISTS hub_devices (
 	last_activity INTEGER NOT NULL DEFAULT 0,
 	created       INTEGER NOT NULL,
 	updated       INTEGER NOT NULL,
+	tags          TEXT NOT NULL DEFAULT '{}', -- the device twin: tags and desired properties as JSON objects
+	desired       TEXT NOT NULL DEFAULT '{}',
+	twin_version  INTEGER NOT NULL DEFAULT 1, -- goes up when tags or desired change
 	PRIMARY KEY (hub, device_id)
 );
 `
@@ -257,11 +260,13 @@ const (
 			substatus = excluded.substatus, error_code = excluded.error_code, error_message = excluded.error_message,
 			etag = excluded.etag, payload = excluded.payload, updated = excluded.updated, operation_id = excluded.operation_id,
 			doc = excluded.doc`
-	sqlHubDeviceUpsert = `INSERT INTO hub_devices(hub, device_id, primary_key, secondary_key, etag, generation_id, status, created, updated)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)
+	sqlHubDeviceUpsert = `INSERT INTO hub_devices(hub, device_id, primary_key, secondary_key, etag, generation_id, status, created, updated, tags, desired)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(hub, device_id) DO UPDATE SET primary_key = excluded.primary_key, secondary_key = excluded.secondary_key,
-			etag = excluded.etag, status = excluded.status, updated = excluded.updated
-		RETURNING generation_id, created, message_count, last_activity`
+			etag = excluded.etag, status = excluded.status, updated = excluded.updated,
+			twin_version = twin_version + (tags <> excluded.tags OR desired <> excluded.desired),
+			tags = excluded.tags, desired = excluded.desired
+		RETURNING generation_id, created, message_count, last_activity, twin_version`
 )
 
 func docSelectSQL(table string) string {
@@ -815,6 +820,24 @@ type hubDevice struct {
 	LastActivity time.Time // zero until the first message
 	Created      time.Time
 	Updated      time.Time
+	Tags         string // twin tags, a JSON object; "" = {}
+	Desired      string // twin desired properties, a JSON object; "" = {}
+	TwinVersion  int64
+}
+
+// hubDeviceColumns are what scanHubDevice reads, in its order.
+const hubDeviceColumns = `device_id, primary_key, secondary_key, etag, generation_id, status, message_count, last_activity, created, updated, tags, desired, twin_version`
+
+func scanHubDevice(row interface{ Scan(...any) error }, hub int) (hubDevice, error) {
+	d := hubDevice{Hub: hub}
+	var last, created, updated int64
+	err := row.Scan(&d.DeviceID, &d.PrimaryKey, &d.SecondaryKey, &d.ETag, &d.GenerationID, &d.Status, &d.MessageCount, &last, &created, &updated,
+		&d.Tags, &d.Desired, &d.TwinVersion)
+	if last != 0 {
+		d.LastActivity = time.Unix(0, last).UTC()
+	}
+	d.Created, d.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	return d, err
 }
 
 // putHubDeviceTx creates or replaces an identity; a new identity gets a new
@@ -824,12 +847,18 @@ func (s *store) putHubDeviceTx(ctx context.Context, tx *sql.Tx, d hubDevice) (hu
 	if d.Status == "" {
 		d.Status = "enabled"
 	}
+	if d.Tags == "" {
+		d.Tags = "{}"
+	}
+	if d.Desired == "" {
+		d.Desired = "{}"
+	}
 	d.ETag = base64.StdEncoding.EncodeToString([]byte(newGUID()[:8]))
 	d.Updated = now
 	var created int64
 	err := s.txQueryRow(ctx, tx, sqlHubDeviceUpsert,
-		d.Hub, d.DeviceID, d.PrimaryKey, d.SecondaryKey, d.ETag, generationID(), d.Status, now.UnixNano(), now.UnixNano(),
-	).Scan(&d.GenerationID, &created, &d.MessageCount, new(int64))
+		d.Hub, d.DeviceID, d.PrimaryKey, d.SecondaryKey, d.ETag, generationID(), d.Status, now.UnixNano(), now.UnixNano(), d.Tags, d.Desired,
+	).Scan(&d.GenerationID, &created, &d.MessageCount, new(int64), &d.TwinVersion)
 	d.Created = time.Unix(0, created).UTC()
 	return d, err
 }
@@ -846,17 +875,9 @@ func generationID() string {
 }
 
 func (s *store) hubDevice(ctx context.Context, hub int, deviceID string) (hubDevice, error) {
-	d := hubDevice{Hub: hub}
-	var last, created, updated int64
-	err := s.r.QueryRowContext(ctx, `SELECT device_id, primary_key, secondary_key, etag, generation_id, status, message_count, last_activity, created, updated
-		FROM hub_devices WHERE hub = ? AND device_id = ?`, hub, deviceID).
-		Scan(&d.DeviceID, &d.PrimaryKey, &d.SecondaryKey, &d.ETag, &d.GenerationID, &d.Status, &d.MessageCount, &last, &created, &updated)
+	d, err := scanHubDevice(s.r.QueryRowContext(ctx, `SELECT `+hubDeviceColumns+` FROM hub_devices WHERE hub = ? AND device_id = ?`, hub, deviceID), hub)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, errNotFound
 	}
-	if last != 0 {
-		d.LastActivity = time.Unix(0, last).UTC()
-	}
-	d.Created, d.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
 	return d, err
 }

@@ -82,9 +82,15 @@ func (s *store) registrationByOperation(ctx context.Context, opID string) (regis
 // the identity from the hub the device leaves.
 type assignment struct {
 	rec       registration
-	device    *hubDevice // nil when the registration failed
+	device    *hubDevice // nil when the registration failed; carries the initial twin
 	removeHub int        // linkedHub.Index to remove removeID from; 0 for none
 	removeID  string
+	// keepHub/keepID name the identity whose twin the device keeps
+	// (reprovisioning that migrates data, or never reprovisions); 0 = the
+	// device gets device's initial twin. An identity that is gone (deleted
+	// from its hub) leaves nothing to keep, so the initial twin applies.
+	keepHub int
+	keepID  string
 }
 
 // commitAssignment writes a registration: the record, the device identity
@@ -92,7 +98,19 @@ type assignment struct {
 // one transaction (the store's group commit shares its fsync with others).
 func (s *store) commitAssignment(ctx context.Context, a assignment) (registration, error) {
 	rec := a.rec
-	return rec, s.tx(ctx, func(tx *sql.Tx) error {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		if a.device != nil && a.keepHub != 0 {
+			var tags, desired string
+			err := tx.QueryRowContext(ctx, `SELECT tags, desired FROM hub_devices WHERE hub = ? AND device_id = ?`, a.keepHub, a.keepID).Scan(&tags, &desired)
+			switch {
+			case err == nil:
+				d := *a.device
+				d.Tags, d.Desired = tags, desired
+				a.device = &d
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+		}
 		if a.removeHub != 0 && (a.device == nil || a.removeHub != a.device.Hub || a.removeID != a.device.DeviceID) {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM hub_devices WHERE hub = ? AND device_id = ?`, a.removeHub, a.removeID); err != nil {
 				return err
@@ -107,6 +125,7 @@ func (s *store) commitAssignment(ctx context.Context, a assignment) (registratio
 		rec, err = s.putRegistrationTx(ctx, tx, a.rec)
 		return err
 	})
+	return rec, err
 }
 
 // countMessage records one device-to-cloud message.
@@ -144,7 +163,7 @@ func (s *store) deleteHubDevice(ctx context.Context, hub int, deviceID, ifMatch 
 // hubDevices lists a hub's identities after the device-ID cursor; next is
 // the cursor of the following page, "" on the last.
 func (s *store) hubDevices(ctx context.Context, hub int, after string, limit int) (out []hubDevice, next string, err error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT device_id, primary_key, secondary_key, etag, generation_id, status, message_count, last_activity, created, updated
+	rows, err := s.r.QueryContext(ctx, `SELECT `+hubDeviceColumns+`
 		FROM hub_devices WHERE hub = ? AND device_id > ? ORDER BY device_id LIMIT ?`, hub, after, limit+1)
 	if err != nil {
 		return nil, "", err
@@ -155,15 +174,10 @@ func (s *store) hubDevices(ctx context.Context, hub int, after string, limit int
 			next = out[len(out)-1].DeviceID
 			break
 		}
-		d := hubDevice{Hub: hub}
-		var last, created, updated int64
-		if err := rows.Scan(&d.DeviceID, &d.PrimaryKey, &d.SecondaryKey, &d.ETag, &d.GenerationID, &d.Status, &d.MessageCount, &last, &created, &updated); err != nil {
+		d, err := scanHubDevice(rows, hub)
+		if err != nil {
 			return nil, "", err
 		}
-		if last != 0 {
-			d.LastActivity = time.Unix(0, last).UTC()
-		}
-		d.Created, d.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
 		out = append(out, d)
 	}
 	return out, next, rows.Err()

@@ -168,22 +168,30 @@ func (c *RegistryClient) Host() string { return c.host }
 
 // GetDevice reads one device identity.
 func (c *RegistryClient) GetDevice(ctx context.Context, deviceID string) (Device, error) {
-	req, err := runtime.NewRequest(ctx, http.MethodGet, endpoint(c.host, "/devices/"+url.PathEscape(deviceID)))
+	return get[Device](ctx, c, "/devices/", "get device", deviceID)
+}
+
+// GetTwin reads a device twin: its tags and desired and reported
+// properties (GET /twins/{id}).
+func (c *RegistryClient) GetTwin(ctx context.Context, deviceID string) (Twin, error) {
+	return get[Twin](ctx, c, "/twins/", "get the twin of device", deviceID)
+}
+
+func get[T any](ctx context.Context, c *RegistryClient, prefix, what, deviceID string) (T, error) {
+	var v T
+	req, err := runtime.NewRequest(ctx, http.MethodGet, endpoint(c.host, prefix+url.PathEscape(deviceID)))
 	if err != nil {
-		return Device{}, err
+		return v, err
 	}
 	resp, err := c.pl.Do(req)
 	if err != nil {
-		return Device{}, err
+		return v, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return Device{}, fmt.Errorf("get device %q from %s: %w", deviceID, c.host, newError(resp))
+		return v, fmt.Errorf("%s %q from %s: %w", what, deviceID, c.host, newError(resp))
 	}
-	var d Device
-	if err := runtime.UnmarshalAsJSON(resp, &d); err != nil {
-		return Device{}, err
-	}
-	return d, nil
+	err = runtime.UnmarshalAsJSON(resp, &v)
+	return v, err
 }
 
 // DeleteOptions are the optional parts of DeleteDevice.

@@ -73,10 +73,11 @@ type Twin struct {
 	ModelID                   string                  `json:"modelId,omitempty"`
 }
 
-// TwinProperties are a twin's desired and reported properties.
+// TwinProperties are a twin's desired and reported properties (IoT Hub
+// always sends both).
 type TwinProperties struct {
-	Desired  dps.TwinCollection `json:"desired,omitempty"`
-	Reported dps.TwinCollection `json:"reported,omitempty"`
+	Desired  dps.TwinCollection `json:"desired"`
+	Reported dps.TwinCollection `json:"reported"`
 }
 
 // ErrorBody is the body IoT Hub sends with an error:
