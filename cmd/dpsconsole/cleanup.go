@@ -186,14 +186,19 @@ func (c *cleanupCmd) run(ctx context.Context, t *target) error {
 	sum, err := runWithProgress(ctx, c.a.err, func(events chan<- cleanup.Event) (cleanup.Summary, error) {
 		return eng.Run(ctx, job, cleanup.RunOptions{Concurrency: c.concurrency}, events)
 	})
-	if c.output == outputJSON {
-		if werr := writeJSON(c.a.out, cleanupReport{Plan: plan, Summary: &sum}); werr != nil {
-			return werr
-		}
-	} else {
-		printSummary(c.a.out, sum)
+	if werr := printRun(c.a.out, c.output, plan, sum); werr != nil {
+		return werr
 	}
 	return runError(err, sum, job.ID)
+}
+
+// printRun prints the result of a run: the JSON report, or the summary.
+func printRun(w io.Writer, output string, plan *cleanup.Plan, sum cleanup.Summary) error {
+	if output == outputJSON {
+		return writeJSON(w, cleanupReport{Plan: plan, Summary: &sum})
+	}
+	printSummary(w, sum)
+	return nil
 }
 
 // runError is the command's result after a run: the error that stopped
@@ -417,6 +422,8 @@ func (d *groupsDelete) runSafe(ctx context.Context, t *target, id string) error 
 	sum, err := runWithProgress(ctx, d.a.err, func(events chan<- cleanup.Event) (cleanup.Summary, error) {
 		return eng.Run(ctx, job, cleanup.RunOptions{}, events)
 	})
-	printSummary(d.a.out, sum)
+	if werr := printRun(d.a.out, d.output, plan, sum); werr != nil {
+		return werr
+	}
 	return runError(err, sum, job.ID)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -70,13 +69,6 @@ func checkRegistrationID(id string) error {
 	return nil
 }
 
-func enrollmentError(id string, err error) error {
-	if dps.IsNotFound(err) {
-		return fmt.Errorf("individual enrollment %q does not exist (%s)", id, dps.ErrorMessage(err))
-	}
-	return fmt.Errorf("individual enrollment %q: %s", id, dps.ErrorMessage(err))
-}
-
 func newEnrollmentsShowCmd(a *app) *cobra.Command {
 	var output string
 	var showKeys bool
@@ -88,18 +80,10 @@ func newEnrollmentsShowCmd(a *app) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			return a.withTarget(ctx, func(t *target) error {
-				e, err := t.client.GetEnrollment(ctx, args[0])
+			return a.withTarget(cmd.Context(), func(t *target) error {
+				e, err := individualKind.read(cmd.Context(), t.client, args[0], showKeys)
 				if err != nil {
-					return enrollmentError(args[0], err)
-				}
-				if showKeys {
-					att, err := t.client.GetEnrollmentAttestation(ctx, args[0])
-					if err != nil {
-						return enrollmentError(args[0], err)
-					}
-					e.Attestation = att
+					return err
 				}
 				return printEnrollment(a, output, e, showKeys)
 			})
@@ -112,10 +96,7 @@ func newEnrollmentsShowCmd(a *app) *cobra.Command {
 
 func printEnrollment(a *app, output string, e dps.IndividualEnrollment, showKeys bool) error {
 	if output == outputJSON {
-		if !showKeys && e.Attestation.SymmetricKey != nil {
-			e.Attestation.SymmetricKey = nil
-		}
-		return writeJSON(a.out, e)
+		return individualKind.printJSON(a.out, e, showKeys)
 	}
 	fields(a.out,
 		"Registration ID", e.RegistrationID,
@@ -158,16 +139,10 @@ func newEnrollmentsCreateCmd(a *app) *cobra.Command {
 			if err := f.apply(cmd.Flags(), individualFields(&e)); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			return a.withTarget(ctx, func(t *target) error {
-				if _, err := t.client.GetEnrollment(ctx, id); err == nil {
-					return fmt.Errorf("individual enrollment %q already exists; change it with \"enrollments update %s\"", id, id)
-				} else if !dps.IsNotFound(err) {
-					return enrollmentError(id, err)
-				}
-				created, err := t.client.CreateOrUpdateEnrollment(ctx, e, nil)
+			return a.withTarget(cmd.Context(), func(t *target) error {
+				created, err := individualKind.create(cmd.Context(), t.client, id, e)
 				if err != nil {
-					return enrollmentError(id, err)
+					return err
 				}
 				return printEnrollment(a, output, created, showKeys)
 			})
@@ -198,32 +173,16 @@ rather than overwritten.`,
 			if !anyChanged(cmd.Flags(), "device-id") {
 				return usagef("nothing to change: give at least one setting flag (see --help)")
 			}
-			ctx := cmd.Context()
-			return a.withTarget(ctx, func(t *target) error {
-				e, err := t.client.GetEnrollment(ctx, id)
-				if err != nil {
-					return enrollmentError(id, err)
-				}
+			change := func(e *dps.IndividualEnrollment) {
 				if cmd.Flags().Changed("device-id") {
 					e.DeviceID = deviceID
 				}
-				if err := f.apply(cmd.Flags(), individualFields(&e)); err != nil {
-					return err
-				}
-				readKeys := func(ctx context.Context) (dps.AttestationMechanism, error) {
-					return t.client.GetEnrollmentAttestation(ctx, id)
-				}
-				if err := keepKeys(ctx, &e.Attestation, readKeys); err != nil {
-					return enrollmentError(id, err)
-				}
 				e.RegistrationState = nil // read-only
-				match := azcore.ETag(e.ETag)
-				if cmd.Flags().Changed("etag") {
-					match = azcore.ETag(etag)
-				}
-				updated, err := t.client.CreateOrUpdateEnrollment(ctx, e, &dps.WriteOptions{IfMatch: &match})
+			}
+			return a.withTarget(cmd.Context(), func(t *target) error {
+				updated, err := individualKind.update(cmd.Context(), t.client, id, cmd.Flags(), &f, etag, change)
 				if err != nil {
-					return enrollmentError(id, err)
+					return err
 				}
 				return printEnrollment(a, output, updated, false)
 			})
@@ -247,16 +206,11 @@ func newEnrollmentsDeleteCmd(a *app) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			return a.withTarget(ctx, func(t *target) error {
-				if err := t.client.DeleteEnrollment(ctx, id, ifMatch(etag)); err != nil {
-					return enrollmentError(id, err)
+			return a.withTarget(cmd.Context(), func(t *target) error {
+				if err := t.client.DeleteEnrollment(cmd.Context(), id, ifMatch(etag)); err != nil {
+					return resourceError(individualKind.noun, id, err)
 				}
-				if output == outputJSON {
-					return writeJSON(a.out, deleted{ID: id, Deleted: true})
-				}
-				fmt.Fprintf(a.out, "deleted individual enrollment %s\n", id)
-				return nil
+				return printDeleted(a, output, id, "deleted individual enrollment "+id)
 			})
 		},
 	}

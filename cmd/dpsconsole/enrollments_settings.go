@@ -24,16 +24,17 @@ type enrollmentFields struct {
 	allocationPolicy   *dps.AllocationPolicy
 	iotHubs            *[]string
 	customAllocation   **dps.CustomAllocationDefinition
+	etag               *string // not a setting: the version an update writes over
 }
 
 func groupFields(g *dps.EnrollmentGroup) enrollmentFields {
 	return enrollmentFields{&g.Attestation, &g.Capabilities, &g.InitialTwin, &g.ProvisioningStatus,
-		&g.ReprovisionPolicy, &g.AllocationPolicy, &g.IoTHubs, &g.CustomAllocationDefinition}
+		&g.ReprovisionPolicy, &g.AllocationPolicy, &g.IoTHubs, &g.CustomAllocationDefinition, &g.ETag}
 }
 
 func individualFields(e *dps.IndividualEnrollment) enrollmentFields {
 	return enrollmentFields{&e.Attestation, &e.Capabilities, &e.InitialTwin, &e.ProvisioningStatus,
-		&e.ReprovisionPolicy, &e.AllocationPolicy, &e.IoTHubs, &e.CustomAllocationDefinition}
+		&e.ReprovisionPolicy, &e.AllocationPolicy, &e.IoTHubs, &e.CustomAllocationDefinition, &e.ETag}
 }
 
 // settingsFlags are the create/update flags of groups and enrollments.

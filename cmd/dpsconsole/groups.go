@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/spf13/cobra"
 
 	"github.com/dpsconsole/dpsconsole/dps"
@@ -94,20 +93,12 @@ func newGroupsShowCmd(a *app) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			return a.withTarget(ctx, func(t *target) error {
-				g, err := t.client.GetEnrollmentGroup(ctx, args[0])
+			return a.withTarget(cmd.Context(), func(t *target) error {
+				g, err := groupKind.read(cmd.Context(), t.client, args[0], showKeys)
 				if err != nil {
-					return groupError(args[0], err)
+					return err
 				}
 				a.rememberGroups(t, g.EnrollmentGroupID)
-				if showKeys {
-					att, err := t.client.GetEnrollmentGroupAttestation(ctx, args[0])
-					if err != nil {
-						return groupError(args[0], err)
-					}
-					g.Attestation = att
-				}
 				return printGroup(a, output, g, showKeys)
 			})
 		},
@@ -119,10 +110,7 @@ func newGroupsShowCmd(a *app) *cobra.Command {
 
 func printGroup(a *app, output string, g dps.EnrollmentGroup, showKeys bool) error {
 	if output == outputJSON {
-		if !showKeys && g.Attestation.SymmetricKey != nil {
-			g.Attestation.SymmetricKey = nil // as GET returns it
-		}
-		return writeJSON(a.out, g)
+		return groupKind.printJSON(a.out, g, showKeys)
 	}
 	fields(a.out,
 		"Group ID", g.EnrollmentGroupID,
@@ -132,14 +120,6 @@ func printGroup(a *app, output string, g dps.EnrollmentGroup, showKeys bool) err
 	)
 	showSettings(a.out, groupFields(&g), showKeys)
 	return nil
-}
-
-// groupError words a failed call on one group.
-func groupError(id string, err error) error {
-	if dps.IsNotFound(err) {
-		return fmt.Errorf("enrollment group %q does not exist (%s)", id, dps.ErrorMessage(err))
-	}
-	return fmt.Errorf("enrollment group %q: %s", id, dps.ErrorMessage(err))
 }
 
 func newGroupsCreateCmd(a *app) *cobra.Command {
@@ -164,17 +144,10 @@ func newGroupsCreateCmd(a *app) *cobra.Command {
 			if err := f.apply(cmd.Flags(), groupFields(&g)); err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			return a.withTarget(ctx, func(t *target) error {
-				// PUT creates or replaces; refuse to replace silently.
-				if _, err := t.client.GetEnrollmentGroup(ctx, id); err == nil {
-					return fmt.Errorf("enrollment group %q already exists; change it with \"groups update %s\"", id, id)
-				} else if !dps.IsNotFound(err) {
-					return groupError(id, err)
-				}
-				created, err := t.client.CreateOrUpdateEnrollmentGroup(ctx, g, nil)
+			return a.withTarget(cmd.Context(), func(t *target) error {
+				created, err := groupKind.create(cmd.Context(), t.client, id, g)
 				if err != nil {
-					return groupError(id, err)
+					return err
 				}
 				a.rememberGroups(t, created.EnrollmentGroupID)
 				return printGroup(a, output, created, showKeys)
@@ -205,28 +178,10 @@ rather than overwritten.`,
 			if !anyChanged(cmd.Flags()) {
 				return usagef("nothing to change: give at least one setting flag (see --help)")
 			}
-			ctx := cmd.Context()
-			return a.withTarget(ctx, func(t *target) error {
-				g, err := t.client.GetEnrollmentGroup(ctx, id)
+			return a.withTarget(cmd.Context(), func(t *target) error {
+				updated, err := groupKind.update(cmd.Context(), t.client, id, cmd.Flags(), &f, etag, nil)
 				if err != nil {
-					return groupError(id, err)
-				}
-				if err := f.apply(cmd.Flags(), groupFields(&g)); err != nil {
 					return err
-				}
-				readKeys := func(ctx context.Context) (dps.AttestationMechanism, error) {
-					return t.client.GetEnrollmentGroupAttestation(ctx, id)
-				}
-				if err := keepKeys(ctx, &g.Attestation, readKeys); err != nil {
-					return groupError(id, err)
-				}
-				match := azcore.ETag(g.ETag)
-				if cmd.Flags().Changed("etag") {
-					match = azcore.ETag(etag)
-				}
-				updated, err := t.client.CreateOrUpdateEnrollmentGroup(ctx, g, &dps.WriteOptions{IfMatch: &match})
-				if err != nil {
-					return groupError(id, err)
 				}
 				return printGroup(a, output, updated, false)
 			})
@@ -274,16 +229,12 @@ func (d *groupsDelete) run(ctx context.Context, t *target, id string) error {
 		return d.runSafe(ctx, t, id)
 	}
 	if err := t.client.DeleteEnrollmentGroup(ctx, id, ifMatch(d.etag)); err != nil {
-		return groupError(id, err)
+		return resourceError(groupKind.noun, id, err)
 	}
 	if j, err := cleanup.OpenJournal(d.a.stateDir, t.client.Host()); err != nil || j.Deleted(id) != nil {
 		fmt.Fprintf(d.a.err, "warning: could not note the deletion in the known-groups journal\n")
 	}
-	if d.output == outputJSON {
-		return writeJSON(d.a.out, deleted{ID: id, Deleted: true})
-	}
-	fmt.Fprintf(d.a.out, "deleted enrollment group %s; its registration records stay (\"registrations list --group %s\")\n", id, id)
-	return nil
+	return printDeleted(d.a, d.output, id, fmt.Sprintf("deleted enrollment group %s; its registration records stay (\"registrations list --group %s\")", id, id))
 }
 
 // validateGroupID applies DPS's ID rules (the same as registration IDs) to a

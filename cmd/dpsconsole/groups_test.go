@@ -14,6 +14,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
 )
 
 // cli runs dpsconsole commands against the embedded emulator of one state dir.
@@ -252,4 +253,22 @@ func TestTableColumnsAreFixed(t *testing.T) {
 	if b.String() != want {
 		t.Errorf("got\n%q\nwant\n%q", b.String(), want)
 	}
+}
+
+// Deleting a group with its records answers --output json like every other
+// delete: with a JSON document (the clean-up report) and nothing else.
+func TestGroupsDeleteWithRegistrationsJSON(t *testing.T) {
+	c := newCLI(t)
+	out := c.ok("groups", "delete", emulator.DemoHashedGroup, "--with-registrations", "--output", "json")
+	var report struct {
+		Summary cleanup.Summary `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, out)
+	}
+	o := report.Summary.Outcomes
+	if o[cleanup.DeleteGroup][cleanup.OutcomeDeleted] != 1 || o[cleanup.DeleteRecord][cleanup.OutcomeDeleted] == 0 || len(report.Summary.Failures) != 0 {
+		t.Errorf("summary %+v, want the group and its records deleted", report.Summary)
+	}
+	c.fails(1, []string{"groups", "show", emulator.DemoHashedGroup}, "does not exist")
 }

@@ -198,3 +198,21 @@ type deleted struct {
 	ErrorCode int32  `json:"errorCode,omitempty"`
 	Message   string `json:"message,omitempty"`
 }
+
+// resourceError words a failed call on one resource, e.g. ("enrollment
+// group", "line-7").
+func resourceError(noun, id string, err error) error {
+	if dps.IsNotFound(err) {
+		return fmt.Errorf("%s %q does not exist (%s)", noun, id, dps.ErrorMessage(err))
+	}
+	return fmt.Errorf("%s %q: %s", noun, id, dps.ErrorMessage(err))
+}
+
+// printDeleted reports one successful delete: as JSON, or as line.
+func printDeleted(a *app, output, id, line string) error {
+	if output == outputJSON {
+		return writeJSON(a.out, deleted{ID: id, Deleted: true})
+	}
+	fmt.Fprintln(a.out, line)
+	return nil
+}

@@ -58,10 +58,7 @@ func newRegistrationsListCmd(a *app) *cobra.Command {
 }
 
 func registrationError(id string, err error) error {
-	if dps.IsNotFound(err) {
-		return fmt.Errorf("registration record %q does not exist (%s)", id, dps.ErrorMessage(err))
-	}
-	return fmt.Errorf("registration record %q: %s", id, dps.ErrorMessage(err))
+	return resourceError("registration record", id, err)
 }
 
 func newRegistrationsShowCmd(a *app) *cobra.Command {

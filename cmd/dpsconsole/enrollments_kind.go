@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/spf13/pflag"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+)
+
+// enrollmentKind is what the show, create and update commands need to know
+// about enrollment groups or individual enrollments, so those commands share
+// one read, create and update: the client's calls (method expressions), the
+// shared settings, and the words for messages.
+type enrollmentKind[T any] struct {
+	noun    string // in messages: "enrollment group"
+	command string // the parent command: "groups"
+	get     func(*dps.Client, context.Context, string) (T, error)
+	getKeys func(*dps.Client, context.Context, string) (dps.AttestationMechanism, error)
+	put     func(*dps.Client, context.Context, T, *dps.WriteOptions) (T, error)
+	fields  func(*T) enrollmentFields
+}
+
+var (
+	groupKind = enrollmentKind[dps.EnrollmentGroup]{"enrollment group", "groups", (*dps.Client).GetEnrollmentGroup,
+		(*dps.Client).GetEnrollmentGroupAttestation, (*dps.Client).CreateOrUpdateEnrollmentGroup, groupFields}
+	individualKind = enrollmentKind[dps.IndividualEnrollment]{"individual enrollment", "enrollments", (*dps.Client).GetEnrollment,
+		(*dps.Client).GetEnrollmentAttestation, (*dps.Client).CreateOrUpdateEnrollment, individualFields}
+)
+
+// read gets one enrollment, with its keys when showKeys (GET hides them).
+func (k enrollmentKind[T]) read(ctx context.Context, c *dps.Client, id string, showKeys bool) (T, error) {
+	v, err := k.get(c, ctx, id)
+	if err == nil && showKeys {
+		*k.fields(&v).attestation, err = k.getKeys(c, ctx, id)
+	}
+	if err != nil {
+		return v, resourceError(k.noun, id, err)
+	}
+	return v, nil
+}
+
+// create writes a new enrollment. PUT creates or replaces; refuse to replace
+// silently.
+func (k enrollmentKind[T]) create(ctx context.Context, c *dps.Client, id string, v T) (T, error) {
+	if _, err := k.get(c, ctx, id); err == nil {
+		return v, fmt.Errorf("%s %q already exists; change it with \"%s update %s\"", k.noun, id, k.command, id)
+	} else if !dps.IsNotFound(err) {
+		return v, resourceError(k.noun, id, err)
+	}
+	created, err := k.put(c, ctx, v, nil)
+	if err != nil {
+		return created, resourceError(k.noun, id, err)
+	}
+	return created, nil
+}
+
+// update reads an enrollment, changes it (change, if any, then the setting
+// flags set in fs) and writes it back with the ETag just read, or with --etag
+// when given, so a concurrent change is refused rather than overwritten.
+func (k enrollmentKind[T]) update(ctx context.Context, c *dps.Client, id string, fs *pflag.FlagSet, f *settingsFlags, etag string, change func(*T)) (T, error) {
+	v, err := k.get(c, ctx, id)
+	if err != nil {
+		return v, resourceError(k.noun, id, err)
+	}
+	if change != nil {
+		change(&v)
+	}
+	fields := k.fields(&v)
+	if err := f.apply(fs, fields); err != nil {
+		return v, err
+	}
+	readKeys := func(ctx context.Context) (dps.AttestationMechanism, error) { return k.getKeys(c, ctx, id) }
+	if err := keepKeys(ctx, fields.attestation, readKeys); err != nil {
+		return v, resourceError(k.noun, id, err)
+	}
+	match := azcore.ETag(*fields.etag)
+	if fs.Changed("etag") {
+		match = azcore.ETag(etag)
+	}
+	updated, err := k.put(c, ctx, v, &dps.WriteOptions{IfMatch: &match})
+	if err != nil {
+		return updated, resourceError(k.noun, id, err)
+	}
+	return updated, nil
+}
+
+// printJSON writes an enrollment in the service's shape, without its keys
+// unless showKeys (as GET returns it).
+func (k enrollmentKind[T]) printJSON(w io.Writer, v T, showKeys bool) error {
+	if !showKeys {
+		k.fields(&v).attestation.SymmetricKey = nil
+	}
+	return writeJSON(w, v)
+}
