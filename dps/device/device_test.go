@@ -32,8 +32,15 @@ type fixture struct {
 
 func start(t *testing.T, delay time.Duration) *fixture {
 	t.Helper()
+	return startWith(t, emulator.Options{AssignmentDelay: delay})
+}
+
+// startWith starts an emulator with opts in a fresh data dir, no seed.
+func startWith(t *testing.T, opts emulator.Options) *fixture {
+	t.Helper()
 	ctx := t.Context()
-	em, err := emulator.Start(ctx, emulator.Options{DataDir: t.TempDir(), Seed: "none", AssignmentDelay: delay})
+	opts.DataDir, opts.Seed = t.TempDir(), "none"
+	em, err := emulator.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,17 +50,17 @@ func start(t *testing.T, delay time.Duration) *fixture {
 		t.Fatal(err)
 	}
 	tr.Timeout = 30 * time.Second // a hung server fails the test, not the package timeout
-	opts := azcore.ClientOptions{Transport: tr, Retry: policy.RetryOptions{MaxRetries: -1}}
+	copts := azcore.ClientOptions{Transport: tr, Retry: policy.RetryOptions{MaxRetries: -1}}
 	env := em.Env()
-	svc, err := dps.NewClientFromConnectionString(env.DPSConnectionString, &dps.ClientOptions{ClientOptions: opts})
+	svc, err := dps.NewClientFromConnectionString(env.DPSConnectionString, &dps.ClientOptions{ClientOptions: copts})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev, err := device.NewClient(env.IDScope, &device.ClientOptions{ClientOptions: opts, ProvisioningHost: env.DeviceEndpoint})
+	dev, err := device.NewClient(env.IDScope, &device.ClientOptions{ClientOptions: copts, ProvisioningHost: env.DeviceEndpoint})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{em: em, svc: svc, dev: dev, options: opts}
+	f := &fixture{em: em, svc: svc, dev: dev, options: copts}
 	for _, cs := range env.HubConnectionStrings {
 		c, err := keys.ParseServiceConnectionString(cs)
 		if err != nil {
