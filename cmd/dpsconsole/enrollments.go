@@ -150,7 +150,7 @@ func newEnrollmentsCreateCmd(a *app) *cobra.Command {
 	}
 	addOutputFlag(cmd, &output)
 	cmd.Flags().BoolVar(&showKeys, "show-keys", false, "print the keys of the new enrollment")
-	cmd.Flags().StringVar(&deviceID, "device-id", "", "IoT Hub device ID (default: the registration ID)")
+	cmd.Flags().StringVar(&deviceID, "device-id", "", "device ID in the IoT hub (default: the registration ID)")
 	f.register(cmd.Flags())
 	return cmd
 }
@@ -190,7 +190,7 @@ rather than overwritten.`,
 	}
 	addOutputFlag(cmd, &output)
 	cmd.Flags().StringVar(&etag, "etag", "", "update only if the enrollment still has this ETag (default: the ETag just read)")
-	cmd.Flags().StringVar(&deviceID, "device-id", "", "IoT Hub device ID")
+	cmd.Flags().StringVar(&deviceID, "device-id", "", "device ID in the IoT hub")
 	f.register(cmd.Flags())
 	return cmd
 }

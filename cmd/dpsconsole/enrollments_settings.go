@@ -53,7 +53,7 @@ func (f *settingsFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.primaryKey, "primary-key", "", "primary symmetric key, base64 (16-64 bytes); DPS generates one when left out on create")
 	fs.StringVar(&f.secondaryKey, "secondary-key", "", "secondary symmetric key, base64 (16-64 bytes); DPS generates one when left out on create")
 	fs.StringVar(&f.allocationPolicy, "allocation-policy", "", "hashed, geoLatency, static or custom (default: the DPS instance's policy)")
-	fs.StringSliceVar(&f.iotHubs, "iot-hubs", nil, "comma-separated hub host names devices may be assigned to (default: all linked hubs)")
+	fs.StringSliceVar(&f.iotHubs, "iot-hubs", nil, "hub host names devices may be assigned to, separated by commas (default: all linked hubs)")
 	fs.StringVar(&f.provisioningStatus, "provisioning-status", "", "enabled or disabled")
 	fs.StringVar(&f.reprovisionPolicy, "reprovision-policy", "", "on re-registration: migrate (re-assign and migrate data, the default), reset (re-assign with the initial twin) or never")
 	fs.StringVar(&f.twinTags, "initial-twin-tags", "", `initial twin tags, a JSON object, e.g. '{"site":"oslo"}'`)
