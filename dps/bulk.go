@@ -18,60 +18,63 @@ import (
 // yet applied listed as failed: res.Errors always names every enrollment that
 // was not applied.
 func (c *Client) RunEnrollmentBulk(ctx context.Context, op BulkEnrollmentOperation) (BulkEnrollmentOperationResult, error) {
-	ctx = c.retryOnlyRefused(ctx)
-	res := BulkEnrollmentOperationResult{IsSuccessful: true}
-	for i := 0; i < len(op.Enrollments); i += MaxBulkItems {
-		chunk := op.Enrollments[i:min(i+MaxBulkItems, len(op.Enrollments))]
-		r, err := call[BulkEnrollmentOperationResult](ctx, c, "RunEnrollmentBulk", http.MethodPost, enrollmentsPath,
-			BulkEnrollmentOperation{Mode: op.Mode, Enrollments: chunk}, nil)
-		if err != nil {
-			res.IsSuccessful = false
-			stop := stopBulk(ctx, err)
-			if stop {
-				chunk = op.Enrollments[i:]
-			}
-			code, status := bulkCallError(err)
-			for _, e := range chunk {
-				res.Errors = append(res.Errors, BulkEnrollmentOperationError{RegistrationID: e.RegistrationID, ErrorCode: code, ErrorStatus: status})
-			}
-			if stop {
-				return res, err
-			}
-			continue
-		}
-		res.IsSuccessful = res.IsSuccessful && r.IsSuccessful && len(r.Errors) == 0
-		res.Errors = append(res.Errors, r.Errors...)
-	}
-	return res, nil
+	ok, errs, err := runBulk(ctx, c, op.Enrollments,
+		func(ctx context.Context, chunk []IndividualEnrollment) (bool, []BulkEnrollmentOperationError, error) {
+			r, err := call[BulkEnrollmentOperationResult](ctx, c, "RunEnrollmentBulk", http.MethodPost, enrollmentsPath,
+				BulkEnrollmentOperation{Mode: op.Mode, Enrollments: chunk}, nil)
+			return r.IsSuccessful, r.Errors, err
+		},
+		func(e IndividualEnrollment, code int32, status string) BulkEnrollmentOperationError {
+			return BulkEnrollmentOperationError{RegistrationID: e.RegistrationID, ErrorCode: code, ErrorStatus: status}
+		})
+	return BulkEnrollmentOperationResult{IsSuccessful: ok, Errors: errs}, err
 }
 
 // RunEnrollmentGroupBulk is RunEnrollmentBulk for enrollment groups.
 func (c *Client) RunEnrollmentGroupBulk(ctx context.Context, op BulkEnrollmentGroupOperation) (BulkEnrollmentGroupOperationResult, error) {
+	ok, errs, err := runBulk(ctx, c, op.EnrollmentGroups,
+		func(ctx context.Context, chunk []EnrollmentGroup) (bool, []BulkEnrollmentGroupOperationError, error) {
+			r, err := call[BulkEnrollmentGroupOperationResult](ctx, c, "RunEnrollmentGroupBulk", http.MethodPost, groupsPath,
+				BulkEnrollmentGroupOperation{Mode: op.Mode, EnrollmentGroups: chunk}, nil)
+			return r.IsSuccessful, r.Errors, err
+		},
+		func(g EnrollmentGroup, code int32, status string) BulkEnrollmentGroupOperationError {
+			return BulkEnrollmentGroupOperationError{EnrollmentGroupID: g.EnrollmentGroupID, ErrorCode: code, ErrorStatus: status}
+		})
+	return BulkEnrollmentGroupOperationResult{IsSuccessful: ok, Errors: errs}, err
+}
+
+// runBulk sends items MaxBulkItems at a time with send and gathers the
+// per-member errors; failed makes the error of a member of a call that
+// failed as a whole (see RunEnrollmentBulk).
+func runBulk[T, E any](ctx context.Context, c *Client, items []T,
+	send func(ctx context.Context, chunk []T) (ok bool, errs []E, err error),
+	failed func(item T, code int32, status string) E,
+) (ok bool, errs []E, err error) {
 	ctx = c.retryOnlyRefused(ctx)
-	res := BulkEnrollmentGroupOperationResult{IsSuccessful: true}
-	for i := 0; i < len(op.EnrollmentGroups); i += MaxBulkItems {
-		chunk := op.EnrollmentGroups[i:min(i+MaxBulkItems, len(op.EnrollmentGroups))]
-		r, err := call[BulkEnrollmentGroupOperationResult](ctx, c, "RunEnrollmentGroupBulk", http.MethodPost, groupsPath,
-			BulkEnrollmentGroupOperation{Mode: op.Mode, EnrollmentGroups: chunk}, nil)
+	ok = true
+	for i := 0; i < len(items); i += MaxBulkItems {
+		chunk := items[i:min(i+MaxBulkItems, len(items))]
+		chunkOK, chunkErrs, err := send(ctx, chunk)
 		if err != nil {
-			res.IsSuccessful = false
+			ok = false
 			stop := stopBulk(ctx, err)
 			if stop {
-				chunk = op.EnrollmentGroups[i:]
+				chunk = items[i:]
 			}
 			code, status := bulkCallError(err)
-			for _, g := range chunk {
-				res.Errors = append(res.Errors, BulkEnrollmentGroupOperationError{EnrollmentGroupID: g.EnrollmentGroupID, ErrorCode: code, ErrorStatus: status})
+			for _, it := range chunk {
+				errs = append(errs, failed(it, code, status))
 			}
 			if stop {
-				return res, err
+				return ok, errs, err
 			}
 			continue
 		}
-		res.IsSuccessful = res.IsSuccessful && r.IsSuccessful && len(r.Errors) == 0
-		res.Errors = append(res.Errors, r.Errors...)
+		ok = ok && chunkOK && len(chunkErrs) == 0
+		errs = append(errs, chunkErrs...)
 	}
-	return res, nil
+	return ok, errs, nil
 }
 
 // retryOnlyRefused limits retries of a bulk call to answers that say it was
