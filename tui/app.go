@@ -39,6 +39,7 @@ type Model struct {
 	spinning bool
 
 	showHelp bool
+	helpTop  int // first help line shown when the help scrolls
 	cmdline  textinput.Model
 	cmdMode  bool
 
@@ -184,7 +185,23 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	}
 	m.quitArmed = m.quitArmed && k.Quit.Matches(msg)
 	if m.showHelp {
-		m.showHelp = false
+		// Arrows scroll a help taller than the screen; any other key closes it.
+		switch {
+		case k.Down.Matches(msg), k.PageDown.Matches(msg):
+			m.helpTop++
+			if k.PageDown.Matches(msg) {
+				m.helpTop += m.c.Height - 2
+			}
+		case k.Up.Matches(msg), k.PageUp.Matches(msg):
+			m.helpTop--
+			if k.PageUp.Matches(msg) {
+				m.helpTop -= m.c.Height - 2
+			}
+		default:
+			m.showHelp = false
+		}
+		_, lines := m.helpLayout()
+		m.helpTop = max(min(m.helpTop, len(lines)-(m.c.Height-1)), 0)
 		return nil
 	}
 	if !m.top().Editing() {
@@ -197,7 +214,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 			m.quitting = true
 			return tea.Quit
 		case k.Help.Matches(msg):
-			m.showHelp = true
+			m.showHelp, m.helpTop = true, 0
 			return nil
 		case k.Command.Matches(msg):
 			m.cmdMode = true
@@ -388,40 +405,87 @@ func (m *Model) footer() string {
 	return fit(m.help.ShortHelpView(keyBindings(hints...)), m.width)
 }
 
-// fullHelp lays out every section as a block, blocks flowing across the width.
+// fullHelp shows the help: all of it when it fits, else the window of the
+// scrolling column that starts at helpTop, the last line saying so.
 func (m *Model) fullHelp() string {
+	grid, lines := m.helpLayout()
+	if lines == nil {
+		return grid
+	}
+	h := m.c.Height
+	more := fmt.Sprintf("↑/↓ scroll, lines %d–%d of %d; any other key closes", m.helpTop+1, m.helpTop+h-1, len(lines))
+	return strings.Join(lines[m.helpTop:m.helpTop+h-1], "\n") + "\n" + m.c.Styles.Muted.Render(more)
+}
+
+// helpLayout lays out every section as a block and stacks the blocks in
+// columns as tall as the screen allows, columns side by side, so the whole
+// help fits 80×24. When it cannot fit, it returns the lines of one column
+// for fullHelp to scroll instead.
+func (m *Model) helpLayout() (grid string, scroll []string) {
 	st := m.c.Styles
 	k := m.c.Keys
-	var rows []string
-	var row []string
-	used := 0
-	for _, s := range k.Sections() {
-		lines := []string{st.Title.Render(s.Title)}
-		for _, b := range s.Bindings {
-			if b.DisabledReason() != "" {
-				continue
-			}
-			lines = append(lines, st.Key.Render(fmt.Sprintf("%-9s", b.Help().Key))+" "+b.Help().Desc)
-		}
-		block := lipgloss.NewStyle().PaddingRight(3).Render(strings.Join(lines, "\n"))
-		w := lipgloss.Width(block)
-		if used > 0 && used+w > m.c.Width {
-			rows = append(rows, lipgloss.JoinHorizontal(lipgloss.Top, row...))
-			row, used = nil, 0
-		}
-		row = append(row, block)
-		used += w
-	}
-	rows = append(rows, lipgloss.JoinHorizontal(lipgloss.Top, row...))
-	out := strings.Join(rows, "\n")
+	w, h := m.c.Width, m.c.Height
+	var tail []string
 	if d := k.Disabled(); len(d) > 0 {
 		names := make([]string, len(d))
 		for i, bd := range d {
 			names[i] = bd.Help().Key + " " + bd.Help().Desc
 		}
-		out += "\n\n" + st.Warning.Render("Disabled ("+d[0].DisabledReason()+"): "+strings.Join(names, ", "))
+		tail = append(tail, st.Warning.Width(w).Render("Disabled ("+d[0].DisabledReason()+"): "+strings.Join(names, ", ")))
 	}
-	return out + "\n\n" + st.Muted.Render("Commands: :"+strings.Join(commands, " :")+"   (any key closes this help)")
+	tail = append(tail, st.Muted.Width(w).Render("Commands: :"+strings.Join(commands, " :")), st.Muted.Render(fit("Any key closes this help.", w)))
+	end := strings.Join(tail, "\n")
+
+	var blocks []string
+	for _, s := range k.Sections() {
+		var bs []*Binding
+		keyWidth := 0
+		for _, b := range s.Bindings {
+			if b.DisabledReason() == "" {
+				bs = append(bs, b)
+				keyWidth = max(keyWidth, lipgloss.Width(b.Help().Key))
+			}
+		}
+		lines := []string{st.Title.Render(s.Title)}
+		for _, b := range bs {
+			key := b.Help().Key
+			lines = append(lines, st.Key.Render(key+strings.Repeat(" ", keyWidth-lipgloss.Width(key)))+" "+b.Help().Desc)
+		}
+		blocks = append(blocks, strings.Join(lines, "\n"))
+	}
+	budget := h - lipgloss.Height(end)
+	var cols []string
+	var col []string
+	used := 0
+	for _, b := range blocks {
+		bh := lipgloss.Height(b)
+		if used > 0 && used+1+bh > budget {
+			cols = append(cols, strings.Join(col, "\n\n"))
+			col, used = nil, 0
+		}
+		if used > 0 {
+			used++
+		}
+		col = append(col, b)
+		used += bh
+	}
+	cols = append(cols, strings.Join(col, "\n\n"))
+	for i := range cols[:len(cols)-1] {
+		cols[i] = lipgloss.NewStyle().PaddingRight(2).Render(cols[i])
+	}
+	grid = lipgloss.JoinHorizontal(lipgloss.Top, cols...)
+	if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
+		if lipgloss.Height(grid) < budget {
+			grid += "\n"
+		}
+		return grid + "\n" + end, nil
+	}
+	// Too small a screen: one column, scrolled when taller than the screen.
+	all := strings.Join(blocks, "\n\n") + "\n\n" + end
+	if lines := strings.Split(all, "\n"); len(lines) > h {
+		return "", lines
+	}
+	return all, nil
 }
 
 // clip cuts a view to exactly w×h: long lines are truncated, never wrapped,

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -13,21 +14,26 @@ import (
 )
 
 // cleanupView finds orphaned registration records with the dps/cleanup
-// engine, shows them per reason and group, and deletes them on
-// confirmation with a resumable job, showing its progress.
+// engine (live counts per source while it scans), shows them per reason and
+// group (drillable to the records), lets the operator choose hub devices and
+// stale records, previews the exact deletes as a dry run, and runs them on
+// confirmation as a resumable job with a live progress bar and a summary.
 type cleanupView struct {
 	c   *Common
 	vid int
 	gen int
 
 	scanning bool
-	scanned  map[string]int // count per scan source
+	scanned  map[string]cleanup.ScanProgress // latest count per scan source
 	plan     *cleanup.Plan
 	sel      cleanup.Selection
+	counts   []cleanup.Count // plan.Counts(sel), kept so View does not recount
 	err      string
 
 	row      int                     // the count row under the cursor
 	findings *Table[cleanup.Finding] // the drill-down of one row; nil = the counts
+	preview  *Table[previewRow]      // the dry run: plan.Actions(sel); nil = closed
+	planned  string                  // what the preview adds up to
 	confirm  *confirm
 	running  bool
 	job      string
@@ -35,6 +41,19 @@ type cleanupView struct {
 	failures []cleanup.Failure
 	summary  *cleanup.Summary
 }
+
+// previewRow is one action of the dry run, numbered in run order.
+type previewRow struct {
+	n int
+	cleanup.Action
+}
+
+// scanSources is the order the scan's sources are shown in.
+var scanSources = []string{cleanup.SourceGroups, cleanup.SourceEnrollments, cleanup.SourceLiveRecords,
+	cleanup.SourceHubDevices, cleanup.SourceJournal, cleanup.SourceLookups}
+
+// shownFailures bounds the failures listed on screen; the job log has all.
+const shownFailures = 5
 
 // cleanupEvent carries one engine event, or the end of a scan or run.
 type cleanupEvent struct {
@@ -48,18 +67,21 @@ type cleanupEvent struct {
 }
 
 func newCleanupView(c *Common) *cleanupView {
-	return &cleanupView{c: c, vid: c.newID(), scanned: map[string]int{}}
+	return &cleanupView{c: c, vid: c.newID(), scanned: map[string]cleanup.ScanProgress{}}
 }
 
 func (v *cleanupView) id() int       { return v.vid }
 func (v *cleanupView) Title() string { return "Clean up orphaned records" }
 func (v *cleanupView) Editing() bool {
-	return v.confirm != nil || (v.findings != nil && v.findings.Filtering())
+	return v.confirm != nil || (v.findings != nil && v.findings.Filtering()) || (v.preview != nil && v.preview.Filtering())
 }
 func (v *cleanupView) Busy() bool { return v.scanning || v.running }
 func (v *cleanupView) SetSize(w, h int) {
 	if v.findings != nil {
 		v.findings.SetSize(w, h-2)
+	}
+	if v.preview != nil {
+		v.preview.SetSize(w, h-2)
 	}
 }
 
@@ -72,18 +94,41 @@ func (v *cleanupView) Status() string {
 
 func (v *cleanupView) Hints() []*Binding {
 	k := v.c.Keys
-	if v.findings != nil {
+	switch {
+	case v.findings != nil:
 		return []*Binding{k.Filter}
+	case v.preview != nil:
+		return []*Binding{k.Delete, k.Filter}
 	}
-	return []*Binding{k.Open, k.Delete, k.HubDevices, k.Refresh}
+	return []*Binding{k.Open, k.Preview, k.Delete, k.HubDevices, k.Stale, k.Refresh}
 }
 
-// Escape closes the drill-down before the view.
+// Escape closes the drill-down or the preview before the view. A running
+// job keeps the view open: leaving would hide it from the quit guard.
 func (v *cleanupView) Escape() bool {
-	if v.findings != nil && !v.findings.ClearFilter() {
-		v.findings = nil
+	switch {
+	case v.findings != nil:
+		if !v.findings.ClearFilter() {
+			v.findings = nil
+		}
+	case v.preview != nil:
+		if !v.preview.ClearFilter() {
+			v.preview = nil
+		}
+	default:
+		return v.running
 	}
 	return true
+}
+
+// setSelection changes what is deleted and recounts.
+func (v *cleanupView) setSelection(sel cleanup.Selection) {
+	v.sel = sel
+	v.counts = nil
+	if v.plan != nil {
+		v.counts = v.plan.Counts(sel)
+	}
+	v.row = min(v.row, max(len(v.counts)-1, 0))
 }
 
 // openFindings shows the findings of one count row in a table.
@@ -106,6 +151,66 @@ func (v *cleanupView) openFindings(n cleanup.Count) {
 	t.SetSize(v.c.Width, v.c.Height-2)
 	t.Append(rows, false)
 	v.findings = t
+}
+
+// openPreview shows, as a dry run, the exact actions a run would carry out
+// under the current selection, in their order. Nothing is sent.
+func (v *cleanupView) openPreview() tea.Cmd {
+	if v.plan == nil {
+		return nil
+	}
+	actions := v.plan.Actions(v.sel)
+	if len(actions) == 0 {
+		return flash("nothing selected to delete")
+	}
+	rows := make([]previewRow, len(actions))
+	for i, a := range actions {
+		rows[i] = previewRow{n: i + 1, Action: a}
+	}
+	t := NewTable(v.c, v.vid, []Column{{"#", 8, 0, 0}, {"DELETE", 11, 0, 0}, {"ID", 0, 0, 2}, {"HUB", 0, 0, 1},
+		{"REASON", 15, 0, 0}, {"GROUP", 0, 0, 1}},
+		func(r previewRow) string { return itoa(r.n) },
+		func(r previewRow) []string {
+			return []string{itoa(r.n), string(r.Kind), r.ID, r.Hub, string(r.Reason), r.GroupID}
+		},
+		func(r previewRow, q string) bool {
+			return containsFold(r.ID, q) || containsFold(r.Hub, q) || containsFold(r.GroupID, q)
+		})
+	t.SetSize(v.c.Width, v.c.Height-2)
+	t.Append(rows, false)
+	v.preview = t
+	v.planned = describeDeletes(actions)
+	return nil
+}
+
+// describeDeletes says what actions delete, e.g. "12 registration records
+// (2 of them stale) and 12 hub device identities".
+func describeDeletes(actions []cleanup.Action) string {
+	records, devices, stale := tally(actions)
+	s := count(records) + " registration records"
+	if stale > 0 {
+		s += fmt.Sprintf(" (%s of them stale)", count(stale))
+	}
+	if devices > 0 {
+		s += fmt.Sprintf(" and %s hub device identities", count(devices))
+	}
+	return s
+}
+
+// tally counts a selection's deletes by kind, and the stale records among them.
+func tally(actions []cleanup.Action) (records, devices, stale int) {
+	for _, a := range actions {
+		switch a.Kind {
+		case cleanup.DeleteRecord:
+			records++
+			if a.Reason == cleanup.ReasonStale {
+				stale++
+			}
+		case cleanup.DeleteHubDevice:
+			devices++
+		}
+	}
+	return records, devices, stale
 }
 
 func (v *cleanupView) Init() tea.Cmd { return v.scan() }
@@ -169,27 +274,32 @@ func (v *cleanupView) scan() tea.Cmd {
 		v.err = err.Error()
 		return nil
 	}
-	v.scanning, v.plan, v.summary, v.err, v.job = true, nil, nil, "", ""
-	v.scanned = map[string]int{}
+	v.scanning, v.plan, v.counts, v.summary, v.err, v.job = true, nil, nil, nil, "", ""
+	v.failures, v.findings, v.preview = nil, nil, nil
+	v.scanned = map[string]cleanup.ScanProgress{}
 	return v.stream(func(ctx context.Context, events chan<- cleanup.Event) cleanupEvent {
 		plan, err := eng.Scan(ctx, cleanup.ScanOptions{}, events)
 		return cleanupEvent{plan: plan, err: err}
 	})
 }
 
+// run deletes what the selection asks for. The job file is written in the
+// Cmd's goroutine, not here: Update does no I/O.
 func (v *cleanupView) run() tea.Cmd {
 	eng, err := v.engine()
 	if err != nil {
 		v.err = err.Error()
 		return nil
 	}
-	job, err := eng.NewJob(v.plan, v.sel)
-	if err != nil {
-		v.err = err.Error()
-		return nil
-	}
-	v.running, v.job, v.failures, v.progress = true, job.ID, nil, cleanup.Progress{Total: len(job.Actions)}
+	plan, sel := v.plan, v.sel
+	v.preview = nil
+	v.running, v.job, v.failures, v.summary, v.err = true, "", nil, nil, ""
+	v.progress = cleanup.Progress{Total: len(plan.Actions(sel))}
 	return v.stream(func(ctx context.Context, events chan<- cleanup.Event) cleanupEvent {
+		job, err := eng.NewJob(plan, sel)
+		if err != nil {
+			return cleanupEvent{err: err}
+		}
 		sum, err := eng.Run(ctx, job, cleanup.RunOptions{}, events)
 		return cleanupEvent{summary: &sum, err: err}
 	})
@@ -198,7 +308,7 @@ func (v *cleanupView) run() tea.Cmd {
 // RunningJob names the deletion in flight, if any.
 func (v *cleanupView) RunningJob() string {
 	if v.running {
-		return "clean-up job " + v.job
+		return strings.TrimSpace("clean-up job " + v.job)
 	}
 	return ""
 }
@@ -212,9 +322,9 @@ func (v *cleanupView) Update(msg tea.Msg) tea.Cmd {
 		if !msg.end {
 			switch ev := msg.ev.(type) {
 			case cleanup.ScanProgress:
-				v.scanned[ev.Source] = ev.Count
+				v.scanned[ev.Source] = ev
 			case cleanup.Progress:
-				v.progress = ev
+				v.progress, v.job = ev, ev.JobID
 			case cleanup.Failure:
 				v.failures = append(v.failures, ev)
 			}
@@ -226,75 +336,90 @@ func (v *cleanupView) Update(msg tea.Msg) tea.Cmd {
 		}
 		if msg.plan != nil {
 			v.plan = msg.plan
+			v.setSelection(v.sel)
 		}
 		if msg.summary != nil {
-			v.summary = msg.summary
+			v.summary, v.job = msg.summary, msg.summary.JobID
 			return flash(fmt.Sprintf("clean-up job %s finished", msg.summary.JobID))
 		}
 		return nil
 	case filterTick, filterDone, tea.PasteMsg:
-		if v.findings != nil {
-			cmd, _ := v.findings.Update(msg)
+		if t := v.table(); t != nil {
+			cmd, _ := t.Update(msg)
 			return cmd
 		}
 	case tea.KeyPressMsg:
-		k := v.c.Keys
-		if v.confirm != nil {
-			c := v.confirm
-			v.confirm = nil
-			cmd, _ := c.answer(msg)
-			return cmd
-		}
-		if v.scanning || v.running {
-			return nil
-		}
-		if v.findings != nil {
-			cmd, _ := v.findings.Update(msg)
-			return cmd
-		}
-		var counts []cleanup.Count
-		if v.plan != nil {
-			counts = v.plan.Counts(v.sel)
-		}
-		switch {
-		case k.Up.Matches(msg):
-			v.row = max(v.row-1, 0)
-		case k.Down.Matches(msg):
-			v.row = min(v.row+1, max(len(counts)-1, 0))
-		case k.Open.Matches(msg) && v.row < len(counts):
-			v.openFindings(counts[v.row])
-		case k.Refresh.Matches(msg):
-			return v.scan()
-		case k.HubDevices.Matches(msg):
-			v.sel.HubDevices = !v.sel.HubDevices
-		case k.Delete.Matches(msg):
-			return v.askRun()
-		}
+		return v.key(msg)
 	}
 	return nil
 }
 
-func (v *cleanupView) askRun() tea.Cmd {
-	if v.plan == nil {
+// table is the open drill-down or preview, as the filter messages' target.
+func (v *cleanupView) table() interface {
+	Update(tea.Msg) (tea.Cmd, bool)
+} {
+	switch {
+	case v.findings != nil:
+		return v.findings
+	case v.preview != nil:
+		return v.preview
+	}
+	return nil
+}
+
+func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
+	k := v.c.Keys
+	if v.confirm != nil {
+		c := v.confirm
+		v.confirm = nil
+		cmd, _ := c.answer(msg)
+		return cmd
+	}
+	if v.scanning || v.running {
 		return nil
 	}
-	records, devices := 0, 0
-	for _, n := range v.plan.Counts(v.sel) {
-		if n.Selected {
-			records += n.Records
-			if v.sel.HubDevices {
-				devices += n.HubDevices
-			}
+	if v.findings != nil {
+		cmd, _ := v.findings.Update(msg)
+		return cmd
+	}
+	if v.preview != nil {
+		if cmd, handled := v.preview.Update(msg); handled {
+			return cmd
 		}
+		if k.Delete.Matches(msg) {
+			return v.askRun()
+		}
+		return nil
 	}
-	if records == 0 {
-		return flash("no orphaned registration records to delete")
+	switch {
+	case k.Up.Matches(msg):
+		v.row = max(v.row-1, 0)
+	case k.Down.Matches(msg):
+		v.row = min(v.row+1, max(len(v.counts)-1, 0))
+	case k.Open.Matches(msg) && v.row < len(v.counts):
+		v.openFindings(v.counts[v.row])
+	case k.Refresh.Matches(msg):
+		return v.scan()
+	case k.HubDevices.Matches(msg):
+		v.setSelection(cleanup.Selection{HubDevices: !v.sel.HubDevices, IncludeStale: v.sel.IncludeStale})
+	case k.Stale.Matches(msg):
+		v.setSelection(cleanup.Selection{HubDevices: v.sel.HubDevices, IncludeStale: !v.sel.IncludeStale})
+	case k.Preview.Matches(msg), k.Delete.Matches(msg):
+		// Delete goes through the preview: the operator sees the exact
+		// deletes before the confirmation.
+		return v.openPreview()
 	}
-	text := fmt.Sprintf("Delete %s orphaned registration records", count(records))
-	if devices > 0 {
-		text += fmt.Sprintf(" and %s hub device identities", count(devices))
+	return nil
+}
+
+// askRun confirms the previewed deletes.
+func (v *cleanupView) askRun() tea.Cmd {
+	actions := v.plan.Actions(v.sel)
+	if len(actions) == 0 {
+		return flash("nothing selected to delete")
 	}
-	text += "?\nThe job is logged in the state directory; an interrupted run resumes without repeating work."
+	text := "Delete " + describeDeletes(actions) + "?\n" +
+		"The job is logged in the state directory; an interrupted run resumes without repeating work."
 	v.confirm = &confirm{text: text, choices: []choice{{"y", "delete them", v.run}}}
 	return nil
 }
@@ -304,67 +429,123 @@ func (v *cleanupView) View() string {
 	if v.confirm != nil {
 		return v.confirm.view(v.c)
 	}
-	var lines []string
-	if v.err != "" {
-		lines = append(lines, st.Error.Width(max(v.c.Width-2, 20)).Render(v.err), "")
-	}
 	if v.findings != nil {
-		n := v.plan.Counts(v.sel)[v.row]
+		n := v.counts[v.row]
 		group := n.GroupID
 		if group == "" {
 			group = "(unknown group)"
 		}
 		return st.Title.Render(fmt.Sprintf("Findings: %s, %s", n.Reason, group)) + "\n\n" + v.findings.View()
 	}
+	if v.preview != nil {
+		next := "d asks before deleting them; esc goes back"
+		if v.c.ReadOnly {
+			next = "read-only mode: nothing can be deleted"
+		}
+		return st.Title.Render(fit("Dry run (nothing sent): "+v.planned, v.c.Width)) + "\n" +
+			st.Muted.Render(fit("  "+next, v.c.Width)) + "\n" + v.preview.View()
+	}
+	var lines []string
+	if v.err != "" {
+		lines = append(lines, st.Error.Width(max(v.c.Width-2, 20)).Render(v.err), "")
+	}
 	if v.scanning {
 		lines = append(lines, st.Title.Render("Scanning…"))
-		for _, s := range []string{cleanup.SourceGroups, cleanup.SourceEnrollments, cleanup.SourceLiveRecords, cleanup.SourceHubDevices, cleanup.SourceJournal, cleanup.SourceLookups} {
-			if n, ok := v.scanned[s]; ok {
-				lines = append(lines, fmt.Sprintf("  %-26s %s", s, count(n)))
+		for _, s := range scanSources {
+			if p, ok := v.scanned[s]; ok {
+				state := st.Muted.Render("reading")
+				if p.Done {
+					state = st.OK.Render("done")
+				}
+				lines = append(lines, fmt.Sprintf("  %-26s %9s  %s", s, count(p.Count), state))
 			}
 		}
 		return strings.Join(lines, "\n")
 	}
 	if v.plan != nil {
-		lines = append(lines, st.Title.Render("Orphaned registration records"), "")
-		counts := v.plan.Counts(v.sel)
-		if len(counts) == 0 {
-			lines = append(lines, st.OK.Render("  Nothing to clean up: every record belongs to a live enrollment."))
-		} else {
-			lines = append(lines, st.TableHeader.Render(fmt.Sprintf("  %-15s %-28s %9s %12s  %s", "REASON", "GROUP", "RECORDS", "HUB DEVICES", "DELETED")))
-			for i, n := range counts {
-				group := n.GroupID
-				if group == "" {
-					group = "(unknown)"
-				}
-				sel := "no (stale records are kept)"
-				if n.Selected {
-					sel = "yes"
-				}
-				line := fmt.Sprintf("  %-15s %-28s %9s %12s  %s", n.Reason, fit(group, 28), count(n.Records), count(n.HubDevices), sel)
-				if i == v.row {
-					line = st.Selected.Render(line)
-				}
-				lines = append(lines, line)
-			}
-		}
-		for _, note := range v.plan.Notes {
-			lines = append(lines, st.Warning.Render("  note: "+note))
-		}
-		hubs := "kept"
-		if v.sel.HubDevices {
-			hubs = "deleted too"
-		}
-		lines = append(lines, "", "  Hub device identities of deleted records: "+st.Key.Render(hubs)+st.Muted.Render("  (h switches)"))
+		lines = append(lines, v.countsView()...)
 	}
 	if v.running || v.summary != nil {
-		p := v.progress
-		lines = append(lines, "", progressLine(v.c, deleteProgress{deleted: p.Done - p.Failed, failed: p.Failed, total: p.Total}, "job "+v.job))
-		if p.Throttled > 0 {
-			lines = append(lines, st.Muted.Render(fmt.Sprintf("  throttled %d times; pace %.0f requests/s", p.Throttled, p.Pace)))
+		lines = append(lines, "")
+		lines = append(lines, v.progressView()...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// countsView is the plan grouped by reason and group, and the selection.
+func (v *cleanupView) countsView() []string {
+	st := v.c.Styles
+	lines := []string{st.Title.Render("Orphaned registration records"), ""}
+	if len(v.counts) == 0 {
+		lines = append(lines, st.OK.Render("  Nothing to clean up: every record belongs to a live enrollment."))
+	} else {
+		lines = append(lines, st.TableHeader.Render(fmt.Sprintf("  %-15s %-28s %9s %12s  %s", "REASON", "GROUP", "RECORDS", "HUB DEVICES", "DELETED")))
+		for i, n := range v.counts {
+			group := n.GroupID
+			if group == "" {
+				group = "(unknown)"
+			}
+			sel := "no (s includes stale records)"
+			if n.Selected {
+				sel = "yes"
+			}
+			line := fmt.Sprintf("  %-15s %-28s %9s %12s  %s", n.Reason, fit(group, 28), count(n.Records), count(n.HubDevices), sel)
+			if i == v.row {
+				line = st.Selected.Render(line)
+			}
+			lines = append(lines, line)
 		}
 	}
+	for _, note := range v.plan.Notes {
+		lines = append(lines, st.Warning.Render("  note: "+note))
+	}
+	toggle := func(b *Binding, what string, on bool, yes string) string {
+		state := "kept"
+		if on {
+			state = yes
+		}
+		return "  " + st.Key.Render(fmt.Sprintf("%-2s", b.Help().Key)) + fmt.Sprintf("%-42s ", what) + st.Key.Render(state)
+	}
+	k := v.c.Keys
+	lines = append(lines, "",
+		toggle(k.HubDevices, "Hub device identities of deleted records:", v.sel.HubDevices, "deleted too"),
+		toggle(k.Stale, "Stale records of live enrollments:", v.sel.IncludeStale, "deleted too"))
+	records, devices := 0, 0
+	for _, n := range v.counts {
+		if n.Selected {
+			records += n.Records
+			if v.sel.HubDevices {
+				devices += n.HubDevices
+			}
+		}
+	}
+	next := "p previews them, d deletes them"
+	if v.c.ReadOnly {
+		next = "read-only mode: p previews them, nothing is deleted"
+	}
+	lines = append(lines, "", fmt.Sprintf("  Selected: %s records, %s hub devices", count(records), count(devices))+st.Muted.Render("  ("+next+")"))
+	return lines
+}
+
+// progressView is the run's live progress, then its summary.
+func (v *cleanupView) progressView() []string {
+	st := v.c.Styles
+	p := v.progress
+	lines := []string{progressLine(v.c, deleteProgress{deleted: p.Done, failed: p.Failed, total: p.Total}, "job")}
+	stats := fmt.Sprintf("  %.0f deletes/s", p.Rate)
+	if p.ETA > 0 && v.running {
+		stats += "  ETA " + p.ETA.Round(time.Second).String()
+	}
+	stats += "  elapsed " + p.Elapsed.Round(100*time.Millisecond).String()
+	if p.Throttled > 0 {
+		stats += fmt.Sprintf("  throttled %d times, pace %.0f requests/s", p.Throttled, p.Pace)
+	}
+	lines = append(lines, st.Muted.Render(stats))
+	failures := v.failures
 	if s := v.summary; s != nil {
+		failures = s.Failures
+		lines = append(lines, "", st.Title.Render(fmt.Sprintf("Job %s finished in %s: %s requests, %s throttled",
+			s.JobID, s.Elapsed.Round(100*time.Millisecond), count(s.Requests), count(s.Throttled))))
 		for _, kind := range slices.Sorted(maps.Keys(s.Outcomes)) {
 			var parts []string
 			for _, o := range slices.Sorted(maps.Keys(s.Outcomes[kind])) {
@@ -373,12 +554,12 @@ func (v *cleanupView) View() string {
 			lines = append(lines, fmt.Sprintf("  %s: %s", kind, strings.Join(parts, ", ")))
 		}
 	}
-	failures := v.failures
-	if v.summary != nil {
-		failures = v.summary.Failures
+	for i, f := range failures {
+		if i == shownFailures {
+			lines = append(lines, st.Error.Render(fmt.Sprintf("  … and %s more failures (the job log has them; r scans again)", count(len(failures)-i))))
+			break
+		}
+		lines = append(lines, st.Error.Render(fmt.Sprintf("  failed: %s %s: %s", f.Action.Kind, f.Action.ID, f.Error)))
 	}
-	for _, f := range failures {
-		lines = append(lines, st.Error.Render("  failed: "+f.Error))
-	}
-	return strings.Join(lines, "\n")
+	return lines
 }

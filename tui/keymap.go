@@ -46,7 +46,7 @@ type KeyMap struct {
 	// Forms, simulate and tutorial
 	NextField, PrevField, Submit, Telemetry *Binding
 	// Clean-up
-	HubDevices *Binding
+	HubDevices, Stale, Preview *Binding
 }
 
 // Section is a titled group of bindings, for help and documentation.
@@ -82,7 +82,7 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Delete: danger("d", "delete", "d"),
 
 		Reveal:    bind("k", "reveal/mask keys", "k", "ctrl+k"),
-		Copy:      bind("c", "copy (ctrl+y while typing)", "c", "ctrl+y"),
+		Copy:      bind("c", "copy (ctrl+y in fields)", "c", "ctrl+y"),
 		KeySource: bind("ctrl+s", "key source", "ctrl+s"),
 		Derive:    bind("x", "derive device key", "x"),
 		Simulate:  bind("s", "simulate device", "s"),
@@ -92,7 +92,9 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Submit:    bind("enter", "run", "enter"),
 		Telemetry: bind("ctrl+t", "send telemetry", "ctrl+t"),
 
-		HubDevices: bind("h", "also delete hub devices", "h"),
+		HubDevices: bind("h", "hub devices: keep/delete", "h"),
+		Stale:      bind("s", "stale records: keep/delete", "s"),
+		Preview:    bind("p", "dry-run preview", "p"),
 	}
 	if readOnly {
 		for _, s := range k.Sections() {
@@ -115,7 +117,7 @@ func (k *KeyMap) Sections() []Section {
 		{"Groups and enrollments", []*Binding{k.Open, k.New, k.Toggle, k.Delete}},
 		{"Group detail and derive", []*Binding{k.Reveal, k.Copy, k.KeySource, k.Derive, k.Simulate}},
 		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Telemetry}},
-		{"Clean-up", []*Binding{k.HubDevices}},
+		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
 	}
 }
 

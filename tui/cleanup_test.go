@@ -1,0 +1,258 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/cleanup"
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
+)
+
+// makeStale deletes the hub device of one record of a live demo group, so
+// the scan finds that record stale; it returns the record's id.
+func makeStale(t *testing.T, target *Target) string {
+	t.Helper()
+	ctx := context.Background()
+	page, err := target.Service.NewRegistrationStatePager(emulator.DemoHashedGroup, &dps.PagerOptions{PageSize: 1}).NextPage(ctx)
+	if err != nil || len(page.Items) == 0 {
+		t.Fatalf("no record in %s: %v", emulator.DemoHashedGroup, err)
+	}
+	r := page.Items[0]
+	reg, err := target.Registry(r.AssignedHub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.DeleteDevice(ctx, r.DeviceID, nil); err != nil {
+		t.Fatal(err)
+	}
+	return r.RegistrationID
+}
+
+func TestCleanupViewTogglesPreviewsAndDeletesTheSelection(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	stale := makeStale(t, target)
+	ctx := context.Background()
+	liveBefore, _, err := countRecords(ctx, target.Service, emulator.DemoHashedGroup, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := testCommon(t, 120, 30)
+	c.Target = target
+	h := harness(t, c, newCleanupView(c))
+	v := h.v.(*cleanupView)
+
+	want := []cleanup.Count{
+		{Reason: cleanup.ReasonNoEnrollment, Records: 12, HubDevices: 12, Selected: true},
+		{Reason: cleanup.ReasonStale, GroupID: emulator.DemoHashedGroup, Records: 1, Selected: false},
+	}
+	checkCounts := func(step string, staleSelected bool) {
+		t.Helper()
+		want[1].Selected = staleSelected
+		if len(v.counts) != len(want) || v.counts[0] != want[0] || v.counts[1] != want[1] {
+			t.Fatalf("%s: counts %+v, want %+v", step, v.counts, want)
+		}
+	}
+	out := plain(v.View())
+	checkCounts("scanned", false)
+	for _, s := range []string{"Hub device identities of deleted records:  kept", "Stale records of live enrollments:         kept",
+		"Selected: 12 records, 0 hub devices", "no (s includes stale records)"} {
+		if !strings.Contains(out, s) {
+			t.Fatalf("counts lack %q:\n%s", s, out)
+		}
+	}
+
+	h.press("h")
+	checkCounts("hub devices on", false)
+	if out := plain(v.View()); !strings.Contains(out, "Selected: 12 records, 12 hub devices") ||
+		!strings.Contains(out, "Hub device identities of deleted records:  deleted too") {
+		t.Fatalf("h should select the hub devices:\n%s", out)
+	}
+	h.press("s")
+	checkCounts("stale on", true)
+	if out := plain(v.View()); !strings.Contains(out, "Selected: 13 records, 12 hub devices") ||
+		!strings.Contains(out, "Stale records of live enrollments:         deleted too") {
+		t.Fatalf("s should select the stale record:\n%s", out)
+	}
+
+	// The dry run lists exactly the actions a run would carry out, in order,
+	// and renders only the rows that fit.
+	h.press("p")
+	actions := v.plan.Actions(v.sel)
+	if v.preview == nil || v.preview.Len() != len(actions) || len(actions) != 25 {
+		t.Fatalf("preview of %d actions, plan has %d (want 25)", v.preview.Len(), len(actions))
+	}
+	hasStale := false
+	for i, a := range actions {
+		if got := v.preview.at(i); got.n != i+1 || got.Action != a {
+			t.Fatalf("preview row %d = %+v, want %+v", i, got, a)
+		}
+		hasStale = hasStale || (a.ID == stale && a.Reason == cleanup.ReasonStale)
+	}
+	if !hasStale {
+		t.Fatalf("the stale record %s is not among the actions", stale)
+	}
+	out = plain(v.View())
+	if lines := strings.Split(out, "\n"); len(lines) != c.Height ||
+		lines[0] != "Dry run (nothing sent): 13 registration records (1 of them stale) and 12 hub device identities" ||
+		!strings.Contains(out, "25/25") || !strings.Contains(out, "25       record      "+stale) {
+		t.Fatalf("preview should list every action in %d lines:\n%s", c.Height, out)
+	}
+	v.SetSize(120, 12)
+	out = plain(v.View())
+	if lines := strings.Split(out, "\n"); len(lines) != 12 || strings.Count(out, "retired-sensor-") != 8 || strings.Contains(out, stale) {
+		t.Fatalf("a 12-line preview renders 8 rows:\n%s", out)
+	}
+	v.SetSize(120, 30)
+	if !v.Escape() || v.preview != nil {
+		t.Fatal("esc closes the preview")
+	}
+
+	// d goes through the preview, then asks.
+	h.press("d")
+	if v.preview == nil || v.confirm != nil {
+		t.Fatal("d should open the preview first")
+	}
+	h.press("d")
+	if out := plain(v.View()); !strings.Contains(out, "Delete 13 registration records (1 of them stale) and 12 hub device identities?") {
+		t.Fatalf("confirmation:\n%s", out)
+	}
+	h.press("y")
+	if v.summary == nil || v.running {
+		t.Fatalf("run did not finish: err %q", v.err)
+	}
+	out = plain(v.View())
+	for _, s := range []string{"25/25", "deletes/s", "Job " + v.summary.JobID + " finished in", "record: 13 deleted", "hub-device: 12 deleted"} {
+		if !strings.Contains(out, s) {
+			t.Fatalf("summary lacks %q:\n%s", s, out)
+		}
+	}
+	if _, err := target.Service.GetRegistrationState(ctx, stale); !dps.IsNotFound(err) {
+		t.Fatalf("stale record still there: %v", err)
+	}
+	if n, _, err := countRecords(ctx, target.Service, emulator.DemoHashedGroup, 0); err != nil || n != liveBefore-1 {
+		t.Fatalf("live group has %d records, want %d (%v)", n, liveBefore-1, err)
+	}
+	if n, _, err := countRecords(ctx, target.Service, emulator.DemoDeletedGroup, 0); err != nil || n != 0 {
+		t.Fatalf("orphans left: %d (%v)", n, err)
+	}
+}
+
+func TestCleanupViewShowsLiveScanCountsAndProgress(t *testing.T) {
+	c := testCommon(t, 100, 24)
+	v := newCleanupView(c)
+	v.scanning = true
+	for _, ev := range []cleanup.Event{
+		cleanup.ScanProgress{Source: cleanup.SourceGroups, Count: 2, Done: true},
+		cleanup.ScanProgress{Source: cleanup.SourceLiveRecords, Count: 1000},
+		cleanup.ScanProgress{Source: cleanup.SourceLiveRecords, Count: 2500},
+	} {
+		if v.Update(cleanupEvent{gen: v.gen, ev: ev}) == nil {
+			t.Fatal("an event re-arms the listener")
+		}
+	}
+	out := plain(v.View())
+	if !strings.Contains(out, "live groups                        2  done") ||
+		!strings.Contains(out, "records of live groups         2,500  reading") || strings.Contains(out, "hub devices") {
+		t.Fatalf("scan counts:\n%s", out)
+	}
+
+	v.scanning, v.running = false, true
+	v.Update(cleanupEvent{gen: v.gen, ev: cleanup.Progress{JobID: "j1", Total: 200, Done: 80, Failed: 2, Rate: 40, ETA: 3 * time.Second, Elapsed: 2 * time.Second}})
+	v.Update(cleanupEvent{gen: v.gen, ev: cleanup.Failure{Action: cleanup.Action{Kind: cleanup.DeleteRecord, ID: "r1"}, Error: "HTTP 500"}})
+	out = plain(v.View())
+	for _, s := range []string{"82/200", "2 failed", "40 deletes/s  ETA 3s  elapsed 2s", "failed: record r1: HTTP 500"} {
+		if !strings.Contains(out, s) {
+			t.Fatalf("progress lacks %q:\n%s", s, out)
+		}
+	}
+	if v.RunningJob() != "clean-up job j1" || !v.Escape() {
+		t.Fatal("a running job keeps the view open and guards quit")
+	}
+	// A stale generation's event is dropped.
+	v.Update(cleanupEvent{gen: v.gen - 1, ev: cleanup.Progress{Total: 1, Done: 1}})
+	if v.progress.Total != 200 {
+		t.Fatal("stale event applied")
+	}
+}
+
+func TestCleanupViewReadOnlyPreviewsButNeverDeletes(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	c := testCommon(t, 100, 24)
+	c.Target, c.ReadOnly, c.Keys = target, true, DefaultKeyMap(true)
+	h := harness(t, c, newCleanupView(c))
+	v := h.v.(*cleanupView)
+	if out := plain(v.View()); !strings.Contains(out, "read-only mode: p previews them, nothing is deleted") {
+		t.Fatalf("counts:\n%s", out)
+	}
+	h.press("d")
+	if v.preview != nil || v.confirm != nil {
+		t.Fatal("d must do nothing in read-only mode")
+	}
+	h.press("p")
+	if v.preview == nil || v.preview.Len() != 12 || !strings.Contains(plain(v.View()), "read-only mode: nothing can be deleted") {
+		t.Fatalf("p previews in read-only mode:\n%s", plain(v.View()))
+	}
+	h.press("d")
+	if v.confirm != nil || v.running {
+		t.Fatal("the preview must not delete in read-only mode")
+	}
+	for _, b := range keyBindings(v.Hints()...) {
+		if b.Help().Key == "d" {
+			t.Fatal("the footer offers delete in read-only mode")
+		}
+	}
+	if v.Escape(); v.preview != nil || v.Escape() {
+		t.Fatal("esc closes the preview, then leaves the view")
+	}
+}
+
+// TestHelpFitsAt80x24 checks that the whole help, to its last line, is on
+// an 80×24 screen, and that a smaller one scrolls.
+func TestHelpFitsAt80x24(t *testing.T) {
+	for _, ro := range []bool{false, true} {
+		m := newTestApp(t, 80, 24, ro)
+		m.Update(press("esc"))
+		m.Update(press("?"))
+		lines := strings.Split(plain(screen(m)), "\n")
+		if len(lines) != 24 {
+			t.Fatalf("readonly=%v: %d lines", ro, len(lines))
+		}
+		for i, l := range lines {
+			if w := ansi.StringWidth(l); w > 80 || strings.HasSuffix(l, "…") && i < 23 {
+				t.Fatalf("readonly=%v: line %d is cut: %q", ro, i, l)
+			}
+		}
+		body := strings.Join(lines[headerHeight:24-footerHeight], "\n")
+		for _, s := range []string{"Everywhere", "ctrl+c quit now", "r      refresh", "ctrl+t    send telemetry", "p dry-run preview",
+			"Commands: :groups :enrollments :derive :simulate :tutorial :cleanup :quit\nAny key closes this help."} {
+			if !strings.Contains(body, s) {
+				t.Fatalf("readonly=%v: help lacks %q:\n%s", ro, s, body)
+			}
+		}
+	}
+
+	m := newTestApp(t, 40, 12, false)
+	m.Update(press("esc"))
+	m.Update(press("?"))
+	first := plain(screen(m))
+	if !strings.Contains(first, "↑/↓ scroll, lines 1–8 of") {
+		t.Fatalf("a small screen scrolls the help:\n%s", first)
+	}
+	m.Update(press("pgdown"))
+	m.Update(press("pgdown"))
+	m.Update(press("pgdown"))
+	m.Update(press("pgdown"))
+	m.Update(press("pgdown"))
+	if out := plain(screen(m)); !m.showHelp || !strings.Contains(out, "Any key closes this help.") {
+		t.Fatalf("scrolling reaches the end:\n%s", out)
+	}
+	m.Update(press("x"))
+	if m.showHelp {
+		t.Fatal("any other key closes the help")
+	}
+}
