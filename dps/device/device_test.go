@@ -71,16 +71,35 @@ func startWith(t *testing.T, opts emulator.Options) *fixture {
 	return f
 }
 
+// newKeys is a symmetric-key attestation with fresh keys, and its primary key.
+func newKeys() (dps.AttestationMechanism, keys.Key) {
+	k := keys.GenerateKey()
+	return dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
+		PrimaryKey: dps.Secret(k.Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}}, k
+}
+
 // group creates a symmetric-key group and returns its primary key.
 func (f *fixture) group(t *testing.T, g dps.EnrollmentGroup) keys.Key {
 	t.Helper()
-	k := keys.GenerateKey()
-	g.Attestation = dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
-		PrimaryKey: dps.Secret(k.Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}}
+	var k keys.Key
+	g.Attestation, k = newKeys()
 	if _, err := f.svc.CreateOrUpdateEnrollmentGroup(t.Context(), g, nil); err != nil {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// enrollment creates an individual enrollment with fresh keys; it returns
+// it as stored and its primary key.
+func (f *fixture) enrollment(t *testing.T, ie dps.IndividualEnrollment) (dps.IndividualEnrollment, keys.Key) {
+	t.Helper()
+	var k keys.Key
+	ie.Attestation, k = newKeys()
+	ie, err := f.svc.CreateOrUpdateEnrollment(t.Context(), ie, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ie, k
 }
 
 func derive(t *testing.T, groupKey keys.Key, rid string) keys.Key {
@@ -287,14 +306,8 @@ func TestReprovisioning(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rid := "dev-" + c.name
-			key := keys.GenerateKey()
-			ie := dps.IndividualEnrollment{RegistrationID: rid, AllocationPolicy: dps.AllocationStatic, IoTHubs: f.hubs[:1],
-				ReprovisionPolicy: c.policy, Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey,
-					SymmetricKey: &dps.SymmetricKeyAttestation{PrimaryKey: dps.Secret(key.Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}}}
-			ie, err := f.svc.CreateOrUpdateEnrollment(ctx, ie, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ie, key := f.enrollment(t, dps.IndividualEnrollment{RegistrationID: rid, AllocationPolicy: dps.AllocationStatic, IoTHubs: f.hubs[:1],
+				ReprovisionPolicy: c.policy})
 			st, _, err := f.register(t, rid, key, "")
 			if err != nil || st.AssignedHub != f.hubs[0] || st.Substatus != dps.SubstatusInitialAssignment {
 				t.Fatalf("first registration: %+v, %v", st, err)

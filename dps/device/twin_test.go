@@ -8,7 +8,6 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
-	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 // twin reads deviceID's twin from the hub with host name hubHost.
@@ -90,12 +89,7 @@ func TestEnrollmentInitialTwinLandsInTwin(t *testing.T) {
 		{"ind-1", initialTwin(dps.TwinCollection{"kind": "single"}, nil), `{"kind":"single"}`, `{}`},
 		{"ind-2", nil, `{}`, `{}`},
 	} {
-		key := keys.GenerateKey()
-		if _, err := f.svc.CreateOrUpdateEnrollment(t.Context(), dps.IndividualEnrollment{RegistrationID: c.rid, InitialTwin: c.twin,
-			Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
-				PrimaryKey: dps.Secret(key.Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}}}, nil); err != nil {
-			t.Fatal(err)
-		}
+		_, key := f.enrollment(t, dps.IndividualEnrollment{RegistrationID: c.rid, InitialTwin: c.twin})
 		st, _, err := f.register(t, c.rid, key, "")
 		if err != nil {
 			t.Fatal(err)
@@ -154,15 +148,8 @@ func TestReprovisionTwin(t *testing.T) {
 	}
 	for _, c := range cases {
 		rid := "dev-" + c.name
-		key := keys.GenerateKey()
-		ie := dps.IndividualEnrollment{RegistrationID: rid, AllocationPolicy: dps.AllocationStatic, IoTHubs: f.hubs[:1],
-			ReprovisionPolicy: c.policy, InitialTwin: initialTwin(dps.TwinCollection{"config": "v1"}, dps.TwinCollection{"rate": 1}),
-			Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
-				PrimaryKey: dps.Secret(key.Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}}}
-		ie, err := f.svc.CreateOrUpdateEnrollment(ctx, ie, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ie, key := f.enrollment(t, dps.IndividualEnrollment{RegistrationID: rid, AllocationPolicy: dps.AllocationStatic, IoTHubs: f.hubs[:1],
+			ReprovisionPolicy: c.policy, InitialTwin: initialTwin(dps.TwinCollection{"config": "v1"}, dps.TwinCollection{"rate": 1})})
 		if _, _, err := f.register(t, rid, key, ""); err != nil {
 			t.Fatal(err)
 		}

@@ -242,33 +242,129 @@ func pageHeaders(w http.ResponseWriter, next string, size int, itemType string) 
 	h.Set("x-ms-item-type", itemType)
 }
 
-// Enrollment groups.
+// Enrollment groups and individual enrollments are served by the same
+// handlers; an enrollmentKind says what differs.
+
+// enrollmentKind describes one of the two enrollment resources.
+type enrollmentKind[T any] struct {
+	table     string // store table
+	noun      string // "enrollment group", for messages
+	idField   string // JSON name of the ID
+	itemType  string // x-ms-item-type of query pages
+	bulkField string // JSON name of the bulk body's list
+	id        func(*T) string
+	etag      func(*T) string
+	att       func(*T) dps.AttestationMechanism
+	validate  func(e *Emulator, v *T, pathID string) error
+	get       func(e *Emulator, w http.ResponseWriter, r *http.Request, id string) // GET: no keys
+	load      func(s *store, ctx context.Context, id string) (T, error)
+	put       func(s *store, ctx context.Context, v T, ifMatch string) (T, error)
+	create    func(s *store, ctx context.Context, v T) (T, error)
+	remove    func(s *store, ctx context.Context, id, ifMatch string) error
+	// bulk decodes a bulk body; result builds its answer from the failures.
+	bulk   func(w http.ResponseWriter, r *http.Request) (dps.BulkOperationMode, []T, bool)
+	result func(fails []bulkFailure) any
+}
+
+// bulkFailure is one member of a bulk call that was not applied.
+type bulkFailure struct {
+	id   string
+	code int32
+	msg  string
+}
+
+var groupKind = enrollmentKind[dps.EnrollmentGroup]{
+	table: "groups", noun: "enrollment group", idField: "enrollmentGroupId", itemType: "enrollmentGroup", bulkField: "enrollmentGroups",
+	id:       func(g *dps.EnrollmentGroup) string { return g.EnrollmentGroupID },
+	etag:     func(g *dps.EnrollmentGroup) string { return g.ETag },
+	att:      func(g *dps.EnrollmentGroup) dps.AttestationMechanism { return g.Attestation },
+	validate: (*Emulator).validateGroup,
+	get:      (*Emulator).getGroup,
+	load:     (*store).group,
+	put:      (*store).putGroup,
+	create:   (*store).createGroup,
+	remove:   (*store).deleteGroup,
+	bulk: func(w http.ResponseWriter, r *http.Request) (dps.BulkOperationMode, []dps.EnrollmentGroup, bool) {
+		var op dps.BulkEnrollmentGroupOperation
+		ok := readJSON(w, r, &op)
+		return op.Mode, op.EnrollmentGroups, ok
+	},
+	result: func(fails []bulkFailure) any {
+		res := dps.BulkEnrollmentGroupOperationResult{IsSuccessful: len(fails) == 0}
+		for _, f := range fails {
+			res.Errors = append(res.Errors, dps.BulkEnrollmentGroupOperationError{EnrollmentGroupID: f.id, ErrorCode: f.code, ErrorStatus: f.msg})
+		}
+		return res
+	},
+}
+
+var individualKind = enrollmentKind[dps.IndividualEnrollment]{
+	table: "enrollments", noun: "enrollment", idField: "registrationId", itemType: "enrollment", bulkField: "enrollments",
+	id:       func(en *dps.IndividualEnrollment) string { return en.RegistrationID },
+	etag:     func(en *dps.IndividualEnrollment) string { return en.ETag },
+	att:      func(en *dps.IndividualEnrollment) dps.AttestationMechanism { return en.Attestation },
+	validate: (*Emulator).validateEnrollment,
+	get:      (*Emulator).getEnrollment,
+	load:     (*store).enrollment,
+	put:      (*store).putEnrollment,
+	create:   (*store).createEnrollment,
+	remove:   (*store).deleteEnrollment,
+	bulk: func(w http.ResponseWriter, r *http.Request) (dps.BulkOperationMode, []dps.IndividualEnrollment, bool) {
+		var op dps.BulkEnrollmentOperation
+		ok := readJSON(w, r, &op)
+		return op.Mode, op.Enrollments, ok
+	},
+	result: func(fails []bulkFailure) any {
+		res := dps.BulkEnrollmentOperationResult{IsSuccessful: len(fails) == 0}
+		for _, f := range fails {
+			res.Errors = append(res.Errors, dps.BulkEnrollmentOperationError{RegistrationID: f.id, ErrorCode: f.code, ErrorStatus: f.msg})
+		}
+		return res
+	},
+}
 
 func (e *Emulator) serveGroups(w http.ResponseWriter, r *http.Request, segs []string) {
+	serveEnrollmentKind(e, &groupKind, w, r, segs)
+}
+
+func (e *Emulator) serveEnrollments(w http.ResponseWriter, r *http.Request, segs []string) {
+	serveEnrollmentKind(e, &individualKind, w, r, segs)
+}
+
+func serveEnrollmentKind[T any](e *Emulator, k *enrollmentKind[T], w http.ResponseWriter, r *http.Request, segs []string) {
 	switch {
 	case len(segs) == 0:
 		if r.Method != http.MethodPost {
 			methodNotAllowed(w, r, http.MethodPost)
 			return
 		}
-		e.bulkGroups(w, r)
+		serveBulk(e, k, w, r)
 	case len(segs) == 1 && strings.EqualFold(segs[0], "query") && r.Method == http.MethodPost:
-		e.queryGroups(w, r)
+		e.queryDocs(w, r, k.table, k.noun+"s", k.itemType)
 	case len(segs) == 1:
 		id := segs[0]
+		what := fmt.Sprintf("%s %q", k.noun, id)
 		switch r.Method {
 		case http.MethodPut:
-			e.putGroup(w, r, id)
-		case http.MethodGet:
-			doc, err := e.store.doc(r.Context(), "groups", "public_doc", id)
-			if err != nil {
-				storeError(w, err, codeNotFound, fmt.Sprintf("enrollment group %q", id))
+			var v T
+			if !readJSON(w, r, &v) {
 				return
 			}
-			writeRawJSON(w, http.StatusOK, doc)
+			if err := k.validate(e, &v, id); err != nil {
+				writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+				return
+			}
+			v, err := k.put(e.store, r.Context(), v, r.Header.Get("If-Match"))
+			if err != nil {
+				storeError(w, err, codeNotFound, what)
+				return
+			}
+			writeJSON(w, http.StatusOK, v) // PUT returns the keys, generated ones included
+		case http.MethodGet:
+			k.get(e, w, r, id)
 		case http.MethodDelete:
-			if err := e.store.deleteGroup(r.Context(), id, r.Header.Get("If-Match")); err != nil {
-				storeError(w, err, codeNotFound, fmt.Sprintf("enrollment group %q", id))
+			if err := k.remove(e.store, r.Context(), id, r.Header.Get("If-Match")); err != nil {
+				storeError(w, err, codeNotFound, what)
 				return
 			}
 			w.WriteHeader(http.StatusNoContent)
@@ -280,35 +376,51 @@ func (e *Emulator) serveGroups(w http.ResponseWriter, r *http.Request, segs []st
 			methodNotAllowed(w, r, http.MethodPost)
 			return
 		}
-		g, err := e.store.group(r.Context(), segs[0])
+		v, err := k.load(e.store, r.Context(), segs[0])
 		if err != nil {
-			storeError(w, err, codeNotFound, fmt.Sprintf("enrollment group %q", segs[0]))
+			storeError(w, err, codeNotFound, fmt.Sprintf("%s %q", k.noun, segs[0]))
 			return
 		}
-		writeJSON(w, http.StatusOK, g.Attestation)
+		writeJSON(w, http.StatusOK, k.att(&v))
 	default:
 		writeError(w, http.StatusNotFound, codeNotFound, "no such resource: "+r.URL.Path)
 	}
 }
 
-func (e *Emulator) putGroup(w http.ResponseWriter, r *http.Request, id string) {
-	var g dps.EnrollmentGroup
-	if !readJSON(w, r, &g) {
-		return
-	}
-	if err := e.validateGroup(&g, id); err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
-		return
-	}
-	g, err := e.store.putGroup(r.Context(), g, r.Header.Get("If-Match"))
+func (e *Emulator) getGroup(w http.ResponseWriter, r *http.Request, id string) {
+	doc, err := e.store.doc(r.Context(), "groups", "public_doc", id)
 	if err != nil {
 		storeError(w, err, codeNotFound, fmt.Sprintf("enrollment group %q", id))
 		return
 	}
-	writeJSON(w, http.StatusOK, g) // PUT returns the keys, generated ones included
+	writeRawJSON(w, http.StatusOK, doc)
 }
 
-func (e *Emulator) queryGroups(w http.ResponseWriter, r *http.Request) {
+// getEnrollment answers GET: no keys, and the registration state of a device
+// that registered through this enrollment.
+func (e *Emulator) getEnrollment(w http.ResponseWriter, r *http.Request, id string) {
+	doc, err := e.store.doc(r.Context(), "enrollments", "public_doc", id)
+	if err != nil {
+		storeError(w, err, codeNotFound, fmt.Sprintf("enrollment %q", id))
+		return
+	}
+	rec, err := e.store.registration(r.Context(), id)
+	if err != nil || !strings.EqualFold(rec.EnrollmentID, id) {
+		writeRawJSON(w, http.StatusOK, doc)
+		return
+	}
+	var en dps.IndividualEnrollment
+	if err := json.Unmarshal(doc, &en); err != nil {
+		storeError(w, err, codeNotFound, "enrollment")
+		return
+	}
+	st := rec.DeviceRegistrationState
+	en.RegistrationState = &st
+	writeJSON(w, http.StatusOK, en)
+}
+
+// queryDocs answers a query of table: one page of its public documents.
+func (e *Emulator) queryDocs(w http.ResponseWriter, r *http.Request, table, what, itemType string) {
 	if !readQuery(w, r) {
 		return
 	}
@@ -316,56 +428,55 @@ func (e *Emulator) queryGroups(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	docs, next, err := e.store.publicDocs(r.Context(), "groups", after, size)
+	docs, next, err := e.store.publicDocs(r.Context(), table, after, size)
 	if err != nil {
-		storeError(w, err, codeNotFound, "enrollment groups")
+		storeError(w, err, codeNotFound, what)
 		return
 	}
-	writeDocsPage(w, docs, next, size, "enrollmentGroup")
+	writeDocsPage(w, docs, next, size, itemType)
 }
 
-func (e *Emulator) bulkGroups(w http.ResponseWriter, r *http.Request) {
-	var op dps.BulkEnrollmentGroupOperation
-	if !readJSON(w, r, &op) {
-		return
-	}
-	mode, ok := bulkMode(w, op.Mode, len(op.EnrollmentGroups), "enrollmentGroups")
+func serveBulk[T any](e *Emulator, k *enrollmentKind[T], w http.ResponseWriter, r *http.Request) {
+	mode, items, ok := k.bulk(w, r)
 	if !ok {
 		return
 	}
-	res := dps.BulkEnrollmentGroupOperationResult{IsSuccessful: true}
-	for _, g := range op.EnrollmentGroups {
-		code, msg := e.bulkGroup(r.Context(), mode, g)
-		if code != 0 {
-			res.IsSuccessful = false
-			res.Errors = append(res.Errors, dps.BulkEnrollmentGroupOperationError{EnrollmentGroupID: g.EnrollmentGroupID, ErrorCode: code, ErrorStatus: msg})
+	mode, ok = bulkMode(w, mode, len(items), k.bulkField)
+	if !ok {
+		return
+	}
+	var fails []bulkFailure
+	for _, v := range items {
+		if code, msg := bulkItem(r.Context(), e, k, mode, v); code != 0 {
+			fails = append(fails, bulkFailure{k.id(&v), code, msg})
 		}
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, k.result(fails))
 }
 
-func (e *Emulator) bulkGroup(ctx context.Context, mode dps.BulkOperationMode, g dps.EnrollmentGroup) (int32, string) {
-	what := fmt.Sprintf("enrollment group %q", g.EnrollmentGroupID)
-	if g.EnrollmentGroupID == "" {
-		return codeBadRequest, "enrollmentGroupId is required"
+func bulkItem[T any](ctx context.Context, e *Emulator, k *enrollmentKind[T], mode dps.BulkOperationMode, v T) (int32, string) {
+	id := k.id(&v)
+	what := fmt.Sprintf("%s %q", k.noun, id)
+	if id == "" {
+		return codeBadRequest, k.idField + " is required"
 	}
 	var err error
 	if mode == dps.BulkDelete {
-		err = e.store.deleteGroup(ctx, g.EnrollmentGroupID, g.ETag)
+		err = k.remove(e.store, ctx, id, k.etag(&v))
 	} else {
-		if verr := e.validateGroup(&g, g.EnrollmentGroupID); verr != nil {
+		if verr := k.validate(e, &v, id); verr != nil {
 			return codeBadRequest, verr.Error()
 		}
 		switch mode {
 		case dps.BulkCreate:
-			_, err = e.store.createGroup(ctx, g)
+			_, err = k.create(e.store, ctx, v)
 		case dps.BulkUpdate:
-			_, err = e.store.putGroup(ctx, g, "*")
+			_, err = k.put(e.store, ctx, v, "*")
 		case dps.BulkUpdateIfMatchETag:
-			if g.ETag == "" {
+			if k.etag(&v) == "" {
 				return codeBadRequest, "mode updateIfMatchETag needs the etag of " + what
 			}
-			_, err = e.store.putGroup(ctx, g, g.ETag)
+			_, err = k.put(e.store, ctx, v, k.etag(&v))
 		}
 	}
 	return bulkItemError(err, what)
@@ -407,150 +518,6 @@ func bulkItemError(err error, what string) (int32, string) {
 	default:
 		return codeInternal, "storage error: " + err.Error()
 	}
-}
-
-// Individual enrollments.
-
-func (e *Emulator) serveEnrollments(w http.ResponseWriter, r *http.Request, segs []string) {
-	switch {
-	case len(segs) == 0:
-		if r.Method != http.MethodPost {
-			methodNotAllowed(w, r, http.MethodPost)
-			return
-		}
-		e.bulkEnrollments(w, r)
-	case len(segs) == 1 && strings.EqualFold(segs[0], "query") && r.Method == http.MethodPost:
-		e.queryEnrollments(w, r)
-	case len(segs) == 1:
-		id := segs[0]
-		what := fmt.Sprintf("enrollment %q", id)
-		switch r.Method {
-		case http.MethodPut:
-			var en dps.IndividualEnrollment
-			if !readJSON(w, r, &en) {
-				return
-			}
-			if err := e.validateEnrollment(&en, id); err != nil {
-				writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
-				return
-			}
-			en, err := e.store.putEnrollment(r.Context(), en, r.Header.Get("If-Match"))
-			if err != nil {
-				storeError(w, err, codeNotFound, what)
-				return
-			}
-			writeJSON(w, http.StatusOK, en)
-		case http.MethodGet:
-			e.getEnrollment(w, r, id)
-		case http.MethodDelete:
-			if err := e.store.deleteEnrollment(r.Context(), id, r.Header.Get("If-Match")); err != nil {
-				storeError(w, err, codeNotFound, what)
-				return
-			}
-			w.WriteHeader(http.StatusNoContent)
-		default:
-			methodNotAllowed(w, r, http.MethodPut, http.MethodGet, http.MethodDelete)
-		}
-	case len(segs) == 2 && strings.EqualFold(segs[1], "attestationmechanism"):
-		if r.Method != http.MethodPost {
-			methodNotAllowed(w, r, http.MethodPost)
-			return
-		}
-		en, err := e.store.enrollment(r.Context(), segs[0])
-		if err != nil {
-			storeError(w, err, codeNotFound, fmt.Sprintf("enrollment %q", segs[0]))
-			return
-		}
-		writeJSON(w, http.StatusOK, en.Attestation)
-	default:
-		writeError(w, http.StatusNotFound, codeNotFound, "no such resource: "+r.URL.Path)
-	}
-}
-
-// getEnrollment answers GET: no keys, and the registration state of a device
-// that registered through this enrollment.
-func (e *Emulator) getEnrollment(w http.ResponseWriter, r *http.Request, id string) {
-	doc, err := e.store.doc(r.Context(), "enrollments", "public_doc", id)
-	if err != nil {
-		storeError(w, err, codeNotFound, fmt.Sprintf("enrollment %q", id))
-		return
-	}
-	rec, err := e.store.registration(r.Context(), id)
-	if err != nil || !strings.EqualFold(rec.EnrollmentID, id) {
-		writeRawJSON(w, http.StatusOK, doc)
-		return
-	}
-	var en dps.IndividualEnrollment
-	if err := json.Unmarshal(doc, &en); err != nil {
-		storeError(w, err, codeNotFound, "enrollment")
-		return
-	}
-	st := rec.DeviceRegistrationState
-	en.RegistrationState = &st
-	writeJSON(w, http.StatusOK, en)
-}
-
-func (e *Emulator) queryEnrollments(w http.ResponseWriter, r *http.Request) {
-	if !readQuery(w, r) {
-		return
-	}
-	after, size, ok := page(w, r)
-	if !ok {
-		return
-	}
-	docs, next, err := e.store.publicDocs(r.Context(), "enrollments", after, size)
-	if err != nil {
-		storeError(w, err, codeNotFound, "enrollments")
-		return
-	}
-	writeDocsPage(w, docs, next, size, "enrollment")
-}
-
-func (e *Emulator) bulkEnrollments(w http.ResponseWriter, r *http.Request) {
-	var op dps.BulkEnrollmentOperation
-	if !readJSON(w, r, &op) {
-		return
-	}
-	mode, ok := bulkMode(w, op.Mode, len(op.Enrollments), "enrollments")
-	if !ok {
-		return
-	}
-	res := dps.BulkEnrollmentOperationResult{IsSuccessful: true}
-	for _, en := range op.Enrollments {
-		code, msg := e.bulkEnrollment(r.Context(), mode, en)
-		if code != 0 {
-			res.IsSuccessful = false
-			res.Errors = append(res.Errors, dps.BulkEnrollmentOperationError{RegistrationID: en.RegistrationID, ErrorCode: code, ErrorStatus: msg})
-		}
-	}
-	writeJSON(w, http.StatusOK, res)
-}
-
-func (e *Emulator) bulkEnrollment(ctx context.Context, mode dps.BulkOperationMode, en dps.IndividualEnrollment) (int32, string) {
-	what := fmt.Sprintf("enrollment %q", en.RegistrationID)
-	if en.RegistrationID == "" {
-		return codeBadRequest, "registrationId is required"
-	}
-	var err error
-	if mode == dps.BulkDelete {
-		err = e.store.deleteEnrollment(ctx, en.RegistrationID, en.ETag)
-	} else {
-		if verr := e.validateEnrollment(&en, en.RegistrationID); verr != nil {
-			return codeBadRequest, verr.Error()
-		}
-		switch mode {
-		case dps.BulkCreate:
-			_, err = e.store.createEnrollment(ctx, en)
-		case dps.BulkUpdate:
-			_, err = e.store.putEnrollment(ctx, en, "*")
-		case dps.BulkUpdateIfMatchETag:
-			if en.ETag == "" {
-				return codeBadRequest, "mode updateIfMatchETag needs the etag of " + what
-			}
-			_, err = e.store.putEnrollment(ctx, en, en.ETag)
-		}
-	}
-	return bulkItemError(err, what)
 }
 
 // Registration records.
