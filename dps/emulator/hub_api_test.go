@@ -20,12 +20,14 @@ func FuzzServeHub(f *testing.F) {
 	e := startTest(f, Options{Seed: "none", HubAddrs: []string{"127.0.0.1:0"}})
 	h := e.hubs[0]
 	dev := assignment{rec: registration{DeviceRegistrationState: dps.DeviceRegistrationState{RegistrationID: "dev", Status: dps.StatusAssigned}},
-		device: &hubDevice{Hub: h.Index, DeviceID: "dev", PrimaryKey: keys.GenerateKey().Base64()}}
+		device: &hubDevice{Hub: h.Index, DeviceID: "dev", PrimaryKey: keys.GenerateKey().Base64(), Tags: `{"site":"oslo"}`}}
 	if _, err := e.store.commitAssignment(f.Context(), dev); err != nil {
 		f.Fatal(err)
 	}
 	svc := keys.SignSAS(h.HostName, h.key, h.PolicyName, time.Now().Add(time.Hour))
 	f.Add("GET", "/devices/dev", svc, "", "")
+	f.Add("GET", "/twins/dev", svc, "", "")
+	f.Add("GET", "/twins/nobody", svc, "", "")
 	f.Add("POST", "/devices/query", svc, `{"query":"SELECT * FROM devices"}`, "bm90LWEtdG9rZW4")
 	f.Add("GET", "/devices", svc, "", "")
 	f.Add("POST", "/devices/dev/messages/events", svc, "hello", "")

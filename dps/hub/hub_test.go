@@ -114,6 +114,13 @@ func TestRegistry(t *testing.T) {
 	if strings.Contains(fmt.Sprintf("%v %+v", d, d), devs["dev-03"].Base64()) {
 		t.Error("printing a device shows its key")
 	}
+	tw, err := reg.GetTwin(ctx, "dev-03")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tw.DeviceID != "dev-03" || tw.Version != 1 || tw.DeviceETag != d.ETag || tw.Properties == nil {
+		t.Fatalf("twin = %+v; want dev-03's, version 1, its device ETag, properties", tw)
+	}
 
 	seen := map[string]int{}
 	pages := 0
@@ -143,6 +150,9 @@ func TestRegistry(t *testing.T) {
 	if _, err := reg.GetDevice(ctx, "dev-03"); !hub.IsNotFound(err) {
 		t.Fatalf("get after delete: %v, want not found", err)
 	}
+	if _, err := reg.GetTwin(ctx, "dev-03"); !hub.IsNotFound(err) {
+		t.Fatalf("get twin after delete: %v, want not found", err)
+	}
 	if err := reg.DeleteDevice(ctx, "dev-03", nil); !hub.IsNotFound(err) {
 		t.Fatalf("second delete: %v, want not found", err)
 	}
@@ -165,6 +175,9 @@ func TestRegistryWrongPolicyKey(t *testing.T) {
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) || re.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("err = %v, want 401", err)
+	}
+	if _, err = bad.GetTwin(ctx, "x"); !errors.As(err, &re) || re.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("get twin: err = %v, want 401", err)
 	}
 }
 
