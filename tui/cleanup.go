@@ -167,8 +167,8 @@ func (v *cleanupView) openPreview() tea.Cmd {
 	for i, a := range actions {
 		rows[i] = previewRow{n: i + 1, Action: a}
 	}
-	t := NewTable(v.c, v.vid, []Column{{"#", 8, 0, 0}, {"DELETE", 11, 0, 0}, {"ID", 0, 0, 2}, {"HUB", 0, 0, 1},
-		{"REASON", 15, 0, 0}, {"GROUP", 0, 0, 1}},
+	t := NewTable(v.c, v.vid, []Column{{"#", 6, 0, 0}, {"DELETE", 10, 0, 0}, {"ID", 0, 0, 2}, {"HUB", 0, 0, 2},
+		{"REASON", 14, 0, 0}, {"GROUP", 0, 0, 1}},
 		func(r previewRow) string { return itoa(r.n) },
 		func(r previewRow) []string {
 			return []string{itoa(r.n), string(r.Kind), r.ID, r.Hub, string(r.Reason), r.GroupID}
@@ -404,6 +404,8 @@ func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		v.setSelection(cleanup.Selection{HubDevices: !v.sel.HubDevices, IncludeStale: v.sel.IncludeStale})
 	case k.Stale.Matches(msg):
 		v.setSelection(cleanup.Selection{HubDevices: v.sel.HubDevices, IncludeStale: !v.sel.IncludeStale})
+	case (k.Preview.Matches(msg) || k.Delete.Matches(msg)) && v.summary != nil:
+		return flash("the plan is from before the run: r scans again")
 	case k.Preview.Matches(msg), k.Delete.Matches(msg):
 		// Delete goes through the preview: the operator sees the exact
 		// deletes before the confirmation.
@@ -438,11 +440,11 @@ func (v *cleanupView) View() string {
 		return st.Title.Render(fmt.Sprintf("Findings: %s, %s", n.Reason, group)) + "\n\n" + v.findings.View()
 	}
 	if v.preview != nil {
-		next := "d asks before deleting them; esc goes back"
+		next := "nothing sent yet; d asks before deleting them, esc goes back"
 		if v.c.ReadOnly {
 			next = "read-only mode: nothing can be deleted"
 		}
-		return st.Title.Render(fit("Dry run (nothing sent): "+v.planned, v.c.Width)) + "\n" +
+		return st.Title.Render(fit("Dry run: "+v.planned, v.c.Width)) + "\n" +
 			st.Muted.Render(fit("  "+next, v.c.Width)) + "\n" + v.preview.View()
 	}
 	var lines []string
@@ -480,12 +482,18 @@ func (v *cleanupView) countsView() []string {
 		lines = append(lines, st.OK.Render("  Nothing to clean up: every record belongs to a live enrollment."))
 	} else {
 		lines = append(lines, st.TableHeader.Render(fmt.Sprintf("  %-15s %-28s %9s %12s  %s", "REASON", "GROUP", "RECORDS", "HUB DEVICES", "DELETED")))
+		// Only the rows that fit are drawn, the cursor's row among them.
+		rows := max(v.c.Height-v.countsChrome(), 3)
+		first := max(v.row-rows+1, 0)
 		for i, n := range v.counts {
+			if i < first || i >= first+rows {
+				continue
+			}
 			group := n.GroupID
 			if group == "" {
 				group = "(unknown)"
 			}
-			sel := "no (s includes stale records)"
+			sel := "no (s)"
 			if n.Selected {
 				sel = "yes"
 			}
@@ -494,6 +502,9 @@ func (v *cleanupView) countsView() []string {
 				line = st.Selected.Render(line)
 			}
 			lines = append(lines, line)
+		}
+		if hidden := len(v.counts) - rows; hidden > 0 {
+			lines = append(lines, st.Muted.Render(fmt.Sprintf("  %s more rows (↑/↓)", count(hidden))))
 		}
 	}
 	for _, note := range v.plan.Notes {
@@ -520,11 +531,27 @@ func (v *cleanupView) countsView() []string {
 		}
 	}
 	next := "p previews them, d deletes them"
-	if v.c.ReadOnly {
-		next = "read-only mode: p previews them, nothing is deleted"
+	if v.summary != nil {
+		next = "r scans again"
+	} else if v.c.ReadOnly {
+		next = "read-only: p previews them"
 	}
 	lines = append(lines, "", fmt.Sprintf("  Selected: %s records, %s hub devices", count(records), count(devices))+st.Muted.Render("  ("+next+")"))
 	return lines
+}
+
+// countsChrome is how many lines the counts screen has besides the count
+// rows: titles, notes, toggles, selection, and a run's progress and summary.
+func (v *cleanupView) countsChrome() int {
+	n := 9 + len(v.plan.Notes)
+	if v.running || v.summary != nil {
+		failures := len(v.failures)
+		if v.summary != nil {
+			failures = len(v.summary.Failures)
+		}
+		n += 8 + min(failures, shownFailures+1)
+	}
+	return n
 }
 
 // progressView is the run's live progress, then its summary.
@@ -544,8 +571,8 @@ func (v *cleanupView) progressView() []string {
 	failures := v.failures
 	if s := v.summary; s != nil {
 		failures = s.Failures
-		lines = append(lines, "", st.Title.Render(fmt.Sprintf("Job %s finished in %s: %s requests, %s throttled",
-			s.JobID, s.Elapsed.Round(100*time.Millisecond), count(s.Requests), count(s.Throttled))))
+		lines = append(lines, "", st.Title.Render(fmt.Sprintf("Finished in %s: %s requests, %s throttled",
+			s.Elapsed.Round(100*time.Millisecond), count(s.Requests), count(s.Throttled)))+st.Muted.Render("  job "+s.JobID))
 		for _, kind := range slices.Sorted(maps.Keys(s.Outcomes)) {
 			var parts []string
 			for _, o := range slices.Sorted(maps.Keys(s.Outcomes[kind])) {

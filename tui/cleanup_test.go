@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +61,7 @@ func TestCleanupViewTogglesPreviewsAndDeletesTheSelection(t *testing.T) {
 	out := plain(v.View())
 	checkCounts("scanned", false)
 	for _, s := range []string{"Hub device identities of deleted records:  kept", "Stale records of live enrollments:         kept",
-		"Selected: 12 records, 0 hub devices", "no (s includes stale records)"} {
+		"Selected: 12 records, 0 hub devices", "no (s)"} {
 		if !strings.Contains(out, s) {
 			t.Fatalf("counts lack %q:\n%s", s, out)
 		}
@@ -98,8 +99,8 @@ func TestCleanupViewTogglesPreviewsAndDeletesTheSelection(t *testing.T) {
 	}
 	out = plain(v.View())
 	if lines := strings.Split(out, "\n"); len(lines) != c.Height ||
-		lines[0] != "Dry run (nothing sent): 13 registration records (1 of them stale) and 12 hub device identities" ||
-		!strings.Contains(out, "25/25") || !strings.Contains(out, "25       record      "+stale) {
+		lines[0] != "Dry run: 13 registration records (1 of them stale) and 12 hub device identities" ||
+		!strings.Contains(out, "25/25") || !strings.Contains(out, "25     record     "+stale) {
 		t.Fatalf("preview should list every action in %d lines:\n%s", c.Height, out)
 	}
 	v.SetSize(120, 12)
@@ -126,7 +127,11 @@ func TestCleanupViewTogglesPreviewsAndDeletesTheSelection(t *testing.T) {
 		t.Fatalf("run did not finish: err %q", v.err)
 	}
 	out = plain(v.View())
-	for _, s := range []string{"25/25", "deletes/s", "Job " + v.summary.JobID + " finished in", "record: 13 deleted", "hub-device: 12 deleted"} {
+	h.press("d")
+	if v.preview != nil || h.lastFlash() != "the plan is from before the run: r scans again" {
+		t.Fatalf("after a run d should ask for a new scan: %q", h.lastFlash())
+	}
+	for _, s := range []string{"25/25", "deletes/s", "(r scans again)", "Finished in", "job " + v.summary.JobID, "record: 13 deleted", "hub-device: 12 deleted"} {
 		if !strings.Contains(out, s) {
 			t.Fatalf("summary lacks %q:\n%s", s, out)
 		}
@@ -186,7 +191,7 @@ func TestCleanupViewReadOnlyPreviewsButNeverDeletes(t *testing.T) {
 	c.Target, c.ReadOnly, c.Keys = target, true, DefaultKeyMap(true)
 	h := harness(t, c, newCleanupView(c))
 	v := h.v.(*cleanupView)
-	if out := plain(v.View()); !strings.Contains(out, "read-only mode: p previews them, nothing is deleted") {
+	if out := plain(v.View()); !strings.Contains(out, "read-only: p previews them") {
 		t.Fatalf("counts:\n%s", out)
 	}
 	h.press("d")
@@ -254,5 +259,23 @@ func TestHelpFitsAt80x24(t *testing.T) {
 	m.Update(press("x"))
 	if m.showHelp {
 		t.Fatal("any other key closes the help")
+	}
+}
+
+func TestCleanupViewWindowsManyCountRows(t *testing.T) {
+	c := testCommon(t, 80, 21)
+	v := newCleanupView(c)
+	plan := &cleanup.Plan{}
+	for i := range 50 {
+		plan.Findings = append(plan.Findings, cleanup.Finding{RegistrationID: fmt.Sprintf("r%d", i), Reason: cleanup.ReasonGroupDeleted, GroupID: fmt.Sprintf("g%02d", i)})
+	}
+	v.Update(cleanupEvent{gen: v.gen, end: true, plan: plan})
+	for range 40 {
+		v.Update(press("down"))
+	}
+	out := plain(v.View())
+	if lines := strings.Split(out, "\n"); len(lines) > c.Height || !strings.Contains(out, "g40") || strings.Contains(out, "g00") ||
+		!strings.Contains(out, "38 more rows (↑/↓)") {
+		t.Fatalf("the count rows should be windowed around the cursor (%d lines):\n%s", len(lines), out)
 	}
 }

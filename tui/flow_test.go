@@ -299,7 +299,7 @@ func TestFlowCleanUpOrphans(t *testing.T) {
 	f.keys("h")
 	f.waitFor("hub devices", "deleted too", "Selected: 12 records, 12 hub devices")
 	f.keys("d")
-	f.waitFor("dry run", "Dry run (nothing sent): 12 registration records and 12 hub device identities", "24/24")
+	f.waitFor("dry run", "Dry run: 12 registration records and 12 hub device identities", "24/24")
 	f.keys("d")
 	f.waitFor("confirm", "Delete 12 registration records and 12 hub device identities?")
 	f.keys("y")
