@@ -326,7 +326,9 @@ func (v *cleanupView) Update(msg tea.Msg) tea.Cmd {
 			case cleanup.Progress:
 				v.progress, v.job = ev, ev.JobID
 			case cleanup.Failure:
-				v.failures = append(v.failures, ev)
+				if len(v.failures) < shownFailures { // Progress.Failed counts them all
+					v.failures = append(v.failures, ev)
+				}
 			}
 			return listenCleanup(v.vid, msg.ch)
 		}
@@ -545,7 +547,7 @@ func (v *cleanupView) countsView() []string {
 func (v *cleanupView) countsChrome() int {
 	n := 9 + len(v.plan.Notes)
 	if v.running || v.summary != nil {
-		failures := len(v.failures)
+		failures := v.progress.Failed
 		if v.summary != nil {
 			failures = len(v.summary.Failures)
 		}
@@ -568,9 +570,9 @@ func (v *cleanupView) progressView() []string {
 		stats += fmt.Sprintf("  throttled %d times, pace %.0f requests/s", p.Throttled, p.Pace)
 	}
 	lines = append(lines, st.Muted.Render(stats))
-	failures := v.failures
+	shown, failed := v.failures, p.Failed
 	if s := v.summary; s != nil {
-		failures = s.Failures
+		shown, failed = s.Failures, len(s.Failures)
 		lines = append(lines, "", st.Title.Render(fmt.Sprintf("Finished in %s: %s requests, %s throttled",
 			s.Elapsed.Round(100*time.Millisecond), count(s.Requests), count(s.Throttled)))+st.Muted.Render("  job "+s.JobID))
 		for _, kind := range slices.Sorted(maps.Keys(s.Outcomes)) {
@@ -581,12 +583,12 @@ func (v *cleanupView) progressView() []string {
 			lines = append(lines, fmt.Sprintf("  %s: %s", kind, strings.Join(parts, ", ")))
 		}
 	}
-	for i, f := range failures {
-		if i == shownFailures {
-			lines = append(lines, st.Error.Render(fmt.Sprintf("  … and %s more failures (the job log has them; r scans again)", count(len(failures)-i))))
-			break
-		}
+	shown = shown[:min(len(shown), shownFailures)]
+	for _, f := range shown {
 		lines = append(lines, st.Error.Render(fmt.Sprintf("  failed: %s %s: %s", f.Action.Kind, f.Action.ID, f.Error)))
+	}
+	if more := failed - len(shown); more > 0 {
+		lines = append(lines, st.Error.Render(fmt.Sprintf("  … and %s more failures (the job log has them; r scans again)", count(more))))
 	}
 	return lines
 }

@@ -168,9 +168,15 @@ func TestCleanupViewShowsLiveScanCountsAndProgress(t *testing.T) {
 
 	v.scanning, v.running = false, true
 	v.Update(cleanupEvent{gen: v.gen, ev: cleanup.Progress{JobID: "j1", Total: 200, Done: 80, Failed: 2, Rate: 40, ETA: 3 * time.Second, Elapsed: 2 * time.Second}})
-	v.Update(cleanupEvent{gen: v.gen, ev: cleanup.Failure{Action: cleanup.Action{Kind: cleanup.DeleteRecord, ID: "r1"}, Error: "HTTP 500"}})
+	for i := range 7 {
+		v.Update(cleanupEvent{gen: v.gen, ev: cleanup.Failure{Action: cleanup.Action{Kind: cleanup.DeleteRecord, ID: fmt.Sprintf("r%d", i)}, Error: "HTTP 500"}})
+	}
+	v.Update(cleanupEvent{gen: v.gen, ev: cleanup.Progress{JobID: "j1", Total: 200, Done: 80, Failed: 7, Rate: 40, ETA: 3 * time.Second, Elapsed: 2 * time.Second}})
 	out = plain(v.View())
-	for _, s := range []string{"82/200", "2 failed", "40 deletes/s  ETA 3s  elapsed 2s", "failed: record r1: HTTP 500"} {
+	if len(v.failures) != shownFailures || strings.Contains(out, "r5") {
+		t.Fatalf("only %d failures are kept and shown:\n%s", shownFailures, out)
+	}
+	for _, s := range []string{"87/200", "7 failed", "40 deletes/s  ETA 3s  elapsed 2s", "failed: record r0: HTTP 500", "… and 2 more failures"} {
 		if !strings.Contains(out, s) {
 			t.Fatalf("progress lacks %q:\n%s", s, out)
 		}
