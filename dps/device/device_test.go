@@ -290,29 +290,41 @@ func TestRegisterCustomWebhook(t *testing.T) {
 	}
 }
 
+// TestReprovisioning re-registers a device after its enrollment moved to
+// the other hub and changed its initial twin (dps-protocol.md §6.2):
+// "migrate" moves the device with the twin it had, "reset" moves it and gives
+// it the new initial twin, "never" leaves both where they were, and a reset
+// without a move resets the twin in place (a new twin version).
 func TestReprovisioning(t *testing.T) {
 	f := start(t, 0)
 	ctx := t.Context()
 	cases := []struct {
-		name    string
-		policy  *dps.ReprovisionPolicy
-		wantHub int
-		wantSub dps.Substatus
+		name     string
+		policy   *dps.ReprovisionPolicy
+		move     bool // the enrollment names the other hub before the re-registration
+		wantHub  int
+		wantSub  dps.Substatus
+		wantTwin string // tag "config" of the twin after the re-registration
+		wantVer  int64
 	}{
-		{"migrate", nil, 1, dps.SubstatusDeviceDataMigrated},
-		{"reset", &dps.ReprovisionPolicy{UpdateHubAssignment: true}, 1, dps.SubstatusDeviceDataReset},
-		{"never", &dps.ReprovisionPolicy{}, 0, dps.SubstatusInitialAssignment},
+		{"migrate", nil, true, 1, dps.SubstatusDeviceDataMigrated, "v1", 1},
+		{"reset", &dps.ReprovisionPolicy{UpdateHubAssignment: true}, true, 1, dps.SubstatusDeviceDataReset, "v2", 1},
+		{"never", &dps.ReprovisionPolicy{}, true, 0, dps.SubstatusInitialAssignment, "v1", 1},
+		{"reset-same-hub", &dps.ReprovisionPolicy{UpdateHubAssignment: true}, false, 0, dps.SubstatusDeviceDataReset, "v2", 2},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rid := "dev-" + c.name
 			ie, key := f.enrollment(t, dps.IndividualEnrollment{RegistrationID: rid, AllocationPolicy: dps.AllocationStatic, IoTHubs: f.hubs[:1],
-				ReprovisionPolicy: c.policy})
+				ReprovisionPolicy: c.policy, InitialTwin: initialTwin(dps.TwinCollection{"config": "v1"}, dps.TwinCollection{"rate": 1})})
 			st, _, err := f.register(t, rid, key, "")
 			if err != nil || st.AssignedHub != f.hubs[0] || st.Substatus != dps.SubstatusInitialAssignment {
 				t.Fatalf("first registration: %+v, %v", st, err)
 			}
-			ie.IoTHubs = f.hubs[1:]
+			if c.move {
+				ie.IoTHubs = f.hubs[1:]
+			}
+			ie.InitialTwin = initialTwin(dps.TwinCollection{"config": "v2"}, dps.TwinCollection{"rate": 2})
 			if _, err := f.svc.CreateOrUpdateEnrollment(ctx, ie, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -326,6 +338,11 @@ func TestReprovisioning(t *testing.T) {
 			_, errOld := f.em.HubDevice(ctx, f.hubs[0], rid)
 			if moved := c.wantHub == 1; moved == (errOld == nil) {
 				t.Errorf("device still in the old hub = %v, want %v", errOld == nil, !moved)
+			}
+			tw := f.twin(t, st.AssignedHub, rid)
+			wantTwin(t, tw, `{"config":"`+c.wantTwin+`"}`, `{"rate":`+c.wantTwin[1:]+`}`)
+			if tw.Version != c.wantVer {
+				t.Errorf("twin version %d, want %d", tw.Version, c.wantVer)
 			}
 		})
 	}
