@@ -2,7 +2,6 @@ package cleanup
 
 import (
 	"context"
-	"flag"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,25 +11,19 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 )
 
-var fullSize = flag.Bool("cleanup.full", false, "run TestRunUnderThrottleAndFaults at the issue's size: 20,000 orphans")
-
 // Orphans behind a throttle and a 10% fault rate: every orphan is deleted
 // exactly once, nothing else is touched, and once the run has backed off the
 // first time, fewer than 5% of its requests are answered 429.
 //
 // The emulator's token bucket lets a minute's worth through at once, then
-// refills at perMinute/60 a second. By default: 3,000 orphans at 2,400 a
-// minute, so about 900 requests are paced at 40/s (~30 s), which any
-// machine outruns. With -cleanup.full: 20,000 orphans at 15,000 a minute,
-// ~7,000 paced at 250/s (~35 s on an idle machine, but a run slower than
-// 250/s, under load or -race, is never throttled and so proves nothing).
+// refills at perMinute/60 a second. At the size, 20,000 orphans at
+// 15,000 a minute, ~7,000 requests are paced at 250/s (~35 s); a run slower
+// than 250/s would never be throttled and so prove nothing, which the test
+// reports. With -short: 3,000 orphans at 2,400 a minute (~900 paced at 40/s).
 func TestRunUnderThrottleAndFaults(t *testing.T) {
+	orphans, perMinute := 20000, 15000
 	if testing.Short() {
-		t.Skip("runs for about half a minute")
-	}
-	orphans, perMinute := 3000, 2400
-	if *fullSize {
-		orphans, perMinute = 20000, 15000
+		orphans, perMinute = 3000, 2400
 	}
 	f := startFixture(t, emulator.Options{ThrottlePerMinute: perMinute, FaultRate: 0.1})
 	ctx := context.Background()
