@@ -166,8 +166,8 @@ func (e *Emulator) admit(ctx context.Context, r *http.Request, scope, rid string
 	if !strings.EqualFold(scope, e.idScope) {
 		return admission{}, "unknown ID scope " + strconv.Quote(scope) + ": use the scope of this DPS", errUnauthorized
 	}
-	if keys.ValidateRegistrationID(rid) != nil {
-		return admission{}, "the registration ID is not valid", errUnauthorized
+	if err := keys.ValidateRegistrationID(rid); err != nil {
+		return admission{}, "Unauthorized: " + err.Error(), errUnauthorized
 	}
 	tok, err := keys.ParseSAS(r.Header.Get("Authorization"))
 	if err != nil {

@@ -29,6 +29,8 @@ type rawDevice struct {
 	key        keys.Key
 	client     *http.Client
 	sr         func(scope, rid string) string // the literal sr the SDK puts in its token
+	skn        string                         // "" leaves skn out
+	expires    time.Duration                  // token lifetime from now
 }
 
 // sr styles of the official SDKs (dps-protocol.md §2.4).
@@ -38,23 +40,28 @@ var (
 	srC      = func(scope, rid string) string {
 		return strings.ReplaceAll(url.QueryEscape(scope+"/registrations/"+rid), "%2F", "%2f")
 	}
+	srDocs = func(scope, rid string) string { return strings.ToLower(srC(scope, rid)) } // "lower case URL-encoding of the lower case URI"
 )
 
 func newRawDevice(t testing.TB, e *Emulator, rid string, key keys.Key) *rawDevice {
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.CertPool()}}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &rawDevice{t: t, host: e.Env().DeviceEndpoint, scope: e.Env().IDScope, rid: rid, key: key,
-		client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, sr: srNode}
+		client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, sr: srNode, skn: "registration", expires: time.Hour}
 }
 
 // token signs the literal sr, as the SDKs do.
 func (d *rawDevice) token() string {
 	sr := d.sr(d.scope, d.rid)
-	se := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+	se := strconv.FormatInt(time.Now().Add(d.expires).Unix(), 10)
 	m := hmac.New(sha256.New, d.key.Bytes())
 	m.Write([]byte(sr + "\n" + se))
 	sig := url.QueryEscape(base64.StdEncoding.EncodeToString(m.Sum(nil)))
-	return "SharedAccessSignature sr=" + sr + "&sig=" + sig + "&skn=registration&se=" + se
+	tok := "SharedAccessSignature sr=" + sr + "&sig=" + sig
+	if d.skn != "" {
+		tok += "&skn=" + d.skn
+	}
+	return tok + "&se=" + se
 }
 
 func (d *rawDevice) do(method, path, body string) (*http.Response, []byte) {
@@ -93,10 +100,11 @@ func (d *rawDevice) register(body string) dps.RegistrationOperationStatus {
 		if resp.StatusCode == http.StatusOK {
 			return st
 		}
-		if resp.StatusCode != http.StatusAccepted || st.Status != dps.StatusAssigning || resp.Header.Get("Retry-After") == "" {
+		// Retry-After in whole seconds: Python parses it with int().
+		n, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if resp.StatusCode != http.StatusAccepted || st.Status != dps.StatusAssigning || err != nil || n < 0 {
 			d.t.Fatalf("HTTP %d %s Retry-After %q", resp.StatusCode, b, resp.Header.Get("Retry-After"))
 		}
-		n, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
 		time.Sleep(time.Duration(n) * time.Second)
 		resp, b = d.do(http.MethodGet, "/operations/"+st.OperationID+"?api-version=2021-06-01", "{}")
 	}
@@ -114,20 +122,26 @@ func TestDeviceAPIAcceptsEverySDKShape(t *testing.T) {
 	e := startTest(t, Options{Seed: "none", AssignmentDelay: 10 * time.Millisecond})
 	gk := createGroup(t, e, map[string]any{"enrollmentGroupId": "g"})
 	for i, c := range []struct {
-		name string
-		sr   func(string, string) string
-		body string
+		name  string
+		sr    func(string, string) string
+		body  string
+		scope func(string) string // the scope as the device writes it in the path
 	}{
-		{"node, payload object", srNode, `{"registrationId":"%s","payload":{"modelId":"dtmi:x;1"}}`},
-		{"python, payload null", srPython, `{"payload": null, "registrationId": "%s"}`},
-		{"c, no payload", srC, `{ "registrationId":"%s" }`},
-		{"empty body", srNode, ``},
+		{"node, payload object", srNode, `{"registrationId":"%s","payload":{"modelId":"dtmi:x;1"}}`, nil},
+		{"python, payload null", srPython, `{"payload": null, "registrationId": "%s"}`, nil},
+		{"c, no payload", srC, `{ "registrationId":"%s" }`, nil},
+		{"docs, all lower case", srDocs, `{"registrationId":"%s"}`, strings.ToLower},
+		{"python, upper-case scope", srPython, `{"registrationId":"%s"}`, strings.ToUpper},
+		{"empty body", srNode, ``, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rid := "dev-" + strconv.Itoa(i)
 			k, _ := keys.DeriveDeviceKey(gk, rid)
 			d := newRawDevice(t, e, rid, k)
 			d.sr = c.sr
+			if c.scope != nil {
+				d.scope = c.scope(d.scope)
+			}
 			body := c.body
 			if body != "" {
 				body = strings.Replace(body, "%s", rid, 1)
@@ -161,14 +175,22 @@ func TestDeviceAPIRejects(t *testing.T) {
 		{"key of another ID", func(d *rawDevice) { d.key, _ = keys.DeriveDeviceKey(gk, "other") }},
 		{"wrong scope", func(d *rawDevice) { d.scope = "0ne00000000" }},
 		{"token for another ID", func(d *rawDevice) { d.sr = func(s, _ string) string { return s + "/registrations/other" } }},
+		{"expired token", func(d *rawDevice) { d.expires = -time.Minute }},
+		{"no skn", func(d *rawDevice) { d.skn = "" }},
+		{"service policy skn", func(d *rawDevice) { d.skn = servicePolicy }},
+		{"invalid registration ID", func(d *rawDevice) { d.rid = "dev."; d.key, _ = keys.DeriveDeviceKey(gk, "dev.") }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d := newRawDevice(t, e, "dev", k)
 			c.edit(d)
-			resp, b := d.do(http.MethodPut, "/register?api-version=2021-10-01", `{"registrationId":"dev"}`)
+			resp, b := d.do(http.MethodPut, "/register?api-version=2021-10-01", `{"registrationId":"`+d.rid+`"}`)
 			var ed dps.ErrorDetails
-			if resp.StatusCode != http.StatusUnauthorized || json.Unmarshal(b, &ed) != nil || ed.ErrorCode != 401002 || ed.TrackingID == "" {
-				t.Fatalf("HTTP %d %s, want 401 with errorCode 401002", resp.StatusCode, b)
+			if resp.StatusCode != http.StatusUnauthorized || json.Unmarshal(b, &ed) != nil || ed.ErrorCode != 401002 || ed.TrackingID == "" ||
+				ed.Message == "" || ed.TimestampUTC.IsZero() || resp.Header.Get("x-ms-error-code") != "401002" {
+				t.Fatalf("HTTP %d %s (x-ms-error-code %q), want 401 with errorCode 401002", resp.StatusCode, b, resp.Header.Get("x-ms-error-code"))
+			}
+			if d.rid != "dev" && !strings.Contains(ed.Message, "last character must be") {
+				t.Errorf("message %q does not say what is wrong with the registration ID", ed.Message)
 			}
 		})
 	}

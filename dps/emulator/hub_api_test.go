@@ -1,10 +1,14 @@
 package emulator
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,4 +64,69 @@ func FuzzServeHub(f *testing.F) {
 			t.Fatalf("%s %q: HTTP %d without iothub-errorcode", method, path, w.Code)
 		}
 	})
+}
+
+// TestHubDeviceTokenForms: hub device tokens carry no skn and are verified
+// over the literal sr, whichever way the SDK encoded it (dps-protocol.md §8).
+func TestHubDeviceTokenForms(t *testing.T) {
+	e := startTest(t, Options{Seed: "none", HubAddrs: []string{"127.0.0.1:0"}})
+	h := e.hubs[0]
+	key := keys.GenerateKey()
+	dev := assignment{rec: registration{DeviceRegistrationState: dps.DeviceRegistrationState{RegistrationID: "dev-1", Status: dps.StatusAssigned}},
+		device: &hubDevice{Hub: h.Index, DeviceID: "dev-1", PrimaryKey: key.Base64()}}
+	if _, err := e.store.commitAssignment(t.Context(), dev); err != nil {
+		t.Fatal(err)
+	}
+	resource := h.HostName + "/devices/dev-1"
+	token := func(sr string, k keys.Key, skn string, ttl time.Duration) string {
+		se := strconv.FormatInt(time.Now().Add(ttl).Unix(), 10)
+		m := hmac.New(sha256.New, k.Bytes())
+		m.Write([]byte(sr + "\n" + se))
+		tok := "SharedAccessSignature sr=" + sr + "&sig=" + url.QueryEscape(base64.StdEncoding.EncodeToString(m.Sum(nil))) + "&se=" + se
+		if skn != "" {
+			tok += "&skn=" + skn
+		}
+		return tok
+	}
+	send := func(method, path, auth string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, "https://"+h.HostName+path+"?api-version=2021-04-12", strings.NewReader("hello"))
+		r.Header.Set("Authorization", auth)
+		w := httptest.NewRecorder()
+		e.serveHub(h, w, r)
+		return w
+	}
+	enc := url.QueryEscape(resource) // Node encodeURIComponent and Python: %2F (and %3A for the port)
+	for name, sr := range map[string]string{
+		"node/python %2F": enc,
+		"c %2f":           strings.ToLower(enc),
+		"unencoded":       resource,
+		"upper-case host": strings.ToUpper(h.HostName) + "/devices/dev-1",
+	} {
+		if w := send("POST", "/devices/dev-1/messages/events", token(sr, key, "", time.Hour)); w.Code != http.StatusNoContent {
+			t.Errorf("%s: HTTP %d %s, want 204", name, w.Code, w.Body)
+		}
+	}
+	for name, auth := range map[string]string{
+		"skn=registration": token(enc, key, "registration", time.Hour),
+		"expired":          token(enc, key, "", -time.Minute),
+		"other key":        token(enc, keys.GenerateKey(), "", time.Hour),
+		"other device":     token(url.QueryEscape(h.HostName+"/devices/dev-2"), key, "", time.Hour),
+	} {
+		if w := send("POST", "/devices/dev-1/messages/events", auth); w.Code != http.StatusUnauthorized || w.Header().Get("iothub-errorcode") != "IotHubUnauthorizedAccess" {
+			t.Errorf("%s: HTTP %d %s, want 401 IotHubUnauthorizedAccess", name, w.Code, w.Body)
+		}
+	}
+	if d, err := e.HubDevice(t.Context(), h.HostName, "dev-1"); err != nil || d.MessageCount != 4 {
+		t.Errorf("message count %d (%v), want 4", d.MessageCount, err)
+	}
+
+	// Registry calls need the hub's policy name in skn.
+	if w := send("GET", "/devices/dev-1", keys.SignSAS(h.HostName, h.key, h.PolicyName, time.Now().Add(time.Hour))); w.Code != http.StatusOK {
+		t.Errorf("registry GET with %s: HTTP %d %s", h.PolicyName, w.Code, w.Body)
+	}
+	for _, skn := range []string{"registryRead", ""} {
+		if w := send("GET", "/devices/dev-1", keys.SignSAS(h.HostName, h.key, skn, time.Now().Add(time.Hour))); w.Code != http.StatusUnauthorized {
+			t.Errorf("registry GET with skn %q: HTTP %d %s, want 401", skn, w.Code, w.Body)
+		}
+	}
 }

@@ -2,8 +2,13 @@ package emulator
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +44,11 @@ func TestGroupLifecycleAndKeyVisibility(t *testing.T) {
 	_, b = s.must(200, "GET", "/enrollmentGroups/GRP-1"+av, nil)
 	if strings.Contains(string(b), created.Attestation.SymmetricKey.PrimaryKey.Reveal()) || strings.Contains(string(b), "primaryKey") {
 		t.Errorf("GET shows keys: %s", b)
+	}
+	// In place of the keys GET gives the bare type, as DPS's custom
+	// allocation request shows it.
+	if got := decode[map[string]json.RawMessage](t, b)["attestation"]; string(got) != `{"type":"symmetricKey"}` {
+		t.Errorf("GET attestation = %s, want {\"type\":\"symmetricKey\"}", got)
 	}
 	_, b = s.must(200, "POST", "/enrollmentGroups/query"+av, `{"query":"*"}`)
 	if strings.Contains(string(b), "primaryKey") {
@@ -104,8 +114,9 @@ func TestIfMatchForms(t *testing.T) {
 		if resp.StatusCode == 200 {
 			etag = decode[dps.EnrollmentGroup](t, b).ETag
 			unquoted = strings.Trim(etag, `"`)
-		} else if det := decode[dps.ErrorDetails](t, b); det.ErrorCode != codePrecondition {
-			t.Errorf("412 body: %s", b)
+		} else if det := decode[dps.ErrorDetails](t, b); det.ErrorCode != codePrecondition || det.TrackingID == "" || det.Message == "" ||
+			det.TimestampUTC.IsZero() || resp.Header.Get("x-ms-error-code") != "412002" {
+			t.Errorf("412: x-ms-error-code %q, body %s", resp.Header.Get("x-ms-error-code"), b)
 		}
 	}
 	s.must(412, "DELETE", "/enrollmentGroups/g"+av, nil, "If-Match", `"stale"`)
@@ -127,6 +138,9 @@ func TestPagingAcrossGroups(t *testing.T) {
 	for {
 		resp, b := s.must(200, "POST", "/enrollmentGroups/query"+av, `{"query":"*"}`, "x-ms-max-item-count", "2", "x-ms-continuation", token)
 		pages++
+		if got := resp.Header.Get("x-ms-max-item-count"); got != "2" || resp.Header.Get("x-ms-item-type") != "enrollmentGroup" {
+			t.Fatalf("page headers: x-ms-max-item-count %q, x-ms-item-type %q", got, resp.Header.Get("x-ms-item-type"))
+		}
 		items := decode[[]dps.EnrollmentGroup](t, b)
 		if len(items) > 2 {
 			t.Fatalf("page of %d items with page size 2", len(items))
@@ -150,6 +164,16 @@ func TestPagingAcrossGroups(t *testing.T) {
 			t.Errorf("%s seen %d times", id, n)
 		}
 	}
+	// No page size means the default; a larger one than the cap is cut to it.
+	for ask, want := range map[string]string{"": "100", "5000": "1000"} {
+		resp, b := s.must(200, "POST", "/enrollmentGroups/query"+av, `{"query":"*"}`, "x-ms-max-item-count", ask)
+		if got, n := resp.Header.Get("x-ms-max-item-count"), len(decode[[]dps.EnrollmentGroup](t, b)); got != want || n != 7 {
+			t.Errorf("x-ms-max-item-count %q: echoed %q, %d items; want %q, 7", ask, got, n, want)
+		}
+		if _, has := resp.Header["X-Ms-Continuation"]; has {
+			t.Errorf("x-ms-max-item-count %q: a single page carries x-ms-continuation", ask)
+		}
+	}
 	s.must(400, "POST", "/enrollmentGroups/query"+av, `{"query":"*"}`, "x-ms-continuation", "not-a-token")
 	s.must(400, "POST", "/enrollmentGroups/query"+av, `{"query":"*"}`, "x-ms-max-item-count", "two")
 	// An empty result is an empty array, not null.
@@ -169,6 +193,9 @@ func TestRegistrationRecords(t *testing.T) {
 			resp, b := s.must(200, "POST", "/registrations/"+group+"/query"+av, body, "x-ms-max-item-count", "10", "x-ms-continuation", token)
 			all = append(all, decode[[]dps.DeviceRegistrationState](t, b)...)
 			if token = resp.Header.Get("x-ms-continuation"); token == "" {
+				if _, has := resp.Header["X-Ms-Continuation"]; has {
+					t.Fatalf("the last page carries an empty x-ms-continuation (Node would loop)")
+				}
 				return all
 			}
 		}
@@ -365,7 +392,8 @@ func TestServiceAuth(t *testing.T) {
 			}
 			resp, b := s.req("POST", path, `{"query":"*"}`, hdr...)
 			det := decode[dps.ErrorDetails](t, b)
-			if resp.StatusCode != 401 || det.ErrorCode != codeUnauthorized || !strings.Contains(det.Message, tc.want) {
+			if resp.StatusCode != 401 || det.ErrorCode != codeUnauthorized || !strings.Contains(det.Message, tc.want) ||
+				det.TrackingID == "" || det.TimestampUTC.IsZero() || resp.Header.Get("x-ms-error-code") != "401002" {
 				t.Errorf("status %d, body %s; want 401 mentioning %q", resp.StatusCode, b, tc.want)
 			}
 			if strings.Contains(string(b), s.key.Base64()) || (tc.auth != "" && strings.Contains(string(b), tc.auth)) {
@@ -380,5 +408,22 @@ func TestServiceAuth(t *testing.T) {
 	resp, b := s2.req("POST", path, `{"query":"*"}`, "Authorization", keys.SignSAS("LOCALHOST"+port, s.key, servicePolicy, time.Now().Add(time.Hour)))
 	if resp.StatusCode != 200 {
 		t.Errorf("upper-case sr via localhost: %d %s", resp.StatusCode, b)
+	}
+
+	// The HMAC is over sr exactly as sent: Node sends host:port unencoded,
+	// Python/Go %3A, C %3a; all of them verify.
+	for name, sr := range map[string]string{
+		"node, unencoded": s.host,
+		"python, %3A":     url.QueryEscape(s.host),
+		"c, %3a":          strings.ReplaceAll(url.QueryEscape(s.host), "%3A", "%3a"),
+		"upper-case, %3A": strings.ToUpper(url.QueryEscape(s.host)),
+	} {
+		se := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
+		m := hmac.New(sha256.New, s.key.Bytes())
+		m.Write([]byte(sr + "\n" + se))
+		tok := "SharedAccessSignature sr=" + sr + "&sig=" + url.QueryEscape(base64.StdEncoding.EncodeToString(m.Sum(nil))) + "&skn=" + servicePolicy + "&se=" + se
+		if resp, b := s.req("POST", path, `{"query":"*"}`, "Authorization", tok); resp.StatusCode != 200 {
+			t.Errorf("%s sr %q: %d %s", name, sr, resp.StatusCode, b)
+		}
 	}
 }
