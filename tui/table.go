@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -56,6 +57,9 @@ type Table[V any] struct {
 	allMarked bool
 	unmarked  map[string]bool
 	allCount  int
+	// hidden caches HiddenMarks (-1 = stale): View must not scan every
+	// filtered row each frame.
+	hidden int
 }
 
 // NewTable makes an empty table owned by the view with id owner.
@@ -64,7 +68,7 @@ func NewTable[V any](c *Common, owner int, cols []Column, key func(V) string, ce
 	in.Prompt = "/"
 	in.Placeholder = "filter"
 	return &Table[V]{c: c, owner: owner, cols: cols, key: key, cells: cells, match: match,
-		input: in, marks: map[string]bool{}, unmarked: map[string]bool{}, allCount: -1}
+		input: in, marks: map[string]bool{}, unmarked: map[string]bool{}, allCount: -1, hidden: -1}
 }
 
 // filterTick and filterDone are the table's own messages, routed to its owner.
@@ -101,7 +105,7 @@ func (t *Table[V]) Reset() {
 	}
 	t.cursor, t.offset = 0, 0
 	t.marks, t.unmarked = map[string]bool{}, map[string]bool{}
-	t.allMarked, t.allCount = false, -1
+	t.allMarked, t.allCount, t.hidden = false, -1, -1
 }
 
 // Append adds a fetched page; more says whether pages remain.
@@ -115,6 +119,7 @@ func (t *Table[V]) Append(page []V, more bool) {
 				t.visible = append(t.visible, int32(i))
 			}
 		}
+		t.hidden = -1
 	}
 	t.clamp()
 }
@@ -135,6 +140,7 @@ func (t *Table[V]) Remove(gone map[string]bool) {
 }
 
 func (t *Table[V]) refilter() {
+	t.hidden = -1
 	if t.query == "" {
 		t.visible = nil
 	} else {
@@ -217,6 +223,7 @@ func (t *Table[V]) ToggleMark() {
 		return
 	}
 	k := t.key(it)
+	t.hidden = -1
 	if t.allMarked {
 		t.unmarked[k] = !t.unmarked[k]
 		if !t.unmarked[k] {
@@ -235,7 +242,7 @@ func (t *Table[V]) ToggleMark() {
 // reports whether it is now on; the view then counts the source.
 func (t *Table[V]) ToggleMarkAll() bool {
 	t.allMarked = !t.allMarked
-	t.unmarked, t.marks = map[string]bool{}, map[string]bool{}
+	t.unmarked, t.marks, t.hidden = map[string]bool{}, map[string]bool{}, -1
 	if !t.allMarked {
 		t.allCount = -1
 	}
@@ -245,8 +252,9 @@ func (t *Table[V]) ToggleMarkAll() bool {
 // SetAllCount records how many rows the source has (for mark-all).
 func (t *Table[V]) SetAllCount(n int) { t.allCount = n }
 
-// AllMarked reports mark-all mode and the rows it leaves out.
-func (t *Table[V]) AllMarked() (bool, map[string]bool) { return t.allMarked, t.unmarked }
+// AllMarked reports mark-all mode and a copy of the rows it leaves out (a
+// copy: a deletion's goroutine reads it while the table may change).
+func (t *Table[V]) AllMarked() (bool, map[string]bool) { return t.allMarked, maps.Clone(t.unmarked) }
 
 // MarkedCount is how many rows are marked; -1 while mark-all is counting.
 func (t *Table[V]) MarkedCount() int {
@@ -272,16 +280,19 @@ func (t *Table[V]) Marked() []string {
 
 // HiddenMarks counts marked loaded rows that the filter hides.
 func (t *Table[V]) HiddenMarks() int {
-	if t.query == "" || t.allMarked {
+	if t.query == "" || t.allMarked || len(t.marks) == 0 {
 		return 0
 	}
-	shown := 0
-	for _, i := range t.visible {
-		if t.marks[t.key(t.items[i])] {
-			shown++
+	if t.hidden < 0 {
+		shown := 0
+		for _, i := range t.visible {
+			if t.marks[t.key(t.items[i])] {
+				shown++
+			}
 		}
+		t.hidden = len(t.marks) - shown
 	}
-	return len(t.marks) - shown
+	return t.hidden
 }
 
 // Update handles the table's keys and its filter messages. It returns
@@ -295,7 +306,7 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 		}
 		items, query, match, tag, owner := t.items, t.query, t.match, t.filterTag, t.owner
 		if query == "" {
-			t.visible = nil
+			t.visible, t.hidden = nil, -1
 			t.clamp()
 			return nil, true
 		}
@@ -312,7 +323,7 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 				vis = append(vis, int32(i))
 			}
 		}
-		t.visible = vis
+		t.visible, t.hidden = vis, -1
 		t.cursor, t.offset = 0, 0
 		t.clamp()
 		return nil, true
@@ -390,7 +401,7 @@ func (t *Table[V]) setQuery(q string) tea.Cmd {
 	if q == t.query {
 		return nil
 	}
-	t.query = q
+	t.query, t.hidden = q, -1
 	t.filterTag++
 	tag, owner := t.filterTag, t.owner
 	if q == "" {

@@ -249,3 +249,46 @@ func makeStates(from, n int) []dps.DeviceRegistrationState {
 	}
 	return out
 }
+
+// TestTableViewDoesNotScanFilteredRowsEachFrame: with a filter and a mark,
+// the hidden-marks note is worked out once, not on every View.
+func TestTableViewDoesNotScanFilteredRowsEachFrame(t *testing.T) {
+	c := testCommon(t, 100, 12)
+	keyCalls := 0
+	tb := NewTable(c, 1, recordColumns, func(r record) string { keyCalls++; return r.id }, recordCells, recordMatch)
+	tb.SetSize(c.Width, c.Height)
+	tb.Append(makeRecords(100_000), false)
+	tb.ToggleMark() // device-0000000
+	tb.setQuery("device-00001")
+	tb.Update(filterDone{tag: tb.filterTag, query: tb.query, scanned: len(tb.items), visible: filterIndices(tb.items, tb.query, tb.match)})
+	if !strings.Contains(plain(tb.View()), "1 marked (1 hidden by the filter)") {
+		t.Fatalf("meta should count the hidden mark:\n%s", plain(tb.View()))
+	}
+	keyCalls = 0
+	tb.View()
+	if keyCalls > 2*tb.rowsHeight() {
+		t.Fatalf("one View called key %d times for %d visible rows; it scans the filtered rows", keyCalls, tb.rowsHeight())
+	}
+	tb.ToggleMark() // mark the first filtered row: the note follows
+	if out := plain(tb.View()); !strings.Contains(out, "2 marked (1 hidden by the filter)") {
+		t.Fatalf("meta after a second mark:\n%s", out)
+	}
+}
+
+// TestTableAllMarkedReturnsACopy: the skip set handed to a deletion's
+// goroutine must not change under it when marks change.
+func TestTableAllMarkedReturnsACopy(t *testing.T) {
+	c := testCommon(t, 100, 12)
+	tb := newTestTable(t, c, 10, false)
+	tb.ToggleMarkAll()
+	tb.ToggleMark() // unmark device-0000000
+	_, skip := tb.AllMarked()
+	tb.ToggleMark() // mark it again
+	if !skip["device-0000000"] {
+		t.Fatal("the skip set changed after it was handed out")
+	}
+	skip["device-0000001"] = true
+	if !tb.IsMarked("device-0000001") {
+		t.Fatal("writing the returned skip set changed the table")
+	}
+}
