@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -297,7 +298,13 @@ func redactURL(raw string) string {
 	return u.String()
 }
 
-// redactErr keeps the webhook's secret query out of a transport error.
+// redactErr keeps the webhook's secret query out of a transport error. The
+// URL the error names may differ from raw (a redirect's target, a scheme
+// url.Parse lowercased), so it is redacted on its own too.
 func redactErr(err error, raw, redacted string) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = &url.Error{Op: ue.Op, URL: redactURL(ue.URL), Err: ue.Err}
+	}
 	return strings.ReplaceAll(err.Error(), raw, redacted)
 }

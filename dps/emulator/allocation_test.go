@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -122,5 +123,30 @@ func BenchmarkRendezvous(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		rendezvous(ids[i%len(ids)], hubs)
+	}
+}
+
+func TestWebhookErrorsKeepTheCodeSecret(t *testing.T) {
+	// A redirect to a dead URL that carries its own code.
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://127.0.0.1:1/next?code=REDIRECTSECRET", http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+	for _, raw := range []string{
+		"http://127.0.0.1:1/api?code=SECRET",
+		"HTTP://127.0.0.1:1/api?code=SECRET", // url.Parse lowercases the scheme in the error's URL
+		redirect.URL + "/api?code=SECRET",
+	} {
+		req, err := http.NewRequest(http.MethodPost, raw, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = http.DefaultClient.Do(req)
+		if err == nil {
+			t.Fatalf("%s: no error", raw)
+		}
+		if msg := redactErr(err, raw, redactURL(raw)); strings.Contains(msg, "SECRET") {
+			t.Errorf("the error names the code: %s", msg)
+		}
 	}
 }
