@@ -90,7 +90,7 @@ func newEnrollmentsShowCmd(a *app) *cobra.Command {
 		},
 	}
 	addOutputFlag(cmd, &output)
-	cmd.Flags().BoolVar(&showKeys, "show-keys", false, "read and print the symmetric keys")
+	cmd.Flags().BoolVar(&showKeys, "show-keys", false, "read and print the symmetric keys and the webhook URL's query")
 	return cmd
 }
 

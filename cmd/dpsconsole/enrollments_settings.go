@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -169,7 +170,7 @@ func (f *settingsFlags) apply(fs *pflag.FlagSet, dst enrollmentFields) error {
 	}
 	if set("webhook-url") {
 		if !strings.HasPrefix(f.webhookURL, "https://") && !strings.HasPrefix(f.webhookURL, "http://") {
-			return usagef("flag --webhook-url %q: give an http(s) URL", f.webhookURL)
+			return usagef("flag --webhook-url %q: give an http(s) URL", maskURL(f.webhookURL))
 		}
 		*dst.customAllocation = &dps.CustomAllocationDefinition{WebhookURL: f.webhookURL, APIVersion: dps.APIVersion}
 		if !set("allocation-policy") {
@@ -257,7 +258,11 @@ func showSettings(w io.Writer, f enrollmentFields, showKeys bool) {
 	}
 	webhook := ""
 	if c := *f.customAllocation; c != nil {
-		webhook = c.WebhookURL + " (api-version " + c.APIVersion + ")"
+		webhook = c.WebhookURL
+		if !showKeys {
+			webhook = maskURL(webhook)
+		}
+		webhook += " (api-version " + c.APIVersion + ")"
 	}
 	tags, desired := "", ""
 	if t := *f.initialTwin; t != nil {
@@ -279,6 +284,23 @@ func showSettings(w io.Writer, f enrollmentFields, showKeys bool) {
 		"Initial twin tags", tags,
 		"Initial desired properties", desired,
 	)
+}
+
+// maskURL hides a URL's query and password: a webhook's query usually
+// carries its function key (?code=...).
+func maskURL(raw string) string {
+	const masked = "••••••••"
+	u, err := url.Parse(raw)
+	if err != nil {
+		return masked
+	}
+	hasQuery := u.RawQuery != "" || u.ForceQuery
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
+	s := u.Redacted()
+	if hasQuery {
+		s += "?" + masked
+	}
+	return s
 }
 
 func reprovisionName(p dps.ReprovisionPolicy) string {

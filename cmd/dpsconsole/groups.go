@@ -104,7 +104,7 @@ func newGroupsShowCmd(a *app) *cobra.Command {
 		},
 	}
 	addOutputFlag(cmd, &output)
-	cmd.Flags().BoolVar(&showKeys, "show-keys", false, "read and print the symmetric keys (DPS hides them unless asked through attestationmechanism)")
+	cmd.Flags().BoolVar(&showKeys, "show-keys", false, "read and print the symmetric keys (DPS hides them unless asked through attestationmechanism) and the webhook URL's query")
 	return cmd
 }
 

@@ -176,6 +176,24 @@ func TestBadConnectionStringNeverEchoesKey(t *testing.T) {
 	}
 }
 
+func TestWebhookCodeIsMaskedUntilShowKeys(t *testing.T) {
+	c := newCLI(t)
+	errOut := c.fails(2, []string{"groups", "create", "g", "--webhook-url", "htps://fn.example/api?code=SECRET"}, "--webhook-url", "http(s) URL")
+	if strings.Contains(errOut, "SECRET") {
+		t.Errorf("the error repeats the webhook code:\n%s", errOut)
+	}
+	// Nothing listens there: creating the group never calls the webhook.
+	if out := c.ok("groups", "create", "g", "--webhook-url", "https://127.0.0.1:1/api?code=SECRET"); strings.Contains(out, "SECRET") || !strings.Contains(out, "https://127.0.0.1:1/api?••••••••") {
+		t.Errorf("create shows the webhook code, or no masked URL:\n%s", out)
+	}
+	if out := c.ok("groups", "show", "g"); strings.Contains(out, "SECRET") {
+		t.Errorf("show without --show-keys shows the webhook code:\n%s", out)
+	}
+	if out := c.ok("groups", "show", "g", "--show-keys"); !strings.Contains(out, "https://127.0.0.1:1/api?code=SECRET") {
+		t.Errorf("show --show-keys hides the webhook URL:\n%s", out)
+	}
+}
+
 func TestStandaloneTargetWithCAFile(t *testing.T) {
 	c := newCLI(t)
 	// Start the embedded emulator once to get its env, then use it as a

@@ -123,7 +123,10 @@ func streamList[P, T any](ctx context.Context, out io.Writer, format string, pag
 			if format == outputJSON && n > 0 {
 				io.WriteString(w, "\n]\n") // keep what was printed valid JSON
 			}
-			return n, fmt.Errorf("listing stopped after %d: %s", n, dps.ErrorMessage(err))
+			if n == 0 {
+				return 0, fmt.Errorf("listing failed: %s", dps.ErrorMessage(err))
+			}
+			return n, fmt.Errorf("listing stopped after %d items: %s", n, dps.ErrorMessage(err))
 		}
 		for _, it := range items(page) {
 			if format == outputJSON {
