@@ -201,6 +201,9 @@ func (v *groupsView) Update(msg tea.Msg) tea.Cmd {
 		return nil
 	case deleteCountMsg:
 		v.working = ""
+		if v.deleting != nil {
+			return nil
+		}
 		return v.askDelete(msg)
 	case groupChangedMsg:
 		v.working = ""
@@ -237,6 +240,9 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		v.confirm = nil
 		cmd, _ := c.answer(msg)
 		return cmd
+	}
+	if v.deleting != nil { // one deletion at a time: it ends with its group's
+		return nil
 	}
 	if cmd, handled := v.table.Update(msg); handled {
 		return tea.Batch(cmd, v.more(), v.countVisible())
@@ -311,7 +317,7 @@ func (v *groupsView) askDelete(m deleteCountMsg) tea.Cmd {
 			"become orphans that still count against the DPS quota; delete them first.", id, count(m.n)),
 		choices: []choice{
 			{"r", fmt.Sprintf("delete the %s records first, then the group (recommended)", count(m.n)), func() tea.Cmd {
-				v.pendingGroupDelete = id
+				v.pendingGroupDelete, v.deleting = id, &deleteProgress{total: m.n}
 				return startDeleteRecords(v.c.Ctx, v.vid, v.c.Target.Service, id, nil, nil)
 			}},
 			{"y", "delete only the group, leaving its records as orphans", func() tea.Cmd { return v.deleteGroup(id) }},
