@@ -146,10 +146,12 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.flash, m.flashErr = msg.text, msg.isErr
 		m.flashTag++
 		tag := m.flashTag
-		if msg.isErr {
-			m.c.Logger.Warn("console error", "error", msg.text)
+		expire := tea.Tick(6*time.Second, func(time.Time) tea.Msg { return flashExpired{tag} })
+		if msg.isErr { // the log is a file: written by a Cmd, not in Update
+			logger, text := m.c.Logger, msg.text
+			return tea.Batch(expire, func() tea.Msg { logger.Warn("console error", "error", text); return nil })
 		}
-		return tea.Tick(6*time.Second, func(time.Time) tea.Msg { return flashExpired{tag} })
+		return expire
 	case flashExpired:
 		if msg.tag == m.flashTag {
 			m.flash = ""

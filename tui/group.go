@@ -215,13 +215,15 @@ func (v *groupView) Update(msg tea.Msg) tea.Cmd {
 		if msg.err != nil {
 			return flashErr(fmt.Errorf("listing records of %s: %s", v.groupID, dps.ErrorMessage(msg.err)))
 		}
+		var logFirst tea.Cmd
 		if v.firstAt == 0 {
 			v.firstAt = v.c.Now().Sub(v.opened)
-			v.c.Logger.Debug("first page of records", "group", v.groupID, "elapsed", v.firstAt)
+			logger, id, elapsed := v.c.Logger, v.groupID, v.firstAt
+			logFirst = func() tea.Msg { logger.Debug("first page of records", "group", id, "elapsed", elapsed); return nil }
 		}
 		v.token = msg.token
 		v.table.Append(msg.records, msg.token != "")
-		return v.more()
+		return tea.Batch(logFirst, v.more())
 	case markAllCountMsg:
 		v.counting = false
 		if msg.gen != v.gen {

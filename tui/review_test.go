@@ -1,8 +1,14 @@
 package tui
 
 import (
+	"context"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
 )
 
 // TestGroupsViewOneDeletionAtATime: while a group's records are being
@@ -31,4 +37,62 @@ func TestGroupsViewOneDeletionAtATime(t *testing.T) {
 	if v.deleting != nil || !strings.Contains(strings.Join(h.flashes, "|"), "deleted enrollment group "+g.EnrollmentGroupID) {
 		t.Fatalf("the deletion did not finish with its own group: %q", h.flashes)
 	}
+}
+
+// countingHandler counts log records; the console's log is a file, so
+// Update must leave writing them to a Cmd.
+type countingHandler struct{ n *atomic.Int64 }
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool  { return true }
+func (h countingHandler) Handle(context.Context, slog.Record) error { h.n.Add(1); return nil }
+func (h countingHandler) WithAttrs([]slog.Attr) slog.Handler        { return h }
+func (h countingHandler) WithGroup(string) slog.Handler             { return h }
+
+// runAll runs a Cmd's batch members concurrently (a Tick would block).
+func runAll(cmd tea.Cmd) {
+	if cmd == nil {
+		return
+	}
+	go func() {
+		if b, ok := cmd().(tea.BatchMsg); ok {
+			for _, c := range b {
+				runAll(c)
+			}
+		}
+	}()
+}
+
+func waitCount(t *testing.T, n *atomic.Int64, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for n.Load() != want && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n.Load() != want {
+		t.Fatalf("%d log records, want %d", n.Load(), want)
+	}
+}
+
+func TestUpdateLeavesLogWritesToCmds(t *testing.T) {
+	var n atomic.Int64
+	logger := slog.New(countingHandler{&n})
+	m := New(context.Background(), Options{Target: &Target{Name: "test"}, Logger: logger, Start: "derive"})
+	_, cmd := m.Update(flashMsg{text: "boom", isErr: true})
+	if n.Load() != 0 {
+		t.Fatal("Update wrote the log itself")
+	}
+	runAll(cmd)
+	waitCount(t, &n, 1)
+
+	n.Store(0)
+	c := testCommon(t, 100, 20)
+	c.Logger = logger
+	v := newGroupView(c, "g")
+	v.SetSize(c.Width, c.Height)
+	cmd = v.Update(recordsPageMsg{gen: v.gen, records: makeRecords(3)})
+	if n.Load() != 0 {
+		t.Fatal("the group view's Update wrote the log itself")
+	}
+	runAll(cmd)
+	waitCount(t, &n, 1)
 }
