@@ -267,3 +267,28 @@ func hubIndex(e *Emulator, host string) int {
 	}
 	return 0
 }
+
+// TestPollAfterRestartIsFailedNotUnassigned: a registration still
+// "assigning" when the emulator stopped is answered, after the restart, as
+// a final HTTP 200 "failed" (Node treats "unassigned" as a SyntaxError and
+// would poll "assigning" forever).
+func TestPollAfterRestartIsFailedNotUnassigned(t *testing.T) {
+	dir := t.TempDir()
+	e := startTest(t, Options{DataDir: dir, Seed: "none", AssignmentDelay: time.Hour})
+	gk := createGroup(t, e, map[string]any{"enrollmentGroupId": "g"})
+	k, _ := keys.DeriveDeviceKey(gk, "dev")
+	resp, b := newRawDevice(t, e, "dev", k).do(http.MethodPut, "/register?api-version=2019-03-31", `{"registrationId":"dev"}`)
+	var st dps.RegistrationOperationStatus
+	if resp.StatusCode != http.StatusAccepted || json.Unmarshal(b, &st) != nil || st.Status != dps.StatusAssigning || resp.Header.Get("Retry-After") != "3600" {
+		t.Fatalf("register: HTTP %d %s Retry-After %q", resp.StatusCode, b, resp.Header.Get("Retry-After"))
+	}
+	e.Close()
+
+	e2 := startTest(t, Options{DataDir: dir})
+	resp, b = newRawDevice(t, e2, "dev", k).do(http.MethodGet, "/operations/"+st.OperationID+"?api-version=2019-03-31", "{}")
+	var got dps.RegistrationOperationStatus
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &got) != nil || got.Status != dps.StatusFailed ||
+		got.RegistrationState == nil || got.RegistrationState.ErrorCode == 0 || got.RegistrationState.ErrorMessage == "" {
+		t.Fatalf("poll after restart: HTTP %d %s, want 200 failed with an error code and message", resp.StatusCode, b)
+	}
+}

@@ -239,6 +239,11 @@ func TestIndividualEnrollments(t *testing.T) {
 	if put.Attestation.SymmetricKey == nil || put.Attestation.SymmetricKey.PrimaryKey == "" {
 		t.Fatalf("PUT answer has no keys: %s", b)
 	}
+	for _, k := range []dps.Secret{put.Attestation.SymmetricKey.PrimaryKey, put.Attestation.SymmetricKey.SecondaryKey} {
+		if raw, err := base64.StdEncoding.DecodeString(k.Reveal()); err != nil || len(raw) != 64 {
+			t.Errorf("generated key: %d bytes (%v), want 64", len(raw), err)
+		}
+	}
 	_, b = s.must(200, "GET", "/Enrollments/DEV-1"+av, nil)
 	if strings.Contains(string(b), "primaryKey") || strings.Contains(string(b), "registrationState") {
 		t.Errorf("GET: %s", b)
