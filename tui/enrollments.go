@@ -76,7 +76,7 @@ func (v *enrollmentsView) SetSize(w, h int) { v.table.SetSize(w, h) }
 func (v *enrollmentsView) Hints() []*Binding {
 	k := v.c.Keys
 	if v.create != nil {
-		return []*Binding{k.NextField, k.Submit}
+		return []*Binding{k.NextField, k.Submit, k.Reveal}
 	}
 	return []*Binding{k.Open, k.Filter, k.New, k.Delete, k.Refresh}
 }
@@ -160,6 +160,10 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return cmd
 	}
 	if v.create != nil {
+		if v.create.revealKey(msg) {
+			v.create.reveal()
+			return nil
+		}
 		if msg.String() == "enter" && (!v.create.editing() || v.create.focus == 2) {
 			v.create.focusOn(-1)
 			return v.submit()
@@ -186,6 +190,7 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.New.Matches(msg):
 		v.create = newForm(v.c, "Registration ID", "Primary key", "Enabled")
 		v.create.inputs[1].Placeholder = "empty = generate a 64-byte key"
+		v.create.mask(1)
 		v.create.set(2, "yes")
 		return v.create.focusOn(0)
 	case !ok:

@@ -15,6 +15,9 @@ type form struct {
 	labels []string
 	inputs []textinput.Model
 	focus  int // -1: no field has the keys
+	// secret fields (keys) are masked until revealed.
+	secret   []int
+	revealed bool
 }
 
 func newForm(c *Common, labels ...string) *form {
@@ -43,6 +46,32 @@ func (f *form) focusOn(i int) tea.Cmd {
 		return nil
 	}
 	return f.inputs[i].Focus()
+}
+
+// mask hides the given fields' values (keys) until reveal.
+func (f *form) mask(fields ...int) {
+	f.secret = fields
+	for _, i := range fields {
+		f.inputs[i].EchoMode = textinput.EchoPassword
+	}
+}
+
+// reveal shows or masks the secret fields again.
+func (f *form) reveal() {
+	f.revealed = !f.revealed
+	mode := textinput.EchoPassword
+	if f.revealed {
+		mode = textinput.EchoNormal
+	}
+	for _, i := range f.secret {
+		f.inputs[i].EchoMode = mode
+	}
+}
+
+// revealKey reports whether msg toggles the masking: the Reveal binding,
+// except a plain k typed into a field.
+func (f *form) revealKey(msg tea.KeyPressMsg) bool {
+	return len(f.secret) > 0 && f.c.Keys.Reveal.Matches(msg) && (!f.editing() || msg.String() != "k")
 }
 
 func (f *form) setWidth(w int) {

@@ -36,6 +36,7 @@ func newGroupFormView(c *Common, owner int) *groupFormView {
 		f: newForm(c, "Group ID", "Primary key", "Secondary key", "Allocation", "Hubs", "Reprovision", "Enabled")}
 	v.f.inputs[gfPrimary].Placeholder = "empty = generate a 64-byte key"
 	v.f.inputs[gfSecondary].Placeholder = "empty = generate a 64-byte key"
+	v.f.mask(gfPrimary, gfSecondary)
 	v.f.inputs[gfHubs].Placeholder = "comma-separated host names; empty = every linked hub"
 	v.f.set(gfAllocation, "hashed")
 	v.f.set(gfReprovision, "migrate")
@@ -50,7 +51,7 @@ func (v *groupFormView) Busy() bool       { return v.saving }
 func (v *groupFormView) Status() string   { return "" }
 func (v *groupFormView) SetSize(w, _ int) { v.f.setWidth(min(w-20, 90)) }
 func (v *groupFormView) Hints() []*Binding {
-	return []*Binding{v.c.Keys.NextField, v.c.Keys.Submit}
+	return []*Binding{v.c.Keys.NextField, v.c.Keys.Submit, v.c.Keys.Reveal}
 }
 func (v *groupFormView) Init() tea.Cmd { return v.f.focusOn(gfID) }
 
@@ -75,6 +76,10 @@ func (v *groupFormView) Update(msg tea.Msg) tea.Cmd {
 		cmd, _ := v.f.paste(msg)
 		return cmd
 	case tea.KeyPressMsg:
+		if v.f.revealKey(msg) {
+			v.f.reveal()
+			return nil
+		}
 		if msg.String() == "enter" && (!v.f.editing() || v.f.focus == gfEnabled) {
 			return v.submit()
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 // TestGroupsViewOneDeletionAtATime: while a group's records are being
@@ -95,4 +97,44 @@ func TestUpdateLeavesLogWritesToCmds(t *testing.T) {
 	}
 	runAll(cmd)
 	waitCount(t, &n, 1)
+}
+
+// TestCreateFormsMaskPastedKeys: a key pasted into the group form or the
+// enrollment form shows masked until ctrl+k (or k outside the fields).
+func TestCreateFormsMaskPastedKeys(t *testing.T) {
+	key := keys.GenerateKey().Base64()
+	c := testCommon(t, 140, 30)
+	g := newGroupFormView(c, 0)
+	g.SetSize(c.Width, c.Height)
+	g.Init()
+	g.Update(press("tab")) // the primary key field
+	g.Update(tea.PasteMsg{Content: key})
+	if g.f.value(gfPrimary) != key {
+		t.Fatalf("paste did not land in the primary key field")
+	}
+	if strings.Contains(g.View(), key[:12]) {
+		t.Fatal("the group form shows a pasted group key unmasked")
+	}
+	g.Update(press("k")) // typed into the field, not a reveal
+	if g.f.value(gfPrimary) != key+"k" || strings.Contains(g.View(), key[:12]) {
+		t.Fatal("k typed into the key field revealed it or was lost")
+	}
+	g.f.set(gfPrimary, key)
+	g.Update(press("ctrl+k"))
+	if !strings.Contains(g.View(), key[:12]) {
+		t.Fatal("ctrl+k does not reveal the key")
+	}
+	g.Update(press("ctrl+k"))
+	if strings.Contains(g.View(), key[:12]) {
+		t.Fatal("ctrl+k again does not mask the key")
+	}
+
+	e := newEnrollmentsView(c)
+	e.SetSize(c.Width, c.Height)
+	e.Update(press("n"))
+	e.Update(press("tab"))
+	e.Update(tea.PasteMsg{Content: key})
+	if e.create.value(1) != key || strings.Contains(e.View(), key[:12]) {
+		t.Fatal("the enrollment form shows a pasted key unmasked")
+	}
 }
