@@ -23,9 +23,10 @@ type enrollmentsView struct {
 	working bool
 	confirm *confirm
 	// shown is the enrollment opened with enter; nil = the list.
-	shown  *dps.IndividualEnrollment
-	create *form
-	err    string
+	shown   *dps.IndividualEnrollment
+	showGen int // the latest enter: an older read arriving late is dropped
+	create  *form
+	err     string
 }
 
 type enrollmentsPageMsg struct {
@@ -37,6 +38,7 @@ type enrollmentsPageMsg struct {
 
 // enrollmentShownMsg carries one enrollment read in full (keys included).
 type enrollmentShownMsg struct {
+	gen int
 	e   dps.IndividualEnrollment
 	err error
 }
@@ -125,6 +127,9 @@ func (v *enrollmentsView) Update(msg tea.Msg) tea.Cmd {
 		}
 		return nil
 	case enrollmentShownMsg:
+		if msg.gen != v.showGen {
+			return nil
+		}
 		v.working = false
 		if msg.err != nil {
 			return flashErr(fmt.Errorf("reading the enrollment: %s", dps.ErrorMessage(msg.err)))
@@ -197,13 +202,14 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	case k.Open.Matches(msg):
 		v.working = true
-		id, svc, ctx := e.RegistrationID, v.c.Target.Service, v.c.Ctx
+		v.showGen++
+		gen, id, svc, ctx := v.showGen, e.RegistrationID, v.c.Target.Service, v.c.Ctx
 		return do(v.vid, func() tea.Msg {
 			full, err := svc.GetEnrollment(ctx, id)
 			if err == nil && full.Attestation.Type == dps.AttestationSymmetricKey {
 				full.Attestation, err = svc.GetEnrollmentAttestation(ctx, id)
 			}
-			return enrollmentShownMsg{e: full, err: err}
+			return enrollmentShownMsg{gen: gen, e: full, err: err}
 		})
 	case k.Delete.Matches(msg):
 		id, svc, ctx := e.RegistrationID, v.c.Target.Service, v.c.Ctx

@@ -44,6 +44,7 @@ type groupsView struct {
 	table    *Table[dps.EnrollmentGroup]
 	counts   map[string]recordCount
 	gen      int // listing generation: a refresh drops older pages
+	delGen   int // the latest d: an older count arriving late is dropped
 	token    string
 	loading  bool
 	working  string // an action in flight, for Busy
@@ -74,6 +75,7 @@ type groupChangedMsg struct {
 
 // deleteCountMsg carries the full record count for the delete dialog.
 type deleteCountMsg struct {
+	gen     int
 	groupID string
 	n       int
 	err     error
@@ -200,6 +202,9 @@ func (v *groupsView) Update(msg tea.Msg) tea.Cmd {
 		}
 		return nil
 	case deleteCountMsg:
+		if msg.gen != v.delGen {
+			return nil
+		}
 		v.working = ""
 		if v.deleting != nil {
 			return nil
@@ -262,10 +267,11 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return v.toggle(g)
 	case k.Delete.Matches(msg):
 		v.working = "counting"
-		id, svc, ctx := g.EnrollmentGroupID, v.c.Target.Service, v.c.Ctx
+		v.delGen++
+		gen, id, svc, ctx := v.delGen, g.EnrollmentGroupID, v.c.Target.Service, v.c.Ctx
 		return do(v.vid, func() tea.Msg {
 			n, _, err := countRecords(ctx, svc, id, 0)
-			return deleteCountMsg{groupID: id, n: n, err: err}
+			return deleteCountMsg{gen: gen, groupID: id, n: n, err: err}
 		})
 	}
 	return nil

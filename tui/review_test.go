@@ -10,6 +10,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
@@ -136,5 +137,46 @@ func TestCreateFormsMaskPastedKeys(t *testing.T) {
 	e.Update(tea.PasteMsg{Content: key})
 	if e.create.value(1) != key || strings.Contains(e.View(), key[:12]) {
 		t.Fatal("the enrollment form shows a pasted key unmasked")
+	}
+}
+
+// TestLateResultsOfAnOlderKeyAreDropped: a result for an earlier enter or d
+// that arrives after a later one does not replace it.
+func TestLateResultsOfAnOlderKeyAreDropped(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	c := testCommon(t, 120, 30)
+	c.Target = target
+	for _, id := range []string{"late-a", "late-b"} {
+		en := dps.IndividualEnrollment{RegistrationID: id, Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey,
+			SymmetricKey: &dps.SymmetricKeyAttestation{PrimaryKey: dps.Secret(keys.GenerateKey().Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}}}
+		if _, err := target.Service.CreateOrUpdateEnrollment(context.Background(), en, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	e := harness(t, c, newEnrollmentsView(c)).v.(*enrollmentsView)
+	if e.table.Len() < 2 {
+		t.Fatalf("the demo has %d enrollments, want 2+", e.table.Len())
+	}
+	first := e.Update(press("enter"))
+	e.table.MoveBy(1)
+	second := e.Update(press("enter"))
+	want, _ := e.table.Selected()
+	e.Update(second().(routed).msg)
+	e.Update(first().(routed).msg)
+	if e.shown == nil || e.shown.RegistrationID != want.RegistrationID {
+		t.Fatalf("detail shows %+v, want the later enter's %s", e.shown, want.RegistrationID)
+	}
+
+	g := harness(t, c, newGroupsView(c)).v.(*groupsView)
+	first = g.Update(press("d"))
+	g.table.MoveBy(1)
+	second = g.Update(press("d"))
+	wantG, _ := g.table.Selected()
+	g.Update(second().(routed).msg)
+	g.confirm = nil // answered
+	g.Update(first().(routed).msg)
+	if g.confirm != nil {
+		t.Fatalf("a late count reopened a delete dialog: %q (the later d was for %s)", g.confirm.text, wantG.EnrollmentGroupID)
 	}
 }
