@@ -283,6 +283,9 @@ func (m *Model) runCommand(line string) tea.Cmd {
 	}
 	v := m.makeView(hits[0])
 	if hits[0] == "groups" { // home: drop the stack
+		if job := m.runningJob(); job != "" {
+			return flash(job + " is still running; :groups would drop it — wait, or esc back")
+		}
 		m.stack = m.stack[:0]
 	}
 	return m.push(v)

@@ -184,8 +184,9 @@ func (v *groupView) more() tea.Cmd {
 	return nil
 }
 
-// Escape clears the filter before the view closes.
-func (v *groupView) Escape() bool { return v.table.ClearFilter() }
+// Escape clears the filter before the view closes. A running deletion keeps
+// the view open: leaving would hide it from the quit guard and drop its end.
+func (v *groupView) Escape() bool { return v.table.ClearFilter() || v.deleting != nil }
 
 // RunningJob names the deletion in flight, if any.
 func (v *groupView) RunningJob() string {

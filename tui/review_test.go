@@ -180,3 +180,30 @@ func TestLateResultsOfAnOlderKeyAreDropped(t *testing.T) {
 		t.Fatalf("a late count reopened a delete dialog: %q (the later d was for %s)", g.confirm.text, wantG.EnrollmentGroupID)
 	}
 }
+
+// TestRunningDeletionsStayOnTheStack: neither esc nor :groups drops a view
+// whose deletion runs (its end would be lost and q would not warn).
+func TestRunningDeletionsStayOnTheStack(t *testing.T) {
+	m := newTestApp(t, 100, 30, false)
+	m.Update(press("esc"))
+	v := newGroupView(m.c, "g")
+	v.deleting = &deleteProgress{total: 10}
+	m.stack = append(m.stack, v)
+	m.Update(press("esc"))
+	if m.top() != v {
+		t.Fatal("esc closed the group view while its deletion runs")
+	}
+	m.Update(press(":"))
+	typeText(func(msg tea.Msg) tea.Cmd { _, c := m.Update(msg); return c }, "groups")
+	if _, cmd := m.Update(press("enter")); cmd == nil {
+		t.Fatal(":groups gave no word")
+	}
+	if len(m.stack) != 2 || m.top() != v {
+		t.Fatalf(":groups dropped the running deletion: %d views", len(m.stack))
+	}
+	v.deleting = nil
+	m.Update(press("esc"))
+	if m.top() == v {
+		t.Fatal("esc does not close the group view once the deletion ended")
+	}
+}
