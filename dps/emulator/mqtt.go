@@ -260,6 +260,21 @@ func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= m.min && m.Handler.Enabled(ctx, l)
 }
 
+// Handle drops the packets mochi attaches to its warnings ("pk", "packet"):
+// a CONNECT carries the device's SAS token as its password.
+func (m minLevel) Handle(ctx context.Context, r slog.Record) error {
+	clean := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Value.Any().(type) {
+		case packets.Packet, *packets.Packet:
+		default:
+			clean.AddAttrs(a)
+		}
+		return true
+	})
+	return m.Handler.Handle(ctx, clean)
+}
+
 func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 	return minLevel{m.Handler.WithAttrs(as), m.min}
 }
