@@ -95,7 +95,9 @@ func (r *register) check() error {
 		return usagef("--secondary only goes with --group")
 	}
 	if r.payload != "" && !json.Valid([]byte(r.payload)) {
-		return usagef("--payload is not valid JSON")
+		var v any
+		err := json.Unmarshal([]byte(r.payload), &v)
+		return usagef("--payload is not valid JSON (%v); give a JSON value, e.g. '{\"model\":\"sensor\"}'", err)
 	}
 	if r.telemetry < 0 {
 		return usagef("--telemetry must be 0 or more")

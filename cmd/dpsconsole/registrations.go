@@ -45,8 +45,14 @@ func newRegistrationsListCmd(a *app) *cobra.Command {
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
 				pager := t.client.NewRegistrationStatePager(group, &dps.PagerOptions{PageSize: pageSize, Prefetch: true})
-				_, err := streamList(cmd.Context(), a.out, output, pager,
+				n, err := streamList(cmd.Context(), a.out, output, pager,
 					func(p dps.RegistrationStatePage) []dps.DeviceRegistrationState { return p.Items }, registrationColumns, registrationRow)
+				if err == nil && n == 0 {
+					// A mistyped group ID lists nothing, like a group without devices: say which.
+					if _, gerr := t.client.GetEnrollmentGroup(cmd.Context(), group); dps.IsNotFound(gerr) {
+						fmt.Fprintf(a.err, "no enrollment group %q exists, and no records carry that group ID; check it with \"dpsconsole groups list\"\n", group)
+					}
+				}
 				return err
 			})
 		},

@@ -143,7 +143,33 @@ emulator, so everything works on a laptop with no Azure account.`,
 		newRegisterCmd(a),
 		newCleanupCmd(a),
 	)
+	withUsageLine(root)
 	return root
+}
+
+// withUsageLine adds the usage line to cobra's argument errors, which say
+// only "accepts 1 arg(s), received 0", not which argument is missing.
+func withUsageLine(c *cobra.Command) {
+	if !c.Runnable() && c.HasSubCommands() {
+		// A group such as "groups" would print its help and exit 0 for a
+		// mistyped subcommand ("groups lst"); make that an unknown command.
+		c.Args = cobra.NoArgs
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				if cmd.HasAvailableSubCommands() {
+					return usageError{fmt.Errorf("%w; see %q for the commands", err, cmd.CommandPath()+" --help")}
+				}
+				return usageError{fmt.Errorf("%w; usage: %s", err, cmd.UseLine())}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		withUsageLine(sub)
+	}
 }
 
 // defaultStateDir is $XDG_STATE_HOME/dpsconsole, or ~/.local/state/dpsconsole.
