@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
@@ -205,5 +206,36 @@ func TestRunningDeletionsStayOnTheStack(t *testing.T) {
 	m.Update(press("esc"))
 	if m.top() == v {
 		t.Fatal("esc does not close the group view once the deletion ended")
+	}
+}
+
+// TestEscLeavesEveryView: from every view, at most two esc presses (the
+// first may leave a field) go back to the view below.
+func TestEscLeavesEveryView(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	m := New(context.Background(), Options{Target: target})
+	update := func(msg tea.Msg) tea.Cmd { _, c := m.Update(msg); return c }
+	update(tea.WindowSizeMsg{Width: 120, Height: 40})
+	drain(t, update, m.Init(), 50)
+	home := m.top()
+	for _, name := range []string{"enrollments", "derive", "simulate", "tutorial", "cleanup", "group", "new group"} {
+		var v view
+		switch name {
+		case "group":
+			v = newGroupView(m.c, emulator.DemoHashedGroup)
+		case "new group":
+			v = newGroupFormView(m.c, home.id())
+		default:
+			v = m.makeView(name)
+		}
+		drain(t, update, m.push(v), 50)
+		for range 2 {
+			if m.top() == v {
+				update(press("esc"))
+			}
+		}
+		if m.top() != home {
+			t.Fatalf("two esc presses did not leave %s (top is %s)", name, m.top().Title())
+		}
 	}
 }
