@@ -150,6 +150,11 @@ func TestDeviceAPIAcceptsEverySDKShape(t *testing.T) {
 			if st.Status != dps.StatusAssigned || st.RegistrationState == nil || st.RegistrationState.AssignedHub == "" || st.RegistrationState.DeviceID != rid {
 				t.Fatalf("final status %+v", st)
 			}
+			// A full registrationState, as the real service's final poll has it.
+			if rs := st.RegistrationState; rs.RegistrationID != rid || rs.Status != dps.StatusAssigned || rs.Substatus != dps.SubstatusInitialAssignment ||
+				rs.ETag == "" || rs.CreatedDateTimeUTC.IsZero() || rs.LastUpdatedDateTimeUTC.IsZero() {
+				t.Errorf("registrationState %+v", rs)
+			}
 			if strings.Trim(st.OperationID, "abcdefABCDEF0123456789.-") != "" {
 				t.Errorf("operation id %q has characters outside [A-Za-z0-9.-]", st.OperationID)
 			}
