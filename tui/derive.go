@@ -113,6 +113,7 @@ func (v *deriveView) setSource(s keySource) {
 	in := &v.f.inputs[fieldGroup]
 	in.SetValue("")
 	v.groupKey, v.fetchedFrom, v.keyErr = keys.Key{}, "", ""
+	v.dropFetch()
 	if s == sourceTyped {
 		v.f.labels[fieldGroup] = "Group key"
 		in.EchoMode = textinput.EchoPassword
@@ -125,6 +126,12 @@ func (v *deriveView) setSource(s keySource) {
 		in.EchoMode = textinput.EchoNormal
 		in.Placeholder = "enrollment group ID, then enter"
 	}
+}
+
+// dropFetch forgets a fetch in flight: the source or group it was for changed.
+func (v *deriveView) dropFetch() {
+	v.fetchGen++
+	v.fetching = false
 }
 
 // fetch asks the target for the group's keys.
@@ -185,6 +192,7 @@ func (v *deriveView) Update(msg tea.Msg) tea.Cmd {
 		if changed {
 			if v.f.focus == fieldGroup && v.source != sourceTyped {
 				v.groupKey, v.fetchedFrom = keys.Key{}, ""
+				v.dropFetch()
 			}
 			v.recompute()
 		}

@@ -239,3 +239,21 @@ func TestEscLeavesEveryView(t *testing.T) {
 		}
 	}
 }
+
+// TestDeriveDropsAFetchForAnOldSourceOrGroup: the group's keys arriving after
+// the key source or the group ID changed are not applied.
+func TestDeriveDropsAFetchForAnOldSourceOrGroup(t *testing.T) {
+	c := testCommon(t, 120, 30)
+	att := dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
+		PrimaryKey: dps.Secret(keys.GenerateKey().Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}}
+	for _, change := range []string{"ctrl+s", "x"} {
+		v := newDeriveView(c, "group-a", "dev-1")
+		v.f.focusOn(fieldGroup)
+		v.fetchGen, v.fetching = 7, true // a fetch of group-a in flight
+		v.Update(press(change))
+		v.Update(attestationMsg{gen: 7, groupID: "group-a", att: att})
+		if v.fetching || v.fetchedFrom != "" || !v.groupKey.IsZero() {
+			t.Fatalf("after %s: fetching=%v, key from %q applied", change, v.fetching, v.fetchedFrom)
+		}
+	}
+}
