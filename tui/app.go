@@ -160,7 +160,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case openMsg:
 		return m.push(msg.v)
 	case backMsg:
-		m.pop()
+		m.close(msg.from)
 		return nil
 	case tea.KeyPressMsg:
 		return m.key(msg)
@@ -295,6 +295,17 @@ func (m *Model) push(v view) tea.Cmd {
 	m.stack = append(m.stack, v)
 	m.resize()
 	return v.Init()
+}
+
+// close removes view `from`, wherever it is; the home view stays.
+func (m *Model) close(from int) {
+	for i := len(m.stack) - 1; i > 0; i-- {
+		if m.stack[i].id() == from {
+			m.stack = append(m.stack[:i], m.stack[i+1:]...)
+			m.resize()
+			return
+		}
+	}
 }
 
 func (m *Model) pop() {

@@ -81,7 +81,8 @@ type openMsg struct{ v view }
 
 func open(v view) tea.Cmd { return func() tea.Msg { return openMsg{v} } }
 
-// backMsg asks the root to pop the focused view.
-type backMsg struct{}
+// backMsg asks the root to close view `from` (the focused one, unless the
+// operator moved on while it worked).
+type backMsg struct{ from int }
 
-func back() tea.Msg { return backMsg{} }
+func back(from int) tea.Cmd { return func() tea.Msg { return backMsg{from} } }

@@ -69,7 +69,7 @@ func (v *groupFormView) Update(msg tea.Msg) tea.Cmd {
 			return nil
 		}
 		owner := v.owner
-		return tea.Batch(back, func() tea.Msg {
+		return tea.Batch(back(v.vid), func() tea.Msg {
 			return routed{to: owner, msg: groupChangedMsg{what: "created enrollment group " + msg.id}}
 		})
 	case tea.PasteMsg:
@@ -161,6 +161,9 @@ func (v *groupFormView) build() (dps.EnrollmentGroup, error) {
 }
 
 func (v *groupFormView) submit() tea.Cmd {
+	if v.saving { // a second enter would PUT again, with new generated keys
+		return nil
+	}
 	g, err := v.build()
 	if err != nil {
 		v.err = err.Error()

@@ -257,3 +257,30 @@ func TestDeriveDropsAFetchForAnOldSourceOrGroup(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupFormCreatesOnceAndClosesItself: a second enter while saving sends
+// nothing, and the form's "created" closes the form even when the operator
+// opened another view meanwhile.
+func TestGroupFormCreatesOnceAndClosesItself(t *testing.T) {
+	m := newTestApp(t, 120, 30, false)
+	m.Update(press("esc"))
+	f := newGroupFormView(m.c, 0)
+	m.push(f)
+	f.f.set(gfID, "once")
+	f.f.focusOn(-1)
+	f.saving = true
+	if cmd := f.Update(press("enter")); cmd != nil {
+		t.Fatal("enter while saving submits again")
+	}
+	other := newDeriveView(m.c, "", "")
+	m.push(other)
+	cmd := f.Update(groupCreatedMsg{id: "once"})
+	for _, c := range cmd().(tea.BatchMsg) {
+		if msg, ok := c().(backMsg); ok {
+			m.Update(msg)
+		}
+	}
+	if m.top() != other || len(m.stack) != 2 {
+		t.Fatalf("the form's close hit the wrong view: top %s, %d views", m.top().Title(), len(m.stack))
+	}
+}
