@@ -230,6 +230,9 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 }
 
 func (v *enrollmentsView) submit() tea.Cmd {
+	if v.working { // a second enter would PUT again, with new generated keys
+		return nil
+	}
 	f := v.create
 	id := f.value(0)
 	if err := keys.ValidateRegistrationID(id); err != nil {

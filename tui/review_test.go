@@ -284,3 +284,16 @@ func TestGroupFormCreatesOnceAndClosesItself(t *testing.T) {
 		t.Fatalf("the form's close hit the wrong view: top %s, %d views", m.top().Title(), len(m.stack))
 	}
 }
+
+func TestEnrollmentFormCreatesOnce(t *testing.T) {
+	c := testCommon(t, 120, 30)
+	v := newEnrollmentsView(c)
+	v.SetSize(c.Width, c.Height)
+	v.Update(press("n"))
+	v.create.set(0, "once")
+	v.create.focusOn(-1)
+	v.working = true // the first enter's PUT is in flight
+	if cmd := v.Update(press("enter")); cmd != nil {
+		t.Fatal("enter while creating submits again")
+	}
+}
