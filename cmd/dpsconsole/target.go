@@ -56,6 +56,9 @@ func (a *app) openTarget(ctx context.Context) (*target, error) {
 		cs, source = os.Getenv("DPS_CONNECTION_STRING"), "$DPS_CONNECTION_STRING"
 	}
 	if cs == "" {
+		if a.caFile != "" {
+			return nil, usagef("--ca-file needs --connection-string (or $DPS_CONNECTION_STRING): it is the CA of that DPS; the embedded emulator needs none")
+		}
 		return a.openEmulator(ctx)
 	}
 	caPEM, err := a.readCA()
