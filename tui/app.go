@@ -429,8 +429,10 @@ func (m *Model) fullHelp() string {
 		return grid
 	}
 	h := m.c.Height
-	more := fmt.Sprintf("↑/↓ scroll, lines %d–%d of %d; any other key closes", m.helpTop+1, m.helpTop+h-1, len(lines))
-	return strings.Join(lines[m.helpTop:m.helpTop+h-1], "\n") + "\n" + m.c.Styles.Muted.Render(more)
+	// A resize may have made the scroll position too deep for the new height.
+	top := max(min(m.helpTop, len(lines)-(h-1)), 0)
+	more := fmt.Sprintf("↑/↓ scroll, lines %d–%d of %d; any other key closes", top+1, top+h-1, len(lines))
+	return strings.Join(lines[top:top+h-1], "\n") + "\n" + m.c.Styles.Muted.Render(more)
 }
 
 // helpLayout lays out every section as a block and stacks the blocks in

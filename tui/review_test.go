@@ -297,3 +297,25 @@ func TestEnrollmentFormCreatesOnce(t *testing.T) {
 		t.Fatal("enter while creating submits again")
 	}
 }
+
+// TestHelpScrolledThenResizedTaller: a help scrolled to its end on a short
+// terminal still renders after the terminal grows.
+func TestHelpScrolledThenResizedTaller(t *testing.T) {
+	m := newTestApp(t, 40, 10, false)
+	m.Update(press("esc"))
+	m.Update(press("?"))
+	for range 200 {
+		m.Update(press("down"))
+	}
+	for _, h := range []int{14, 20, 30, 200} {
+		m.Update(tea.WindowSizeMsg{Width: 40, Height: h})
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Fatalf("help at 40x%d after scrolling: panic: %v", h, r)
+				}
+			}()
+			m.View()
+		}()
+	}
+}
