@@ -289,16 +289,15 @@ func showSettings(w io.Writer, f enrollmentFields, showKeys bool) {
 // maskURL hides a URL's query and password: a webhook's query usually
 // carries its function key (?code=...).
 func maskURL(raw string) string {
-	const masked = "••••••••"
 	u, err := url.Parse(raw)
 	if err != nil {
-		return masked
+		return keys.Mask
 	}
 	hasQuery := u.RawQuery != "" || u.ForceQuery
 	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
 	s := u.Redacted()
 	if hasQuery {
-		s += "?" + masked
+		s += "?" + keys.Mask
 	}
 	return s
 }
