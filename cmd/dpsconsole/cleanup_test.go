@@ -95,7 +95,7 @@ func TestCleanupUsageErrors(t *testing.T) {
 	c.fails(2, []string{"cleanup", "--concurrency", "0"}, "--concurrency")
 	c.fails(2, []string{"cleanup", "--output", "yaml"}, "--output")
 	c.fails(2, []string{"cleanup", "--group-id", "bad id!"}, "--group-id")
-	c.fails(1, []string{"cleanup", "--resume", "no-such-job"}, `no job "no-such-job"`)
+	c.fails(1, []string{"cleanup", "--resume", "no-such-job"}, `no job "no-such-job"`, "the id printed when the job started")
 	c.fails(2, []string{"groups", "delete", "g", "--with-hub-devices"}, "--with-registrations")
 	// A bad line in the ids file is reported; the good ones are used.
 	code, out, errOut := c.run("cleanup", "--dry-run", "--group-ids-file", bad)

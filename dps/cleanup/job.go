@@ -140,7 +140,7 @@ func (e *Engine) OpenJob(id string) (*Job, error) {
 	dir := filepath.Join(jobsDir(e.StateDir), id)
 	f, err := os.Open(filepath.Join(dir, jobFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("cleanup: no job %q in %s", id, jobsDir(e.StateDir))
+		return nil, fmt.Errorf("cleanup: no job %q in %s; give the id printed when the job started (each job is a directory there)", id, jobsDir(e.StateDir))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cleanup: open job %s: %w", id, err)
