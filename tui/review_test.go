@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -317,5 +318,72 @@ func TestHelpScrolledThenResizedTaller(t *testing.T) {
 			}()
 			m.View()
 		}()
+	}
+}
+
+// TestKeyMashNeverPanics presses random keys and resizes on every view
+// against the emulator, results fed back as a Program would, and renders
+// after each step.
+func TestKeyMashNeverPanics(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	m := New(context.Background(), Options{Target: target})
+	msgs := make(chan tea.Msg, 1024)
+	var run func(tea.Cmd)
+	run = func(cmd tea.Cmd) {
+		if cmd == nil {
+			return
+		}
+		go func() {
+			switch msg := cmd().(type) {
+			case tea.BatchMsg:
+				for _, c := range msg {
+					run(c)
+				}
+			case nil:
+			default:
+				select {
+				case msgs <- msg:
+				default:
+				}
+			}
+		}()
+	}
+	step := func(msg tea.Msg) {
+		defer func() {
+			if r := recover(); r != nil {
+				t.Fatalf("after %#v on %s: panic: %v", msg, m.top().Title(), r)
+			}
+		}()
+		_, cmd := m.Update(msg)
+		run(cmd)
+		m.View()
+	}
+	step(tea.WindowSizeMsg{Width: 100, Height: 30})
+	run(m.Init())
+	ks := []string{"up", "down", "pgdown", "enter", "esc", "space", "tab", "shift+tab", "ctrl+a", "ctrl+s", "ctrl+k", "ctrl+t",
+		"k", "c", "d", "n", "e", "r", "/", "a", "1", "G", "g", "p", "h", "s", "?", "y", "backspace"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	deadline := time.Now().Add(4 * time.Second)
+	for _, name := range commands[:len(commands)-1] {
+		step(press(":"))
+		typeText(func(msg tea.Msg) tea.Cmd { step(msg); return nil }, name)
+		step(press("enter"))
+		for i := 0; i < 150 && time.Now().Before(deadline); i++ {
+			if rng.IntN(10) == 0 {
+				step(tea.WindowSizeMsg{Width: rng.IntN(130), Height: rng.IntN(40)})
+			} else {
+				step(press(ks[rng.IntN(len(ks))]))
+			}
+			for more := true; more; {
+				select {
+				case msg := <-msgs:
+					step(msg)
+				case <-time.After(2 * time.Millisecond):
+					more = false
+				}
+			}
+		}
+		m.cmdMode, m.showHelp = false, false
+		deadline = time.Now().Add(4 * time.Second)
 	}
 }
