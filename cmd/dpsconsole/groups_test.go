@@ -162,6 +162,7 @@ func TestGroupsInputValidation(t *testing.T) {
 	c.fails(2, []string{"registrations", "list", "--group", "g", "--page-size", "0"}, "--page-size 0")
 	c.fails(2, []string{"groups", "show"}, "received 0", "usage: dpsconsole groups show ID")
 	c.fails(2, []string{"--ca-file", "/no/such/ca.pem", "groups", "list"}, "--ca-file needs --connection-string")
+	c.fails(2, []string{"--connection-string", "HostName=x.azure-devices-provisioning.net", "groups", "list"}, "SharedAccessKey is missing", "quote it")
 	c.fails(2, []string{"groups", "lst"}, `unknown command "lst"`, "dpsconsole groups --help")
 	if code, _, errOut := c.run("registrations", "list", "--group", "no-such-group"); code != 0 || !strings.Contains(errOut, `no enrollment group "no-such-group" exists`) {
 		t.Errorf("registrations list of an unknown group: exit %d, stderr %q; want 0 and a note", code, errOut)

@@ -68,6 +68,10 @@ func (a *app) openTarget(ctx context.Context) (*target, error) {
 	parsed, err := keys.ParseServiceConnectionString(cs)
 	if err != nil {
 		// The keys package's errors never repeat the key.
+		if !strings.Contains(cs, ";") && strings.HasPrefix(strings.ToLower(cs), "hostname=") {
+			// An unquoted string in a shell (or a sourced emulator.env) ends at the first ';'.
+			err = fmt.Errorf("%w; it has no ';', so it was probably cut at the first one: quote it in the shell", err)
+		}
 		return nil, usagef("the connection string from %s is not usable: %v\nA DPS service connection string looks like HostName=<name>.azure-devices-provisioning.net;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=<base64 key> (Azure portal: your DPS → Shared access policies)", source, err)
 	}
 	tr, err := dps.NewTransport(caPEM)
