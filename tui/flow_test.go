@@ -270,7 +270,7 @@ func TestFlowIndividualEnrollments(t *testing.T) {
 	f.keys("n")
 	f.typeText("flow-device")
 	f.keys("enter", "enter", "enter")
-	f.waitFor("created", "created enrollment flow-device", "flow-device")
+	f.waitFor("created", "created enrollment flow-device", "1/1") // listed again: enter opens it
 	f.keys("enter")
 	f.waitFor("show", "Enrollment flow-device", `"primaryKey": "••••••••"`)
 	f.keys("esc", "d")
