@@ -239,7 +239,7 @@ func TestKeysSAS(t *testing.T) {
 		{2, []string{"--resource", "h"}, "--key-file"},
 		{2, []string{"--resource", "h", "--key", tutDevKey, "--key-file", keyFile}, "not both"},
 		{2, []string{"--resource", "h", "--key", tutDevKey, "--ttl", "-1h"}, "--ttl"},
-		{2, []string{"--resource", "h", "--key", tutDevKey, "--ttl", "soon"}, "invalid argument"},
+		{2, []string{"--resource", "h", "--key", tutDevKey, "--ttl", "soon"}, "give a duration"},
 		{1, []string{"--resource", "h", "--key", "short"}, "invalid key"},
 	} {
 		code, out, errOut := keysRun(t, "", append([]string{"keys", "sas"}, tc.args...)...)

@@ -13,6 +13,7 @@ import (
 
 	"charm.land/fang/v2"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit statuses.
@@ -128,7 +129,7 @@ emulator, so everything works on a laptop with no Azure account.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runConsole(cmd, a) },
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{flagValueError(err)} })
 	addConsoleFlags(root, a)
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.stateDir, "state-dir", defaultStateDir(), "state directory: emulator data, journals, job logs, log file")
@@ -170,6 +171,26 @@ func withUsageLine(c *cobra.Command) {
 	for _, sub := range c.Commands() {
 		withUsageLine(sub)
 	}
+}
+
+// flagValueError says what a flag takes instead of pflag's strconv detail
+// ("strconv.ParseInt: parsing "abc": invalid syntax").
+func flagValueError(err error) error {
+	var iv *pflag.InvalidValueError
+	if !errors.As(err, &iv) {
+		return err
+	}
+	want := map[string]string{
+		"bool":     "true or false",
+		"int":      "a whole number",
+		"int32":    "a whole number",
+		"float64":  "a number, e.g. 0.05",
+		"duration": "a duration, e.g. 90s or 1h",
+	}[iv.GetFlag().Value.Type()]
+	if want == "" {
+		return err
+	}
+	return fmt.Errorf("invalid value %q for --%s: give %s", iv.GetValue(), iv.GetFlag().Name, want)
 }
 
 // defaultStateDir is $XDG_STATE_HOME/dpsconsole, or ~/.local/state/dpsconsole.
