@@ -97,6 +97,7 @@ func TestCleanupUsageErrors(t *testing.T) {
 	c.fails(2, []string{"cleanup", "--group-id", "bad id!"}, "--group-id")
 	c.fails(1, []string{"cleanup", "--resume", "no-such-job"}, `no job "no-such-job"`, "the id printed when the job started")
 	c.fails(2, []string{"groups", "delete", "g", "--with-hub-devices"}, "--with-registrations")
+	c.fails(1, []string{"groups", "delete", "no-such-group", "--with-registrations"}, `"no-such-group" does not exist`, "cleanup --group-id no-such-group")
 	// A bad line in the ids file is reported; the good ones are used.
 	code, out, errOut := c.run("cleanup", "--dry-run", "--group-ids-file", bad)
 	if code != 0 || !strings.Contains(errOut, bad+":3: skipped") || strings.Contains(errOut, ":2:") {

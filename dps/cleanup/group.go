@@ -13,6 +13,9 @@ import (
 // Deleting the group alone would leave its records behind as orphans.
 func (e *Engine) PlanGroupDeletion(ctx context.Context, groupID string, events chan<- Event) (*Plan, error) {
 	g, err := e.DPS.GetEnrollmentGroup(ctx, groupID)
+	if dps.IsNotFound(err) {
+		return nil, fmt.Errorf("enrollment group %q does not exist; if it was deleted, \"cleanup --group-id %s\" deletes the registration records it left", groupID, groupID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read enrollment group %q: %s", groupID, dps.ErrorMessage(err))
 	}
