@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,7 +31,8 @@ const consoleLogName = "dpsconsole.log"
 
 // runConsole opens the terminal console on the target.
 func runConsole(cmd *cobra.Command, a *app) (err error) {
-	ctx := cmd.Context()
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
 	if err := os.MkdirAll(a.stateDir, 0o700); err != nil {
 		return fmt.Errorf("create the state directory %s: %w", a.stateDir, err)
 	}
@@ -49,6 +51,7 @@ func runConsole(cmd *cobra.Command, a *app) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, t.Close()) }()
+	defer cancel() // on quit, stop work still in flight before the target closes
 	journal, jerr := cleanup.OpenJournal(a.stateDir, t.client.Host())
 	if jerr != nil {
 		logger.Warn("no known-groups journal; orphan detection will be weaker", "error", jerr)
