@@ -202,17 +202,12 @@ func (r *runner) work(ctx context.Context, cancel context.CancelCauseFunc, todo 
 			cancel(err)
 			return
 		}
-		p := r.pacerFor(a)
-		sent, err := p.acquire(ctx)
-		if err != nil {
+		c, sent, err := r.send(ctx, a)
+		if !sent {
 			return
 		}
-		err = r.do(ctx, a)
-		r.requests.Add(1)
-		c := classify(err)
 		switch c.kind {
 		case classDone:
-			p.release(sent, resultOK, 0)
 			r.settle(t.n, c.outcome, "")
 			if h, ok := follow[t.n]; ok {
 				if c.outcome == OutcomeChanged {
@@ -224,24 +219,18 @@ func (r *runner) work(ctx context.Context, cancel context.CancelCauseFunc, todo 
 			}
 			settle()
 		case classThrottled:
-			r.throttled.Add(1)
-			p.release(sent, resultThrottled, c.retryAfter)
 			retry <- t
 		case classFault:
-			p.release(sent, resultOther, 0)
-			r.faults.Add(1)
 			if t.attempt+1 >= maxAttempts {
 				giveUp(t.n, err)
 				return
 			}
 			time.AfterFunc(backoff(t.attempt), func() { retry <- task{t.n, t.attempt + 1} })
 		case classFatal:
-			p.release(sent, resultOther, 0)
 			if ctx.Err() == nil {
 				cancel(fmt.Errorf("cleanup stopped: %s", errorText(a, err)))
 			}
 		default: // classFailed
-			p.release(sent, resultOther, 0)
 			giveUp(t.n, err)
 		}
 	}
@@ -357,42 +346,58 @@ func (r *runner) deleteGroup(ctx context.Context, cancel context.CancelCauseFunc
 		r.giveUp(n, fmt.Errorf("kept: registration record %q appeared after the scan; run the deletion again", page.Items[0].RegistrationID))
 		return
 	}
-	p := r.pacerFor(a)
 	for attempt := 0; ctx.Err() == nil; {
-		sent, err := p.acquire(ctx)
-		if err != nil {
+		c, sent, err := r.send(ctx, a)
+		if !sent {
 			return
 		}
-		err = r.do(ctx, a)
-		r.requests.Add(1)
-		c := classify(err)
 		switch c.kind {
 		case classDone:
-			p.release(sent, resultOK, 0)
 			r.settle(n, c.outcome, "")
 			r.journalDeleted(a.ID)
 			return
 		case classThrottled:
-			r.throttled.Add(1)
-			p.release(sent, resultThrottled, c.retryAfter)
 		case classFault:
-			p.release(sent, resultOther, 0)
-			r.faults.Add(1)
 			if attempt++; attempt >= maxAttempts {
 				r.giveUp(n, err)
 				return
 			}
 			sleep(ctx, backoff(attempt))
 		case classFatal:
-			p.release(sent, resultOther, 0)
 			cancel(fmt.Errorf("cleanup stopped: %s", errorText(a, err)))
 			return
 		default:
-			p.release(sent, resultOther, 0)
 			r.giveUp(n, err)
 			return
 		}
 	}
+}
+
+// send makes one attempt at a through its service's pacer: it waits for a
+// slot, sends, counts the request, and tells the pacer how it went. sent is
+// false when the run ended before a slot came free.
+func (r *runner) send(ctx context.Context, a Action) (c classification, sent bool, err error) {
+	p := r.pacerFor(a)
+	at, err := p.acquire(ctx)
+	if err != nil {
+		return c, false, nil
+	}
+	err = r.do(ctx, a)
+	r.requests.Add(1)
+	c = classify(err)
+	switch c.kind {
+	case classDone:
+		p.release(at, resultOK, 0)
+	case classThrottled:
+		r.throttled.Add(1)
+		p.release(at, resultThrottled, c.retryAfter)
+	case classFault:
+		r.faults.Add(1)
+		p.release(at, resultOther, 0)
+	default:
+		p.release(at, resultOther, 0)
+	}
+	return c, true, err
 }
 
 // journalDeleted notes a group the run deleted in the known-groups journal,
