@@ -79,7 +79,7 @@ func FuzzDeriver(f *testing.F) {
 			return
 		}
 		d, err := NewDeriver(KeyFromBytes(key))
-		if err != nil || d.fast == nil {
+		if err != nil || (d.fast != nil) != (sha256Digest != nil) {
 			t.Fatalf("NewDeriver: %v, fast path %v", err, d.fast != nil)
 		}
 		d.derive(msg)
