@@ -46,7 +46,8 @@ func chainOf(digest [sha256.Size]byte) (h [8]uint32) {
 }
 
 // Where the CPU lacks the SHA extensions (or with -tags purego) the Deriver
-// falls back to crypto/hmac; that path must give the same keys.
+// falls back to crypto/hmac; that path must give the same keys. (Not
+// parallel: it swaps a package variable.)
 func TestDeriverWithoutSHAExtensions(t *testing.T) {
 	saved := sha256Digest
 	sha256Digest = nil
