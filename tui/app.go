@@ -286,6 +286,7 @@ func (m *Model) runCommand(line string) tea.Cmd {
 		if job := m.runningJob(); job != "" {
 			return flash(job + " is still running; :groups would drop it — wait, or esc back")
 		}
+		stopViews(m.stack...)
 		m.stack = m.stack[:0]
 	}
 	return m.push(v)
@@ -301,6 +302,7 @@ func (m *Model) push(v view) tea.Cmd {
 func (m *Model) close(from int) {
 	for i := len(m.stack) - 1; i > 0; i-- {
 		if m.stack[i].id() == from {
+			stopViews(m.stack[i])
 			m.stack = append(m.stack[:i], m.stack[i+1:]...)
 			m.resize()
 			return
@@ -310,8 +312,21 @@ func (m *Model) close(from int) {
 
 func (m *Model) pop() {
 	if len(m.stack) > 1 {
+		stopViews(m.top())
 		m.stack = m.stack[:len(m.stack)-1]
 		m.resize()
+	}
+}
+
+// stopper is a view whose background work has no use once the view leaves
+// the stack (a simulated registration nobody watches); Stop cancels it.
+type stopper interface{ Stop() }
+
+func stopViews(views ...view) {
+	for _, v := range views {
+		if s, ok := v.(stopper); ok {
+			s.Stop()
+		}
 	}
 }
 

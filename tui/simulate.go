@@ -66,6 +66,9 @@ func (v *simulateView) Hints() []*Binding {
 	return []*Binding{k.Submit, k.NextField, k.Telemetry}
 }
 
+// Stop cancels a registration still running when the view is closed.
+func (v *simulateView) Stop() { v.tl.stop() }
+
 func (v *simulateView) Init() tea.Cmd {
 	if v.f.value(sfRegID) == "" {
 		if v.f.value(sfGroup) == "" {

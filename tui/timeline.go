@@ -42,7 +42,8 @@ type telemetrySent struct {
 type timeline struct {
 	c       *Common
 	owner   int
-	run     int // generation: a new run drops events of the old one
+	run     int                // generation: a new run drops events of the old one
+	stopRun context.CancelFunc // ends the current run's goroutine; see stop
 	running bool
 	host    string
 	regID   string
@@ -63,6 +64,7 @@ func newTimeline(c *Common, owner int) *timeline { return &timeline{c: c, owner:
 
 // start registers regID with key (payload may be nil).
 func (t *timeline) start(regID string, key keys.Key, payload json.RawMessage) tea.Cmd {
+	t.stop()
 	t.run++
 	*t = timeline{c: t.c, owner: t.owner, run: t.run, running: true, regID: regID, key: key, started: t.c.Now()}
 	if t.c.Target == nil {
@@ -75,25 +77,38 @@ func (t *timeline) start(regID string, key keys.Key, payload json.RawMessage) te
 		return nil
 	}
 	t.host = client.Host()
-	run, ctx, owner := t.run, t.c.Ctx, t.owner
+	ctx, cancel := context.WithCancel(t.c.Ctx)
+	t.stopRun = cancel
+	run, owner := t.run, t.owner
 	// The registration runs in a goroutine started by the Cmd (not by
-	// Update); its events come back one message at a time.
+	// Update); its events come back one message at a time. Once the run is
+	// stopped nobody listens, so no send may outlive ctx.
 	begin := do(owner, func() tea.Msg {
 		ch := make(chan registerEvent, 64)
+		send := func(e registerEvent) {
+			select {
+			case ch <- e:
+			case <-ctx.Done():
+			}
+		}
 		go func() {
 			defer close(ch)
-			progress := func(e device.Event) {
-				select {
-				case ch <- registerEvent{run: run, ch: ch, ev: e}:
-				case <-ctx.Done():
-				}
-			}
-			state, err := register(ctx, client, regID, key, payload, progress)
-			ch <- registerEvent{run: run, ch: ch, done: true, state: state, err: err}
+			state, err := register(ctx, client, regID, key, payload, func(e device.Event) {
+				send(registerEvent{run: run, ch: ch, ev: e})
+			})
+			send(registerEvent{run: run, ch: ch, done: true, state: state, err: err})
 		}()
 		return <-ch
 	})
 	return tea.Batch(begin, t.tick())
+}
+
+// stop cancels the running registration, if any: its view was closed or a
+// new run replaces it.
+func (t *timeline) stop() {
+	if t.stopRun != nil {
+		t.stopRun()
+	}
 }
 
 func register(ctx context.Context, client *device.Client, regID string, key keys.Key, payload json.RawMessage, progress func(device.Event)) (dps.DeviceRegistrationState, error) {
@@ -121,6 +136,7 @@ func (t *timeline) update(msg tea.Msg) (tea.Cmd, bool) {
 			return nil, true
 		}
 		if msg.done {
+			t.stop() // the goroutine has ended; this releases its context
 			t.running = false
 			t.elapsed = t.c.Now().Sub(t.started)
 			if msg.err != nil {

@@ -85,7 +85,11 @@ func (v *tutorialView) SetSize(w, _ int) {
 	v.regID.SetWidth(min(max(w-30, 10), 60))
 }
 func (v *tutorialView) Hints() []*Binding { return []*Binding{v.c.Keys.Submit} }
-func (v *tutorialView) Init() tea.Cmd     { return nil }
+
+// Stop cancels a registration still running when the view is closed.
+func (v *tutorialView) Stop() { v.tl.stop() }
+
+func (v *tutorialView) Init() tea.Cmd { return nil }
 
 func (v *tutorialView) Update(msg tea.Msg) tea.Cmd {
 	if cmd, ok := v.tl.update(msg); ok {
