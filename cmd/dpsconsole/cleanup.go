@@ -186,10 +186,7 @@ func (c *cleanupCmd) run(ctx context.Context, t *target) error {
 	sum, err := runWithProgress(ctx, c.a.err, func(events chan<- cleanup.Event) (cleanup.Summary, error) {
 		return eng.Run(ctx, job, cleanup.RunOptions{Concurrency: c.concurrency}, events)
 	})
-	if werr := printRun(c.a.out, c.output, plan, sum); werr != nil {
-		return werr
-	}
-	return runError(err, sum, job.ID)
+	return reportRun(c.a.out, c.output, plan, sum, err, job.ID)
 }
 
 // printRun prints the result of a run: the JSON report, or the summary.
@@ -201,9 +198,15 @@ func printRun(w io.Writer, output string, plan *cleanup.Plan, sum cleanup.Summar
 	return nil
 }
 
-// runError is the command's result after a run: the error that stopped
-// it, or exit status 1 when some deletes failed.
-func runError(err error, sum cleanup.Summary, jobID string) error {
+// reportRun prints what a run did and returns the command's result: the
+// error that stopped the run, or exit status 1 when some deletes failed.
+func reportRun(w io.Writer, output string, plan *cleanup.Plan, sum cleanup.Summary, err error, jobID string) error {
+	if errors.Is(err, cleanup.ErrJobRunning) {
+		return err // nothing ran here, so there is nothing to report
+	}
+	if werr := printRun(w, output, plan, sum); werr != nil {
+		return werr
+	}
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			err = errors.New("interrupted")
@@ -422,8 +425,5 @@ func (d *groupsDelete) runSafe(ctx context.Context, t *target, id string) error 
 	sum, err := runWithProgress(ctx, d.a.err, func(events chan<- cleanup.Event) (cleanup.Summary, error) {
 		return eng.Run(ctx, job, cleanup.RunOptions{}, events)
 	})
-	if werr := printRun(d.a.out, d.output, plan, sum); werr != nil {
-		return werr
-	}
-	return runError(err, sum, job.ID)
+	return reportRun(d.a.out, d.output, plan, sum, err, job.ID)
 }

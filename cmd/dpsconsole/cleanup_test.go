@@ -292,3 +292,27 @@ func hubHosts(env emulator.Env) []string {
 	}
 	return out
 }
+
+// A job another process is running is not resumed alongside it: the command
+// says so, prints no summary and deletes nothing.
+func TestCleanupResumeWhileAnotherProcessRuns(t *testing.T) {
+	c := newCLI(t)
+	code, _, errOut := c.run("cleanup", "--yes")
+	id := regexp.MustCompile(`job (\S+) started`).FindStringSubmatch(errOut)
+	if code != 0 || id == nil {
+		t.Fatalf("cleanup: exit %d\n%s", code, errOut)
+	}
+	// flock locks belong to an open file: this open stands in for the other process.
+	f, err := os.OpenFile(filepath.Join(c.stateDir, "cleanup-jobs", id[1], "outcomes.jsonl"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	c.fails(1, []string{"cleanup", "--resume", id[1]}, "job "+id[1]+" is running in another process", "wait for it to finish")
+	if _, out, _ := c.run("cleanup", "--resume", id[1]); out != "" {
+		t.Errorf("a refused resume printed a summary:\n%s", out)
+	}
+}

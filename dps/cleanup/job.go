@@ -14,7 +14,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/dpsconsole/dpsconsole/internal/filelock"
 )
+
+// ErrJobRunning is returned by Engine.Run when another process runs the job.
+var ErrJobRunning = errors.New("running in another process")
 
 // Outcome is how one action ended.
 type Outcome string
@@ -164,38 +169,29 @@ func (e *Engine) OpenJob(id string) (*Job, error) {
 		return nil, fmt.Errorf("cleanup: job %s was made for DPS %s, but the target is %s", id, j.Host, e.DPS.Host())
 	}
 	j.outcomes = make([]Outcome, len(j.Actions))
-	if err := j.readLog(); err != nil {
+	data, err := os.ReadFile(filepath.Join(dir, logFile))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("cleanup: read the log of job %s: %w", id, err)
+	}
+	if _, err := j.replay(data); err != nil {
 		return nil, err
 	}
 	return j, nil
 }
 
-// readLog replays the outcome log. A torn last line (the process died while
-// writing it) is cut off, so the next append starts on a clean line; that
-// action simply runs again.
-func (j *Job) readLog() error {
-	path := filepath.Join(j.dir, logFile)
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("cleanup: read the log of job %s: %w", j.ID, err)
-	}
-	whole := bytes.LastIndexByte(data, '\n') + 1
+// replay applies the outcome log's whole lines and returns their length. A
+// torn last line (the process died while writing it) is ignored; that action
+// simply runs again.
+func (j *Job) replay(data []byte) (whole int, err error) {
+	whole = bytes.LastIndexByte(data, '\n') + 1
 	for line := range bytes.Lines(data[:whole]) {
 		var l logLine
 		if err := json.Unmarshal(line, &l); err != nil || l.N < 0 || l.N >= len(j.Actions) {
-			return fmt.Errorf("cleanup: the log of job %s is damaged at %q", j.ID, bytes.TrimSpace(line))
+			return 0, fmt.Errorf("cleanup: the log of job %s is damaged at %q", j.ID, bytes.TrimSpace(line))
 		}
 		j.outcomes[l.N] = l.Outcome
 	}
-	if whole < len(data) {
-		if err := os.Truncate(path, int64(whole)); err != nil {
-			return fmt.Errorf("cleanup: repair the log of job %s: %w", j.ID, err)
-		}
-	}
-	return nil
+	return whole, nil
 }
 
 func sameHost(a, b string) bool { return strings.EqualFold(a, b) }
@@ -221,14 +217,45 @@ type outcomeLog struct {
 	failed atomic.Pointer[error]
 }
 
+// openLog locks the job's log for this run, so that two processes never run
+// one job at once, and brings the outcomes up to date: another process may
+// have run the job since it was opened.
 func (j *Job) openLog() (*outcomeLog, error) {
-	f, err := os.OpenFile(filepath.Join(j.dir, logFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(filepath.Join(j.dir, logFile), os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cleanup: open the log of job %s: %w", j.ID, err)
+	}
+	if err := j.takeLog(f); err != nil {
+		f.Close()
+		return nil, err
 	}
 	l := &outcomeLog{f: f, ch: make(chan logLine, 4096), done: make(chan error, 1)}
 	go l.run()
 	return l, nil
+}
+
+// takeLog locks the log open in f, replays it and cuts a torn last line off,
+// so the next append starts on a clean line.
+func (j *Job) takeLog(f *os.File) error {
+	if err := filelock.TryLock(f); errors.Is(err, filelock.ErrLocked) {
+		return fmt.Errorf("cleanup: job %s is %w; wait for it to finish, or stop it (ctrl+c there) and resume it here", j.ID, ErrJobRunning)
+	} else if err != nil {
+		return fmt.Errorf("cleanup: lock the log of job %s: %w", j.ID, err)
+	}
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
+	if err != nil {
+		return fmt.Errorf("cleanup: read the log of job %s: %w", j.ID, err)
+	}
+	whole, err := j.replay(data)
+	if err != nil {
+		return err
+	}
+	if whole < len(data) {
+		if err := f.Truncate(int64(whole)); err != nil {
+			return fmt.Errorf("cleanup: repair the log of job %s: %w", j.ID, err)
+		}
+	}
+	return nil
 }
 
 func (l *outcomeLog) run() {

@@ -1,5 +1,3 @@
-//go:build unix
-
 package emulator
 
 import (
@@ -7,20 +5,22 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"syscall"
+
+	"github.com/dpsconsole/dpsconsole/internal/filelock"
 )
 
 // lockDataDir takes an exclusive lock on the data dir for the life of the
 // emulator: two emulators on one dir would fight over ports and rename each
-// other's hubs. The kernel drops the lock when the process dies.
+// other's hubs. The kernel drops the lock when the process dies. (Where
+// flock(2) does not exist the lock is not enforced.)
 func lockDataDir(dir string) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "emulator.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := filelock.TryLock(f); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, filelock.ErrLocked) {
 			return nil, fmt.Errorf("%w: %s; use that emulator (its %s holds the connection strings) or another data dir", ErrDataDirInUse, dir, EnvFile)
 		}
 		return nil, err
