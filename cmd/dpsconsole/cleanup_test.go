@@ -17,6 +17,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
+	"github.com/dpsconsole/dpsconsole/internal/filelock"
 )
 
 // With no flags at all, cleanup finds the demo seed's deleted group's
@@ -308,7 +309,7 @@ func TestCleanupResumeWhileAnotherProcessRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := filelock.TryLock(f); err != nil {
 		t.Fatal(err)
 	}
 	c.fails(1, []string{"cleanup", "--resume", id[1]}, "job "+id[1]+" is running in another process", "wait for it to finish")
