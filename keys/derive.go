@@ -130,9 +130,14 @@ func newRawHMAC(key []byte) *rawHMAC {
 }
 
 // chainAfter returns SHA-256's chaining value after one block.
-func chainAfter(block []byte) (h [8]uint32) {
+func chainAfter(block []byte) [8]uint32 {
 	var digest [sha256.Size]byte
 	sha256Digest(&digest, &sha256IV, block)
+	return chainOf(digest)
+}
+
+// chainOf reads a digest back as the chaining value it was written from.
+func chainOf(digest [sha256.Size]byte) (h [8]uint32) {
 	for i := range h {
 		h[i] = binary.BigEndian.Uint32(digest[4*i:])
 	}

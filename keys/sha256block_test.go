@@ -38,13 +38,6 @@ func TestSHA256Digest(t *testing.T) {
 	}
 }
 
-func chainOf(digest [sha256.Size]byte) (h [8]uint32) {
-	for i := range h {
-		h[i] = binary.BigEndian.Uint32(digest[4*i:])
-	}
-	return h
-}
-
 // Where the CPU lacks the SHA extensions (or with -tags purego) the Deriver
 // falls back to crypto/hmac; that path must give the same keys. (Not
 // parallel: it swaps a package variable.)
