@@ -70,11 +70,11 @@ func New(ctx context.Context, opts Options) *Model {
 	in := textinput.New()
 	in.Prompt = ":"
 	in.ShowSuggestions = true
-	in.SetSuggestions(commands)
+	in.SetSuggestions(commandsFor(opts.ReadOnly))
 	m := &Model{c: c, help: help.New(), spin: spinner.New(spinner.WithSpinner(spinner.MiniDot)), cmdline: in}
 	m.help.Styles = c.Styles.Help
 	start := opts.Start
-	if start == "" {
+	if start == "" || readOnlyRefusal(opts.ReadOnly, start) != "" {
 		start = "groups"
 	}
 	m.stack = []view{m.makeView(start)}
@@ -277,6 +277,9 @@ func (m *Model) runCommand(line string) tea.Cmd {
 		}
 		return flash(fmt.Sprintf("%q is ambiguous: :%s", name, strings.Join(hits, " :")))
 	}
+	if why := readOnlyRefusal(m.c.ReadOnly, hits[0]); why != "" {
+		return flash(why)
+	}
 	if hits[0] == "quit" {
 		m.quitting = true
 		return tea.Quit
@@ -466,7 +469,7 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		}
 		tail = append(tail, st.Warning.Width(w).Render("Disabled ("+d[0].DisabledReason()+"): "+strings.Join(names, ", ")))
 	}
-	tail = append(tail, st.Muted.Width(w).Render("Commands: :"+strings.Join(commands, " :")), st.Muted.Render(fit("Any key closes this help.", w)))
+	tail = append(tail, st.Muted.Width(w).Render("Commands: :"+strings.Join(commandsFor(m.c.ReadOnly), " :")), st.Muted.Render(fit("Any key closes this help.", w)))
 	end := strings.Join(tail, "\n")
 
 	var blocks []string

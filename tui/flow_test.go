@@ -204,9 +204,11 @@ func TestFlowTutorialEndToEnd(t *testing.T) {
 	f.typeText("tutorial")
 	f.keys("enter")
 	f.waitFor("open", "[▸] 1. Create a symmetric-key enrollment group")
+	tv := f.p.stack[len(f.p.stack)-1].(*tutorialView)
+	regID := tv.regID.Value() // a fresh ID, never the docs' example
 	f.keys("enter")
 	f.waitFor("group", "[✓] 1.", "created group dpsconsole-tutorial-", "[▸] 2.")
-	f.keys("enter") // keep the tutorial's registration ID
+	f.keys("enter") // keep the tutorial's fresh registration ID
 	f.waitFor("id", "[✓] 2.", "[▸] 3.")
 	f.keys("enter")
 	f.waitFor("derive", "[✓] 3.", "device key ")
@@ -215,15 +217,14 @@ func TestFlowTutorialEndToEnd(t *testing.T) {
 	f.keys("enter")
 	f.waitFor("telemetry", "[✓] 5.", "1 message(s) accepted")
 	f.keys("enter")
-	f.waitFor("record", "[✓] 6.", "record "+tutorialDefaultID+": assigned")
+	f.waitFor("record", "[✓] 6.", "record "+regID+": assigned")
 	f.keys("enter")
-	f.waitFor("clean up", "[✓] 7.", "deleted the record and the group, then device "+tutorialDefaultID)
+	f.waitFor("clean up", "[✓] 7.", "deleted record "+regID+", then group dpsconsole-tutorial-", ", then hub device "+regID+" on 127.0.0.1:")
 
 	ctx := context.Background()
-	if _, err := target.Service.GetRegistrationState(ctx, tutorialDefaultID); !dps.IsNotFound(err) {
+	if _, err := target.Service.GetRegistrationState(ctx, regID); !dps.IsNotFound(err) {
 		t.Fatalf("record left behind: %v", err)
 	}
-	tv := f.p.stack[len(f.p.stack)-1].(*tutorialView)
 	if _, err := target.Service.GetEnrollmentGroup(ctx, tv.groupID); !dps.IsNotFound(err) {
 		t.Fatalf("group left behind: %v", err)
 	}

@@ -305,8 +305,8 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		r, _ := v.table.Selected()
 		return open(newDeriveView(v.c, v.groupID, r.id))
 	case k.Simulate.Matches(msg):
-		r, _ := v.table.Selected()
-		return open(newSimulateView(v.c, v.groupID, r.id))
+		// Never the selected record's ID: re-registering a real device is no demo.
+		return open(newSimulateView(v.c, v.groupID, ""))
 	}
 	return nil
 }

@@ -85,12 +85,12 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Copy:      bind("c", "copy (ctrl+y in fields)", "c", "ctrl+y"),
 		KeySource: bind("ctrl+s", "key source", "ctrl+s"),
 		Derive:    bind("x", "derive device key", "x"),
-		Simulate:  bind("s", "simulate device", "s"),
+		Simulate:  danger("s", "simulate device", "s"), // a registration is a write
 
 		NextField: bind("tab", "next field", "tab", "down"),
 		PrevField: bind("shift+tab", "previous field", "shift+tab", "up"),
 		Submit:    bind("enter", "run", "enter"),
-		Telemetry: bind("ctrl+t", "send telemetry", "ctrl+t"),
+		Telemetry: danger("ctrl+t", "send telemetry", "ctrl+t"),
 
 		HubDevices: bind("h", "hub devices: keep/delete", "h"),
 		Stale:      bind("s", "stale records: keep/delete", "s"),

@@ -31,6 +31,10 @@ type simulateView struct {
 	err       string
 	preparing bool
 	prepGen   int
+	// confirm asks before re-registering an ID that has a record; ownID is
+	// the ID this view registered (or was told yes for): no need to ask again.
+	confirm *confirm
+	ownID   string
 }
 
 // keyReadyMsg carries the device key once derived from the group's key.
@@ -40,6 +44,8 @@ type keyReadyMsg struct {
 	key     keys.Key
 	payload json.RawMessage
 	err     error
+	// existing is the ID's record, when it has one.
+	existing *existingRecord
 }
 
 func newSimulateView(c *Common, groupID, regID string) *simulateView {
@@ -56,7 +62,7 @@ func newSimulateView(c *Common, groupID, regID string) *simulateView {
 
 func (v *simulateView) id() int          { return v.vid }
 func (v *simulateView) Title() string    { return "Simulate device" }
-func (v *simulateView) Editing() bool    { return v.f.editing() }
+func (v *simulateView) Editing() bool    { return v.f.editing() || v.confirm != nil }
 func (v *simulateView) Busy() bool       { return v.preparing || v.tl.running || v.tl.sending }
 func (v *simulateView) Status() string   { return "" }
 func (v *simulateView) SetSize(w, _ int) { v.f.setWidth(min(w-22, 80)) }
@@ -93,11 +99,25 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 			v.err = dps.ErrorMessage(msg.err)
 			return nil
 		}
-		return v.tl.start(msg.regID, msg.key, msg.payload)
+		start := func() tea.Cmd {
+			v.ownID = msg.regID
+			return v.tl.start(msg.regID, msg.key, msg.payload)
+		}
+		if msg.existing != nil {
+			v.confirm = askReRegister(msg.existing, start)
+			return nil
+		}
+		return start()
 	case tea.PasteMsg:
 		cmd, _ := v.f.paste(msg)
 		return cmd
 	case tea.KeyPressMsg:
+		if v.confirm != nil {
+			c := v.confirm
+			v.confirm = nil
+			cmd, _ := c.answer(msg)
+			return cmd
+		}
 		k := v.c.Keys
 		switch {
 		case k.Telemetry.Matches(msg):
@@ -117,6 +137,10 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 // run validates the fields and starts a registration; the group's key is
 // fetched and the device key derived off the event loop.
 func (v *simulateView) run() tea.Cmd {
+	if v.c.ReadOnly {
+		v.err = errReadOnlyRegister.Error()
+		return nil
+	}
 	if v.tl.running || v.preparing {
 		return flash("a registration is already running")
 	}
@@ -134,30 +158,40 @@ func (v *simulateView) run() tea.Cmd {
 		}
 		payload = json.RawMessage(p)
 	}
+	groupID := v.f.value(sfGroup)
+	var pasted keys.Key
 	if s := v.f.value(sfDeviceKey); s != "" {
 		key, err := keys.ParseKey(s)
 		if err != nil {
 			v.err = "Device key: " + err.Error()
 			return nil
 		}
-		return v.tl.start(regID, key, payload)
-	}
-	groupID := v.f.value(sfGroup)
-	if groupID == "" {
+		pasted, groupID = key, "" // the pasted key overrides the group
+	} else if groupID == "" {
 		v.err = "give a group ID to derive the device key from, or paste a device key"
 		return nil
 	}
 	v.prepGen++
 	v.preparing = true
-	gen, svc, ctx := v.prepGen, v.c.Target.Service, v.c.Ctx
+	gen, svc, ctx, own := v.prepGen, v.c.Target.Service, v.c.Ctx, regID == v.ownID
 	return do(v.vid, func() tea.Msg {
-		key, err := groupDeviceKey(ctx, svc, groupID, regID)
-		return keyReadyMsg{gen: gen, regID: regID, key: key, payload: payload, err: err}
+		key, err := pasted, error(nil)
+		if key.IsZero() {
+			key, err = groupDeviceKey(ctx, svc, groupID, regID)
+		}
+		msg := keyReadyMsg{gen: gen, regID: regID, key: key, payload: payload, err: err}
+		if err == nil && !own {
+			msg.existing, msg.err = findExisting(ctx, svc, groupID, regID)
+		}
+		return msg
 	})
 }
 
 func (v *simulateView) View() string {
 	st := v.c.Styles
+	if v.confirm != nil {
+		return v.confirm.view(v.c)
+	}
 	var lines []string
 	for i := range v.f.inputs {
 		lines = append(lines, v.f.row(i, 16, ""))
@@ -166,7 +200,7 @@ func (v *simulateView) View() string {
 		lines = append(lines, "", st.Error.Render(v.err))
 	}
 	if v.preparing {
-		lines = append(lines, "", st.Muted.Render("fetching the group's key and deriving the device key…"))
+		lines = append(lines, "", st.Muted.Render("deriving the device key and checking for an existing record…"))
 	}
 	lines = append(lines, "", st.Title.Render("Timeline"), v.tl.view())
 	if !v.tl.running && v.tl.regID != "" {

@@ -71,6 +71,10 @@ func (t *timeline) start(regID string, key keys.Key, payload json.RawMessage) te
 		t.running, t.err = false, errors.New("no target")
 		return nil
 	}
+	if t.c.ReadOnly { // every simulated registration passes here
+		t.running, t.err = false, errReadOnlyRegister
+		return nil
+	}
 	client, err := t.c.Target.Device()
 	if err != nil {
 		t.running, t.err = false, err
@@ -102,6 +106,8 @@ func (t *timeline) start(regID string, key keys.Key, payload json.RawMessage) te
 	})
 	return tea.Batch(begin, t.tick())
 }
+
+var errReadOnlyRegister = errors.New("read-only mode: a simulated registration is a write (it can move a device to another hub or reset its twin), so it is off")
 
 // stop cancels the running registration, if any: its view was closed or a
 // new run replaces it.
@@ -180,6 +186,9 @@ func (t *timeline) assigned() bool {
 
 // sendTelemetry sends one device-to-cloud message as the assigned device.
 func (t *timeline) sendTelemetry() tea.Cmd {
+	if t.c.ReadOnly {
+		return flash("telemetry is a write to the hub; it is off in read-only mode")
+	}
 	if !t.assigned() {
 		return flash("telemetry needs an assigned device: run the registration first")
 	}

@@ -1,11 +1,15 @@
 package tui
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
@@ -34,11 +38,15 @@ var stepTitles = [stepCount]string{
 	"Clean up: records first, then the group, then the hub device",
 }
 
-// tutorialDefaultID is the tutorial's own example registration ID.
-const tutorialDefaultID = "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"
+// tutorialDocsID is the registration ID the docs' tutorial uses. It may well
+// be a real device on the target, so the tutorial never uses it by default.
+const tutorialDocsID = "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"
 
 // tutorialView walks the symmetric-key tutorial step by step, each step
-// done for real against the live target; values carry between steps.
+// done for real against the live target; values carry between steps. It
+// touches only what it creates: a fresh group, and a registration ID that has
+// no record and no hub device yet. Each object is journaled (see
+// tutorialJournal) so a run left part-way can be cleaned up later.
 type tutorialView struct {
 	c       *Common
 	vid     int
@@ -54,6 +62,16 @@ type tutorialView struct {
 	deviceKey keys.Key
 	tl        *timeline
 	record    *dps.DeviceRegistrationState
+
+	journal *tutorialJournal
+	// created is what this run made and has not removed yet.
+	created []tutorialObject
+	// checkedHubs are the hubs step 2 found free of the chosen ID; only a
+	// device on one of them can be the tutorial's own.
+	checkedHubs []string
+	// leftovers are earlier runs' objects the journal says are still there.
+	leftovers []tutorialRun
+	confirm   *confirm
 }
 
 type tutorialStepMsg struct {
@@ -62,21 +80,57 @@ type tutorialStepMsg struct {
 	err      error
 	groupKey keys.Key
 	record   *dps.DeviceRegistrationState
+	// made is the object the step created; taken means the group ID was in use.
+	made  *tutorialObject
+	taken bool
+	hubs  []string
+}
+
+// tutorialJournaledMsg says the record about to be made is in the journal.
+type tutorialJournaledMsg struct{ err error }
+
+// tutorialLeftoversMsg lists what earlier runs left on the target.
+type tutorialLeftoversMsg struct {
+	runs []tutorialRun
+	err  error
+}
+
+// tutorialRemovedMsg reports a clean-up: of this run (step 7 or leaving) or
+// of earlier runs' leftovers.
+type tutorialRemovedMsg struct {
+	removed []tutorialObject
+	note    string
+	err     error
+	closing bool // the operator chose to leave: close the view when done
+	earlier bool // the leftovers of earlier runs
 }
 
 func newTutorialView(c *Common) *tutorialView {
-	v := &tutorialView{c: c, vid: c.newID()}
+	v := &tutorialView{c: c, vid: c.newID(), journal: newTutorialJournal(c.Target), groupID: freshTutorialGroupID()}
 	v.tl = newTimeline(c, v.vid)
 	v.regID = textinput.New()
 	v.regID.Prompt = ""
-	v.regID.SetValue(tutorialDefaultID)
+	v.regID.SetValue(freshTutorialRegID())
 	v.regID.SetWidth(50)
 	return v
 }
 
+// freshTutorialGroupID and freshTutorialRegID are new names for each run, in
+// the shape the docs use, so the tutorial never lands on an existing object.
+// (math/rand, not crypto: these are names, not secrets.)
+func freshTutorialGroupID() string { return fmt.Sprintf("dpsconsole-tutorial-%08x", rand.Uint32()) }
+
+func freshTutorialRegID() string {
+	mac := make([]string, 6)
+	for i := range mac {
+		mac[i] = fmt.Sprintf("%02x", rand.N(256))
+	}
+	return "sn-007-888-abc-mac-" + strings.Join(mac, "-")
+}
+
 func (v *tutorialView) id() int       { return v.vid }
 func (v *tutorialView) Title() string { return "Tutorial: symmetric-key group" }
-func (v *tutorialView) Editing() bool { return v.regID.Focused() }
+func (v *tutorialView) Editing() bool { return v.regID.Focused() || v.confirm != nil }
 func (v *tutorialView) Busy() bool    { return v.working || v.tl.running || v.tl.sending }
 func (v *tutorialView) Status() string {
 	return fmt.Sprintf("step %d/%d", min(v.current+1, stepCount), stepCount)
@@ -89,7 +143,39 @@ func (v *tutorialView) Hints() []*Binding { return []*Binding{v.c.Keys.Submit} }
 // Stop cancels a registration still running when the view is closed.
 func (v *tutorialView) Stop() { v.tl.stop() }
 
-func (v *tutorialView) Init() tea.Cmd { return nil }
+// Init looks for what earlier runs left behind.
+func (v *tutorialView) Init() tea.Cmd {
+	if v.c.ReadOnly || v.journal == nil {
+		return nil
+	}
+	j := v.journal
+	return do(v.vid, func() tea.Msg {
+		runs, err := j.leftovers()
+		return tutorialLeftoversMsg{runs: runs, err: err}
+	})
+}
+
+// Escape asks, before leaving part-way, whether to remove what this run
+// created; with nothing created the view just closes.
+func (v *tutorialView) Escape() bool {
+	if len(v.created) == 0 || v.c.ReadOnly {
+		return false
+	}
+	names := make([]string, len(v.created))
+	for i, o := range v.created {
+		names[i] = o.String()
+	}
+	v.confirm = &confirm{
+		text: "You are leaving the tutorial at step " + itoa(v.current+1) + ". It created:\n  " + strings.Join(names, "\n  "),
+		choices: []choice{
+			{"y", "remove them now, then leave", func() tea.Cmd { return v.removeOwn(true) }},
+			{"k", "keep them and leave (the next :tutorial offers to remove them)", func() tea.Cmd {
+				return tea.Batch(back(v.vid), flash("kept what the tutorial created; the next :tutorial offers to remove it"))
+			}},
+		},
+	}
+	return true
+}
 
 func (v *tutorialView) Update(msg tea.Msg) tea.Cmd {
 	if cmd, ok := v.tl.update(msg); ok {
@@ -97,18 +183,25 @@ func (v *tutorialView) Update(msg tea.Msg) tea.Cmd {
 	}
 	switch msg := msg.(type) {
 	case tutorialStepMsg:
+		return v.stepDone(msg)
+	case tutorialJournaledMsg:
 		v.working = false
 		if msg.err != nil {
-			v.failed = dps.ErrorMessage(msg.err)
+			v.failed = "not registering: " + msg.err.Error()
 			return nil
 		}
-		if !msg.groupKey.IsZero() {
-			v.groupKey = msg.groupKey
+		return v.tl.start(v.regID.Value(), v.deviceKey, nil)
+	case tutorialLeftoversMsg:
+		if msg.err != nil {
+			return flashErr(msg.err)
 		}
-		if msg.record != nil {
-			v.record = msg.record
+		if len(msg.runs) > 0 {
+			v.leftovers = msg.runs
+			v.confirm = v.leftoversDialog()
 		}
-		return v.complete(msg.step, msg.note)
+		return nil
+	case tutorialRemovedMsg:
+		return v.removed(msg)
 	case tea.PasteMsg:
 		if v.regID.Focused() {
 			var cmd tea.Cmd
@@ -116,6 +209,12 @@ func (v *tutorialView) Update(msg tea.Msg) tea.Cmd {
 			return cmd
 		}
 	case tea.KeyPressMsg:
+		if v.confirm != nil {
+			c := v.confirm
+			v.confirm = nil
+			cmd, _ := c.answer(msg)
+			return cmd
+		}
 		if v.regID.Focused() {
 			switch msg.String() {
 			case "enter":
@@ -138,6 +237,33 @@ func (v *tutorialView) Update(msg tea.Msg) tea.Cmd {
 	return nil
 }
 
+func (v *tutorialView) stepDone(msg tutorialStepMsg) tea.Cmd {
+	v.working = false
+	if msg.made != nil {
+		v.created = append(v.created, *msg.made)
+	}
+	if msg.err != nil {
+		v.failed = dps.ErrorMessage(msg.err)
+		if msg.taken {
+			v.groupID = freshTutorialGroupID()
+		}
+		if msg.step == stepChooseID {
+			return v.regID.Focus()
+		}
+		return nil
+	}
+	if !msg.groupKey.IsZero() {
+		v.groupKey = msg.groupKey
+	}
+	if msg.record != nil {
+		v.record = msg.record
+	}
+	if msg.step == stepChooseID {
+		v.checkedHubs = msg.hubs
+	}
+	return v.complete(msg.step, msg.note)
+}
+
 func (v *tutorialView) complete(step int, note string) tea.Cmd {
 	v.done[step], v.notes[step], v.failed = true, note, ""
 	if step == v.current {
@@ -158,7 +284,8 @@ func (v *tutorialView) checkTimeline() tea.Cmd {
 	case v.current == stepProvision && !v.tl.running && v.tl.regID != "":
 		if v.tl.assigned() {
 			r := v.tl.result
-			return v.complete(stepProvision, fmt.Sprintf("assigned to %s as %s (%s)", r.AssignedHub, r.DeviceID, r.Substatus))
+			return tea.Batch(v.madeDevice(r.AssignedHub, r.DeviceID),
+				v.complete(stepProvision, fmt.Sprintf("assigned to %s as %s (%s)", r.AssignedHub, r.DeviceID, r.Substatus)))
 		}
 		if v.tl.err != nil {
 			v.failed = registerErrorText(v.tl.err)
@@ -171,6 +298,32 @@ func (v *tutorialView) checkTimeline() tea.Cmd {
 	return nil
 }
 
+// madeDevice records the hub device the registration created, when it is
+// the tutorial's own: the ID step 2 checked, on a hub it checked.
+func (v *tutorialView) madeDevice(hubHost, deviceID string) tea.Cmd {
+	if deviceID != v.regID.Value() || !containsFoldAll(v.checkedHubs, hubHost) {
+		return nil
+	}
+	o := tutorialObject{Kind: madeDevice, ID: deviceID, Hub: hubHost}
+	if slices.Contains(v.created, o) {
+		return nil
+	}
+	v.created = append(v.created, o)
+	j, run := v.journal, v.groupID
+	return func() tea.Msg {
+		if err := j.made(run, o); err != nil {
+			return flashMsg{text: err.Error(), isErr: true}
+		}
+		return nil
+	}
+}
+
+func containsFoldAll(list []string, s string) bool {
+	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, s) })
+}
+
+// chooseID checks the ID's shape, then (off the loop) that the target has
+// no record and no hub device of it: the tutorial deletes both at the end.
 func (v *tutorialView) chooseID() tea.Cmd {
 	id := v.regID.Value()
 	if err := keys.ValidateRegistrationID(id); err != nil {
@@ -178,11 +331,53 @@ func (v *tutorialView) chooseID() tea.Cmd {
 		return nil
 	}
 	v.regID.Blur()
+	v.working, v.failed = true, ""
 	note := id
+	if id != tutorialDocsID {
+		note += "  (the docs use " + tutorialDocsID + "; a fresh ID keeps real devices out of reach)"
+	}
 	if w := keys.RegistrationIDWarning(id); w != "" {
 		note += "  ⚠ " + w
 	}
-	return v.complete(stepChooseID, note)
+	ctx, target := v.c.Ctx, v.c.Target
+	return do(v.vid, func() tea.Msg {
+		hubs, warn, err := checkFreshID(ctx, target, id)
+		if err != nil {
+			return tutorialStepMsg{step: stepChooseID, err: err}
+		}
+		return tutorialStepMsg{step: stepChooseID, note: note + warn, hubs: hubs}
+	})
+}
+
+// checkFreshID makes sure id has no registration record and no device on
+// any hub the target can reach. It returns the hubs checked, and a warning
+// when some could not be.
+func checkFreshID(ctx context.Context, target *Target, id string) (hubs []string, warn string, err error) {
+	r, err := target.Service.GetRegistrationState(ctx, id)
+	switch {
+	case err == nil:
+		return nil, "", fmt.Errorf("%s already has a registration record (%s, hub %s): the tutorial deletes the record and the hub device of its ID at the end, so it only uses a fresh one; choose another ID", id, r.Status, r.AssignedHub)
+	case !dps.IsNotFound(err):
+		return nil, "", fmt.Errorf("checking for a registration record of %s: %w", id, err)
+	}
+	regs, err := target.Registries()
+	if err != nil {
+		return nil, "", err
+	}
+	for _, reg := range regs {
+		_, err := reg.GetDevice(ctx, id)
+		switch {
+		case err == nil:
+			return nil, "", fmt.Errorf("hub %s already has a device %s: the tutorial deletes the hub device of its ID at the end, so it only uses a fresh one; choose another ID", reg.Host(), id)
+		case !hub.IsNotFound(err):
+			return nil, "", fmt.Errorf("checking hub %s for a device %s: %w", reg.Host(), id, err)
+		}
+		hubs = append(hubs, reg.Host())
+	}
+	if len(regs) == 0 {
+		warn = "  ⚠ no IoT Hub connection string: the hubs were not checked, and the clean-up leaves the hub device"
+	}
+	return hubs, warn, nil
 }
 
 // runStep does the current step for real.
@@ -194,23 +389,12 @@ func (v *tutorialView) runStep() tea.Cmd {
 		return nil
 	}
 	v.failed = ""
-	svc, ctx, target := v.c.Target.Service, v.c.Ctx, v.c.Target
+	svc, ctx, j := v.c.Target.Service, v.c.Ctx, v.journal
 	switch v.current {
 	case stepCreateGroup:
 		v.working = true
-		id := fmt.Sprintf("dpsconsole-tutorial-%d", v.c.Now().Unix()%1000000)
-		v.groupID = id
-		return do(v.vid, func() tea.Msg {
-			key := keys.GenerateKey()
-			g := dps.EnrollmentGroup{EnrollmentGroupID: id, ProvisioningStatus: dps.ProvisioningEnabled, AllocationPolicy: dps.AllocationHashed,
-				Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
-					PrimaryKey: dps.Secret(key.Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}},
-				ReprovisionPolicy: &dps.ReprovisionPolicy{UpdateHubAssignment: true, MigrateDeviceData: true}}
-			if _, err := svc.CreateOrUpdateEnrollmentGroup(ctx, g, nil); err != nil {
-				return tutorialStepMsg{step: stepCreateGroup, err: err}
-			}
-			return tutorialStepMsg{step: stepCreateGroup, groupKey: key, note: "created group " + id + " (hashed over every linked hub)"}
-		})
+		id := v.groupID
+		return do(v.vid, func() tea.Msg { return createTutorialGroup(ctx, svc, j, id) })
 	case stepChooseID:
 		return v.regID.Focus()
 	case stepDerive:
@@ -222,7 +406,15 @@ func (v *tutorialView) runStep() tea.Cmd {
 		v.deviceKey = dk
 		return v.complete(stepDerive, "device key "+dk.Base64())
 	case stepProvision:
-		return v.tl.start(v.regID.Value(), v.deviceKey, nil)
+		// Journaled before it exists (the ID was checked free), so even a
+		// crash mid-registration leaves nothing the journal does not know.
+		o := tutorialObject{Kind: madeRecord, ID: v.regID.Value()}
+		if !slices.Contains(v.created, o) {
+			v.created = append(v.created, o)
+		}
+		v.working = true
+		run := v.groupID
+		return do(v.vid, func() tea.Msg { return tutorialJournaledMsg{err: j.made(run, o)} })
 	case stepTelemetry:
 		return v.tl.sendTelemetry()
 	case stepConfirm:
@@ -240,42 +432,182 @@ func (v *tutorialView) runStep() tea.Cmd {
 				note: fmt.Sprintf("record %s: %s to %s, updated %s", id, r.Status, r.AssignedHub, stamp(r.LastUpdatedDateTimeUTC))}
 		})
 	case stepCleanUp:
-		v.working = true
-		regID, groupID := v.regID.Value(), v.groupID
-		var hubHost, deviceID string
-		if r := v.tl.result; r != nil {
-			hubHost, deviceID = r.AssignedHub, r.DeviceID
+		return v.removeOwn(false)
+	}
+	return nil
+}
+
+// createTutorialGroup creates the run's group, refusing an ID already in
+// use: a PUT would replace that group and its keys.
+func createTutorialGroup(ctx context.Context, svc *dps.Client, j *tutorialJournal, id string) tea.Msg {
+	if _, err := svc.GetEnrollmentGroup(ctx, id); err == nil {
+		return tutorialStepMsg{step: stepCreateGroup, taken: true,
+			err: fmt.Errorf("a group %s already exists and the tutorial will not replace it; enter tries a new name", id)}
+	} else if !dps.IsNotFound(err) {
+		return tutorialStepMsg{step: stepCreateGroup, err: fmt.Errorf("checking that group %s is free: %w", id, err)}
+	}
+	key := keys.GenerateKey()
+	g := dps.EnrollmentGroup{EnrollmentGroupID: id, ProvisioningStatus: dps.ProvisioningEnabled, AllocationPolicy: dps.AllocationHashed,
+		Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
+			PrimaryKey: dps.Secret(key.Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}},
+		ReprovisionPolicy: &dps.ReprovisionPolicy{UpdateHubAssignment: true, MigrateDeviceData: true}}
+	if _, err := svc.CreateOrUpdateEnrollmentGroup(ctx, g, nil); err != nil {
+		return tutorialStepMsg{step: stepCreateGroup, err: err}
+	}
+	o := tutorialObject{Kind: madeGroup, ID: id}
+	note := "created group " + id + " (hashed over every linked hub)"
+	if err := j.made(id, o); err != nil {
+		note += "  ⚠ " + err.Error() + ": if you quit now, remove it yourself"
+	}
+	return tutorialStepMsg{step: stepCreateGroup, groupKey: key, made: &o, note: note}
+}
+
+// removeOwn removes what this run created; closing leaves the view after.
+func (v *tutorialView) removeOwn(closing bool) tea.Cmd {
+	v.tl.stop()
+	v.working = true
+	ctx, target, j := v.c.Ctx, v.c.Target, v.journal
+	run := tutorialRun{Group: v.groupID, Objects: slices.Clone(v.created)}
+	checked := v.checkedHubs
+	return do(v.vid, func() tea.Msg {
+		removed, note, err := removeTutorialRun(ctx, target, j, run, checked)
+		return tutorialRemovedMsg{removed: removed, note: note, err: err, closing: closing}
+	})
+}
+
+func (v *tutorialView) leftoversDialog() *confirm {
+	var lines []string
+	for _, r := range v.leftovers {
+		lines = append(lines, "A tutorial run of "+stamp(r.Started)+" left on "+v.c.Target.Name+":")
+		for _, o := range r.Objects {
+			lines = append(lines, "  "+o.String())
 		}
-		return do(v.vid, func() tea.Msg {
-			if err := svc.DeleteRegistrationState(ctx, regID, nil); err != nil && !dps.IsNotFound(err) {
-				return tutorialStepMsg{step: stepCleanUp, err: fmt.Errorf("deleting the registration record: %w", err)}
-			}
-			if err := svc.DeleteEnrollmentGroup(ctx, groupID, nil); err != nil && !dps.IsNotFound(err) {
-				return tutorialStepMsg{step: stepCleanUp, err: fmt.Errorf("deleting the group: %w", err)}
-			}
-			note := "deleted the record and the group"
-			if hubHost != "" {
-				reg, err := target.Registry(hubHost)
-				if err != nil {
-					return tutorialStepMsg{step: stepCleanUp, err: err}
+	}
+	lines = append(lines, "The journal in the state directory says that run created them.")
+	return &confirm{text: strings.Join(lines, "\n"), choices: []choice{
+		{"y", "remove them now", func() tea.Cmd {
+			v.working = true
+			ctx, target, j, runs := v.c.Ctx, v.c.Target, v.journal, v.leftovers
+			return do(v.vid, func() tea.Msg {
+				var all []tutorialObject
+				var notes []string
+				for _, r := range runs {
+					removed, note, err := removeTutorialRun(ctx, target, j, r, nil)
+					all = append(all, removed...)
+					if err != nil {
+						return tutorialRemovedMsg{removed: all, err: err, earlier: true}
+					}
+					notes = append(notes, note)
 				}
-				if err := reg.DeleteDevice(ctx, deviceID, nil); err != nil && !hub.IsNotFound(err) {
-					return tutorialStepMsg{step: stepCleanUp, err: fmt.Errorf("deleting device %s from %s: %w", deviceID, hubHost, err)}
-				}
-				note += ", then device " + deviceID + " from " + hubHost
+				return tutorialRemovedMsg{removed: all, note: strings.Join(notes, "; "), earlier: true}
+			})
+		}},
+		{"n", "keep them (the next :tutorial asks again)", func() tea.Cmd { return flash("kept; the next :tutorial asks again") }},
+	}}
+}
+
+func (v *tutorialView) removed(msg tutorialRemovedMsg) tea.Cmd {
+	v.working = false
+	if msg.earlier {
+		v.leftovers = nil
+		if msg.err != nil {
+			return flashErr(fmt.Errorf("removing the earlier run's leftovers: %s (the next :tutorial offers the rest again)", dps.ErrorMessage(msg.err)))
+		}
+		return flash("removed the earlier run's leftovers: " + msg.note)
+	}
+	v.created = slices.DeleteFunc(v.created, func(o tutorialObject) bool { return slices.Contains(msg.removed, o) })
+	switch {
+	case msg.err != nil && msg.closing:
+		return flashErr(fmt.Errorf("cleaning up: %s; esc asks again", dps.ErrorMessage(msg.err)))
+	case msg.err != nil:
+		v.failed = dps.ErrorMessage(msg.err)
+		return nil
+	case msg.closing:
+		return tea.Batch(back(v.vid), flash("tutorial left: "+msg.note))
+	}
+	return v.complete(stepCleanUp, msg.note)
+}
+
+// removeTutorialRun deletes what one run created, in the tutorial's order:
+// the record first, then the group, then the hub device; each removal is
+// journaled. checkedHubs (this run only) lets it find the hub device of a
+// registration whose result it never saw (the operator left mid-way); for an
+// earlier run only journaled devices are removed.
+func removeTutorialRun(ctx context.Context, target *Target, j *tutorialJournal, run tutorialRun, checkedHubs []string) (removed []tutorialObject, note string, err error) {
+	objs := run.Objects
+	for _, o := range objs {
+		if o.Kind != madeRecord || len(checkedHubs) == 0 {
+			continue
+		}
+		r, err := target.Service.GetRegistrationState(ctx, o.ID)
+		d := tutorialObject{Kind: madeDevice, ID: r.DeviceID, Hub: r.AssignedHub}
+		if err == nil && r.DeviceID == o.ID && containsFoldAll(checkedHubs, r.AssignedHub) && !slices.Contains(objs, d) {
+			if err := j.made(run.Group, d); err != nil {
+				return nil, "", err
 			}
-			return tutorialStepMsg{step: stepCleanUp, note: note}
-		})
+			objs = append(slices.Clone(objs), d)
+		}
+	}
+	var done []string
+	for _, kind := range []string{madeRecord, madeGroup, madeDevice} {
+		for _, o := range objs {
+			if o.Kind != kind {
+				continue
+			}
+			if err := removeTutorialObject(ctx, target, o); err != nil {
+				return removed, "", err
+			}
+			removed = append(removed, o)
+			done = append(done, o.String())
+			if err := j.gone(run.Group, o); err != nil {
+				return removed, "", err
+			}
+		}
+	}
+	if len(done) == 0 {
+		return nil, "nothing to remove", nil
+	}
+	return removed, "deleted " + strings.Join(done, ", then "), nil
+}
+
+// removeTutorialObject deletes one object; one already gone is fine.
+func removeTutorialObject(ctx context.Context, target *Target, o tutorialObject) error {
+	svc := target.Service
+	switch o.Kind {
+	case madeRecord:
+		if err := svc.DeleteRegistrationState(ctx, o.ID, nil); err != nil && !dps.IsNotFound(err) {
+			return fmt.Errorf("deleting the registration record %s: %w", o.ID, err)
+		}
+	case madeGroup:
+		if err := svc.DeleteEnrollmentGroup(ctx, o.ID, nil); err != nil && !dps.IsNotFound(err) {
+			return fmt.Errorf("deleting the group %s: %w", o.ID, err)
+		}
+		if target.Journal != nil {
+			_ = target.Journal.Deleted(o.ID) // the clean-up's memory of groups; best effort
+		}
+	case madeDevice:
+		reg, err := target.Registry(o.Hub)
+		if err != nil {
+			return err
+		}
+		if err := reg.DeleteDevice(ctx, o.ID, nil); err != nil && !hub.IsNotFound(err) {
+			return fmt.Errorf("deleting device %s from %s: %w", o.ID, o.Hub, err)
+		}
 	}
 	return nil
 }
 
 func (v *tutorialView) View() string {
 	st := v.c.Styles
+	if v.confirm != nil {
+		return v.confirm.view(v.c)
+	}
 	var lines []string
 	if v.c.ReadOnly {
 		lines = append(lines, st.Warning.Render("Read-only mode: the tutorial creates and deletes things, so its steps are off."), "")
 	}
+	// The timeline stays under step 4 once it ran: the demo's best moment.
+	showTimeline := v.tl.running || v.tl.regID != ""
 	for i := range stepCount {
 		box := "[ ]"
 		style := st.Muted
@@ -286,18 +618,19 @@ func (v *tutorialView) View() string {
 			box, style = "[▸]", st.Key
 		}
 		lines = append(lines, style.Render(fmt.Sprintf("%s %d. %s", box, i+1, stepTitles[i])))
-		if i == stepChooseID && (i == v.current || v.done[i]) {
+		switch {
+		case i == stepChooseID && i == v.current:
 			lines = append(lines, "      "+v.regID.View())
-		} else if v.notes[i] != "" {
-			lines = append(lines, "      "+fit(v.notes[i], max(v.c.Width-6, 10)))
+		case i == stepProvision && showTimeline:
+		case v.notes[i] != "":
+			lines = indented(lines, lipgloss.NewStyle().Width(max(v.c.Width-6, 20)).Render(v.notes[i]))
 		}
 		if i == v.current && v.failed != "" {
-			lines = append(lines, "      "+st.Error.Render(v.failed)+st.Muted.Render("  (enter retries)"))
+			// Wrapped, not cut: the reason and what to do come last.
+			lines = indented(lines, st.Error.Width(max(v.c.Width-6, 20)).Render(v.failed+"  (enter retries)"))
 		}
-		if i == stepProvision && (v.current == stepProvision && (v.tl.running || v.tl.regID != "")) {
-			for _, l := range strings.Split(v.tl.view(), "\n") {
-				lines = append(lines, "      "+l)
-			}
+		if i == stepProvision && showTimeline {
+			lines = indented(lines, v.tl.view())
 		}
 	}
 	lines = append(lines, "")
@@ -307,4 +640,12 @@ func (v *tutorialView) View() string {
 		lines = append(lines, st.OK.Render("All done. esc goes back."))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// indented appends block's lines under a step.
+func indented(lines []string, block string) []string {
+	for _, l := range strings.Split(block, "\n") {
+		lines = append(lines, "      "+l)
+	}
+	return lines
 }
