@@ -213,13 +213,13 @@ func TestFlowTutorialEndToEnd(t *testing.T) {
 	f.keys("enter")
 	f.waitFor("derive", "[✓] 3.", "device key ")
 	f.keys("enter")
-	f.waitFor("provision", "[✓] 4.", "assigned to 127.0.0.1:")
+	f.waitFor("provision", "[✓] 4.", "✓ assigned → hub 127.0.0.1:")
 	f.keys("enter")
 	f.waitFor("telemetry", "[✓] 5.", "1 message(s) accepted")
 	f.keys("enter")
 	f.waitFor("record", "[✓] 6.", "record "+regID+": assigned")
 	f.keys("enter")
-	f.waitFor("clean up", "[✓] 7.", "deleted record "+regID+", then group dpsconsole-tutorial-", ", then hub device "+regID+" on 127.0.0.1:")
+	f.waitFor("clean up", "[✓] 7.", "deleted record "+regID+",", "then group dpsconsole-tutorial-", "then hub device "+regID+" on 127.0.0.1:")
 
 	ctx := context.Background()
 	if _, err := target.Service.GetRegistrationState(ctx, regID); !dps.IsNotFound(err) {

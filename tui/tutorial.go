@@ -513,7 +513,7 @@ func (v *tutorialView) removed(msg tutorialRemovedMsg) tea.Cmd {
 		if msg.err != nil {
 			return flashErr(fmt.Errorf("removing the earlier run's leftovers: %s (the next :tutorial offers the rest again)", dps.ErrorMessage(msg.err)))
 		}
-		return flash("removed the earlier run's leftovers: " + msg.note)
+		return flash("removed the earlier run's leftovers: " + oneLine(msg.note))
 	}
 	v.created = slices.DeleteFunc(v.created, func(o tutorialObject) bool { return slices.Contains(msg.removed, o) })
 	switch {
@@ -523,7 +523,7 @@ func (v *tutorialView) removed(msg tutorialRemovedMsg) tea.Cmd {
 		v.failed = dps.ErrorMessage(msg.err)
 		return nil
 	case msg.closing:
-		return tea.Batch(back(v.vid), flash("tutorial left: "+msg.note))
+		return tea.Batch(back(v.vid), flash("tutorial left: "+oneLine(msg.note)))
 	}
 	return v.complete(stepCleanUp, msg.note)
 }
@@ -567,7 +567,8 @@ func removeTutorialRun(ctx context.Context, target *Target, j *tutorialJournal, 
 	if len(done) == 0 {
 		return nil, "nothing to remove", nil
 	}
-	return removed, "deleted " + strings.Join(done, ", then "), nil
+	// One object a line under step 7; a flash joins them again.
+	return removed, "deleted " + strings.Join(done, ",\nthen "), nil
 }
 
 // removeTutorialObject deletes one object; one already gone is fine.
@@ -641,6 +642,8 @@ func (v *tutorialView) View() string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
 
 // indented appends block's lines under a step.
 func indented(lines []string, block string) []string {
