@@ -18,8 +18,14 @@ import (
 // Target for it, as the console builds one.
 func startEmulator(t testing.TB, delay time.Duration) (*Target, *emulator.Emulator) {
 	t.Helper()
+	return startEmulatorAt(t, t.TempDir(), delay)
+}
+
+// startEmulatorAt runs it on a data dir, seeding the demo data when new.
+func startEmulatorAt(t testing.TB, dataDir string, delay time.Duration) (*Target, *emulator.Emulator) {
+	t.Helper()
 	ctx := context.Background()
-	emu, err := emulator.Start(ctx, emulator.Options{DataDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", Seed: "demo", AssignmentDelay: delay})
+	emu, err := emulator.Start(ctx, emulator.Options{DataDir: dataDir, HTTPSAddr: "127.0.0.1:0", Seed: "demo", AssignmentDelay: delay})
 	if err != nil {
 		t.Fatal(err)
 	}
