@@ -123,6 +123,12 @@ func TestTutorialRefusesTakenIDsAndDeletesOnlyItsOwn(t *testing.T) {
 	if !v.done[stepCleanUp] {
 		t.Fatalf("clean-up: %q", v.failed)
 	}
+	c.Width, c.Height = 80, 24-headerHeight-footerHeight
+	out := plain(v.View())
+	if lines := strings.Split(out, "\n"); len(lines) > c.Height || !strings.Contains(out, "✓ assigned → hub") ||
+		!strings.Contains(out, "All done") || !strings.Contains(out, "then hub device") {
+		t.Fatalf("at 80×24 the timeline gives way to the later steps, keeping its result (%d lines):\n%s", len(lines), out)
+	}
 
 	if _, err := target.Service.GetRegistrationState(ctx, tutorialDocsID); err != nil {
 		t.Fatalf("the tutorial deleted the existing record of %s: %v", tutorialDocsID, err)

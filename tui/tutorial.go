@@ -115,8 +115,9 @@ func newTutorialView(c *Common) *tutorialView {
 	return v
 }
 
-// freshTutorialGroupID and freshTutorialRegID are new names for each run, in
-// the shape the docs use, so the tutorial never lands on an existing object.
+// freshTutorialGroupID and freshTutorialRegID are new names for each run
+// (the ID in the docs' shape), so the tutorial never lands on an existing
+// object by default; step 1 and step 2 still check.
 // (math/rand, not crypto: these are names, not secrets.)
 func freshTutorialGroupID() string { return fmt.Sprintf("dpsconsole-tutorial-%08x", rand.Uint32()) }
 
@@ -333,9 +334,6 @@ func (v *tutorialView) chooseID() tea.Cmd {
 	v.regID.Blur()
 	v.working, v.failed = true, ""
 	note := id
-	if id != tutorialDocsID {
-		note += "  (the docs use " + tutorialDocsID + "; a fresh ID keeps real devices out of reach)"
-	}
 	if w := keys.RegistrationIDWarning(id); w != "" {
 		note += "  ⚠ " + w
 	}
@@ -609,6 +607,7 @@ func (v *tutorialView) View() string {
 	}
 	// The timeline stays under step 4 once it ran: the demo's best moment.
 	showTimeline := v.tl.running || v.tl.regID != ""
+	tlAt, tlLen := 0, 0
 	for i := range stepCount {
 		box := "[ ]"
 		style := st.Muted
@@ -621,7 +620,8 @@ func (v *tutorialView) View() string {
 		lines = append(lines, style.Render(fmt.Sprintf("%s %d. %s", box, i+1, stepTitles[i])))
 		switch {
 		case i == stepChooseID && i == v.current:
-			lines = append(lines, "      "+v.regID.View())
+			lines = append(lines, "      "+v.regID.View(),
+				"      "+st.Muted.Render(fit("a fresh ID, not the docs' "+tutorialDocsID+": that may be a real device here", max(v.c.Width-6, 10))))
 		case i == stepProvision && showTimeline:
 		case v.notes[i] != "":
 			lines = indented(lines, lipgloss.NewStyle().Width(max(v.c.Width-6, 20)).Render(v.notes[i]))
@@ -631,7 +631,9 @@ func (v *tutorialView) View() string {
 			lines = indented(lines, st.Error.Width(max(v.c.Width-6, 20)).Render(v.failed+"  (enter retries)"))
 		}
 		if i == stepProvision && showTimeline {
+			tlAt = len(lines)
 			lines = indented(lines, v.tl.view())
+			tlLen = len(lines) - tlAt
 		}
 	}
 	lines = append(lines, "")
@@ -640,7 +642,24 @@ func (v *tutorialView) View() string {
 	} else {
 		lines = append(lines, st.OK.Render("All done. esc goes back."))
 	}
-	return strings.Join(lines, "\n")
+	return strings.Join(fitTimeline(lines, tlAt, tlLen, v.c.Height, st), "\n")
+}
+
+// fitTimeline shortens the timeline block (lines[at:at+n]) when the view is
+// taller than the screen, so the later steps stay visible: first its blank
+// lines go, then its oldest events; the result and telemetry lines stay.
+func fitTimeline(lines []string, at, n, height int, st *Styles) []string {
+	const keep = 2
+	if len(lines) <= height || n <= keep {
+		return lines
+	}
+	block := slices.DeleteFunc(slices.Clone(lines[at:at+n]), func(l string) bool { return strings.TrimSpace(l) == "" })
+	if excess := len(lines) - n + len(block) - height; excess > 0 && len(block) > keep {
+		cut := min(excess+1, len(block)-keep) // +1: the line that says so
+		marker := "      " + st.Muted.Render(fmt.Sprintf("⋮ %d earlier timeline lines (a taller terminal shows them)", cut))
+		block = append([]string{marker}, block[cut:]...)
+	}
+	return slices.Concat(lines[:at], block, lines[at+n:])
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
