@@ -166,14 +166,16 @@ func (v *tutorialView) Escape() bool {
 	for i, o := range v.created {
 		names[i] = o.String()
 	}
-	v.confirm = &confirm{
-		text: "You are leaving the tutorial at step " + itoa(v.current+1) + ". It created:\n  " + strings.Join(names, "\n  "),
-		choices: []choice{
-			{"y", "remove them now, then leave", func() tea.Cmd { return v.removeOwn(true) }},
-			{"k", "keep them and leave (the next :tutorial offers to remove them)", func() tea.Cmd {
-				return tea.Batch(back(v.vid), flash("kept what the tutorial created; the next :tutorial offers to remove it"))
-			}},
-		},
+	text := "You are leaving the tutorial at step " + itoa(v.current+1) + ". It created:\n  " + strings.Join(names, "\n  ")
+	keep := choice{"k", "keep them and leave (the next :tutorial offers to remove them)", func() tea.Cmd {
+		return tea.Batch(back(v.vid), flash("kept what the tutorial created; the next :tutorial offers to remove it"))
+	}}
+	remove := choice{"y", "remove them now, then leave", func() tea.Cmd { return v.removeOwn(true) }}
+	v.confirm = &confirm{text: text, choices: []choice{remove, keep}}
+	if v.tl.running {
+		// DPS may still assign it after a removal now, re-creating the record.
+		v.confirm.text += "\nThe registration is still running: wait for its result to remove them now."
+		v.confirm.choices = []choice{keep}
 	}
 	return true
 }
