@@ -364,3 +364,24 @@ func TestSimulateAsksBeforeReRegisteringAnExistingRecord(t *testing.T) {
 		t.Fatal("re-running the ID just confirmed must not ask again")
 	}
 }
+
+// The warning names what each reprovision policy does to the device.
+func TestReRegisterWarningFollowsThePolicy(t *testing.T) {
+	r := dps.DeviceRegistrationState{RegistrationID: "dev-1", Status: dps.StatusAssigned, AssignedHub: "hub-a", DeviceID: "dev-1"}
+	for _, tc := range []struct {
+		group  string
+		policy *dps.ReprovisionPolicy
+		want   string
+	}{
+		{"g", &dps.ReprovisionPolicy{UpdateHubAssignment: true, MigrateDeviceData: true}, "(reprovision and migrate data) DPS re-evaluates the hub: if it changes, device dev-1 on hub-a is removed there and moved, twin included"},
+		{"g", &dps.ReprovisionPolicy{UpdateHubAssignment: true}, "(reprovision and reset to initial config)"},
+		{"g", &dps.ReprovisionPolicy{}, "(never reprovision) device dev-1 on hub-a stays where it is"},
+		{"g", nil, "sets no reprovision policy, so DPS reprovisions and migrates data"},
+		{"", nil, "the reprovision policy of the enrollment that admits it"},
+	} {
+		got := reRegisterWarning(&existingRecord{record: r, groupID: tc.group, policy: tc.policy})
+		if !strings.HasPrefix(got, "dev-1 already has a registration record: assigned, hub hub-a, device dev-1") || !strings.Contains(got, tc.want) {
+			t.Errorf("policy %+v: %q", tc.policy, got)
+		}
+	}
+}
