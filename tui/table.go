@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,9 +27,10 @@ const filterDebounce = 120 * time.Millisecond
 
 // Table is a windowed table of V (the shape of pug's table.Model[V]): it
 // holds every loaded item but renders only the visible rows, tells its view
-// when the cursor nears the end of what is loaded so the next page can be
-// fetched, filters off the event loop, and marks rows — including "every
-// row of the source", loaded or not.
+// when it wants the next page (the cursor nears the end of what is loaded,
+// moves past it, or every page was asked for), filters off the event loop,
+// and marks rows — the shown ones, or "every row of the source", loaded or
+// not.
 type Table[V any] struct {
 	c     *Common
 	owner int
@@ -50,6 +52,18 @@ type Table[V any] struct {
 
 	cursor, offset int
 	width, height  int
+
+	// ahead is how far a page-down burst wanted to go past the loaded rows;
+	// the cursor gets there as pages land. toEnd is G on a partly loaded
+	// list: every page loads, the cursor following to the last row.
+	ahead int
+	toEnd bool
+	// restore is the key of the row the cursor was on before a refresh, put
+	// back under the cursor when its page lands again; restoreRow is where
+	// it was, restoreUpTo how many rows were loaded (when to give up).
+	restore     string
+	restoreRow  int
+	restoreUpTo int
 
 	marks map[string]bool
 	// allMarked means every row of the source, loaded or not, except those
@@ -97,13 +111,18 @@ func (t *Table[V]) rowsHeight() int {
 	return max(h, 1)
 }
 
-// Reset empties the table (a refresh), keeping the filter text.
+// Reset empties the table (a refresh), keeping the filter text and — once
+// its row is loaded again — the selected row.
 func (t *Table[V]) Reset() {
+	if it, ok := t.Selected(); ok && t.restore == "" {
+		t.restore, t.restoreRow, t.restoreUpTo = t.key(it), t.cursor, len(t.items)
+	}
 	t.items, t.visible, t.more = nil, nil, false
 	if t.query != "" {
 		t.visible = []int32{}
 	}
 	t.cursor, t.offset = 0, 0
+	t.ahead, t.toEnd = 0, false
 	t.marks, t.unmarked = map[string]bool{}, map[string]bool{}
 	t.allMarked, t.allCount, t.hidden = false, -1, -1
 }
@@ -120,6 +139,76 @@ func (t *Table[V]) Append(page []V, more bool) {
 			}
 		}
 		t.hidden = -1
+	}
+	t.settle(start)
+}
+
+// settle moves the cursor where it was asked to go once a page has landed
+// (items from start on are new): back to the row selected before a refresh,
+// on to the end for G, or as far as a page-down burst wanted.
+func (t *Table[V]) settle(start int) {
+	if t.restore != "" {
+		if pos, ok := t.findFrom(start, t.restore); ok {
+			t.cursor, t.restore = pos, ""
+		} else {
+			t.cursor = t.restoreRow // the same place, until the row shows up
+			if !t.more || len(t.items) >= t.restoreUpTo {
+				t.restore = "" // it is gone: the row that took its place stays selected
+			}
+		}
+	}
+	if t.toEnd {
+		t.cursor = t.Len() - 1
+		t.toEnd = t.more
+	}
+	if t.ahead > 0 {
+		t.cursor += t.ahead
+		t.ahead = 0
+		t.overshoot()
+	}
+	t.clamp()
+}
+
+// findFrom finds the row with key k among items[start:], as a row index
+// (an index into visible when filtered); ok is false when it is not there
+// or the filter hides it.
+func (t *Table[V]) findFrom(start int, k string) (int, bool) {
+	for i := start; i < len(t.items); i++ {
+		if t.key(t.items[i]) == k {
+			return t.rowOf(i)
+		}
+	}
+	return 0, false
+}
+
+// rowOf converts an index into items to a row index.
+func (t *Table[V]) rowOf(i int) (int, bool) {
+	if t.visible == nil {
+		return i, true
+	}
+	pos, ok := slices.BinarySearch(t.visible, int32(i))
+	return pos, ok
+}
+
+// selectedItem is the index into items of the row under the cursor, or -1.
+func (t *Table[V]) selectedItem() int {
+	switch {
+	case t.Len() == 0:
+		return -1
+	case t.visible == nil:
+		return t.cursor
+	}
+	return int(t.visible[t.cursor])
+}
+
+// reselect puts the cursor back on items[i] after the rows changed, or on
+// the first row when the filter hides it.
+func (t *Table[V]) reselect(i int) {
+	t.cursor = 0
+	if i >= 0 && i < len(t.items) {
+		if pos, ok := t.rowOf(i); ok {
+			t.cursor = pos
+		}
 	}
 	t.clamp()
 }
@@ -178,19 +267,49 @@ func (t *Table[V]) Selected() (V, bool) {
 	return t.at(t.cursor), true
 }
 
-// WantsMore reports whether the cursor is near the end of what is loaded and
-// the next page should be fetched now.
+// WantsMore reports whether the next page should be fetched now: the cursor
+// is near (or wants to go past) the end of what is loaded, every page was
+// asked for, or a refresh has not reached the selected row again yet. A
+// filter says it covers the loaded pages and loads more only on G: one
+// matching few rows would otherwise load every page silently.
 func (t *Table[V]) WantsMore() bool {
-	return t.more && t.cursor >= t.Len()-2*t.rowsHeight()
+	nearEnd := t.query == "" && t.cursor >= t.Len()-2*t.rowsHeight()
+	return t.more && (nearEnd || t.ahead > 0 || t.toEnd || (t.restore != "" && len(t.items) < t.restoreUpTo))
+}
+
+// LoadingAll reports whether G is fetching every remaining page.
+func (t *Table[V]) LoadingAll() bool { return t.more && t.toEnd }
+
+// StopLoading cancels G's fetching of every page (the page in flight still
+// lands); it reports whether there was such a load.
+func (t *Table[V]) StopLoading() bool {
+	was := t.LoadingAll()
+	t.toEnd = false
+	return was
 }
 
 // Filtering is true while the filter prompt has the keys.
 func (t *Table[V]) Filtering() bool { return t.filtering }
 
-// MoveBy moves the cursor by n rows, clamped.
+// MoveBy moves the cursor by n rows. Past the loaded rows of a partly
+// loaded list it remembers how far it wanted to go and gets there as the
+// next pages land, so a fast page-down burst does not stop at a page edge.
 func (t *Table[V]) MoveBy(n int) {
-	t.cursor += n
+	t.restore, t.toEnd = "", false
+	if n < 0 {
+		t.ahead = 0
+	}
+	t.cursor += t.ahead + n
+	t.ahead = 0
+	t.overshoot()
 	t.clamp()
+}
+
+// overshoot keeps the part of a move beyond the loaded rows in ahead.
+func (t *Table[V]) overshoot() {
+	if last := max(t.Len()-1, 0); t.more && t.query == "" && t.cursor > last {
+		t.ahead = t.cursor - last
+	}
 }
 
 func (t *Table[V]) clamp() {
@@ -236,6 +355,34 @@ func (t *Table[V]) ToggleMark() {
 	} else {
 		t.marks[k] = true
 	}
+}
+
+// ToggleShown marks every row shown — those the filter passes, or every
+// loaded row when there is no filter — or, when all of them are marked
+// already, unmarks them. It reports how many rows changed and whether they
+// are now marked. Rows the filter hides keep their marks.
+func (t *Table[V]) ToggleShown() (n int, marked bool) {
+	t.hidden = -1
+	if t.allMarked { // "every row" is on: this switches it off
+		t.ToggleMarkAll()
+		return 0, false
+	}
+	n = t.Len()
+	marked = false
+	for i := range n {
+		if !t.marks[t.key(t.at(i))] {
+			marked = true
+			break
+		}
+	}
+	for i := range n {
+		if k := t.key(t.at(i)); marked {
+			t.marks[k] = true
+		} else {
+			delete(t.marks, k)
+		}
+	}
+	return n, marked
 }
 
 // ToggleMarkAll switches "every row of the source" marking on or off. It
@@ -306,8 +453,9 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 		}
 		items, query, match, tag, owner := t.items, t.query, t.match, t.filterTag, t.owner
 		if query == "" {
+			sel := t.selectedItem()
 			t.visible, t.hidden = nil, -1
-			t.clamp()
+			t.reselect(sel)
 			return nil, true
 		}
 		return do(owner, func() tea.Msg {
@@ -323,9 +471,10 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 				vis = append(vis, int32(i))
 			}
 		}
+		sel := t.selectedItem()
 		t.visible, t.hidden = vis, -1
-		t.cursor, t.offset = 0, 0
-		t.clamp()
+		t.offset = 0
+		t.reselect(sel)
 		return nil, true
 	case tea.PasteMsg:
 		if !t.filtering {
@@ -362,11 +511,16 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 		case k.PageDown.Matches(msg):
 			t.MoveBy(h)
 		case k.Top.Matches(msg):
+			t.restore, t.toEnd, t.ahead = "", false, 0
 			t.cursor = 0
 			t.clamp()
 		case k.Bottom.Matches(msg):
-			t.cursor = t.Len() - 1
+			t.restore, t.ahead = "", 0
+			t.cursor, t.toEnd = t.Len()-1, t.more // the true end: the rest loads first
 			t.clamp()
+		case msg.String() == "esc" && t.LoadingAll():
+			t.StopLoading()
+			return flash(fmt.Sprintf("stopped loading: %s rows loaded, more on scroll", count(len(t.items)))), true
 		case k.Filter.Matches(msg):
 			t.filtering = true
 			t.input.SetValue(t.query)
@@ -405,8 +559,9 @@ func (t *Table[V]) setQuery(q string) tea.Cmd {
 	t.filterTag++
 	tag, owner := t.filterTag, t.owner
 	if q == "" {
+		sel := t.selectedItem()
 		t.visible = nil
-		t.clamp()
+		t.reselect(sel)
 		return nil
 	}
 	return tea.Tick(filterDebounce, func(time.Time) tea.Msg { return routed{to: owner, msg: filterTick{tag: tag}} })
@@ -470,7 +625,12 @@ func (t *Table[V]) Meta() string {
 			s += fmt.Sprintf(" (%d hidden by the filter)", h)
 		}
 	}
-	if t.more {
+	switch {
+	case t.LoadingAll():
+		s += fmt.Sprintf("  loading every page: %s loaded… (esc stops)", count(len(t.items)))
+	case t.more && t.query != "":
+		s += "  the filter covers the loaded pages only: G loads the rest"
+	case t.more:
 		s += "  more on scroll"
 	}
 	return s
@@ -487,7 +647,11 @@ func (t *Table[V]) View() string {
 		b.WriteString(fit(t.input.View(), t.width))
 		b.WriteByte('\n')
 	} else if t.query != "" {
-		b.WriteString(st.Muted.Render(fit("/"+t.query+"  (/ to edit, esc to clear)", t.width)))
+		scope := ""
+		if t.more {
+			scope = fmt.Sprintf("  searched the %s loaded rows only", count(len(t.items)))
+		}
+		b.WriteString(st.Muted.Render(fit("/"+t.query+scope+"  (/ to edit, esc to clear)", t.width)))
 		b.WriteByte('\n')
 	}
 	titles := make([]string, len(t.cols))
@@ -570,6 +734,14 @@ func (t *Table[V]) row(prefix string, cells []string, widths []int) string {
 		b.WriteByte(' ')
 	}
 	return fit(b.String(), t.width)
+}
+
+// loadedCount is a header count of a list: "100+" while pages remain.
+func loadedCount(loaded int, more bool) string {
+	if more {
+		return count(loaded) + "+"
+	}
+	return count(loaded)
 }
 
 // fit truncates or pads s to exactly w cells.
