@@ -128,6 +128,11 @@ func (v *enrollmentsView) Update(msg tea.Msg) tea.Cmd {
 			return v.fetch()
 		}
 		return nil
+	case recordsChangedMsg:
+		if msg.group == "" { // a device registered with a pasted key, maybe one of these
+			return v.refresh()
+		}
+		return nil
 	case enrollmentShownMsg:
 		if msg.gen != v.showGen {
 			return nil

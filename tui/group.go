@@ -93,6 +93,10 @@ type groupView struct {
 	confirm  *confirm
 	deleting *deleteProgress
 	counting bool
+	// stale is set when another view changed these records while a reload
+	// would have dropped marks or raced a deletion; r (or the deletion's
+	// end) reloads.
+	stale bool
 }
 
 type groupLoadedMsg struct {
@@ -126,7 +130,11 @@ func (v *groupView) Title() string { return "Group " + v.groupID }
 func (v *groupView) Editing() bool { return v.table.Filtering() || v.confirm != nil }
 func (v *groupView) Busy() bool    { return v.loading || v.counting || v.deleting != nil }
 func (v *groupView) Status() string {
-	return loadedCount(v.table.Loaded(), v.table.More()) + " records"
+	s := loadedCount(v.table.Loaded(), v.table.More()) + " records"
+	if v.stale {
+		s += " (changed since: r reloads)"
+	}
+	return s
 }
 
 // settingsHeight is the lines the settings block takes above the table.
@@ -146,6 +154,7 @@ func (v *groupView) Init() tea.Cmd {
 
 func (v *groupView) refresh() tea.Cmd {
 	v.gen++
+	v.stale = false
 	v.table.Reset()
 	v.token = ""
 	gen, id, svc, ctx := v.gen, v.groupID, v.c.Target.Service, v.c.Ctx
@@ -240,17 +249,23 @@ func (v *groupView) Update(msg tea.Msg) tea.Cmd {
 		}
 		v.deleting = nil
 		changed := recordsChanged(v.vid, v.groupID) // the home screen's count of this group
-		if all, _ := v.table.AllMarked(); all {
-			v.table.ToggleMarkAll()
+		if all, _ := v.table.AllMarked(); all || v.stale {
+			if all {
+				v.table.ToggleMarkAll()
+			}
 			return tea.Batch(v.deleteReport(msg), v.refresh(), changed)
 		}
 		v.table.Remove(msg.gone)
 		return tea.Batch(v.deleteReport(msg), v.more(), changed)
 	case recordsChangedMsg:
-		if msg.from != v.vid && (msg.group == v.groupID || msg.group == "") {
-			return v.refresh() // a simulated registration added or updated a record
+		if msg.from == v.vid || (msg.group != v.groupID && msg.group != "") {
+			return nil
 		}
-		return nil
+		if v.deleting != nil || v.table.MarkedCount() != 0 {
+			v.stale = true // a reload now would drop the marks
+			return nil
+		}
+		return v.refresh() // a simulated registration added or updated a record
 	case tea.KeyPressMsg:
 		return v.key(msg)
 	}

@@ -307,3 +307,41 @@ func lineWith(s, sub string) string {
 	}
 	return ""
 }
+
+// TestAChangeElsewhereKeepsTheMarks: records changed by another view reload
+// the group at once, unless records are marked: then the marks stay and the
+// header says r reloads.
+func TestAChangeElsewhereKeepsTheMarks(t *testing.T) {
+	h, v := seedBig(t, 10)
+	h.run(v.Update(recordsChangedMsg{from: -1, group: "big"}))
+	if v.gen != 2 {
+		t.Fatalf("a change with nothing marked should reload (gen %d)", v.gen)
+	}
+	h.press("space")
+	h.run(v.Update(recordsChangedMsg{from: -1, group: "big"}))
+	if v.table.MarkedCount() != 1 || !strings.Contains(v.Status(), "r reloads") {
+		t.Fatalf("the mark should survive and the header say so: %d marked, %q", v.table.MarkedCount(), v.Status())
+	}
+	h.run(v.Update(recordsChangedMsg{from: -1, group: "other"}))
+	h.press("r")
+	if strings.Contains(v.Status(), "r reloads") {
+		t.Fatalf("r reloads: %q", v.Status())
+	}
+}
+
+// TestRefreshReloadShowsProgressAndStops: a refresh reloading pages up to
+// the selected row says so, and esc stops it.
+func TestRefreshReloadShowsProgressAndStops(t *testing.T) {
+	c := testCommon(t, 100, 12)
+	tb := newTestTable(t, c, 3000, true)
+	tb.MoveBy(2500)
+	tb.Reset()
+	tb.Append(makeRecords(1000), true)
+	if !strings.Contains(tb.Meta(), "reloading up to the selected row: 1,000 of 3,000…") {
+		t.Fatalf("meta %q", tb.Meta())
+	}
+	tb.Update(press("esc"))
+	if tb.WantsMore() || strings.Contains(tb.Meta(), "reloading") {
+		t.Fatalf("esc should stop the reload: %q", tb.Meta())
+	}
+}

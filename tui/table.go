@@ -150,11 +150,8 @@ func (t *Table[V]) settle(start int) {
 	if t.restore != "" {
 		if pos, ok := t.findFrom(start, t.restore); ok {
 			t.cursor, t.restore = pos, ""
-		} else {
-			t.cursor = t.restoreRow // the same place, until the row shows up
-			if !t.more || len(t.items) >= t.restoreUpTo {
-				t.restore = "" // it is gone: the row that took its place stays selected
-			}
+		} else if !t.more || len(t.items) >= t.restoreUpTo {
+			t.cursor, t.restore = t.restoreRow, "" // it is gone: select the row in its place
 		}
 	}
 	if t.toEnd {
@@ -274,17 +271,24 @@ func (t *Table[V]) Selected() (V, bool) {
 // matching few rows would otherwise load every page silently.
 func (t *Table[V]) WantsMore() bool {
 	nearEnd := t.query == "" && t.cursor >= t.Len()-2*t.rowsHeight()
-	return t.more && (nearEnd || t.ahead > 0 || t.toEnd || (t.restore != "" && len(t.items) < t.restoreUpTo))
+	return t.more && (nearEnd || t.ahead > 0 || t.toEnd || t.reloading())
 }
 
 // LoadingAll reports whether G is fetching every remaining page.
 func (t *Table[V]) LoadingAll() bool { return t.more && t.toEnd }
 
-// StopLoading cancels G's fetching of every page (the page in flight still
-// lands); it reports whether there was such a load.
+// reloading reports whether a refresh is loading pages again up to the row
+// that was selected.
+func (t *Table[V]) reloading() bool {
+	return t.more && t.restore != "" && len(t.items) < t.restoreUpTo
+}
+
+// StopLoading cancels G's fetching of every page, or a refresh's reloading
+// up to the selected row (the page in flight still lands); it reports
+// whether there was such a load.
 func (t *Table[V]) StopLoading() bool {
-	was := t.LoadingAll()
-	t.toEnd = false
+	was := t.LoadingAll() || t.reloading()
+	t.toEnd, t.restore = false, ""
 	return was
 }
 
@@ -518,7 +522,7 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 			t.restore, t.ahead = "", 0
 			t.cursor, t.toEnd = t.Len()-1, t.more // the true end: the rest loads first
 			t.clamp()
-		case msg.String() == "esc" && t.LoadingAll():
+		case msg.String() == "esc" && (t.LoadingAll() || t.reloading()):
 			t.StopLoading()
 			return flash(fmt.Sprintf("stopped loading: %s rows loaded, more on scroll", count(len(t.items)))), true
 		case k.Filter.Matches(msg):
@@ -628,6 +632,8 @@ func (t *Table[V]) Meta() string {
 	switch {
 	case t.LoadingAll():
 		s += fmt.Sprintf("  loading every page: %s loaded… (esc stops)", count(len(t.items)))
+	case t.reloading():
+		s += fmt.Sprintf("  reloading up to the selected row: %s of %s… (esc stops)", count(len(t.items)), count(t.restoreUpTo))
 	case t.more && t.query != "":
 		s += "  the filter covers the loaded pages only: G loads the rest"
 	case t.more:
