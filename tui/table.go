@@ -28,7 +28,7 @@ const filterDebounce = 120 * time.Millisecond
 // Table is a windowed table of V (the shape of pug's table.Model[V]): it
 // holds every loaded item but renders only the visible rows, tells its view
 // when it wants the next page (the cursor nears the end of what is loaded,
-// moves past it, or every page was asked for), filters off the event loop,
+// moves past it, or G asked for the true end), filters off the event loop,
 // and marks rows — the shown ones, or "every row of the source", loaded or
 // not.
 type Table[V any] struct {
@@ -372,7 +372,6 @@ func (t *Table[V]) ToggleShown() (n int, marked bool) {
 		return 0, false
 	}
 	n = t.Len()
-	marked = false
 	for i := range n {
 		if !t.marks[t.key(t.at(i))] {
 			marked = true
