@@ -345,3 +345,32 @@ func TestRefreshReloadShowsProgressAndStops(t *testing.T) {
 		t.Fatalf("esc should stop the reload: %q", tb.Meta())
 	}
 }
+
+// TestMarksFollowTheirRowsThroughRemove: marks are kept by row; removing
+// rows keeps the marks of the others on them.
+func TestMarksFollowTheirRowsThroughRemove(t *testing.T) {
+	c := testCommon(t, 100, 12)
+	tb := newTestTable(t, c, 10, false)
+	for _, i := range []int{1, 3, 5} {
+		tb.cursor = i
+		tb.ToggleMark()
+	}
+	tb.Remove(map[string]bool{"device-0000003": true, "device-0000004": true})
+	if got := tb.Marked(); len(got) != 2 || got[0] != "device-0000001" || got[1] != "device-0000005" || tb.MarkedCount() != 2 {
+		t.Fatalf("after Remove: marked %v (%d)", got, tb.MarkedCount())
+	}
+	if !tb.IsMarked("device-0000005") || tb.IsMarked("device-0000006") {
+		t.Fatal("the mark moved to another row")
+	}
+}
+
+// BenchmarkTableMarkShown1M is ctrl+a on 1,000,000 loaded records: it runs
+// in Update, so it must stay well under a frame.
+func BenchmarkTableMarkShown1M(b *testing.B) {
+	c := testCommon(b, 120, 35)
+	tb := newTestTable(b, c, 1_000_000, true)
+	b.ResetTimer()
+	for b.Loop() {
+		tb.ToggleShown()
+	}
+}

@@ -65,7 +65,11 @@ type Table[V any] struct {
 	restoreRow  int
 	restoreUpTo int
 
-	marks map[string]bool
+	// marked[i] says items[i] is marked (shorter than items: the rest are
+	// not); by index, so marking a million shown rows hashes nothing.
+	// nMarked counts them.
+	marked  []bool
+	nMarked int
 	// allMarked means every row of the source, loaded or not, except those
 	// in unmarked. allCount is the source's size once counted (-1 before).
 	allMarked bool
@@ -82,7 +86,7 @@ func NewTable[V any](c *Common, owner int, cols []Column, key func(V) string, ce
 	in.Prompt = "/"
 	in.Placeholder = "filter"
 	return &Table[V]{c: c, owner: owner, cols: cols, key: key, cells: cells, match: match,
-		input: in, marks: map[string]bool{}, unmarked: map[string]bool{}, allCount: -1, hidden: -1}
+		input: in, unmarked: map[string]bool{}, allCount: -1, hidden: -1}
 }
 
 // filterTick and filterDone are the table's own messages, routed to its owner.
@@ -123,7 +127,7 @@ func (t *Table[V]) Reset() {
 	}
 	t.cursor, t.offset = 0, 0
 	t.ahead, t.toEnd = 0, false
-	t.marks, t.unmarked = map[string]bool{}, map[string]bool{}
+	t.marked, t.nMarked, t.unmarked = nil, 0, map[string]bool{}
 	t.allMarked, t.allCount, t.hidden = false, -1, -1
 }
 
@@ -189,13 +193,10 @@ func (t *Table[V]) rowOf(i int) (int, bool) {
 
 // selectedItem is the index into items of the row under the cursor, or -1.
 func (t *Table[V]) selectedItem() int {
-	switch {
-	case t.Len() == 0:
+	if t.Len() == 0 {
 		return -1
-	case t.visible == nil:
-		return t.cursor
 	}
-	return int(t.visible[t.cursor])
+	return t.itemAt(t.cursor)
 }
 
 // reselect puts the cursor back on items[i] after the rows changed, or on
@@ -213,15 +214,20 @@ func (t *Table[V]) reselect(i int) {
 // Remove drops the items whose keys are in gone.
 func (t *Table[V]) Remove(gone map[string]bool) {
 	kept := make([]V, 0, len(t.items))
-	for _, it := range t.items {
-		if !gone[t.key(it)] {
-			kept = append(kept, it)
+	var marks []bool
+	t.nMarked = 0
+	for i, it := range t.items {
+		if gone[t.key(it)] {
+			continue
+		}
+		kept = append(kept, it)
+		if i < len(t.marked) && t.marked[i] {
+			marks = append(marks, make([]bool, len(kept)-len(marks))...)
+			marks[len(kept)-1] = true
+			t.nMarked++
 		}
 	}
-	t.items = kept
-	for k := range gone {
-		delete(t.marks, k)
-	}
+	t.items, t.marked = kept, marks
 	t.refilter()
 }
 
@@ -248,11 +254,14 @@ func (t *Table[V]) Loaded() int { return len(t.items) }
 // More reports whether the source has pages not loaded yet.
 func (t *Table[V]) More() bool { return t.more }
 
-func (t *Table[V]) at(i int) V {
+func (t *Table[V]) at(i int) V { return t.items[t.itemAt(i)] }
+
+// itemAt is the index into items of row i.
+func (t *Table[V]) itemAt(i int) int {
 	if t.visible == nil {
-		return t.items[i]
+		return i
 	}
-	return t.items[t.visible[i]]
+	return int(t.visible[i])
 }
 
 // Selected is the item under the cursor.
@@ -336,29 +345,54 @@ func (t *Table[V]) IsMarked(k string) bool {
 	if t.allMarked {
 		return !t.unmarked[k]
 	}
-	return t.marks[k]
+	for i := range t.marked {
+		if t.marked[i] && t.key(t.items[i]) == k {
+			return true
+		}
+	}
+	return false
+}
+
+// isMarkedAt reports whether items[i] is marked.
+func (t *Table[V]) isMarkedAt(i int) bool {
+	if t.allMarked {
+		return !t.unmarked[t.key(t.items[i])]
+	}
+	return i < len(t.marked) && t.marked[i]
+}
+
+// setMark marks or unmarks items[i] (explicit marks).
+func (t *Table[V]) setMark(i int, on bool) {
+	if on == t.isMarkedAt(i) {
+		return
+	}
+	if len(t.marked) <= i {
+		t.marked = append(t.marked, make([]bool, len(t.items)-len(t.marked))...)
+	}
+	t.marked[i] = on
+	if on {
+		t.nMarked++
+	} else {
+		t.nMarked--
+	}
 }
 
 // ToggleMark marks or unmarks the row under the cursor.
 func (t *Table[V]) ToggleMark() {
-	it, ok := t.Selected()
-	if !ok {
+	i := t.selectedItem()
+	if i < 0 {
 		return
 	}
-	k := t.key(it)
 	t.hidden = -1
 	if t.allMarked {
+		k := t.key(t.items[i])
 		t.unmarked[k] = !t.unmarked[k]
 		if !t.unmarked[k] {
 			delete(t.unmarked, k)
 		}
 		return
 	}
-	if t.marks[k] {
-		delete(t.marks, k)
-	} else {
-		t.marks[k] = true
-	}
+	t.setMark(i, !t.isMarkedAt(i))
 }
 
 // ToggleShown marks every row shown — those the filter passes, or every
@@ -372,18 +406,14 @@ func (t *Table[V]) ToggleShown() (n int, marked bool) {
 		return 0, false
 	}
 	n = t.Len()
-	for i := range n {
-		if !t.marks[t.key(t.at(i))] {
+	for r := range n {
+		if !t.isMarkedAt(t.itemAt(r)) {
 			marked = true
 			break
 		}
 	}
-	for i := range n {
-		if k := t.key(t.at(i)); marked {
-			t.marks[k] = true
-		} else {
-			delete(t.marks, k)
-		}
+	for r := range n {
+		t.setMark(t.itemAt(r), marked)
 	}
 	return n, marked
 }
@@ -392,7 +422,7 @@ func (t *Table[V]) ToggleShown() (n int, marked bool) {
 // reports whether it is now on; the view then counts the source.
 func (t *Table[V]) ToggleMarkAll() bool {
 	t.allMarked = !t.allMarked
-	t.unmarked, t.marks, t.hidden = map[string]bool{}, map[string]bool{}, -1
+	t.unmarked, t.marked, t.nMarked, t.hidden = map[string]bool{}, nil, 0, -1
 	if !t.allMarked {
 		t.allCount = -1
 	}
@@ -414,15 +444,15 @@ func (t *Table[V]) MarkedCount() int {
 		}
 		return max(t.allCount-len(t.unmarked), 0)
 	}
-	return len(t.marks)
+	return t.nMarked
 }
 
 // Marked returns the keys marked among loaded rows (explicit marks).
 func (t *Table[V]) Marked() []string {
-	out := make([]string, 0, len(t.marks))
-	for _, it := range t.items {
-		if k := t.key(it); t.marks[k] {
-			out = append(out, k)
+	out := make([]string, 0, t.nMarked)
+	for i, on := range t.marked {
+		if on {
+			out = append(out, t.key(t.items[i]))
 		}
 	}
 	return out
@@ -430,17 +460,17 @@ func (t *Table[V]) Marked() []string {
 
 // HiddenMarks counts marked loaded rows that the filter hides.
 func (t *Table[V]) HiddenMarks() int {
-	if t.query == "" || t.allMarked || len(t.marks) == 0 {
+	if t.query == "" || t.allMarked || t.nMarked == 0 {
 		return 0
 	}
 	if t.hidden < 0 {
 		shown := 0
 		for _, i := range t.visible {
-			if t.marks[t.key(t.items[i])] {
+			if t.isMarkedAt(int(i)) {
 				shown++
 			}
 		}
-		t.hidden = len(t.marks) - shown
+		t.hidden = t.nMarked - shown
 	}
 	return t.hidden
 }
@@ -675,7 +705,7 @@ func (t *Table[V]) View() string {
 		}
 		it := t.at(i)
 		mark := "  "
-		if t.IsMarked(t.key(it)) {
+		if t.isMarkedAt(t.itemAt(i)) {
 			mark = "● "
 		}
 		line := t.row(mark, t.cells(it), widths)
