@@ -362,6 +362,13 @@ func TestMarksFollowTheirRowsThroughRemove(t *testing.T) {
 	if !tb.IsMarked("device-0000005") || tb.IsMarked("device-0000006") {
 		t.Fatal("the mark moved to another row")
 	}
+	if r, _ := tb.Selected(); r.id != "device-0000005" {
+		t.Fatalf("the cursor was on device-0000005; after rows above it went it is on %s", r.id)
+	}
+	tb.Remove(map[string]bool{"device-0000005": true})
+	if r, _ := tb.Selected(); r.id != "device-0000006" {
+		t.Fatalf("after its row went the cursor is on %s, want the next one", r.id)
+	}
 }
 
 // BenchmarkTableMarkShown1M is ctrl+a on 1,000,000 loaded records: it runs

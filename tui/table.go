@@ -211,12 +211,17 @@ func (t *Table[V]) reselect(i int) {
 	t.clamp()
 }
 
-// Remove drops the items whose keys are in gone.
+// Remove drops the items whose keys are in gone. The cursor stays on its
+// row, or moves to the next one left when its row went.
 func (t *Table[V]) Remove(gone map[string]bool) {
 	kept := make([]V, 0, len(t.items))
 	var marks []bool
+	sel, keptSel := t.selectedItem(), -1
 	t.nMarked = 0
 	for i, it := range t.items {
+		if i == sel {
+			keptSel = len(kept)
+		}
 		if gone[t.key(it)] {
 			continue
 		}
@@ -229,6 +234,10 @@ func (t *Table[V]) Remove(gone map[string]bool) {
 	}
 	t.items, t.marked = kept, marks
 	t.refilter()
+	if keptSel >= 0 {
+		t.cursor, _ = t.rowOf(keptSel) // the next row shown, when it is hidden or gone
+		t.clamp()
+	}
 }
 
 func (t *Table[V]) refilter() {
