@@ -142,6 +142,12 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 			}
 		}
 		return nil // its view was closed: drop the result
+	case broadcast:
+		cmds := make([]tea.Cmd, len(m.stack))
+		for i, v := range m.stack {
+			cmds[i] = v.Update(msg.msg)
+		}
+		return tea.Batch(cmds...)
 	case flashMsg:
 		m.flash, m.flashErr = msg.text, msg.isErr
 		m.flashTag++

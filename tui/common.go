@@ -86,3 +86,18 @@ func open(v view) tea.Cmd { return func() tea.Msg { return openMsg{v} } }
 type backMsg struct{ from int }
 
 func back(from int) tea.Cmd { return func() tea.Msg { return backMsg{from} } }
+
+// broadcast asks the root to deliver msg to every view on the stack.
+type broadcast struct{ msg tea.Msg }
+
+// recordsChangedMsg tells every view that view `from` changed the
+// registration records of group ("" = of a group it does not know), so
+// lists and counts showing them refresh.
+type recordsChangedMsg struct {
+	from  int
+	group string
+}
+
+func recordsChanged(from int, group string) tea.Cmd {
+	return func() tea.Msg { return broadcast{recordsChangedMsg{from: from, group: group}} }
+}

@@ -71,8 +71,10 @@ func (v *enrollmentsView) Title() string { return "Individual enrollments" }
 func (v *enrollmentsView) Editing() bool {
 	return v.table.Filtering() || v.confirm != nil || (v.create != nil && v.create.editing())
 }
-func (v *enrollmentsView) Busy() bool       { return v.loading || v.working }
-func (v *enrollmentsView) Status() string   { return count(v.table.Loaded()) + " enrollments" }
+func (v *enrollmentsView) Busy() bool { return v.loading || v.working }
+func (v *enrollmentsView) Status() string {
+	return loadedCount(v.table.Loaded(), v.table.More()) + " enrollments"
+}
 func (v *enrollmentsView) SetSize(w, h int) { v.table.SetSize(w, h) }
 
 func (v *enrollmentsView) Hints() []*Binding {
@@ -107,7 +109,7 @@ func (v *enrollmentsView) Escape() bool {
 		v.shown, v.create, v.err = nil, nil, ""
 		return true
 	}
-	return v.table.ClearFilter()
+	return v.table.StopLoading() || v.table.ClearFilter()
 }
 
 func (v *enrollmentsView) Update(msg tea.Msg) tea.Cmd {
@@ -124,6 +126,11 @@ func (v *enrollmentsView) Update(msg tea.Msg) tea.Cmd {
 		v.table.Append(msg.items, msg.token != "")
 		if !v.loading && v.table.WantsMore() {
 			return v.fetch()
+		}
+		return nil
+	case recordsChangedMsg:
+		if msg.group == "" { // a device registered with a pasted key, maybe one of these
+			return v.refresh()
 		}
 		return nil
 	case enrollmentShownMsg:

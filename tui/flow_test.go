@@ -254,6 +254,8 @@ func TestFlowCreateAndToggleGroup(t *testing.T) {
 	f.typeText("flow-")
 	f.waitFor("filter", "1/3")
 	f.keys("enter", "e")
+	f.waitFor("asks first", "Disable enrollment group flow-group?")
+	f.keys("y")
 	f.waitFor("toggled", "group flow-group is now disabled")
 	g, err := target.Service.GetEnrollmentGroup(context.Background(), "flow-group")
 	if err != nil || g.ProvisioningStatus != dps.ProvisioningDisabled || g.AllocationPolicy != dps.AllocationHashed {

@@ -93,6 +93,10 @@ type groupView struct {
 	confirm  *confirm
 	deleting *deleteProgress
 	counting bool
+	// stale is set when another view changed these records while a reload
+	// would have dropped marks or raced a deletion; r (or the deletion's
+	// end) reloads.
+	stale bool
 }
 
 type groupLoadedMsg struct {
@@ -126,11 +130,11 @@ func (v *groupView) Title() string { return "Group " + v.groupID }
 func (v *groupView) Editing() bool { return v.table.Filtering() || v.confirm != nil }
 func (v *groupView) Busy() bool    { return v.loading || v.counting || v.deleting != nil }
 func (v *groupView) Status() string {
-	s := count(v.table.Loaded())
-	if v.table.More() {
-		s += "+"
+	s := loadedCount(v.table.Loaded(), v.table.More()) + " records"
+	if v.stale {
+		s += " (changed since: r reloads)"
 	}
-	return s + " records"
+	return s
 }
 
 // settingsHeight is the lines the settings block takes above the table.
@@ -140,7 +144,7 @@ func (v *groupView) SetSize(w, h int) { v.table.SetSize(w, h-settingsHeight) }
 
 func (v *groupView) Hints() []*Binding {
 	k := v.c.Keys
-	return []*Binding{k.Mark, k.MarkAll, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Refresh}
+	return []*Binding{k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Refresh}
 }
 
 func (v *groupView) Init() tea.Cmd {
@@ -150,6 +154,7 @@ func (v *groupView) Init() tea.Cmd {
 
 func (v *groupView) refresh() tea.Cmd {
 	v.gen++
+	v.stale = false
 	v.table.Reset()
 	v.token = ""
 	gen, id, svc, ctx := v.gen, v.groupID, v.c.Target.Service, v.c.Ctx
@@ -186,7 +191,9 @@ func (v *groupView) more() tea.Cmd {
 
 // Escape clears the filter before the view closes. A running deletion keeps
 // the view open: leaving would hide it from the quit guard and drop its end.
-func (v *groupView) Escape() bool { return v.table.ClearFilter() || v.deleting != nil }
+func (v *groupView) Escape() bool {
+	return v.table.StopLoading() || v.table.ClearFilter() || v.deleting != nil
+}
 
 // RunningJob names the deletion in flight, if any.
 func (v *groupView) RunningJob() string {
@@ -241,12 +248,24 @@ func (v *groupView) Update(msg tea.Msg) tea.Cmd {
 			return listenDelete(v.vid, msg.ch)
 		}
 		v.deleting = nil
-		if all, _ := v.table.AllMarked(); all {
-			v.table.ToggleMarkAll()
-			return tea.Batch(v.deleteReport(msg), v.refresh())
+		changed := recordsChanged(v.vid, v.groupID) // the home screen's count of this group
+		if all, _ := v.table.AllMarked(); all || v.stale {
+			if all {
+				v.table.ToggleMarkAll()
+			}
+			return tea.Batch(v.deleteReport(msg), v.refresh(), changed)
 		}
 		v.table.Remove(msg.gone)
-		return tea.Batch(v.deleteReport(msg), v.more())
+		return tea.Batch(v.deleteReport(msg), v.more(), changed)
+	case recordsChangedMsg:
+		if msg.from == v.vid || (msg.group != v.groupID && msg.group != "") {
+			return nil
+		}
+		if v.deleting != nil || v.table.MarkedCount() != 0 {
+			v.stale = true // a reload now would drop the marks
+			return nil
+		}
+		return v.refresh() // a simulated registration added or updated a record
 	case tea.KeyPressMsg:
 		return v.key(msg)
 	}
@@ -283,6 +302,8 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		v.table.MoveBy(1)
 		return v.more()
 	case k.MarkAll.Matches(msg):
+		return v.markShown()
+	case k.MarkEvery.Matches(msg):
 		if !v.table.ToggleMarkAll() {
 			return flash("marks cleared")
 		}
@@ -311,13 +332,38 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
+// markShown marks (or unmarks) the records on screen: the ones the filter
+// shows, or every loaded one. Records not loaded or hidden stay as they are;
+// A is the action that reaches them.
+func (v *groupView) markShown() tea.Cmd {
+	if all, _ := v.table.AllMarked(); all {
+		v.table.ToggleShown()
+		return flash("marks cleared")
+	}
+	n, marked := v.table.ToggleShown()
+	what := "marked"
+	if !marked {
+		what = "unmarked"
+	}
+	text := fmt.Sprintf("%s the %s records shown", what, count(n))
+	if v.table.query != "" {
+		text += fmt.Sprintf(" (of %s loaded; the filter hides the rest)", count(v.table.Loaded()))
+	} else if v.table.More() {
+		text += " (the loaded pages)"
+	}
+	if marked && (v.table.query != "" || v.table.More()) {
+		text += "; A marks every record of the group"
+	}
+	return flash(text)
+}
+
 func (v *groupView) askDelete() tea.Cmd {
 	n := v.table.MarkedCount()
 	switch {
 	case n < 0:
 		return flash("still counting the records; try again in a moment")
 	case n == 0:
-		return flash("nothing marked: space marks a record, ctrl+a marks every record of the group")
+		return flash("nothing marked: space marks a record, ctrl+a the records shown, A every record of the group")
 	}
 	svc, ctx, id := v.c.Target.Service, v.c.Ctx, v.groupID
 	text := fmt.Sprintf("Delete %s marked registration records of %s?", count(n), id)
@@ -326,6 +372,9 @@ func (v *groupView) askDelete() tea.Cmd {
 		text = fmt.Sprintf("Delete ALL %s registration records of %s (every page, loaded or not)?", count(n), id)
 		if len(skip) > 0 {
 			text += fmt.Sprintf("\n%d unmarked records are kept.", len(skip))
+		}
+		if q := v.table.query; q != "" {
+			text += fmt.Sprintf("\nThe filter /%s does not limit this: it shows %s of the %s loaded records.", q, count(v.table.Len()), count(v.table.Loaded()))
 		}
 		run = func() tea.Cmd { return startDeleteRecords(ctx, v.vid, svc, id, nil, skip) }
 	} else {

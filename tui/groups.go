@@ -108,7 +108,7 @@ func (v *groupsView) Title() string { return "Enrollment groups" }
 func (v *groupsView) Editing() bool { return v.table.Filtering() || v.confirm != nil }
 func (v *groupsView) Busy() bool    { return v.loading || v.working != "" }
 func (v *groupsView) Status() string {
-	return fmt.Sprintf("%s groups", count(v.table.Loaded()))
+	return loadedCount(v.table.Loaded(), v.table.More()) + " groups"
 }
 func (v *groupsView) SetSize(w, h int) { v.table.SetSize(w, h) }
 
@@ -171,7 +171,7 @@ func (v *groupsView) countVisible() tea.Cmd {
 }
 
 // Escape clears the filter before the view closes.
-func (v *groupsView) Escape() bool { return v.table.ClearFilter() }
+func (v *groupsView) Escape() bool { return v.table.StopLoading() || v.table.ClearFilter() }
 
 // RunningJob names the deletion in flight, if any.
 func (v *groupsView) RunningJob() string {
@@ -216,6 +216,13 @@ func (v *groupsView) Update(msg tea.Msg) tea.Cmd {
 			return flashErr(fmt.Errorf("%s: %s", msg.what, dps.ErrorMessage(msg.err)))
 		}
 		return tea.Batch(flash(msg.what), v.refresh())
+	case recordsChangedMsg:
+		if msg.group == "" {
+			v.counts = map[string]recordCount{}
+		} else {
+			delete(v.counts, msg.group)
+		}
+		return v.countVisible()
 	case deleteProgress:
 		v.deleting = &msg
 		if !msg.done {
@@ -264,7 +271,8 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Open.Matches(msg):
 		return open(newGroupView(v.c, g.EnrollmentGroupID))
 	case k.Toggle.Matches(msg):
-		return v.toggle(g)
+		v.askToggle(g)
+		return nil
 	case k.Delete.Matches(msg):
 		v.working = "counting"
 		v.delGen++
@@ -277,11 +285,24 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-// toggle enables or disables a group. DPS replaces the whole group on PUT,
-// so the keys are fetched and sent back unchanged, under the group's ETag.
-func (v *groupsView) toggle(g dps.EnrollmentGroup) tea.Cmd {
+// askToggle asks before enabling or disabling the group as listed.
+func (v *groupsView) askToggle(g dps.EnrollmentGroup) {
+	id := g.EnrollmentGroupID
+	next, label, text := dps.ProvisioningDisabled, "disable it", fmt.Sprintf("Disable enrollment group %s?\nIts devices can no "+
+		"longer register or re-register; devices already in their IoT hub stay there.", id)
+	if g.ProvisioningStatus == dps.ProvisioningDisabled {
+		next, label, text = dps.ProvisioningEnabled, "enable it", fmt.Sprintf("Enable enrollment group %s?\nIts devices can register again.", id)
+	}
+	v.confirm = &confirm{text: text, choices: []choice{{"y", label, func() tea.Cmd { return v.setStatus(id, next) }}}}
+}
+
+// setStatus enables or disables a group. DPS replaces the whole group on
+// PUT, so the keys are fetched and sent back unchanged, under the group's
+// ETag. It sets the status that was confirmed, not the opposite of what
+// the service holds now.
+func (v *groupsView) setStatus(id string, next dps.ProvisioningStatus) tea.Cmd {
 	v.working = "toggle"
-	id, svc, ctx := g.EnrollmentGroupID, v.c.Target.Service, v.c.Ctx
+	svc, ctx := v.c.Target.Service, v.c.Ctx
 	return do(v.vid, func() tea.Msg {
 		cur, err := svc.GetEnrollmentGroup(ctx, id)
 		if err != nil {
@@ -291,11 +312,10 @@ func (v *groupsView) toggle(g dps.EnrollmentGroup) tea.Cmd {
 		if err != nil {
 			return groupChangedMsg{what: "reading the keys of " + id, err: err}
 		}
-		cur.Attestation = att
-		next := dps.ProvisioningDisabled
-		if cur.ProvisioningStatus == dps.ProvisioningDisabled {
-			next = dps.ProvisioningEnabled
+		if cur.ProvisioningStatus == next {
+			return groupChangedMsg{what: fmt.Sprintf("group %s is %s already", id, next)}
 		}
+		cur.Attestation = att
 		cur.ProvisioningStatus = next
 		etag := azcore.ETag(cur.ETag)
 		if _, err := svc.CreateOrUpdateEnrollmentGroup(ctx, cur, &dps.WriteOptions{IfMatch: &etag}); err != nil {

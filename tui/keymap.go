@@ -42,7 +42,7 @@ type KeyMap struct {
 	// Enrollment groups and enrollments
 	Open, New, Toggle, Delete *Binding
 	// Group detail and derive
-	Reveal, Copy, KeySource, Derive, Simulate *Binding
+	MarkEvery, Reveal, Copy, KeySource, Derive, Simulate *Binding
 	// Forms, simulate and tutorial
 	NextField, PrevField, Submit, Telemetry *Binding
 	// Clean-up
@@ -73,7 +73,7 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Bottom:   bind("G", "bottom", "G", "end"),
 		Filter:   bind("/", "filter", "/"),
 		Mark:     bind("space", "mark", "space"),
-		MarkAll:  bind("ctrl+a", "mark all", "ctrl+a"),
+		MarkAll:  bind("ctrl+a", "mark shown", "ctrl+a"),
 		Refresh:  bind("r", "refresh", "r", "ctrl+r"),
 
 		Open:   bind("enter", "open", "enter"),
@@ -81,6 +81,9 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Toggle: danger("e", "enable/disable", "e"),
 		Delete: danger("d", "delete", "d"),
 
+		// MarkEvery reaches records not loaded or hidden by the filter; the
+		// delete dialog states how many.
+		MarkEvery: bind("A", "mark all, every page", "A"),
 		Reveal:    bind("k", "reveal/mask keys", "k", "ctrl+k"),
 		Copy:      bind("c", "copy (ctrl+y in fields)", "c", "ctrl+y"),
 		KeySource: bind("ctrl+s", "key source", "ctrl+s"),
@@ -115,7 +118,7 @@ func (k *KeyMap) Sections() []Section {
 		{"Everywhere", []*Binding{k.Command, k.Back, k.Help, k.Quit, k.ForceQuit}},
 		{"Lists", []*Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter, k.Mark, k.MarkAll, k.Refresh}},
 		{"Groups and enrollments", []*Binding{k.Open, k.New, k.Toggle, k.Delete}},
-		{"Group detail and derive", []*Binding{k.Reveal, k.Copy, k.KeySource, k.Derive, k.Simulate}},
+		{"Group detail and derive", []*Binding{k.MarkEvery, k.Reveal, k.Copy, k.KeySource, k.Derive, k.Simulate}},
 		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Telemetry}},
 		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
 	}

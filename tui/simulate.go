@@ -87,6 +87,9 @@ func (v *simulateView) Init() tea.Cmd {
 
 func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 	if cmd, ok := v.tl.update(msg); ok {
+		if e, isRun := msg.(registerEvent); isRun && e.done && e.run == v.tl.run {
+			cmd = tea.Batch(cmd, recordsChanged(v.vid, v.registeredGroup())) // its record changed
+		}
 		return cmd
 	}
 	switch msg := msg.(type) {
@@ -132,6 +135,15 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 		return cmd
 	}
 	return nil
+}
+
+// registeredGroup is the group the run registered into, "" when a pasted
+// device key may belong to any enrollment.
+func (v *simulateView) registeredGroup() string {
+	if v.f.value(sfDeviceKey) != "" {
+		return ""
+	}
+	return v.f.value(sfGroup)
 }
 
 // run validates the fields and starts a registration; the group's key is

@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,9 +27,10 @@ const filterDebounce = 120 * time.Millisecond
 
 // Table is a windowed table of V (the shape of pug's table.Model[V]): it
 // holds every loaded item but renders only the visible rows, tells its view
-// when the cursor nears the end of what is loaded so the next page can be
-// fetched, filters off the event loop, and marks rows — including "every
-// row of the source", loaded or not.
+// when it wants the next page (the cursor nears the end of what is loaded,
+// moves past it, or G asked for the true end), filters off the event loop,
+// and marks rows — the shown ones, or "every row of the source", loaded or
+// not.
 type Table[V any] struct {
 	c     *Common
 	owner int
@@ -51,7 +53,23 @@ type Table[V any] struct {
 	cursor, offset int
 	width, height  int
 
-	marks map[string]bool
+	// ahead is how far a page-down burst wanted to go past the loaded rows;
+	// the cursor gets there as pages land. toEnd is G on a partly loaded
+	// list: every page loads, the cursor following to the last row.
+	ahead int
+	toEnd bool
+	// restore is the key of the row the cursor was on before a refresh, put
+	// back under the cursor when its page lands again; restoreRow is where
+	// it was, restoreUpTo how many rows were loaded (when to give up).
+	restore     string
+	restoreRow  int
+	restoreUpTo int
+
+	// marked[i] says items[i] is marked (shorter than items: the rest are
+	// not); by index, so marking a million shown rows hashes nothing.
+	// nMarked counts them.
+	marked  []bool
+	nMarked int
 	// allMarked means every row of the source, loaded or not, except those
 	// in unmarked. allCount is the source's size once counted (-1 before).
 	allMarked bool
@@ -68,7 +86,7 @@ func NewTable[V any](c *Common, owner int, cols []Column, key func(V) string, ce
 	in.Prompt = "/"
 	in.Placeholder = "filter"
 	return &Table[V]{c: c, owner: owner, cols: cols, key: key, cells: cells, match: match,
-		input: in, marks: map[string]bool{}, unmarked: map[string]bool{}, allCount: -1, hidden: -1}
+		input: in, unmarked: map[string]bool{}, allCount: -1, hidden: -1}
 }
 
 // filterTick and filterDone are the table's own messages, routed to its owner.
@@ -97,14 +115,19 @@ func (t *Table[V]) rowsHeight() int {
 	return max(h, 1)
 }
 
-// Reset empties the table (a refresh), keeping the filter text.
+// Reset empties the table (a refresh), keeping the filter text and — once
+// its row is loaded again — the selected row.
 func (t *Table[V]) Reset() {
+	if it, ok := t.Selected(); ok && t.restore == "" {
+		t.restore, t.restoreRow, t.restoreUpTo = t.key(it), t.cursor, len(t.items)
+	}
 	t.items, t.visible, t.more = nil, nil, false
 	if t.query != "" {
 		t.visible = []int32{}
 	}
 	t.cursor, t.offset = 0, 0
-	t.marks, t.unmarked = map[string]bool{}, map[string]bool{}
+	t.ahead, t.toEnd = 0, false
+	t.marked, t.nMarked, t.unmarked = nil, 0, map[string]bool{}
 	t.allMarked, t.allCount, t.hidden = false, -1, -1
 }
 
@@ -121,22 +144,100 @@ func (t *Table[V]) Append(page []V, more bool) {
 		}
 		t.hidden = -1
 	}
+	t.settle(start)
+}
+
+// settle moves the cursor where it was asked to go once a page has landed
+// (items from start on are new): back to the row selected before a refresh,
+// on to the end for G, or as far as a page-down burst wanted.
+func (t *Table[V]) settle(start int) {
+	if t.restore != "" {
+		if pos, ok := t.findFrom(start, t.restore); ok {
+			t.cursor, t.restore = pos, ""
+		} else if !t.more || len(t.items) >= t.restoreUpTo {
+			t.cursor, t.restore = t.restoreRow, "" // it is gone: select the row in its place
+		}
+	}
+	if t.toEnd {
+		t.cursor = t.Len() - 1
+		t.toEnd = t.more
+	}
+	if t.ahead > 0 {
+		t.cursor += t.ahead
+		t.ahead = 0
+		t.overshoot()
+	}
 	t.clamp()
 }
 
-// Remove drops the items whose keys are in gone.
-func (t *Table[V]) Remove(gone map[string]bool) {
-	kept := make([]V, 0, len(t.items))
-	for _, it := range t.items {
-		if !gone[t.key(it)] {
-			kept = append(kept, it)
+// findFrom finds the row with key k among items[start:], as a row index
+// (an index into visible when filtered); ok is false when it is not there
+// or the filter hides it.
+func (t *Table[V]) findFrom(start int, k string) (int, bool) {
+	for i := start; i < len(t.items); i++ {
+		if t.key(t.items[i]) == k {
+			return t.rowOf(i)
 		}
 	}
-	t.items = kept
-	for k := range gone {
-		delete(t.marks, k)
+	return 0, false
+}
+
+// rowOf converts an index into items to a row index.
+func (t *Table[V]) rowOf(i int) (int, bool) {
+	if t.visible == nil {
+		return i, true
 	}
+	pos, ok := slices.BinarySearch(t.visible, int32(i))
+	return pos, ok
+}
+
+// selectedItem is the index into items of the row under the cursor, or -1.
+func (t *Table[V]) selectedItem() int {
+	if t.Len() == 0 {
+		return -1
+	}
+	return t.itemAt(t.cursor)
+}
+
+// reselect puts the cursor back on items[i] after the rows changed, or on
+// the first row when the filter hides it.
+func (t *Table[V]) reselect(i int) {
+	t.cursor = 0
+	if i >= 0 && i < len(t.items) {
+		if pos, ok := t.rowOf(i); ok {
+			t.cursor = pos
+		}
+	}
+	t.clamp()
+}
+
+// Remove drops the items whose keys are in gone. The cursor stays on its
+// row, or moves to the next one left when its row went.
+func (t *Table[V]) Remove(gone map[string]bool) {
+	kept := make([]V, 0, len(t.items))
+	var marks []bool
+	sel, keptSel := t.selectedItem(), -1
+	t.nMarked = 0
+	for i, it := range t.items {
+		if i == sel {
+			keptSel = len(kept)
+		}
+		if gone[t.key(it)] {
+			continue
+		}
+		kept = append(kept, it)
+		if i < len(t.marked) && t.marked[i] {
+			marks = append(marks, make([]bool, len(kept)-len(marks))...)
+			marks[len(kept)-1] = true
+			t.nMarked++
+		}
+	}
+	t.items, t.marked = kept, marks
 	t.refilter()
+	if keptSel >= 0 {
+		t.cursor, _ = t.rowOf(keptSel) // the next row shown, when it is hidden or gone
+		t.clamp()
+	}
 }
 
 func (t *Table[V]) refilter() {
@@ -162,11 +263,14 @@ func (t *Table[V]) Loaded() int { return len(t.items) }
 // More reports whether the source has pages not loaded yet.
 func (t *Table[V]) More() bool { return t.more }
 
-func (t *Table[V]) at(i int) V {
+func (t *Table[V]) at(i int) V { return t.items[t.itemAt(i)] }
+
+// itemAt is the index into items of row i.
+func (t *Table[V]) itemAt(i int) int {
 	if t.visible == nil {
-		return t.items[i]
+		return i
 	}
-	return t.items[t.visible[i]]
+	return int(t.visible[i])
 }
 
 // Selected is the item under the cursor.
@@ -178,19 +282,56 @@ func (t *Table[V]) Selected() (V, bool) {
 	return t.at(t.cursor), true
 }
 
-// WantsMore reports whether the cursor is near the end of what is loaded and
-// the next page should be fetched now.
+// WantsMore reports whether the next page should be fetched now: the cursor
+// is near (or wants to go past) the end of what is loaded, every page was
+// asked for, or a refresh has not reached the selected row again yet. A
+// filter says it covers the loaded pages and loads more only on G: one
+// matching few rows would otherwise load every page silently.
 func (t *Table[V]) WantsMore() bool {
-	return t.more && t.cursor >= t.Len()-2*t.rowsHeight()
+	nearEnd := t.query == "" && t.cursor >= t.Len()-2*t.rowsHeight()
+	return t.more && (nearEnd || t.ahead > 0 || t.toEnd || t.reloading())
+}
+
+// LoadingAll reports whether G is fetching every remaining page.
+func (t *Table[V]) LoadingAll() bool { return t.more && t.toEnd }
+
+// reloading reports whether a refresh is loading pages again up to the row
+// that was selected.
+func (t *Table[V]) reloading() bool {
+	return t.more && t.restore != "" && len(t.items) < t.restoreUpTo
+}
+
+// StopLoading cancels G's fetching of every page, or a refresh's reloading
+// up to the selected row (the page in flight still lands); it reports
+// whether there was such a load.
+func (t *Table[V]) StopLoading() bool {
+	was := t.LoadingAll() || t.reloading()
+	t.toEnd, t.restore = false, ""
+	return was
 }
 
 // Filtering is true while the filter prompt has the keys.
 func (t *Table[V]) Filtering() bool { return t.filtering }
 
-// MoveBy moves the cursor by n rows, clamped.
+// MoveBy moves the cursor by n rows. Past the loaded rows of a partly
+// loaded list it remembers how far it wanted to go and gets there as the
+// next pages land, so a fast page-down burst does not stop at a page edge.
 func (t *Table[V]) MoveBy(n int) {
-	t.cursor += n
+	t.restore, t.toEnd = "", false
+	if n < 0 {
+		t.ahead = 0
+	}
+	t.cursor += t.ahead + n
+	t.ahead = 0
+	t.overshoot()
 	t.clamp()
+}
+
+// overshoot keeps the part of a move beyond the loaded rows in ahead.
+func (t *Table[V]) overshoot() {
+	if last := max(t.Len()-1, 0); t.more && t.query == "" && t.cursor > last {
+		t.ahead = t.cursor - last
+	}
 }
 
 func (t *Table[V]) clamp() {
@@ -213,36 +354,84 @@ func (t *Table[V]) IsMarked(k string) bool {
 	if t.allMarked {
 		return !t.unmarked[k]
 	}
-	return t.marks[k]
+	for i := range t.marked {
+		if t.marked[i] && t.key(t.items[i]) == k {
+			return true
+		}
+	}
+	return false
+}
+
+// isMarkedAt reports whether items[i] is marked.
+func (t *Table[V]) isMarkedAt(i int) bool {
+	if t.allMarked {
+		return !t.unmarked[t.key(t.items[i])]
+	}
+	return i < len(t.marked) && t.marked[i]
+}
+
+// setMark marks or unmarks items[i] (explicit marks).
+func (t *Table[V]) setMark(i int, on bool) {
+	if on == t.isMarkedAt(i) {
+		return
+	}
+	if len(t.marked) <= i {
+		t.marked = append(t.marked, make([]bool, len(t.items)-len(t.marked))...)
+	}
+	t.marked[i] = on
+	if on {
+		t.nMarked++
+	} else {
+		t.nMarked--
+	}
 }
 
 // ToggleMark marks or unmarks the row under the cursor.
 func (t *Table[V]) ToggleMark() {
-	it, ok := t.Selected()
-	if !ok {
+	i := t.selectedItem()
+	if i < 0 {
 		return
 	}
-	k := t.key(it)
 	t.hidden = -1
 	if t.allMarked {
+		k := t.key(t.items[i])
 		t.unmarked[k] = !t.unmarked[k]
 		if !t.unmarked[k] {
 			delete(t.unmarked, k)
 		}
 		return
 	}
-	if t.marks[k] {
-		delete(t.marks, k)
-	} else {
-		t.marks[k] = true
+	t.setMark(i, !t.isMarkedAt(i))
+}
+
+// ToggleShown marks every row shown — those the filter passes, or every
+// loaded row when there is no filter — or, when all of them are marked
+// already, unmarks them. It reports how many rows changed and whether they
+// are now marked. Rows the filter hides keep their marks.
+func (t *Table[V]) ToggleShown() (n int, marked bool) {
+	t.hidden = -1
+	if t.allMarked { // "every row" is on: this switches it off
+		t.ToggleMarkAll()
+		return 0, false
 	}
+	n = t.Len()
+	for r := range n {
+		if !t.isMarkedAt(t.itemAt(r)) {
+			marked = true
+			break
+		}
+	}
+	for r := range n {
+		t.setMark(t.itemAt(r), marked)
+	}
+	return n, marked
 }
 
 // ToggleMarkAll switches "every row of the source" marking on or off. It
 // reports whether it is now on; the view then counts the source.
 func (t *Table[V]) ToggleMarkAll() bool {
 	t.allMarked = !t.allMarked
-	t.unmarked, t.marks, t.hidden = map[string]bool{}, map[string]bool{}, -1
+	t.unmarked, t.marked, t.nMarked, t.hidden = map[string]bool{}, nil, 0, -1
 	if !t.allMarked {
 		t.allCount = -1
 	}
@@ -264,15 +453,15 @@ func (t *Table[V]) MarkedCount() int {
 		}
 		return max(t.allCount-len(t.unmarked), 0)
 	}
-	return len(t.marks)
+	return t.nMarked
 }
 
 // Marked returns the keys marked among loaded rows (explicit marks).
 func (t *Table[V]) Marked() []string {
-	out := make([]string, 0, len(t.marks))
-	for _, it := range t.items {
-		if k := t.key(it); t.marks[k] {
-			out = append(out, k)
+	out := make([]string, 0, t.nMarked)
+	for i, on := range t.marked {
+		if on {
+			out = append(out, t.key(t.items[i]))
 		}
 	}
 	return out
@@ -280,17 +469,17 @@ func (t *Table[V]) Marked() []string {
 
 // HiddenMarks counts marked loaded rows that the filter hides.
 func (t *Table[V]) HiddenMarks() int {
-	if t.query == "" || t.allMarked || len(t.marks) == 0 {
+	if t.query == "" || t.allMarked || t.nMarked == 0 {
 		return 0
 	}
 	if t.hidden < 0 {
 		shown := 0
 		for _, i := range t.visible {
-			if t.marks[t.key(t.items[i])] {
+			if t.isMarkedAt(int(i)) {
 				shown++
 			}
 		}
-		t.hidden = len(t.marks) - shown
+		t.hidden = t.nMarked - shown
 	}
 	return t.hidden
 }
@@ -306,8 +495,9 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 		}
 		items, query, match, tag, owner := t.items, t.query, t.match, t.filterTag, t.owner
 		if query == "" {
+			sel := t.selectedItem()
 			t.visible, t.hidden = nil, -1
-			t.clamp()
+			t.reselect(sel)
 			return nil, true
 		}
 		return do(owner, func() tea.Msg {
@@ -323,9 +513,10 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 				vis = append(vis, int32(i))
 			}
 		}
+		sel := t.selectedItem()
 		t.visible, t.hidden = vis, -1
-		t.cursor, t.offset = 0, 0
-		t.clamp()
+		t.offset = 0
+		t.reselect(sel)
 		return nil, true
 	case tea.PasteMsg:
 		if !t.filtering {
@@ -362,11 +553,16 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 		case k.PageDown.Matches(msg):
 			t.MoveBy(h)
 		case k.Top.Matches(msg):
+			t.restore, t.toEnd, t.ahead = "", false, 0
 			t.cursor = 0
 			t.clamp()
 		case k.Bottom.Matches(msg):
-			t.cursor = t.Len() - 1
+			t.restore, t.ahead = "", 0
+			t.cursor, t.toEnd = t.Len()-1, t.more // the true end: the rest loads first
 			t.clamp()
+		case msg.String() == "esc" && (t.LoadingAll() || t.reloading()):
+			t.StopLoading()
+			return flash(fmt.Sprintf("stopped loading: %s rows loaded, more on scroll", count(len(t.items)))), true
 		case k.Filter.Matches(msg):
 			t.filtering = true
 			t.input.SetValue(t.query)
@@ -405,8 +601,9 @@ func (t *Table[V]) setQuery(q string) tea.Cmd {
 	t.filterTag++
 	tag, owner := t.filterTag, t.owner
 	if q == "" {
+		sel := t.selectedItem()
 		t.visible = nil
-		t.clamp()
+		t.reselect(sel)
 		return nil
 	}
 	return tea.Tick(filterDebounce, func(time.Time) tea.Msg { return routed{to: owner, msg: filterTick{tag: tag}} })
@@ -470,7 +667,14 @@ func (t *Table[V]) Meta() string {
 			s += fmt.Sprintf(" (%d hidden by the filter)", h)
 		}
 	}
-	if t.more {
+	switch {
+	case t.LoadingAll():
+		s += fmt.Sprintf("  loading every page: %s loaded… (esc stops)", count(len(t.items)))
+	case t.reloading():
+		s += fmt.Sprintf("  reloading up to the selected row: %s of %s… (esc stops)", count(len(t.items)), count(t.restoreUpTo))
+	case t.more && t.query != "":
+		s += "  the filter covers the loaded pages only: G loads the rest"
+	case t.more:
 		s += "  more on scroll"
 	}
 	return s
@@ -487,7 +691,11 @@ func (t *Table[V]) View() string {
 		b.WriteString(fit(t.input.View(), t.width))
 		b.WriteByte('\n')
 	} else if t.query != "" {
-		b.WriteString(st.Muted.Render(fit("/"+t.query+"  (/ to edit, esc to clear)", t.width)))
+		scope := ""
+		if t.more {
+			scope = fmt.Sprintf("  searched the %s loaded rows only", count(len(t.items)))
+		}
+		b.WriteString(st.Muted.Render(fit("/"+t.query+scope+"  (/ to edit, esc to clear)", t.width)))
 		b.WriteByte('\n')
 	}
 	titles := make([]string, len(t.cols))
@@ -506,7 +714,7 @@ func (t *Table[V]) View() string {
 		}
 		it := t.at(i)
 		mark := "  "
-		if t.IsMarked(t.key(it)) {
+		if t.isMarkedAt(t.itemAt(i)) {
 			mark = "● "
 		}
 		line := t.row(mark, t.cells(it), widths)
@@ -570,6 +778,14 @@ func (t *Table[V]) row(prefix string, cells []string, widths []int) string {
 		b.WriteByte(' ')
 	}
 	return fit(b.String(), t.width)
+}
+
+// loadedCount is a header count of a list: "100+" while pages remain.
+func loadedCount(loaded int, more bool) string {
+	if more {
+		return count(loaded) + "+"
+	}
+	return count(loaded)
 }
 
 // fit truncates or pads s to exactly w cells.

@@ -94,7 +94,7 @@ func TestGroupViewMarksAllAcrossPagesAndDeletes(t *testing.T) {
 	if v.table.Loaded() != recordPageSize || !v.table.More() {
 		t.Fatalf("opening loads one page only: %d loaded, more=%v", v.table.Loaded(), v.table.More())
 	}
-	h.press("ctrl+a")
+	h.press("A")
 	if want := "all 2,500 records of big marked, across every page"; h.lastFlash() != want {
 		t.Fatalf("flash %q, want %q", h.lastFlash(), want)
 	}
