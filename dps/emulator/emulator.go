@@ -37,7 +37,24 @@ type Options struct {
 	ThrottlePerMinute int           // 0 = off; else 429 + Retry-After past N operations a minute
 	FaultRate         float64       // fraction of DPS requests failing with 500 or a dropped connection
 	Logger            *slog.Logger  // nil = discard
+
+	limits *httpLimits // nil = defaultHTTPLimits; tests shorten them
 }
+
+// httpLimits bound what one client of an HTTPS listener may hold, so slow or
+// stalled clients cannot pile up connections that starve the real ones.
+type httpLimits struct {
+	header  time.Duration // to read the request line and headers (and the TLS handshake)
+	request time.Duration // to read the whole request, body included
+	write   time.Duration // from the end of the headers to the end of the answer
+	idle    time.Duration // a kept-alive connection waiting for its next request
+	maxBody int64         // bytes of request body, whatever the route
+}
+
+// defaultHTTPLimits: a 1 MB body (the largest any route takes) needs only
+// 35 KB/s to arrive in time; the webhook of custom allocation (10 s) fits in
+// the write deadline.
+var defaultHTTPLimits = httpLimits{header: 10 * time.Second, request: 30 * time.Second, write: time.Minute, idle: 2 * time.Minute, maxBody: maxBodyBytes}
 
 // Env is what a client needs to use the emulator; emulator.env holds the same.
 type Env struct {
@@ -103,8 +120,11 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	default:
 		return nil, fmt.Errorf("emulator: unknown seed %q; use demo or none", opts.Seed)
 	}
-	if opts.FaultRate < 0 || opts.FaultRate > 1 {
-		return nil, fmt.Errorf("emulator: fault rate %v is outside 0..1", opts.FaultRate)
+	if !(opts.FaultRate >= 0 && opts.FaultRate <= 1) { // also refuses NaN
+		return nil, fmt.Errorf("emulator: fault rate %v is not a fraction between 0 and 1; use e.g. 0.05 for 5 %% of requests", opts.FaultRate)
+	}
+	if opts.limits == nil {
+		opts.limits = &defaultHTTPLimits
 	}
 	if opts.ThrottlePerMinute < 0 {
 		return nil, fmt.Errorf("emulator: throttle %d/min is negative", opts.ThrottlePerMinute)
@@ -286,11 +306,15 @@ func (e *Emulator) loadIdentity(ctx context.Context) error {
 }
 
 func (e *Emulator) serve(ln net.Listener, conf *tls.Config, h http.Handler) {
+	lim := e.opts.limits
 	srv := &http.Server{
 		Handler:           h,
 		TLSConfig:         conf.Clone(),
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: lim.header,
+		ReadTimeout:       lim.request, // per stream on HTTP/2
+		WriteTimeout:      lim.write,
+		IdleTimeout:       lim.idle,
+		MaxHeaderBytes:    64 << 10, // a SAS token is a few hundred bytes
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
 	}
 	e.servers = append(e.servers, srv)

@@ -30,6 +30,9 @@ const (
 // (device SAS, sr = {host}/devices/{id}, no skn) and the registry API
 // (service SAS of the hub's iothubowner policy). Any api-version is accepted.
 func (e *Emulator) serveHub(h *hub, w http.ResponseWriter, r *http.Request) {
+	if !capBody(w, r, e.opts.limits.maxBody, func(msg string) { writeHubError(w, http.StatusRequestEntityTooLarge, "MessageTooLarge", msg) }) {
+		return
+	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if len(parts) == 2 && strings.EqualFold(parts[0], "twins") && r.Method == http.MethodGet {
 		if e.hubServiceAuth(h, w, r) {

@@ -28,7 +28,26 @@ const (
 // then the service API (paths matched case-insensitively, as DPS does) or the
 // device API.
 func (e *Emulator) serveDPS(w http.ResponseWriter, r *http.Request) {
+	if !capBody(w, r, e.opts.limits.maxBody, func(msg string) { writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, msg) }) {
+		return
+	}
 	e.realism.wrap(w, r, e.route)
+}
+
+// capBody limits the request body to limit bytes, whatever the route: a
+// longer declared body is refused at once with tooLarge(msg), a chunked one
+// fails its read once past the limit.
+func capBody(w http.ResponseWriter, r *http.Request, limit int64, tooLarge func(msg string)) bool {
+	if r.ContentLength > limit {
+		tooLarge(tooLargeMessage(limit))
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	return true
+}
+
+func tooLargeMessage(limit int64) string {
+	return fmt.Sprintf("the request body is larger than %d bytes, the most this emulator takes; send less per request", limit)
 }
 
 func (e *Emulator) route(w http.ResponseWriter, r *http.Request) {
@@ -46,7 +65,6 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, codeBadRequest, "the api-version query parameter is required, e.g. ?api-version="+dps.APIVersion)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		switch strings.ToLower(segs[0]) {
 		case "enrollmentgroups":
 			e.serveGroups(w, r, segs[1:])
@@ -138,14 +156,8 @@ func storeError(w http.ResponseWriter, err error, notFoundCode int32, what strin
 
 // readJSON decodes the request body into v, answering 400/413 itself.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes))
-			return false
-		}
-		writeError(w, http.StatusBadRequest, codeBadRequest, "read the request body: "+err.Error())
+	b, ok := readBody(w, r)
+	if !ok {
 		return false
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
@@ -159,6 +171,22 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// readBody reads the whole request body, answering 413 (past the listener's
+// cap) or 400 itself.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, tooLargeMessage(tooBig.Limit))
+		return nil, false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, codeBadRequest, "could not read the whole request body ("+err.Error()+"); send it again")
+		return nil, false
+	}
+	return b, true
+}
+
 func jsonErrorText(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
@@ -170,9 +198,8 @@ func jsonErrorText(err error) string {
 // readQuery accepts a QuerySpecification body or none at all (the CLI sends
 // none, Node sends {"query":"*"}). Every query means "all".
 func readQuery(w http.ResponseWriter, r *http.Request) bool {
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "read the request body: "+err.Error())
+	b, ok := readBody(w, r)
+	if !ok {
 		return false
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
