@@ -94,6 +94,7 @@ type pendingOp struct {
 func (d *devState) init(e *Emulator) {
 	d.e = e
 	d.webhook = &http.Client{Timeout: webhookTimeout}
+	d.groups.log = e.log
 	d.pending = make(map[string]*pendingOp)
 	d.recent = make(map[string]*finishedOp)
 }

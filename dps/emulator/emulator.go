@@ -162,15 +162,18 @@ func (e *Emulator) start(ctx context.Context) error {
 		return err
 	}
 	e.lock = lock
-	st, fresh, err := openStore(dir)
+	used := usedBefore(dir)
+	st, fresh, err := openStore(dir, used)
 	if err != nil {
 		return err
 	}
 	e.store = st
-	if e.ca, err = loadOrCreateCA(dir); err != nil {
+	// The identity before the CA: a CA in the dir then proves the identity
+	// was made, so loadIdentity can tell lost settings from a first start.
+	if err := e.loadIdentity(ctx, used); err != nil {
 		return err
 	}
-	if err := e.loadIdentity(ctx); err != nil {
+	if e.ca, err = loadOrCreateCA(dir); err != nil {
 		return err
 	}
 
@@ -275,34 +278,45 @@ func (e *Emulator) start(ctx context.Context) error {
 }
 
 // loadIdentity reads the ID scope and service policy key, making them on the
-// first start.
-func (e *Emulator) loadIdentity(ctx context.Context) error {
+// first start (in one transaction, so a crash leaves both or neither). In a
+// data dir used before, missing ones are refused: new ones would strand every
+// device and client set up for the old.
+func (e *Emulator) loadIdentity(ctx context.Context, used bool) error {
 	scope, err := e.store.setting(ctx, "id_scope")
 	if err != nil {
 		return err
 	}
-	if scope == "" {
-		scope = "0ne" + strings.ToUpper(newGUID()[:8])
-		if err := e.store.setSetting(ctx, "id_scope", scope); err != nil {
-			return err
-		}
-	}
-	e.idScope = scope
 	k, err := e.store.setting(ctx, "service_key")
 	if err != nil {
 		return err
 	}
-	if k == "" {
-		k = keys.GenerateKey().Base64()
-		if err := e.store.setSetting(ctx, "service_key", k); err != nil {
+	if scope == "" || k == "" {
+		if used {
+			return fmt.Errorf("emulator: the database %s has no ID scope or service key in its settings, yet the data dir holds the emulator's CA (%s), so it was used before: "+
+				"the settings were lost or the database replaced. Put the original %s back to keep the old identity, or delete the data dir to start afresh (devices and clients must then be set up again)",
+				filepath.Join(e.opts.DataDir, dbFile), caCertFile, dbFile)
+		}
+		scope, k = "0ne"+strings.ToUpper(newGUID()[:8]), keys.GenerateKey().Base64()
+		if err := e.store.setSettings(ctx, map[string]string{"id_scope": scope, "service_key": k}); err != nil {
 			return err
 		}
 	}
+	e.idScope = scope
 	e.serviceKey, err = keys.ParseKey(k)
 	if err != nil {
 		return fmt.Errorf("emulator: the stored service key is invalid: %w", err)
 	}
 	return nil
+}
+
+// usedBefore reports whether an emulator ran on dir before: its CA is there.
+func usedBefore(dir string) bool {
+	for _, f := range []string{caCertFile, caKeyFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Emulator) serve(ln net.Listener, conf *tls.Config, h http.Handler) {

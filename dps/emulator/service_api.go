@@ -147,6 +147,8 @@ func storeError(w http.ResponseWriter, err error, notFoundCode int32, what strin
 		writeError(w, http.StatusPreconditionFailed, codePrecondition, errPrecondition.Error())
 	case errors.Is(err, errExists):
 		writeError(w, http.StatusConflict, codeConflict, what+" already exists")
+	case errors.As(err, new(*damagedError)):
+		writeError(w, http.StatusInternalServerError, codeInternal, err.Error())
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads the answer.
 	default:
@@ -241,8 +243,12 @@ func page(w http.ResponseWriter, r *http.Request) (after string, size int, ok bo
 // writeDocsPage sends one page of stored JSON documents as they are (no
 // decoding and re-encoding of 1,000 records a page). The continuation header
 // is left out on the last page: Node keeps looping while it is present, even
-// empty.
-func writeDocsPage(w http.ResponseWriter, docs []json.RawMessage, next string, size int, itemType string) {
+// empty. Damaged rows, left out, are logged by name.
+func (e *Emulator) writeDocsPage(w http.ResponseWriter, p docsPage, size int, itemType string) {
+	for _, err := range p.damaged {
+		e.log.Error("listing leaves out a damaged row", "err", err)
+	}
+	docs, next := p.docs, p.next
 	n := 2
 	for _, d := range docs {
 		n += len(d) + 1
@@ -416,6 +422,9 @@ func serveEnrollmentKind[T any](e *Emulator, k *enrollmentKind[T], w http.Respon
 
 func (e *Emulator) getGroup(w http.ResponseWriter, r *http.Request, id string) {
 	doc, err := e.store.doc(r.Context(), "groups", "public_doc", id)
+	if err == nil {
+		err = docChecks["groups"](id, doc)
+	}
 	if err != nil {
 		storeError(w, err, codeNotFound, fmt.Sprintf("enrollment group %q", id))
 		return
@@ -427,6 +436,9 @@ func (e *Emulator) getGroup(w http.ResponseWriter, r *http.Request, id string) {
 // that registered through this enrollment.
 func (e *Emulator) getEnrollment(w http.ResponseWriter, r *http.Request, id string) {
 	doc, err := e.store.doc(r.Context(), "enrollments", "public_doc", id)
+	if err == nil {
+		err = docChecks["enrollments"](id, doc)
+	}
 	if err != nil {
 		storeError(w, err, codeNotFound, fmt.Sprintf("enrollment %q", id))
 		return
@@ -436,8 +448,8 @@ func (e *Emulator) getEnrollment(w http.ResponseWriter, r *http.Request, id stri
 		writeRawJSON(w, http.StatusOK, doc)
 		return
 	}
-	var en dps.IndividualEnrollment
-	if err := json.Unmarshal(doc, &en); err != nil {
+	en, err := decodeAs[dps.IndividualEnrollment]("enrollment", id, doc)
+	if err != nil {
 		storeError(w, err, codeNotFound, "enrollment")
 		return
 	}
@@ -455,12 +467,12 @@ func (e *Emulator) queryDocs(w http.ResponseWriter, r *http.Request, table, what
 	if !ok {
 		return
 	}
-	docs, next, err := e.store.publicDocs(r.Context(), table, after, size)
+	p, err := e.store.publicDocs(r.Context(), table, after, size)
 	if err != nil {
 		storeError(w, err, codeNotFound, what)
 		return
 	}
-	writeDocsPage(w, docs, next, size, itemType)
+	e.writeDocsPage(w, p, size, itemType)
 }
 
 func serveBulk[T any](e *Emulator, k *enrollmentKind[T], w http.ResponseWriter, r *http.Request) {
@@ -542,6 +554,8 @@ func bulkItemError(err error, what string) (int32, string) {
 		return codeConflict, what + " already exists"
 	case errors.Is(err, errPrecondition):
 		return codePrecondition, errPrecondition.Error()
+	case errors.As(err, new(*damagedError)):
+		return codeInternal, err.Error()
 	default:
 		return codeInternal, "storage error: " + err.Error()
 	}
@@ -565,12 +579,12 @@ func (e *Emulator) serveRegistrations(w http.ResponseWriter, r *http.Request, se
 		}
 		// A deleted group's records are still listed: that is how orphans
 		// are found.
-		docs, next, err := e.store.registrationDocs(r.Context(), segs[0], after, size)
+		p, err := e.store.registrationDocs(r.Context(), segs[0], after, size)
 		if err != nil {
 			storeError(w, err, codeRegistrationAbsent, "registrations")
 			return
 		}
-		writeDocsPage(w, docs, next, size, "deviceRegistration")
+		e.writeDocsPage(w, p, size, "deviceRegistration")
 	case len(segs) == 1:
 		id := segs[0]
 		what := fmt.Sprintf("registration %q", id)
