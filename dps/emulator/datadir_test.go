@@ -155,3 +155,24 @@ func TestDamagedGroupBreaksOnlyItself(t *testing.T) {
 		})
 	}
 }
+
+// TestDamagedEnrollmentRow: the long listings (enrollments here) leave out a
+// truncated row too, and GET names it.
+func TestDamagedEnrollmentRow(t *testing.T) {
+	e := startTest(t, Options{Seed: "none"})
+	s := newSvc(t, e)
+	for _, id := range []string{"x", "y"} {
+		s.must(http.StatusOK, http.MethodPut, "/enrollments/"+id+av, map[string]any{"registrationId": id, "attestation": map[string]any{"type": "symmetricKey"}})
+	}
+	if _, err := e.store.w.Exec(`UPDATE enrollments SET public_doc = substr(public_doc, 1, 20) WHERE id_key = 'x'`); err != nil {
+		t.Fatal(err)
+	}
+	_, b := s.must(http.StatusOK, http.MethodPost, "/enrollments/query"+av, nil)
+	if got := decode[[]dps.IndividualEnrollment](t, b); len(got) != 1 || got[0].RegistrationID != "y" {
+		t.Errorf("listing: %s, want only y", b)
+	}
+	resp, b := s.req(http.MethodGet, "/enrollments/x"+av, nil)
+	if ed := decode[dps.ErrorDetails](t, b); resp.StatusCode != http.StatusInternalServerError || !strings.Contains(ed.Message, `enrollment "x" is damaged`) {
+		t.Errorf("GET x: HTTP %d %q, want 500 naming the damaged enrollment", resp.StatusCode, ed.Message)
+	}
+}

@@ -1,8 +1,10 @@
 package emulator
 
 import (
+	"bufio"
 	"crypto/tls"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -157,6 +159,44 @@ func TestBodiesOverTheCapAreRefused(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get(c.errHeader) == "" || !strings.Contains(string(b), "65536") {
 			t.Errorf("%s: a 70 KB body: HTTP %d %s, want 413 naming the 65536-byte cap", c.name, resp.StatusCode, b)
+		}
+	}
+}
+
+// TestSilentAndIdleConnectionsAreClosed: a connection that never starts its
+// TLS handshake is closed at the header deadline, and a kept-alive one at
+// the idle deadline.
+func TestSilentAndIdleConnectionsAreClosed(t *testing.T) {
+	e := startTest(t, Options{Seed: "none", HubAddrs: []string{"127.0.0.1:0"}, limits: &shortLimits})
+	for _, addr := range []string{e.dpsHost, e.hubs[0].HostName} {
+		raw, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = raw.Read(make([]byte, 1))
+		raw.Close()
+		if held := time.Since(start); err == nil || held > 3*time.Second {
+			t.Errorf("%s: a connection without a TLS handshake was held %v (%v), want it closed at the 0.5 s header deadline", addr, held, err)
+		}
+
+		conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: e.CertPool(), NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(conn, "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		start = time.Now()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+		if held := time.Since(start); err == nil || held > 4*time.Second {
+			t.Errorf("%s: an idle kept-alive connection was held %v (%v), want it closed at the 2 s idle deadline", addr, held, err)
 		}
 	}
 }

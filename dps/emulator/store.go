@@ -620,21 +620,23 @@ func decodeGroup(id string, doc []byte) (dps.EnrollmentGroup, error) {
 }
 
 // docChecks say whether a stored document of each table can be sent as it
-// is. Groups (a few hundred at most) are decoded as clients will; the long
-// listings are checked for well-formed JSON only.
+// is. Groups (a few hundred at most) are decoded as clients will decode them.
+// The long listings get a framing check only: it catches a truncated or
+// overwritten row for free, where json.Valid would cost 40 % of a 100,000
+// record listing.
 var docChecks = map[string]func(id string, doc []byte) error{
 	"groups": func(id string, doc []byte) error {
 		_, err := decodeGroup(id, doc)
 		return err
 	},
-	"enrollments":   validJSON("enrollment"),
-	"registrations": validJSON("registration record"),
+	"enrollments":   framedJSON("enrollment"),
+	"registrations": framedJSON("registration record"),
 }
 
-func validJSON(noun string) func(id string, doc []byte) error {
+func framedJSON(noun string) func(id string, doc []byte) error {
 	return func(id string, doc []byte) error {
-		if !json.Valid(doc) {
-			return &damagedError{noun, id, errors.New("not valid JSON")}
+		if len(doc) < 2 || doc[0] != '{' || doc[len(doc)-1] != '}' {
+			return &damagedError{noun, id, errors.New("not a JSON object")}
 		}
 		return nil
 	}
