@@ -325,7 +325,7 @@ func (e *Emulator) serve(ln net.Listener, conf *tls.Config, h http.Handler) {
 		Handler:           h,
 		TLSConfig:         conf.Clone(),
 		ReadHeaderTimeout: lim.header,
-		ReadTimeout:       lim.request, // per stream on HTTP/2
+		ReadTimeout:       lim.request, // per stream on HTTP/2; a handler that hijacks (a WebSocket) must clear the conn's deadlines
 		WriteTimeout:      lim.write,
 		IdleTimeout:       lim.idle,
 		MaxHeaderBytes:    64 << 10, // a SAS token is a few hundred bytes
