@@ -73,7 +73,7 @@ func (d *devState) finished(r *http.Request, scope, rid, opID string) *finishedO
 		return nil
 	}
 	tok, err := keys.ParseSAS(r.Header.Get("Authorization"))
-	if err != nil || !strings.EqualFold(tok.KeyName, "registration") || !tok.Covers(scope+"/registrations/"+rid) || !time.Now().Before(tok.Expiry) {
+	if err != nil || !deviceKeyName(tok.KeyName) || !tok.Covers(scope+"/registrations/"+rid) || !time.Now().Before(tok.Expiry) {
 		return nil
 	}
 	if tok.SignatureMatches(op.primary) || !op.secondary.IsZero() && tok.SignatureMatches(op.secondary) {
@@ -94,6 +94,7 @@ type pendingOp struct {
 func (d *devState) init(e *Emulator) {
 	d.e = e
 	d.webhook = &http.Client{Timeout: webhookTimeout}
+	d.groups.log = e.log
 	d.pending = make(map[string]*pendingOp)
 	d.recent = make(map[string]*finishedOp)
 }
@@ -158,6 +159,18 @@ func (a admission) groupID() string {
 
 var errUnauthorized = errors.New("unauthorized")
 
+// msgNoKey refuses a token no enrollment's key signed. It is the same whether
+// or not an enrollment exists, so a caller without a key learns nothing.
+const msgNoKey = "Unauthorized: no enrollment admits the key that signed this token; sign it with the individual enrollment's key, " +
+	"or with the key derived from the enrollment group's key and this registration ID"
+
+// deviceKeyName reports whether skn is one a device token may carry:
+// "registration" (Node, C), or none at all (the Python SDK signs without one,
+// and real DPS accepts it).
+func deviceKeyName(skn string) bool {
+	return skn == "" || strings.EqualFold(skn, "registration")
+}
+
 // admit verifies the device's SAS over the literal sr and finds the
 // enrollment whose key signed it: the individual enrollment first (a disabled
 // one blocks the device even when a group would admit it), then the
@@ -173,8 +186,8 @@ func (e *Emulator) admit(ctx context.Context, r *http.Request, scope, rid string
 	if err != nil {
 		return admission{}, "Unauthorized: the Authorization header is not a valid SAS token", errUnauthorized
 	}
-	if !strings.EqualFold(tok.KeyName, "registration") {
-		return admission{}, "Unauthorized: a device token must have skn=registration", errUnauthorized
+	if !deviceKeyName(tok.KeyName) {
+		return admission{}, "Unauthorized: a device token must have skn=registration or no skn", errUnauthorized
 	}
 	if !tok.Covers(scope + "/registrations/" + rid) {
 		return admission{}, "Unauthorized: the token's sr is not this registration", errUnauthorized
@@ -183,29 +196,69 @@ func (e *Emulator) admit(ctx context.Context, r *http.Request, scope, rid string
 		return admission{}, "Unauthorized: the token has expired", errUnauthorized
 	}
 
-	blocked := false
-	if en, err := e.store.enrollment(ctx, rid); err == nil {
-		if pk, sk, ok := attestationKeys(en.Attestation); ok {
-			disabled := en.ProvisioningStatus == dps.ProvisioningDisabled
-			if tok.SignatureMatches(pk) || !sk.IsZero() && tok.SignatureMatches(sk) {
-				id := en.DeviceID
-				if id == "" {
-					id = en.RegistrationID
-				}
-				return admission{view: viewOfEnrollment(&en), deviceID: id, primary: pk, secondary: sk, disabled: disabled}, "", nil
-			}
-			if !disabled {
-				return admission{}, "Unauthorized: the key does not match the individual enrollment of this registration ID", errUnauthorized
-			}
-			blocked = true
-		}
-	} else if !errors.Is(err, errNotFound) {
-		return admission{}, "", err
-	}
-
-	groups, err := e.store.symmetricGroups(ctx, &e.dev.groups)
+	ind, err := e.individualKeys(ctx, rid)
 	if err != nil {
 		return admission{}, "", err
+	}
+	if ind.found && (tok.SignatureMatches(ind.primary) || !ind.secondary.IsZero() && tok.SignatureMatches(ind.secondary)) {
+		return ind.admission, "", nil
+	}
+	// The groups are tried even when an individual enrollment refused the
+	// key: a refusal then takes as long whether or not one exists.
+	grp, err := e.groupAdmitting(ctx, tok, rid)
+	if err != nil {
+		return admission{}, "", err
+	}
+	switch {
+	case ind.found && !ind.disabled, grp == nil:
+		return admission{}, msgNoKey, errUnauthorized
+	case ind.found: // disabled: the group admits the device, as disabled
+		grp.disabled = true
+	}
+	return *grp, "", nil
+}
+
+// individual is the admission an individual enrollment would give; found is
+// false without one.
+type individual struct {
+	admission
+	found bool
+}
+
+// individualKeys finds rid's individual enrollment. A damaged one is found
+// (it still takes precedence over groups) but admits nobody.
+func (e *Emulator) individualKeys(ctx context.Context, rid string) (a individual, err error) {
+	en, err := e.store.enrollment(ctx, rid)
+	var damaged *damagedError
+	switch {
+	case errors.Is(err, errNotFound):
+		return a, nil
+	case errors.As(err, &damaged):
+		e.log.Error("device API: refusing a device whose individual enrollment is damaged", "err", err)
+		a.found = true
+		return a, nil
+	case err != nil:
+		return a, err
+	}
+	pk, sk, ok := attestationKeys(en.Attestation)
+	if !ok {
+		return a, nil
+	}
+	id := en.DeviceID
+	if id == "" {
+		id = en.RegistrationID
+	}
+	a.admission = admission{view: viewOfEnrollment(&en), deviceID: id, primary: pk, secondary: sk, disabled: en.ProvisioningStatus == dps.ProvisioningDisabled}
+	a.found = true
+	return a, nil
+}
+
+// groupAdmitting is the admission of the first symmetric-key group whose
+// derived key (primary or secondary) signed tok; nil when none did.
+func (e *Emulator) groupAdmitting(ctx context.Context, tok keys.SAS, rid string) (*admission, error) {
+	groups, err := e.store.symmetricGroups(ctx, &e.dev.groups)
+	if err != nil {
+		return nil, err
 	}
 	for i := range groups {
 		g := &groups[i]
@@ -219,11 +272,11 @@ func (e *Emulator) admit(ctx context.Context, r *http.Request, scope, rid string
 		}
 		if tok.SignatureMatches(dpk) || !dsk.IsZero() && tok.SignatureMatches(dsk) {
 			eg := g.EnrollmentGroup
-			return admission{view: viewOfGroup(&eg), deviceID: rid, primary: dpk, secondary: dsk,
-				disabled: blocked || g.ProvisioningStatus == dps.ProvisioningDisabled}, "", nil
+			return &admission{view: viewOfGroup(&eg), deviceID: rid, primary: dpk, secondary: dsk,
+				disabled: g.ProvisioningStatus == dps.ProvisioningDisabled}, nil
 		}
 	}
-	return admission{}, "Unauthorized: no enrollment's key (nor a key derived from a group key) signed this token", errUnauthorized
+	return nil, nil
 }
 
 // attestationKeys are an enrollment's symmetric keys; ok is false for other

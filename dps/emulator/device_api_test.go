@@ -181,7 +181,6 @@ func TestDeviceAPIRejects(t *testing.T) {
 		{"wrong scope", func(d *rawDevice) { d.scope = "0ne00000000" }},
 		{"token for another ID", func(d *rawDevice) { d.sr = func(s, _ string) string { return s + "/registrations/other" } }},
 		{"expired token", func(d *rawDevice) { d.expires = -time.Minute }},
-		{"no skn", func(d *rawDevice) { d.skn = "" }},
 		{"service policy skn", func(d *rawDevice) { d.skn = servicePolicy }},
 		{"invalid registration ID", func(d *rawDevice) { d.rid = "dev."; d.key, _ = keys.DeriveDeviceKey(gk, "dev.") }},
 	} {

@@ -37,7 +37,24 @@ type Options struct {
 	ThrottlePerMinute int           // 0 = off; else 429 + Retry-After past N operations a minute
 	FaultRate         float64       // fraction of DPS requests failing with 500 or a dropped connection
 	Logger            *slog.Logger  // nil = discard
+
+	limits *httpLimits // nil = defaultHTTPLimits; tests shorten them
 }
+
+// httpLimits bound what one client of an HTTPS listener may hold, so slow or
+// stalled clients cannot pile up connections that starve the real ones.
+type httpLimits struct {
+	header  time.Duration // to read the request line and headers (and the TLS handshake)
+	request time.Duration // to read the whole request, body included
+	write   time.Duration // from the end of the headers to the end of the answer
+	idle    time.Duration // a kept-alive connection waiting for its next request
+	maxBody int64         // bytes of request body, whatever the route
+}
+
+// defaultHTTPLimits: a 1 MB body (the largest any route takes) needs only
+// 35 KB/s to arrive in time; the webhook of custom allocation (10 s) fits in
+// the write deadline.
+var defaultHTTPLimits = httpLimits{header: 10 * time.Second, request: 30 * time.Second, write: time.Minute, idle: 2 * time.Minute, maxBody: maxBodyBytes}
 
 // Env is what a client needs to use the emulator; emulator.env holds the same.
 type Env struct {
@@ -103,8 +120,11 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	default:
 		return nil, fmt.Errorf("emulator: unknown seed %q; use demo or none", opts.Seed)
 	}
-	if opts.FaultRate < 0 || opts.FaultRate > 1 {
-		return nil, fmt.Errorf("emulator: fault rate %v is outside 0..1", opts.FaultRate)
+	if !(opts.FaultRate >= 0 && opts.FaultRate <= 1) { // also refuses NaN
+		return nil, fmt.Errorf("emulator: fault rate %v is not a fraction between 0 and 1; use e.g. 0.05 for 5 %% of requests", opts.FaultRate)
+	}
+	if opts.limits == nil {
+		opts.limits = &defaultHTTPLimits
 	}
 	if opts.ThrottlePerMinute < 0 {
 		return nil, fmt.Errorf("emulator: throttle %d/min is negative", opts.ThrottlePerMinute)
@@ -142,15 +162,18 @@ func (e *Emulator) start(ctx context.Context) error {
 		return err
 	}
 	e.lock = lock
-	st, fresh, err := openStore(dir)
+	used := usedBefore(dir)
+	st, fresh, err := openStore(dir, used)
 	if err != nil {
 		return err
 	}
 	e.store = st
-	if e.ca, err = loadOrCreateCA(dir); err != nil {
+	// The identity before the CA: a CA in the dir then proves the identity
+	// was made, so loadIdentity can tell lost settings from a first start.
+	if err := e.loadIdentity(ctx, used); err != nil {
 		return err
 	}
-	if err := e.loadIdentity(ctx); err != nil {
+	if e.ca, err = loadOrCreateCA(dir); err != nil {
 		return err
 	}
 
@@ -255,29 +278,30 @@ func (e *Emulator) start(ctx context.Context) error {
 }
 
 // loadIdentity reads the ID scope and service policy key, making them on the
-// first start.
-func (e *Emulator) loadIdentity(ctx context.Context) error {
+// first start (in one transaction, so a crash leaves both or neither). In a
+// data dir used before, missing ones are refused: new ones would strand every
+// device and client set up for the old.
+func (e *Emulator) loadIdentity(ctx context.Context, used bool) error {
 	scope, err := e.store.setting(ctx, "id_scope")
 	if err != nil {
 		return err
 	}
-	if scope == "" {
-		scope = "0ne" + strings.ToUpper(newGUID()[:8])
-		if err := e.store.setSetting(ctx, "id_scope", scope); err != nil {
-			return err
-		}
-	}
-	e.idScope = scope
 	k, err := e.store.setting(ctx, "service_key")
 	if err != nil {
 		return err
 	}
-	if k == "" {
-		k = keys.GenerateKey().Base64()
-		if err := e.store.setSetting(ctx, "service_key", k); err != nil {
+	if scope == "" || k == "" {
+		if used {
+			return fmt.Errorf("emulator: the database %s has no ID scope or service key in its settings, yet the data dir holds the emulator's CA (%s), so it was used before: "+
+				"the settings were lost or the database replaced. Put the original %s back to keep the old identity, or delete the data dir to start afresh (devices and clients must then be set up again)",
+				filepath.Join(e.opts.DataDir, dbFile), caCertFile, dbFile)
+		}
+		scope, k = "0ne"+strings.ToUpper(newGUID()[:8]), keys.GenerateKey().Base64()
+		if err := e.store.setSettings(ctx, map[string]string{"id_scope": scope, "service_key": k}); err != nil {
 			return err
 		}
 	}
+	e.idScope = scope
 	e.serviceKey, err = keys.ParseKey(k)
 	if err != nil {
 		return fmt.Errorf("emulator: the stored service key is invalid: %w", err)
@@ -285,12 +309,26 @@ func (e *Emulator) loadIdentity(ctx context.Context) error {
 	return nil
 }
 
+// usedBefore reports whether an emulator ran on dir before: its CA is there.
+func usedBefore(dir string) bool {
+	for _, f := range []string{caCertFile, caKeyFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *Emulator) serve(ln net.Listener, conf *tls.Config, h http.Handler) {
+	lim := e.opts.limits
 	srv := &http.Server{
 		Handler:           h,
 		TLSConfig:         conf.Clone(),
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: lim.header,
+		ReadTimeout:       lim.request, // per stream on HTTP/2; a handler that hijacks (a WebSocket) must clear the conn's deadlines
+		WriteTimeout:      lim.write,
+		IdleTimeout:       lim.idle,
+		MaxHeaderBytes:    64 << 10, // a SAS token is a few hundred bytes
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
 	}
 	e.servers = append(e.servers, srv)

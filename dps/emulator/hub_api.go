@@ -30,6 +30,9 @@ const (
 // (device SAS, sr = {host}/devices/{id}, no skn) and the registry API
 // (service SAS of the hub's iothubowner policy). Any api-version is accepted.
 func (e *Emulator) serveHub(h *hub, w http.ResponseWriter, r *http.Request) {
+	if !capBody(w, r, e.opts.limits.maxBody, func(msg string) { writeHubError(w, http.StatusRequestEntityTooLarge, "MessageTooLarge", msg) }) {
+		return
+	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if len(parts) == 2 && strings.EqualFold(parts[0], "twins") && r.Method == http.MethodGet {
 		if e.hubServiceAuth(h, w, r) {
@@ -93,31 +96,53 @@ func (e *Emulator) hubServiceAuth(h *hub, w http.ResponseWriter, r *http.Request
 
 func (e *Emulator) hubTelemetry(h *hub, w http.ResponseWriter, r *http.Request, deviceID string) {
 	ctx := r.Context()
+	refuse := func(msg string) {
+		writeHubError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", "Unauthorized: "+msg)
+	}
 	tok, err := keys.ParseSAS(r.Header.Get("Authorization"))
 	if err != nil {
-		writeHubError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", "Unauthorized: "+err.Error())
+		refuse(err.Error())
+		return
+	}
+	// Everything the token says on its own is checked before the device is
+	// looked up: a caller without a key must not learn which IDs exist.
+	resource := h.HostName + "/devices/" + deviceID
+	policy := tok.KeyName != ""
+	switch {
+	case policy && !strings.EqualFold(tok.KeyName, h.PolicyName):
+		refuse(fmt.Sprintf("policy %q is not this hub's; sign device tokens with no skn, or use the %s policy", tok.KeyName, h.PolicyName))
+		return
+	case policy:
+		if err := tok.Verify(h.key, resource, time.Now()); err != nil {
+			refuse(err.Error())
+			return
+		}
+	case !time.Now().Before(tok.Expiry):
+		refuse(keys.ErrSASExpired.Error() + "; sign a new one")
+		return
+	case !tok.Covers(resource):
+		refuse(fmt.Sprintf("%v: it names %q, not %q", keys.ErrSASResource, tok.Resource, resource))
 		return
 	}
 	d, err := e.store.hubDevice(ctx, h.Index, deviceID)
-	if errors.Is(err, errNotFound) {
-		writeHubError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", "Unauthorized: device "+strconv.Quote(deviceID)+" is not registered in this hub")
-		return
-	}
-	if err != nil {
+	switch {
+	case err != nil && !errors.Is(err, errNotFound):
 		e.hubInternal(w, err)
 		return
-	}
-	if err := verifyDeviceToken(tok, h, d); err != nil {
-		writeHubError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", "Unauthorized: "+err.Error())
+	case policy && err != nil: // the caller holds the hub's key: tell it
+		writeHubError(w, http.StatusNotFound, "DeviceNotFound", "Device "+strconv.Quote(deviceID)+" is not registered in "+h.HostName)
+		return
+	case !policy && !signedByDevice(tok, d): // a missing device has no keys: the same refusal
+		refuse(keys.ErrSASSignature.Error() + " of device " + strconv.Quote(deviceID) + "; sign with the key the device provisioned with")
 		return
 	}
 	if d.Status == "disabled" {
-		writeHubError(w, http.StatusUnauthorized, "IotHubUnauthorizedAccess", "Unauthorized: device "+strconv.Quote(deviceID)+" is disabled")
+		refuse("device " + strconv.Quote(deviceID) + " is disabled")
 		return
 	}
 	n, err := io.Copy(io.Discard, io.LimitReader(r.Body, maxHubMessage+1))
 	if err != nil {
-		writeHubError(w, http.StatusBadRequest, "ArgumentInvalid", "could not read the message body")
+		writeHubError(w, http.StatusBadRequest, "ArgumentInvalid", "could not read the whole message body; send it again")
 		return
 	}
 	if n > maxHubMessage {
@@ -131,28 +156,21 @@ func (e *Emulator) hubTelemetry(h *hub, w http.ResponseWriter, r *http.Request, 
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// verifyDeviceToken accepts a device token (no skn) signed with either of
-// the device's keys, or a token of the hub's service policy.
-func verifyDeviceToken(tok keys.SAS, h *hub, d hubDevice) error {
-	now := time.Now()
-	if tok.KeyName != "" {
-		if !strings.EqualFold(tok.KeyName, h.PolicyName) {
-			return fmt.Errorf("policy %q is not this hub's", tok.KeyName)
-		}
-		return tok.Verify(h.key, h.HostName+"/devices/"+d.DeviceID, now)
-	}
-	resource := h.HostName + "/devices/" + d.DeviceID
-	var err error = keys.ErrSASSignature
+// signedByDevice reports whether either of the device's keys signed tok. A
+// device not found (zero value) has no keys; its check costs the same two
+// HMACs, so a refusal takes as long whether or not the device exists.
+func signedByDevice(tok keys.SAS, d hubDevice) bool {
+	ok := false
 	for _, s := range []string{d.PrimaryKey, d.SecondaryKey} {
-		k, perr := keys.ParseKey(s)
-		if perr != nil {
-			continue
+		k, err := keys.ParseKey(s)
+		if err != nil {
+			k = keys.Key{} // sign with no key: never a match, same cost
 		}
-		if err = tok.Verify(k, resource, now); err == nil || !errors.Is(err, keys.ErrSASSignature) {
-			return err
+		if tok.SignatureMatches(k) && err == nil {
+			ok = true
 		}
 	}
-	return err
+	return ok
 }
 
 func (e *Emulator) hubInternal(w http.ResponseWriter, err error) {

@@ -130,3 +130,42 @@ func TestHubDeviceTokenForms(t *testing.T) {
 		}
 	}
 }
+
+// TestHubChecksTokenBeforeDevice: a caller without a valid token cannot
+// learn which device IDs exist: a wrong key gets the same 401 for an
+// existing and a missing device, an expired token says "expired" either way,
+// and only a caller holding the hub's policy key hears DeviceNotFound.
+func TestHubChecksTokenBeforeDevice(t *testing.T) {
+	e := startTest(t, Options{Seed: "none", HubAddrs: []string{"127.0.0.1:0"}})
+	h := e.hubs[0]
+	dev := assignment{rec: registration{DeviceRegistrationState: dps.DeviceRegistrationState{RegistrationID: "dev-1", Status: dps.StatusAssigned}},
+		device: &hubDevice{Hub: h.Index, DeviceID: "dev-1", PrimaryKey: keys.GenerateKey().Base64()}}
+	if _, err := e.store.commitAssignment(t.Context(), dev); err != nil {
+		t.Fatal(err)
+	}
+	send := func(id, auth string) (int, string, string) {
+		r := httptest.NewRequest("POST", "https://"+h.HostName+"/devices/"+id+"/messages/events?api-version=2021-04-12", strings.NewReader("hello"))
+		r.Header.Set("Authorization", auth)
+		w := httptest.NewRecorder()
+		e.serveHub(h, w, r)
+		var body struct{ Message string }
+		json.Unmarshal(w.Body.Bytes(), &body)
+		return w.Code, w.Header().Get("iothub-errorcode"), strings.ReplaceAll(body.Message, id, "{id}")
+	}
+	sign := func(id string, k keys.Key, ttl time.Duration) string {
+		return keys.SignSAS(h.HostName+"/devices/"+id, k, "", time.Now().Add(ttl))
+	}
+	other := keys.GenerateKey()
+	c1, e1, m1 := send("dev-1", sign("dev-1", other, time.Hour))
+	c2, e2, m2 := send("ghost", sign("ghost", other, time.Hour))
+	if c1 != http.StatusUnauthorized || c1 != c2 || e1 != e2 || m1 != m2 {
+		t.Errorf("wrong key: existing device %d %s %q, missing device %d %s %q; want the same 401", c1, e1, m1, c2, e2, m2)
+	}
+	if c, _, m := send("ghost", sign("ghost", other, -time.Minute)); c != http.StatusUnauthorized || !strings.Contains(m, "expired") {
+		t.Errorf("expired token for a missing device: %d %q, want 401 saying it expired", c, m)
+	}
+	svc := keys.SignSAS(h.HostName, h.key, h.PolicyName, time.Now().Add(time.Hour))
+	if c, code, m := send("ghost", svc); c != http.StatusNotFound || code != "DeviceNotFound" {
+		t.Errorf("hub policy token for a missing device: %d %s %q, want 404 DeviceNotFound", c, code, m)
+	}
+}

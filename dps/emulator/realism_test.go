@@ -1,7 +1,10 @@
 package emulator
 
 import (
+	"context"
+	"math"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +77,15 @@ func TestFaultInjection(t *testing.T) {
 	sn := newSvc(t, none)
 	for range 20 {
 		sn.must(200, "POST", "/enrollmentGroups/query"+av, nil)
+	}
+}
+
+// TestFaultRateMustBeANumberIn0To1: NaN passes "< 0 || > 1"; it must not.
+func TestFaultRateMustBeANumberIn0To1(t *testing.T) {
+	for _, r := range []float64{math.NaN(), math.Inf(1), -0.1, 1.5} {
+		_, err := Start(context.Background(), Options{DataDir: t.TempDir(), FaultRate: r})
+		if err == nil || !strings.Contains(err.Error(), "between 0 and 1") {
+			t.Errorf("fault rate %v: %v, want it refused", r, err)
+		}
 	}
 }

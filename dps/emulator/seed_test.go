@@ -34,7 +34,8 @@ func TestDemoSeed(t *testing.T) {
 		t.Fatalf("hashed group: %+v", fleet)
 	}
 	groupKey, _ := keys.ParseKey(fleet.Attestation.SymmetricKey.PrimaryKey.Reveal())
-	docs, _, err := e.store.registrationDocs(ctx, DemoHashedGroup, "", 1000)
+	p, err := e.store.registrationDocs(ctx, DemoHashedGroup, "", 1000)
+	docs := p.docs
 	if err != nil || len(docs) != demoFleetSize {
 		t.Fatalf("%d fleet records, err %v", len(docs), err)
 	}
@@ -62,7 +63,8 @@ func TestDemoSeed(t *testing.T) {
 
 	// The retired group is gone but its records and devices remain.
 	s.must(404, "GET", "/enrollmentGroups/"+DemoDeletedGroup+av, nil)
-	orphans, _, err := e.store.registrationDocs(ctx, DemoDeletedGroup, "", 1000)
+	op, err := e.store.registrationDocs(ctx, DemoDeletedGroup, "", 1000)
+	orphans := op.docs
 	if err != nil || len(orphans) != demoRetiredSize {
 		t.Fatalf("%d orphans, err %v", len(orphans), err)
 	}

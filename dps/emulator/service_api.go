@@ -28,7 +28,26 @@ const (
 // then the service API (paths matched case-insensitively, as DPS does) or the
 // device API.
 func (e *Emulator) serveDPS(w http.ResponseWriter, r *http.Request) {
+	if !capBody(w, r, e.opts.limits.maxBody, func(msg string) { writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, msg) }) {
+		return
+	}
 	e.realism.wrap(w, r, e.route)
+}
+
+// capBody limits the request body to limit bytes, whatever the route: a
+// longer declared body is refused at once with tooLarge(msg), a chunked one
+// fails its read once past the limit.
+func capBody(w http.ResponseWriter, r *http.Request, limit int64, tooLarge func(msg string)) bool {
+	if r.ContentLength > limit {
+		tooLarge(tooLargeMessage(limit))
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	return true
+}
+
+func tooLargeMessage(limit int64) string {
+	return fmt.Sprintf("the request body is larger than %d bytes, the most this emulator takes; send less per request", limit)
 }
 
 func (e *Emulator) route(w http.ResponseWriter, r *http.Request) {
@@ -46,7 +65,6 @@ func (e *Emulator) route(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, codeBadRequest, "the api-version query parameter is required, e.g. ?api-version="+dps.APIVersion)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		switch strings.ToLower(segs[0]) {
 		case "enrollmentgroups":
 			e.serveGroups(w, r, segs[1:])
@@ -129,6 +147,8 @@ func storeError(w http.ResponseWriter, err error, notFoundCode int32, what strin
 		writeError(w, http.StatusPreconditionFailed, codePrecondition, errPrecondition.Error())
 	case errors.Is(err, errExists):
 		writeError(w, http.StatusConflict, codeConflict, what+" already exists")
+	case errors.As(err, new(*damagedError)):
+		writeError(w, http.StatusInternalServerError, codeInternal, err.Error())
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads the answer.
 	default:
@@ -138,14 +158,8 @@ func storeError(w http.ResponseWriter, err error, notFoundCode int32, what strin
 
 // readJSON decodes the request body into v, answering 400/413 itself.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes))
-			return false
-		}
-		writeError(w, http.StatusBadRequest, codeBadRequest, "read the request body: "+err.Error())
+	b, ok := readBody(w, r)
+	if !ok {
 		return false
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
@@ -159,6 +173,22 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// readBody reads the whole request body, answering 413 (past the listener's
+// cap) or 400 itself.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	b, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, tooLargeMessage(tooBig.Limit))
+		return nil, false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, codeBadRequest, "could not read the whole request body ("+err.Error()+"); send it again")
+		return nil, false
+	}
+	return b, true
+}
+
 func jsonErrorText(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
@@ -170,9 +200,8 @@ func jsonErrorText(err error) string {
 // readQuery accepts a QuerySpecification body or none at all (the CLI sends
 // none, Node sends {"query":"*"}). Every query means "all".
 func readQuery(w http.ResponseWriter, r *http.Request) bool {
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "read the request body: "+err.Error())
+	b, ok := readBody(w, r)
+	if !ok {
 		return false
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
@@ -214,8 +243,12 @@ func page(w http.ResponseWriter, r *http.Request) (after string, size int, ok bo
 // writeDocsPage sends one page of stored JSON documents as they are (no
 // decoding and re-encoding of 1,000 records a page). The continuation header
 // is left out on the last page: Node keeps looping while it is present, even
-// empty.
-func writeDocsPage(w http.ResponseWriter, docs []json.RawMessage, next string, size int, itemType string) {
+// empty. Damaged rows, left out, are logged by name.
+func (e *Emulator) writeDocsPage(w http.ResponseWriter, p docsPage, size int, itemType string) {
+	for _, err := range p.damaged {
+		e.log.Error("listing leaves out a damaged row", "err", err)
+	}
+	docs, next := p.docs, p.next
 	n := 2
 	for _, d := range docs {
 		n += len(d) + 1
@@ -389,6 +422,9 @@ func serveEnrollmentKind[T any](e *Emulator, k *enrollmentKind[T], w http.Respon
 
 func (e *Emulator) getGroup(w http.ResponseWriter, r *http.Request, id string) {
 	doc, err := e.store.doc(r.Context(), "groups", "public_doc", id)
+	if err == nil {
+		err = docChecks["groups"](id, doc)
+	}
 	if err != nil {
 		storeError(w, err, codeNotFound, fmt.Sprintf("enrollment group %q", id))
 		return
@@ -400,6 +436,9 @@ func (e *Emulator) getGroup(w http.ResponseWriter, r *http.Request, id string) {
 // that registered through this enrollment.
 func (e *Emulator) getEnrollment(w http.ResponseWriter, r *http.Request, id string) {
 	doc, err := e.store.doc(r.Context(), "enrollments", "public_doc", id)
+	if err == nil {
+		err = docChecks["enrollments"](id, doc)
+	}
 	if err != nil {
 		storeError(w, err, codeNotFound, fmt.Sprintf("enrollment %q", id))
 		return
@@ -409,8 +448,8 @@ func (e *Emulator) getEnrollment(w http.ResponseWriter, r *http.Request, id stri
 		writeRawJSON(w, http.StatusOK, doc)
 		return
 	}
-	var en dps.IndividualEnrollment
-	if err := json.Unmarshal(doc, &en); err != nil {
+	en, err := decodeAs[dps.IndividualEnrollment]("enrollment", id, doc)
+	if err != nil {
 		storeError(w, err, codeNotFound, "enrollment")
 		return
 	}
@@ -428,12 +467,12 @@ func (e *Emulator) queryDocs(w http.ResponseWriter, r *http.Request, table, what
 	if !ok {
 		return
 	}
-	docs, next, err := e.store.publicDocs(r.Context(), table, after, size)
+	p, err := e.store.publicDocs(r.Context(), table, after, size)
 	if err != nil {
 		storeError(w, err, codeNotFound, what)
 		return
 	}
-	writeDocsPage(w, docs, next, size, itemType)
+	e.writeDocsPage(w, p, size, itemType)
 }
 
 func serveBulk[T any](e *Emulator, k *enrollmentKind[T], w http.ResponseWriter, r *http.Request) {
@@ -515,6 +554,8 @@ func bulkItemError(err error, what string) (int32, string) {
 		return codeConflict, what + " already exists"
 	case errors.Is(err, errPrecondition):
 		return codePrecondition, errPrecondition.Error()
+	case errors.As(err, new(*damagedError)):
+		return codeInternal, err.Error()
 	default:
 		return codeInternal, "storage error: " + err.Error()
 	}
@@ -538,12 +579,12 @@ func (e *Emulator) serveRegistrations(w http.ResponseWriter, r *http.Request, se
 		}
 		// A deleted group's records are still listed: that is how orphans
 		// are found.
-		docs, next, err := e.store.registrationDocs(r.Context(), segs[0], after, size)
+		p, err := e.store.registrationDocs(r.Context(), segs[0], after, size)
 		if err != nil {
 			storeError(w, err, codeRegistrationAbsent, "registrations")
 			return
 		}
-		writeDocsPage(w, docs, next, size, "deviceRegistration")
+		e.writeDocsPage(w, p, size, "deviceRegistration")
 	case len(segs) == 1:
 		id := segs[0]
 		what := fmt.Sprintf("registration %q", id)

@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 )
@@ -138,10 +140,17 @@ CREATE TABLE IF NOT EXISTS hub_devices (
 `
 
 // openStore opens (creating when missing) the database in dir. fresh reports
-// whether it was just created, so the caller knows to seed it.
-func openStore(dir string) (s *store, fresh bool, err error) {
+// whether it was just created, so the caller knows to seed it. used says the
+// dir has served an emulator before: then a missing database is refused, not
+// made anew.
+func openStore(dir string, used bool) (s *store, fresh bool, err error) {
 	path := dir + string(os.PathSeparator) + dbFile
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	info, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist) && used:
+		return nil, false, fmt.Errorf("emulator: the data dir %s holds the emulator's CA (%s) but no database (%s): its ID scope, keys and enrollments are not there. "+
+			"To keep them, put %s back (with its -wal file, if it had one); to start afresh with a new ID scope, keys and CA, delete the data dir", dir, caCertFile, dbFile, dbFile)
+	case errors.Is(err, os.ErrNotExist):
 		fresh = true
 		// Create it 0600 ourselves: it holds keys, and SQLite gives its -wal
 		// and -shm files the database file's mode.
@@ -150,6 +159,11 @@ func openStore(dir string) (s *store, fresh bool, err error) {
 			return nil, false, err
 		}
 		f.Close()
+	case err != nil:
+		return nil, false, fmt.Errorf("emulator: %w", err)
+	case info.Size() == 0:
+		// SQLite would take it for a new, empty database.
+		return nil, false, damagedDB(path, errors.New("0 bytes"))
 	}
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
 		"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_pragma=foreign_keys(ON)&_txlock=immediate"
@@ -175,7 +189,14 @@ func openStore(dir string) (s *store, fresh bool, err error) {
 		var v int
 		if err := w.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
 			s.close()
+			if isDamage(err) {
+				return nil, false, damagedDB(path, err)
+			}
 			return nil, false, fmt.Errorf("open the emulator database %s: %w", path, err)
+		}
+		if v == 0 { // no build of ours leaves version 0: nothing of ours is in it
+			s.close()
+			return nil, false, damagedDB(path, errors.New("it holds no emulator schema"))
 		}
 		if v != schemaVersion {
 			s.close()
@@ -203,6 +224,23 @@ func openStore(dir string) (s *store, fresh bool, err error) {
 		fresh = errors.Is(err, sql.ErrNoRows)
 	}
 	return s, fresh, nil
+}
+
+// damagedDB says the database cannot be used and what to do.
+func damagedDB(path string, why error) error {
+	return fmt.Errorf("emulator: the database %s is empty or damaged (%v), so the emulator's ID scope, keys and enrollments cannot be read; "+
+		"put back a copy of it if you have one, or delete the data dir %s to start afresh", path, why, filepath.Dir(path))
+}
+
+// isDamage reports whether SQLite found a file that is not, or no longer,
+// a database.
+func isDamage(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	code := se.Code() & 0xff // the primary result code
+	return code == sqlite3.SQLITE_NOTADB || code == sqlite3.SQLITE_CORRUPT
 }
 
 func (s *store) close() error {
@@ -434,8 +472,19 @@ func (s *store) setting(ctx context.Context, name string) (string, error) {
 }
 
 func (s *store) setSetting(ctx context.Context, name, value string) error {
-	_, err := s.exec(ctx, `INSERT INTO settings(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value`, name, value)
-	return err
+	return s.setSettings(ctx, map[string]string{name: value})
+}
+
+// setSettings writes settings in one transaction: all of them or none.
+func (s *store) setSettings(ctx context.Context, settings map[string]string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		for name, value := range settings {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO settings(name, value) VALUES(?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value`, name, value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // ifMatchOK applies an If-Match value: empty, * and "*" mean no precondition;
@@ -535,12 +584,62 @@ func stampGroup(g *dps.EnrollmentGroup) stampFunc {
 
 // group returns a group with its keys.
 func (s *store) group(ctx context.Context, id string) (dps.EnrollmentGroup, error) {
-	var g dps.EnrollmentGroup
 	doc, err := s.doc(ctx, "groups", "doc", id)
 	if err != nil {
-		return g, err
+		return dps.EnrollmentGroup{}, err
 	}
-	return g, json.Unmarshal(doc, &g)
+	return decodeGroup(id, doc)
+}
+
+// damagedError is a stored row that no longer decodes. It breaks only its
+// own resource, and says which one and how to mend it.
+type damagedError struct {
+	noun, id string // "enrollment group", "fleet-2"
+	err      error
+}
+
+func (d *damagedError) Error() string {
+	return fmt.Sprintf("%s %q is damaged in the emulator database (its stored document does not decode: %v); delete it and create it again",
+		d.noun, d.id, d.err)
+}
+
+func (d *damagedError) Unwrap() error { return d.err }
+
+// decodeAs decodes a stored document of resource id, a damagedError when it
+// does not decode.
+func decodeAs[T any](noun, id string, doc []byte) (T, error) {
+	var v T
+	if err := json.Unmarshal(doc, &v); err != nil {
+		return v, &damagedError{noun, id, err}
+	}
+	return v, nil
+}
+
+func decodeGroup(id string, doc []byte) (dps.EnrollmentGroup, error) {
+	return decodeAs[dps.EnrollmentGroup]("enrollment group", id, doc)
+}
+
+// docChecks say whether a stored document of each table can be sent as it
+// is. Groups (a few hundred at most) are decoded as clients will decode them.
+// The long listings get a framing check only: it catches a truncated or
+// overwritten row for free, where json.Valid would cost 40 % of a 100,000
+// record listing.
+var docChecks = map[string]func(id string, doc []byte) error{
+	"groups": func(id string, doc []byte) error {
+		_, err := decodeGroup(id, doc)
+		return err
+	},
+	"enrollments":   framedJSON("enrollment"),
+	"registrations": framedJSON("registration record"),
+}
+
+func framedJSON(noun string) func(id string, doc []byte) error {
+	return func(id string, doc []byte) error {
+		if len(doc) < 2 || doc[0] != '{' || doc[len(doc)-1] != '}' {
+			return &damagedError{noun, id, errors.New("not a JSON object")}
+		}
+		return nil
+	}
 }
 
 // doc returns one stored JSON document (col doc or public_doc).
@@ -553,39 +652,53 @@ func (s *store) doc(ctx context.Context, table, col, id string) ([]byte, error) 
 	return doc, err
 }
 
+// docsPage is one page of stored documents: the next page's cursor ("" on the
+// last) and the rows left out because they are damaged.
+type docsPage struct {
+	docs    []json.RawMessage
+	next    string
+	damaged []error
+}
+
 // publicDocs lists groups or enrollments as GET shows them, after the key
-// cursor, in ID order, with the cursor of the next page ("" on the last).
-func (s *store) publicDocs(ctx context.Context, table, after string, limit int) ([]json.RawMessage, string, error) {
-	return s.docPage(ctx, `SELECT id_key, public_doc FROM `+table+` WHERE id_key > ? ORDER BY id_key LIMIT ?`, limit, after, limit+1)
+// cursor, in ID order.
+func (s *store) publicDocs(ctx context.Context, table, after string, limit int) (docsPage, error) {
+	return s.docPage(ctx, `SELECT id_key, public_doc FROM `+table+` WHERE id_key > ? ORDER BY id_key LIMIT ?`, docChecks[table], limit, after, limit+1)
 }
 
 // docPage runs a keyset page query selecting (key, document) rows, one more
-// than limit to learn whether another page follows.
-func (s *store) docPage(ctx context.Context, query string, limit int, args ...any) ([]json.RawMessage, string, error) {
+// than limit to learn whether another page follows. A document check
+// refuses is left out, so one damaged row does not break the listing.
+func (s *store) docPage(ctx context.Context, query string, check func(id string, doc []byte) error, limit int, args ...any) (docsPage, error) {
+	var p docsPage
 	st, err := s.rs.get(ctx, query)
 	if err != nil {
-		return nil, "", err
+		return p, err
 	}
 	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
-		return nil, "", err
+		return p, err
 	}
 	defer rows.Close()
-	out := make([]json.RawMessage, 0, min(limit, 1024))
-	var key, last, next string
-	for rows.Next() {
-		if len(out) == limit {
-			next = last
+	p.docs = make([]json.RawMessage, 0, min(limit, 1024))
+	var key, last string
+	for n := 0; rows.Next(); n++ {
+		if n == limit {
+			p.next = last
 			break
 		}
 		var doc []byte
 		if err := rows.Scan(&key, &doc); err != nil {
-			return nil, "", err
+			return docsPage{}, err
 		}
-		out = append(out, doc)
 		last = key
+		if err := check(key, doc); err != nil {
+			p.damaged = append(p.damaged, err)
+			continue
+		}
+		p.docs = append(p.docs, doc)
 	}
-	return out, next, rows.Err()
+	return p, rows.Err()
 }
 
 func (s *store) deleteGroup(ctx context.Context, id, ifMatch string) error {
@@ -635,12 +748,11 @@ func stampEnrollment(e *dps.IndividualEnrollment) stampFunc {
 
 // enrollment returns an individual enrollment with its keys.
 func (s *store) enrollment(ctx context.Context, registrationID string) (dps.IndividualEnrollment, error) {
-	var e dps.IndividualEnrollment
 	doc, err := s.doc(ctx, "enrollments", "doc", registrationID)
 	if err != nil {
-		return e, err
+		return dps.IndividualEnrollment{}, err
 	}
-	return e, json.Unmarshal(doc, &e)
+	return decodeAs[dps.IndividualEnrollment]("enrollment", registrationID, doc)
 }
 
 func (s *store) deleteEnrollment(ctx context.Context, registrationID, ifMatch string) error {
@@ -742,9 +854,9 @@ func (s *store) deleteRegistration(ctx context.Context, registrationID, ifMatch 
 
 // registrationDocs lists the records admitted by a group, after the cursor,
 // as their JSON documents: a listing copies them out without decoding.
-func (s *store) registrationDocs(ctx context.Context, groupID, after string, limit int) ([]json.RawMessage, string, error) {
+func (s *store) registrationDocs(ctx context.Context, groupID, after string, limit int) (docsPage, error) {
 	return s.docPage(ctx, `SELECT rid_key, doc FROM registrations
-		WHERE group_key = ? AND rid_key > ? ORDER BY rid_key LIMIT ?`, limit, idKey(groupID), after, limit+1)
+		WHERE group_key = ? AND rid_key > ? ORDER BY rid_key LIMIT ?`, docChecks["registrations"], limit, idKey(groupID), after, limit+1)
 }
 
 // Linked hubs.

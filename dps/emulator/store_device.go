@@ -3,8 +3,8 @@ package emulator
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -23,6 +23,7 @@ type symmetricGroup struct {
 // groupCache holds the parsed symmetric-key groups, valid while the groups'
 // IDs and ETags (which change on every write) are what they were.
 type groupCache struct {
+	log    *slog.Logger // says which groups are damaged, once per reload
 	mu     sync.Mutex
 	sig    string
 	groups []symmetricGroup
@@ -41,20 +42,25 @@ func (s *store) symmetricGroups(ctx context.Context, c *groupCache) ([]symmetric
 	if c.groups != nil && sig == c.sig {
 		return c.groups, nil
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT doc FROM groups ORDER BY id_key`)
+	rows, err := s.r.QueryContext(ctx, `SELECT id_key, doc FROM groups ORDER BY id_key`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	out := []symmetricGroup{}
 	for rows.Next() {
-		var doc string
-		if err := rows.Scan(&doc); err != nil {
+		var id string
+		var doc []byte
+		if err := rows.Scan(&id, &doc); err != nil {
 			return nil, err
 		}
-		var g dps.EnrollmentGroup
-		if err := json.Unmarshal([]byte(doc), &g); err != nil {
-			return nil, err
+		g, err := decodeGroup(id, doc)
+		if err != nil {
+			// Only this group's devices are refused; the others register.
+			if c.log != nil {
+				c.log.Error("device API: a damaged enrollment group admits no device", "err", err)
+			}
+			continue
 		}
 		if pk, sk, ok := attestationKeys(g.Attestation); ok {
 			out = append(out, symmetricGroup{EnrollmentGroup: g, primary: pk, secondary: sk})
