@@ -161,7 +161,7 @@ func (v *cleanupView) openPreview() tea.Cmd {
 	}
 	actions := v.plan.Actions(v.sel)
 	if len(actions) == 0 {
-		return flash("nothing selected to delete")
+		return flashWarn("nothing selected to delete")
 	}
 	rows := make([]previewRow, len(actions))
 	for i, a := range actions {
@@ -407,7 +407,7 @@ func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Stale.Matches(msg):
 		v.setSelection(cleanup.Selection{HubDevices: v.sel.HubDevices, IncludeStale: !v.sel.IncludeStale})
 	case (k.Preview.Matches(msg) || k.Delete.Matches(msg)) && v.summary != nil:
-		return flash("the plan is from before the run: r scans again")
+		return flashWarn("the plan is from before the run: r scans again")
 	case k.Preview.Matches(msg), k.Delete.Matches(msg):
 		// Delete goes through the preview: the operator sees the exact
 		// deletes before the confirmation.
@@ -420,7 +420,7 @@ func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
 func (v *cleanupView) askRun() tea.Cmd {
 	actions := v.plan.Actions(v.sel)
 	if len(actions) == 0 {
-		return flash("nothing selected to delete")
+		return flashWarn("nothing selected to delete")
 	}
 	text := "Delete " + describeDeletes(actions) + "?\n" +
 		"The job is logged in the state directory; an interrupted run resumes without repeating work."

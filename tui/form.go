@@ -69,9 +69,17 @@ func (f *form) reveal() {
 }
 
 // revealKey reports whether msg toggles the masking: the Reveal binding,
-// except a plain k typed into a field.
+// except a v typed into a field.
 func (f *form) revealKey(msg tea.KeyPressMsg) bool {
-	return len(f.secret) > 0 && f.c.Keys.Reveal.Matches(msg) && (!f.editing() || msg.String() != "k")
+	return len(f.secret) > 0 && f.matches(f.c.Keys.Reveal, msg)
+}
+
+// matches is b.Matches outside the fields and b.MatchesInField in one.
+func (f *form) matches(b *Binding, msg tea.KeyPressMsg) bool {
+	if f.editing() {
+		return b.MatchesInField(msg)
+	}
+	return b.Matches(msg)
 }
 
 func (f *form) setWidth(w int) {

@@ -284,11 +284,11 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return v.more()
 	case k.MarkAll.Matches(msg):
 		if !v.table.ToggleMarkAll() {
-			return flash("marks cleared")
+			return flashInfo("marks cleared")
 		}
 		v.counting = true
 		gen, id, svc, ctx := v.gen, v.groupID, v.c.Target.Service, v.c.Ctx
-		return tea.Batch(flash("marking every record of "+id+"; counting…"), do(v.vid, func() tea.Msg {
+		return tea.Batch(flashInfo("marking every record of "+id+"; counting…"), do(v.vid, func() tea.Msg {
 			n, _, err := countRecords(ctx, svc, id, 0)
 			return markAllCountMsg{gen: gen, n: n, err: err}
 		}))
@@ -298,7 +298,7 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		v.revealed = !v.revealed
 	case k.Copy.Matches(msg):
 		if v.att == nil || v.att.SymmetricKey == nil {
-			return flash("this group has no symmetric keys to copy")
+			return flashWarn("this group has no symmetric keys to copy")
 		}
 		return tea.Batch(tea.SetClipboard(v.att.SymmetricKey.PrimaryKey.Reveal()), flash("primary key copied to the clipboard (OSC 52)"))
 	case k.Derive.Matches(msg):
@@ -315,9 +315,9 @@ func (v *groupView) askDelete() tea.Cmd {
 	n := v.table.MarkedCount()
 	switch {
 	case n < 0:
-		return flash("still counting the records; try again in a moment")
+		return flashWarn("still counting the records; try again in a moment")
 	case n == 0:
-		return flash("nothing marked: space marks a record, ctrl+a marks every record of the group")
+		return flashWarn("nothing marked: space marks a record, ctrl+a marks every record of the group")
 	}
 	svc, ctx, id := v.c.Target.Service, v.c.Ctx, v.groupID
 	text := fmt.Sprintf("Delete %s marked registration records of %s?", count(n), id)
@@ -371,7 +371,7 @@ func (v *groupView) settings() string {
 	lines := []string{
 		kv("Attestation", string(g.Attestation.Type)) + "   " + kv("Status", string(g.ProvisioningStatus)) + "   " + kv("Allocation", string(g.AllocationPolicy)),
 		kv("Hubs", hubs) + "   " + kv("Reprovision", reprov),
-		kv("Primary key", primary) + "  " + st.Muted.Render("(k reveals, c copies)"),
+		kv("Primary key", primary) + "  " + st.Muted.Render("("+v.c.Keys.Reveal.Help().Key+" reveals, "+v.c.Keys.Copy.Help().Key+" copies)"),
 		kv("Secondary key", secondary),
 		kv("Created", stamp(g.CreatedDateTimeUTC)) + "   " + kv("Updated", stamp(g.LastUpdatedDateTimeUTC)),
 	}

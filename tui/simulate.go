@@ -118,7 +118,7 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 // fetched and the device key derived off the event loop.
 func (v *simulateView) run() tea.Cmd {
 	if v.tl.running || v.preparing {
-		return flash("a registration is already running")
+		return flashWarn("a registration is already running")
 	}
 	v.err = ""
 	regID := v.f.value(sfRegID)

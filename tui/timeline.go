@@ -181,7 +181,7 @@ func (t *timeline) assigned() bool {
 // sendTelemetry sends one device-to-cloud message as the assigned device.
 func (t *timeline) sendTelemetry() tea.Cmd {
 	if !t.assigned() {
-		return flash("telemetry needs an assigned device: run the registration first")
+		return flashWarn("telemetry needs an assigned device: run the registration first")
 	}
 	if t.sending {
 		return nil

@@ -188,7 +188,7 @@ func (v *tutorialView) chooseID() tea.Cmd {
 // runStep does the current step for real.
 func (v *tutorialView) runStep() tea.Cmd {
 	if v.c.ReadOnly {
-		return flash("the tutorial creates and deletes things on the target; it is off in read-only mode")
+		return flashWarn("the tutorial creates and deletes things on the target; it is off in read-only mode")
 	}
 	if v.working || v.tl.running || v.current >= stepCount {
 		return nil
