@@ -95,6 +95,10 @@ func (v *cleanupView) Status() string {
 func (v *cleanupView) Hints() []*Binding {
 	k := v.c.Keys
 	switch {
+	case v.confirm != nil:
+		return nil // the dialog lists its keys
+	case (v.findings != nil && v.findings.Filtering()) || (v.preview != nil && v.preview.Filtering()):
+		return filterHints(k)
 	case v.findings != nil:
 		return []*Binding{k.Filter}
 	case v.preview != nil:

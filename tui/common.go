@@ -6,6 +6,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 )
 
 // Common is what every view shares: styles, key bindings, the live target's
@@ -97,6 +98,12 @@ func flashInfo(text string) tea.Cmd { return flashAt(levelInfo, text) }
 func flashWarn(text string) tea.Cmd { return flashAt(levelWarning, text) }
 
 func flashErr(err error) tea.Cmd { return flashAt(levelError, err.Error()) }
+
+// errorText is an error in the body, wrapped to the width: the body is
+// clipped at the screen's edge, and an error cut there would hide what to do.
+func errorText(c *Common, text string) string {
+	return c.Styles.Error.Render(ansi.Wrap(text, max(c.Width, 1), " "))
+}
 
 // filterHints are a list's footer while its filter prompt has the keys.
 func filterHints(k *KeyMap) []*Binding { return []*Binding{k.FilterApply, k.FilterClear} }

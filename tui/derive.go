@@ -92,7 +92,7 @@ const wideDerive, commandsWidth = 140, 84
 func (v *deriveView) Hints() []*Binding {
 	k := v.c.Keys
 	if v.f.editing() {
-		return []*Binding{k.NextField, k.Copy, k.KeySource, k.Reveal}
+		return []*Binding{k.NextField, k.Copy, k.KeySource, k.Reveal, k.Leave}
 	}
 	return []*Binding{k.Submit, k.Copy, k.KeySource, k.Reveal}
 }
@@ -271,7 +271,7 @@ func (v *deriveView) View() string {
 	case v.fetching:
 		note = st.Muted.Render("fetching the group's keys…")
 	case v.keyErr != "":
-		note = st.Error.Render(v.keyErr)
+		note = v.f.errorNote(v.keyErr, lw)
 	case v.fetchedFrom != "":
 		note = st.OK.Render("key loaded from group " + v.fetchedFrom + " (" + v.groupKey.String() + ")")
 	case v.source != sourceTyped:
@@ -281,7 +281,7 @@ func (v *deriveView) View() string {
 	note = ""
 	switch {
 	case v.regErr != "":
-		note = st.Error.Render(v.regErr)
+		note = v.f.errorNote(v.regErr, lw)
 	case v.regWarn != "":
 		note = st.Warning.Render("⚠ " + v.regWarn)
 	}

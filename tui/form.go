@@ -5,6 +5,7 @@ import (
 
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 )
 
 // form is a column of labelled text fields. A focused field takes every
@@ -126,9 +127,26 @@ func (f *form) row(i, labelWidth int, note string) string {
 	if f.focus == i {
 		marker = st.Key.Render("▸ ")
 	}
-	s := marker + label + " " + f.inputs[i].View()
+	// The placeholder in the hint colour: textinput's grey is too faint.
+	in := f.inputs[i]
+	ist := in.Styles()
+	ist.Focused.Placeholder, ist.Blurred.Placeholder = st.Muted, st.Muted
+	in.SetStyles(ist)
+	s := marker + label + " " + in.View()
 	if note != "" {
-		s += "\n" + strings.Repeat(" ", labelWidth+3) + note
+		indent := "\n" + strings.Repeat(" ", labelWidth+3)
+		s += indent + strings.ReplaceAll(note, "\n", indent)
 	}
 	return s
+}
+
+// errorNote is an error for row's note, wrapped to the space beside the
+// labels: cut at the screen's edge it would hide what to do.
+func (f *form) errorNote(text string, labelWidth int) string {
+	w := max(f.c.Width-labelWidth-3, 10)
+	lines := strings.Split(ansi.Wrap(text, w, " "), "\n")
+	for i, l := range lines {
+		lines[i] = f.c.Styles.Error.Render(l)
+	}
+	return strings.Join(lines, "\n")
 }

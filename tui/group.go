@@ -140,6 +140,12 @@ func (v *groupView) SetSize(w, h int) { v.table.SetSize(w, h-settingsHeight) }
 
 func (v *groupView) Hints() []*Binding {
 	k := v.c.Keys
+	switch {
+	case v.confirm != nil:
+		return nil // the dialog lists its keys
+	case v.table.Filtering():
+		return filterHints(k)
+	}
 	return []*Binding{k.Mark, k.MarkAll, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Refresh}
 }
 
@@ -346,7 +352,7 @@ func (v *groupView) askDelete() tea.Cmd {
 func (v *groupView) settings() string {
 	st := v.c.Styles
 	if v.err != "" {
-		return st.Error.Render(v.err)
+		return errorText(v.c, v.err)
 	}
 	if v.group == nil {
 		return st.Muted.Render("loading " + v.groupID + "…")

@@ -114,7 +114,13 @@ func (v *groupsView) SetSize(w, h int) { v.table.SetSize(w, h) }
 
 func (v *groupsView) Hints() []*Binding {
 	k := v.c.Keys
-	return []*Binding{k.Open, k.Filter, k.New, k.Toggle, k.Delete, k.Refresh}
+	switch {
+	case v.confirm != nil:
+		return nil // the dialog lists its keys
+	case v.table.Filtering():
+		return filterHints(k)
+	}
+	return []*Binding{k.Open, k.Filter, k.New, k.Toggle, k.Delete, k.Derive, k.Simulate, k.Refresh}
 }
 
 func (v *groupsView) Init() tea.Cmd { return v.refresh() }
@@ -265,6 +271,10 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return open(newGroupView(v.c, g.EnrollmentGroupID))
 	case k.Toggle.Matches(msg):
 		return v.toggle(g)
+	case k.Derive.Matches(msg):
+		return open(newDeriveView(v.c, g.EnrollmentGroupID, ""))
+	case k.Simulate.Matches(msg):
+		return open(newSimulateView(v.c, g.EnrollmentGroupID, ""))
 	case k.Delete.Matches(msg):
 		v.working = "counting"
 		v.delGen++
@@ -366,7 +376,7 @@ func (v *groupsView) View() string {
 		return progressLine(v.c, *v.deleting, "deleting records")
 	}
 	if v.err != "" && v.table.Loaded() == 0 {
-		return v.c.Styles.Error.Render(v.err) + "\n\n" + v.c.Styles.Muted.Render("r retries")
+		return errorText(v.c, v.err) + "\n\n" + v.c.Styles.Muted.Render("r retries")
 	}
 	return v.table.View()
 }

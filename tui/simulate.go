@@ -63,6 +63,9 @@ func (v *simulateView) SetSize(w, _ int) { v.f.setWidth(min(w-22, 80)) }
 
 func (v *simulateView) Hints() []*Binding {
 	k := v.c.Keys
+	if v.f.editing() {
+		return []*Binding{k.Submit, k.NextField, k.Telemetry, k.Leave}
+	}
 	return []*Binding{k.Submit, k.NextField, k.Telemetry}
 }
 
@@ -163,7 +166,7 @@ func (v *simulateView) View() string {
 		lines = append(lines, v.f.row(i, 16, ""))
 	}
 	if v.err != "" {
-		lines = append(lines, "", st.Error.Render(v.err))
+		lines = append(lines, "", errorText(v.c, v.err))
 	}
 	if v.preparing {
 		lines = append(lines, "", st.Muted.Render("fetching the group's key and deriving the device key…"))

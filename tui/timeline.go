@@ -225,7 +225,7 @@ func (t *timeline) view() string {
 		if r.Status == dps.StatusAssigned {
 			lines = append(lines, st.OK.Render("✓ "+line))
 		} else {
-			lines = append(lines, st.Error.Render("✗ "+line))
+			lines = append(lines, errorText(t.c, "✗ "+line))
 		}
 	case t.err != nil:
 		// Wrapped, not cut: the advice at the end is the useful part.
