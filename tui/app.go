@@ -460,7 +460,8 @@ func (m *Model) flashLines() string {
 // always last.
 func (m *Model) footer() string {
 	if m.cmdMode {
-		return m.c.Styles.CommandLine.Render(fit(m.cmdline.View(), m.width))
+		// textinput pads to its width and then adds the suggestion past it.
+		return m.c.Styles.CommandLine.Render(fit(strings.TrimRight(m.cmdline.View(), " "), m.width))
 	}
 	k := m.c.Keys
 	var hints, always []*Binding

@@ -74,8 +74,10 @@ func (v *enrollmentsView) Title() string { return "Individual enrollments" }
 func (v *enrollmentsView) Editing() bool {
 	return v.table.Filtering() || v.confirm != nil || (v.create != nil && v.create.editing())
 }
-func (v *enrollmentsView) Busy() bool     { return v.loading || v.working }
-func (v *enrollmentsView) Status() string { return count(v.table.Loaded()) + " enrollments" }
+func (v *enrollmentsView) Busy() bool { return v.loading || v.working }
+func (v *enrollmentsView) Status() string {
+	return plural(v.table.Loaded(), "enrollment", "enrollments")
+}
 func (v *enrollmentsView) SetSize(w, h int) {
 	v.table.SetSize(w, h)
 	if v.create != nil {

@@ -57,12 +57,12 @@ func canonSubstatus(s dps.Substatus) dps.Substatus {
 }
 
 var recordColumns = []Column{{"REGISTRATION ID", 0, 0, 2}, {"DEVICE ID", 0, 0, 1}, {"ASSIGNED HUB", 0, 0, 1}, {"STATUS", 10, 0, 0},
-	{"SUBSTATUS", 18, 100, 0}, {"LAST UPDATED", 19, 140, 0}}
+	{"SUBSTATUS", 18, 100, 0}, {"UPDATED (UTC)", 19, 140, 0}}
 
 func recordKey(r record) string { return r.id }
 
 func recordCells(r record) []string {
-	return []string{r.id, r.device, r.hub, string(r.status), string(r.sub), stamp(r.updated)}
+	return []string{r.id, r.device, r.hub, string(r.status), string(r.sub), stampCell(r.updated)}
 }
 
 func recordMatch(r record, q string) bool {
@@ -126,11 +126,10 @@ func (v *groupView) Title() string { return "Group " + v.groupID }
 func (v *groupView) Editing() bool { return v.table.Filtering() || v.confirm != nil }
 func (v *groupView) Busy() bool    { return v.loading || v.counting || v.deleting != nil }
 func (v *groupView) Status() string {
-	s := count(v.table.Loaded())
 	if v.table.More() {
-		s += "+"
+		return count(v.table.Loaded()) + "+ records"
 	}
-	return s + " records"
+	return plural(v.table.Loaded(), "record", "records")
 }
 
 // settingsHeight is the lines the settings block takes above the table.
@@ -264,7 +263,7 @@ func (v *groupView) deleteReport(p deleteProgress) tea.Cmd {
 	if p.failed > 0 || p.firstErr != nil {
 		return flashErr(fmt.Errorf("deleted %s of %s records; %d failed: %s", count(p.deleted), count(p.total), p.failed, dps.ErrorMessage(p.firstErr)))
 	}
-	return flash(fmt.Sprintf("deleted %s registration records", count(p.deleted)))
+	return flash("deleted " + plural(p.deleted, "registration record", "registration records"))
 }
 
 func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
@@ -326,12 +325,12 @@ func (v *groupView) askDelete() tea.Cmd {
 		return flashWarn("nothing marked: space marks a record, ctrl+a marks every record of the group")
 	}
 	svc, ctx, id := v.c.Target.Service, v.c.Ctx, v.groupID
-	text := fmt.Sprintf("Delete %s marked registration records of %s?", count(n), id)
+	text := fmt.Sprintf("Delete %s of %s?", plural(n, "marked registration record", "marked registration records"), id)
 	var run func() tea.Cmd
 	if all, skip := v.table.AllMarked(); all {
 		text = fmt.Sprintf("Delete ALL %s registration records of %s (every page, loaded or not)?", count(n), id)
 		if len(skip) > 0 {
-			text += fmt.Sprintf("\n%d unmarked records are kept.", len(skip))
+			text += "\n" + plural(len(skip), "unmarked record is kept.", "unmarked records are kept.")
 		}
 		run = func() tea.Cmd { return startDeleteRecords(ctx, v.vid, svc, id, nil, skip) }
 	} else {

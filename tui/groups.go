@@ -84,7 +84,7 @@ type deleteCountMsg struct {
 func newGroupsView(c *Common) *groupsView {
 	v := &groupsView{c: c, vid: c.newID(), counts: map[string]recordCount{}}
 	v.table = NewTable(c, v.vid, []Column{
-		{"ENROLLMENT GROUP", 0, 0, 0}, {"ATTESTATION", 12, 90, 0}, {"ALLOCATION", 10, 0, 0}, {"HUBS", 0, 0, 0}, {"STATUS", 8, 0, 0}, {"RECORDS", 8, 0, 0},
+		{"ENROLLMENT GROUP", 0, 0, 0}, {"ATTESTATION", 12, 90, 0}, {"ALLOCATION", 11, 0, 0}, {"HUBS", 0, 0, 0}, {"STATUS", 8, 0, 0}, {"RECORDS", 8, 0, 0},
 	}, func(g dps.EnrollmentGroup) string { return g.EnrollmentGroupID },
 		v.cells,
 		func(g dps.EnrollmentGroup, q string) bool {
@@ -99,6 +99,9 @@ func (v *groupsView) cells(g dps.EnrollmentGroup) []string {
 	if hubs == "" {
 		hubs = g.IoTHubHostName
 	}
+	if hubs == "" { // DPS allocates among every hub linked to it
+		hubs = "all linked hubs"
+	}
 	return []string{g.EnrollmentGroupID, string(g.Attestation.Type), string(g.AllocationPolicy), hubs,
 		string(g.ProvisioningStatus), v.counts[g.EnrollmentGroupID].String()}
 }
@@ -108,7 +111,7 @@ func (v *groupsView) Title() string { return "Enrollment groups" }
 func (v *groupsView) Editing() bool { return v.table.Filtering() || v.confirm != nil }
 func (v *groupsView) Busy() bool    { return v.loading || v.working != "" }
 func (v *groupsView) Status() string {
-	return fmt.Sprintf("%s groups", count(v.table.Loaded()))
+	return plural(v.table.Loaded(), "group", "groups")
 }
 func (v *groupsView) SetSize(w, h int) { v.table.SetSize(w, h) }
 
@@ -329,10 +332,10 @@ func (v *groupsView) askDelete(m deleteCountMsg) tea.Cmd {
 		return nil
 	}
 	v.confirm = &confirm{
-		text: fmt.Sprintf("Delete enrollment group %s?\n\nIt still has %s registration records. Records of a deleted group "+
-			"become orphans that still count against the DPS quota; delete them first.", id, count(m.n)),
+		text: fmt.Sprintf("Delete enrollment group %s?\n\nIt still has %s. Records of a deleted group "+
+			"become orphans that still count against the DPS quota; delete them first.", id, plural(m.n, "registration record", "registration records")),
 		choices: []choice{
-			{"r", fmt.Sprintf("delete the %s records first, then the group (recommended)", count(m.n)), func() tea.Cmd {
+			{"r", fmt.Sprintf("delete the %s first, then the group (recommended)", plural(m.n, "record", "records")), func() tea.Cmd {
 				v.pendingGroupDelete, v.deleting = id, &deleteProgress{total: m.n}
 				return startDeleteRecords(v.c.Ctx, v.vid, v.c.Target.Service, id, nil, nil)
 			}},
@@ -349,7 +352,7 @@ func (v *groupsView) recordsDeleted(p deleteProgress) tea.Cmd {
 		return flashErr(fmt.Errorf("deleted %d of %d records of %s; %d failed (%s); the group was kept",
 			p.deleted, p.total, id, p.failed, dps.ErrorMessage(p.firstErr)))
 	}
-	return tea.Batch(flash(fmt.Sprintf("deleted %s records of %s", count(p.deleted), id)), v.deleteGroup(id))
+	return tea.Batch(flash(fmt.Sprintf("deleted %s of %s", plural(p.deleted, "record", "records"), id)), v.deleteGroup(id))
 }
 
 func (v *groupsView) deleteGroup(id string) tea.Cmd {

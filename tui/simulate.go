@@ -173,7 +173,11 @@ func (v *simulateView) View() string {
 	}
 	lines = append(lines, "", st.Title.Render("Timeline"), v.tl.view())
 	if !v.tl.running && v.tl.regID != "" {
-		lines = append(lines, "", st.Muted.Render("enter runs it again (a registered device shows its reprovisioning substatus)"))
+		again := "enter runs it again"
+		if v.tl.assigned() { // only a device that registered reprovisions
+			again += " (a registered device shows its reprovisioning substatus)"
+		}
+		lines = append(lines, "", st.Muted.Render(again))
 	}
 	return strings.Join(lines, "\n")
 }

@@ -105,7 +105,7 @@ func TestGroupViewMarksAllAcrossPagesAndDeletes(t *testing.T) {
 	h.press("d")
 	out := plain(h.v.View())
 	if !strings.Contains(out, "Delete ALL 2,499 registration records of big (every page, loaded or not)?") ||
-		!strings.Contains(out, "1 unmarked records are kept.") {
+		!strings.Contains(out, "1 unmarked record is kept.") {
 		t.Fatalf("confirmation should state the count across pages:\n%s", out)
 	}
 	h.press("y")
