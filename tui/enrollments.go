@@ -383,10 +383,9 @@ func (v *enrollmentsView) View() string {
 		top := min(v.showTop, max(len(lines)-h, 0))
 		shown := lines[top:min(top+h, len(lines))]
 		k := v.c.Keys
-		note := fmt.Sprintf("%s reveals the keys, %s copies the primary key; esc goes back to the list",
-			k.Reveal.Help().Key, k.Copy.Help().Key)
+		note := fmt.Sprintf("%s reveals keys, %s copies the primary key, esc goes back", k.Reveal.Help().Key, k.Copy.Help().Key)
 		if len(lines) > h {
-			note = fmt.Sprintf("lines %d–%d of %d (↑/↓ scroll); ", top+1, top+len(shown), len(lines)) + note
+			note = fmt.Sprintf("lines %d–%d of %d, ↑/↓ scroll; ", top+1, top+len(shown), len(lines)) + note
 		}
 		return st.Title.Render("Enrollment "+v.shown.RegistrationID) + "\n" + st.Code.Render(strings.Join(shown, "\n")) + "\n" + st.Muted.Render(note)
 	}
