@@ -91,7 +91,7 @@ type KeyMap struct {
 	FilterApply, FilterClear *Binding
 	// Enrollment groups and enrollments
 	New, Toggle, Delete *Binding
-	// Groups and a group's records
+	// Groups and a group; a group's records
 	Derive, Simulate, Mark, MarkAll *Binding
 	// Keys: group detail, enrollment detail, derive and the forms
 	Reveal, Copy, KeySource *Binding
@@ -134,10 +134,10 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Toggle: danger("e", "enable/disable", "e"),
 		Delete: danger("d", "delete", "d"),
 
-		Derive:   bind("x", "derive a device key", "x"),
-		Simulate: bind("s", "simulate a device", "s"),
-		Mark:     bind("space", "mark a record", "space"),
-		MarkAll:  bind("ctrl+a", "mark all records", "ctrl+a"),
+		Derive:   bind("x", "derive device key", "x"),
+		Simulate: bind("s", "simulate device", "s"),
+		Mark:     bind("space", "mark", "space"),
+		MarkAll:  bind("ctrl+a", "mark all", "ctrl+a"),
 
 		// v ("view"), not k: k is vim's "up" and moves in every list.
 		Reveal:    fieldToo(bind("v", "reveal/mask keys", "v", "ctrl+k")),
@@ -173,7 +173,8 @@ func (k *KeyMap) Sections() []Section {
 		{"Everywhere", []*Binding{k.Command, k.Back, k.Help, k.Quit, k.ForceQuit}},
 		{"Lists", []*Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter, k.Refresh, k.Open}},
 		{"Groups and enrollments", []*Binding{k.New, k.Toggle, k.Delete}},
-		{"Groups and a group's records", []*Binding{k.Derive, k.Simulate, k.Mark, k.MarkAll}},
+		{"Groups and a group", []*Binding{k.Derive, k.Simulate}},
+		{"A group's records", []*Binding{k.Mark, k.MarkAll}},
 		{"Keys", []*Binding{k.Reveal, k.Copy, k.KeySource}},
 		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave, k.Telemetry}},
 		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
