@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -378,23 +379,37 @@ func TestPaletteContrast(t *testing.T) {
 	}
 	for _, dark := range []bool{false, true} {
 		st := NewStyles(dark, false)
-		styles := map[string]lipgloss.Style{
-			"footer key": st.Help.ShortKey, "footer text": st.Help.ShortDesc, "footer separator": st.Help.ShortSeparator,
-			"footer ellipsis": st.Help.Ellipsis, "help key": st.Help.FullKey, "help text": st.Help.FullDesc,
-			"Muted": st.Muted, "Label": st.Label, "Key": st.Key, "CommandLine": st.CommandLine, "Header": st.Header,
-			"HeaderTarget": st.HeaderTarget, "Flash": st.Flash, "FlashError": st.FlashError, "Title": st.Title,
-			"Value": st.Value, "Error": st.Error, "Warning": st.Warning, "OK": st.OK, "TableHeader": st.TableHeader,
-			"Marked": st.Marked, "Code": st.Code,
-		}
-		for name, s := range styles {
-			for _, bg := range backgrounds[dark] {
-				if r := contrast(s.GetForeground(), lipgloss.Color(bg)); r < 4.5 {
-					t.Errorf("dark=%v: %s on %s has contrast %.2f:1, want ≥ 4.5", dark, name, bg, r)
+		// Every style with a text colour, found by reflection so that a new
+		// style cannot skip the check: the footer's (help.Styles) too.
+		styles := map[string]lipgloss.Style{}
+		for _, v := range []reflect.Value{reflect.ValueOf(*st), reflect.ValueOf(st.Help)} {
+			for i := range v.NumField() {
+				if s, ok := v.Field(i).Interface().(lipgloss.Style); ok {
+					styles[v.Type().Field(i).Name] = s
 				}
 			}
 		}
-		if r := contrast(st.Selected.GetForeground(), st.Selected.GetBackground()); r < 4.5 {
-			t.Errorf("dark=%v: the selected row has contrast %.2f:1", dark, r)
+		if len(styles) < 25 {
+			t.Fatalf("found only %d styles", len(styles))
+		}
+		for name, s := range styles {
+			fg := s.GetForeground()
+			if _, none := fg.(lipgloss.NoColor); none || fg == nil {
+				continue // the terminal's own foreground (Cursor reverses it)
+			}
+			if bg := s.GetBackground(); bg != nil {
+				if _, none := bg.(lipgloss.NoColor); !none {
+					if r := contrast(fg, bg); r < 4.5 {
+						t.Errorf("dark=%v: %s has contrast %.2f:1 on its own background, want ≥ 4.5", dark, name, r)
+					}
+					continue
+				}
+			}
+			for _, bg := range backgrounds[dark] {
+				if r := contrast(fg, lipgloss.Color(bg)); r < 4.5 {
+					t.Errorf("dark=%v: %s on %s has contrast %.2f:1, want ≥ 4.5", dark, name, bg, r)
+				}
+			}
 		}
 	}
 }
