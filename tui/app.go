@@ -460,8 +460,9 @@ func (m *Model) flashLines() string {
 // always last.
 func (m *Model) footer() string {
 	if m.cmdMode {
-		// textinput pads to its width and then adds the suggestion past it.
-		return m.c.Styles.CommandLine.Render(fit(strings.TrimRight(m.cmdline.View(), " "), m.width))
+		// textinput pads to its width without counting the completion, so
+		// the end past the screen is padding: cut it, with no ….
+		return fit(ansi.Truncate(m.c.Styles.Input(m.cmdline).View(), m.width, ""), m.width)
 	}
 	k := m.c.Keys
 	var hints, always []*Binding

@@ -127,12 +127,7 @@ func (f *form) row(i, labelWidth int, note string) string {
 	if f.focus == i {
 		marker = st.Key.Render("▸ ")
 	}
-	// The placeholder in the hint colour: textinput's grey is too faint.
-	in := f.inputs[i]
-	ist := in.Styles()
-	ist.Focused.Placeholder, ist.Blurred.Placeholder = st.Muted, st.Muted
-	in.SetStyles(ist)
-	s := marker + label + " " + in.View()
+	s := marker + label + " " + st.Input(f.inputs[i]).View()
 	if note != "" {
 		indent := "\n" + strings.Repeat(" ", labelWidth+3)
 		s += indent + strings.ReplaceAll(note, "\n", indent)

@@ -218,6 +218,14 @@ func TestErrorsWrapInsteadOfBeingCut(t *testing.T) {
 	if !strings.Contains(strings.Join(strings.Fields(out), " "), strings.Join(strings.Fields(s.err), " ")) {
 		t.Fatalf("a view's error should wrap, not be cut:\n%s", out)
 	}
+
+	tu := newTutorialView(m.c)
+	m.pushForTest(tu)
+	tu.failed = "creating the group: " + strings.Repeat("the target refused it ", 5) + "— check the connection string's policy"
+	out = strings.Join(strings.Fields(plain(screen(m))), " ")
+	if !strings.Contains(out, strings.Join(strings.Fields(tu.failed), " ")+" (enter retries)") {
+		t.Fatalf("the tutorial's failure should wrap, not be cut:\n%s", plain(screen(m)))
+	}
 }
 
 // TestFlashesAreMarkedByWhatTheyReport: ✗ errors, ! warnings, ✓ success.

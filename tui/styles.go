@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/textinput"
 	"charm.land/lipgloss/v2"
 )
 
@@ -83,6 +84,18 @@ func NewStyles(isDark, noColor bool) *Styles {
 			Ellipsis: base.Foreground(muted),
 		},
 	}
+}
+
+// Input restyles a text input in the palette: textinput's own greys
+// (colour 7 text, 240 placeholder) vanish on a light or a dark terminal.
+func (s *Styles) Input(in textinput.Model) textinput.Model {
+	st := in.Styles()
+	for _, state := range []*textinput.StyleState{&st.Focused, &st.Blurred} {
+		state.Text, state.Prompt = s.Value, s.Key
+		state.Placeholder, state.Suggestion = s.Muted, s.Muted
+	}
+	in.SetStyles(st)
+	return in
 }
 
 // darkBackground reads the terminal's colours from COLORFGBG ("15;0", or

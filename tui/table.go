@@ -484,7 +484,7 @@ func (t *Table[V]) View() string {
 	var b strings.Builder
 	b.Grow((t.width + 16) * t.height)
 	if t.filtering {
-		b.WriteString(fit(t.input.View(), t.width))
+		b.WriteString(fit(st.Input(t.input).View(), t.width))
 		b.WriteByte('\n')
 	} else if t.query != "" {
 		b.WriteString(st.Muted.Render(fit("/"+t.query+"  (/ to edit, esc to clear)", t.width)))

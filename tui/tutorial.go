@@ -6,6 +6,7 @@ import (
 
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
@@ -292,7 +293,9 @@ func (v *tutorialView) View() string {
 			lines = append(lines, "      "+fit(v.notes[i], max(v.c.Width-6, 10)))
 		}
 		if i == v.current && v.failed != "" {
-			lines = append(lines, "      "+st.Error.Render(v.failed)+st.Muted.Render("  (enter retries)"))
+			for _, l := range strings.Split(ansi.Wrap(v.failed+"  (enter retries)", max(v.c.Width-6, 10), " "), "\n") {
+				lines = append(lines, "      "+st.Error.Render(l)) // wrapped: the end says what to do
+			}
 		}
 		if i == stepProvision && (v.current == stepProvision && (v.tl.running || v.tl.regID != "")) {
 			for _, l := range strings.Split(v.tl.view(), "\n") {
