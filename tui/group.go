@@ -239,7 +239,7 @@ func (v *groupView) Update(msg tea.Msg) tea.Cmd {
 			return flashErr(fmt.Errorf("counting records: %s", dps.ErrorMessage(msg.err)))
 		}
 		v.table.SetAllCount(msg.n)
-		return flash(fmt.Sprintf("all %s records of %s marked, across every page", count(v.table.MarkedCount()), v.groupID))
+		return flash(fmt.Sprintf("all %s of %s marked, across every page", plural(v.table.MarkedCount(), "record", "records"), v.groupID))
 	case deleteProgress:
 		v.deleting = &msg
 		if !msg.done {
@@ -328,7 +328,7 @@ func (v *groupView) askDelete() tea.Cmd {
 	text := fmt.Sprintf("Delete %s of %s?", plural(n, "marked registration record", "marked registration records"), id)
 	var run func() tea.Cmd
 	if all, skip := v.table.AllMarked(); all {
-		text = fmt.Sprintf("Delete ALL %s registration records of %s (every page, loaded or not)?", count(n), id)
+		text = fmt.Sprintf("Delete ALL %s of %s (every page, loaded or not)?", plural(n, "registration record", "registration records"), id)
 		if len(skip) > 0 {
 			text += "\n" + plural(len(skip), "unmarked record is kept.", "unmarked records are kept.")
 		}
