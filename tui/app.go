@@ -44,7 +44,7 @@ type Model struct {
 	cmdMode  bool
 
 	flash     string
-	flashErr  bool
+	flashLvl  flashLevel
 	flashTag  int
 	width     int
 	height    int
@@ -62,8 +62,11 @@ func New(ctx context.Context, opts Options) *Model {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	noColor := os.Getenv("NO_COLOR") != ""
+	// Until (unless) the terminal answers the background query.
+	isDark, ok := darkBackground(os.Getenv("COLORFGBG"))
+	isDark = isDark || !ok
 	c := &Common{
-		Ctx: ctx, Styles: NewStyles(true, noColor), Keys: DefaultKeyMap(opts.ReadOnly),
+		Ctx: ctx, Styles: NewStyles(isDark, noColor), Keys: DefaultKeyMap(opts.ReadOnly),
 		Target: opts.Target, Logger: logger, ReadOnly: opts.ReadOnly, NoColor: noColor,
 		Now: time.Now, Width: 80, Height: 20,
 	}
@@ -149,11 +152,12 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return tea.Batch(cmds...)
 	case flashMsg:
-		m.flash, m.flashErr = msg.text, msg.isErr
+		m.flash, m.flashLvl = msg.text, msg.level
 		m.flashTag++
+		m.resize() // a long flash wraps: the body gives up lines
 		tag := m.flashTag
 		expire := tea.Tick(6*time.Second, func(time.Time) tea.Msg { return flashExpired{tag} })
-		if msg.isErr { // the log is a file: written by a Cmd, not in Update
+		if msg.level == levelError { // the log is a file: written by a Cmd, not in Update
 			logger, text := m.c.Logger, msg.text
 			return tea.Batch(expire, func() tea.Msg { logger.Warn("console error", "error", text); return nil })
 		}
@@ -161,6 +165,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case flashExpired:
 		if msg.tag == m.flashTag {
 			m.flash = ""
+			m.resize()
 		}
 		return nil
 	case openMsg:
@@ -217,7 +222,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		case k.Quit.Matches(msg):
 			if job := m.runningJob(); job != "" && !m.quitArmed {
 				m.quitArmed = true
-				return flash(job + " is still running; q again quits and stops it (the rest stays undone)")
+				return flashWarn(job + " is still running; q again quits and stops it (the rest stays undone)")
 			}
 			m.quitting = true
 			return tea.Quit
@@ -279,9 +284,9 @@ func (m *Model) runCommand(line string) tea.Cmd {
 	if len(hits) != 1 {
 		sort.Strings(hits)
 		if len(hits) == 0 {
-			return flash(fmt.Sprintf("unknown command %q; try :%s", name, strings.Join(commands, " :")))
+			return flashErr(fmt.Errorf("unknown command %q; try :%s", name, strings.Join(commands, " :")))
 		}
-		return flash(fmt.Sprintf("%q is ambiguous: :%s", name, strings.Join(hits, " :")))
+		return flashWarn(fmt.Sprintf("%q is ambiguous: :%s", name, strings.Join(hits, " :")))
 	}
 	if why := readOnlyRefusal(m.c.ReadOnly, hits[0]); why != "" {
 		return flash(why)
@@ -290,15 +295,24 @@ func (m *Model) runCommand(line string) tea.Cmd {
 		m.quitting = true
 		return tea.Quit
 	}
-	v := m.makeView(hits[0])
-	if hits[0] == "groups" { // home: drop the stack
-		if job := m.runningJob(); job != "" {
-			return flash(job + " is still running; :groups would drop it — wait, or esc back")
-		}
-		stopViews(m.stack...)
-		m.stack = m.stack[:0]
+	return m.switchTo(hits[0])
+}
+
+// switchTo makes a `:` command's view the only one above home, so the
+// stack never grows deeper than the operator went: esc goes home. :groups
+// is home itself, opened fresh.
+func (m *Model) switchTo(name string) tea.Cmd {
+	keep := 1
+	if name == "groups" {
+		keep = 0
 	}
-	return m.push(v)
+	dropped := m.stack[keep:]
+	if job := runningJob(dropped); job != "" {
+		return flashWarn(fmt.Sprintf("%s is still running; :%s would drop it — wait, or esc back", job, name))
+	}
+	stopViews(dropped...)
+	m.stack = m.stack[:keep]
+	return m.push(m.makeView(name))
 }
 
 func (m *Model) push(v view) tea.Cmd {
@@ -343,8 +357,10 @@ func stopViews(views ...view) {
 // short; RunningJob names it, or returns "".
 type jobRunner interface{ RunningJob() string }
 
-func (m *Model) runningJob() string {
-	for _, v := range m.stack {
+func (m *Model) runningJob() string { return runningJob(m.stack) }
+
+func runningJob(views []view) string {
+	for _, v := range views {
 		if j, ok := v.(jobRunner); ok && j.RunningJob() != "" {
 			return j.RunningJob()
 		}
@@ -361,14 +377,15 @@ func (m *Model) busy() bool {
 	return false
 }
 
-// headerHeight and footerHeight frame the body.
+// headerHeight and footerHeight frame the body; the header grows past two
+// lines while a long flash wraps.
 const headerHeight, footerHeight = 2, 1
 
 func (m *Model) resize() {
 	if m.width == 0 {
 		return
 	}
-	m.c.Width, m.c.Height = m.width, max(m.height-headerHeight-footerHeight, 1)
+	m.c.Width, m.c.Height = m.width, max(m.height-lipgloss.Height(m.header())-footerHeight, 1)
 	m.help.SetWidth(m.width)
 	m.cmdline.SetWidth(max(m.width-4, 1))
 	m.top().SetSize(m.c.Width, m.c.Height)
@@ -415,13 +432,12 @@ func (m *Model) header() string {
 	} else if right != "" {
 		line1 = fit(left, max(m.width-lipgloss.Width(right)-1, 1)) + " " + right
 	}
-	// Line 2: the breadcrumb of the view stack, or the flash message.
+	// Line 2: the breadcrumb of the view stack, or the flash message,
+	// wrapped: an error cut at the screen's edge would hide what to do.
 	var line2 string
 	switch {
-	case m.flash != "" && m.flashErr:
-		line2 = st.FlashError.Render(fit("✗ "+m.flash, m.width))
 	case m.flash != "":
-		line2 = st.Flash.Render(fit("✓ "+m.flash, m.width))
+		line2 = m.flashLines()
 	default:
 		crumbs := make([]string, len(m.stack))
 		for i, v := range m.stack {
@@ -432,17 +448,53 @@ func (m *Model) header() string {
 	return fit(line1, m.width) + "\n" + line2
 }
 
+// flashLines is the flash, marked by its level and word-wrapped to the
+// width; only a terminal too short for it all loses the end.
+func (m *Model) flashLines() string {
+	st := m.c.Styles
+	style := [...]lipgloss.Style{st.Flash, st.FlashInfo, st.FlashWarn, st.FlashError}[m.flashLvl]
+	lines := strings.Split(ansi.Wrap(m.flashLvl.glyph()+" "+m.flash, m.width, " "), "\n")
+	if most := max(m.height-3, 1); len(lines) > most {
+		lines = lines[:most]
+	}
+	for i, l := range lines {
+		lines[i] = style.Render(fit(l, m.width))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// footer shows the keys that work now. In a text field only the keys that
+// do not type show, and ctrl+c to quit; elsewhere the view's hints come
+// first and drop from the end when they do not fit, `? help` and `q quit`
+// always last.
 func (m *Model) footer() string {
 	if m.cmdMode {
-		return m.c.Styles.CommandLine.Render(fit(m.cmdline.View(), m.width))
+		// textinput pads to its width without counting the completion, so
+		// the end past the screen is padding: cut it, with no ….
+		return fit(ansi.Truncate(m.c.Styles.Input(m.cmdline).View(), m.width, ""), m.width)
 	}
 	k := m.c.Keys
-	hints := append(m.top().Hints(), k.Command, k.Help)
-	if len(m.stack) > 1 {
-		hints = append(hints, k.Back)
+	var hints, always []*Binding
+	if m.top().Editing() {
+		for _, b := range m.top().Hints() {
+			hints = append(hints, b.inField())
+		}
+		always = []*Binding{k.ForceQuit}
+	} else {
+		hints = append(m.top().Hints(), k.Command)
+		if len(m.stack) > 1 {
+			hints = append(hints, k.Back)
+		}
+		always = []*Binding{k.Help, k.Quit}
 	}
-	hints = append(hints, k.Quit)
-	return fit(m.help.ShortHelpView(keyBindings(hints...)), m.width)
+	h := m.help
+	h.SetWidth(0) // measured here: help.Model would cut `? help` off the end
+	for n := len(hints); ; n-- {
+		line := h.ShortHelpView(keyBindings(append(hints[:n:n], always...)...))
+		if n == 0 || lipgloss.Width(line) <= m.width {
+			return fit(line, m.width)
+		}
+	}
 }
 
 // fullHelp shows the help: all of it when it fits, else the window of the
@@ -488,10 +540,20 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 				keyWidth = max(keyWidth, lipgloss.Width(b.Help().Key))
 			}
 		}
+		if bs == nil {
+			continue // read-only mode disabled all of them
+		}
 		lines := []string{st.Title.Render(s.Title)}
+		var fieldKeys []string
 		for _, b := range bs {
 			key := b.Help().Key
 			lines = append(lines, st.Key.Render(key+strings.Repeat(" ", keyWidth-lipgloss.Width(key)))+" "+b.Help().Desc)
+			if fk := b.FieldKey(); fk != "" {
+				fieldKeys = append(fieldKeys, fk)
+			}
+		}
+		if fieldKeys != nil {
+			lines = append(lines, st.Muted.Render("in a field: "+strings.Join(fieldKeys, ", ")))
 		}
 		blocks = append(blocks, strings.Join(lines, "\n"))
 	}

@@ -177,7 +177,7 @@ func TestEscClearsAFilterBeforeClosingTheView(t *testing.T) {
 // at a wide size.
 func TestScreenGolden(t *testing.T) {
 	for _, size := range [][2]int{{80, 24}, {200, 30}} {
-		for _, name := range []string{"derive", "help", "readonly-help", "tutorial"} {
+		for _, name := range []string{"derive", "help", "readonly-help", "tutorial", "records", "long-error"} {
 			t.Run(fmt.Sprintf("%s-%dx%d", name, size[0], size[1]), func(t *testing.T) {
 				m := newTestApp(t, size[0], size[1], name == "readonly-help")
 				m.c.Styles = NewStyles(true, true)
@@ -187,6 +187,14 @@ func TestScreenGolden(t *testing.T) {
 					m.Update(press("?"))
 				case "tutorial":
 					m.push(m.makeView("tutorial"))
+				case "records": // the view with the most hints
+					v := newGroupView(m.c, "g")
+					v.group = &dps.EnrollmentGroup{EnrollmentGroupID: "g", Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey},
+						ProvisioningStatus: dps.ProvisioningEnabled, AllocationPolicy: dps.AllocationHashed}
+					m.pushForTest(v)
+					v.table.Append(makeRecords(3), false)
+				case "long-error": // wrapped over the lines the body gives up
+					m.Update(flashMsg{text: "updating g: " + strings.Repeat("the service refused the request; ", 6) + "read it again and retry", level: levelError})
 				}
 				golden.RequireEqual(t, plain(screen(m)))
 			})

@@ -89,12 +89,16 @@ func (v *cleanupView) Status() string {
 	if v.plan == nil {
 		return ""
 	}
-	return fmt.Sprintf("%s findings", count(len(v.plan.Findings)))
+	return plural(len(v.plan.Findings), "finding", "findings")
 }
 
 func (v *cleanupView) Hints() []*Binding {
 	k := v.c.Keys
 	switch {
+	case v.confirm != nil:
+		return nil // the dialog lists its keys
+	case (v.findings != nil && v.findings.Filtering()) || (v.preview != nil && v.preview.Filtering()):
+		return filterHints(k)
 	case v.findings != nil:
 		return []*Binding{k.Filter}
 	case v.preview != nil:
@@ -134,7 +138,7 @@ func (v *cleanupView) setSelection(sel cleanup.Selection) {
 // openFindings shows the findings of one count row in a table.
 func (v *cleanupView) openFindings(n cleanup.Count) {
 	t := NewTable(v.c, v.vid, []Column{{"REGISTRATION ID", 0, 0, 2}, {"DEVICE ID", 0, 0, 1}, {"ASSIGNED HUB", 0, 0, 1},
-		{"STATUS", 10, 0, 0}, {"HUB DEVICE", 10, 0, 0}, {"WHY", 0, 110, 2}},
+		{"STATUS", 10, 0, 0}, {"HUB DEVICE", 11, 0, 0}, {"WHY", 0, 110, 2}},
 		func(f cleanup.Finding) string { return f.RegistrationID },
 		func(f cleanup.Finding) []string {
 			return []string{f.RegistrationID, f.DeviceID, f.AssignedHub, f.Status, map[bool]string{true: "yes", false: "no"}[f.HubDevice], f.Detail}
@@ -161,7 +165,7 @@ func (v *cleanupView) openPreview() tea.Cmd {
 	}
 	actions := v.plan.Actions(v.sel)
 	if len(actions) == 0 {
-		return flash("nothing selected to delete")
+		return flashWarn("nothing selected to delete")
 	}
 	rows := make([]previewRow, len(actions))
 	for i, a := range actions {
@@ -187,12 +191,12 @@ func (v *cleanupView) openPreview() tea.Cmd {
 // (2 of them stale) and 12 hub device identities".
 func describeDeletes(actions []cleanup.Action) string {
 	records, devices, stale := tally(actions)
-	s := count(records) + " registration records"
+	s := plural(records, "registration record", "registration records")
 	if stale > 0 {
 		s += fmt.Sprintf(" (%s of them stale)", count(stale))
 	}
 	if devices > 0 {
-		s += fmt.Sprintf(" and %s hub device identities", count(devices))
+		s += " and " + plural(devices, "hub device identity", "hub device identities")
 	}
 	return s
 }
@@ -407,7 +411,7 @@ func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Stale.Matches(msg):
 		v.setSelection(cleanup.Selection{HubDevices: v.sel.HubDevices, IncludeStale: !v.sel.IncludeStale})
 	case (k.Preview.Matches(msg) || k.Delete.Matches(msg)) && v.summary != nil:
-		return flash("the plan is from before the run: r scans again")
+		return flashWarn("the plan is from before the run: r scans again")
 	case k.Preview.Matches(msg), k.Delete.Matches(msg):
 		// Delete goes through the preview: the operator sees the exact
 		// deletes before the confirmation.
@@ -420,7 +424,7 @@ func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
 func (v *cleanupView) askRun() tea.Cmd {
 	actions := v.plan.Actions(v.sel)
 	if len(actions) == 0 {
-		return flash("nothing selected to delete")
+		return flashWarn("nothing selected to delete")
 	}
 	text := "Delete " + describeDeletes(actions) + "?\n" +
 		"The job is logged in the state directory; an interrupted run resumes without repeating work."
@@ -483,7 +487,7 @@ func (v *cleanupView) countsView() []string {
 	if len(v.counts) == 0 {
 		lines = append(lines, st.OK.Render("  Nothing to clean up: every record belongs to a live enrollment."))
 	} else {
-		lines = append(lines, st.TableHeader.Render(fmt.Sprintf("  %-15s %-28s %9s %12s  %s", "REASON", "GROUP", "RECORDS", "HUB DEVICES", "DELETED")))
+		lines = append(lines, st.TableHeader.Render(fmt.Sprintf("  %-15s %-28s %9s %12s  %s", "REASON", "GROUP", "RECORDS", "HUB DEVICES", "TO DELETE")))
 		// Only the rows that fit are drawn, the cursor's row among them.
 		rows := max(v.c.Height-v.countsChrome(), 3)
 		first := max(v.row-rows+1, 0)
@@ -538,7 +542,7 @@ func (v *cleanupView) countsView() []string {
 	} else if v.c.ReadOnly {
 		next = "read-only: p previews them"
 	}
-	lines = append(lines, "", fmt.Sprintf("  Selected: %s records, %s hub devices", count(records), count(devices))+st.Muted.Render("  ("+next+")"))
+	lines = append(lines, "", "  Selected: "+plural(records, "record", "records")+", "+plural(devices, "hub device", "hub devices")+st.Muted.Render("  ("+next+")"))
 	return lines
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 )
 
 // Common is what every view shares: styles, key bindings, the live target's
@@ -64,17 +65,48 @@ func do(to int, fn func() tea.Msg) tea.Cmd {
 	return func() tea.Msg { return routed{to: to, msg: fn()} }
 }
 
+// flashLevel is what a flash reports; the header marks each differently.
+type flashLevel int
+
+const (
+	levelOK      flashLevel = iota // ✓ something was done
+	levelInfo                      // • news, neither good nor bad
+	levelWarning                   // ! refused or nothing to do
+	levelError                     // ✗ something failed
+)
+
+// glyph is the level's mark in the header.
+func (l flashLevel) glyph() string { return [...]string{"✓", "•", "!", "✗"}[l] }
+
 // flashMsg asks the root to show a transient message in the header.
 type flashMsg struct {
 	text  string
-	isErr bool
+	level flashLevel
 }
 
-func flash(text string) tea.Cmd { return func() tea.Msg { return flashMsg{text: text} } }
-
-func flashErr(err error) tea.Cmd {
-	return func() tea.Msg { return flashMsg{text: err.Error(), isErr: true} }
+func flashAt(level flashLevel, text string) tea.Cmd {
+	return func() tea.Msg { return flashMsg{text: text, level: level} }
 }
+
+// flash reports success.
+func flash(text string) tea.Cmd { return flashAt(levelOK, text) }
+
+// flashInfo reports news: a step started, marks cleared.
+func flashInfo(text string) tea.Cmd { return flashAt(levelInfo, text) }
+
+// flashWarn reports a refusal or a key with nothing to act on.
+func flashWarn(text string) tea.Cmd { return flashAt(levelWarning, text) }
+
+func flashErr(err error) tea.Cmd { return flashAt(levelError, err.Error()) }
+
+// errorText is an error in the body, wrapped to the width: the body is
+// clipped at the screen's edge, and an error cut there would hide what to do.
+func errorText(c *Common, text string) string {
+	return c.Styles.Error.Render(ansi.Wrap(text, max(c.Width, 1), " "))
+}
+
+// filterHints are a list's footer while its filter prompt has the keys.
+func filterHints(k *KeyMap) []*Binding { return []*Binding{k.FilterApply, k.FilterClear} }
 
 // openMsg asks the root to push a view.
 type openMsg struct{ v view }

@@ -27,7 +27,7 @@ func (c *confirm) answer(msg tea.KeyPressMsg) (tea.Cmd, bool) {
 			return ch.run(), true
 		}
 	}
-	return flash("cancelled"), false
+	return flashInfo("cancelled"), false
 }
 
 func (c *confirm) view(cm *Common) string {

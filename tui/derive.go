@@ -92,7 +92,7 @@ const wideDerive, commandsWidth = 140, 84
 func (v *deriveView) Hints() []*Binding {
 	k := v.c.Keys
 	if v.f.editing() {
-		return []*Binding{k.NextField, k.Copy, k.KeySource, k.Reveal}
+		return []*Binding{k.NextField, k.Copy, k.KeySource, k.Reveal, k.Leave}
 	}
 	return []*Binding{k.Submit, k.Copy, k.KeySource, k.Reveal}
 }
@@ -171,13 +171,13 @@ func (v *deriveView) Update(msg tea.Msg) tea.Cmd {
 		return cmd
 	case tea.KeyPressMsg:
 		switch {
-		case k.Copy.Matches(msg) && (!v.f.editing() || msg.String() != "c"):
+		case v.f.matches(k.Copy, msg):
 			return v.copy()
 		case k.KeySource.Matches(msg):
 			v.setSource((v.source + 1) % 3)
 			v.recompute()
 			return v.f.focusOn(fieldGroup)
-		case k.Reveal.Matches(msg) && (!v.f.editing() || msg.String() != "k"):
+		case v.f.matches(k.Reveal, msg):
 			v.revealed = !v.revealed
 			if v.source == sourceTyped {
 				v.f.inputs[fieldGroup].EchoMode = map[bool]textinput.EchoMode{true: textinput.EchoNormal, false: textinput.EchoPassword}[v.revealed]
@@ -256,7 +256,7 @@ func (v *deriveView) recompute() {
 
 func (v *deriveView) copy() tea.Cmd {
 	if v.device.IsZero() {
-		return flash("nothing to copy yet: give a valid group key and registration ID")
+		return flashWarn("nothing to copy yet: give a valid group key and registration ID")
 	}
 	return tea.Batch(tea.SetClipboard(v.device.Base64()), flash("device key copied to the clipboard (OSC 52)"))
 }
@@ -271,7 +271,7 @@ func (v *deriveView) View() string {
 	case v.fetching:
 		note = st.Muted.Render("fetching the group's keys…")
 	case v.keyErr != "":
-		note = st.Error.Render(v.keyErr)
+		note = v.f.errorNote(v.keyErr, lw)
 	case v.fetchedFrom != "":
 		note = st.OK.Render("key loaded from group " + v.fetchedFrom + " (" + v.groupKey.String() + ")")
 	case v.source != sourceTyped:
@@ -281,7 +281,7 @@ func (v *deriveView) View() string {
 	note = ""
 	switch {
 	case v.regErr != "":
-		note = st.Error.Render(v.regErr)
+		note = v.f.errorNote(v.regErr, lw)
 	case v.regWarn != "":
 		note = st.Warning.Render("⚠ " + v.regWarn)
 	}
@@ -326,7 +326,7 @@ func (v *deriveView) commands() string {
 		st.Code.Render("  | base64"),
 	}
 	if !v.revealed {
-		lines = append(lines, "", st.Muted.Render("GROUP_KEY holds the group key (k shows it here)."))
+		lines = append(lines, "", st.Muted.Render("GROUP_KEY holds the group key ("+v.c.Keys.Reveal.Help().Key+" shows it here)."))
 	}
 	return strings.Join(lines, "\n")
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/keys"
@@ -24,7 +25,9 @@ type enrollmentsView struct {
 	confirm *confirm
 	// shown is the enrollment opened with enter; nil = the list.
 	shown   *dps.IndividualEnrollment
-	showGen int // the latest enter: an older read arriving late is dropped
+	showGen int  // the latest enter: an older read arriving late is dropped
+	showTop int  // first line of the detail shown: long JSON scrolls
+	reveal  bool // the detail shows the keys in clear
 	create  *form
 	err     string
 }
@@ -51,7 +54,7 @@ type enrollmentChangedMsg struct {
 func newEnrollmentsView(c *Common) *enrollmentsView {
 	v := &enrollmentsView{c: c, vid: c.newID()}
 	v.table = NewTable(c, v.vid, []Column{
-		{"REGISTRATION ID", 0, 0, 2}, {"ATTESTATION", 12, 100, 0}, {"STATUS", 8, 0, 0}, {"DEVICE ID", 0, 0, 1}, {"REGISTRATION", 12, 0, 0}, {"HUB", 0, 0, 1},
+		{"REGISTRATION ID", 0, 0, 2}, {"ATTESTATION", 12, 100, 0}, {"STATUS", 8, 0, 0}, {"DEVICE ID", 0, 0, 1}, {"REGISTRATION", 13, 0, 0}, {"ASSIGNED HUB", 0, 0, 1},
 	}, func(e dps.IndividualEnrollment) string { return e.RegistrationID },
 		func(e dps.IndividualEnrollment) []string {
 			reg, hub := "—", ""
@@ -73,16 +76,30 @@ func (v *enrollmentsView) Editing() bool {
 }
 func (v *enrollmentsView) Busy() bool { return v.loading || v.working }
 func (v *enrollmentsView) Status() string {
-	return loadedCount(v.table.Loaded(), v.table.More()) + " enrollments"
+	return loadedCount(v.table.Loaded(), v.table.More(), "enrollment", "enrollments")
 }
-func (v *enrollmentsView) SetSize(w, h int) { v.table.SetSize(w, h) }
+func (v *enrollmentsView) SetSize(w, h int) {
+	v.table.SetSize(w, h)
+	if v.create != nil {
+		v.create.setWidth(min(w-20, 90))
+	}
+}
 
 func (v *enrollmentsView) Hints() []*Binding {
 	k := v.c.Keys
-	if v.create != nil {
-		return []*Binding{k.NextField, k.Submit, k.Reveal}
+	switch {
+	case v.confirm != nil:
+		return nil // the dialog lists its keys
+	case v.create != nil && v.create.editing():
+		return []*Binding{k.NextField, k.Submit, k.Reveal, k.Leave}
+	case v.create != nil:
+		return []*Binding{k.Submit, k.NextField, k.Reveal}
+	case v.shown != nil:
+		return []*Binding{k.Reveal, k.Copy, k.Down, k.Up, k.PageDown}
+	case v.table.Filtering():
+		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Filter, k.New, k.Delete, k.Refresh}
+	return []*Binding{k.Open, k.Filter, k.New, k.Toggle, k.Delete, k.Refresh}
 }
 
 func (v *enrollmentsView) Init() tea.Cmd { return v.refresh() }
@@ -141,7 +158,7 @@ func (v *enrollmentsView) Update(msg tea.Msg) tea.Cmd {
 		if msg.err != nil {
 			return flashErr(fmt.Errorf("reading the enrollment: %s", dps.ErrorMessage(msg.err)))
 		}
-		v.shown = &msg.e
+		v.shown, v.showTop, v.reveal = &msg.e, 0, false
 		return nil
 	case enrollmentChangedMsg:
 		v.working = false
@@ -187,7 +204,7 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return cmd
 	}
 	if v.shown != nil {
-		return nil
+		return v.detailKey(msg)
 	}
 	if cmd, handled := v.table.Update(msg); handled {
 		if !v.loading && v.table.WantsMore() {
@@ -201,9 +218,12 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return v.refresh()
 	case k.New.Matches(msg):
 		v.create = newForm(v.c, "Registration ID", "Primary key", "Enabled")
+		v.create.inputs[0].Placeholder = "e.g. sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"
 		v.create.inputs[1].Placeholder = "empty = generate a 64-byte key"
+		v.create.inputs[2].Placeholder = "yes or no"
 		v.create.mask(1)
 		v.create.set(2, "yes")
+		v.create.setWidth(min(v.c.Width-20, 90))
 		return v.create.focusOn(0)
 	case !ok:
 		return nil
@@ -218,6 +238,8 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 			}
 			return enrollmentShownMsg{gen: gen, e: full, err: err}
 		})
+	case k.Toggle.Matches(msg):
+		return v.toggle(e.RegistrationID)
 	case k.Delete.Matches(msg):
 		id, svc, ctx := e.RegistrationID, v.c.Target.Service, v.c.Ctx
 		v.confirm = &confirm{
@@ -234,6 +256,78 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		}
 	}
 	return nil
+}
+
+// toggle enables or disables an enrollment. DPS replaces the whole
+// enrollment on PUT, so its keys are read and sent back unchanged, under
+// its ETag.
+func (v *enrollmentsView) toggle(id string) tea.Cmd {
+	v.working = true
+	svc, ctx := v.c.Target.Service, v.c.Ctx
+	return do(v.vid, func() tea.Msg {
+		cur, err := svc.GetEnrollment(ctx, id)
+		if err == nil && cur.Attestation.Type == dps.AttestationSymmetricKey {
+			cur.Attestation, err = svc.GetEnrollmentAttestation(ctx, id)
+		}
+		if err != nil {
+			return enrollmentChangedMsg{what: "reading " + id, err: err}
+		}
+		next := dps.ProvisioningDisabled
+		if cur.ProvisioningStatus == dps.ProvisioningDisabled {
+			next = dps.ProvisioningEnabled
+		}
+		cur.ProvisioningStatus = next
+		etag := azcore.ETag(cur.ETag)
+		if _, err := svc.CreateOrUpdateEnrollment(ctx, cur, &dps.WriteOptions{IfMatch: &etag}); err != nil {
+			return enrollmentChangedMsg{what: "updating " + id, err: err}
+		}
+		return enrollmentChangedMsg{what: fmt.Sprintf("enrollment %s is now %s", id, next)}
+	})
+}
+
+// detailKey reveals, copies and scrolls the enrollment shown.
+func (v *enrollmentsView) detailKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := v.c.Keys
+	sk := v.shown.Attestation.SymmetricKey
+	page := max(v.detailHeight()-1, 1)
+	switch {
+	case k.Reveal.Matches(msg):
+		v.reveal = !v.reveal
+	case k.Copy.Matches(msg):
+		if sk == nil {
+			return flashWarn("this enrollment has no symmetric keys to copy")
+		}
+		return tea.Batch(tea.SetClipboard(sk.PrimaryKey.Reveal()), flash("primary key copied to the clipboard (OSC 52)"))
+	case k.Down.Matches(msg):
+		v.showTop++
+	case k.Up.Matches(msg):
+		v.showTop--
+	case k.PageDown.Matches(msg):
+		v.showTop += page
+	case k.PageUp.Matches(msg):
+		v.showTop -= page
+	case k.Top.Matches(msg):
+		v.showTop = 0
+	case k.Bottom.Matches(msg):
+		v.showTop = len(v.detailLines())
+	}
+	v.showTop = max(min(v.showTop, len(v.detailLines())-v.detailHeight()), 0)
+	return nil
+}
+
+// detailHeight is the lines of JSON that fit under the title and the note.
+func (v *enrollmentsView) detailHeight() int { return max(v.c.Height-2, 1) }
+
+// detailLines is the enrollment as indented JSON, keys masked unless revealed.
+func (v *enrollmentsView) detailLines() []string {
+	e := *v.shown
+	// Keys are Secrets: they marshal in clear, so mask them unless revealed.
+	if sk := e.Attestation.SymmetricKey; sk != nil && !v.reveal {
+		e.Attestation.SymmetricKey = &dps.SymmetricKeyAttestation{PrimaryKey: dps.Secret(sk.PrimaryKey.String()),
+			SecondaryKey: dps.Secret(sk.SecondaryKey.String())}
+	}
+	b, _ := json.MarshalIndent(e, "", "  ")
+	return strings.Split(string(b), "\n")
 }
 
 func (v *enrollmentsView) submit() tea.Cmd {
@@ -285,18 +379,20 @@ func (v *enrollmentsView) View() string {
 			lines = append(lines, v.create.row(i, 16, ""))
 		}
 		if v.err != "" {
-			lines = append(lines, "", st.Error.Render(v.err))
+			lines = append(lines, "", errorText(v.c, v.err))
 		}
 		return strings.Join(append(lines, "", st.Muted.Render("enter on the last field creates it; esc cancels")), "\n")
 	case v.shown != nil:
-		// Keys are Secrets: they marshal in clear, so mask them first.
-		e := *v.shown
-		if e.Attestation.SymmetricKey != nil {
-			e.Attestation.SymmetricKey = &dps.SymmetricKeyAttestation{PrimaryKey: dps.Secret(e.Attestation.SymmetricKey.PrimaryKey.String()),
-				SecondaryKey: dps.Secret(e.Attestation.SymmetricKey.SecondaryKey.String())}
+		lines := v.detailLines()
+		h := v.detailHeight()
+		top := min(v.showTop, max(len(lines)-h, 0))
+		shown := lines[top:min(top+h, len(lines))]
+		k := v.c.Keys
+		note := fmt.Sprintf("%s reveals keys, %s copies the primary key, esc goes back", k.Reveal.Help().Key, k.Copy.Help().Key)
+		if len(lines) > h {
+			note = fmt.Sprintf("lines %d–%d of %d, ↑/↓ scroll; ", top+1, top+len(shown), len(lines)) + note
 		}
-		b, _ := json.MarshalIndent(e, "", "  ")
-		return st.Title.Render("Enrollment "+e.RegistrationID) + "\n" + st.Code.Render(string(b)) + "\n" + st.Muted.Render("esc goes back to the list")
+		return st.Title.Render("Enrollment "+v.shown.RegistrationID) + "\n" + st.Code.Render(strings.Join(shown, "\n")) + "\n" + st.Muted.Render(note)
 	}
 	return v.table.View()
 }

@@ -153,9 +153,9 @@ func TestFlowBrowseDeriveSimulateDelete(t *testing.T) {
 	f.keys("r")
 	f.waitFor("record listed", flowRegID, "1/1")
 	f.keys("space", "d")
-	f.waitFor("confirm", "Delete 1 marked registration records of mylegacydevices?")
+	f.waitFor("confirm", "Delete 1 marked registration record of mylegacydevices?")
 	f.keys("y")
-	f.waitFor("deleted", "deleted 1 registration records", "0/0")
+	f.waitFor("deleted", "deleted 1 registration record", "0/0")
 
 	if _, err := target.Service.GetRegistrationState(context.Background(), flowRegID); !dps.IsNotFound(err) {
 		t.Fatalf("the record should be gone from the emulator, got %v", err)

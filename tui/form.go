@@ -5,6 +5,7 @@ import (
 
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 )
 
 // form is a column of labelled text fields. A focused field takes every
@@ -69,9 +70,17 @@ func (f *form) reveal() {
 }
 
 // revealKey reports whether msg toggles the masking: the Reveal binding,
-// except a plain k typed into a field.
+// except a v typed into a field.
 func (f *form) revealKey(msg tea.KeyPressMsg) bool {
-	return len(f.secret) > 0 && f.c.Keys.Reveal.Matches(msg) && (!f.editing() || msg.String() != "k")
+	return len(f.secret) > 0 && f.matches(f.c.Keys.Reveal, msg)
+}
+
+// matches is b.Matches outside the fields and b.MatchesInField in one.
+func (f *form) matches(b *Binding, msg tea.KeyPressMsg) bool {
+	if f.editing() {
+		return b.MatchesInField(msg)
+	}
+	return b.Matches(msg)
 }
 
 func (f *form) setWidth(w int) {
@@ -118,9 +127,21 @@ func (f *form) row(i, labelWidth int, note string) string {
 	if f.focus == i {
 		marker = st.Key.Render("▸ ")
 	}
-	s := marker + label + " " + f.inputs[i].View()
+	s := marker + label + " " + st.Input(f.inputs[i]).View()
 	if note != "" {
-		s += "\n" + strings.Repeat(" ", labelWidth+3) + note
+		indent := "\n" + strings.Repeat(" ", labelWidth+3)
+		s += indent + strings.ReplaceAll(note, "\n", indent)
 	}
 	return s
+}
+
+// errorNote is an error for row's note, wrapped to the space beside the
+// labels: cut at the screen's edge it would hide what to do.
+func (f *form) errorNote(text string, labelWidth int) string {
+	w := max(f.c.Width-labelWidth-3, 10)
+	lines := strings.Split(ansi.Wrap(text, w, " "), "\n")
+	for i, l := range lines {
+		lines[i] = f.c.Styles.Error.Render(l)
+	}
+	return strings.Join(lines, "\n")
 }

@@ -19,8 +19,25 @@ func count(n int) string {
 	return s
 }
 
-// stamp formats a service time compactly in UTC.
+// plural is n with thousands separators and the noun that fits it:
+// "1 record", "2,500 records".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return count(n) + " " + many
+}
+
+// stamp formats a service time compactly in UTC, and says so.
 func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return stampCell(t) + " UTC"
+}
+
+// stampCell is stamp for a table cell, whose column title says UTC.
+func stampCell(t time.Time) string {
 	if t.IsZero() {
 		return "—"
 	}

@@ -57,12 +57,12 @@ func canonSubstatus(s dps.Substatus) dps.Substatus {
 }
 
 var recordColumns = []Column{{"REGISTRATION ID", 0, 0, 2}, {"DEVICE ID", 0, 0, 1}, {"ASSIGNED HUB", 0, 0, 1}, {"STATUS", 10, 0, 0},
-	{"SUBSTATUS", 18, 100, 0}, {"LAST UPDATED", 19, 140, 0}}
+	{"SUBSTATUS", 18, 100, 0}, {"UPDATED (UTC)", 19, 140, 0}}
 
 func recordKey(r record) string { return r.id }
 
 func recordCells(r record) []string {
-	return []string{r.id, r.device, r.hub, string(r.status), string(r.sub), stamp(r.updated)}
+	return []string{r.id, r.device, r.hub, string(r.status), string(r.sub), stampCell(r.updated)}
 }
 
 func recordMatch(r record, q string) bool {
@@ -130,7 +130,7 @@ func (v *groupView) Title() string { return "Group " + v.groupID }
 func (v *groupView) Editing() bool { return v.table.Filtering() || v.confirm != nil }
 func (v *groupView) Busy() bool    { return v.loading || v.counting || v.deleting != nil }
 func (v *groupView) Status() string {
-	s := loadedCount(v.table.Loaded(), v.table.More()) + " records"
+	s := loadedCount(v.table.Loaded(), v.table.More(), "record", "records")
 	if v.stale {
 		s += " (changed since: r reloads)"
 	}
@@ -144,6 +144,12 @@ func (v *groupView) SetSize(w, h int) { v.table.SetSize(w, h-settingsHeight) }
 
 func (v *groupView) Hints() []*Binding {
 	k := v.c.Keys
+	switch {
+	case v.confirm != nil:
+		return nil // the dialog lists its keys
+	case v.table.Filtering():
+		return filterHints(k)
+	}
 	return []*Binding{k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Refresh}
 }
 
@@ -241,7 +247,7 @@ func (v *groupView) Update(msg tea.Msg) tea.Cmd {
 			return flashErr(fmt.Errorf("counting records: %s", dps.ErrorMessage(msg.err)))
 		}
 		v.table.SetAllCount(msg.n)
-		return flash(fmt.Sprintf("all %s records of %s marked, across every page", count(v.table.MarkedCount()), v.groupID))
+		return flash(fmt.Sprintf("all %s of %s marked, across every page", plural(v.table.MarkedCount(), "record", "records"), v.groupID))
 	case deleteProgress:
 		v.deleting = &msg
 		if !msg.done {
@@ -277,7 +283,7 @@ func (v *groupView) deleteReport(p deleteProgress) tea.Cmd {
 	if p.failed > 0 || p.firstErr != nil {
 		return flashErr(fmt.Errorf("deleted %s of %s records; %d failed: %s", count(p.deleted), count(p.total), p.failed, dps.ErrorMessage(p.firstErr)))
 	}
-	return flash(fmt.Sprintf("deleted %s registration records", count(p.deleted)))
+	return flash("deleted " + plural(p.deleted, "registration record", "registration records"))
 }
 
 func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
@@ -305,11 +311,11 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return v.markShown()
 	case k.MarkEvery.Matches(msg):
 		if !v.table.ToggleMarkAll() {
-			return flash("marks cleared")
+			return flashInfo("marks cleared")
 		}
 		v.counting = true
 		gen, id, svc, ctx := v.gen, v.groupID, v.c.Target.Service, v.c.Ctx
-		return tea.Batch(flash("marking every record of "+id+"; counting…"), do(v.vid, func() tea.Msg {
+		return tea.Batch(flashInfo("marking every record of "+id+"; counting…"), do(v.vid, func() tea.Msg {
 			n, _, err := countRecords(ctx, svc, id, 0)
 			return markAllCountMsg{gen: gen, n: n, err: err}
 		}))
@@ -319,7 +325,7 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		v.revealed = !v.revealed
 	case k.Copy.Matches(msg):
 		if v.att == nil || v.att.SymmetricKey == nil {
-			return flash("this group has no symmetric keys to copy")
+			return flashWarn("this group has no symmetric keys to copy")
 		}
 		return tea.Batch(tea.SetClipboard(v.att.SymmetricKey.PrimaryKey.Reveal()), flash("primary key copied to the clipboard (OSC 52)"))
 	case k.Derive.Matches(msg):
@@ -338,7 +344,7 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 func (v *groupView) markShown() tea.Cmd {
 	if all, _ := v.table.AllMarked(); all {
 		v.table.ToggleShown()
-		return flash("marks cleared")
+		return flashInfo("marks cleared")
 	}
 	n, marked := v.table.ToggleShown()
 	what := "marked"
@@ -361,17 +367,17 @@ func (v *groupView) askDelete() tea.Cmd {
 	n := v.table.MarkedCount()
 	switch {
 	case n < 0:
-		return flash("still counting the records; try again in a moment")
+		return flashWarn("still counting the records; try again in a moment")
 	case n == 0:
-		return flash("nothing marked: space marks a record, ctrl+a the records shown, A every record of the group")
+		return flashWarn("nothing marked: space marks a record, ctrl+a the records shown, A every record of the group")
 	}
 	svc, ctx, id := v.c.Target.Service, v.c.Ctx, v.groupID
-	text := fmt.Sprintf("Delete %s marked registration records of %s?", count(n), id)
+	text := fmt.Sprintf("Delete %s of %s?", plural(n, "marked registration record", "marked registration records"), id)
 	var run func() tea.Cmd
 	if all, skip := v.table.AllMarked(); all {
-		text = fmt.Sprintf("Delete ALL %s registration records of %s (every page, loaded or not)?", count(n), id)
+		text = fmt.Sprintf("Delete ALL %s of %s (every page, loaded or not)?", plural(n, "registration record", "registration records"), id)
 		if len(skip) > 0 {
-			text += fmt.Sprintf("\n%d unmarked records are kept.", len(skip))
+			text += "\n" + plural(len(skip), "unmarked record is kept.", "unmarked records are kept.")
 		}
 		if q := v.table.query; q != "" {
 			text += fmt.Sprintf("\nThe filter /%s does not limit this: it shows %s of the %s loaded records.", q, count(v.table.Len()), count(v.table.Loaded()))
@@ -395,7 +401,7 @@ func (v *groupView) askDelete() tea.Cmd {
 func (v *groupView) settings() string {
 	st := v.c.Styles
 	if v.err != "" {
-		return st.Error.Render(v.err)
+		return errorText(v.c, v.err)
 	}
 	if v.group == nil {
 		return st.Muted.Render("loading " + v.groupID + "…")
@@ -420,7 +426,7 @@ func (v *groupView) settings() string {
 	lines := []string{
 		kv("Attestation", string(g.Attestation.Type)) + "   " + kv("Status", string(g.ProvisioningStatus)) + "   " + kv("Allocation", string(g.AllocationPolicy)),
 		kv("Hubs", hubs) + "   " + kv("Reprovision", reprov),
-		kv("Primary key", primary) + "  " + st.Muted.Render("(k reveals, c copies)"),
+		kv("Primary key", primary) + "  " + st.Muted.Render("("+v.c.Keys.Reveal.Help().Key+" reveals, "+v.c.Keys.Copy.Help().Key+" copies)"),
 		kv("Secondary key", secondary),
 		kv("Created", stamp(g.CreatedDateTimeUTC)) + "   " + kv("Updated", stamp(g.LastUpdatedDateTimeUTC)),
 	}

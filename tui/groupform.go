@@ -51,7 +51,11 @@ func (v *groupFormView) Busy() bool       { return v.saving }
 func (v *groupFormView) Status() string   { return "" }
 func (v *groupFormView) SetSize(w, _ int) { v.f.setWidth(min(w-20, 90)) }
 func (v *groupFormView) Hints() []*Binding {
-	return []*Binding{v.c.Keys.NextField, v.c.Keys.Submit, v.c.Keys.Reveal}
+	k := v.c.Keys
+	if v.f.editing() {
+		return []*Binding{k.NextField, k.Submit, k.Reveal, k.Leave}
+	}
+	return []*Binding{k.Submit, k.NextField, k.Reveal}
 }
 func (v *groupFormView) Init() tea.Cmd { return v.f.focusOn(gfID) }
 
@@ -190,7 +194,7 @@ func (v *groupFormView) View() string {
 	}
 	lines = append(lines, "")
 	if v.err != "" {
-		lines = append(lines, st.Error.Render(v.err))
+		lines = append(lines, errorText(v.c, v.err))
 	}
 	lines = append(lines, st.Muted.Render("enter on the last field (or outside the fields) creates the group; esc leaves the fields"))
 	return strings.Join(lines, "\n")

@@ -84,7 +84,7 @@ type deleteCountMsg struct {
 func newGroupsView(c *Common) *groupsView {
 	v := &groupsView{c: c, vid: c.newID(), counts: map[string]recordCount{}}
 	v.table = NewTable(c, v.vid, []Column{
-		{"ENROLLMENT GROUP", 0, 0, 0}, {"ATTESTATION", 12, 90, 0}, {"ALLOCATION", 10, 0, 0}, {"HUBS", 0, 0, 0}, {"STATUS", 8, 0, 0}, {"RECORDS", 8, 0, 0},
+		{"ENROLLMENT GROUP", 0, 0, 0}, {"ATTESTATION", 12, 90, 0}, {"ALLOCATION", 11, 0, 0}, {"HUBS", 0, 0, 0}, {"STATUS", 8, 0, 0}, {"RECORDS", 8, 0, 0},
 	}, func(g dps.EnrollmentGroup) string { return g.EnrollmentGroupID },
 		v.cells,
 		func(g dps.EnrollmentGroup, q string) bool {
@@ -99,6 +99,9 @@ func (v *groupsView) cells(g dps.EnrollmentGroup) []string {
 	if hubs == "" {
 		hubs = g.IoTHubHostName
 	}
+	if hubs == "" { // DPS allocates among every hub linked to it
+		hubs = "all linked hubs"
+	}
 	return []string{g.EnrollmentGroupID, string(g.Attestation.Type), string(g.AllocationPolicy), hubs,
 		string(g.ProvisioningStatus), v.counts[g.EnrollmentGroupID].String()}
 }
@@ -108,13 +111,19 @@ func (v *groupsView) Title() string { return "Enrollment groups" }
 func (v *groupsView) Editing() bool { return v.table.Filtering() || v.confirm != nil }
 func (v *groupsView) Busy() bool    { return v.loading || v.working != "" }
 func (v *groupsView) Status() string {
-	return loadedCount(v.table.Loaded(), v.table.More()) + " groups"
+	return loadedCount(v.table.Loaded(), v.table.More(), "group", "groups")
 }
 func (v *groupsView) SetSize(w, h int) { v.table.SetSize(w, h) }
 
 func (v *groupsView) Hints() []*Binding {
 	k := v.c.Keys
-	return []*Binding{k.Open, k.Filter, k.New, k.Toggle, k.Delete, k.Refresh}
+	switch {
+	case v.confirm != nil:
+		return nil // the dialog lists its keys
+	case v.table.Filtering():
+		return filterHints(k)
+	}
+	return []*Binding{k.Open, k.Filter, k.New, k.Toggle, k.Delete, k.Derive, k.Simulate, k.Refresh}
 }
 
 func (v *groupsView) Init() tea.Cmd { return v.refresh() }
@@ -273,6 +282,10 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Toggle.Matches(msg):
 		v.askToggle(g)
 		return nil
+	case k.Derive.Matches(msg):
+		return open(newDeriveView(v.c, g.EnrollmentGroupID, ""))
+	case k.Simulate.Matches(msg):
+		return open(newSimulateView(v.c, g.EnrollmentGroupID, ""))
 	case k.Delete.Matches(msg):
 		v.working = "counting"
 		v.delGen++
@@ -339,10 +352,10 @@ func (v *groupsView) askDelete(m deleteCountMsg) tea.Cmd {
 		return nil
 	}
 	v.confirm = &confirm{
-		text: fmt.Sprintf("Delete enrollment group %s?\n\nIt still has %s registration records. Records of a deleted group "+
-			"become orphans that still count against the DPS quota; delete them first.", id, count(m.n)),
+		text: fmt.Sprintf("Delete enrollment group %s?\n\nIt still has %s. Records of a deleted group "+
+			"become orphans that still count against the DPS quota; delete them first.", id, plural(m.n, "registration record", "registration records")),
 		choices: []choice{
-			{"r", fmt.Sprintf("delete the %s records first, then the group (recommended)", count(m.n)), func() tea.Cmd {
+			{"r", fmt.Sprintf("delete the %s first, then the group (recommended)", plural(m.n, "record", "records")), func() tea.Cmd {
 				v.pendingGroupDelete, v.deleting = id, &deleteProgress{total: m.n}
 				return startDeleteRecords(v.c.Ctx, v.vid, v.c.Target.Service, id, nil, nil)
 			}},
@@ -359,7 +372,7 @@ func (v *groupsView) recordsDeleted(p deleteProgress) tea.Cmd {
 		return flashErr(fmt.Errorf("deleted %d of %d records of %s; %d failed (%s); the group was kept",
 			p.deleted, p.total, id, p.failed, dps.ErrorMessage(p.firstErr)))
 	}
-	return tea.Batch(flash(fmt.Sprintf("deleted %s records of %s", count(p.deleted), id)), v.deleteGroup(id))
+	return tea.Batch(flash(fmt.Sprintf("deleted %s of %s", plural(p.deleted, "record", "records"), id)), v.deleteGroup(id))
 }
 
 func (v *groupsView) deleteGroup(id string) tea.Cmd {
@@ -386,7 +399,7 @@ func (v *groupsView) View() string {
 		return progressLine(v.c, *v.deleting, "deleting records")
 	}
 	if v.err != "" && v.table.Loaded() == 0 {
-		return v.c.Styles.Error.Render(v.err) + "\n\n" + v.c.Styles.Muted.Render("r retries")
+		return errorText(v.c, v.err) + "\n\n" + v.c.Styles.Muted.Render("r retries")
 	}
 	return v.table.View()
 }

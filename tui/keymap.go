@@ -12,6 +12,9 @@ type Binding struct {
 	key.Binding
 	Dangerous bool
 	disabled  string
+	// inFields: the view honours the binding's non-typing keys inside a
+	// text field too, so help names them (ctrl+k for v).
+	inFields bool
 }
 
 // DisabledReason says why the binding does nothing, or "" when it works.
@@ -22,8 +25,53 @@ func (b *Binding) Matches(msg tea.KeyPressMsg) bool {
 	return b.disabled == "" && key.Matches(msg, b.Binding)
 }
 
+// MatchesInField is Matches while a text field has the keys: a printable
+// key types itself there, so only the binding's other keys count.
+func (b *Binding) MatchesInField(msg tea.KeyPressMsg) bool {
+	return b.Matches(msg) && !types(msg.String())
+}
+
+// types reports whether key k types a character into a text field.
+func types(k string) bool { return k == "space" || len([]rune(k)) == 1 }
+
+// FieldKey is the key that does the binding's job inside a text field when
+// its usual key types there, or "".
+func (b *Binding) FieldKey() string {
+	if f := b.inField(); b.inFields && f != nil && f != b {
+		return f.Help().Key
+	}
+	return ""
+}
+
+// inField is the binding as it works inside a text field: only its keys
+// that do not type, the first of them shown. nil when none is left.
+func (b *Binding) inField() *Binding {
+	var ks []string
+	for _, k := range b.Keys() {
+		if !types(k) {
+			ks = append(ks, k)
+		}
+	}
+	if len(ks) == 0 {
+		return nil
+	}
+	if ks[0] == b.Keys()[0] {
+		return b
+	}
+	f := bind(ks[0], b.Help().Desc, ks...)
+	f.Dangerous, f.disabled = b.Dangerous, b.disabled
+	return f
+}
+
 func bind(help, desc string, keys ...string) *Binding {
 	return &Binding{Binding: key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))}
+}
+
+// fieldToo marks a binding that works inside text fields through its
+// non-typing keys.
+func fieldToo(b *Binding) *Binding {
+	b.inFields = true
+	return b
 }
 
 func danger(help, desc string, keys ...string) *Binding {
@@ -38,13 +86,17 @@ type KeyMap struct {
 	// Global
 	Quit, ForceQuit, Back, Command, Help *Binding
 	// Lists
-	Up, Down, PageUp, PageDown, Top, Bottom, Filter, Mark, MarkAll, Refresh *Binding
+	Up, Down, PageUp, PageDown, Top, Bottom, Filter, Refresh, Open *Binding
+	// While the filter prompt has the keys (the footer only; `/` explains them)
+	FilterApply, FilterClear *Binding
 	// Enrollment groups and enrollments
-	Open, New, Toggle, Delete *Binding
-	// Group detail and derive
-	MarkEvery, Reveal, Copy, KeySource, Derive, Simulate *Binding
+	New, Toggle, Delete *Binding
+	// Groups and a group; a group's records
+	Derive, Simulate, Mark, MarkAll, MarkEvery *Binding
+	// Keys: group detail, enrollment detail, derive and the forms
+	Reveal, Copy, KeySource *Binding
 	// Forms, simulate and tutorial
-	NextField, PrevField, Submit, Telemetry *Binding
+	NextField, PrevField, Submit, Leave, Telemetry *Binding
 	// Clean-up
 	HubDevices, Stale, Preview *Binding
 }
@@ -65,34 +117,40 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Command:   bind(":", "command", ":"),
 		Help:      bind("?", "help", "?"),
 
-		Up:       bind("↑", "up", "up"),
-		Down:     bind("↓", "down", "down"),
+		Up:       bind("↑/k", "up", "up", "k"),
+		Down:     bind("↓/j", "down", "down", "j"),
 		PageUp:   bind("pgup", "page up", "pgup", "ctrl+b"),
 		PageDown: bind("pgdn", "page down", "pgdown", "ctrl+f"),
 		Top:      bind("g", "top", "g", "home"),
 		Bottom:   bind("G", "bottom", "G", "end"),
 		Filter:   bind("/", "filter", "/"),
-		Mark:     bind("space", "mark", "space"),
-		MarkAll:  bind("ctrl+a", "mark shown", "ctrl+a"),
 		Refresh:  bind("r", "refresh", "r", "ctrl+r"),
+		Open:     bind("enter", "open", "enter"),
 
-		Open:   bind("enter", "open", "enter"),
+		FilterApply: bind("enter", "keep the filter", "enter"),
+		FilterClear: bind("esc", "clear the filter", "esc"),
+
 		New:    danger("n", "new", "n"),
 		Toggle: danger("e", "enable/disable", "e"),
 		Delete: danger("d", "delete", "d"),
 
+		Derive:   bind("x", "derive device key", "x"),
+		Simulate: danger("s", "simulate device", "s"), // a registration is a write
+		Mark:     bind("space", "mark", "space"),
+		MarkAll:  bind("ctrl+a", "mark shown", "ctrl+a"),
 		// MarkEvery reaches records not loaded or hidden by the filter; the
 		// delete dialog states how many.
 		MarkEvery: bind("A", "mark all, every page", "A"),
-		Reveal:    bind("k", "reveal/mask keys", "k", "ctrl+k"),
-		Copy:      bind("c", "copy (ctrl+y in fields)", "c", "ctrl+y"),
+
+		// v ("view"), not k: k is vim's "up" and moves in every list.
+		Reveal:    fieldToo(bind("v", "reveal/mask keys", "v", "ctrl+k")),
+		Copy:      fieldToo(bind("c", "copy", "c", "ctrl+y")),
 		KeySource: bind("ctrl+s", "key source", "ctrl+s"),
-		Derive:    bind("x", "derive device key", "x"),
-		Simulate:  danger("s", "simulate device", "s"), // a registration is a write
 
 		NextField: bind("tab", "next field", "tab", "down"),
 		PrevField: bind("shift+tab", "previous field", "shift+tab", "up"),
 		Submit:    bind("enter", "run", "enter"),
+		Leave:     bind("esc", "leave the field", "esc"),
 		Telemetry: danger("ctrl+t", "send telemetry", "ctrl+t"),
 
 		HubDevices: bind("h", "hub devices: keep/delete", "h"),
@@ -116,10 +174,12 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 func (k *KeyMap) Sections() []Section {
 	return []Section{
 		{"Everywhere", []*Binding{k.Command, k.Back, k.Help, k.Quit, k.ForceQuit}},
-		{"Lists", []*Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter, k.Mark, k.MarkAll, k.Refresh}},
-		{"Groups and enrollments", []*Binding{k.Open, k.New, k.Toggle, k.Delete}},
-		{"Group detail and derive", []*Binding{k.MarkEvery, k.Reveal, k.Copy, k.KeySource, k.Derive, k.Simulate}},
-		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Telemetry}},
+		{"Lists", []*Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter, k.Refresh, k.Open}},
+		{"Groups and enrollments", []*Binding{k.New, k.Toggle, k.Delete}},
+		{"Groups and a group", []*Binding{k.Derive, k.Simulate}},
+		{"A group's records", []*Binding{k.Mark, k.MarkAll, k.MarkEvery}},
+		{"Keys", []*Binding{k.Reveal, k.Copy, k.KeySource}},
+		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave, k.Telemetry}},
 		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
 	}
 }

@@ -17,7 +17,11 @@ func keyTableMarkdown(k *KeyMap) string {
 			if bd.Dangerous {
 				action += " (hidden with `--readonly`)"
 			}
-			b.WriteString("| " + s.Title + " | `" + bd.Help().Key + "` | " + action + " |\n")
+			key := "`" + bd.Help().Key + "`"
+			if fk := bd.FieldKey(); fk != "" {
+				key += " (`" + fk + "` in a text field)"
+			}
+			b.WriteString("| " + s.Title + " | " + key + " | " + action + " |\n")
 		}
 	}
 	return b.String()

@@ -82,7 +82,7 @@ func TestUpdateLeavesLogWritesToCmds(t *testing.T) {
 	var n atomic.Int64
 	logger := slog.New(countingHandler{&n})
 	m := New(context.Background(), Options{Target: &Target{Name: "test"}, Logger: logger, Start: "derive"})
-	_, cmd := m.Update(flashMsg{text: "boom", isErr: true})
+	_, cmd := m.Update(flashMsg{text: "boom", level: levelError})
 	if n.Load() != 0 {
 		t.Fatal("Update wrote the log itself")
 	}

@@ -69,6 +69,9 @@ func (v *simulateView) SetSize(w, _ int) { v.f.setWidth(min(w-22, 80)) }
 
 func (v *simulateView) Hints() []*Binding {
 	k := v.c.Keys
+	if v.f.editing() {
+		return []*Binding{k.Submit, k.NextField, k.Telemetry, k.Leave}
+	}
 	return []*Binding{k.Submit, k.NextField, k.Telemetry}
 }
 
@@ -154,7 +157,7 @@ func (v *simulateView) run() tea.Cmd {
 		return nil
 	}
 	if v.tl.running || v.preparing {
-		return flash("a registration is already running")
+		return flashWarn("a registration is already running")
 	}
 	v.err = ""
 	regID := v.f.value(sfRegID)
@@ -209,14 +212,18 @@ func (v *simulateView) View() string {
 		lines = append(lines, v.f.row(i, 16, ""))
 	}
 	if v.err != "" {
-		lines = append(lines, "", st.Error.Render(v.err))
+		lines = append(lines, "", errorText(v.c, v.err))
 	}
 	if v.preparing {
 		lines = append(lines, "", st.Muted.Render("deriving the device key and checking for an existing record…"))
 	}
 	lines = append(lines, "", st.Title.Render("Timeline"), v.tl.view())
 	if !v.tl.running && v.tl.regID != "" {
-		lines = append(lines, "", st.Muted.Render("enter runs it again (a registered device shows its reprovisioning substatus)"))
+		again := "enter runs it again"
+		if v.tl.assigned() { // only a device that registered reprovisions
+			again += " (a registered device shows its reprovisioning substatus)"
+		}
+		lines = append(lines, "", st.Muted.Render(again))
 	}
 	return strings.Join(lines, "\n")
 }

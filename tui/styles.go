@@ -1,7 +1,11 @@
 package tui
 
 import (
+	"strconv"
+	"strings"
+
 	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/textinput"
 	"charm.land/lipgloss/v2"
 )
 
@@ -9,11 +13,12 @@ import (
 // palette for a light or dark terminal; with noColor it uses only bold,
 // faint, underline and reverse, as NO_COLOR asks.
 type Styles struct {
-	Header, HeaderTarget, ReadOnly, Flash, FlashError lipgloss.Style
-	Title, Label, Value, Muted, Error, Warning, OK    lipgloss.Style
-	TableHeader, Selected, Marked, Cursor             lipgloss.Style
-	Box, Dialog, Code, Key, CommandLine               lipgloss.Style
-	Help                                              help.Styles
+	Header, HeaderTarget, ReadOnly                 lipgloss.Style
+	Flash, FlashInfo, FlashWarn, FlashError        lipgloss.Style
+	Title, Label, Value, Muted, Error, Warning, OK lipgloss.Style
+	TableHeader, Selected, Marked, Cursor          lipgloss.Style
+	Box, Dialog, Code, Key, CommandLine            lipgloss.Style
+	Help                                           help.Styles
 }
 
 // NewStyles builds the styles for the terminal's background.
@@ -26,7 +31,7 @@ func NewStyles(isDark, noColor bool) *Styles {
 		}
 		return &Styles{
 			Header: base, HeaderTarget: base.Bold(true), ReadOnly: base.Reverse(true).Bold(true),
-			Flash: base.Bold(true), FlashError: base.Bold(true).Underline(true),
+			Flash: base.Bold(true), FlashInfo: base, FlashWarn: base.Underline(true), FlashError: base.Bold(true).Underline(true),
 			Title: base.Bold(true).Underline(true), Label: base.Faint(true), Value: base,
 			Muted: base.Faint(true), Error: base.Bold(true), Warning: base.Underline(true), OK: base.Bold(true),
 			TableHeader: base.Bold(true).Underline(true), Selected: base.Reverse(true), Marked: base.Bold(true),
@@ -37,7 +42,10 @@ func NewStyles(isDark, noColor bool) *Styles {
 	}
 	c := lipgloss.LightDark(isDark)
 	accent := c(lipgloss.Color("#5A3FC0"), lipgloss.Color("#9D8CFF"))
-	muted := c(lipgloss.Color("#7A7A7A"), lipgloss.Color("#8A8A8A"))
+	// muted is the hint and footer text: at least 4.5:1 against white and
+	// solarized-light backgrounds, and against black up to #282828
+	// (TestPaletteContrast).
+	muted := c(lipgloss.Color("#6B6B6B"), lipgloss.Color("#9A9A9A"))
 	fg := c(lipgloss.Color("#1A1A1A"), lipgloss.Color("#E6E6E6"))
 	red := c(lipgloss.Color("#B3261E"), lipgloss.Color("#FF6B6B"))
 	yellow := c(lipgloss.Color("#8A5A00"), lipgloss.Color("#F2C94C"))
@@ -46,25 +54,59 @@ func NewStyles(isDark, noColor bool) *Styles {
 	return &Styles{
 		Header:       base.Foreground(fg),
 		HeaderTarget: base.Foreground(accent).Bold(true),
-		ReadOnly:     base.Foreground(lipgloss.Color("#FFFFFF")).Background(red).Bold(true).Padding(0, 1),
-		Flash:        base.Foreground(green),
-		FlashError:   base.Foreground(red).Bold(true),
-		Title:        base.Foreground(accent).Bold(true),
-		Label:        base.Foreground(muted),
-		Value:        base.Foreground(fg),
-		Muted:        base.Foreground(muted),
-		Error:        base.Foreground(red),
-		Warning:      base.Foreground(yellow),
-		OK:           base.Foreground(green),
-		TableHeader:  base.Foreground(accent).Bold(true),
-		Selected:     base.Background(selBg).Foreground(fg),
-		Marked:       base.Foreground(yellow).Bold(true),
-		Cursor:       base.Reverse(true),
-		Box:          base.Border(lipgloss.RoundedBorder()).BorderForeground(muted).Padding(0, 1),
-		Dialog:       base.Border(lipgloss.DoubleBorder()).BorderForeground(red).Padding(0, 1),
-		Code:         base.Foreground(c(lipgloss.Color("#0B5394"), lipgloss.Color("#8FD3FF"))),
-		Key:          base.Foreground(accent).Bold(true),
-		CommandLine:  base.Foreground(accent),
-		Help:         help.DefaultStyles(isDark),
+		// The badge keeps the light palette's deep red: white on the dark
+		// palette's red would be 2.8:1.
+		ReadOnly:    base.Foreground(lipgloss.Color("#FFFFFF")).Background(lipgloss.Color("#B3261E")).Bold(true).Padding(0, 1),
+		Flash:       base.Foreground(green),
+		FlashInfo:   base.Foreground(fg),
+		FlashWarn:   base.Foreground(yellow).Bold(true),
+		FlashError:  base.Foreground(red).Bold(true),
+		Title:       base.Foreground(accent).Bold(true),
+		Label:       base.Foreground(muted),
+		Value:       base.Foreground(fg),
+		Muted:       base.Foreground(muted),
+		Error:       base.Foreground(red),
+		Warning:     base.Foreground(yellow),
+		OK:          base.Foreground(green),
+		TableHeader: base.Foreground(accent).Bold(true),
+		Selected:    base.Background(selBg).Foreground(fg),
+		Marked:      base.Foreground(yellow).Bold(true),
+		Cursor:      base.Reverse(true),
+		Box:         base.Border(lipgloss.RoundedBorder()).BorderForeground(muted).Padding(0, 1),
+		Dialog:      base.Border(lipgloss.DoubleBorder()).BorderForeground(red).Padding(0, 1),
+		Code:        base.Foreground(c(lipgloss.Color("#0B5394"), lipgloss.Color("#8FD3FF"))),
+		Key:         base.Foreground(accent).Bold(true),
+		CommandLine: base.Foreground(accent),
+		// Not help.DefaultStyles: its greys fade into the background.
+		Help: help.Styles{
+			ShortKey: base.Foreground(fg).Bold(true), ShortDesc: base.Foreground(muted), ShortSeparator: base.Foreground(muted),
+			FullKey: base.Foreground(fg).Bold(true), FullDesc: base.Foreground(muted), FullSeparator: base.Foreground(muted),
+			Ellipsis: base.Foreground(muted),
+		},
 	}
+}
+
+// Input restyles a text input in the palette: textinput's own greys
+// (colour 7 text, 240 placeholder) vanish on a light or a dark terminal.
+func (s *Styles) Input(in textinput.Model) textinput.Model {
+	st := in.Styles()
+	for _, state := range []*textinput.StyleState{&st.Focused, &st.Blurred} {
+		state.Text, state.Prompt = s.Value, s.Key
+		state.Placeholder, state.Suggestion = s.Muted, s.Muted
+	}
+	in.SetStyles(st)
+	return in
+}
+
+// darkBackground reads the terminal's colours from COLORFGBG ("15;0", or
+// "0;default;15"), for terminals that do not answer the background query:
+// a background of colour 0–6 or 8 is dark, 7 or 9–15 light. ok is false
+// when it is unset or says nothing.
+func darkBackground(colorfgbg string) (dark, ok bool) {
+	fields := strings.Split(colorfgbg, ";")
+	bg, err := strconv.Atoi(fields[len(fields)-1])
+	if err != nil || bg < 0 || bg > 15 {
+		return false, false
+	}
+	return bg != 7 && bg < 9, true
 }

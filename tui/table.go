@@ -688,7 +688,7 @@ func (t *Table[V]) View() string {
 	var b strings.Builder
 	b.Grow((t.width + 16) * t.height)
 	if t.filtering {
-		b.WriteString(fit(t.input.View(), t.width))
+		b.WriteString(fit(st.Input(t.input).View(), t.width))
 		b.WriteByte('\n')
 	} else if t.query != "" {
 		scope := ""
@@ -781,11 +781,11 @@ func (t *Table[V]) row(prefix string, cells []string, widths []int) string {
 }
 
 // loadedCount is a header count of a list: "100+" while pages remain.
-func loadedCount(loaded int, more bool) string {
+func loadedCount(loaded int, more bool, one, many string) string {
 	if more {
-		return count(loaded) + "+"
+		return count(loaded) + "+ " + many
 	}
-	return count(loaded)
+	return plural(loaded, one, many)
 }
 
 // fit truncates or pads s to exactly w cells.

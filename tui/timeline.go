@@ -187,10 +187,10 @@ func (t *timeline) assigned() bool {
 // sendTelemetry sends one device-to-cloud message as the assigned device.
 func (t *timeline) sendTelemetry() tea.Cmd {
 	if t.c.ReadOnly {
-		return flash("telemetry is a write to the hub; it is off in read-only mode")
+		return flashWarn("telemetry is a write to the hub; it is off in read-only mode")
 	}
 	if !t.assigned() {
-		return flash("telemetry needs an assigned device: run the registration first")
+		return flashWarn("telemetry needs an assigned device: run the registration first")
 	}
 	if t.sending {
 		return nil
@@ -234,7 +234,7 @@ func (t *timeline) view() string {
 		if r.Status == dps.StatusAssigned {
 			lines = append(lines, st.OK.Render("✓ "+line))
 		} else {
-			lines = append(lines, st.Error.Render("✗ "+line))
+			lines = append(lines, errorText(t.c, "✗ "+line))
 		}
 	case t.err != nil:
 		// Wrapped, not cut: the advice at the end is the useful part.

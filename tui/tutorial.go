@@ -168,7 +168,7 @@ func (v *tutorialView) Escape() bool {
 	}
 	text := "You are leaving the tutorial at step " + itoa(v.current+1) + ". It created:\n  " + strings.Join(names, "\n  ")
 	keep := choice{"k", "keep them and leave (the next :tutorial offers to remove them)", func() tea.Cmd {
-		return tea.Batch(back(v.vid), flash("kept what the tutorial created; the next :tutorial offers to remove it"))
+		return tea.Batch(back(v.vid), flashInfo("kept what the tutorial created; the next :tutorial offers to remove it"))
 	}}
 	remove := choice{"y", "remove them now, then leave", func() tea.Cmd { return v.removeOwn(true) }}
 	v.confirm = &confirm{text: text, choices: []choice{remove, keep}}
@@ -315,7 +315,7 @@ func (v *tutorialView) madeDevice(hubHost, deviceID string) tea.Cmd {
 	j, run := v.journal, v.groupID
 	return func() tea.Msg {
 		if err := j.made(run, o); err != nil {
-			return flashMsg{text: err.Error(), isErr: true}
+			return flashMsg{text: err.Error(), level: levelError}
 		}
 		return nil
 	}
@@ -383,7 +383,7 @@ func checkFreshID(ctx context.Context, target *Target, id string) (hubs []string
 // runStep does the current step for real.
 func (v *tutorialView) runStep() tea.Cmd {
 	if v.c.ReadOnly {
-		return flash("the tutorial creates and deletes things on the target; it is off in read-only mode")
+		return flashWarn("the tutorial creates and deletes things on the target; it is off in read-only mode")
 	}
 	if v.working || v.tl.running || v.current >= stepCount {
 		return nil
@@ -502,7 +502,7 @@ func (v *tutorialView) leftoversDialog() *confirm {
 				return tutorialRemovedMsg{removed: all, note: strings.Join(notes, "; "), earlier: true}
 			})
 		}},
-		{"n", "keep them (the next :tutorial asks again)", func() tea.Cmd { return flash("kept; the next :tutorial asks again") }},
+		{"n", "keep them (the next :tutorial asks again)", func() tea.Cmd { return flashInfo("kept; the next :tutorial asks again") }},
 	}}
 }
 

@@ -105,7 +105,7 @@ func TestGroupViewMarksAllAcrossPagesAndDeletes(t *testing.T) {
 	h.press("d")
 	out := plain(h.v.View())
 	if !strings.Contains(out, "Delete ALL 2,499 registration records of big (every page, loaded or not)?") ||
-		!strings.Contains(out, "1 unmarked records are kept.") {
+		!strings.Contains(out, "1 unmarked record is kept.") {
 		t.Fatalf("confirmation should state the count across pages:\n%s", out)
 	}
 	h.press("y")
@@ -129,9 +129,13 @@ func TestGroupViewRevealsAndCopiesKeys(t *testing.T) {
 	if out := plain(h.v.View()); strings.Contains(out, emulator.TutorialGroupKey) || !strings.Contains(out, "Primary key ••••••••") {
 		t.Fatalf("keys must be masked:\n%s", out)
 	}
-	h.press("k")
+	h.press("k") // vim's up: moves, never reveals
+	if out := plain(h.v.View()); strings.Contains(out, emulator.TutorialGroupKey) {
+		t.Fatalf("k must not reveal the keys:\n%s", out)
+	}
+	h.press("v")
 	if out := plain(h.v.View()); !strings.Contains(out, emulator.TutorialGroupKey) {
-		t.Fatalf("k reveals:\n%s", out)
+		t.Fatalf("v reveals:\n%s", out)
 	}
 	cmd := h.v.Update(press("c"))
 	found := false
