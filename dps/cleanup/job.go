@@ -196,6 +196,29 @@ func (j *Job) replay(data []byte) (whole int, err error) {
 
 func sameHost(a, b string) bool { return strings.EqualFold(a, b) }
 
+// UnfinishedJobs lists the jobs for this engine's DPS that still have
+// actions to do, newest first: runs that were interrupted, or that gave
+// some actions up. A job directory that cannot be read is skipped.
+func (e *Engine) UnfinishedJobs() ([]*Job, error) {
+	entries, err := os.ReadDir(jobsDir(e.StateDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cleanup: list the jobs in %s: %w", jobsDir(e.StateDir), err)
+	}
+	var out []*Job
+	for i := len(entries) - 1; i >= 0; i-- { // ids sort by creation time
+		if !entries[i].IsDir() {
+			continue
+		}
+		if j, err := e.OpenJob(entries[i].Name()); err == nil && j.Pending() > 0 {
+			out = append(out, j)
+		}
+	}
+	return out, nil
+}
+
 // Pending counts the actions not settled yet.
 func (j *Job) Pending() int {
 	n := 0

@@ -23,7 +23,15 @@ type RunOptions struct {
 	// Concurrency is the most requests in flight to one service; 0 means
 	// DefaultConcurrency. The run lowers it while the service throttles.
 	Concurrency int
+	// RequestTimeout bounds one attempt; 0 means DefaultRequestTimeout. A
+	// service that accepts requests and never answers then counts as a
+	// fault and is retried, instead of holding the run forever.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout is the default bound of one attempt: DPS answers a
+// delete in well under a second, so ten seconds of silence is a fault.
+const DefaultRequestTimeout = 10 * time.Second
 
 // DefaultConcurrency is the default ceiling of requests in flight per
 // service. The pacer lowers it while the service throttles; where it does
@@ -55,7 +63,11 @@ type Progress struct {
 	Rate        float64       // actions settled a second, over the last few seconds
 	ETA         time.Duration // at Rate; 0 when unknown
 	Elapsed     time.Duration
-	Final       bool
+	// Silent is how long DPS has not answered while the run waits on it
+	// (a throttling pause does not count): a dead or stalled service shows
+	// here, while its requests time out and are retried as Faults.
+	Silent time.Duration
+	Final  bool
 }
 
 // Failure reports an action given up in this run.
@@ -84,11 +96,15 @@ func (e *Engine) Run(ctx context.Context, job *Job, opts RunOptions, events chan
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
 	log, err := job.openLog()
 	if err != nil {
 		return Summary{}, err
 	}
-	r := &runner{e: e, job: job, log: log, events: events, conc: opts.Concurrency, start: time.Now(), pacers: map[string]*pacer{}, tally: map[Outcome]int{}}
+	r := &runner{e: e, job: job, log: log, events: events, conc: opts.Concurrency, timeout: opts.RequestTimeout, start: time.Now(), pacers: map[string]*pacer{}, tally: map[Outcome]int{}}
+	r.answered.Store(r.start.UnixNano())
 	r.pacers[strings.ToLower(e.DPS.Host())] = newPacer(opts.Concurrency, time.Now)
 	for _, h := range e.Hubs {
 		r.pacers[strings.ToLower(h.Host())] = newPacer(opts.Concurrency, time.Now)
@@ -145,11 +161,13 @@ type runner struct {
 	job    *Job
 	log    *outcomeLog
 	events chan<- Event
-	conc   int
-	start  time.Time
-	pacers map[string]*pacer
+	conc    int
+	timeout time.Duration // of one attempt
+	start   time.Time
+	pacers  map[string]*pacer
 
 	requests, throttled, faults atomic.Int64
+	answered                    atomic.Int64 // unix ns of the last answer from a service (any HTTP status)
 
 	mu       sync.Mutex // guards job.outcomes and what follows
 	tally    map[Outcome]int
@@ -278,7 +296,8 @@ func noRetry(ctx context.Context) context.Context {
 }
 
 func (r *runner) do(ctx context.Context, a Action) error {
-	ctx = noRetry(ctx)
+	ctx, cancel := context.WithTimeout(noRetry(ctx), r.timeout)
+	defer cancel()
 	switch a.Kind {
 	case DeleteRecord:
 		return r.e.DPS.DeleteRegistrationState(ctx, a.ID, ifMatch(a.ETag))
@@ -384,6 +403,9 @@ func (r *runner) send(ctx context.Context, a Action) (c classification, sent boo
 	}
 	err = r.do(ctx, a)
 	r.requests.Add(1)
+	if answered(err) {
+		r.answered.Store(time.Now().UnixNano())
+	}
 	c = classify(err)
 	switch c.kind {
 	case classDone:
@@ -428,6 +450,13 @@ func sleep(ctx context.Context, d time.Duration) {
 func backoff(attempt int) time.Duration {
 	d := min(50*time.Millisecond<<min(attempt, 6), 2*time.Second)
 	return d/2 + rand.N(d/2+1)
+}
+
+// answered reports whether a request got an HTTP answer, whatever its
+// status; a refused, dropped or timed-out request did not.
+func answered(err error) bool {
+	var re *azcore.ResponseError
+	return err == nil || errors.As(err, &re)
 }
 
 type class int
@@ -539,7 +568,13 @@ func (r *runner) progress(final bool) Progress {
 		Requests: int(r.requests.Load()), Throttled: int(r.throttled.Load()), Faults: int(r.faults.Load()),
 	}
 	p.Done = p.Deleted + p.Gone + p.Changed
-	p.Concurrency, p.Pace = r.pacers[strings.ToLower(r.e.DPS.Host())].state()
+	dpsPacer := r.pacers[strings.ToLower(r.e.DPS.Host())]
+	p.Concurrency, p.Pace = dpsPacer.state()
+	if !final {
+		// Waiting out a Retry-After is not silence: count from its end.
+		quiet := later(time.Unix(0, r.answered.Load()), dpsPacer.pausedUntil())
+		p.Silent = max(now.Sub(quiet), 0)
+	}
 
 	settled := p.Done - r.earlier + p.Failed
 	r.samples = append(r.samples, sample{now, settled})
