@@ -156,11 +156,11 @@ func (e *Engine) Run(ctx context.Context, job *Job, opts RunOptions, events chan
 }
 
 type runner struct {
-	ctx    context.Context // the run's; ends when it is cancelled or stopped
-	e      *Engine
-	job    *Job
-	log    *outcomeLog
-	events chan<- Event
+	ctx     context.Context // the run's; ends when it is cancelled or stopped
+	e       *Engine
+	job     *Job
+	log     *outcomeLog
+	events  chan<- Event
 	conc    int
 	timeout time.Duration // of one attempt
 	start   time.Time
