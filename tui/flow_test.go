@@ -18,8 +18,15 @@ import (
 // Target for it, as the console builds one.
 func startEmulator(t testing.TB, delay time.Duration) (*Target, *emulator.Emulator) {
 	t.Helper()
+	return startEmulatorIn(t, t.TempDir(), delay)
+}
+
+// startEmulatorIn starts the emulator on data dir dir: started again on the
+// same dir, it listens on the same ports.
+func startEmulatorIn(t testing.TB, dir string, delay time.Duration) (*Target, *emulator.Emulator) {
+	t.Helper()
 	ctx := context.Background()
-	emu, err := emulator.Start(ctx, emulator.Options{DataDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", Seed: "demo", AssignmentDelay: delay})
+	emu, err := emulator.Start(ctx, emulator.Options{DataDir: dir, HTTPSAddr: "127.0.0.1:0", Seed: "demo", AssignmentDelay: delay})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -146,11 +146,11 @@ var reachTimeout = 5 * time.Second
 // from a slow scan. Any HTTP answer will do: the scan itself reports a 401
 // or a 429 in full.
 func (e *Engine) reach(parent context.Context) error {
-	ctx, cancel := context.WithTimeout(noRetry(parent), reachTimeout)
+	ctx, cancel := context.WithTimeout(NoRetry(parent), reachTimeout)
 	defer cancel()
 	_, err := e.DPS.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: 1}).NextPage(ctx)
 	switch {
-	case answered(err):
+	case Answered(err):
 		return nil
 	case parent.Err() != nil:
 		return parent.Err()

@@ -74,7 +74,7 @@ func TestRunReportsAStalledDPS(t *testing.T) {
 // A throttling pause is not silence: DPS answered, and asked to wait.
 func TestProgressSilenceExcludesRetryAfterPause(t *testing.T) {
 	f := startFixture(t, emulator.Options{})
-	r := &runner{e: f.engine, job: &Job{}, start: time.Now().Add(-time.Minute), pacers: map[string]*pacer{}, tally: map[Outcome]int{}}
+	r := &runner{e: f.engine, job: &Job{}, start: time.Now().Add(-time.Minute), pacers: map[string]*pacer{}, tally: map[Outcome]int{}, meter: NewMeter(time.Now())}
 	p := newPacer(4, time.Now)
 	r.pacers[strings.ToLower(f.dps.Host())] = p
 	r.answered.Store(time.Now().Add(-30 * time.Second).UnixNano())
