@@ -1,7 +1,9 @@
 package tui
 
 import (
+	"cmp"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 
@@ -40,11 +42,27 @@ func (t *Target) clientOptions() azcore.ClientOptions {
 }
 
 // Device returns a device-registration client for the target's ID scope.
+// A local service target (an emulator) never gets the global endpoint: its
+// simulated devices would register with Azure instead.
 func (t *Target) Device() (*device.Client, error) {
 	if t.IDScope == "" {
 		return nil, fmt.Errorf("the ID scope of %s is unknown: set DPS_ID_SCOPE", t.Name)
 	}
+	if t.Service != nil && isLoopback(t.Service.Host()) && (t.DeviceEndpoint == "" || strings.EqualFold(t.DeviceEndpoint, device.DefaultProvisioningHost)) {
+		endpoint := cmp.Or(t.DeviceEndpoint, "not set")
+		return nil, fmt.Errorf("the DPS at %s is local (an emulator), but the device endpoint is %s: a simulated device would register with Azure, not with it. "+
+			"Set DPS_DEVICE_ENDPOINT to the emulator's device endpoint (the DPS_DEVICE_ENDPOINT line of its emulator.env) and start the console again", t.Service.Host(), endpoint)
+	}
 	return device.NewClient(t.IDScope, &device.ClientOptions{ClientOptions: t.clientOptions(), ProvisioningHost: t.DeviceEndpoint})
+}
+
+// isLoopback reports whether host[:port] names this machine.
+func isLoopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return strings.EqualFold(host, "localhost") || (ip != nil && ip.IsLoopback())
 }
 
 // HubDevice returns a telemetry client for a device on an assigned hub.
