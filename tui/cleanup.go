@@ -249,7 +249,7 @@ func (v *cleanupView) listJobs() tea.Cmd {
 		jobs, err := eng.UnfinishedJobs()
 		var out []unfinishedJob
 		for _, j := range jobs[:min(len(jobs), maxListedJobs)] {
-			out = append(out, unfinishedJob{id: j.ID, created: j.Created, pending: j.Pending(), size: len(j.Actions)})
+			out = append(out, unfinishedJob{id: j.ID, created: j.Created, pending: j.Pending, size: j.Actions})
 		}
 		return jobsListed{jobs: out, err: err}
 	})
@@ -703,6 +703,10 @@ func (v *cleanupView) runView() []string {
 	st := v.c.Styles
 	p := v.progress
 	lines := []string{progressLine(v.c, deleteProgress{deleted: p.Done, failed: p.Failed, total: p.Total}, "job")}
+	if v.running && p.JobID == "" {
+		// A million actions take a second or more to write and sync.
+		return append(lines, st.Muted.Render(fmt.Sprintf("  writing the job log (%s actions) before the first delete…", count(p.Total))))
+	}
 	stats := rateLine(p.Rate, p.ETA, p.Elapsed, v.running)
 	if p.Throttled > 0 {
 		stats += fmt.Sprintf("  throttled %d times, pace %.0f requests/s", p.Throttled, p.Pace)

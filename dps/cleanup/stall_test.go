@@ -142,8 +142,20 @@ func TestUnfinishedJobs(t *testing.T) {
 	if _, err := e.Run(context.Background(), finished, RunOptions{}, nil); err != nil {
 		t.Fatal(err)
 	}
-	older, err := e.newJob([]Action{{Kind: DeleteRecord, ID: "x"}}, Selection{})
+	older, err := e.newJob([]Action{{Kind: DeleteRecord, ID: "x"}, {Kind: DeleteRecord, ID: "x2"}}, Selection{})
 	if err != nil {
+		t.Fatal(err)
+	}
+	half, err := e.OpenJob(older.ID) // one of its two done
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := half.openLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.record(0, OutcomeDeleted, "")
+	if err := log.close(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1100 * time.Millisecond) // job ids are to the second
@@ -159,7 +171,8 @@ func TestUnfinishedJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(jobs) != 2 || jobs[0].ID != newer.ID || jobs[1].ID != older.ID || jobs[0].Pending() != 2 {
+	if len(jobs) != 2 || jobs[0] != (JobStatus{ID: newer.ID, Created: newer.Created, Actions: 2, Pending: 2}) ||
+		jobs[1] != (JobStatus{ID: older.ID, Created: older.Created, Actions: 2, Pending: 1}) {
 		t.Fatalf("unfinished jobs %v, want %s then %s", jobs, newer.ID, older.ID)
 	}
 }
