@@ -163,3 +163,37 @@ func TestCleanupViewUnreachableTargetAndRecovery(t *testing.T) {
 		t.Fatalf("the note on skipped hub detection should be there in full:\n%s", out)
 	}
 }
+
+// A job whose DPS hangs mid-run: the view says so within seconds, and
+// ctrl+x stops the job, which stays resumable.
+func TestCleanupViewRunAgainstAStalledDPS(t *testing.T) {
+	c := testCommon(t, 160, 30)
+	c.Target = &Target{Name: "stalled", Service: stalledService(t), StateDir: t.TempDir()}
+	v := newCleanupView(c)
+	v.Update(cleanupEvent{gen: v.gen, end: true, plan: &cleanup.Plan{Findings: []cleanup.Finding{
+		{RegistrationID: "a", Reason: cleanup.ReasonGroupDeleted, GroupID: "g"},
+		{RegistrationID: "b", Reason: cleanup.ReasonGroupDeleted, GroupID: "g"}}}})
+	v.Update(press("p"))
+	v.Update(press("d"))
+	var shown string
+	pump(t, v, v.Update(press("y")), 20*time.Second, func(msg tea.Msg) bool {
+		if ev, ok := msg.(cleanupEvent); ok && !ev.end && shown == "" {
+			if p, ok := ev.ev.(cleanup.Progress); ok && p.Silent >= 2500*time.Millisecond {
+				v.Update(msg)
+				shown = plain(v.View())
+				v.Update(press("ctrl+x"))
+			}
+		}
+		return false
+	})
+	if !strings.Contains(shown, "DPS not answering for 2 s, retrying (0 attempts retried, 0 failed); ctrl+x stops") {
+		t.Fatalf("the view should say DPS is not answering:\n%s", shown)
+	}
+	if v.running || !v.stopped || v.summary == nil || v.err != "" {
+		t.Fatalf("ctrl+x should stop the job: err %q", v.err)
+	}
+	eng, _ := v.engine()
+	if jobs, err := eng.UnfinishedJobs(); err != nil || len(jobs) != 1 || jobs[0].Pending != 2 {
+		t.Fatalf("the stopped job should be unfinished with both deletes left: %+v %v", jobs, err)
+	}
+}

@@ -248,7 +248,7 @@ func (v *groupView) Update(msg tea.Msg) tea.Cmd {
 			return listenDelete(v.vid, msg.ch)
 		}
 		v.deleting, v.stop = nil, nil
-		if all, _ := v.table.AllMarked(); all && !msg.stopped {
+		if all, _ := v.table.AllMarked(); all { // stopped or not: the count of what is left is unknown now
 			v.table.ToggleMarkAll()
 			return tea.Batch(v.deleteReport(msg), v.refresh())
 		}
