@@ -128,7 +128,7 @@ func (d *deleter) run(parent context.Context, groupID string, ids []string, skip
 	defer ticks.Stop()
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
-	for {
+	for running := true; running; {
 		select {
 		case <-ticks.C:
 			// Reports never block and always leave room for the final one,
@@ -136,10 +136,9 @@ func (d *deleter) run(parent context.Context, groupID string, ids []string, skip
 			if len(d.ch) < cap(d.ch)-1 {
 				d.ch <- d.snapshot(false)
 			}
-			continue
 		case <-finished:
+			running = false
 		}
-		break
 	}
 	p := d.snapshot(true)
 	p.stopped = parent.Err() != nil
