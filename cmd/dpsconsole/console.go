@@ -58,6 +58,9 @@ func runConsole(cmd *cobra.Command, a *app) (err error) {
 	if err != nil {
 		return err
 	}
+	// Said last, once the target is closed: how to resume what quitting stopped.
+	var hints string
+	defer func() { fmt.Fprint(a.err, hints) }()
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
 	if err := os.MkdirAll(a.stateDir, 0o700); err != nil {
@@ -92,8 +95,7 @@ func runConsole(cmd *cobra.Command, a *app) (err error) {
 	})
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(a.in), tea.WithOutput(a.out))
 	_, err = p.Run()
-	// The terminal is back: say how to resume what quitting stopped.
-	fmt.Fprint(a.err, resumeHints(m.InterruptedJobs(), a.stateDir, cmd.Flags().Changed("state-dir")))
+	hints = resumeHints(m.InterruptedJobs(), a.stateDir, cmd.Flags().Changed("state-dir"))
 	if errors.Is(err, tea.ErrInterrupted) || (errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil) {
 		return nil // ctrl+c or a signal: a normal way out
 	}
