@@ -704,8 +704,8 @@ func (v *cleanupView) runView() []string {
 	p := v.progress
 	lines := []string{progressLine(v.c, deleteProgress{deleted: p.Done, failed: p.Failed, total: p.Total}, "job")}
 	if v.running && p.JobID == "" {
-		// A million actions take a second or more to write and sync.
-		return append(lines, st.Muted.Render(fmt.Sprintf("  writing the job log (%s actions) before the first delete…", count(p.Total))))
+		// A million actions take a second or more to write (or, resuming, to read).
+		return append(lines, st.Muted.Render(fmt.Sprintf("  preparing the job log (%s actions) before the first delete…", count(p.Total))))
 	}
 	stats := rateLine(p.Rate, p.ETA, p.Elapsed, v.running)
 	if p.Throttled > 0 {
