@@ -2,10 +2,12 @@ package tui
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
@@ -55,6 +57,46 @@ func (t *Target) Device() (*device.Client, error) {
 	}
 	return device.NewClient(t.IDScope, &device.ClientOptions{ClientOptions: t.clientOptions(), ProvisioningHost: t.DeviceEndpoint})
 }
+
+// dialTimeout bounds connecting to a target, so that an unroutable one is
+// reported within seconds.
+const dialTimeout = 5 * time.Second
+
+// FailFast makes the console's requests to a host it cannot connect to fail
+// at once instead of after the client's retries (half a minute of an empty
+// view), with what failed and what to check: the views show the error, and
+// r tries again. A target that answers slowly is still retried.
+func FailFast(c *http.Client) {
+	if tr, ok := c.Transport.(*http.Transport); ok {
+		tr.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	}
+	c.Transport = unreachableIsFinal{c.Transport}
+}
+
+type unreachableIsFinal struct{ next http.RoundTripper }
+
+func (u unreachableIsFinal) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := u.next.RoundTrip(req)
+	var op *net.OpError
+	if err != nil && errors.As(err, &op) && op.Op == "dial" {
+		return nil, unreachableError{host: req.URL.Host, err: op}
+	}
+	return resp, err
+}
+
+// unreachableError is final: azcore does not retry a NonRetriable error.
+type unreachableError struct {
+	host string
+	err  *net.OpError
+}
+
+func (e unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach %s (%v); check that it is running and reachable from here "+
+		"(a standalone emulator: that `dpsconsole emulator` still runs; Azure: the network, the proxy and the connection string's HostName)",
+		e.host, e.err.Err)
+}
+func (e unreachableError) Unwrap() error { return e.err }
+func (unreachableError) NonRetriable()   {}
 
 // isLoopback reports whether host[:port] names this machine.
 func isLoopback(host string) bool {

@@ -45,3 +45,42 @@ func TestHeaderShowsTheDeviceEndpoint(t *testing.T) {
 		t.Fatalf("header %q", line)
 	}
 }
+
+// With FailFast (as the console sets it up), a target that cannot be
+// reached is reported in the groups view within a second, with what failed
+// and what to check, instead of after half a minute of retries of "0
+// groups"; r lists the groups once the target is back.
+func TestGroupsViewReportsAnUnreachableTargetAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	target, emu := startEmulatorIn(t, dir, 0)
+	opts := &dps.ClientOptions{}
+	opts.Transport = target.HTTPClient // the client's own retries, as the console has them
+	svc, err := dps.NewClientFromConnectionString(emu.Env().DPSConnectionString, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target.Service = svc
+	FailFast(target.HTTPClient)
+	emu.Close()
+	target.HTTPClient.CloseIdleConnections()
+
+	c := testCommon(t, 160, 20)
+	c.Target = target
+	start := time.Now()
+	h := harness(t, c, newGroupsView(c))
+	v := h.v.(*groupsView)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("a stopped target took %s to report", d)
+	}
+	out := strings.Join(strings.Fields(plain(v.View())), " ")
+	if !strings.Contains(out, "cannot reach "+svc.Host()+" (connect: connection refused)") || !strings.Contains(out, "connection refused") ||
+		!strings.Contains(out, "check that it is running and reachable from here") || !strings.Contains(out, "r retries") {
+		t.Fatalf("the view should say the target cannot be reached:\n%s", plain(v.View()))
+	}
+
+	startEmulatorIn(t, dir, 0) // back, on the same port
+	h.press("r")
+	if out := plain(v.View()); v.err != "" || !strings.Contains(out, emulator.DemoHashedGroup) || v.Status() != "2 groups" {
+		t.Fatalf("r should list the groups once the target is back (err %q):\n%s", v.err, out)
+	}
+}

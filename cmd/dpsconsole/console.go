@@ -79,6 +79,7 @@ func runConsole(cmd *cobra.Command, a *app) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, t.Close()) }()
+	tui.FailFast(t.transport)
 	defer cancel() // on quit, stop work still in flight before the target closes
 	journal, jerr := cleanup.OpenJournal(a.stateDir, t.client.Host())
 	if jerr != nil {

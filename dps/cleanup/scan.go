@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -156,6 +157,10 @@ func (e *Engine) reach(parent context.Context) error {
 		return parent.Err()
 	case errors.Is(err, context.DeadlineExceeded):
 		err = fmt.Errorf("no answer in %s", reachTimeout)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		err = op // "dial tcp …: connection refused", without the request around it
 	}
 	return fmt.Errorf("DPS %s is not reachable: %s. Check that it is running and reachable from here "+
 		"(a standalone emulator: that `dpsconsole emulator` still runs; Azure: the network, proxy and DPS_CONNECTION_STRING's HostName)",
