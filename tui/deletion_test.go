@@ -132,6 +132,7 @@ func TestGroupViewMillionRecordDeletionShowsRateAndETAAtOnce(t *testing.T) {
 			if time.Since(start) > time.Second {
 				t.Fatalf("the first deletes were reported after %s", time.Since(start))
 			}
+			t.Logf("first progress after %s: %d/%d, %.0f deletes/s, ETA %s", time.Since(start).Round(time.Millisecond), p.deleted, p.total, p.rate, p.eta.Round(time.Second))
 			v.Update(p)
 			out := plain(v.View())
 			if p.rate <= 0 || p.eta <= 0 || p.total != src.n || !strings.Contains(out, "/1000000") ||
