@@ -45,6 +45,7 @@ type cleanupView struct {
 	summary  *cleanup.Summary
 
 	unfinished []unfinishedJob // jobs of this DPS with work left, newest first
+	jobsGen    int             // drops a listing older than the last change
 }
 
 // unfinishedJob is a job an earlier run left with work to do.
@@ -56,6 +57,7 @@ type unfinishedJob struct {
 
 // jobsListed carries the unfinished jobs, read off the event loop.
 type jobsListed struct {
+	gen  int
 	jobs []unfinishedJob
 	err  error
 }
@@ -245,13 +247,15 @@ func (v *cleanupView) listJobs() tea.Cmd {
 	if err != nil {
 		return nil
 	}
+	v.jobsGen++
+	gen := v.jobsGen
 	return do(v.vid, func() tea.Msg {
 		jobs, err := eng.UnfinishedJobs()
 		var out []unfinishedJob
 		for _, j := range jobs[:min(len(jobs), maxListedJobs)] {
 			out = append(out, unfinishedJob{id: j.ID, created: j.Created, pending: j.Pending, size: j.Actions})
 		}
-		return jobsListed{jobs: out, err: err}
+		return jobsListed{gen: gen, jobs: out, err: err}
 	})
 }
 
@@ -333,6 +337,7 @@ func (v *cleanupView) run() tea.Cmd {
 // resume runs an unfinished job again from where it stopped.
 func (v *cleanupView) resume(j unfinishedJob) tea.Cmd {
 	v.unfinished = slices.DeleteFunc(v.unfinished, func(u unfinishedJob) bool { return u.id == j.id })
+	v.jobsGen++ // a listing in flight still has it
 	return v.runJob(j.size, func(eng *cleanup.Engine) (*cleanup.Job, error) { return eng.OpenJob(j.id) })
 }
 
@@ -414,6 +419,9 @@ func (v *cleanupView) Update(msg tea.Msg) tea.Cmd {
 		}
 		return nil
 	case jobsListed:
+		if msg.gen != v.jobsGen {
+			return nil
+		}
 		if msg.err != nil {
 			return flashErr(msg.err)
 		}

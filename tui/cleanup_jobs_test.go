@@ -197,3 +197,16 @@ func TestCleanupViewRunAgainstAStalledDPS(t *testing.T) {
 		t.Fatalf("the stopped job should be unfinished with both deletes left: %+v %v", jobs, err)
 	}
 }
+
+// A listing of unfinished jobs older than a resume is dropped: it would
+// offer the job being resumed.
+func TestCleanupViewDropsAStaleJobListing(t *testing.T) {
+	v := newCleanupView(testCommon(t, 100, 24))
+	v.unfinished = []unfinishedJob{{id: "j1", pending: 3, size: 3}}
+	old := v.jobsGen
+	v.resume(v.unfinished[0]) // no target: it only records the error
+	v.Update(jobsListed{gen: old, jobs: []unfinishedJob{{id: "j1", pending: 3, size: 3}}})
+	if len(v.unfinished) != 0 {
+		t.Fatalf("a stale listing was applied: %+v", v.unfinished)
+	}
+}
