@@ -189,9 +189,7 @@ func (d *deleter) feed(ctx context.Context, work chan<- string, groupID string, 
 // engine does. It returns an error only when the deletion must stop.
 func (d *deleter) delete(ctx context.Context, id string) error {
 	for attempt := 0; ; {
-		actx, cancel := context.WithTimeout(cleanup.NoRetry(ctx), requestTimeout)
-		err := d.svc.DeleteRegistrationState(actx, id, nil)
-		cancel()
+		err := cleanup.Attempt(ctx, requestTimeout, func(ctx context.Context) error { return d.svc.DeleteRegistrationState(ctx, id, nil) })
 		if ctx.Err() != nil {
 			return nil // stopped: neither deleted nor failed
 		}
@@ -243,10 +241,10 @@ func (d *deleter) fail(text string, err error) {
 	}
 }
 
-// describe is an error for a person; a timed-out attempt says so plainly.
+// describe is an error for a person; a page that timed out says so plainly.
 func describe(err error) string {
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Sprintf("DPS did not answer within %s", requestTimeout)
+		return fmt.Sprintf("no answer within %s", 3*requestTimeout)
 	}
 	return dps.ErrorMessage(err)
 }

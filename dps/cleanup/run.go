@@ -282,15 +282,29 @@ func (r *runner) pacerFor(a Action) *pacer {
 	return r.pacers[strings.ToLower(r.e.DPS.Host())]
 }
 
-// NoRetry makes the pipeline hand every answer straight back: the run does
+// noRetry makes the pipeline hand every answer straight back: the run does
 // its own retrying, because it must see each 429 to adapt.
-func NoRetry(ctx context.Context) context.Context {
+func noRetry(ctx context.Context) context.Context {
 	return policy.WithRetryOptions(ctx, policy.RetryOptions{MaxRetries: -1})
 }
 
 func (r *runner) do(ctx context.Context, a Action) error {
-	ctx, cancel := context.WithTimeout(NoRetry(ctx), r.timeout)
+	return Attempt(ctx, r.timeout, func(ctx context.Context) error { return r.try(ctx, a) })
+}
+
+// Attempt makes one try of a request: no retries in the pipeline, and at
+// most timeout for the answer. A try that times out says so plainly.
+func Attempt(ctx context.Context, timeout time.Duration, try func(context.Context) error) error {
+	actx, cancel := context.WithTimeout(noRetry(ctx), timeout)
 	defer cancel()
+	err := try(actx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %s", timeout)
+	}
+	return err
+}
+
+func (r *runner) try(ctx context.Context, a Action) error {
 	switch a.Kind {
 	case DeleteRecord:
 		return r.e.DPS.DeleteRegistrationState(ctx, a.ID, ifMatch(a.ETag))

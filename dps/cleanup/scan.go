@@ -146,17 +146,16 @@ var reachTimeout = 5 * time.Second
 // reach makes one request, without retries, to tell an unreachable target
 // from a slow scan. Any HTTP answer will do: the scan itself reports a 401
 // or a 429 in full.
-func (e *Engine) reach(parent context.Context) error {
-	ctx, cancel := context.WithTimeout(NoRetry(parent), reachTimeout)
-	defer cancel()
-	_, err := e.DPS.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: 1}).NextPage(ctx)
+func (e *Engine) reach(ctx context.Context) error {
+	err := Attempt(ctx, reachTimeout, func(ctx context.Context) error {
+		_, err := e.DPS.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: 1}).NextPage(ctx)
+		return err
+	})
 	switch {
 	case Answered(err):
 		return nil
-	case parent.Err() != nil:
-		return parent.Err()
-	case errors.Is(err, context.DeadlineExceeded):
-		err = fmt.Errorf("no answer in %s", reachTimeout)
+	case ctx.Err() != nil:
+		return ctx.Err()
 	}
 	var op *net.OpError
 	if errors.As(err, &op) {

@@ -105,7 +105,7 @@ func TestScanReportsAnUnreachableDPSQuickly(t *testing.T) {
 	e := &Engine{DPS: stalledDPS(t), StateDir: t.TempDir()}
 	start = time.Now()
 	_, err = e.Scan(context.Background(), ScanOptions{}, nil)
-	if err == nil || !strings.Contains(err.Error(), "no answer in 5s") {
+	if err == nil || !strings.Contains(err.Error(), "no answer within 5s") {
 		t.Fatalf("scan of a stalled DPS: %v", err)
 	}
 	if d := time.Since(start); d > reachTimeout+time.Second {
