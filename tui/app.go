@@ -416,6 +416,9 @@ func (m *Model) header() string {
 	if t.IDScope != "" {
 		left += st.Muted.Render("  scope ") + st.Header.Render(t.IDScope)
 	}
+	if t.DeviceEndpoint != "" {
+		left += st.Muted.Render("  device ") + st.Header.Render(t.DeviceEndpoint)
+	}
 	if s := m.top().Status(); s != "" {
 		left += st.Muted.Render("  " + s)
 	}

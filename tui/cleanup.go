@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -36,11 +37,33 @@ type cleanupView struct {
 	planned  string                  // what the preview adds up to
 	confirm  *confirm
 	running  bool
+	stop     context.CancelFunc // stops the running job
+	stopped  bool               // the operator stopped it
 	job      string
 	progress cleanup.Progress
 	failures []cleanup.Failure
 	summary  *cleanup.Summary
+
+	unfinished []unfinishedJob // jobs of this DPS with work left, newest first
+	jobsGen    int             // drops a listing older than the last change
 }
+
+// unfinishedJob is a job an earlier run left with work to do.
+type unfinishedJob struct {
+	id            string
+	created       time.Time
+	pending, size int
+}
+
+// jobsListed carries the unfinished jobs, read off the event loop.
+type jobsListed struct {
+	gen  int
+	jobs []unfinishedJob
+	err  error
+}
+
+// maxListedJobs bounds the unfinished jobs offered: one digit each.
+const maxListedJobs = 9
 
 // previewRow is one action of the dry run, numbered in run order.
 type previewRow struct {
@@ -52,7 +75,8 @@ type previewRow struct {
 var scanSources = []string{cleanup.SourceGroups, cleanup.SourceEnrollments, cleanup.SourceLiveRecords,
 	cleanup.SourceHubDevices, cleanup.SourceJournal, cleanup.SourceLookups}
 
-// shownFailures bounds the failures listed on screen; the job log has all.
+// shownFailures bounds the failures listed under the progress; the report
+// that opens at the end lists them all.
 const shownFailures = 5
 
 // cleanupEvent carries one engine event, or the end of a scan or run.
@@ -103,6 +127,8 @@ func (v *cleanupView) Hints() []*Binding {
 		return []*Binding{k.Filter}
 	case v.preview != nil:
 		return []*Binding{k.Delete, k.Filter}
+	case v.running:
+		return []*Binding{k.Stop}
 	}
 	return []*Binding{k.Open, k.Preview, k.Delete, k.HubDevices, k.Stale, k.Refresh}
 }
@@ -217,7 +243,25 @@ func tally(actions []cleanup.Action) (records, devices, stale int) {
 	return records, devices, stale
 }
 
-func (v *cleanupView) Init() tea.Cmd { return v.scan() }
+func (v *cleanupView) Init() tea.Cmd { return tea.Batch(v.scan(), v.listJobs()) }
+
+// listJobs reads the unfinished jobs of the target from the state directory.
+func (v *cleanupView) listJobs() tea.Cmd {
+	eng, err := v.engine()
+	if err != nil {
+		return nil
+	}
+	v.jobsGen++
+	gen := v.jobsGen
+	return do(v.vid, func() tea.Msg {
+		jobs, err := eng.UnfinishedJobs()
+		var out []unfinishedJob
+		for _, j := range jobs[:min(len(jobs), maxListedJobs)] {
+			out = append(out, unfinishedJob{id: j.ID, created: j.Created, pending: j.Pending, size: j.Actions})
+		}
+		return jobsListed{gen: gen, jobs: out, err: err}
+	})
+}
 
 // engine builds the cleanup engine over the target's clients.
 func (v *cleanupView) engine() (*cleanup.Engine, error) {
@@ -238,9 +282,9 @@ func (v *cleanupView) engine() (*cleanup.Engine, error) {
 
 // stream runs work in a goroutine started by the Cmd and delivers its
 // events one message at a time; the last message has end set.
-func (v *cleanupView) stream(work func(ctx context.Context, events chan<- cleanup.Event) cleanupEvent) tea.Cmd {
+func (v *cleanupView) stream(ctx context.Context, work func(ctx context.Context, events chan<- cleanup.Event) cleanupEvent) tea.Cmd {
 	v.gen++
-	gen, ctx := v.gen, v.c.Ctx
+	gen := v.gen
 	return do(v.vid, func() tea.Msg {
 		out := make(chan cleanupEvent, 16)
 		go func() {
@@ -281,7 +325,7 @@ func (v *cleanupView) scan() tea.Cmd {
 	v.scanning, v.plan, v.counts, v.summary, v.err, v.job = true, nil, nil, nil, "", ""
 	v.failures, v.findings, v.preview = nil, nil, nil
 	v.scanned = map[string]cleanup.ScanProgress{}
-	return v.stream(func(ctx context.Context, events chan<- cleanup.Event) cleanupEvent {
+	return v.stream(v.c.Ctx, func(ctx context.Context, events chan<- cleanup.Event) cleanupEvent {
 		plan, err := eng.Scan(ctx, cleanup.ScanOptions{}, events)
 		return cleanupEvent{plan: plan, err: err}
 	})
@@ -290,20 +334,37 @@ func (v *cleanupView) scan() tea.Cmd {
 // run deletes what the selection asks for. The job file is written in the
 // Cmd's goroutine, not here: Update does no I/O.
 func (v *cleanupView) run() tea.Cmd {
+	plan, sel := v.plan, v.sel
+	return v.runJob(len(plan.Actions(sel)), func(eng *cleanup.Engine) (*cleanup.Job, error) { return eng.NewJob(plan, sel) })
+}
+
+// resume runs an unfinished job again from where it stopped.
+func (v *cleanupView) resume(j unfinishedJob) tea.Cmd {
+	v.unfinished = slices.DeleteFunc(v.unfinished, func(u unfinishedJob) bool { return u.id == j.id })
+	v.jobsGen++ // a listing in flight still has it
+	return v.runJob(j.size, func(eng *cleanup.Engine) (*cleanup.Job, error) { return eng.OpenJob(j.id) })
+}
+
+// runJob runs the job open makes, with a context of its own so that the
+// operator can stop it; a stopped job is resumable.
+func (v *cleanupView) runJob(total int, open func(*cleanup.Engine) (*cleanup.Job, error)) tea.Cmd {
 	eng, err := v.engine()
 	if err != nil {
 		v.err = err.Error()
 		return nil
 	}
-	plan, sel := v.plan, v.sel
 	v.preview = nil
-	v.running, v.job, v.failures, v.summary, v.err = true, "", nil, nil, ""
-	v.progress = cleanup.Progress{Total: len(plan.Actions(sel))}
-	return v.stream(func(ctx context.Context, events chan<- cleanup.Event) cleanupEvent {
-		job, err := eng.NewJob(plan, sel)
+	v.running, v.stopped, v.job, v.failures, v.summary, v.err = true, false, "", nil, nil, ""
+	v.progress = cleanup.Progress{Total: total}
+	ctx, stop := context.WithCancel(v.c.Ctx)
+	v.stop = stop
+	return v.stream(ctx, func(ctx context.Context, events chan<- cleanup.Event) cleanupEvent {
+		job, err := open(eng)
 		if err != nil {
 			return cleanupEvent{err: err}
 		}
+		// The job's id at once, so that quitting now can still name it.
+		events <- cleanup.Progress{JobID: job.ID, Total: len(job.Actions), Done: len(job.Actions) - job.Pending()}
 		sum, err := eng.Run(ctx, job, cleanup.RunOptions{}, events)
 		return cleanupEvent{summary: &sum, err: err}
 	})
@@ -313,6 +374,15 @@ func (v *cleanupView) run() tea.Cmd {
 func (v *cleanupView) RunningJob() string {
 	if v.running {
 		return strings.TrimSpace("clean-up job " + v.job)
+	}
+	return ""
+}
+
+// ResumableJob is the id of the job in flight, once it has one: quitting
+// stops it, and it can be resumed later.
+func (v *cleanupView) ResumableJob() string {
+	if v.running {
+		return v.job
 	}
 	return ""
 }
@@ -336,18 +406,30 @@ func (v *cleanupView) Update(msg tea.Msg) tea.Cmd {
 			}
 			return listenCleanup(v.vid, msg.ch)
 		}
-		v.scanning, v.running = false, false
-		if msg.err != nil {
+		wasScan := v.scanning
+		v.scanning, v.running, v.stop = false, false, nil
+		if msg.err != nil && !(v.stopped && errors.Is(msg.err, context.Canceled)) {
 			v.err = msg.err.Error()
+			if wasScan {
+				v.err += "\n(r scans again)"
+			}
 		}
 		if msg.plan != nil {
 			v.plan = msg.plan
 			v.setSelection(v.sel)
 		}
 		if msg.summary != nil {
-			v.summary, v.job = msg.summary, msg.summary.JobID
-			return flash(fmt.Sprintf("clean-up job %s finished", msg.summary.JobID))
+			return v.finished(*msg.summary)
 		}
+		return nil
+	case jobsListed:
+		if msg.gen != v.jobsGen {
+			return nil
+		}
+		if msg.err != nil {
+			return flashErr(msg.err)
+		}
+		v.unfinished = msg.jobs
 		return nil
 	case filterTick, filterDone, tea.PasteMsg:
 		if t := v.table(); t != nil {
@@ -358,6 +440,30 @@ func (v *cleanupView) Update(msg tea.Msg) tea.Cmd {
 		return v.key(msg)
 	}
 	return nil
+}
+
+// finished shows how a run ended; with failures it opens a report listing
+// every one of them.
+func (v *cleanupView) finished(s cleanup.Summary) tea.Cmd {
+	v.summary, v.job = &s, s.JobID
+	text := fmt.Sprintf("clean-up job %s finished", s.JobID)
+	if v.stopped {
+		text = fmt.Sprintf("clean-up job %s stopped; %s", s.JobID, resumeHint(s.JobID))
+	}
+	if len(s.Failures) == 0 {
+		return flash(text)
+	}
+	failures := make([]string, len(s.Failures))
+	for i, f := range s.Failures {
+		failures[i] = f.Error
+	}
+	report := newReportView(v.c, "Clean-up job "+s.JobID, v.runView(), failures)
+	return tea.Batch(flashErr(fmt.Errorf("%s with %s failures; resuming the job tries them again", text, count(len(s.Failures)))), open(report))
+}
+
+// resumeHint says how a stopped job is resumed.
+func resumeHint(id string) string {
+	return "resume it from :cleanup, or with: dpsconsole cleanup --resume " + id
 }
 
 // table is the open drill-down or preview, as the filter messages' target.
@@ -380,6 +486,11 @@ func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		v.confirm = nil
 		cmd, _ := c.answer(msg)
 		return cmd
+	}
+	if v.running && k.Stop.Matches(msg) && v.stop != nil {
+		v.stop()
+		v.stopped = true
+		return flash("stopping clean-up job " + v.job + "…")
 	}
 	if v.scanning || v.running {
 		return nil
@@ -405,7 +516,9 @@ func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Open.Matches(msg) && v.row < len(v.counts):
 		v.openFindings(v.counts[v.row])
 	case k.Refresh.Matches(msg):
-		return v.scan()
+		return tea.Batch(v.scan(), v.listJobs())
+	case len(msg.Text) == 1 && msg.Text >= "1" && msg.Text <= "9" && int(msg.Text[0]-'1') < len(v.unfinished) && !v.c.ReadOnly:
+		return v.askResume(v.unfinished[msg.Text[0]-'1'])
 	case k.HubDevices.Matches(msg):
 		v.setSelection(cleanup.Selection{HubDevices: !v.sel.HubDevices, IncludeStale: v.sel.IncludeStale})
 	case k.Stale.Matches(msg):
@@ -417,6 +530,14 @@ func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		// deletes before the confirmation.
 		return v.openPreview()
 	}
+	return nil
+}
+
+// askResume confirms resuming an unfinished job.
+func (v *cleanupView) askResume(j unfinishedJob) tea.Cmd {
+	text := fmt.Sprintf("Resume clean-up job %s?\nIt has %s of its %s deletes left, as planned when it started (what is gone already counts as done).",
+		j.id, count(j.pending), count(j.size))
+	v.confirm = &confirm{text: text, choices: []choice{{"y", "resume it", func() tea.Cmd { return v.resume(j) }}}}
 	return nil
 }
 
@@ -470,6 +591,7 @@ func (v *cleanupView) View() string {
 		}
 		return strings.Join(lines, "\n")
 	}
+	lines = append(lines, v.unfinishedView()...)
 	if v.plan != nil {
 		lines = append(lines, v.countsView()...)
 	}
@@ -513,9 +635,7 @@ func (v *cleanupView) countsView() []string {
 			lines = append(lines, st.Muted.Render(fmt.Sprintf("  %s more rows (↑/↓)", count(hidden))))
 		}
 	}
-	for _, note := range v.plan.Notes {
-		lines = append(lines, st.Warning.Render("  note: "+note))
-	}
+	lines = append(lines, v.notes()...)
 	toggle := func(b *Binding, what string, on bool, yes string) string {
 		state := "kept"
 		if on {
@@ -546,39 +666,80 @@ func (v *cleanupView) countsView() []string {
 	return lines
 }
 
+// notes are the plan's notes, wrapped: each says what to do, in full.
+func (v *cleanupView) notes() []string {
+	var lines []string
+	for _, note := range v.plan.Notes {
+		lines = append(lines, strings.Split(v.c.Styles.Warning.Width(max(v.c.Width-2, 20)).Render("  note: "+note), "\n")...)
+	}
+	return lines
+}
+
+// unfinishedView offers the jobs earlier runs left unfinished.
+func (v *cleanupView) unfinishedView() []string {
+	if len(v.unfinished) == 0 || v.running {
+		return nil
+	}
+	st := v.c.Styles
+	how := "a digit resumes one"
+	if v.c.ReadOnly {
+		how = "read-only: not resumed here"
+	}
+	lines := []string{st.Title.Render("Unfinished clean-up jobs") + st.Muted.Render("  ("+how+")")}
+	for i, j := range v.unfinished {
+		lines = append(lines, fmt.Sprintf("  %s %s  started %s  %s of %s deletes left", st.Key.Render(itoa(i+1)), j.id,
+			stamp(j.created), count(j.pending), count(j.size)))
+	}
+	return append(lines, "")
+}
+
 // countsChrome is how many lines the counts screen has besides the count
-// rows: titles, notes, toggles, selection, and a run's progress and summary.
+// rows: unfinished jobs, titles, notes, toggles, selection, and a run's
+// progress and summary.
 func (v *cleanupView) countsChrome() int {
-	n := 9 + len(v.plan.Notes)
+	n := 9 + len(v.notes()) + len(v.unfinishedView())
 	if v.running || v.summary != nil {
-		failures := v.progress.Failed
-		if v.summary != nil {
-			failures = len(v.summary.Failures)
-		}
-		n += 8 + min(failures, shownFailures+1)
+		n += 1 + len(v.progressView())
 	}
 	return n
 }
 
-// progressView is the run's live progress, then its summary.
+// progressView is the run's live progress, then its summary, then the first
+// failures.
 func (v *cleanupView) progressView() []string {
+	return append(v.runView(), v.failuresView()...)
+}
+
+// runView is the run's live progress, then its summary.
+func (v *cleanupView) runView() []string {
 	st := v.c.Styles
 	p := v.progress
 	lines := []string{progressLine(v.c, deleteProgress{deleted: p.Done, failed: p.Failed, total: p.Total}, "job")}
-	stats := fmt.Sprintf("  %.0f deletes/s", p.Rate)
-	if p.ETA > 0 && v.running {
-		stats += "  ETA " + p.ETA.Round(time.Second).String()
+	if v.running && p.JobID == "" {
+		// A million actions take a second or more to write (or, resuming, to read).
+		return append(lines, st.Muted.Render(fmt.Sprintf("  preparing the job log (%s actions) before the first delete…", count(p.Total))))
 	}
-	stats += "  elapsed " + p.Elapsed.Round(100*time.Millisecond).String()
+	stats := rateLine(p.Rate, p.ETA, p.Elapsed, v.running)
 	if p.Throttled > 0 {
 		stats += fmt.Sprintf("  throttled %d times, pace %.0f requests/s", p.Throttled, p.Pace)
 	}
+	if v.running {
+		stats += "  (" + v.c.Keys.Stop.Help().Key + " stops; the job resumes later)"
+	}
 	lines = append(lines, st.Muted.Render(stats))
-	shown, failed := v.failures, p.Failed
+	if s := silenceLine(v.c, p.Silent, p.Faults, p.Failed); s != "" && v.running {
+		lines = append(lines, s)
+	}
 	if s := v.summary; s != nil {
-		shown, failed = s.Failures, len(s.Failures)
-		lines = append(lines, "", st.Title.Render(fmt.Sprintf("Finished in %s: %s requests, %s throttled",
-			s.Elapsed.Round(100*time.Millisecond), count(s.Requests), count(s.Throttled)))+st.Muted.Render("  job "+s.JobID))
+		how := "Finished in"
+		if v.stopped {
+			how = "Stopped after"
+		}
+		lines = append(lines, "", st.Title.Render(fmt.Sprintf("%s %s: %s requests, %s throttled",
+			how, s.Elapsed.Round(100*time.Millisecond), count(s.Requests), count(s.Throttled)))+st.Muted.Render("  job "+s.JobID))
+		if v.stopped {
+			lines = append(lines, st.Warning.Render("  "+resumeHint(s.JobID)))
+		}
 		for _, kind := range slices.Sorted(maps.Keys(s.Outcomes)) {
 			var parts []string
 			for _, o := range slices.Sorted(maps.Keys(s.Outcomes[kind])) {
@@ -587,12 +748,23 @@ func (v *cleanupView) progressView() []string {
 			lines = append(lines, fmt.Sprintf("  %s: %s", kind, strings.Join(parts, ", ")))
 		}
 	}
+	return lines
+}
+
+// failuresView is the first failures, and how many more there are.
+func (v *cleanupView) failuresView() []string {
+	st := v.c.Styles
+	shown, failed := v.failures, v.progress.Failed
+	if s := v.summary; s != nil {
+		shown, failed = s.Failures, len(s.Failures)
+	}
+	var lines []string
 	shown = shown[:min(len(shown), shownFailures)]
 	for _, f := range shown {
 		lines = append(lines, st.Error.Render(fmt.Sprintf("  failed: %s %s: %s", f.Action.Kind, f.Action.ID, f.Error)))
 	}
 	if more := failed - len(shown); more > 0 {
-		lines = append(lines, st.Error.Render(fmt.Sprintf("  … and %s more failures (the job log has them; r scans again)", count(more))))
+		lines = append(lines, st.Error.Render(fmt.Sprintf("  … and %s more failures (the report at the end lists them all)", count(more))))
 	}
 	return lines
 }

@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -92,6 +94,8 @@ type groupView struct {
 	firstAt  time.Duration // time from opening to the first page on screen
 	confirm  *confirm
 	deleting *deleteProgress
+	records  recordSource       // what deletes records: the target's service
+	stop     context.CancelFunc // stops the running deletion
 	counting bool
 	// stale is set when another view changed these records while a reload
 	// would have dropped marks or raced a deletion; r (or the deletion's
@@ -120,7 +124,7 @@ type markAllCountMsg struct {
 }
 
 func newGroupView(c *Common, groupID string) *groupView {
-	v := &groupView{c: c, vid: c.newID(), groupID: groupID}
+	v := &groupView{c: c, vid: c.newID(), groupID: groupID, records: c.Target.Service}
 	v.table = newRecordTable(c, v.vid)
 	return v
 }
@@ -145,6 +149,8 @@ func (v *groupView) SetSize(w, h int) { v.table.SetSize(w, h-settingsHeight) }
 func (v *groupView) Hints() []*Binding {
 	k := v.c.Keys
 	switch {
+	case v.deleting != nil:
+		return []*Binding{k.Stop}
 	case v.confirm != nil:
 		return nil // the dialog lists its keys
 	case v.table.Filtering():
@@ -253,8 +259,9 @@ func (v *groupView) Update(msg tea.Msg) tea.Cmd {
 		if !msg.done {
 			return listenDelete(v.vid, msg.ch)
 		}
-		v.deleting = nil
+		v.deleting, v.stop = nil, nil
 		changed := recordsChanged(v.vid, v.groupID) // the home screen's count of this group
+		// Stopped or not, after a mark-all the count of what is left is unknown.
 		if all, _ := v.table.AllMarked(); all || v.stale {
 			if all {
 				v.table.ToggleMarkAll()
@@ -279,11 +286,23 @@ func (v *groupView) Update(msg tea.Msg) tea.Cmd {
 	return cmd
 }
 
+// deleteReport says how a deletion ended; with failures it opens a report
+// listing every one of them.
 func (v *groupView) deleteReport(p deleteProgress) tea.Cmd {
-	if p.failed > 0 || p.firstErr != nil {
-		return flashErr(fmt.Errorf("deleted %s of %s records; %d failed: %s", count(p.deleted), count(p.total), p.failed, dps.ErrorMessage(p.firstErr)))
+	summary := fmt.Sprintf("deleted %s of %s records of %s", count(p.deleted), count(p.total), v.groupID)
+	if p.stopped {
+		summary = "stopped: " + summary + "; the rest are kept"
 	}
-	return flash("deleted " + plural(p.deleted, "registration record", "registration records"))
+	if p.failed == 0 {
+		if p.stopped {
+			return flash(summary)
+		}
+		return flash("deleted " + plural(p.deleted, "registration record", "registration records"))
+	}
+	summary += fmt.Sprintf("; %s failed", count(p.failed))
+	report := newReportView(v.c, "Deletion of records", []string{v.c.Styles.Title.Render(summary),
+		v.c.Styles.Muted.Render(rateLine(p.rate, 0, p.elapsed, false) + fmt.Sprintf("  %s attempts retried", count(p.retries)))}, p.failures)
+	return tea.Batch(flashErr(errors.New(summary)), open(report))
 }
 
 func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
@@ -293,13 +312,17 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		cmd, _ := c.answer(msg)
 		return cmd
 	}
+	k := v.c.Keys
 	if v.deleting != nil {
+		if k.Stop.Matches(msg) && v.stop != nil {
+			v.stop()
+			return flash("stopping the deletion…")
+		}
 		return nil
 	}
 	if cmd, handled := v.table.Update(msg); handled {
 		return tea.Batch(cmd, v.more())
 	}
-	k := v.c.Keys
 	switch {
 	case k.Refresh.Matches(msg):
 		return v.refresh()
@@ -371,9 +394,9 @@ func (v *groupView) askDelete() tea.Cmd {
 	case n == 0:
 		return flashWarn("nothing marked: space marks a record, ctrl+a the records shown, A every record of the group")
 	}
-	svc, ctx, id := v.c.Target.Service, v.c.Ctx, v.groupID
+	svc, id := v.records, v.groupID
 	text := fmt.Sprintf("Delete %s of %s?", plural(n, "marked registration record", "marked registration records"), id)
-	var run func() tea.Cmd
+	var run func(context.Context) tea.Cmd
 	if all, skip := v.table.AllMarked(); all {
 		text = fmt.Sprintf("Delete ALL %s of %s (every page, loaded or not)?", plural(n, "registration record", "registration records"), id)
 		if len(skip) > 0 {
@@ -382,18 +405,20 @@ func (v *groupView) askDelete() tea.Cmd {
 		if q := v.table.query; q != "" {
 			text += fmt.Sprintf("\nThe filter /%s does not limit this: it shows %s of the %s loaded records.", q, count(v.table.Len()), count(v.table.Loaded()))
 		}
-		run = func() tea.Cmd { return startDeleteRecords(ctx, v.vid, svc, id, nil, skip) }
+		run = func(ctx context.Context) tea.Cmd { return startDeleteRecords(ctx, v.vid, svc, id, nil, skip, n) }
 	} else {
 		ids := v.table.Marked()
 		if h := v.table.HiddenMarks(); h > 0 {
 			text += fmt.Sprintf("\n%d of them are hidden by the filter.", h)
 		}
-		run = func() tea.Cmd { return startDeleteRecords(ctx, v.vid, svc, id, ids, nil) }
+		run = func(ctx context.Context) tea.Cmd { return startDeleteRecords(ctx, v.vid, svc, id, ids, nil, n) }
 	}
 	text += "\nThe devices stay registered in their IoT hub; they register again on their next start."
 	v.confirm = &confirm{text: text, choices: []choice{{"y", "delete them", func() tea.Cmd {
 		v.deleting = &deleteProgress{total: n}
-		return run()
+		var ctx context.Context
+		ctx, v.stop = context.WithCancel(v.c.Ctx)
+		return run(ctx)
 	}}}}
 	return nil
 }
@@ -441,8 +466,13 @@ func (v *groupView) View() string {
 		return v.confirm.view(v.c)
 	}
 	body := v.table.View()
-	if v.deleting != nil {
-		body = progressLine(v.c, *v.deleting, "deleting records") + "\n" + body
+	if p := v.deleting; p != nil {
+		lines := []string{progressLine(v.c, *p, "deleting records"),
+			v.c.Styles.Muted.Render(rateLine(p.rate, p.eta, p.elapsed, true) + "  (" + v.c.Keys.Stop.Help().Key + " stops)")}
+		if s := silenceLine(v.c, p.silent, p.retries, p.failed); s != "" {
+			lines = append(lines, s)
+		}
+		body = strings.Join(lines, "\n") + "\n" + clip(body, v.c.Width, max(v.c.Height-settingsHeight-len(lines), 1))
 	}
 	return v.settings() + "\n" + body
 }

@@ -357,7 +357,7 @@ func (v *groupsView) askDelete(m deleteCountMsg) tea.Cmd {
 		choices: []choice{
 			{"r", fmt.Sprintf("delete the %s first, then the group (recommended)", plural(m.n, "record", "records")), func() tea.Cmd {
 				v.pendingGroupDelete, v.deleting = id, &deleteProgress{total: m.n}
-				return startDeleteRecords(v.c.Ctx, v.vid, v.c.Target.Service, id, nil, nil)
+				return startDeleteRecords(v.c.Ctx, v.vid, v.c.Target.Service, id, nil, nil, m.n)
 			}},
 			{"y", "delete only the group, leaving its records as orphans", func() tea.Cmd { return v.deleteGroup(id) }},
 		},

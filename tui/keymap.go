@@ -99,6 +99,10 @@ type KeyMap struct {
 	NextField, PrevField, Submit, Leave, Telemetry *Binding
 	// Clean-up
 	HubDevices, Stale, Preview *Binding
+	// Stop stops a running deletion. It is offered in the footer and the
+	// progress line while one runs, and is in no help section: the 80×24
+	// help has no line to spare.
+	Stop *Binding
 }
 
 // Section is a titled group of bindings, for help and documentation.
@@ -156,6 +160,7 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		HubDevices: bind("h", "hub devices: keep/delete", "h"),
 		Stale:      bind("s", "stale records: keep/delete", "s"),
 		Preview:    bind("p", "dry-run preview", "p"),
+		Stop:       bind("ctrl+x", "stop a running deletion", "ctrl+x"),
 	}
 	if readOnly {
 		for _, s := range k.Sections() {

@@ -1,9 +1,13 @@
 package tui
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
@@ -40,11 +44,67 @@ func (t *Target) clientOptions() azcore.ClientOptions {
 }
 
 // Device returns a device-registration client for the target's ID scope.
+// A local service target (an emulator) never gets the global endpoint: its
+// simulated devices would register with Azure instead.
 func (t *Target) Device() (*device.Client, error) {
 	if t.IDScope == "" {
 		return nil, fmt.Errorf("the ID scope of %s is unknown: set DPS_ID_SCOPE", t.Name)
 	}
+	if t.Service != nil && isLoopback(t.Service.Host()) && (t.DeviceEndpoint == "" || strings.EqualFold(t.DeviceEndpoint, device.DefaultProvisioningHost)) {
+		endpoint := cmp.Or(t.DeviceEndpoint, "not set")
+		return nil, fmt.Errorf("the DPS at %s is local (an emulator), but the device endpoint is %s: a simulated device would register with Azure, not with it. "+
+			"Set DPS_DEVICE_ENDPOINT to the emulator's device endpoint (the DPS_DEVICE_ENDPOINT line of its emulator.env) and start the console again", t.Service.Host(), endpoint)
+	}
 	return device.NewClient(t.IDScope, &device.ClientOptions{ClientOptions: t.clientOptions(), ProvisioningHost: t.DeviceEndpoint})
+}
+
+// dialTimeout bounds connecting to a target, so that an unroutable one is
+// reported within seconds.
+const dialTimeout = 5 * time.Second
+
+// FailFast makes the console's requests to a host it cannot connect to fail
+// at once instead of after the client's retries (half a minute of an empty
+// view), with what failed and what to check: the views show the error, and
+// r tries again. A target that answers slowly is still retried.
+func FailFast(c *http.Client) {
+	if tr, ok := c.Transport.(*http.Transport); ok {
+		tr.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	}
+	c.Transport = unreachableIsFinal{c.Transport}
+}
+
+type unreachableIsFinal struct{ next http.RoundTripper }
+
+func (u unreachableIsFinal) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := u.next.RoundTrip(req)
+	var op *net.OpError
+	if err != nil && errors.As(err, &op) && op.Op == "dial" {
+		return nil, unreachableError{host: req.URL.Host, err: op}
+	}
+	return resp, err
+}
+
+// unreachableError is final: azcore does not retry a NonRetriable error.
+type unreachableError struct {
+	host string
+	err  *net.OpError
+}
+
+func (e unreachableError) Error() string {
+	return fmt.Sprintf("cannot reach %s (%v); check that it is running and reachable from here "+
+		"(a standalone emulator: that `dpsconsole emulator` still runs; Azure: the network, the proxy and the connection string's HostName)",
+		e.host, e.err.Err)
+}
+func (e unreachableError) Unwrap() error { return e.err }
+func (unreachableError) NonRetriable()   {}
+
+// isLoopback reports whether host[:port] names this machine.
+func isLoopback(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return strings.EqualFold(host, "localhost") || (ip != nil && ip.IsLoopback())
 }
 
 // HubDevice returns a telemetry client for a device on an assigned hub.

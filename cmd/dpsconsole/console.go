@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/spf13/cobra"
@@ -19,10 +19,33 @@ import (
 // consoleFlags are the root command's own flags: they apply to the console.
 type consoleFlags struct {
 	readOnly bool
+	logLevel string
 }
 
 func addConsoleFlags(root *cobra.Command, a *app) {
 	root.Flags().BoolVar(&a.console.readOnly, "readonly", false, "open the console with every destructive action hidden and disabled")
+	root.Flags().StringVar(&a.console.logLevel, "log-level", "info", "what the console logs to "+consoleLogName+" in the state directory: debug (adds every request), info, warn or error")
+}
+
+// resumeHints tells how to resume the clean-up jobs quitting stopped.
+func resumeHints(jobs []string, stateDir string, explicitDir bool) string {
+	var b strings.Builder
+	for _, id := range jobs {
+		resume := "dpsconsole cleanup --resume " + id
+		if explicitDir {
+			resume += " --state-dir " + shellQuote(stateDir)
+		}
+		fmt.Fprintf(&b, "clean-up job %s was stopped before it finished; the rest is logged, resume it with (on the same target):\n  %s\n", id, resume)
+	}
+	return b.String()
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\n'\"\\$`!*?[]{}()<>|&;#~") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // consoleLogName is the console's log file in the state directory: the
@@ -31,19 +54,24 @@ const consoleLogName = "dpsconsole.log"
 
 // runConsole opens the terminal console on the target.
 func runConsole(cmd *cobra.Command, a *app) (err error) {
+	level, err := parseLogLevel(a.console.logLevel)
+	if err != nil {
+		return err
+	}
+	// Said last, once the target is closed: how to resume what quitting stopped.
+	var hints string
+	defer func() { fmt.Fprint(a.err, hints) }()
 	ctx, cancel := context.WithCancel(cmd.Context())
 	defer cancel()
 	if err := os.MkdirAll(a.stateDir, 0o700); err != nil {
 		return fmt.Errorf("create the state directory %s: %w", a.stateDir, err)
 	}
 	logPath := filepath.Join(a.stateDir, consoleLogName)
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logger, logFile, err := openConsoleLog(logPath, level, consoleLogMax)
 	if err != nil {
-		return fmt.Errorf("open the log file: %w", err)
+		return err
 	}
 	defer logFile.Close()
-	logger := slog.New(slog.NewJSONHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	dps.LogToSlog(logger)
 	defer dps.LogToSlog(nil)
 
 	t, err := a.openTarget(ctx)
@@ -51,6 +79,7 @@ func runConsole(cmd *cobra.Command, a *app) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, t.Close()) }()
+	tui.FailFast(t.transport)
 	defer cancel() // on quit, stop work still in flight before the target closes
 	journal, jerr := cleanup.OpenJournal(a.stateDir, t.client.Host())
 	if jerr != nil {
@@ -67,6 +96,7 @@ func runConsole(cmd *cobra.Command, a *app) (err error) {
 	})
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(a.in), tea.WithOutput(a.out))
 	_, err = p.Run()
+	hints = resumeHints(m.InterruptedJobs(), a.stateDir, cmd.Flags().Changed("state-dir"))
 	if errors.Is(err, tea.ErrInterrupted) || (errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil) {
 		return nil // ctrl+c or a signal: a normal way out
 	}

@@ -138,7 +138,11 @@ func syncDir(dir string) error {
 }
 
 // OpenJob loads job id from the state dir with the outcomes logged so far.
-func (e *Engine) OpenJob(id string) (*Job, error) {
+func (e *Engine) OpenJob(id string) (*Job, error) { return e.openJob(id, true) }
+
+// openJob loads job id; without actions it only counts them (a million
+// take seconds to decode), which is enough to tell what is pending.
+func (e *Engine) openJob(id string, actions bool) (*Job, error) {
 	if id == "" || filepath.Base(id) != id || id == "." || id == ".." {
 		return nil, fmt.Errorf("cleanup: %q is not a job id (the id printed when the job started, e.g. 20261122-203256-a1b2c3)", id)
 	}
@@ -151,24 +155,31 @@ func (e *Engine) OpenJob(id string) (*Job, error) {
 		return nil, fmt.Errorf("cleanup: open job %s: %w", id, err)
 	}
 	defer f.Close()
-	dec := json.NewDecoder(bufio.NewReader(f))
+	r := bufio.NewReader(f)
+	dec := json.NewDecoder(r)
 	j := &Job{dir: dir}
 	if err := dec.Decode(j); err != nil {
 		return nil, fmt.Errorf("cleanup: job %s is damaged: %w", id, err)
 	}
-	for {
-		var a Action
-		if err := dec.Decode(&a); err == io.EOF {
-			break
-		} else if err != nil {
-			return nil, fmt.Errorf("cleanup: job %s is damaged: %w", id, err)
-		}
-		j.Actions = append(j.Actions, a)
-	}
 	if !sameHost(j.Host, e.DPS.Host()) {
 		return nil, fmt.Errorf("cleanup: job %s was made for DPS %s, but the target is %s", id, j.Host, e.DPS.Host())
 	}
-	j.outcomes = make([]Outcome, len(j.Actions))
+	n := 0
+	if actions {
+		for {
+			var a Action
+			if err := dec.Decode(&a); err == io.EOF {
+				break
+			} else if err != nil {
+				return nil, fmt.Errorf("cleanup: job %s is damaged: %w", id, err)
+			}
+			j.Actions = append(j.Actions, a)
+		}
+		n = len(j.Actions)
+	} else if n, err = countLines(io.MultiReader(dec.Buffered(), r)); err != nil {
+		return nil, fmt.Errorf("cleanup: read job %s: %w", id, err)
+	}
+	j.outcomes = make([]Outcome, n)
 	data, err := os.ReadFile(filepath.Join(dir, logFile))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("cleanup: read the log of job %s: %w", id, err)
@@ -186,7 +197,7 @@ func (j *Job) replay(data []byte) (whole int, err error) {
 	whole = bytes.LastIndexByte(data, '\n') + 1
 	for line := range bytes.Lines(data[:whole]) {
 		var l logLine
-		if err := json.Unmarshal(line, &l); err != nil || l.N < 0 || l.N >= len(j.Actions) {
+		if err := json.Unmarshal(line, &l); err != nil || l.N < 0 || l.N >= len(j.outcomes) {
 			return 0, fmt.Errorf("cleanup: the log of job %s is damaged at %q", j.ID, bytes.TrimSpace(line))
 		}
 		j.outcomes[l.N] = l.Outcome
@@ -195,6 +206,53 @@ func (j *Job) replay(data []byte) (whole int, err error) {
 }
 
 func sameHost(a, b string) bool { return strings.EqualFold(a, b) }
+
+// countLines counts the action lines after the header: each ends in a
+// newline, and so does the header, whose newline comes first.
+func countLines(r io.Reader) (int, error) {
+	buf := make([]byte, 64<<10)
+	n := 0
+	for {
+		k, err := r.Read(buf)
+		n += bytes.Count(buf[:k], []byte{'\n'})
+		if err == io.EOF {
+			return max(n-1, 0), nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+// JobStatus is how far a job got.
+type JobStatus struct {
+	ID               string
+	Created          time.Time
+	Actions, Pending int
+}
+
+// UnfinishedJobs lists the jobs for this engine's DPS that still have
+// actions to do, newest first: runs that were interrupted, or that gave
+// some actions up. A job directory that cannot be read is skipped.
+func (e *Engine) UnfinishedJobs() ([]JobStatus, error) {
+	entries, err := os.ReadDir(jobsDir(e.StateDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cleanup: list the jobs in %s: %w", jobsDir(e.StateDir), err)
+	}
+	var out []JobStatus
+	for i := len(entries) - 1; i >= 0; i-- { // ids sort by creation time
+		if !entries[i].IsDir() {
+			continue
+		}
+		if j, err := e.openJob(entries[i].Name(), false); err == nil && j.Pending() > 0 {
+			out = append(out, JobStatus{ID: j.ID, Created: j.Created, Actions: len(j.outcomes), Pending: j.Pending()})
+		}
+	}
+	return out, nil
+}
 
 // Pending counts the actions not settled yet.
 func (j *Job) Pending() int {

@@ -148,6 +148,13 @@ func (p *pacer) state() (limit int, rate float64) {
 	return int(p.limit), p.rate
 }
 
+// pausedUntil is the end of the current Retry-After pause (zero when none).
+func (p *pacer) pausedUntil() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pause
+}
+
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a

@@ -23,7 +23,15 @@ type RunOptions struct {
 	// Concurrency is the most requests in flight to one service; 0 means
 	// DefaultConcurrency. The run lowers it while the service throttles.
 	Concurrency int
+	// RequestTimeout bounds one attempt; 0 means DefaultRequestTimeout. A
+	// service that accepts requests and never answers then counts as a
+	// fault and is retried, instead of holding the run forever.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout is the default bound of one attempt: DPS answers a
+// delete in well under a second, so ten seconds of silence is a fault.
+const DefaultRequestTimeout = 10 * time.Second
 
 // DefaultConcurrency is the default ceiling of requests in flight per
 // service. The pacer lowers it while the service throttles; where it does
@@ -31,9 +39,9 @@ type RunOptions struct {
 // emulator deletes about 1.5 times as fast at 32 as at 16; docs/benchmarks.md).
 const DefaultConcurrency = 32
 
-// maxAttempts bounds the tries of one action against faults (5xx, dropped
+// MaxAttempts bounds the tries of one action against faults (5xx, dropped
 // connections). 429s are not faults: a throttled action waits its turn.
-const maxAttempts = 10
+const MaxAttempts = 10
 
 // Progress is a snapshot of a running job, sent a few times a second and
 // once at the end (Final).
@@ -55,7 +63,11 @@ type Progress struct {
 	Rate        float64       // actions settled a second, over the last few seconds
 	ETA         time.Duration // at Rate; 0 when unknown
 	Elapsed     time.Duration
-	Final       bool
+	// Silent is how long DPS has not answered while the run waits on it
+	// (a throttling pause does not count): a dead or stalled service shows
+	// here, while its requests time out and are retried as Faults.
+	Silent time.Duration
+	Final  bool
 }
 
 // Failure reports an action given up in this run.
@@ -84,11 +96,16 @@ func (e *Engine) Run(ctx context.Context, job *Job, opts RunOptions, events chan
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = DefaultConcurrency
 	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
 	log, err := job.openLog()
 	if err != nil {
 		return Summary{}, err
 	}
-	r := &runner{e: e, job: job, log: log, events: events, conc: opts.Concurrency, start: time.Now(), pacers: map[string]*pacer{}, tally: map[Outcome]int{}}
+	r := &runner{e: e, job: job, log: log, events: events, conc: opts.Concurrency, timeout: opts.RequestTimeout, start: time.Now(), pacers: map[string]*pacer{}, tally: map[Outcome]int{}}
+	r.answered.Store(r.start.UnixNano())
+	r.meter = NewMeter(r.start)
 	r.pacers[strings.ToLower(e.DPS.Host())] = newPacer(opts.Concurrency, time.Now)
 	for _, h := range e.Hubs {
 		r.pacers[strings.ToLower(h.Host())] = newPacer(opts.Concurrency, time.Now)
@@ -140,31 +157,25 @@ func (e *Engine) Run(ctx context.Context, job *Job, opts RunOptions, events chan
 }
 
 type runner struct {
-	ctx    context.Context // the run's; ends when it is cancelled or stopped
-	e      *Engine
-	job    *Job
-	log    *outcomeLog
-	events chan<- Event
-	conc   int
-	start  time.Time
-	pacers map[string]*pacer
+	ctx     context.Context // the run's; ends when it is cancelled or stopped
+	e       *Engine
+	job     *Job
+	log     *outcomeLog
+	events  chan<- Event
+	conc    int
+	timeout time.Duration // of one attempt
+	start   time.Time
+	pacers  map[string]*pacer
 
 	requests, throttled, faults atomic.Int64
+	answered                    atomic.Int64 // unix ns of the last answer from a service (any HTTP status)
 
 	mu       sync.Mutex // guards job.outcomes and what follows
 	tally    map[Outcome]int
 	earlier  int // actions settled by earlier runs of the job
 	failures []Failure
-	samples  []sample // recent (time, settled) pairs for the rate
+	meter    *Meter // of settled actions, for the rate
 }
-
-type sample struct {
-	t       time.Time
-	settled int
-}
-
-// rateWindow is how far back Progress.Rate looks.
-const rateWindow = 5 * time.Second
 
 // recordChanged explains a hub device left alone.
 const recordChanged = "its registration record changed since the scan (the device registered again), so the device is live"
@@ -207,7 +218,7 @@ func (r *runner) work(ctx context.Context, cancel context.CancelCauseFunc, todo 
 			return
 		}
 		switch c.kind {
-		case classDone:
+		case ClassDone:
 			r.settle(t.n, c.outcome, "")
 			if h, ok := follow[t.n]; ok {
 				if c.outcome == OutcomeChanged {
@@ -218,19 +229,19 @@ func (r *runner) work(ctx context.Context, cancel context.CancelCauseFunc, todo 
 				}
 			}
 			settle()
-		case classThrottled:
+		case ClassThrottled:
 			retry <- t
-		case classFault:
-			if t.attempt+1 >= maxAttempts {
+		case ClassFault:
+			if t.attempt+1 >= MaxAttempts {
 				giveUp(t.n, err)
 				return
 			}
-			time.AfterFunc(backoff(t.attempt), func() { retry <- task{t.n, t.attempt + 1} })
-		case classFatal:
+			time.AfterFunc(Backoff(t.attempt), func() { retry <- task{t.n, t.attempt + 1} })
+		case ClassFatal:
 			if ctx.Err() == nil {
 				cancel(fmt.Errorf("cleanup stopped: %s", errorText(a, err)))
 			}
-		default: // classFailed
+		default: // ClassFailed
 			giveUp(t.n, err)
 		}
 	}
@@ -278,7 +289,22 @@ func noRetry(ctx context.Context) context.Context {
 }
 
 func (r *runner) do(ctx context.Context, a Action) error {
-	ctx = noRetry(ctx)
+	return Attempt(ctx, r.timeout, func(ctx context.Context) error { return r.try(ctx, a) })
+}
+
+// Attempt makes one try of a request: no retries in the pipeline, and at
+// most timeout for the answer. A try that times out says so plainly.
+func Attempt(ctx context.Context, timeout time.Duration, try func(context.Context) error) error {
+	actx, cancel := context.WithTimeout(noRetry(ctx), timeout)
+	defer cancel()
+	err := try(actx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %s", timeout)
+	}
+	return err
+}
+
+func (r *runner) try(ctx context.Context, a Action) error {
 	switch a.Kind {
 	case DeleteRecord:
 		return r.e.DPS.DeleteRegistrationState(ctx, a.ID, ifMatch(a.ETag))
@@ -352,18 +378,18 @@ func (r *runner) deleteGroup(ctx context.Context, cancel context.CancelCauseFunc
 			return
 		}
 		switch c.kind {
-		case classDone:
+		case ClassDone:
 			r.settle(n, c.outcome, "")
 			r.journalDeleted(a.ID)
 			return
-		case classThrottled:
-		case classFault:
-			if attempt++; attempt >= maxAttempts {
+		case ClassThrottled:
+		case ClassFault:
+			if attempt++; attempt >= MaxAttempts {
 				r.giveUp(n, err)
 				return
 			}
-			sleep(ctx, backoff(attempt))
-		case classFatal:
+			sleep(ctx, Backoff(attempt))
+		case ClassFatal:
 			cancel(fmt.Errorf("cleanup stopped: %s", errorText(a, err)))
 			return
 		default:
@@ -384,14 +410,17 @@ func (r *runner) send(ctx context.Context, a Action) (c classification, sent boo
 	}
 	err = r.do(ctx, a)
 	r.requests.Add(1)
+	if Answered(err) {
+		r.answered.Store(time.Now().UnixNano())
+	}
 	c = classify(err)
 	switch c.kind {
-	case classDone:
+	case ClassDone:
 		p.release(at, resultOK, 0)
-	case classThrottled:
+	case ClassThrottled:
 		r.throttled.Add(1)
 		p.release(at, resultThrottled, c.retryAfter)
-	case classFault:
+	case ClassFault:
 		r.faults.Add(1)
 		p.release(at, resultOther, 0)
 	default:
@@ -423,53 +452,68 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// backoff is the wait before retry attempt+1 after a fault: exponential from
+// Backoff is the wait before retry attempt+1 after a fault: exponential from
 // 50 ms, at most 2 s, with jitter so retries do not arrive together.
-func backoff(attempt int) time.Duration {
+func Backoff(attempt int) time.Duration {
 	d := min(50*time.Millisecond<<min(attempt, 6), 2*time.Second)
 	return d/2 + rand.N(d/2+1)
 }
 
-type class int
+// Answered reports whether a request got an HTTP answer, whatever its
+// status; a refused, dropped or timed-out request did not.
+func Answered(err error) bool {
+	var re *azcore.ResponseError
+	return err == nil || errors.As(err, &re)
+}
+
+// Class is how a run treats the answer to a delete.
+type Class int
 
 const (
-	classDone      class = iota // settled: deleted, gone or changed
-	classThrottled              // 429: wait and send again
-	classFault                  // 5xx, 408 or a dropped connection: retry with back-off
-	classFatal                  // 401/403: every request would fail alike, stop the run
-	classFailed                 // any other error: give this action up
+	ClassDone      Class = iota // settled: deleted, gone or changed
+	ClassThrottled              // 429: wait and send again
+	ClassFault                  // 5xx, 408 or a dropped connection: retry with back-off
+	ClassFatal                  // 401/403: every request would fail alike, stop the run
+	ClassFailed                 // any other error: give this action up
 )
 
 type classification struct {
-	kind       class
+	kind       Class
 	outcome    Outcome
 	retryAfter time.Duration
 }
 
+// Classify tells how a run treats err from a delete, and for a 429 how long
+// the service asked to wait; the console's record deletion shares it.
+func Classify(err error) (Class, time.Duration) {
+	c := classify(err)
+	return c.kind, c.retryAfter
+}
+
 func classify(err error) classification {
 	if err == nil {
-		return classification{kind: classDone, outcome: OutcomeDeleted}
+		return classification{kind: ClassDone, outcome: OutcomeDeleted}
 	}
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
 		if errors.Is(err, errNoHub) {
-			return classification{kind: classFailed}
+			return classification{kind: ClassFailed}
 		}
-		return classification{kind: classFault} // transport: dropped, reset, timed out
+		return classification{kind: ClassFault} // transport: dropped, reset, timed out
 	}
 	switch s := re.StatusCode; {
 	case s == http.StatusNotFound:
-		return classification{kind: classDone, outcome: OutcomeGone}
+		return classification{kind: ClassDone, outcome: OutcomeGone}
 	case s == http.StatusPreconditionFailed:
-		return classification{kind: classDone, outcome: OutcomeChanged}
+		return classification{kind: ClassDone, outcome: OutcomeChanged}
 	case s == http.StatusTooManyRequests:
-		return classification{kind: classThrottled, retryAfter: retryAfter(re.RawResponse)}
+		return classification{kind: ClassThrottled, retryAfter: retryAfter(re.RawResponse)}
 	case s == http.StatusUnauthorized, s == http.StatusForbidden:
-		return classification{kind: classFatal}
+		return classification{kind: ClassFatal}
 	case s == http.StatusRequestTimeout, s >= 500:
-		return classification{kind: classFault}
+		return classification{kind: ClassFault}
 	}
-	return classification{kind: classFailed}
+	return classification{kind: ClassFailed}
 }
 
 // retryAfter reads the wait a 429 asks for: retry-after-ms, x-ms-retry-after-ms,
@@ -539,22 +583,62 @@ func (r *runner) progress(final bool) Progress {
 		Requests: int(r.requests.Load()), Throttled: int(r.throttled.Load()), Faults: int(r.faults.Load()),
 	}
 	p.Done = p.Deleted + p.Gone + p.Changed
-	p.Concurrency, p.Pace = r.pacers[strings.ToLower(r.e.DPS.Host())].state()
+	dpsPacer := r.pacers[strings.ToLower(r.e.DPS.Host())]
+	p.Concurrency, p.Pace = dpsPacer.state()
+	if !final {
+		// Waiting out a Retry-After is not silence: count from its end.
+		quiet := later(time.Unix(0, r.answered.Load()), dpsPacer.pausedUntil())
+		p.Silent = max(now.Sub(quiet), 0)
+	}
 
-	settled := p.Done - r.earlier + p.Failed
-	r.samples = append(r.samples, sample{now, settled})
-	for len(r.samples) > 2 && now.Sub(r.samples[1].t) >= rateWindow {
-		r.samples = r.samples[1:]
-	}
-	if first := r.samples[0]; now.Sub(first.t) > 0 && len(r.samples) > 1 {
-		p.Rate = float64(settled-first.settled) / now.Sub(first.t).Seconds()
-	} else if p.Elapsed > 0 {
-		p.Rate = float64(settled) / p.Elapsed.Seconds()
-	}
-	if left := p.Total - p.Done - p.Failed; p.Rate > 0 && left > 0 && !final {
-		p.ETA = time.Duration(float64(left) / p.Rate * float64(time.Second))
+	p.Rate = r.meter.Rate(now, p.Done-r.earlier+p.Failed)
+	if !final {
+		p.ETA = ETA(p.Total-p.Done-p.Failed, p.Rate)
 	}
 	return p
+}
+
+// Meter measures how many things a second get settled, over the last few
+// seconds, from the first sample on.
+type Meter struct {
+	start   time.Time
+	samples []sample // recent (time, settled) pairs
+}
+
+type sample struct {
+	t       time.Time
+	settled int
+}
+
+// rateWindow is how far back a Meter looks.
+const rateWindow = 5 * time.Second
+
+// NewMeter starts measuring at start.
+func NewMeter(start time.Time) *Meter { return &Meter{start: start} }
+
+// Rate notes that settled things are done at now and returns the rate.
+// Until two samples exist it is the average since the start, so the first
+// report already has one.
+func (m *Meter) Rate(now time.Time, settled int) float64 {
+	m.samples = append(m.samples, sample{now, settled})
+	for len(m.samples) > 2 && now.Sub(m.samples[1].t) >= rateWindow {
+		m.samples = m.samples[1:]
+	}
+	if first := m.samples[0]; now.Sub(first.t) > 0 && len(m.samples) > 1 {
+		return float64(settled-first.settled) / now.Sub(first.t).Seconds()
+	}
+	if d := now.Sub(m.start); d > 0 {
+		return float64(settled) / d.Seconds()
+	}
+	return 0
+}
+
+// ETA is the time left for left things at rate a second; 0 when unknown.
+func ETA(left int, rate float64) time.Duration {
+	if rate <= 0 || left <= 0 {
+		return 0
+	}
+	return time.Duration(float64(left) / rate * float64(time.Second))
 }
 
 func (r *runner) summary() Summary {

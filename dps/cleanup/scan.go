@@ -3,7 +3,9 @@ package cleanup
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -72,7 +74,13 @@ func (e *Engine) Scan(ctx context.Context, opts ScanOptions, events chan<- Event
 	if err != nil {
 		return nil, err
 	}
+	if err := e.reach(ctx); err != nil {
+		return nil, err
+	}
 	plan := &Plan{Host: e.DPS.Host(), Scanned: time.Now().UTC(), Findings: []Finding{}}
+	if len(e.Hubs) == 0 {
+		plan.Notes = append(plan.Notes, NoHubsNote)
+	}
 	s := &scan{e: e, events: events, plan: plan, found: map[string]bool{}}
 
 	live, err := s.liveGroups(ctx)
@@ -125,6 +133,37 @@ func (e *Engine) Scan(ctx context.Context, opts ScanOptions, events chan<- Event
 	// (d) stale live records.
 	s.stale()
 	return plan, nil
+}
+
+// NoHubsNote is the plan's note when no hub registry can be read.
+const NoHubsNote = "no IoT Hub connection strings, so hub-based detection was skipped (orphans of groups nobody recorded, stale records); " +
+	"to enable it set IOTHUB_CONNECTION_STRING (and IOTHUB_CONNECTION_STRING_1, _2, … for more hubs) to each linked hub's service connection string"
+
+// reachTimeout bounds the first request of a scan: an unreachable or
+// stalled DPS is reported at once rather than after the client's retries.
+var reachTimeout = 5 * time.Second
+
+// reach makes one request, without retries, to tell an unreachable target
+// from a slow scan. Any HTTP answer will do: the scan itself reports a 401
+// or a 429 in full.
+func (e *Engine) reach(ctx context.Context) error {
+	err := Attempt(ctx, reachTimeout, func(ctx context.Context) error {
+		_, err := e.DPS.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: 1}).NextPage(ctx)
+		return err
+	})
+	switch {
+	case Answered(err):
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		err = op // "dial tcp …: connection refused", without the request around it
+	}
+	return fmt.Errorf("DPS %s is not reachable: %s. Check that it is running and reachable from here "+
+		"(a standalone emulator: that `dpsconsole emulator` still runs; Azure: the network, proxy and DPS_CONNECTION_STRING's HostName)",
+		e.DPS.Host(), dps.ErrorMessage(err))
 }
 
 type scan struct {
