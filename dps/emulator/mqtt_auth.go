@@ -90,7 +90,8 @@ func (h *mqttHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { re
 
 // admitHubDevice checks a hub CONNECT as IoT Hub does (dps-protocol.md §8a):
 // user name {hub}/{deviceId}/?api-version=..., client id = device id, and a
-// device SAS for {hub}/devices/{deviceId}. It returns the device id and the
+// SAS for {hub}/devices/{deviceId} signed with one of the device's keys (no
+// skn) or with the hub's policy key. It returns the device id and the
 // token's expiry.
 func (e *Emulator) admitHubDevice(ctx context.Context, h *hub, clientID, user, password string) (string, time.Time, error) {
 	hubHost, rest, _ := strings.Cut(user, "/")
@@ -102,17 +103,34 @@ func (e *Emulator) admitHubDevice(ctx context.Context, h *hub, clientID, user, p
 		return "", time.Time{}, fmt.Errorf("the client id %q is not the device id %q of the user name", clientID, deviceID)
 	}
 	tok, err := keys.ParseSAS(password)
-	if err != nil {
+	switch {
+	case err != nil:
 		return "", time.Time{}, err
+	case !time.Now().Before(tok.Expiry):
+		return "", time.Time{}, keys.ErrSASExpired
+	case !tok.Covers(h.HostName + "/devices/" + deviceID):
+		return "", time.Time{}, keys.ErrSASResource
+	case tok.KeyName != "" && !strings.EqualFold(tok.KeyName, h.PolicyName):
+		return "", time.Time{}, fmt.Errorf("policy %q is not this hub's", tok.KeyName)
 	}
 	d, err := e.store.hubDevice(ctx, h.Index, deviceID)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("device %q: %w", deviceID, err)
 	}
-	if err := verifyDeviceToken(tok, h, d); err != nil {
-		return "", time.Time{}, err
+	signers := []string{d.PrimaryKey, d.SecondaryKey}
+	if tok.KeyName != "" {
+		signers = []string{h.PolicyKey}
 	}
-	if d.Status == "disabled" {
+	signed := false
+	for _, s := range signers {
+		if k, err := keys.ParseKey(s); err == nil && tok.SignatureMatches(k) {
+			signed = true
+		}
+	}
+	switch {
+	case !signed:
+		return "", time.Time{}, keys.ErrSASSignature
+	case d.Status == "disabled":
 		return "", time.Time{}, fmt.Errorf("device %q is disabled", deviceID)
 	}
 	return d.DeviceID, tok.Expiry, nil

@@ -40,7 +40,10 @@ func TestMQTTHubConnectAuth(t *testing.T) {
 	}{
 		{"good token", connectPacket(id, user, good), 0},
 		{"good token, port left out of the hub name", connectPacket(id, strings.Split(host, ":")[0]+"/"+id+"/?api-version=2021-04-12", good), 0},
+		{"token of the hub's policy", connectPacket(id, user, sign(host+"/devices/"+id, e.hubs[0].key, hubPolicy, time.Hour)), 0},
 		{"wrong key", connectPacket(id, user, sign(host+"/devices/"+id, keys.GenerateKey(), "", time.Hour)), 5},
+		{"device key with a policy name", connectPacket(id, user, sign(host+"/devices/"+id, k, hubPolicy, time.Hour)), 5},
+		{"another policy", connectPacket(id, user, sign(host+"/devices/"+id, e.hubs[0].key, "registryRead", time.Hour)), 5},
 		{"expired token", connectPacket(id, user, sign(host+"/devices/"+id, k, "", -time.Minute)), 5},
 		{"token for another device", connectPacket(id, user, sign(host+"/devices/other", k, "", time.Hour)), 5},
 		{"no password", connectPacket(id, user, ""), 5},
