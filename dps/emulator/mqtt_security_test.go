@@ -480,3 +480,40 @@ func TestMQTTDPSSameCheckAsHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// TestMQTTSessionTakeover: on a hub a device's new connection replaces its
+// old one (as IoT Hub does), but only an authenticated one can; on DPS, which
+// accepts every CONNECT, a client reusing another's client id takes nothing
+// over.
+func TestMQTTSessionTakeover(t *testing.T) {
+	t.Parallel()
+	e := startTest(t, Options{})
+	ping := func(m *rawMQTT) error {
+		if err := m.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}}); err != nil {
+			return err
+		}
+		_, err := m.read(5 * time.Second)
+		return err
+	}
+	first, k := connectHubDevice(t, e, 1, "takeover-dev")
+	user, pw := hubCredentials(e, 1, "takeover-dev", k)
+	intruder := dialRaw(t, e, e.Env().HubMQTTEndpoints[0])
+	intruder.connect(connectPacket("takeover-dev", user, "junk"))
+	if err := ping(first); err != nil {
+		t.Fatalf("a refused CONNECT with the device's client id dropped the device: %v", err)
+	}
+	second := dialRaw(t, e, e.Env().HubMQTTEndpoints[0])
+	if code := second.connect(connectPacket("takeover-dev", user, pw)); code != 0 {
+		t.Fatalf("second connection: return code %d", code)
+	}
+	first.expectClosed(5 * time.Second)
+
+	scopeUser := e.idScope + "/registrations/dps-dev/api-version=2019-03-31"
+	a := dialRaw(t, e, e.Env().MQTTEndpoint)
+	a.connect(connectPacket("dps-dev", scopeUser, "a's token"))
+	b := dialRaw(t, e, e.Env().MQTTEndpoint)
+	b.connect(connectPacket("dps-dev", scopeUser, "junk"))
+	if err := ping(a); err != nil {
+		t.Fatalf("a second DPS client with the same client id dropped the first: %v", err)
+	}
+}
