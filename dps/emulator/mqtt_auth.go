@@ -166,6 +166,8 @@ func (h *mqttHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 			return pk, refusePacket("QoS 2 publishes are not supported")
 		case pk.FixedHeader.Retain:
 			return pk, refusePacket("retained messages are not supported")
+		case !c.mayUse(pk.TopicName, true): // here, so that a QoS 0 one closes the connection too
+			return pk, refusePacket("publish on " + pk.TopicName + ": not a topic of this client")
 		}
 	}
 	return pk, nil
@@ -177,16 +179,18 @@ func refusePacket(why string) error {
 	return fmt.Errorf("%w: %s", packets.ErrRejectPacket, why)
 }
 
-// OnACLCheck confines a client to its own topics: on DPS the registration
-// request and response topics, on a hub its device's topics and the
-// $iothub topics of its own connection. $SYS and other devices' topics are
-// neither readable nor writable. write is true for a publish (topic is its
-// topic name), false for a subscription or a delivery (a filter or topic).
+// OnACLCheck confines a client to its own topics (mayUse).
 func (h *mqttHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	c := connOf(cl)
-	if c == nil {
-		return false
-	}
+	return c != nil && c.mayUse(topic, write)
+}
+
+// mayUse says whether the client may publish on topic (write) or subscribe
+// to it, or receive from it (a filter or a topic): on DPS the registration
+// request and response topics, on a hub its device's topics and the $iothub
+// topics of its own connection. $SYS and other devices' topics are neither
+// readable nor writable.
+func (c *mqttConn) mayUse(topic string, write bool) bool {
 	var allowed []string
 	switch {
 	case c.ep.hub == nil && write:

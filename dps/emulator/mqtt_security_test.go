@@ -267,6 +267,9 @@ func TestMQTTTopicIsolation(t *testing.T) {
 	m.expectSilence(1500 * time.Millisecond) // $SYS is published every second to those who may read it
 	m.send(publishPacket("devices/"+b+"/messages/events/", 1, 3, "forged"))
 	m.expectClosed(5 * time.Second)
+	q0, _ := connectHubDevice(t, e, 1, a+"-q0") // QoS 0 too, which gets no PUBACK either way
+	q0.send(publishPacket("devices/"+b+"/messages/events/", 0, 0, "forged"))
+	q0.expectClosed(5 * time.Second)
 	if n := messageCount(t, e, 1, b); n != 0 {
 		t.Fatalf("device %s was credited %d forged messages", b, n)
 	}
