@@ -84,10 +84,10 @@ func TestMQTTHubTokenExpiry(t *testing.T) {
 	user, _ := hubCredentials(e, 1, id, k)
 	host := e.hubs[0].HostName
 	m := dialRaw(t, e, e.Env().HubMQTTEndpoints[0])
-	if code := m.connect(connectPacket(id, user, keys.SignSAS(host+"/devices/"+id, k, "", time.Now().Add(2*time.Second)))); code != 0 {
+	if code := m.connect(connectPacket(id, user, keys.SignSAS(host+"/devices/"+id, k, "", time.Now().Add(3*time.Second)))); code != 0 {
 		t.Fatalf("CONNECT: return code %d", code)
 	}
-	time.Sleep(2100 * time.Millisecond)
+	time.Sleep(3100 * time.Millisecond)
 	m.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
 	m.expectClosed(5 * time.Second)
 }
@@ -320,7 +320,7 @@ func TestMQTTMaxPacketSize(t *testing.T) {
 // and send CONNECT soon after accept, over TLS and over WebSockets.
 func TestMQTTConnectDeadline(t *testing.T) {
 	t.Parallel()
-	e := startTest(t, Options{mqttConnectTimeout: 500 * time.Millisecond})
+	e := startTest(t, Options{mqttConnectTimeout: time.Second})
 	closedWithin := func(what string, c net.Conn) {
 		t.Helper()
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -374,12 +374,14 @@ func TestMQTTKeepAliveEnforced(t *testing.T) {
 		m.expectClosed(5 * time.Second)
 		t.Logf("keep-alive %d s: dropped after %v of silence", ka, time.Since(start).Round(10*time.Millisecond))
 	}
-	m := dialRaw(t, e, e.Env().MQTTEndpoint)
-	pk := connectPacket("ka-ping", e.idScope+"/registrations/ka/api-version=2019-03-31", "x")
-	pk.Connect.Keepalive = 1
+	// A keep-alive of 2 s (dropped after 3 s of silence), pinged for 4 s.
+	pinged := startTest(t, Options{mqttMaxKeepAlive: time.Minute})
+	m := dialRaw(t, pinged, pinged.Env().MQTTEndpoint)
+	pk := connectPacket("ka-ping", pinged.idScope+"/registrations/ka/api-version=2019-03-31", "x")
+	pk.Connect.Keepalive = 2
 	m.connect(pk)
-	for range 6 {
-		time.Sleep(400 * time.Millisecond)
+	for range 8 {
+		time.Sleep(500 * time.Millisecond)
 		if err := m.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}}); err != nil {
 			t.Fatalf("a pinging client was dropped: %v", err)
 		}
