@@ -51,8 +51,8 @@ retired-sensors.
 			if err != nil {
 				return err
 			}
-			if faultRate < 0 || faultRate > 1 {
-				return usagef("--fault-rate %v: give a fraction from 0 to 1, e.g. 0.05", faultRate)
+			if !(faultRate >= 0 && faultRate <= 1) { // NaN too
+				return usagef("invalid --fault-rate %v: give the fraction of DPS requests that fail, from 0 to 1 (0.05 fails one in twenty)", faultRate)
 			}
 			if seed != "demo" && seed != "none" {
 				return usagef("--seed %q: use demo or none", seed)
@@ -95,6 +95,7 @@ retired-sensors.
 	f.DurationVar(&delay, "assignment-delay", time.Second, "how long a registration stays \"assigning\"")
 	f.StringVar(&throttle, "throttle", "", "answer 429 + Retry-After past N operations a minute, e.g. 1000/min (as DPS)")
 	f.Float64Var(&faultRate, "fault-rate", 0, "fraction of DPS requests that fail with 500 or a dropped connection")
+	allowEmpty(f, "mqtt", "throttle") // "" is their default: no MQTT listener, no throttling
 	return cmd
 }
 

@@ -79,8 +79,13 @@ func (r *register) check() error {
 	if r.registrationID == "" {
 		return usagef("--registration-id is required")
 	}
-	if err := keys.ValidateRegistrationID(r.registrationID); err != nil {
-		return usagef("--registration-id: %v", err)
+	if err := checkID("--registration-id", r.registrationID); err != nil {
+		return err
+	}
+	if r.group != "" {
+		if err := checkID("--group", r.group); err != nil {
+			return err
+		}
 	}
 	sources := 0
 	for _, s := range []string{r.deviceKey, r.groupKey, r.group} {
