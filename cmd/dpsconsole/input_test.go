@@ -179,6 +179,13 @@ func TestFileErrorsSayItOnce(t *testing.T) {
 			t.Errorf("%v names the file %d times:\n%s", args, n, errOut)
 		}
 	}
+	// A state dir that is a file: the emulator is named once.
+	stateFile := writeFile(t, "state", "")
+	var out, errb syncBuffer
+	if code := run(context.Background(), []string{"--state-dir", stateFile, "groups", "list"}, stdio{strings.NewReader(""), &out, &errb}); code != exitInvalid ||
+		strings.Contains(errb.String(), "emulator: emulator") || strings.Contains(errb.String(), ": emulator:") || !strings.Contains(errb.String(), "not a directory") {
+		t.Errorf("state dir is a file: exit %d\n%s", code, errb.String())
+	}
 }
 
 // Control bytes from input (an ID, a file line, a flag name) are shown
