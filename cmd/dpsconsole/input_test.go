@@ -148,7 +148,7 @@ func TestExitCodeRule(t *testing.T) {
 	}
 
 	// --help says the rule.
-	for _, args := range [][]string{{"--help"}, {"keys", "derive", "--help"}, {"enrollments", "import", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"keys", "derive", "--help"}, {"enrollments", "import", "--help"}, {"groups", "show", "--help"}, {"cleanup", "--help"}} {
 		out := strings.Join(strings.Fields(c.ok(args...)), " ")
 		if !strings.Contains(out, "Exit status: 0 ok; 1 some input data invalid or refused") || !strings.Contains(out, "2 a command-line mistake") {
 			t.Errorf("%v does not state the exit statuses:\n%s", args, out)

@@ -53,9 +53,7 @@ with its line number and the reason, and the exit status is then 1; an
 invalid --registration-id is a command-line mistake (exit 2, no keys).
 
 Registration IDs are derived over their exact bytes: "Dev1" and "dev1" get
-different keys. Upper-case IDs work but draw a warning; use lower case.
-
-` + exitStatusHelp,
+different keys. Upper-case IDs work but draw a warning; use lower case.`,
 		Example: `  dpsconsole keys derive --group-key-file group.key --registration-id sn-007
   DPS_GROUP_KEY=... dpsconsole keys derive --registration-id a --registration-id b
   dpsconsole keys derive --group-key-file group.key --input ids.txt --output-file keys.csv

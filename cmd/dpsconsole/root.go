@@ -27,8 +27,7 @@ const (
 	exitUsage   = 2 // the command line itself was wrong; nothing was done
 )
 
-// exitStatusHelp ends the --help of the root command and of the commands that
-// read data, so the rule is said where it matters.
+// exitStatusHelp ends the --help of every command.
 const exitStatusHelp = `Exit status: 0 ok; 1 some input data invalid or refused (a bad line of a
 file, a request DPS refused), every other line or item still done; 2 a
 command-line mistake (an unknown or bad flag, an empty flag value, an invalid
@@ -153,9 +152,7 @@ keys for symmetric-key enrollment groups, runs a simulated device registration
 and shows it live, and cleans up orphaned registration records.
 
 With no connection string it runs against its own built-in DPS + IoT Hub
-emulator, so everything works on a laptop with no Azure account.
-
-` + exitStatusHelp,
+emulator, so everything works on a laptop with no Azure account.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runConsole(cmd, a) },
 	}
@@ -175,12 +172,12 @@ emulator, so everything works on a laptop with no Azure account.
 		newCleanupCmd(a),
 	)
 	withUsageLine(root)
-	refuseEmptyFlags(root)
+	withExitRule(root)
 	return root
 }
 
 // emptyOK marks a flag whose empty value means something (--policy "" signs
-// without skn), so refuseEmptyFlags lets it through.
+// without skn), so withExitRule lets it through.
 const emptyOK = "dpsconsole-empty-ok"
 
 // allowEmpty marks flags of fs whose empty value is meaningful.
@@ -192,15 +189,20 @@ func allowEmpty(fs *pflag.FlagSet, names ...string) {
 	}
 }
 
-// refuseEmptyFlags makes every command refuse a text flag given an empty
-// value (or an empty item of a list): --resume "" is a mistake, never "no
-// job", and --state-dir "" never means the current directory.
-func refuseEmptyFlags(c *cobra.Command) {
+// withExitRule gives every command the same rule for flags and exit status:
+// each refuses a text flag given an empty value (or an empty item of a
+// list), since --resume "" is a mistake, never "no job", and --state-dir ""
+// never means the current directory; and each --help ends with the rule.
+func withExitRule(c *cobra.Command) {
 	if c.Runnable() {
 		c.PreRunE = func(cmd *cobra.Command, _ []string) error { return checkEmptyFlags(cmd.Flags()) }
+		if c.Long == "" {
+			c.Long = c.Short + "."
+		}
+		c.Long += "\n\n" + exitStatusHelp
 	}
 	for _, sub := range c.Commands() {
-		refuseEmptyFlags(sub)
+		withExitRule(sub)
 	}
 }
 
