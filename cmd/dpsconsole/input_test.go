@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 )
@@ -47,20 +46,15 @@ func TestEmptyFlagValuesAreUsageErrors(t *testing.T) {
 		{"emulator", "--https", "127.0.0.1:0", "--data", ""},
 		{"emulator", "--https", "127.0.0.1:0", "--data", t.TempDir(), "--hub", ""},
 	} {
-		// Today's code would run some of these (an emulator until stopped),
-		// so each gets a deadline.
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		var out, errb syncBuffer
-		code := run(ctx, append([]string{"--state-dir", c.stateDir}, args...), stdio{strings.NewReader(""), &out, &errb})
-		cancel()
+		code, _, errOut := c.run(args...)
 		flag := ""
 		for i, a := range args {
 			if a == "" || strings.Contains(a, ",,") {
 				flag = args[i-1]
 			}
 		}
-		if code != exitUsage || !mentions(errb.String(), "flag "+flag+" is empty") {
-			t.Errorf("%q: exit %d, stderr %q; want %d naming the empty %s", args, code, errb.String(), exitUsage, flag)
+		if code != exitUsage || !mentions(errOut, "flag "+flag+" is empty") {
+			t.Errorf("%q: exit %d, stderr %q; want %d naming the empty %s", args, code, errOut, exitUsage, flag)
 		}
 	}
 	// Nothing above ran: the group survived its unconditional delete.
@@ -205,6 +199,18 @@ func TestControlBytesAreEscaped(t *testing.T) {
 		_, out, errOut := c.run(args...)
 		if strings.Contains(out+errOut, "\x1b[2J") || !strings.Contains(out+errOut, `\x1b[2J`) {
 			t.Errorf("%q: output does not escape ESC:\n%q", args, out+errOut)
+		}
+	}
+}
+
+// A missing resource is said once, not again in DPS's words ("... does not
+// exist (DPS answered 404 Not Found: ... was not found ...)").
+func TestNotFoundSaysItOnce(t *testing.T) {
+	c := newCLI(t)
+	for _, args := range [][]string{{"groups", "show", "no-such"}, {"enrollments", "delete", "no-such"}, {"registrations", "show", "no-such"}} {
+		errOut := c.fails(exitInvalid, args, `"no-such" does not exist (DPS answered 404, error code 404`, "tracking ID")
+		if strings.Contains(errOut, "not found") || strings.Count(errOut, "no-such") != 1 {
+			t.Errorf("%v repeats itself:\n%s", args, errOut)
 		}
 	}
 }
