@@ -195,6 +195,7 @@ func TestControlBytesAreEscaped(t *testing.T) {
 		{"groups", "show", "a\x1b[2Jb"},
 		{"registrations", "list", "--group", "a\x1b[2Jb"},
 		{"groups", "list", "--\x1b[2Jflag"},
+		{"register", "--registration-id", "d-1", "--group", "mylegacydevices", "--id-scope", "0ne\x1b[2J"},
 	} {
 		_, out, errOut := c.run(args...)
 		if strings.Contains(out+errOut, "\x1b[2J") || !strings.Contains(out+errOut, `\x1b[2J`) {

@@ -160,7 +160,7 @@ func (r *register) run(ctx context.Context) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	r.step("registering %s in scope %s at %s", r.registrationID, scope, host)
+	r.step("registering %s in scope %s at %s", r.registrationID, shown(scope), shown(host))
 	var payload json.RawMessage
 	if r.payload != "" {
 		payload = json.RawMessage(r.payload)
