@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -213,5 +214,37 @@ func TestNotFoundSaysItOnce(t *testing.T) {
 		if strings.Contains(errOut, "not found") || strings.Count(errOut, "no-such") != 1 {
 			t.Errorf("%v repeats itself:\n%s", args, errOut)
 		}
+	}
+}
+
+func TestReadLines(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"a", "1:a|"},
+		{"a\r\nb\n", "1:a|2:b|"},
+		{"\xef\xbb\xbfa\n\xef\xbb\xbfb", "1:a|2:\xef\xbb\xbfb|"}, // only the first line's BOM is one
+		{"\n\n", "1:|2:|"},
+		{"12345\n123456\nok\n1234567", "1:12345|2:12345+|3:ok|4:12345+|"},
+		{"12345\r\n", "1:12345|"},
+	} {
+		var got strings.Builder
+		err := readLines(strings.NewReader(tc.in), 5, func(n int, line []byte, tooLong bool) {
+			if tooLong {
+				line = []byte("12345+")
+			}
+			fmt.Fprintf(&got, "%d:%s|", n, line)
+		})
+		if err != nil || got.String() != tc.want {
+			t.Errorf("%q: got %q, %v; want %q", tc.in, got.String(), err, tc.want)
+		}
+	}
+	// A line far past the reader's buffer costs only itself.
+	long := strings.Repeat("x", 200<<10)
+	var lines []string
+	readLines(strings.NewReader("a\n"+long+"\nb"), 100<<10, func(n int, line []byte, tooLong bool) {
+		lines = append(lines, fmt.Sprintf("%d%s %v", n, line, tooLong))
+	})
+	if strings.Join(lines, ",") != "1a false,2 true,3b false" {
+		t.Errorf("got %q", lines)
 	}
 }

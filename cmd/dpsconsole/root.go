@@ -195,7 +195,13 @@ func allowEmpty(fs *pflag.FlagSet, names ...string) {
 // never means the current directory; and each --help ends with the rule.
 func withExitRule(c *cobra.Command) {
 	if c.Runnable() {
-		c.PreRunE = func(cmd *cobra.Command, _ []string) error { return checkEmptyFlags(cmd.Flags()) }
+		own := c.PreRunE // kept, so a command may still have its own
+		c.PreRunE = func(cmd *cobra.Command, args []string) error {
+			if err := checkEmptyFlags(cmd.Flags()); err != nil || own == nil {
+				return err
+			}
+			return own(cmd, args)
+		}
 		if c.Long == "" {
 			c.Long = c.Short + "."
 		}
