@@ -281,7 +281,7 @@ func flagValueError(err error) error {
 	}
 	if iv.GetFlag().Value.Type() == "duration" && durationSyntax.MatchString(iv.GetValue()) {
 		// It parses but overflows: time.ParseDuration says "invalid" for both.
-		return fmt.Errorf("invalid value %q for --%s: at most %s (about 292 years)", iv.GetValue(), iv.GetFlag().Name, maxDuration)
+		return fmt.Errorf("invalid value %q for --%s: too long, at most %s (about 292 years)", iv.GetValue(), iv.GetFlag().Name, maxDuration)
 	}
 	want := map[string]string{
 		"bool":     "true or false",
