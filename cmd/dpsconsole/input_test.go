@@ -130,6 +130,9 @@ func TestExitCodeRule(t *testing.T) {
 		{[]string{"keys", "sas", "--resource", "h", "--key", tutDevKey, "--ttl", "3000000h"}, "at most 2562047h"},
 		{[]string{"emulator", "--fault-rate", "NaN"}, "from 0 to 1"},
 		{[]string{"emulator", "--fault-rate", "-0.5"}, "from 0 to 1"},
+		{[]string{"emulator", "--https", "localhost"}, `invalid --https "localhost": give host:port`},
+		{[]string{"emulator", "--hub", "127.0.0.1:0", "--hub", "127.0.0.2"}, `invalid --hub "127.0.0.2"`},
+		{[]string{"emulator", "--mqtt", "127.0.0.1:"}, `invalid --mqtt "127.0.0.1:"`},
 	} {
 		c.fails(exitUsage, tc.args, tc.want)
 	}
