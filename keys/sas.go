@@ -121,6 +121,9 @@ func ParseSAS(token string) (SAS, error) {
 			t.signature = sig
 		case "se":
 			n, err := strconv.ParseInt(v, 10, 64)
+			if (errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(v, "-")) || (err == nil && n > maxSASExpiry) {
+				return SAS{}, &SASError{Reason: "se is too large to be a time: the latest expiry is " + time.Unix(maxSASExpiry, 0).UTC().Format(time.RFC3339)}
+			}
 			if err != nil || n < 0 {
 				return SAS{}, &SASError{Reason: "se must be the expiry in whole seconds since 1970"}
 			}
@@ -140,6 +143,11 @@ func ParseSAS(token string) (SAS, error) {
 	}
 	return t, nil
 }
+
+// maxSASExpiry is the latest se ParseSAS takes, 9999-12-31T23:59:59Z: past
+// it a time no longer prints as a date (se=2^63-1 would read as "expired in
+// the year 292277026596").
+var maxSASExpiry = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC).Unix()
 
 // sasParams are the parameters ParseSAS reads, in the order of its seen array.
 var sasParams = [...]string{"sr", "sig", "se", "skn"}

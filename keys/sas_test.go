@@ -55,6 +55,9 @@ func TestParseSASErrors(t *testing.T) {
 		{"SharedAccessSignature sr=a&sig=***&se=1", "not a base64 HMAC-SHA256"},
 		{"SharedAccessSignature sr=a&" + sig + "&se=soon", "se must be"},
 		{"SharedAccessSignature sr=a&" + sig + "&se=-5", "se must be"},
+		{"SharedAccessSignature sr=a&" + sig + "&se=9223372036854775807", "se is too large to be a time"},
+		{"SharedAccessSignature sr=a&" + sig + "&se=99999999999999999999", "se is too large to be a time"},
+		{"SharedAccessSignature sr=a&" + sig + "&se=253402300800", "9999-12-31T23:59:59Z"},
 		{"SharedAccessSignature sr=a&" + sig + "&se=1&skn=%zz", "skn is not valid"},
 		{"SharedAccessSignature sr=a&hUOH8hSLSay&se=1", "parameter 2 has no '='"},
 	} {
@@ -66,6 +69,10 @@ func TestParseSASErrors(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "hUOH8") {
 			t.Errorf("%q: the error repeats the signature: %v", tc.tok, err)
 		}
+	}
+	// The last second of 9999 is still a time.
+	if _, err := ParseSAS("SharedAccessSignature sr=a&" + sig + "&se=253402300799"); err != nil {
+		t.Errorf("se of 9999-12-31T23:59:59Z: %v", err)
 	}
 	// Unknown parameters are tolerated, and a '+' left unencoded in sig is a '+'.
 	tok := "SharedAccessSignature sr=" + nodeSr + "&sig=" + nodeSig + "&se=1700000000&x=y&skn=registration"

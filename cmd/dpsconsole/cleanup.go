@@ -17,7 +17,6 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
-	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 type cleanupCmd struct {
@@ -85,10 +84,13 @@ func (c *cleanupCmd) check() error {
 	if c.resume != "" && (c.dryRun || len(c.groupIDs) > 0 || c.groupIDsFile != "" || c.hubDevices || c.includeStale) {
 		return usagef("cannot combine --resume with --dry-run, --group-id, --group-ids-file, --hub-devices or --include-stale: a resumed job runs as it was planned")
 	}
-	for _, id := range c.groupIDs {
-		if err := keys.ValidateRegistrationID(id); err != nil {
-			return usagef("invalid --group-id %q: %v", id, err)
+	if c.resume != "" {
+		if err := checkID("--resume", c.resume); err != nil {
+			return err
 		}
+	}
+	if err := checkIDs("--group-id", c.groupIDs); err != nil {
+		return err
 	}
 	if c.groupIDsFile != "" {
 		ids, err := readGroupIDs(c.groupIDsFile, c.a.err)
@@ -103,26 +105,28 @@ func (c *cleanupCmd) check() error {
 // readGroupIDs reads one group id a line; blank lines and # comments are
 // skipped. Every bad line is reported and the good ones kept.
 func readGroupIDs(path string, warn io.Writer) ([]string, error) {
-	f, err := os.Open(path)
+	in, closeFile, err := openInput("--group-ids-file", path, nil)
 	if err != nil {
-		return nil, usagef("cannot read --group-ids-file: %v", err)
+		return nil, err
 	}
-	defer f.Close()
+	defer closeFile()
 	var ids []string
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
+	err = readLines(in, 64<<10, func(n int, b []byte, tooLong bool) {
+		line := strings.TrimSpace(string(b))
+		switch {
+		case tooLong:
+			fmt.Fprintf(warn, "%s:%d: skipped: the line is longer than 64 KiB\n", shown(path), n)
+		case line == "" || strings.HasPrefix(line, "#"):
+		default:
+			if err := checkID("group ID", line); err != nil {
+				fmt.Fprintf(warn, "%s:%d: skipped: %v\n", shown(path), n, err)
+				return
+			}
+			ids = append(ids, line)
 		}
-		if err := keys.ValidateRegistrationID(line); err != nil {
-			fmt.Fprintf(warn, "%s:%d: skipped %q: %v\n", path, n, line, err)
-			continue
-		}
-		ids = append(ids, line)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, usagef("cannot read --group-ids-file %s: %v", path, err)
+	})
+	if err != nil {
+		return nil, fileError("read", "--group-ids-file", path, err)
 	}
 	return ids, nil
 }

@@ -3,7 +3,10 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"maps"
+	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,8 +58,11 @@ DPS_MQTT_ENDPOINT / IOTHUB_MQTT_ENDPOINT_N) and over WebSockets at
 			if err != nil {
 				return err
 			}
-			if faultRate < 0 || faultRate > 1 {
-				return usagef("--fault-rate %v: give a fraction from 0 to 1, e.g. 0.05", faultRate)
+			if !(faultRate >= 0 && faultRate <= 1) { // NaN too
+				return usagef("invalid --fault-rate %v: give the fraction of DPS requests that fail, from 0 to 1 (0.05 fails one in twenty)", faultRate)
+			}
+			if err := checkAddrs(map[string][]string{"--https": {httpsAddr}, "--hub": hubAddrs, "--mqtt": {mqttAddr}}); err != nil {
+				return err
 			}
 			if seed != "demo" && seed != "none" {
 				return usagef("--seed %q: use demo or none", seed)
@@ -99,7 +105,24 @@ DPS_MQTT_ENDPOINT / IOTHUB_MQTT_ENDPOINT_N) and over WebSockets at
 	f.DurationVar(&delay, "assignment-delay", time.Second, "how long a registration stays \"assigning\"")
 	f.StringVar(&throttle, "throttle", "", "answer 429 + Retry-After past N operations a minute, e.g. 1000/min (as DPS)")
 	f.Float64Var(&faultRate, "fault-rate", 0, "fraction of DPS requests that fail with 500 or a dropped connection")
+	allowEmpty(f, "mqtt", "throttle") // "" is their default: no MQTT listener, no throttling
 	return cmd
+}
+
+// checkAddrs refuses a listener address that is not host:port, naming the
+// flag ("" is no MQTT listener); a port in use is found only on listening.
+func checkAddrs(flags map[string][]string) error {
+	for _, flag := range slices.Sorted(maps.Keys(flags)) {
+		for _, addr := range flags[flag] {
+			if addr == "" {
+				continue
+			}
+			if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+				return usagef("invalid %s %q: give host:port, e.g. 127.0.0.1:8443 (port 0 picks a free one)", flag, addr)
+			}
+		}
+	}
+	return nil
 }
 
 // parseThrottle reads "N/min" or "N"; "" and "0" mean off.

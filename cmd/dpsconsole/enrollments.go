@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -50,7 +49,7 @@ func newEnrollmentsListCmd(a *app) *cobra.Command {
 			return a.withTarget(cmd.Context(), func(t *target) error {
 				pager := t.client.NewEnrollmentPager(&dps.PagerOptions{PageSize: pageSize, Prefetch: true})
 				_, err := streamList(cmd.Context(), a.out, output, pager,
-					func(p dps.EnrollmentPage) []dps.IndividualEnrollment { return p.Items }, enrollmentColumns, enrollmentRow)
+					func(p dps.EnrollmentPage) []dps.IndividualEnrollment { return individualKind.hidden(p.Items) }, enrollmentColumns, enrollmentRow)
 				return err
 			})
 		},
@@ -60,22 +59,13 @@ func newEnrollmentsListCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// checkRegistrationID names what is wrong with a registration ID given on
-// the command line.
-func checkRegistrationID(id string) error {
-	if err := keys.ValidateRegistrationID(id); err != nil {
-		return usageError{errors.New(strings.Replace(err.Error(), "invalid registration ID", fmt.Sprintf("invalid registration ID %q", id), 1))}
-	}
-	return nil
-}
-
 func newEnrollmentsShowCmd(a *app) *cobra.Command {
 	var output string
 	var showKeys bool
 	cmd := &cobra.Command{
 		Use:   "show REGISTRATION-ID",
 		Short: "Show an individual enrollment",
-		Args:  cobra.ExactArgs(1),
+		Args:  idArgs("registration ID", false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -123,13 +113,10 @@ func newEnrollmentsCreateCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "create REGISTRATION-ID",
 		Short: "Create a symmetric-key individual enrollment",
-		Args:  cobra.ExactArgs(1),
+		Args:  idArgs("registration ID", false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if err := checkOutput(output); err != nil {
-				return err
-			}
-			if err := checkRegistrationID(id); err != nil {
 				return err
 			}
 			if w := keys.RegistrationIDWarning(id); w != "" {
@@ -164,7 +151,7 @@ func newEnrollmentsUpdateCmd(a *app) *cobra.Command {
 		Long: `Change the settings given as flags and keep every other one. The enrollment is
 read, changed and written back with its ETag, so a concurrent change is refused
 rather than overwritten.`,
-		Args: cobra.ExactArgs(1),
+		Args: idArgs("registration ID", false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if err := checkOutput(output); err != nil {
@@ -200,7 +187,7 @@ func newEnrollmentsDeleteCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete REGISTRATION-ID",
 		Short: "Delete an individual enrollment",
-		Args:  cobra.ExactArgs(1),
+		Args:  idArgs("registration ID", false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if err := checkOutput(output); err != nil {

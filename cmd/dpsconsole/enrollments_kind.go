@@ -88,11 +88,31 @@ func (k enrollmentKind[T]) update(ctx context.Context, c *dps.Client, id string,
 	return updated, nil
 }
 
-// printJSON writes an enrollment in the service's shape, without its keys
-// unless showKeys (as GET returns it).
+// printJSON writes an enrollment in the service's shape, without its
+// secrets unless showKeys (as the table form).
 func (k enrollmentKind[T]) printJSON(w io.Writer, v T, showKeys bool) error {
 	if !showKeys {
-		k.fields(&v).attestation.SymmetricKey = nil
+		hideSecrets(k.fields(&v))
 	}
 	return writeJSON(w, v)
+}
+
+// hidden hides the secrets of every item of a listing page, in place.
+func (k enrollmentKind[T]) hidden(items []T) []T {
+	for i := range items {
+		hideSecrets(k.fields(&items[i]))
+	}
+	return items
+}
+
+// hideSecrets drops the symmetric keys and masks the webhook URL's
+// credentials (password, query). The webhook definition is replaced, not
+// changed: the enrollment it came from may share it.
+func hideSecrets(f enrollmentFields) {
+	f.attestation.SymmetricKey = nil
+	if c := *f.customAllocation; c != nil {
+		masked := *c
+		masked.WebhookURL = maskURL(c.WebhookURL)
+		*f.customAllocation = &masked
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
@@ -35,11 +36,15 @@ func (c *cli) run(args ...string) (int, string, string) {
 	return c.runIn("", args...)
 }
 
-// runIn is run with stdin.
+// runIn is run with stdin. A command that has not ended after a minute is
+// stopped (as by Ctrl-C): one that should have been refused may be serving,
+// e.g. an emulator started with a bad flag.
 func (c *cli) runIn(stdin string, args ...string) (int, string, string) {
 	c.t.Helper()
-	var out, errb bytes.Buffer
-	code := run(context.Background(), append([]string{"--state-dir", c.stateDir}, args...), stdio{strings.NewReader(stdin), &out, &errb})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errb syncBuffer
+	code := run(ctx, append([]string{"--state-dir", c.stateDir}, args...), stdio{strings.NewReader(stdin), &out, &errb})
 	return code, out.String(), errb.String()
 }
 

@@ -48,8 +48,9 @@ your shell history and is visible to other users in the process list.
 With one --registration-id the bare device key and a newline go to stdout,
 so $(dpsconsole keys derive ...) works. With several, or with --input, each
 valid ID gets a record (CSV with a registration_id,device_key header, or JSON
-lines) in input order. Every invalid ID is reported on stderr with its line
-number and the reason, and the exit status is then 1.
+lines) in input order. Every invalid line of --input is reported on stderr
+with its line number and the reason, and the exit status is then 1; an
+invalid --registration-id is a command-line mistake (exit 2, no keys).
 
 Registration IDs are derived over their exact bytes: "Dev1" and "dev1" get
 different keys. Upper-case IDs work but draw a warning; use lower case.`,
@@ -84,6 +85,9 @@ func runDerive(cmd *cobra.Command, a *app, f deriveFlags) error {
 	if format != keys.FormatCSV && format != keys.FormatJSONLines {
 		return usagef("unknown --format %q; use csv or json", f.format)
 	}
+	if err := checkIDs("--registration-id", f.ids); err != nil {
+		return err
+	}
 	groupKey, err := readGroupKey(f)
 	if err != nil {
 		return err
@@ -93,15 +97,12 @@ func runDerive(cmd *cobra.Command, a *app, f deriveFlags) error {
 		return err
 	}
 	var in io.Reader
-	if f.input == "-" {
-		in = a.in
-	} else if f.input != "" {
-		file, err := os.Open(f.input)
-		if err != nil {
-			return fmt.Errorf("reading the ID list: %w", err)
+	if f.input != "" {
+		var closeIn func() error
+		if in, closeIn, err = openInput("--input", f.input, a.in); err != nil {
+			return err
 		}
-		defer file.Close()
-		in = file
+		defer closeIn()
 	}
 	out, closeOut, err := openOutput(a, f.outputFile)
 	if err != nil {
@@ -112,9 +113,9 @@ func runDerive(cmd *cobra.Command, a *app, f deriveFlags) error {
 	case in != nil:
 		invalid, err = deriveStream(a, d, in, out, format)
 	case len(f.ids) == 1 && !cmd.Flags().Changed("format"):
-		invalid, err = deriveOne(a, d, f.ids[0], out)
+		err = deriveOne(a, d, f.ids[0], out)
 	default:
-		invalid, err = deriveIDs(a, d, f.ids, out, format)
+		err = deriveIDs(a, d, f.ids, out, format)
 	}
 	if cerr := closeOut(); err == nil {
 		err = cerr
@@ -141,11 +142,11 @@ func readGroupKey(f deriveFlags) (keys.Key, error) {
 	case f.groupKey != "" && f.groupKeyFile != "":
 		return keys.Key{}, usagef("give --group-key or --group-key-file, not both")
 	case f.groupKeyFile != "":
-		b, err := os.ReadFile(f.groupKeyFile)
+		b, err := readInput("--group-key-file", f.groupKeyFile)
 		if err != nil {
-			return keys.Key{}, fmt.Errorf("reading the group key: %w", err)
+			return keys.Key{}, err
 		}
-		text, source = string(b), "--group-key-file "+f.groupKeyFile
+		text, source = string(b), "--group-key-file "+shown(f.groupKeyFile)
 	case f.groupKey != "":
 		text, source = f.groupKey, "--group-key"
 	case os.Getenv(groupKeyEnv) != "":
@@ -155,7 +156,7 @@ func readGroupKey(f deriveFlags) (keys.Key, error) {
 	}
 	k, err := keys.ParseKey(text)
 	if err != nil {
-		return keys.Key{}, fmt.Errorf("group key from %s: %w", source, err)
+		return keys.Key{}, usagef("group key from %s: %w", source, err)
 	}
 	return k, nil
 }
@@ -167,44 +168,42 @@ func openOutput(a *app, name string) (io.Writer, func() error, error) {
 		return a.out, func() error { return nil }, nil
 	}
 	file, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, nil, fmt.Errorf("opening the output file: %w", err)
+	if err == nil {
+		if err = file.Chmod(0o600); err != nil { // an existing file keeps its mode otherwise
+			file.Close()
+		}
 	}
-	if err := file.Chmod(0o600); err != nil { // an existing file keeps its mode otherwise
-		file.Close()
-		return nil, nil, fmt.Errorf("opening the output file: %w", err)
+	if err != nil {
+		return nil, nil, fileError("create", "--output-file", name, err)
 	}
 	return file, file.Close, nil
 }
 
-// deriveOne prints the bare key of one ID.
-func deriveOne(a *app, d *keys.Deriver, id string, out io.Writer) (invalid int, err error) {
+// deriveOne prints the bare key of one (valid) ID.
+func deriveOne(a *app, d *keys.Deriver, id string, out io.Writer) error {
 	k, err := d.DeviceKey(id)
 	if err != nil {
-		fmt.Fprintf(a.err, "registration ID %q: %v\n", id, err)
-		return 1, nil
+		return err
 	}
 	if w := keys.RegistrationIDWarning(id); w != "" {
 		fmt.Fprintf(a.err, "warning: registration ID %q: %s\n", id, w)
 	}
 	_, err = fmt.Fprintln(out, k.Base64())
-	return 0, err
+	return err
 }
 
-// deriveIDs writes a record for every valid ID given on the command line,
-// in order, and reports the invalid ones.
-func deriveIDs(a *app, d *keys.Deriver, ids []string, out io.Writer, format keys.Format) (invalid int, err error) {
+// deriveIDs writes a record for every (valid) ID given on the command line,
+// in order.
+func deriveIDs(a *app, d *keys.Deriver, ids []string, out io.Writer, format keys.Format) error {
 	var buf []byte
 	if format == keys.FormatCSV {
 		buf = append(buf, keys.CSVHeader...)
 	}
 	var key []byte
+	var err error
 	for _, id := range ids {
-		key, err = d.AppendDeviceKey(key[:0], []byte(id))
-		if err != nil {
-			fmt.Fprintf(a.err, "registration ID %q: %v\n", id, err)
-			invalid++
-			continue
+		if key, err = d.AppendDeviceKey(key[:0], []byte(id)); err != nil {
+			return err
 		}
 		if w := keys.RegistrationIDWarning(id); w != "" {
 			fmt.Fprintf(a.err, "warning: registration ID %q: %s\n", id, w)
@@ -212,7 +211,7 @@ func deriveIDs(a *app, d *keys.Deriver, ids []string, out io.Writer, format keys
 		buf = format.AppendRecord(buf, []byte(id), key)
 	}
 	_, err = out.Write(buf)
-	return invalid, err
+	return err
 }
 
 // deriveStream writes a record for every valid ID read from in, in order,
@@ -278,15 +277,15 @@ given unencoded; it is URL-encoded in the token as the Python SDK does.
 			}
 			source := "--key"
 			if keyFile != "" {
-				b, err := os.ReadFile(keyFile)
+				b, err := readInput("--key-file", keyFile)
 				if err != nil {
-					return fmt.Errorf("reading the key: %w", err)
+					return err
 				}
-				key, source = string(b), "--key-file "+keyFile
+				key, source = string(b), "--key-file "+shown(keyFile)
 			}
 			k, err := keys.ParseKey(key)
 			if err != nil {
-				return fmt.Errorf("key from %s: %w", source, err)
+				return usagef("key from %s: %w", source, err)
 			}
 			_, err = fmt.Fprintln(a.out, keys.SignSAS(resource, k, policy, time.Now().Add(ttl)))
 			return err
@@ -298,5 +297,6 @@ given unencoded; it is URL-encoded in the token as the Python SDK does.
 	fl.StringVar(&keyFile, "key-file", "", "file holding the signing key (base64)")
 	fl.StringVar(&policy, "policy", "", "shared access policy name (skn); leave out for IoT Hub device tokens")
 	fl.DurationVar(&ttl, "ttl", time.Hour, "how long the token is valid")
+	allowEmpty(fl, "policy") // --policy "" signs a hub device token, as leaving it out does
 	return cmd
 }

@@ -206,7 +206,16 @@ type deleted struct {
 // group", "line-7").
 func resourceError(noun, id string, err error) error {
 	if dps.IsNotFound(err) {
-		return fmt.Errorf("%s %q does not exist (%s)", noun, id, dps.ErrorMessage(err))
+		// DPS's own message would say it again ("... was not found"); keep
+		// only what support asks for.
+		why := "DPS answered 404"
+		if code := dps.ErrorCodeOf(err); code != 0 {
+			why += fmt.Sprintf(", error code %d", code)
+		}
+		if d, ok := dps.ErrorDetailsOf(err); ok && d.TrackingID != "" {
+			why += ", tracking ID " + d.TrackingID
+		}
+		return fmt.Errorf("%s %q does not exist (%s)", noun, id, why)
 	}
 	return fmt.Errorf("%s %q: %s", noun, id, dps.ErrorMessage(err))
 }

@@ -79,8 +79,13 @@ func (r *register) check() error {
 	if r.registrationID == "" {
 		return usagef("--registration-id is required")
 	}
-	if err := keys.ValidateRegistrationID(r.registrationID); err != nil {
-		return usagef("--registration-id: %v", err)
+	if err := checkID("--registration-id", r.registrationID); err != nil {
+		return err
+	}
+	if r.group != "" {
+		if err := checkID("--group", r.group); err != nil {
+			return err
+		}
 	}
 	sources := 0
 	for _, s := range []string{r.deviceKey, r.groupKey, r.group} {
@@ -155,7 +160,7 @@ func (r *register) run(ctx context.Context) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	r.step("registering %s in scope %s at %s", r.registrationID, scope, host)
+	r.step("registering %s in scope %s at %s", r.registrationID, shown(scope), shown(host))
 	var payload json.RawMessage
 	if r.payload != "" {
 		payload = json.RawMessage(r.payload)

@@ -43,6 +43,9 @@ func newRegistrationsListCmd(a *app) *cobra.Command {
 			if group == "" {
 				return usagef("flag --group is required: registration records are listed per enrollment group")
 			}
+			if err := checkID("--group", group); err != nil {
+				return err
+			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
 				pager := t.client.NewRegistrationStatePager(group, &dps.PagerOptions{PageSize: pageSize, Prefetch: true})
 				n, err := streamList(cmd.Context(), a.out, output, pager,
@@ -72,7 +75,7 @@ func newRegistrationsShowCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show REGISTRATION-ID",
 		Short: "Show a registration record",
-		Args:  cobra.ExactArgs(1),
+		Args:  idArgs("registration ID", false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
@@ -121,7 +124,7 @@ func newRegistrationsDeleteCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete REGISTRATION-ID...",
 		Short: "Delete registration records (not the enrollments, not the hub devices)",
-		Args:  cobra.MinimumNArgs(1),
+		Args:  idArgs("registration ID", true),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err

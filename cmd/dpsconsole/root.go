@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -16,12 +20,18 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// Exit statuses.
+// Exit statuses, one rule for every command (exitStatusHelp says it).
 const (
 	exitOK      = 0
-	exitInvalid = 1 // some input was invalid, or the operation failed
-	exitUsage   = 2 // the command line itself was wrong
+	exitInvalid = 1 // some input data was invalid, or DPS refused or failed a request
+	exitUsage   = 2 // the command line itself was wrong; nothing was done
 )
+
+// exitStatusHelp ends the --help of every command.
+const exitStatusHelp = `Exit status: 0 ok; 1 some input data invalid or refused (a bad line of a
+file, a request DPS refused), every other line or item still done; 2 a
+command-line mistake (an unknown or bad flag, an empty flag value, an invalid
+ID argument, a file that cannot be read), nothing done.`
 
 // version is set at link time (-ldflags "-X main.version=...").
 var version = ""
@@ -80,14 +90,31 @@ func errorHandler(w io.Writer, styles fang.Styles, err error) {
 	fang.DefaultErrorHandler(w, styles, sentence{err})
 }
 
-// sentence prints an error with its first letter upper-cased.
+// sentence prints an error with its first letter upper-cased, and with any
+// control character escaped: errors quote their input (%q), and this catches
+// what cobra and pflag echo raw ("unknown flag: --\x1b[2J").
 type sentence struct{ error }
 
 func (s sentence) Error() string {
-	msg := s.error.Error()
+	msg := escapeControls(s.error.Error())
 	r, n := utf8.DecodeRuneInString(msg)
 	return string(unicode.ToUpper(r)) + msg[n:]
 }
+
+// escapeControls writes every control character of s but newline and tab as
+// a Go escape (\x1b), so text from input cannot drive the terminal.
+func escapeControls(s string) string { return controlEscaper.Replace(s) }
+
+var controlEscaper = func() *strings.Replacer {
+	var pairs []string
+	for r := rune(0); r < 0xa0; r++ { // C0, DEL and C1
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			q := strconv.QuoteRune(r)
+			pairs = append(pairs, string(r), q[1:len(q)-1])
+		}
+	}
+	return strings.NewReplacer(pairs...)
+}()
 
 func exitCode(err error) int {
 	var s silentExit
@@ -145,7 +172,76 @@ emulator, so everything works on a laptop with no Azure account.`,
 		newCleanupCmd(a),
 	)
 	withUsageLine(root)
+	withExitRule(root)
 	return root
+}
+
+// emptyOK marks a flag whose empty value means something (--policy "" signs
+// without skn), so withExitRule lets it through.
+const emptyOK = "dpsconsole-empty-ok"
+
+// allowEmpty marks flags of fs whose empty value is meaningful.
+func allowEmpty(fs *pflag.FlagSet, names ...string) {
+	for _, n := range names {
+		if err := fs.SetAnnotation(n, emptyOK, nil); err != nil {
+			panic(err) // a misspelt flag name: a bug
+		}
+	}
+}
+
+// withExitRule gives every command the same rule for flags and exit status:
+// each refuses a text flag given an empty value (or an empty item of a
+// list), since --resume "" is a mistake, never "no job", and --state-dir ""
+// never means the current directory; and each --help ends with the rule.
+func withExitRule(c *cobra.Command) {
+	if c.Runnable() {
+		own := c.PreRunE // kept, so a command may still have its own
+		c.PreRunE = func(cmd *cobra.Command, args []string) error {
+			if err := checkEmptyFlags(cmd.Flags()); err != nil || own == nil {
+				return err
+			}
+			return own(cmd, args)
+		}
+		if c.Long == "" {
+			c.Long = c.Short + "."
+		}
+		c.Long += "\n\n" + exitStatusHelp
+	}
+	for _, sub := range c.Commands() {
+		withExitRule(sub)
+	}
+}
+
+func checkEmptyFlags(fs *pflag.FlagSet) error {
+	var err error
+	fs.Visit(func(f *pflag.Flag) {
+		if _, ok := f.Annotations[emptyOK]; ok || err != nil {
+			return
+		}
+		var items []string
+		if v, ok := f.Value.(pflag.SliceValue); ok {
+			items = v.GetSlice()
+		} else if f.Value.Type() == "string" {
+			items = []string{f.Value.String()}
+		} else {
+			return
+		}
+		if len(items) == 0 {
+			items = []string{""} // --iot-hubs "" is a list of none
+		}
+		for i, s := range items {
+			if strings.TrimSpace(s) != "" {
+				continue
+			}
+			where := ""
+			if len(items) > 1 {
+				where = fmt.Sprintf(" in item %d of %d", i+1, len(items))
+			}
+			err = usagef("flag --%s is empty%s: leave it out, or give a value (%s)", f.Name, where, f.Usage)
+			return
+		}
+	})
+	return err
 }
 
 // withUsageLine adds the usage line to cobra's argument errors, which say
@@ -160,6 +256,9 @@ func withUsageLine(c *cobra.Command) {
 	if check := c.Args; check != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := check(cmd, args); err != nil {
+				if errors.As(err, new(usageError)) {
+					return err // already says what is wrong, e.g. an invalid ID
+				}
 				if cmd.HasAvailableSubCommands() {
 					return usageError{fmt.Errorf("%w; see %q for the commands", err, cmd.CommandPath()+" --help")}
 				}
@@ -180,6 +279,10 @@ func flagValueError(err error) error {
 	if !errors.As(err, &iv) {
 		return err
 	}
+	if iv.GetFlag().Value.Type() == "duration" && durationSyntax.MatchString(iv.GetValue()) {
+		// It parses but overflows: time.ParseDuration says "invalid" for both.
+		return fmt.Errorf("invalid value %q for --%s: too long, at most %s (about 292 years)", iv.GetValue(), iv.GetFlag().Name, maxDuration)
+	}
 	want := map[string]string{
 		"bool":     "true or false",
 		"int":      "a whole number",
@@ -192,6 +295,12 @@ func flagValueError(err error) error {
 	}
 	return fmt.Errorf("invalid value %q for --%s: give %s", iv.GetValue(), iv.GetFlag().Name, want)
 }
+
+// durationSyntax is what time.ParseDuration reads, at any size.
+var durationSyntax = regexp.MustCompile(`^[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
+// maxDuration is the longest duration, in whole hours.
+var maxDuration = fmt.Sprintf("%dh", math.MaxInt64/int64(time.Hour))
 
 // defaultStateDir is $XDG_STATE_HOME/dpsconsole, or ~/.local/state/dpsconsole.
 func defaultStateDir() string {

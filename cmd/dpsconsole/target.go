@@ -116,7 +116,9 @@ func (a *app) openEmulator(ctx context.Context) (*target, error) {
 		AssignmentDelay: time.Second,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("start the embedded emulator in %s: %w (set --connection-string or $DPS_CONNECTION_STRING to use a real DPS instead)", dir, err)
+		// Said once: "start the embedded emulator in …: emulator: …" named it twice.
+		why := strings.TrimPrefix(err.Error(), "emulator: ")
+		return nil, fmt.Errorf("start the embedded emulator in %s: %s (set --connection-string or $DPS_CONNECTION_STRING to use a real DPS instead)", dir, why)
 	}
 	t, err := emulatorTarget(emu)
 	if err != nil {
