@@ -99,9 +99,7 @@ type KeyMap struct {
 	NextField, PrevField, Submit, Leave, Telemetry *Binding
 	// Clean-up
 	HubDevices, Stale, Preview *Binding
-	// Stop stops a running deletion. It is offered in the footer and the
-	// progress line while one runs, and is in no help section: the 80×24
-	// help has no line to spare.
+	// Running deletions (group view and clean-up)
 	Stop *Binding
 }
 
@@ -186,6 +184,7 @@ func (k *KeyMap) Sections() []Section {
 		{"Keys", []*Binding{k.Reveal, k.Copy, k.KeySource}},
 		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave, k.Telemetry}},
 		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
+		{"Running deletions", []*Binding{k.Stop}},
 	}
 }
 
