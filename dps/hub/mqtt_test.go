@@ -1,0 +1,56 @@
+package hub_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dpsconsole/dpsconsole/dps/hub"
+	"github.com/dpsconsole/dpsconsole/internal/mqttconn"
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// TestTelemetryOverMQTT: messages published QoS 1 on the device's events
+// topic are acknowledged and counted by the hub; a wrong key gets no
+// acknowledgement and an error that says to check the key.
+func TestTelemetryOverMQTT(t *testing.T) {
+	for _, tr := range []mqttconn.Transport{mqttconn.MQTT} {
+		t.Run(string(tr), func(t *testing.T) {
+			em, reg, devs, opts := provisioned(t, 1)
+			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+			defer cancel()
+			o := &hub.ClientOptions{ClientOptions: opts, Transport: tr, MQTTHost: em.Env().MQTTEndpoint}
+			dc, err := hub.NewDeviceClient(reg.Host(), "dev-00", devs["dev-00"], o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dc.Close()
+			for i := range 3 {
+				err := dc.SendEvent(ctx, fmt.Appendf(nil, `{"n":%d}`, i), &hub.SendEventOptions{
+					Properties: map[string]string{"source": "test run"}, MessageID: fmt.Sprint(i), ContentType: "application/json"})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			d, err := em.HubDevice(ctx, reg.Host(), "dev-00")
+			if err != nil || d.MessageCount != 3 {
+				t.Fatalf("hub device = %+v, %v; want 3 messages counted", d, err)
+			}
+
+			wrong, err := hub.NewDeviceClient(reg.Host(), "dev-00", keys.GenerateKey(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer wrong.Close()
+			err = wrong.SendEvent(ctx, []byte("x"), nil)
+			if err == nil || !strings.Contains(err.Error(), "key") {
+				t.Fatalf("wrong key: %v, want an error about the key", err)
+			}
+			if d, _ := em.HubDevice(ctx, reg.Host(), "dev-00"); d.MessageCount != 3 {
+				t.Errorf("%d messages counted after the refused one, want 3", d.MessageCount)
+			}
+		})
+	}
+}
