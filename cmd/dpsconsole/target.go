@@ -26,6 +26,7 @@ type target struct {
 	emulated             bool         // the embedded emulator, started by this process
 	idScope              string       // for device registration; "" when unknown
 	deviceEndpoint       string       // provisioning host[:port] for devices
+	mqttEndpoint         string       // DPS MQTT host:port for devices; "" = the device endpoint's name on 8883
 	hubConnectionStrings []string     // service connection strings of linked hubs (may be empty)
 	transport            *http.Client // trusts the system roots plus the target's CA; for other clients
 	caPEM                []byte       // the extra CA, or nil
@@ -41,6 +42,16 @@ func (t *target) Close() error {
 		return t.emu.Close()
 	}
 	return nil
+}
+
+// hubMQTTHost is where a device's MQTT connection to hubHost goes: "" (the
+// hub's name on 8883) but for the emulator, whose one MQTT listener serves
+// its hubs too.
+func (t *target) hubMQTTHost(hubHost string) string {
+	if t.emu != nil || os.Getenv("DPS_MQTT_ENDPOINT") != "" {
+		return t.mqttEndpoint
+	}
+	return ""
 }
 
 // globalDeviceEndpoint is where real devices register.
@@ -91,6 +102,7 @@ func (a *app) openTarget(ctx context.Context) (*target, error) {
 		name:                 "DPS " + parsed.HostName,
 		idScope:              os.Getenv("DPS_ID_SCOPE"),
 		deviceEndpoint:       deviceEndpoint,
+		mqttEndpoint:         os.Getenv("DPS_MQTT_ENDPOINT"),
 		hubConnectionStrings: hubConnectionStringsFromEnv(),
 		transport:            tr,
 		caPEM:                caPEM,
@@ -112,6 +124,7 @@ func (a *app) openEmulator(ctx context.Context) (*target, error) {
 	emu, err := emulator.Start(ctx, emulator.Options{
 		DataDir:         dir,
 		HTTPSAddr:       "127.0.0.1:0",
+		MQTTAddr:        "127.0.0.1:0", // register --transport mqtt
 		Seed:            "demo",
 		AssignmentDelay: time.Second,
 	})
@@ -142,6 +155,7 @@ func emulatorTarget(emu *emulator.Emulator) (*target, error) {
 		emulated:             true,
 		idScope:              env.IDScope,
 		deviceEndpoint:       env.DeviceEndpoint,
+		mqttEndpoint:         env.MQTTEndpoint,
 		hubConnectionStrings: env.HubConnectionStrings,
 		transport:            tr,
 		caPEM:                caPEM,
