@@ -19,7 +19,7 @@ import (
 func startEmulator(t testing.TB, delay time.Duration) (*Target, *emulator.Emulator) {
 	t.Helper()
 	ctx := context.Background()
-	emu, err := emulator.Start(ctx, emulator.Options{DataDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", Seed: "demo", AssignmentDelay: delay})
+	emu, err := emulator.Start(ctx, emulator.Options{DataDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Seed: "demo", AssignmentDelay: delay})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,6 +38,7 @@ func startEmulator(t testing.TB, delay time.Duration) (*Target, *emulator.Emulat
 		t.Fatal(err)
 	}
 	return &Target{Name: "emulator", IDScope: env.IDScope, DeviceEndpoint: env.DeviceEndpoint, Service: svc,
+		MQTTEndpoint: env.MQTTEndpoint, HubMQTTEndpoint: env.MQTTEndpoint,
 		HubConnectionStrings: env.HubConnectionStrings, HTTPClient: tr, StateDir: t.TempDir()}, emu
 }
 

@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/device"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
@@ -20,6 +21,7 @@ const (
 	sfDeviceKey
 	sfRegID
 	sfPayload
+	sfTransport // after the payload, where enter runs the registration; tab reaches it
 )
 
 // simulateView registers a simulated device and shows it live.
@@ -43,12 +45,13 @@ type keyReadyMsg struct {
 }
 
 func newSimulateView(c *Common, groupID, regID string) *simulateView {
-	v := &simulateView{c: c, vid: c.newID(), f: newForm(c, "Group ID", "Device key", "Registration ID", "Payload")}
+	v := &simulateView{c: c, vid: c.newID(), f: newForm(c, "Group ID", "Device key", "Registration ID", "Payload", "Transport")}
 	v.tl = newTimeline(c, v.vid)
 	v.f.inputs[sfGroup].Placeholder = "derive the key from this group's primary key"
 	v.f.inputs[sfDeviceKey].Placeholder = "or paste a device key (overrides the group)"
 	v.f.inputs[sfDeviceKey].EchoMode = textinput.EchoPassword
 	v.f.inputs[sfPayload].Placeholder = `optional JSON, e.g. {"model":"x1"}`
+	v.f.inputs[sfTransport].Placeholder = "https (default), mqtt or mqtt-ws; telemetry follows it"
 	v.f.set(sfGroup, groupID)
 	v.f.set(sfRegID, regID)
 	return v
@@ -102,7 +105,7 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 		switch {
 		case k.Telemetry.Matches(msg):
 			return v.tl.sendTelemetry()
-		case msg.String() == "enter" && (!v.f.editing() || v.f.focus == sfPayload):
+		case msg.String() == "enter" && (!v.f.editing() || v.f.focus >= sfPayload):
 			v.f.focusOn(-1)
 			return v.run()
 		case msg.String() == "enter":
@@ -121,6 +124,12 @@ func (v *simulateView) run() tea.Cmd {
 		return flash("a registration is already running")
 	}
 	v.err = ""
+	tr, err := device.ParseTransport(v.f.value(sfTransport))
+	if err != nil {
+		v.err = "Transport: " + err.Error()
+		return nil
+	}
+	v.tl.transport = tr
 	regID := v.f.value(sfRegID)
 	if err := keys.ValidateRegistrationID(regID); err != nil {
 		v.err = "Registration ID: " + err.Error()

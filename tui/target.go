@@ -20,6 +20,9 @@ type Target struct {
 	Name                 string // "emulator", or the DPS host
 	IDScope              string
 	DeviceEndpoint       string // host[:port] of the device API
+	// MQTTEndpoint is host:port of DPS's MQTT listener and
+	// HubMQTTEndpoint that of the hubs'; "" = the host's name on 8883.
+	MQTTEndpoint, HubMQTTEndpoint string
 	Service              *dps.Client
 	HubConnectionStrings []string
 	// Journal records the groups the console sees and deletes, so the
@@ -39,17 +42,20 @@ func (t *Target) clientOptions() azcore.ClientOptions {
 	return o
 }
 
-// Device returns a device-registration client for the target's ID scope.
-func (t *Target) Device() (*device.Client, error) {
+// Device returns a device-registration client for the target's ID scope
+// over transport tr ("" is HTTPS).
+func (t *Target) Device(tr device.Transport) (*device.Client, error) {
 	if t.IDScope == "" {
 		return nil, fmt.Errorf("the ID scope of %s is unknown: set DPS_ID_SCOPE", t.Name)
 	}
-	return device.NewClient(t.IDScope, &device.ClientOptions{ClientOptions: t.clientOptions(), ProvisioningHost: t.DeviceEndpoint})
+	return device.NewClient(t.IDScope, &device.ClientOptions{ClientOptions: t.clientOptions(), ProvisioningHost: t.DeviceEndpoint,
+		Transport: tr, MQTTHost: t.MQTTEndpoint})
 }
 
-// HubDevice returns a telemetry client for a device on an assigned hub.
-func (t *Target) HubDevice(hubHost, deviceID string, key keys.Key) (*hub.DeviceClient, error) {
-	return hub.NewDeviceClient(hubHost, deviceID, key, &hub.ClientOptions{ClientOptions: t.clientOptions()})
+// HubDevice returns a telemetry client for a device on an assigned hub,
+// over transport tr; Close it after use.
+func (t *Target) HubDevice(hubHost, deviceID string, key keys.Key, tr device.Transport) (*hub.DeviceClient, error) {
+	return hub.NewDeviceClient(hubHost, deviceID, key, &hub.ClientOptions{ClientOptions: t.clientOptions(), Transport: tr, MQTTHost: t.HubMQTTEndpoint})
 }
 
 // Registry returns the registry client of the hub named hubHost, when the

@@ -241,11 +241,11 @@ func (r *register) progress(e device.Event) {
 	case device.StepSubscribed:
 		r.stepAt(e.Time, "SUBSCRIBE %s: granted QoS %d", e.Topic, e.QoS)
 	case device.StepRequestSent:
-		r.stepAt(e.Time, "register request sent%s", onTopic(e.Topic))
+		r.stepAt(e.Time, "register request sent%s", e.OnTopic())
 	case device.StepAccepted:
 		r.stepAt(e.Time, "%s %s, operation %s%s", e.Answer(), e.Status, e.OperationID, retryNote(e))
 	case device.StepPollSent:
-		r.stepAt(e.Time, "poll %d sent%s", e.Poll, onTopic(e.Topic))
+		r.stepAt(e.Time, "poll %d sent%s", e.Poll, e.OnTopic())
 	case device.StepPollWait:
 		r.stepAt(e.Time, "poll %d waits %.1fs to stay under 5 polls per 10 s", e.Poll, e.RetryAfter.Seconds())
 	case device.StepPolled:
@@ -261,13 +261,6 @@ func (r *register) progress(e device.Event) {
 			r.stepAt(e.Time, "request failed: %v", e.Err)
 		}
 	}
-}
-
-func onTopic(topic string) string {
-	if topic == "" {
-		return ""
-	}
-	return " on " + topic
 }
 
 // retryNote is the wait DPS asked for before the next poll.

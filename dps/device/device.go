@@ -260,6 +260,24 @@ func checkRegistration(registrationID string, key keys.Key, opts *RegisterOption
 	return nil
 }
 
+// Answer names the status of the event's answer as its transport shows it:
+// "HTTP 202", or over MQTT "res/202" (the status segment of the topic).
+func (e Event) Answer() string {
+	if e.Topic != "" {
+		return "res/" + strconv.Itoa(e.HTTPStatus)
+	}
+	return "HTTP " + strconv.Itoa(e.HTTPStatus)
+}
+
+// OnTopic is " on {topic}" for an MQTT step, "" over HTTPS: the tail of a
+// line that says where a request went.
+func (e Event) OnTopic() string {
+	if e.Topic == "" {
+		return ""
+	}
+	return " on " + e.Topic
+}
+
 // BeginRegister sends the register request for registrationID, signed with
 // the device key (an individual enrollment key, or one derived from a group
 // key), and returns a poller that follows the operation. Use

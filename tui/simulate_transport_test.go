@@ -1,0 +1,43 @@
+package tui
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSimulateOverMQTT: the transport field makes the simulated device
+// register over MQTT, the timeline shows the MQTT steps, and telemetry goes
+// over MQTT too; an unknown transport is refused before anything runs.
+func TestSimulateOverMQTT(t *testing.T) {
+	target, emu := startEmulator(t, 700*time.Millisecond)
+	c := testCommon(t, 160, 40)
+	c.Target, c.Now = target, time.Now
+	const rid = "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"
+	v := newSimulateView(c, "", rid)
+	h := harness(t, c, v)
+	v.f.set(sfDeviceKey, tutorialDeviceKey)
+	v.f.set(sfTransport, "amqp")
+	h.press("esc", "enter")
+	if !strings.Contains(v.err, "Transport: unknown transport \"amqp\": use https, mqtt or mqtt-ws") || v.tl.regID != "" {
+		t.Fatalf("err %q, run %q", v.err, v.tl.regID)
+	}
+	v.f.set(sfTransport, "mqtt")
+	h.press("enter")
+	out := plain(v.View())
+	for _, want := range []string{"connecting to mqtts://", "MQTT CONNECT to mqtts://", "CONNACK 0: connected", "SUBSCRIBE $dps/registrations/res/#: granted QoS 1",
+		"register request sent on $dps/registrations/PUT/iotdps-register/?$rid=1", "accepted (res/202)", "Retry-After 1s",
+		"poll 1 sent on $dps/registrations/GET/iotdps-get-operationstatus/?$rid=2", "poll 1: assigned (res/200)", "✓ assigned → hub"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("timeline lacks %q:\n%s", want, out)
+		}
+	}
+	h.press("ctrl+t")
+	if out := plain(v.View()); !strings.Contains(out, "Telemetry: 1 sent") {
+		t.Fatalf("telemetry over MQTT:\n%s", out)
+	}
+	hub := v.tl.result.AssignedHub
+	if d, err := emu.HubDevice(t.Context(), hub, rid); err != nil || d.MessageCount != 1 {
+		t.Fatalf("hub device %+v, %v; want 1 message", d, err)
+	}
+}
