@@ -17,14 +17,14 @@ import (
 // Target is the live DPS the console works on, with what the device and hub
 // clients need to reach it.
 type Target struct {
-	Name                 string // "emulator", or the DPS host
-	IDScope              string
-	DeviceEndpoint       string // host[:port] of the device API
+	Name           string // "emulator", or the DPS host
+	IDScope        string
+	DeviceEndpoint string // host[:port] of the device API
 	// MQTTEndpoint is host:port of DPS's MQTT listener and
 	// HubMQTTEndpoint that of the hubs'; "" = the host's name on 8883.
 	MQTTEndpoint, HubMQTTEndpoint string
-	Service              *dps.Client
-	HubConnectionStrings []string
+	Service                       *dps.Client
+	HubConnectionStrings          []string
 	// Journal records the groups the console sees and deletes, so the
 	// clean-up can tell orphans later; nil = none.
 	Journal *cleanup.Journal

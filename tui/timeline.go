@@ -49,13 +49,13 @@ type timeline struct {
 	transport device.Transport
 	host      string
 	regID     string
-	key     keys.Key
-	started time.Time
-	events  []device.Event
-	waitTil time.Time // end of the current Retry-After, for the countdown
-	result  *dps.DeviceRegistrationState
-	err     error
-	elapsed time.Duration
+	key       keys.Key
+	started   time.Time
+	events    []device.Event
+	waitTil   time.Time // end of the current Retry-After, for the countdown
+	result    *dps.DeviceRegistrationState
+	err       error
+	elapsed   time.Duration
 
 	sent, sendFailed int
 	sending          bool
