@@ -12,6 +12,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
+	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 // startEmulator runs the real emulator in-process (demo seed) and returns a
@@ -19,7 +20,7 @@ import (
 func startEmulator(t testing.TB, delay time.Duration) (*Target, *emulator.Emulator) {
 	t.Helper()
 	ctx := context.Background()
-	emu, err := emulator.Start(ctx, emulator.Options{DataDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", MQTTAddr: "127.0.0.1:0", Seed: "demo", AssignmentDelay: delay})
+	emu, err := emulator.Start(ctx, emulator.Options{DataDir: t.TempDir(), HTTPSAddr: "127.0.0.1:0", Seed: "demo", AssignmentDelay: delay})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,8 +39,18 @@ func startEmulator(t testing.TB, delay time.Duration) (*Target, *emulator.Emulat
 		t.Fatal(err)
 	}
 	return &Target{Name: "emulator", IDScope: env.IDScope, DeviceEndpoint: env.DeviceEndpoint, Service: svc,
-		MQTTEndpoint: env.MQTTEndpoint, HubMQTTEndpoint: env.MQTTEndpoint,
+		MQTTEndpoint: env.MQTTEndpoint, HubMQTTEndpoints: hubMQTT(env),
 		HubConnectionStrings: env.HubConnectionStrings, HTTPClient: tr, StateDir: t.TempDir()}, emu
+}
+
+// hubMQTT maps each hub of env to its MQTT listener.
+func hubMQTT(env emulator.Env) map[string]string {
+	m := map[string]string{}
+	for i, cs := range env.HubConnectionStrings {
+		c, _ := keys.ParseServiceConnectionString(cs)
+		m[strings.ToLower(c.HostName)] = env.HubMQTTEndpoints[i]
+	}
+	return m
 }
 
 // probe wraps the root model in a real Program and keeps the last screen as

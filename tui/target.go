@@ -20,9 +20,12 @@ type Target struct {
 	Name           string // "emulator", or the DPS host
 	IDScope        string
 	DeviceEndpoint string // host[:port] of the device API
-	// MQTTEndpoint is host:port of DPS's MQTT listener and
-	// HubMQTTEndpoint that of the hubs'; "" = the host's name on 8883.
-	MQTTEndpoint, HubMQTTEndpoint string
+	// MQTTEndpoint is host:port of DPS's MQTT listener; "" = the device
+	// endpoint's name on 8883.
+	MQTTEndpoint string
+	// HubMQTTEndpoints maps a lower-case hub host name to its MQTT
+	// host:port; a hub not in it is reached on its name on 8883.
+	HubMQTTEndpoints map[string]string
 	Service                       *dps.Client
 	HubConnectionStrings          []string
 	// Journal records the groups the console sees and deletes, so the
@@ -55,7 +58,7 @@ func (t *Target) Device(tr device.Transport) (*device.Client, error) {
 // HubDevice returns a telemetry client for a device on an assigned hub,
 // over transport tr; Close it after use.
 func (t *Target) HubDevice(hubHost, deviceID string, key keys.Key, tr device.Transport) (*hub.DeviceClient, error) {
-	return hub.NewDeviceClient(hubHost, deviceID, key, &hub.ClientOptions{ClientOptions: t.clientOptions(), Transport: tr, MQTTHost: t.HubMQTTEndpoint})
+	return hub.NewDeviceClient(hubHost, deviceID, key, &hub.ClientOptions{ClientOptions: t.clientOptions(), Transport: tr, MQTTHost: t.HubMQTTEndpoints[strings.ToLower(hubHost)]})
 }
 
 // Registry returns the registry client of the hub named hubHost, when the

@@ -16,7 +16,7 @@ import (
 
 // mqttTransports are the transports besides HTTPS, each tested against the
 // emulator's listener for it.
-var mqttTransports = []device.Transport{device.TransportMQTT}
+var mqttTransports = []device.Transport{device.TransportMQTT, device.TransportMQTTWS}
 
 // over switches the fixture's device client to transport tr; its TLS comes
 // from the HTTPS pipeline's transport (the emulator's CA).

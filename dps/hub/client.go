@@ -29,9 +29,9 @@ type ClientOptions struct {
 	// Transport is how a DeviceClient sends telemetry: HTTPS (""), MQTT
 	// or MQTT over WebSockets. The registry is HTTPS only.
 	Transport mqttconn.Transport
-	// MQTTHost is host:port where a DeviceClient's MQTT connection goes;
-	// "" is the hub's host name on port 8883 (WebSockets: the hub host,
-	// port 443 unless it names one), as on a real hub.
+	// MQTTHost is host:port where a DeviceClient's MQTT/TLS connection
+	// goes; "" is the hub's host name on port 8883, as on a real hub.
+	// WebSockets always go to the hub host (port 443 unless it names one).
 	MQTTHost string
 	// TLSConfig is the TLS of MQTT connections; nil takes the one of
 	// ClientOptions.Transport when it is an *http.Client, else system roots.

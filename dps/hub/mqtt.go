@@ -42,12 +42,12 @@ type mqttSender struct {
 func newMQTTSender(hubHost, deviceID string, key keys.Key, tr mqttconn.Transport, opts *ClientOptions) (*mqttSender, error) {
 	host := opts.MQTTHost
 	switch {
+	case tr == mqttconn.WebSockets:
+		host = hubHost // WebSockets ride the hub's HTTPS port
 	case host != "":
 		if err := checkHost(host); err != nil {
 			return nil, fmt.Errorf("MQTT %w", err)
 		}
-	case tr == mqttconn.WebSockets:
-		host = hubHost
 	default:
 		host = hubHost // the hub's name on 8883
 		if h, _, err := net.SplitHostPort(hubHost); err == nil {

@@ -14,14 +14,19 @@ import (
 
 // TestTelemetryOverMQTT: messages published QoS 1 on the device's events
 // topic are acknowledged and counted by the hub; a wrong key gets no
-// acknowledgement and an error that says to check the key.
+// acknowledgement: the hub refuses its CONNECT with return code 5, and the
+// error says to use the registered key.
 func TestTelemetryOverMQTT(t *testing.T) {
-	for _, tr := range []mqttconn.Transport{mqttconn.MQTT} {
+	for _, tr := range []mqttconn.Transport{mqttconn.MQTT, mqttconn.WebSockets} {
 		t.Run(string(tr), func(t *testing.T) {
 			em, reg, devs, opts := provisioned(t, 1)
 			ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 			defer cancel()
-			o := &hub.ClientOptions{ClientOptions: opts, Transport: tr, MQTTHost: em.Env().MQTTEndpoint}
+			// MQTT goes to the hub's own listener; WebSockets to its HTTPS port, the hub host.
+			o := &hub.ClientOptions{ClientOptions: opts, Transport: tr}
+			if tr == mqttconn.MQTT {
+				o.MQTTHost = em.Env().HubMQTTEndpoints[0]
+			}
 			dc, err := hub.NewDeviceClient(reg.Host(), "dev-00", devs["dev-00"], o)
 			if err != nil {
 				t.Fatal(err)
@@ -45,8 +50,8 @@ func TestTelemetryOverMQTT(t *testing.T) {
 			}
 			defer wrong.Close()
 			err = wrong.SendEvent(ctx, []byte("x"), nil)
-			if err == nil || !strings.Contains(err.Error(), "key") {
-				t.Fatalf("wrong key: %v, want an error about the key", err)
+			if err == nil || !strings.Contains(err.Error(), "CONNACK 5, not authorized") || !strings.Contains(err.Error(), "wrong key for device dev-00") {
+				t.Fatalf("wrong key: %v, want CONNACK 5 and what to do", err)
 			}
 			if d, _ := em.HubDevice(ctx, reg.Host(), "dev-00"); d.MessageCount != 3 {
 				t.Errorf("%d messages counted after the refused one, want 3", d.MessageCount)

@@ -127,10 +127,13 @@ func Dial(ctx context.Context, o Options) (paho.Client, error) {
 	default:
 		return nil, fmt.Errorf("transport %q is not an MQTT transport", o.Transport)
 	}
-	tlsConf := o.TLS
-	if tlsConf == nil {
-		tlsConf = &tls.Config{MinVersion: tls.VersionTLS12}
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.TLS != nil {
+		tlsConf = o.TLS.Clone()
 	}
+	// No ALPN: a config shared with net/http offers "h2", and a WebSocket
+	// upgrade needs HTTP/1.1.
+	tlsConf.NextProtos = nil
 	po := paho.NewClientOptions().AddBroker(o.Endpoint()).
 		SetClientID(o.ClientID).SetUsername(o.Username).SetPassword(o.Password).
 		SetTLSConfig(tlsConf).SetProtocolVersion(4).SetCleanSession(true).
