@@ -25,9 +25,9 @@ type Target struct {
 	MQTTEndpoint string
 	// HubMQTTEndpoints maps a lower-case hub host name to its MQTT
 	// host:port; a hub not in it is reached on its name on 8883.
-	HubMQTTEndpoints map[string]string
-	Service                       *dps.Client
-	HubConnectionStrings          []string
+	HubMQTTEndpoints     map[string]string
+	Service              *dps.Client
+	HubConnectionStrings []string
 	// Journal records the groups the console sees and deletes, so the
 	// clean-up can tell orphans later; nil = none.
 	Journal *cleanup.Journal
