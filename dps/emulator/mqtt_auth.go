@@ -140,17 +140,23 @@ func (h *mqttHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		return pk, nil
 	}
 	if !c.sess.expiry.IsZero() && !time.Now().Before(c.sess.expiry) {
-		return pk, errors.New("the device's SAS token has expired; connect again with a new one")
+		return pk, refusePacket("the device's SAS token has expired; connect again with a new one")
 	}
 	if pk.FixedHeader.Type == packets.Publish {
 		switch {
 		case pk.FixedHeader.Qos > 1:
-			return pk, errors.New("QoS 2 publishes are not supported")
+			return pk, refusePacket("QoS 2 publishes are not supported")
 		case pk.FixedHeader.Retain:
-			return pk, errors.New("retained messages are not supported")
+			return pk, refusePacket("retained messages are not supported")
 		}
 	}
 	return pk, nil
+}
+
+// refusePacket is an OnPacketRead error that ends the connection (mochi
+// ignores other errors there).
+func refusePacket(why string) error {
+	return fmt.Errorf("%w: %s", packets.ErrRejectPacket, why)
 }
 
 // OnACLCheck confines a client to its own topics: on DPS the registration

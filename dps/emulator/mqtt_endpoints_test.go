@@ -20,6 +20,7 @@ import (
 // serves that hub's devices (its listener, not the user name, picks the hub);
 // the ports stay the same across a restart.
 func TestMQTTEndpointPerHub(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	e := startTest(t, Options{DataDir: dir, Seed: "demo"})
 	env := e.Env()
@@ -91,6 +92,7 @@ func TestMQTTEndpointPerHub(t *testing.T) {
 // 443), every endpoint serves MQTT/TLS on 8883 of its own address and
 // WebSockets on 443, where the unchanged SDKs look.
 func TestMQTTReadmeLayout(t *testing.T) {
+	t.Parallel()
 	e, err := Start(context.Background(), Options{DataDir: t.TempDir(), Seed: "demo",
 		HTTPSAddr: "127.0.77.1:443", HubAddrs: []string{"127.0.77.2:443", "127.0.77.3:443"}})
 	if errors.Is(err, syscall.EACCES) {
@@ -127,6 +129,7 @@ func TestMQTTReadmeLayout(t *testing.T) {
 // TestMQTTOff: MQTTOff serves neither MQTT nor WebSockets, and says so in
 // the env.
 func TestMQTTOff(t *testing.T) {
+	t.Parallel()
 	e := startTest(t, Options{MQTTAddr: MQTTOff})
 	env := e.Env()
 	if env.MQTTEndpoint != "" || env.HubMQTTEndpoints != nil || strings.Contains(env.String(), "IOTHUB_MQTT_ENDPOINT") {

@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -129,7 +128,7 @@ func (m *rawMQTT) expect(typ byte, d time.Duration) packets.Packet {
 		m.t.Fatalf("waiting for packet type %d: %v", typ, err)
 	}
 	if pk.FixedHeader.Type != typ {
-		m.t.Fatalf("got packet type %d (%+v), want %d", pk.FixedHeader.Type, pk, typ)
+		m.t.Fatalf("got packet %s, want type %d", describe(pk), typ)
 	}
 	return pk
 }
@@ -140,7 +139,7 @@ func (m *rawMQTT) expectClosed(d time.Duration) {
 	m.t.Helper()
 	pk, err := m.read(d)
 	if err == nil {
-		m.t.Fatalf("got packet type %d (%+v), want the connection closed", pk.FixedHeader.Type, pk)
+		m.t.Fatalf("got packet %s, want the connection closed", describe(pk))
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -154,7 +153,7 @@ func (m *rawMQTT) expectSilence(d time.Duration) {
 	m.t.Helper()
 	pk, err := m.read(d)
 	if err == nil {
-		m.t.Fatalf("got packet type %d (%+v), want nothing", pk.FixedHeader.Type, pk)
+		m.t.Fatalf("got packet %s, want nothing", describe(pk))
 	}
 }
 
@@ -234,6 +233,7 @@ func messageCount(t testing.TB, e *Emulator, i int, id string) int {
 	return int(d.MessageCount)
 }
 
-func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+// describe names a packet briefly for a failure message.
+func describe(pk packets.Packet) string {
+	return fmt.Sprintf("type %d (id %d, topic %q, code %d, session present %v)", pk.FixedHeader.Type, pk.PacketID, pk.TopicName, pk.ReasonCode, pk.SessionPresent)
 }
