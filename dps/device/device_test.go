@@ -36,7 +36,7 @@ func start(t *testing.T, delay time.Duration) *fixture {
 }
 
 // startWith starts an emulator with opts in a fresh data dir, no seed.
-func startWith(t *testing.T, opts emulator.Options) *fixture {
+func startWith(t testing.TB, opts emulator.Options) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	opts.DataDir, opts.Seed = t.TempDir(), "none"
