@@ -139,3 +139,26 @@ func TestMQTTOff(t *testing.T) {
 		t.Fatalf("WebSocket with MQTT off: %v, %v; want 404", err, resp)
 	}
 }
+
+// TestMQTTCloseWithLiveConnections: Close ends every MQTT connection at
+// once, connected or still before CONNECT, over TLS and WebSockets.
+func TestMQTTCloseWithLiveConnections(t *testing.T) {
+	t.Parallel()
+	e := startTest(t, Options{})
+	connected, _ := connectHubDevice(t, e, 1, "close-dev")
+	early := dialRaw(t, e, e.Env().MQTTEndpoint)
+	ws, _, err := dialRawWS(t, e, e.hubs[1].HostName, "mqtt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	for _, m := range []*rawMQTT{connected, early, ws} {
+		m.expectClosed(time.Second)
+	}
+}
