@@ -232,28 +232,42 @@ func (c *Client) Register(ctx context.Context, registrationID string, key keys.K
 	if opts == nil {
 		opts = &RegisterOptions{}
 	}
-	every := opts.PollInterval
-	if every <= 0 {
-		every = DefaultPollInterval
-	}
 	if c.transport.IsMQTT() {
-		return c.registerMQTT(ctx, registrationID, key, opts, every)
+		return c.registerMQTT(ctx, registrationID, key, opts)
 	}
 	p, err := c.BeginRegister(ctx, registrationID, key, opts)
 	if err != nil {
 		return dps.DeviceRegistrationState{}, err
 	}
-	return p.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: every})
+	return p.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: opts.pollInterval()})
+}
+
+func (o *RegisterOptions) pollInterval() time.Duration {
+	if o.PollInterval <= 0 {
+		return DefaultPollInterval
+	}
+	return o.PollInterval
 }
 
 // checkRegistration validates what a registration needs before it starts.
 func checkRegistration(registrationID string, key keys.Key, opts *RegisterOptions) error {
+	if err := checkDevice(registrationID, key); err != nil {
+		return err
+	}
+	return checkPayload(opts)
+}
+
+func checkDevice(registrationID string, key keys.Key) error {
 	if err := keys.ValidateRegistrationID(registrationID); err != nil {
 		return err
 	}
 	if key.IsZero() {
 		return errors.New("a device key is required: the enrollment's key, or one derived from the group key")
 	}
+	return nil
+}
+
+func checkPayload(opts *RegisterOptions) error {
 	if opts.Payload != nil && !json.Valid(opts.Payload) {
 		return errors.New("the registration payload is not valid JSON")
 	}

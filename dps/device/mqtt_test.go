@@ -154,3 +154,44 @@ func TestParseTransport(t *testing.T) {
 		t.Errorf("amqp: %v", err)
 	}
 }
+
+// TestSessionRegistersTwiceOverOneConnection: a device re-registers over
+// the connection it holds; each registration is its own operation, and the
+// request ids keep counting up over the connection.
+func TestSessionRegistersTwiceOverOneConnection(t *testing.T) {
+	f := start(t, 0).over(t, device.TransportMQTT)
+	gk := f.group(t, dps.EnrollmentGroup{EnrollmentGroupID: "fleet"})
+	var events []device.Event
+	record := func(e device.Event) { events = append(events, e) }
+	s, err := f.dev.OpenSession(t.Context(), "dev-1", derive(t, gk, "dev-1"), record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var ops, registers []string
+	for range 2 {
+		st, err := s.Register(t.Context(), &device.RegisterOptions{Progress: record, PollInterval: 10 * time.Millisecond})
+		if err != nil || st.Status != dps.StatusAssigned {
+			t.Fatalf("%+v, %v", st, err)
+		}
+		for _, e := range events {
+			switch e.Step {
+			case device.StepAccepted:
+				ops = append(ops, e.OperationID)
+			case device.StepRequestSent:
+				registers = append(registers, e.Topic)
+			}
+		}
+		events = nil
+	}
+	if len(ops) != 2 || ops[0] == ops[1] {
+		t.Fatalf("operations %v, want two different ones", ops)
+	}
+	if len(registers) != 2 || !strings.HasSuffix(registers[1], "?$rid=3") {
+		t.Errorf("register topics %v: the second should be $rid=3, after the first register and its poll", registers)
+	}
+	https := start(t, 0)
+	if _, err := https.dev.OpenSession(t.Context(), "dev-1", gk, nil); err == nil || !strings.Contains(err.Error(), "use Register") {
+		t.Errorf("a session over HTTPS: %v", err)
+	}
+}
