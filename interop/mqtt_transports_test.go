@@ -26,21 +26,8 @@ func TestNodeMQTTTransports(t *testing.T) {
 	e := startEmulator(t, 26, emulator.Options{Seed: "none", AssignmentDelay: time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tr, err := dps.NewTransport(e.CAPEM())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tr.CloseIdleConnections()
-	svc, err := dps.NewClientFromConnectionString(e.Env().DPSConnectionString, &dps.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: tr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gk := keys.GenerateKey()
-	if _, err := svc.CreateOrUpdateEnrollmentGroup(ctx, dps.EnrollmentGroup{EnrollmentGroupID: "node-mqtt", AllocationPolicy: dps.AllocationHashed,
-		Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
-			PrimaryKey: dps.Secret(gk.Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}}}, nil); err != nil {
-		t.Fatal(err)
-	}
+	svc := serviceClient(t, e)
+	gk := hashedGroup(ctx, t, svc, "node-mqtt")
 	const messages = 3
 	out := runNode(t, e, "mqtt_transports.js", "REG_PREFIX=node-sensor", "GROUP_KEY="+gk.Base64(), "TELEMETRY_COUNT=3")
 	for _, step := range []string{"register over provisioning Mqtt", "register over provisioning MqttWs", "telemetry over device Mqtt", "telemetry over device MqttWs",
