@@ -279,8 +279,13 @@ func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 // Handle drops the packets mochi attaches to its warnings ("pk", "packet"):
-// a CONNECT carries the device's SAS token as its password.
+// a CONNECT carries the device's SAS token as its password. It drops mochi's
+// advice on short keep-alives too: the SDKs' own choice (the C SDK sends 0),
+// which the emulator caps anyway, is no warning for its operator.
 func (m minLevel) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == mqtt.ErrMinimumKeepalive.Error() {
+		return nil
+	}
 	clean := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		switch a.Value.Any().(type) {

@@ -90,7 +90,8 @@ func (h *mqttHook) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { re
 
 // admitHubDevice checks a hub CONNECT as IoT Hub does (dps-protocol.md §8a):
 // user name {hub}/{deviceId}/?api-version=..., client id = device id, and a
-// device SAS for {hub}/devices/{deviceId}. It returns the device id and the
+// SAS for {hub}/devices/{deviceId} signed with one of the device's keys (no
+// skn) or with the hub's policy key. It returns the device id and the
 // token's expiry.
 func (e *Emulator) admitHubDevice(ctx context.Context, h *hub, clientID, user, password string) (string, time.Time, error) {
 	hubHost, rest, _ := strings.Cut(user, "/")
@@ -102,17 +103,34 @@ func (e *Emulator) admitHubDevice(ctx context.Context, h *hub, clientID, user, p
 		return "", time.Time{}, fmt.Errorf("the client id %q is not the device id %q of the user name", clientID, deviceID)
 	}
 	tok, err := keys.ParseSAS(password)
-	if err != nil {
+	switch {
+	case err != nil:
 		return "", time.Time{}, err
+	case !time.Now().Before(tok.Expiry):
+		return "", time.Time{}, keys.ErrSASExpired
+	case !tok.Covers(h.HostName + "/devices/" + deviceID):
+		return "", time.Time{}, keys.ErrSASResource
+	case tok.KeyName != "" && !strings.EqualFold(tok.KeyName, h.PolicyName):
+		return "", time.Time{}, fmt.Errorf("policy %q is not this hub's", tok.KeyName)
 	}
 	d, err := e.store.hubDevice(ctx, h.Index, deviceID)
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("device %q: %w", deviceID, err)
 	}
-	if err := verifyDeviceToken(tok, h, d); err != nil {
-		return "", time.Time{}, err
+	signers := []string{d.PrimaryKey, d.SecondaryKey}
+	if tok.KeyName != "" {
+		signers = []string{h.PolicyKey}
 	}
-	if d.Status == "disabled" {
+	signed := false
+	for _, s := range signers {
+		if k, err := keys.ParseKey(s); err == nil && tok.SignatureMatches(k) {
+			signed = true
+		}
+	}
+	switch {
+	case !signed:
+		return "", time.Time{}, keys.ErrSASSignature
+	case d.Status == "disabled":
 		return "", time.Time{}, fmt.Errorf("device %q is disabled", deviceID)
 	}
 	return d.DeviceID, tok.Expiry, nil
@@ -148,6 +166,8 @@ func (h *mqttHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 			return pk, refusePacket("QoS 2 publishes are not supported")
 		case pk.FixedHeader.Retain:
 			return pk, refusePacket("retained messages are not supported")
+		case !c.mayUse(pk.TopicName, true): // here, so that a QoS 0 one closes the connection too
+			return pk, refusePacket("publish on " + pk.TopicName + ": not a topic of this client")
 		}
 	}
 	return pk, nil
@@ -159,16 +179,18 @@ func refusePacket(why string) error {
 	return fmt.Errorf("%w: %s", packets.ErrRejectPacket, why)
 }
 
-// OnACLCheck confines a client to its own topics: on DPS the registration
-// request and response topics, on a hub its device's topics and the
-// $iothub topics of its own connection. $SYS and other devices' topics are
-// neither readable nor writable. write is true for a publish (topic is its
-// topic name), false for a subscription or a delivery (a filter or topic).
+// OnACLCheck confines a client to its own topics (mayUse).
 func (h *mqttHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	c := connOf(cl)
-	if c == nil {
-		return false
-	}
+	return c != nil && c.mayUse(topic, write)
+}
+
+// mayUse says whether the client may publish on topic (write) or subscribe
+// to it, or receive from it (a filter or a topic): on DPS the registration
+// request and response topics, on a hub its device's topics and the $iothub
+// topics of its own connection. $SYS and other devices' topics are neither
+// readable nor writable.
+func (c *mqttConn) mayUse(topic string, write bool) bool {
 	var allowed []string
 	switch {
 	case c.ep.hub == nil && write:

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -15,40 +16,55 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // maxIdleConnBytes is the budget of one idle MQTT connection (issue #11 §5).
 const maxIdleConnBytes = 64 << 10
 
-// TestMQTTIdleConnectionMemory: an idle MQTT/TLS connection (CONNECT and
-// a subscription done) costs the emulator at most 64 KiB of Go heap and
-// goroutine stack. 1,000 connections here; BenchmarkMQTTIdleConnections
-// measures 10,000.
+// TestMQTTIdleConnectionMemory: an idle MQTT connection (CONNECT and a
+// subscription done), over TLS or over a WebSocket, costs the emulator at
+// most 64 KiB of Go heap and goroutine stack. 1,000 connections each here;
+// BenchmarkMQTTIdleConnections measures 10,000.
 func TestMQTTIdleConnectionMemory(t *testing.T) {
 	if testing.Short() {
-		t.Skip("opens 1,000 TLS connections")
+		t.Skip("opens 2,000 TLS connections")
 	}
-	perConn, rss, goroutines := measureIdleMQTT(t, 1000)
-	t.Logf("per idle connection: %.1f KiB heap+stack, %.1f KiB RSS, %.2f goroutines", perConn/1024, rss/1024, goroutines)
-	if perConn > maxIdleConnBytes {
-		t.Errorf("an idle MQTT connection holds %.1f KiB, budget %d KiB", perConn/1024, maxIdleConnBytes>>10)
+	for _, ws := range []bool{false, true} {
+		perConn, rss, goroutines := measureIdleMQTT(t, 1000, ws)
+		t.Logf("%s: per idle connection %.1f KiB heap+stack, %.1f KiB RSS, %.2f goroutines", transportName(ws), perConn/1024, rss/1024, goroutines)
+		if perConn > maxIdleConnBytes {
+			t.Errorf("%s: an idle MQTT connection holds %.1f KiB, budget %d KiB", transportName(ws), perConn/1024, maxIdleConnBytes>>10)
+		}
 	}
 }
 
-// BenchmarkMQTTIdleConnections opens b.N idle MQTT/TLS connections to an
-// emulator in another process and reports its memory per connection:
+// BenchmarkMQTTIdleConnections opens b.N idle MQTT connections (over TLS,
+// then over WebSockets) to an emulator in another process and reports its
+// memory per connection:
 //
 //	go test ./dps/emulator -run '^$' -bench MQTTIdleConnections -benchtime 10000x
 func BenchmarkMQTTIdleConnections(b *testing.B) {
-	perConn, rss, goroutines := measureIdleMQTT(b, b.N)
-	b.ReportMetric(perConn, "heap+stack-B/conn")
-	b.ReportMetric(rss, "RSS-B/conn")
-	b.ReportMetric(goroutines, "goroutines/conn")
-	b.ReportMetric(0, "ns/op")
-	if perConn > maxIdleConnBytes {
-		b.Errorf("an idle MQTT connection holds %.1f KiB, budget %d KiB", perConn/1024, maxIdleConnBytes>>10)
+	for _, ws := range []bool{false, true} {
+		b.Run(transportName(ws), func(b *testing.B) {
+			perConn, rss, goroutines := measureIdleMQTT(b, b.N, ws)
+			b.ReportMetric(perConn, "heap+stack-B/conn")
+			b.ReportMetric(rss, "RSS-B/conn")
+			b.ReportMetric(goroutines, "goroutines/conn")
+			b.ReportMetric(0, "ns/op")
+			if perConn > maxIdleConnBytes {
+				b.Errorf("an idle MQTT connection holds %.1f KiB, budget %d KiB", perConn/1024, maxIdleConnBytes>>10)
+			}
+		})
 	}
+}
+
+func transportName(ws bool) string {
+	if ws {
+		return "websocket"
+	}
+	return "tls"
 }
 
 const memoryServerEnv = "DPSCONSOLE_MQTT_MEMORY_SERVER"
@@ -61,7 +77,7 @@ func TestMQTTMemoryServerProcess(t *testing.T) {
 		t.Skip("the server process of TestMQTTIdleConnectionMemory")
 	}
 	e := startTest(t, Options{mqttMaxKeepAlive: time.Hour})
-	fmt.Printf("READY %s %s\n", e.Env().MQTTEndpoint, e.Env().CAFile)
+	fmt.Printf("READY %s %s %s\n", e.Env().MQTTEndpoint, e.Env().DeviceEndpoint, e.Env().CAFile)
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		runtime.GC()
@@ -88,10 +104,10 @@ func residentBytes() uint64 {
 }
 
 // measureIdleMQTT starts the emulator in a child process (so the clients'
-// memory is not counted), opens n idle MQTT connections to DPS's listener
-// and returns the child's growth per connection: Go heap + stacks after GC,
+// memory is not counted), opens n idle MQTT connections to DPS (its MQTT/TLS
+// listener, or WebSockets on its HTTPS port) and returns the child's growth per connection: Go heap + stacks after GC,
 // resident set, goroutines.
-func measureIdleMQTT(tb testing.TB, n int) (heapStack, rss, goroutines float64) {
+func measureIdleMQTT(tb testing.TB, n int, ws bool) (heapStack, rss, goroutines float64) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMQTTMemoryServerProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), memoryServerEnv+"=1")
 	stdin, err := cmd.StdinPipe()
@@ -118,7 +134,10 @@ func measureIdleMQTT(tb testing.TB, n int) (heapStack, rss, goroutines float64) 
 		return nil
 	}
 	ready := line("READY")
-	addr, caFile := ready[0], ready[1]
+	addr, caFile := ready[0], ready[2]
+	if ws {
+		addr = "wss://" + ready[1] + mqttWebSocketPath
+	}
 	caPEM, err := os.ReadFile(caFile)
 	if err != nil {
 		tb.Fatal(err)
@@ -172,17 +191,29 @@ func measureIdleMQTT(tb testing.TB, n int) (heapStack, rss, goroutines float64) 
 	return per(heap0, heap1), per(rss0, rss1), per(g0, g1)
 }
 
-// openIdleMQTT connects as a DPS client would and subscribes to the
-// response topic, then leaves the connection idle.
+// openIdleMQTT connects as a DPS client would, to a host:port over TLS or
+// to a wss:// URL, and subscribes to the response topic, then leaves the
+// connection idle.
 func openIdleMQTT(addr string, conf *tls.Config, i int) (*rawMQTT, error) {
-	d := tls.Dialer{Config: conf}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
+	var c net.Conn
+	if strings.HasPrefix(addr, "wss://") {
+		d := websocket.Dialer{TLSClientConfig: conf, Subprotocols: []string{"mqtt"}, HandshakeTimeout: 30 * time.Second}
+		ws, _, err := d.Dial(addr, nil)
+		if err != nil {
+			return nil, err
+		}
+		c = &wsConn{Conn: ws.NetConn(), ws: ws}
+	} else {
+		d := tls.Dialer{Config: conf}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		tc, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		c = tc
 	}
-	m := &rawMQTT{t: nil, conn: c, r: bufio.NewReader(c)}
+	m := &rawMQTT{conn: c, r: bufio.NewReader(c)}
 	id := "idle-" + strconv.Itoa(i)
 	pk := connectPacket(id, "0ne00000000/registrations/"+id+"/api-version=2019-03-31", "SharedAccessSignature sr=x&sig=y&se=1")
 	pk.Connect.Keepalive = 1200

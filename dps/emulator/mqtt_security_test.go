@@ -40,7 +40,10 @@ func TestMQTTHubConnectAuth(t *testing.T) {
 	}{
 		{"good token", connectPacket(id, user, good), 0},
 		{"good token, port left out of the hub name", connectPacket(id, strings.Split(host, ":")[0]+"/"+id+"/?api-version=2021-04-12", good), 0},
+		{"token of the hub's policy", connectPacket(id, user, sign(host+"/devices/"+id, e.hubs[0].key, hubPolicy, time.Hour)), 0},
 		{"wrong key", connectPacket(id, user, sign(host+"/devices/"+id, keys.GenerateKey(), "", time.Hour)), 5},
+		{"device key with a policy name", connectPacket(id, user, sign(host+"/devices/"+id, k, hubPolicy, time.Hour)), 5},
+		{"another policy", connectPacket(id, user, sign(host+"/devices/"+id, e.hubs[0].key, "registryRead", time.Hour)), 5},
 		{"expired token", connectPacket(id, user, sign(host+"/devices/"+id, k, "", -time.Minute)), 5},
 		{"token for another device", connectPacket(id, user, sign(host+"/devices/other", k, "", time.Hour)), 5},
 		{"no password", connectPacket(id, user, ""), 5},
@@ -81,10 +84,10 @@ func TestMQTTHubTokenExpiry(t *testing.T) {
 	user, _ := hubCredentials(e, 1, id, k)
 	host := e.hubs[0].HostName
 	m := dialRaw(t, e, e.Env().HubMQTTEndpoints[0])
-	if code := m.connect(connectPacket(id, user, keys.SignSAS(host+"/devices/"+id, k, "", time.Now().Add(2*time.Second)))); code != 0 {
+	if code := m.connect(connectPacket(id, user, keys.SignSAS(host+"/devices/"+id, k, "", time.Now().Add(3*time.Second)))); code != 0 {
 		t.Fatalf("CONNECT: return code %d", code)
 	}
-	time.Sleep(2100 * time.Millisecond)
+	time.Sleep(3100 * time.Millisecond)
 	m.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}})
 	m.expectClosed(5 * time.Second)
 }
@@ -264,6 +267,9 @@ func TestMQTTTopicIsolation(t *testing.T) {
 	m.expectSilence(1500 * time.Millisecond) // $SYS is published every second to those who may read it
 	m.send(publishPacket("devices/"+b+"/messages/events/", 1, 3, "forged"))
 	m.expectClosed(5 * time.Second)
+	q0, _ := connectHubDevice(t, e, 1, a+"-q0") // QoS 0 too, which gets no PUBACK either way
+	q0.send(publishPacket("devices/"+b+"/messages/events/", 0, 0, "forged"))
+	q0.expectClosed(5 * time.Second)
 	if n := messageCount(t, e, 1, b); n != 0 {
 		t.Fatalf("device %s was credited %d forged messages", b, n)
 	}
@@ -314,7 +320,7 @@ func TestMQTTMaxPacketSize(t *testing.T) {
 // and send CONNECT soon after accept, over TLS and over WebSockets.
 func TestMQTTConnectDeadline(t *testing.T) {
 	t.Parallel()
-	e := startTest(t, Options{mqttConnectTimeout: 500 * time.Millisecond})
+	e := startTest(t, Options{mqttConnectTimeout: time.Second})
 	closedWithin := func(what string, c net.Conn) {
 		t.Helper()
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -368,12 +374,14 @@ func TestMQTTKeepAliveEnforced(t *testing.T) {
 		m.expectClosed(5 * time.Second)
 		t.Logf("keep-alive %d s: dropped after %v of silence", ka, time.Since(start).Round(10*time.Millisecond))
 	}
-	m := dialRaw(t, e, e.Env().MQTTEndpoint)
-	pk := connectPacket("ka-ping", e.idScope+"/registrations/ka/api-version=2019-03-31", "x")
-	pk.Connect.Keepalive = 1
+	// A keep-alive of 2 s (dropped after 3 s of silence), pinged for 4 s.
+	pinged := startTest(t, Options{mqttMaxKeepAlive: time.Minute})
+	m := dialRaw(t, pinged, pinged.Env().MQTTEndpoint)
+	pk := connectPacket("ka-ping", pinged.idScope+"/registrations/ka/api-version=2019-03-31", "x")
+	pk.Connect.Keepalive = 2
 	m.connect(pk)
-	for range 6 {
-		time.Sleep(400 * time.Millisecond)
+	for range 8 {
+		time.Sleep(500 * time.Millisecond)
 		if err := m.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}}); err != nil {
 			t.Fatalf("a pinging client was dropped: %v", err)
 		}
@@ -475,5 +483,42 @@ func TestMQTTDPSSameCheckAsHTTPS(t *testing.T) {
 		if httpOK, mqttOK := resp.StatusCode < 300, strings.HasPrefix(status, "2"); httpOK != mqttOK {
 			t.Errorf("%s: HTTPS %d but MQTT %s", c.name, resp.StatusCode, status)
 		}
+	}
+}
+
+// TestMQTTSessionTakeover: on a hub a device's new connection replaces its
+// old one (as IoT Hub does), but only an authenticated one can; on DPS, which
+// accepts every CONNECT, a client reusing another's client id takes nothing
+// over.
+func TestMQTTSessionTakeover(t *testing.T) {
+	t.Parallel()
+	e := startTest(t, Options{})
+	ping := func(m *rawMQTT) error {
+		if err := m.send(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pingreq}}); err != nil {
+			return err
+		}
+		_, err := m.read(5 * time.Second)
+		return err
+	}
+	first, k := connectHubDevice(t, e, 1, "takeover-dev")
+	user, pw := hubCredentials(e, 1, "takeover-dev", k)
+	intruder := dialRaw(t, e, e.Env().HubMQTTEndpoints[0])
+	intruder.connect(connectPacket("takeover-dev", user, "junk"))
+	if err := ping(first); err != nil {
+		t.Fatalf("a refused CONNECT with the device's client id dropped the device: %v", err)
+	}
+	second := dialRaw(t, e, e.Env().HubMQTTEndpoints[0])
+	if code := second.connect(connectPacket("takeover-dev", user, pw)); code != 0 {
+		t.Fatalf("second connection: return code %d", code)
+	}
+	first.expectClosed(5 * time.Second)
+
+	scopeUser := e.idScope + "/registrations/dps-dev/api-version=2019-03-31"
+	a := dialRaw(t, e, e.Env().MQTTEndpoint)
+	a.connect(connectPacket("dps-dev", scopeUser, "a's token"))
+	b := dialRaw(t, e, e.Env().MQTTEndpoint)
+	b.connect(connectPacket("dps-dev", scopeUser, "junk"))
+	if err := ping(a); err != nil {
+		t.Fatalf("a second DPS client with the same client id dropped the first: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/dpsconsole/dpsconsole/dps"
@@ -133,5 +134,10 @@ func TestMQTTLogNeverHoldsAPacket(t *testing.T) {
 	// The text handler prints the password as a byte list, so look for the attributes.
 	if out := buf.String(); strings.Contains(out, "pk=") || strings.Contains(out, "packet=") || !strings.Contains(out, "client=dev-1") {
 		t.Errorf("log line %q: want the client and no packet", out)
+	}
+	buf.Reset()
+	log.Warn(mqtt.ErrMinimumKeepalive.Error(), "client", "dev-1", "keepalive", 0)
+	if buf.Len() != 0 {
+		t.Errorf("mochi's keep-alive advice was logged: %q", buf.String())
 	}
 }

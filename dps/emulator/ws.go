@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -30,12 +31,19 @@ func withWebSocket(ep *mqttEndpoint, h http.Handler) http.Handler {
 	})
 }
 
-// wsUpgrader negotiates the subprotocol itself (ServeHTTP): the docs say
-// "mqtt", the C SDK sends "MQTT".
-var wsUpgrader = websocket.Upgrader{HandshakeTimeout: 10 * time.Second}
+// wsUpgrader leaves the subprotocol to ServeHTTP (the docs say "mqtt", the C
+// SDK sends "MQTT"). An idle connection holds a 1 KiB read buffer and no
+// write buffer: writes borrow one from the pool.
+var wsUpgrader = websocket.Upgrader{
+	HandshakeTimeout: 10 * time.Second,
+	ReadBufferSize:   1 << 10,
+	WriteBufferSize:  4 << 10,
+	WriteBufferPool:  &sync.Pool{},
+}
 
-// ServeHTTP upgrades to a WebSocket carrying MQTT and serves it until the
-// client leaves.
+// ServeHTTP upgrades to a WebSocket carrying MQTT and hands it to a
+// goroutine of its own, so the HTTP server's goroutine, request and buffers
+// are not kept for the life of the connection.
 func (l *mqttListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	proto := ""
 	for _, p := range websocket.Subprotocols(r) {
@@ -52,9 +60,11 @@ func (l *mqttListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	if !l.run(&wsConn{Conn: ws.NetConn(), ws: ws}) {
-		ws.Close()
-	}
+	go func() {
+		if !l.run(&wsConn{Conn: ws.NetConn(), ws: ws}) {
+			ws.Close()
+		}
+	}()
 }
 
 // wsConn is an MQTT byte stream over WebSocket binary messages; a packet
