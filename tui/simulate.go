@@ -37,11 +37,12 @@ type simulateView struct {
 
 // keyReadyMsg carries the device key once derived from the group's key.
 type keyReadyMsg struct {
-	gen     int
-	regID   string
-	key     keys.Key
-	payload json.RawMessage
-	err     error
+	gen       int
+	regID     string
+	key       keys.Key
+	payload   json.RawMessage
+	transport device.Transport
+	err       error
 }
 
 func newSimulateView(c *Common, groupID, regID string) *simulateView {
@@ -96,6 +97,7 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 			v.err = dps.ErrorMessage(msg.err)
 			return nil
 		}
+		v.tl.transport = msg.transport
 		return v.tl.start(msg.regID, msg.key, msg.payload)
 	case tea.PasteMsg:
 		cmd, _ := v.f.paste(msg)
@@ -129,7 +131,6 @@ func (v *simulateView) run() tea.Cmd {
 		v.err = "Transport: " + err.Error()
 		return nil
 	}
-	v.tl.transport = tr
 	regID := v.f.value(sfRegID)
 	if err := keys.ValidateRegistrationID(regID); err != nil {
 		v.err = "Registration ID: " + err.Error()
@@ -149,6 +150,7 @@ func (v *simulateView) run() tea.Cmd {
 			v.err = "Device key: " + err.Error()
 			return nil
 		}
+		v.tl.transport = tr // set as the run starts: telemetry of the last run keeps its transport until then
 		return v.tl.start(regID, key, payload)
 	}
 	groupID := v.f.value(sfGroup)
@@ -161,7 +163,7 @@ func (v *simulateView) run() tea.Cmd {
 	gen, svc, ctx := v.prepGen, v.c.Target.Service, v.c.Ctx
 	return do(v.vid, func() tea.Msg {
 		key, err := groupDeviceKey(ctx, svc, groupID, regID)
-		return keyReadyMsg{gen: gen, regID: regID, key: key, payload: payload, err: err}
+		return keyReadyMsg{gen: gen, regID: regID, key: key, payload: payload, transport: tr, err: err}
 	})
 }
 

@@ -8,7 +8,8 @@ import (
 
 // TestSimulateOverMQTT: the transport field makes the simulated device
 // register over MQTT, the timeline shows the MQTT steps, and telemetry goes
-// over MQTT too; an unknown transport is refused before anything runs.
+// over MQTT too; an unknown transport is refused before anything runs. A
+// second run through the group goes over WebSockets.
 func TestSimulateOverMQTT(t *testing.T) {
 	target, emu := startEmulator(t, 700*time.Millisecond)
 	c := testCommon(t, 160, 40)
@@ -39,5 +40,18 @@ func TestSimulateOverMQTT(t *testing.T) {
 	hub := v.tl.result.AssignedHub
 	if d, err := emu.HubDevice(t.Context(), hub, rid); err != nil || d.MessageCount != 1 {
 		t.Fatalf("hub device %+v, %v; want 1 message", d, err)
+	}
+
+	// Through the group (its key fetched off the event loop) over WebSockets.
+	v.f.set(sfDeviceKey, "")
+	v.f.set(sfGroup, "mylegacydevices")
+	v.f.set(sfTransport, "mqtt-ws")
+	h.press("enter")
+	if out := plain(v.View()); !strings.Contains(out, "connecting to wss://") || !strings.Contains(out, "✓ assigned → hub") {
+		t.Fatalf("over mqtt-ws through the group:\n%s", out)
+	}
+	h.press("ctrl+t")
+	if d, err := emu.HubDevice(t.Context(), hub, rid); err != nil || d.MessageCount != 2 {
+		t.Fatalf("hub device %+v, %v; want 2 messages", d, err)
 	}
 }
