@@ -2,7 +2,9 @@ package device_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -193,5 +195,31 @@ func TestSessionRegistersTwiceOverOneConnection(t *testing.T) {
 	https := start(t, 0)
 	if _, err := https.dev.OpenSession(t.Context(), "dev-1", gk, nil); err == nil || !strings.Contains(err.Error(), "use Register") {
 		t.Errorf("a session over HTTPS: %v", err)
+	}
+}
+
+// TestMQTTRegistrationsLeaveNoGoroutines: every registration's connection
+// (paho's goroutines, and the emulator's for it) ends with it, so a console
+// simulating device after device does not grow.
+func TestMQTTRegistrationsLeaveNoGoroutines(t *testing.T) {
+	f := start(t, 0).over(t, device.TransportMQTT)
+	gk := f.group(t, dps.EnrollmentGroup{EnrollmentGroupID: "fleet"})
+	if _, _, err := f.register(t, "warm-up", derive(t, gk, "warm-up"), ""); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for i := range 20 {
+		rid := fmt.Sprintf("dev-%d", i)
+		if _, _, err := f.register(t, rid, derive(t, gk, rid), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after 20 registrations, %d before", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
