@@ -39,9 +39,13 @@ func TestTelemetryOverMQTT(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			dc.Close() // the next message opens a new connection
+			if err := dc.SendEvent(ctx, []byte(`{"n":3}`), nil); err != nil {
+				t.Fatal(err)
+			}
 			d, err := em.HubDevice(ctx, reg.Host(), "dev-00")
-			if err != nil || d.MessageCount != 3 {
-				t.Fatalf("hub device = %+v, %v; want 3 messages counted", d, err)
+			if err != nil || d.MessageCount != 4 {
+				t.Fatalf("hub device = %+v, %v; want 4 messages counted", d, err)
 			}
 
 			wrong, err := hub.NewDeviceClient(reg.Host(), "dev-00", keys.GenerateKey(), o)
@@ -53,8 +57,8 @@ func TestTelemetryOverMQTT(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "CONNACK 5, not authorized") || !strings.Contains(err.Error(), "wrong key for device dev-00") {
 				t.Fatalf("wrong key: %v, want CONNACK 5 and what to do", err)
 			}
-			if d, _ := em.HubDevice(ctx, reg.Host(), "dev-00"); d.MessageCount != 3 {
-				t.Errorf("%d messages counted after the refused one, want 3", d.MessageCount)
+			if d, _ := em.HubDevice(ctx, reg.Host(), "dev-00"); d.MessageCount != 4 {
+				t.Errorf("%d messages counted after the refused one, want 4", d.MessageCount)
 			}
 		})
 	}
