@@ -112,11 +112,8 @@ func NewClient(idScope string, opts *ClientOptions) (*Client, error) {
 	if err := checkHost(host); err != nil {
 		return nil, err
 	}
-	tr := opts.Transport
-	if tr == "" {
-		tr = TransportHTTPS
-	}
-	if _, err := ParseTransport(string(tr)); err != nil {
+	tr, err := ParseTransport(string(opts.Transport))
+	if err != nil {
 		return nil, err
 	}
 	mqttHost := opts.MQTTHost

@@ -152,6 +152,11 @@ func TestParseTransport(t *testing.T) {
 			t.Errorf("ParseTransport(%q) = %q, %v", in, got, err)
 		}
 	}
+	// A client takes the name in any case.
+	c, err := device.NewClient("0ne00000A0A", &device.ClientOptions{Transport: "MQTT"})
+	if err != nil || c.Transport() != device.TransportMQTT || !strings.HasPrefix(c.Host(), "mqtts://global.azure-devices-provisioning.net:8883") {
+		t.Errorf("client over \"MQTT\": %v, %v", c, err)
+	}
 	if _, err := device.ParseTransport("amqp"); err == nil || !strings.Contains(err.Error(), "https, mqtt or mqtt-ws") {
 		t.Errorf("amqp: %v", err)
 	}
