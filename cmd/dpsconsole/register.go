@@ -292,7 +292,7 @@ func (r *register) sendTelemetry(ctx context.Context, st dps.DeviceRegistrationS
 			r.step("telemetry %d/%d to %s failed: %v", i, r.telemetry, st.AssignedHub, err)
 			return i - 1, fmt.Errorf("telemetry message %d of %d was not accepted by %s (the device key must be the one it registered with): %w", i, r.telemetry, st.AssignedHub, err)
 		}
-		r.step("telemetry %d/%d sent to %s (%d bytes, %dms)", i, r.telemetry, st.AssignedHub, len(body), time.Since(t0).Milliseconds())
+		r.step("telemetry %d/%d sent to %s over %s (%d bytes, %dms)", i, r.telemetry, st.AssignedHub, opts.Transport, len(body), time.Since(t0).Milliseconds())
 	}
 	return r.telemetry, nil
 }

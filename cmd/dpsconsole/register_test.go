@@ -73,7 +73,7 @@ func TestRegisterOverMQTT(t *testing.T) {
 		}
 		for _, want := range []string{"over " + tr, "MQTT CONNECT to " + url, "CONNACK 0: connected", "SUBSCRIBE $dps/registrations/res/#: granted QoS 1",
 			"register request sent on $dps/registrations/PUT/iotdps-register/?$rid=1", "res/202 assigning, operation 5.", "retry-after 1s",
-			"poll 1 sent on $dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId=5.", "poll 1: res/200 assigned", "telemetry 2/2 sent"} {
+			"poll 1 sent on $dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId=5.", "poll 1: res/200 assigned", "telemetry 2/2 sent to 127.0.0.1:", " over " + tr + " ("} {
 			if !strings.Contains(errOut, want) {
 				t.Errorf("%s: stderr lacks %q:\n%s", tr, want, errOut)
 			}
