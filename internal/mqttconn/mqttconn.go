@@ -15,10 +15,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/gorilla/websocket"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 )
@@ -173,6 +175,12 @@ func describeDialError(endpoint string, err error) error {
 	var ua x509.UnknownAuthorityError
 	if errors.As(err, &cv) || errors.As(err, &ua) {
 		return fmt.Errorf("the server certificate of %s is not trusted: %w (pass the CA that signed it, e.g. --ca-file)", endpoint, err)
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("cannot connect to %s: %w (nothing listens there: DPS and IoT Hub serve MQTT on 8883 and WebSockets on 443; check the host and port, or use --transport https)", endpoint, err)
+	case errors.Is(err, websocket.ErrBadHandshake):
+		return fmt.Errorf("cannot connect to %s: %w (the server did not upgrade to MQTT over WebSockets there; check the host and port)", endpoint, err)
 	}
 	return fmt.Errorf("cannot connect to %s: %w", endpoint, err)
 }

@@ -3,6 +3,7 @@ package mqttconn
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -40,7 +41,16 @@ func TestDialRefusesHTTPSAndNamesUnreachableEndpoints(t *testing.T) {
 	}
 	_, err := Dial(context.Background(), Options{Transport: MQTT, Host: "127.0.0.1:1", ClientID: "d"})
 	var refused *RefusedError
-	if err == nil || errors.As(err, &refused) || !strings.Contains(err.Error(), "cannot connect to mqtts://127.0.0.1:1") {
+	if err == nil || errors.As(err, &refused) || !strings.Contains(err.Error(), "cannot connect to mqtts://127.0.0.1:1") ||
+		!strings.Contains(err.Error(), "nothing listens there") {
+		t.Fatalf("err = %v", err)
+	}
+	// An HTTPS server without the WebSocket endpoint.
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	tlsConf := srv.Client().Transport.(*http.Transport).TLSClientConfig
+	_, err = Dial(context.Background(), Options{Transport: WebSockets, Host: strings.TrimPrefix(srv.URL, "https://"), ClientID: "d", TLS: tlsConf})
+	if err == nil || !strings.Contains(err.Error(), "did not upgrade to MQTT over WebSockets") {
 		t.Fatalf("err = %v", err)
 	}
 }
