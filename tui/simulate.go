@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"charm.land/bubbles/v2/textinput"
@@ -52,7 +53,7 @@ func newSimulateView(c *Common, groupID, regID string) *simulateView {
 	v.f.inputs[sfDeviceKey].Placeholder = "or paste a device key (overrides the group)"
 	v.f.inputs[sfDeviceKey].EchoMode = textinput.EchoPassword
 	v.f.inputs[sfPayload].Placeholder = `optional JSON, e.g. {"model":"x1"}`
-	v.f.inputs[sfTransport].Placeholder = "https (default), mqtt or mqtt-ws; telemetry follows it"
+	v.f.inputs[sfTransport].Placeholder = "https (default), mqtt or mqtt-ws (←/→ pick); telemetry follows it"
 	v.f.set(sfGroup, groupID)
 	v.f.set(sfRegID, regID)
 	return v
@@ -112,6 +113,9 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 			return v.run()
 		case msg.String() == "enter":
 			return v.f.focusOn(v.f.focus + 1)
+		case v.f.focus == sfTransport && (msg.String() == "left" || msg.String() == "right"):
+			v.f.set(sfTransport, string(nextTransport(v.f.value(sfTransport), msg.String() == "right")))
+			return nil
 		}
 		cmd, _ := v.f.update(msg)
 		return cmd
@@ -184,6 +188,20 @@ func (v *simulateView) View() string {
 		lines = append(lines, "", st.Muted.Render("enter runs it again (a registered device shows its reprovisioning substatus)"))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// nextTransport is the transport after (or before) the one named s, in
+// the order https, mqtt, mqtt-ws; an unknown name starts over at https.
+func nextTransport(s string, forward bool) device.Transport {
+	all := device.Transports
+	i := slices.Index(all, device.Transport(strings.ToLower(s)))
+	switch {
+	case i < 0:
+		return all[0]
+	case forward:
+		return all[(i+1)%len(all)]
+	}
+	return all[(i+len(all)-1)%len(all)]
 }
 
 // groupDeviceKey derives regID's device key from the group's primary key.

@@ -23,7 +23,19 @@ func TestSimulateOverMQTT(t *testing.T) {
 	if !strings.Contains(v.err, "Transport: unknown transport \"amqp\": use https, mqtt or mqtt-ws") || v.tl.regID != "" {
 		t.Fatalf("err %q, run %q", v.err, v.tl.regID)
 	}
-	v.f.set(sfTransport, "mqtt")
+	// ←/→ on the field pick the transport.
+	v.f.set(sfTransport, "")
+	v.f.focusOn(sfTransport)
+	for _, want := range []string{"https", "mqtt", "mqtt-ws", "https"} {
+		h.press("right")
+		if got := v.f.value(sfTransport); got != want {
+			t.Fatalf("→ gave %q, want %q", got, want)
+		}
+	}
+	h.press("left", "left")
+	if got := v.f.value(sfTransport); got != "mqtt" {
+		t.Fatalf("← ← gave %q, want mqtt", got)
+	}
 	h.press("enter")
 	out := plain(v.View())
 	for _, want := range []string{"connecting to mqtts://", "MQTT CONNECT to mqtts://", "CONNACK 0: connected", "SUBSCRIBE $dps/registrations/res/#: granted QoS 1",

@@ -40,6 +40,9 @@ const (
 	TransportMQTTWS = mqttconn.WebSockets
 )
 
+// Transports lists the transports in the order a user picks them.
+var Transports = mqttconn.Transports
+
 // ParseTransport reads "https", "mqtt" or "mqtt-ws"; "" is HTTPS.
 func ParseTransport(s string) (Transport, error) { return mqttconn.ParseTransport(s) }
 
