@@ -7,11 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
-	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 // TestNodeDeviceSDKs runs js/device.js: the Node provisioning device SDK
@@ -32,22 +29,8 @@ func testNodeDeviceSDKs(t *testing.T, delay time.Duration) {
 	// package timeout.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tr, err := dps.NewTransport(e.CAPEM())
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr.Timeout = 30 * time.Second // a hung server fails the test, not the package timeout
-	defer tr.CloseIdleConnections()
-	svc, err := dps.NewClientFromConnectionString(e.Env().DPSConnectionString, &dps.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: tr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gk := keys.GenerateKey()
-	if _, err := svc.CreateOrUpdateEnrollmentGroup(ctx, dps.EnrollmentGroup{EnrollmentGroupID: "node-devices", AllocationPolicy: dps.AllocationHashed,
-		Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
-			PrimaryKey: dps.Secret(gk.Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}}}, nil); err != nil {
-		t.Fatal(err)
-	}
+	svc := serviceClient(t, e)
+	gk := hashedGroup(ctx, t, svc, "node-devices")
 
 	const rid, messages = "node-sensor-001", 3
 	out := runNode(t, e, "device.js", "STAGE=register", "REG_ID="+rid, "GROUP_KEY="+gk.Base64(), "TELEMETRY_COUNT=3")

@@ -20,7 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
+	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 // nodeMissing says why the Node tests cannot run; "" when they can.
@@ -138,4 +142,33 @@ func runNode(t *testing.T, e *emulator.Emulator, script string, extraEnv ...stri
 		t.Fatalf("node %s: %v", script, err)
 	}
 	return out.String()
+}
+
+// serviceClient is a DPS service client for e; its connections close with the test.
+func serviceClient(t *testing.T, e *emulator.Emulator) *dps.Client {
+	t.Helper()
+	tr, err := dps.NewTransport(e.CAPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Timeout = 30 * time.Second // a hung server fails the test, not the package timeout
+	t.Cleanup(tr.CloseIdleConnections)
+	svc, err := dps.NewClientFromConnectionString(e.Env().DPSConnectionString, &dps.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// hashedGroup creates a hashed symmetric-key group with fresh keys and
+// returns its primary key.
+func hashedGroup(ctx context.Context, t *testing.T, svc *dps.Client, id string) keys.Key {
+	t.Helper()
+	gk := keys.GenerateKey()
+	if _, err := svc.CreateOrUpdateEnrollmentGroup(ctx, dps.EnrollmentGroup{EnrollmentGroupID: id, AllocationPolicy: dps.AllocationHashed,
+		Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
+			PrimaryKey: dps.Secret(gk.Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return gk
 }

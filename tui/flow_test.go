@@ -12,6 +12,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
+	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 // startEmulator runs the real emulator in-process (demo seed) and returns a
@@ -44,7 +45,18 @@ func startEmulatorAt(t testing.TB, dataDir string, delay time.Duration) (*Target
 		t.Fatal(err)
 	}
 	return &Target{Name: "emulator", IDScope: env.IDScope, DeviceEndpoint: env.DeviceEndpoint, Service: svc,
+		MQTTEndpoint: env.MQTTEndpoint, HubMQTTEndpoints: hubMQTT(env),
 		HubConnectionStrings: env.HubConnectionStrings, HTTPClient: tr, StateDir: t.TempDir()}, emu
+}
+
+// hubMQTT maps each hub of env to its MQTT listener.
+func hubMQTT(env emulator.Env) map[string]string {
+	m := map[string]string{}
+	for i, cs := range env.HubConnectionStrings {
+		c, _ := keys.ParseServiceConnectionString(cs)
+		m[strings.ToLower(c.HostName)] = env.HubMQTTEndpoints[i]
+	}
+	return m
 }
 
 // probe wraps the root model in a real Program and keeps the last screen as

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/device"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
@@ -20,6 +22,7 @@ const (
 	sfDeviceKey
 	sfRegID
 	sfPayload
+	sfTransport // after the payload, where enter runs the registration; tab reaches it
 )
 
 // simulateView registers a simulated device and shows it live.
@@ -39,22 +42,24 @@ type simulateView struct {
 
 // keyReadyMsg carries the device key once derived from the group's key.
 type keyReadyMsg struct {
-	gen     int
-	regID   string
-	key     keys.Key
-	payload json.RawMessage
-	err     error
+	gen       int
+	regID     string
+	key       keys.Key
+	payload   json.RawMessage
+	transport device.Transport
+	err       error
 	// existing is the ID's record, when it has one.
 	existing *existingRecord
 }
 
 func newSimulateView(c *Common, groupID, regID string) *simulateView {
-	v := &simulateView{c: c, vid: c.newID(), f: newForm(c, "Group ID", "Device key", "Registration ID", "Payload")}
+	v := &simulateView{c: c, vid: c.newID(), f: newForm(c, "Group ID", "Device key", "Registration ID", "Payload", "Transport")}
 	v.tl = newTimeline(c, v.vid)
 	v.f.inputs[sfGroup].Placeholder = "derive the key from this group's primary key"
 	v.f.inputs[sfDeviceKey].Placeholder = "or paste a device key (overrides the group)"
 	v.f.inputs[sfDeviceKey].EchoMode = textinput.EchoPassword
 	v.f.inputs[sfPayload].Placeholder = `optional JSON, e.g. {"model":"x1"}`
+	v.f.inputs[sfTransport].Placeholder = "https (default), mqtt or mqtt-ws (←/→ pick); telemetry follows it"
 	v.f.set(sfGroup, groupID)
 	v.f.set(sfRegID, regID)
 	return v
@@ -107,6 +112,7 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 		}
 		start := func() tea.Cmd {
 			v.ownID = msg.regID
+			v.tl.transport = msg.transport // set as the run starts: the last run's telemetry keeps its transport until then
 			return v.tl.start(msg.regID, msg.key, msg.payload)
 		}
 		if msg.existing != nil {
@@ -128,11 +134,14 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 		switch {
 		case k.Telemetry.Matches(msg):
 			return v.tl.sendTelemetry()
-		case msg.String() == "enter" && (!v.f.editing() || v.f.focus == sfPayload):
+		case msg.String() == "enter" && (!v.f.editing() || v.f.focus >= sfPayload):
 			v.f.focusOn(-1)
 			return v.run()
 		case msg.String() == "enter":
 			return v.f.focusOn(v.f.focus + 1)
+		case v.f.focus == sfTransport && (msg.String() == "left" || msg.String() == "right"):
+			v.f.set(sfTransport, string(nextTransport(v.f.value(sfTransport), msg.String() == "right")))
+			return nil
 		}
 		cmd, _ := v.f.update(msg)
 		return cmd
@@ -160,6 +169,11 @@ func (v *simulateView) run() tea.Cmd {
 		return flashWarn("a registration is already running")
 	}
 	v.err = ""
+	tr, err := device.ParseTransport(v.f.value(sfTransport))
+	if err != nil {
+		v.err = "Transport: " + err.Error()
+		return nil
+	}
 	regID := v.f.value(sfRegID)
 	if err := keys.ValidateRegistrationID(regID); err != nil {
 		v.err = "Registration ID: " + err.Error()
@@ -194,7 +208,7 @@ func (v *simulateView) run() tea.Cmd {
 		if key.IsZero() {
 			key, err = groupDeviceKey(ctx, svc, groupID, regID)
 		}
-		msg := keyReadyMsg{gen: gen, regID: regID, key: key, payload: payload, err: err}
+		msg := keyReadyMsg{gen: gen, regID: regID, key: key, payload: payload, transport: tr, err: err}
 		if err == nil && !own {
 			msg.existing, msg.err = findExisting(ctx, svc, groupID, regID)
 		}
@@ -226,6 +240,20 @@ func (v *simulateView) View() string {
 		lines = append(lines, "", st.Muted.Render(again))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// nextTransport is the transport after (or before) the one named s, in
+// the order https, mqtt, mqtt-ws; an unknown name starts over at https.
+func nextTransport(s string, forward bool) device.Transport {
+	all := device.Transports
+	i := slices.Index(all, device.Transport(strings.ToLower(s)))
+	switch {
+	case i < 0:
+		return all[0]
+	case forward:
+		return all[(i+1)%len(all)]
+	}
+	return all[(i+len(all)-1)%len(all)]
 }
 
 // groupDeviceKey derives regID's device key from the group's primary key.

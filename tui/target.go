@@ -21,9 +21,15 @@ import (
 // Target is the live DPS the console works on, with what the device and hub
 // clients need to reach it.
 type Target struct {
-	Name                 string // "emulator", or the DPS host
-	IDScope              string
-	DeviceEndpoint       string // host[:port] of the device API
+	Name           string // "emulator", or the DPS host
+	IDScope        string
+	DeviceEndpoint string // host[:port] of the device API
+	// MQTTEndpoint is host:port of DPS's MQTT listener; "" = the device
+	// endpoint's name on 8883.
+	MQTTEndpoint string
+	// HubMQTTEndpoints maps a lower-case hub host name to its MQTT
+	// host:port; a hub not in it is reached on its name on 8883.
+	HubMQTTEndpoints     map[string]string
 	Service              *dps.Client
 	HubConnectionStrings []string
 	// Journal records the groups the console sees and deletes, so the
@@ -43,10 +49,10 @@ func (t *Target) clientOptions() azcore.ClientOptions {
 	return o
 }
 
-// Device returns a device-registration client for the target's ID scope.
-// A local service target (an emulator) never gets the global endpoint: its
+// Device returns a device-registration client for the target's ID scope
+// over transport tr ("" is HTTPS). A local service target (an emulator) never gets the global endpoint: its
 // simulated devices would register with Azure instead.
-func (t *Target) Device() (*device.Client, error) {
+func (t *Target) Device(tr device.Transport) (*device.Client, error) {
 	if t.IDScope == "" {
 		return nil, fmt.Errorf("the ID scope of %s is unknown: set DPS_ID_SCOPE", t.Name)
 	}
@@ -55,7 +61,8 @@ func (t *Target) Device() (*device.Client, error) {
 		return nil, fmt.Errorf("the DPS at %s is local (an emulator), but the device endpoint is %s: a simulated device would register with Azure, not with it. "+
 			"Set DPS_DEVICE_ENDPOINT to the emulator's device endpoint (the DPS_DEVICE_ENDPOINT line of its emulator.env) and start the console again", t.Service.Host(), endpoint)
 	}
-	return device.NewClient(t.IDScope, &device.ClientOptions{ClientOptions: t.clientOptions(), ProvisioningHost: t.DeviceEndpoint})
+	return device.NewClient(t.IDScope, &device.ClientOptions{ClientOptions: t.clientOptions(), ProvisioningHost: t.DeviceEndpoint,
+		Transport: tr, MQTTHost: t.MQTTEndpoint})
 }
 
 // dialTimeout bounds connecting to a target, so that an unroutable one is
@@ -107,9 +114,10 @@ func isLoopback(host string) bool {
 	return strings.EqualFold(host, "localhost") || (ip != nil && ip.IsLoopback())
 }
 
-// HubDevice returns a telemetry client for a device on an assigned hub.
-func (t *Target) HubDevice(hubHost, deviceID string, key keys.Key) (*hub.DeviceClient, error) {
-	return hub.NewDeviceClient(hubHost, deviceID, key, &hub.ClientOptions{ClientOptions: t.clientOptions()})
+// HubDevice returns a telemetry client for a device on an assigned hub,
+// over transport tr; Close it after use.
+func (t *Target) HubDevice(hubHost, deviceID string, key keys.Key, tr device.Transport) (*hub.DeviceClient, error) {
+	return hub.NewDeviceClient(hubHost, deviceID, key, &hub.ClientOptions{ClientOptions: t.clientOptions(), Transport: tr, MQTTHost: t.HubMQTTEndpoints[strings.ToLower(hubHost)]})
 }
 
 // Registry returns the registry client of the hub named hubHost, when the

@@ -32,7 +32,7 @@ func TestSimulateRefusesTheGlobalEndpointForALocalTarget(t *testing.T) {
 		t.Fatalf("no registration may have happened: %v", err)
 	}
 	target.DeviceEndpoint = emu.Env().DeviceEndpoint
-	if _, err := target.Device(); err != nil {
+	if _, err := target.Device(""); err != nil {
 		t.Fatalf("the emulator's own endpoint is fine: %v", err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/device"
@@ -45,15 +44,18 @@ type timeline struct {
 	run     int                // generation: a new run drops events of the old one
 	stopRun context.CancelFunc // ends the current run's goroutine; see stop
 	running bool
-	host    string
-	regID   string
-	key     keys.Key
-	started time.Time
-	events  []device.Event
-	waitTil time.Time // end of the current Retry-After, for the countdown
-	result  *dps.DeviceRegistrationState
-	err     error
-	elapsed time.Duration
+	// transport is how the next run registers and sends telemetry; the
+	// view sets it before start.
+	transport device.Transport
+	host      string
+	regID     string
+	key       keys.Key
+	started   time.Time
+	events    []device.Event
+	waitTil   time.Time // end of the current Retry-After, for the countdown
+	result    *dps.DeviceRegistrationState
+	err       error
+	elapsed   time.Duration
 
 	sent, sendFailed int
 	sending          bool
@@ -66,7 +68,7 @@ func newTimeline(c *Common, owner int) *timeline { return &timeline{c: c, owner:
 func (t *timeline) start(regID string, key keys.Key, payload json.RawMessage) tea.Cmd {
 	t.stop()
 	t.run++
-	*t = timeline{c: t.c, owner: t.owner, run: t.run, running: true, regID: regID, key: key, started: t.c.Now()}
+	*t = timeline{c: t.c, owner: t.owner, run: t.run, transport: t.transport, running: true, regID: regID, key: key, started: t.c.Now()}
 	if t.c.Target == nil {
 		t.running, t.err = false, errors.New("no target")
 		return nil
@@ -75,7 +77,7 @@ func (t *timeline) start(regID string, key keys.Key, payload json.RawMessage) te
 		t.running, t.err = false, errReadOnlyRegister
 		return nil
 	}
-	client, err := t.c.Target.Device()
+	client, err := t.c.Target.Device(t.transport)
 	if err != nil {
 		t.running, t.err = false, err
 		return nil
@@ -97,9 +99,9 @@ func (t *timeline) start(regID string, key keys.Key, payload json.RawMessage) te
 		}
 		go func() {
 			defer close(ch)
-			state, err := register(ctx, client, regID, key, payload, func(e device.Event) {
+			state, err := client.Register(ctx, regID, key, &device.RegisterOptions{Payload: payload, Progress: func(e device.Event) {
 				send(registerEvent{run: run, ch: ch, ev: e})
-			})
+			}})
 			send(registerEvent{run: run, ch: ch, done: true, state: state, err: err})
 		}()
 		return <-ch
@@ -115,14 +117,6 @@ func (t *timeline) stop() {
 	if t.stopRun != nil {
 		t.stopRun()
 	}
-}
-
-func register(ctx context.Context, client *device.Client, regID string, key keys.Key, payload json.RawMessage, progress func(device.Event)) (dps.DeviceRegistrationState, error) {
-	poller, err := client.BeginRegister(ctx, regID, key, &device.RegisterOptions{Payload: payload, Progress: progress})
-	if err != nil {
-		return dps.DeviceRegistrationState{}, err
-	}
-	return poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: device.DefaultPollInterval})
 }
 
 func listenRegister(owner int, ch <-chan registerEvent) tea.Cmd {
@@ -197,12 +191,13 @@ func (t *timeline) sendTelemetry() tea.Cmd {
 	}
 	t.sending = true
 	hubHost, devID, key, n := t.result.AssignedHub, t.result.DeviceID, t.key, t.sent+t.sendFailed+1
-	run, ctx, target := t.run, t.c.Ctx, t.c.Target
+	run, ctx, target, tr := t.run, t.c.Ctx, t.c.Target, t.transport
 	return do(t.owner, func() tea.Msg {
-		client, err := target.HubDevice(hubHost, devID, key)
+		client, err := target.HubDevice(hubHost, devID, key, tr)
 		if err != nil {
 			return telemetrySent{run: run, err: err}
 		}
+		defer client.Close()
 		body := fmt.Appendf(nil, `{"message":%d,"source":"dpsconsole"}`, n)
 		return telemetrySent{run: run, err: client.SendEvent(ctx, body, nil)}
 	})
@@ -269,20 +264,28 @@ func registerErrorText(err error) string {
 func describeEvent(e device.Event) string {
 	var s string
 	switch e.Step {
+	case device.StepConnecting:
+		s = "MQTT CONNECT to " + e.Endpoint
+	case device.StepConnected:
+		s = "CONNACK 0: connected"
+	case device.StepSubscribed:
+		s = fmt.Sprintf("SUBSCRIBE %s: granted QoS %d", e.Topic, e.QoS)
 	case device.StepRequestSent:
-		s = "register request sent"
+		s = "register request sent" + e.OnTopic()
 	case device.StepAccepted:
-		s = fmt.Sprintf("accepted (HTTP %d): operation %s, %s", e.HTTPStatus, e.OperationID, e.Status)
+		s = fmt.Sprintf("accepted (%s): operation %s, %s", e.Answer(), e.OperationID, e.Status)
 	case device.StepPollSent:
-		s = fmt.Sprintf("poll %d sent", e.Poll)
+		s = fmt.Sprintf("poll %d sent%s", e.Poll, e.OnTopic())
 	case device.StepPollWait:
 		s = fmt.Sprintf("holding poll %d to stay under 5 polls in 10s", e.Poll)
 	case device.StepPolled:
-		s = fmt.Sprintf("poll %d: %s (HTTP %d)", e.Poll, e.Status, e.HTTPStatus)
+		s = fmt.Sprintf("poll %d: %s (%s)", e.Poll, e.Status, e.Answer())
+	case device.StepRetry:
+		s = fmt.Sprintf("%s: DPS is busy, sending again", e.Answer())
 	case device.StepResult:
 		s = fmt.Sprintf("result: %s", e.Status)
 	case device.StepError: // the full reason follows on the result line
-		s = fmt.Sprintf("request failed (HTTP %d)", e.HTTPStatus)
+		s = fmt.Sprintf("request failed (%s)", e.Answer())
 		if e.HTTPStatus == 0 && e.Err != nil {
 			s = "request failed: " + e.Err.Error()
 		}

@@ -26,11 +26,11 @@ func registerThroughTutorialGroup(t *testing.T, target *Target, id string) dps.D
 	if err != nil {
 		t.Fatal(err)
 	}
-	client, err := target.Device()
+	client, err := target.Device("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := register(context.Background(), client, id, dk, nil, nil)
+	st, err := client.Register(context.Background(), id, dk, nil)
 	if err != nil || st.Status != dps.StatusAssigned {
 		t.Fatalf("registering %s: %+v %v", id, st, err)
 	}

@@ -89,6 +89,7 @@ func runConsole(cmd *cobra.Command, a *app) (err error) {
 	m := tui.New(ctx, tui.Options{
 		Target: &tui.Target{
 			Name: t.name, IDScope: t.idScope, DeviceEndpoint: t.deviceEndpoint, Service: t.client,
+			MQTTEndpoint: t.mqttEndpoint, HubMQTTEndpoints: t.hubMQTT,
 			HubConnectionStrings: t.hubConnectionStrings, HTTPClient: t.transport, Journal: journal, StateDir: a.stateDir,
 		},
 		ReadOnly: a.console.readOnly,

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/spf13/cobra"
 
 	"github.com/dpsconsole/dpsconsole/dps"
@@ -31,6 +30,7 @@ type register struct {
 	provisioningHost string
 	payload          string
 	telemetry        int
+	transport        string
 	output           string
 	start            time.Time
 }
@@ -38,12 +38,18 @@ type register struct {
 func newRegisterCmd(a *app) *cobra.Command {
 	r := &register{a: a}
 	cmd := &cobra.Command{
-		Use:   "register --registration-id ID (--device-key K | --group-key K | --group ID)",
+		Use:   "register --registration-id ID (--device-key K | --group-key K | --group ID) [--transport https|mqtt|mqtt-ws]",
 		Short: "Register a simulated device with DPS and watch each step",
 		Long: `register provisions a simulated symmetric-key device the way the DPS tutorial
 describes: it signs a SAS with the device key, sends the registration, polls
 the operation (honouring Retry-After) and prints the assigned hub. Each step
 goes to stderr with its elapsed time; the result goes to stdout.
+
+--transport picks how the device talks: https (the default), mqtt (MQTT over
+TLS, port 8883) or mqtt-ws (MQTT over WebSockets, port 443). Over MQTT the
+steps show the CONNECT and its CONNACK, the SUBSCRIBE, the register publish
+and each res/{status} answer with its retry-after. --telemetry sends its
+messages over the same transport.
 
 The device key is given directly (--device-key), derived from a group key
 (--group-key), or derived from a group's key read through the service API
@@ -53,7 +59,8 @@ Against the embedded emulator nothing else is needed. Against a real DPS the
 ID scope comes from --id-scope or $DPS_ID_SCOPE, and devices register at
 global.azure-devices-provisioning.net unless --provisioning-host says otherwise.`,
 		Example: `  dpsconsole register --registration-id sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6 --group mylegacydevices
-  dpsconsole register --registration-id dev-1 --group-key "$GROUP_KEY" --id-scope 0ne00000A0A --telemetry 3`,
+  dpsconsole register --registration-id dev-1 --group-key "$GROUP_KEY" --id-scope 0ne00000A0A --telemetry 3
+  dpsconsole register --registration-id dev-2 --group mylegacydevices --transport mqtt --telemetry 2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return r.run(cmd.Context()) },
 	}
@@ -67,6 +74,7 @@ global.azure-devices-provisioning.net unless --provisioning-host says otherwise.
 	f.StringVar(&r.provisioningHost, "provisioning-host", "", "device endpoint host[:port] (default: the emulator's, or global.azure-devices-provisioning.net)")
 	f.StringVar(&r.payload, "payload", "", "payload to send with the registration, as JSON (custom allocation webhooks see it)")
 	f.IntVar(&r.telemetry, "telemetry", 0, "after assignment, send this many telemetry messages to the assigned hub")
+	f.StringVar(&r.transport, "transport", "https", "how the device talks to DPS and its hub: https, mqtt or mqtt-ws")
 	addOutputFlag(cmd, &r.output)
 	return cmd
 }
@@ -106,6 +114,9 @@ func (r *register) check() error {
 	}
 	if r.telemetry < 0 {
 		return usagef("--telemetry must be 0 or more")
+	}
+	if _, err := device.ParseTransport(r.transport); err != nil {
+		return usagef("--transport: %v", err)
 	}
 	return nil
 }
@@ -155,21 +166,18 @@ func (r *register) run(ctx context.Context) error {
 		}
 	}
 
+	tr, _ := device.ParseTransport(r.transport) // checked
 	opts := azcore.ClientOptions{Transport: t.transport}
-	dc, err := device.NewClient(scope, &device.ClientOptions{ClientOptions: opts, ProvisioningHost: host})
+	dc, err := device.NewClient(scope, &device.ClientOptions{ClientOptions: opts, ProvisioningHost: host, Transport: tr, MQTTHost: t.mqttEndpoint})
 	if err != nil {
 		return usagef("%v", err)
 	}
-	r.step("registering %s in scope %s at %s", r.registrationID, shown(scope), shown(host))
+	r.step("registering %s in scope %s at %s over %s", r.registrationID, shown(scope), shown(dc.Host()), tr)
 	var payload json.RawMessage
 	if r.payload != "" {
 		payload = json.RawMessage(r.payload)
 	}
-	poller, err := dc.BeginRegister(ctx, r.registrationID, key, &device.RegisterOptions{Payload: payload, Progress: r.progress})
-	if err != nil {
-		return err
-	}
-	st, err := poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: device.DefaultPollInterval})
+	st, err := dc.Register(ctx, r.registrationID, key, &device.RegisterOptions{Payload: payload, Progress: r.progress})
 	var de *device.Error
 	if errors.As(err, &de) && de.State != nil {
 		// A failed or disabled registration still has a record worth showing.
@@ -182,7 +190,7 @@ func (r *register) run(ctx context.Context) error {
 	}
 	sent := 0
 	if r.telemetry > 0 {
-		sent, err = r.sendTelemetry(ctx, st, key, opts)
+		sent, err = r.sendTelemetry(ctx, st, key, &hub.ClientOptions{ClientOptions: opts, Transport: tr, MQTTHost: t.hubMQTTHost(st.AssignedHub)})
 	}
 	if werr := r.result(st, sent); werr != nil {
 		return werr
@@ -231,40 +239,54 @@ func (r *register) stepAt(at time.Time, format string, args ...any) {
 // progress prints the device client's events as they happen.
 func (r *register) progress(e device.Event) {
 	switch e.Step {
+	case device.StepConnecting:
+		r.stepAt(e.Time, "MQTT CONNECT to %s as %s", e.Endpoint, r.registrationID)
+	case device.StepConnected:
+		r.stepAt(e.Time, "CONNACK 0: connected")
+	case device.StepSubscribed:
+		r.stepAt(e.Time, "SUBSCRIBE %s: granted QoS %d", e.Topic, e.QoS)
 	case device.StepRequestSent:
-		r.stepAt(e.Time, "register request sent")
+		r.stepAt(e.Time, "register request sent%s", e.OnTopic())
 	case device.StepAccepted:
-		r.stepAt(e.Time, "HTTP %d %s, operation %s%s", e.HTTPStatus, e.Status, e.OperationID, retryNote(e.RetryAfter, e.Status))
+		r.stepAt(e.Time, "%s %s, operation %s%s", e.Answer(), e.Status, e.OperationID, retryNote(e))
 	case device.StepPollSent:
-		r.stepAt(e.Time, "poll %d sent", e.Poll)
+		r.stepAt(e.Time, "poll %d sent%s", e.Poll, e.OnTopic())
 	case device.StepPollWait:
 		r.stepAt(e.Time, "poll %d waits %.1fs to stay under 5 polls per 10 s", e.Poll, e.RetryAfter.Seconds())
 	case device.StepPolled:
-		r.stepAt(e.Time, "poll %d: HTTP %d %s%s", e.Poll, e.HTTPStatus, e.Status, retryNote(e.RetryAfter, e.Status))
+		r.stepAt(e.Time, "poll %d: %s %s%s", e.Poll, e.Answer(), e.Status, retryNote(e))
+	case device.StepRetry:
+		r.stepAt(e.Time, "%s: DPS is busy, sending again in %.1fs", e.Answer(), e.RetryAfter.Seconds())
 	case device.StepResult:
 		r.stepAt(e.Time, "result: %s", e.Status)
 	case device.StepError:
 		if e.HTTPStatus != 0 {
-			r.stepAt(e.Time, "request refused: HTTP %d", e.HTTPStatus)
+			r.stepAt(e.Time, "request refused: %s", e.Answer())
 		} else {
 			r.stepAt(e.Time, "request failed: %v", e.Err)
 		}
 	}
 }
 
-func retryNote(d time.Duration, st dps.RegistrationStatus) string {
-	if st != dps.StatusAssigning {
+// retryNote is the wait DPS asked for before the next poll.
+func retryNote(e device.Event) string {
+	if e.Status != dps.StatusAssigning {
 		return ""
 	}
-	return ", Retry-After " + strconv.Itoa(int(d.Seconds())) + "s"
+	name := "Retry-After"
+	if e.Topic != "" {
+		name = "retry-after"
+	}
+	return ", " + name + " " + strconv.Itoa(int(e.RetryAfter.Seconds())) + "s"
 }
 
 // sendTelemetry sends r.telemetry messages as the device to its hub.
-func (r *register) sendTelemetry(ctx context.Context, st dps.DeviceRegistrationState, key keys.Key, opts azcore.ClientOptions) (int, error) {
-	hc, err := hub.NewDeviceClient(st.AssignedHub, st.DeviceID, key, &hub.ClientOptions{ClientOptions: opts})
+func (r *register) sendTelemetry(ctx context.Context, st dps.DeviceRegistrationState, key keys.Key, opts *hub.ClientOptions) (int, error) {
+	hc, err := hub.NewDeviceClient(st.AssignedHub, st.DeviceID, key, opts)
 	if err != nil {
 		return 0, err
 	}
+	defer hc.Close()
 	for i := 1; i <= r.telemetry; i++ {
 		body, _ := json.Marshal(map[string]any{"deviceId": st.DeviceID, "seq": i, "time": time.Now().UTC()})
 		t0 := time.Now()
@@ -275,7 +297,7 @@ func (r *register) sendTelemetry(ctx context.Context, st dps.DeviceRegistrationS
 			r.step("telemetry %d/%d to %s failed: %v", i, r.telemetry, st.AssignedHub, err)
 			return i - 1, fmt.Errorf("telemetry message %d of %d was not accepted by %s (the device key must be the one it registered with): %w", i, r.telemetry, st.AssignedHub, err)
 		}
-		r.step("telemetry %d/%d sent to %s (%d bytes, %dms)", i, r.telemetry, st.AssignedHub, len(body), time.Since(t0).Milliseconds())
+		r.step("telemetry %d/%d sent to %s over %s (%d bytes, %dms)", i, r.telemetry, st.AssignedHub, opts.Transport, len(body), time.Since(t0).Milliseconds())
 	}
 	return r.telemetry, nil
 }

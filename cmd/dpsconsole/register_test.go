@@ -59,3 +59,33 @@ func TestRegisterErrors(t *testing.T) {
 	c.fails(2, []string{"register", "--registration-id", "d", "--group", "g", "--payload", "{"}, "--payload is not valid JSON")
 	c.fails(1, []string{"register", "--registration-id", "d", "--group", "nope"}, `group "nope" does not exist`)
 }
+
+// TestRegisterOverMQTT: --transport mqtt and mqtt-ws register over the
+// emulator's MQTT listener and its WebSocket endpoint, the steps show the
+// MQTT exchange, and --telemetry follows the transport to the hub.
+func TestRegisterOverMQTT(t *testing.T) {
+	c := newCLI(t)
+	for tr, url := range map[string]string{"mqtt": "mqtts://", "mqtt-ws": "wss://"} {
+		rid := tr + "-cli-device"
+		code, out, errOut := c.run("register", "--registration-id", rid, "--group", "mylegacydevices", "--transport", tr, "--telemetry", "2")
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s\n%s", tr, code, out, errOut)
+		}
+		for _, want := range []string{"over " + tr, "MQTT CONNECT to " + url, "CONNACK 0: connected", "SUBSCRIBE $dps/registrations/res/#: granted QoS 1",
+			"register request sent on $dps/registrations/PUT/iotdps-register/?$rid=1", "res/202 assigning, operation 5.", "retry-after 1s",
+			"poll 1 sent on $dps/registrations/GET/iotdps-get-operationstatus/?$rid=2&operationId=5.", "poll 1: res/200 assigned", "telemetry 2/2 sent to 127.0.0.1:", " over " + tr + " ("} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("%s: stderr lacks %q:\n%s", tr, want, errOut)
+			}
+		}
+		if !strings.Contains(out, "2 of 2 messages sent") {
+			t.Errorf("%s: stdout:\n%s", tr, out)
+		}
+		errOut = c.fails(1, []string{"register", "--registration-id", "dev-1", "--group-key", tutorialGroupKey[:44], "--transport", tr},
+			"401", "wrong or underived key")
+		if strings.Contains(errOut, tutorialGroupKey[:44]) {
+			t.Error("the key appears in the output")
+		}
+	}
+	c.fails(2, []string{"register", "--registration-id", "d", "--group", "g", "--transport", "amqp"}, "--transport", "https, mqtt or mqtt-ws")
+}

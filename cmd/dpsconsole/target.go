@@ -22,13 +22,15 @@ import (
 // --provisioning-host flags override the fields they carry.
 type target struct {
 	client               *dps.Client
-	name                 string       // for headers and messages, e.g. "emulator (127.0.0.1:40123)"
-	emulated             bool         // the embedded emulator, started by this process
-	idScope              string       // for device registration; "" when unknown
-	deviceEndpoint       string       // provisioning host[:port] for devices
-	hubConnectionStrings []string     // service connection strings of linked hubs (may be empty)
-	transport            *http.Client // trusts the system roots plus the target's CA; for other clients
-	caPEM                []byte       // the extra CA, or nil
+	name                 string            // for headers and messages, e.g. "emulator (127.0.0.1:40123)"
+	emulated             bool              // the embedded emulator, started by this process
+	idScope              string            // for device registration; "" when unknown
+	deviceEndpoint       string            // provisioning host[:port] for devices
+	mqttEndpoint         string            // DPS MQTT host:port for devices; "" = the device endpoint's name on 8883
+	hubMQTT              map[string]string // lower-case hub host name → its MQTT host:port; absent = the hub's name on 8883
+	hubConnectionStrings []string          // service connection strings of linked hubs (may be empty)
+	transport            *http.Client      // trusts the system roots plus the target's CA; for other clients
+	caPEM                []byte            // the extra CA, or nil
 	emu                  *emulator.Emulator
 }
 
@@ -41,6 +43,38 @@ func (t *target) Close() error {
 		return t.emu.Close()
 	}
 	return nil
+}
+
+// hubMQTTHost is where a device's MQTT connection to hubHost goes; "" is
+// the hub's name on 8883, as for a real hub.
+func (t *target) hubMQTTHost(hubHost string) string {
+	return t.hubMQTT[strings.ToLower(hubHost)]
+}
+
+// hubMQTTEndpoints pairs each hub connection string's host with the MQTT
+// endpoint at the same index (the emulator's IOTHUB_MQTT_ENDPOINT_N).
+func hubMQTTEndpoints(connectionStrings, endpoints []string) map[string]string {
+	m := map[string]string{}
+	for i, cs := range connectionStrings {
+		c, err := keys.ParseServiceConnectionString(cs)
+		if err == nil && i < len(endpoints) && endpoints[i] != "" {
+			m[strings.ToLower(c.HostName)] = endpoints[i]
+		}
+	}
+	return m
+}
+
+// hubMQTTFromEnv reads IOTHUB_MQTT_ENDPOINT[_N] next to
+// IOTHUB_CONNECTION_STRING[_N], as a standalone emulator's env file has them.
+func hubMQTTFromEnv() map[string]string {
+	css, eps := []string{os.Getenv("IOTHUB_CONNECTION_STRING")}, []string{os.Getenv("IOTHUB_MQTT_ENDPOINT")}
+	for i := 1; ; i++ {
+		cs, ok := os.LookupEnv("IOTHUB_CONNECTION_STRING_" + strconv.Itoa(i))
+		if !ok {
+			return hubMQTTEndpoints(css, eps)
+		}
+		css, eps = append(css, cs), append(eps, os.Getenv("IOTHUB_MQTT_ENDPOINT_"+strconv.Itoa(i)))
+	}
 }
 
 // globalDeviceEndpoint is where real devices register.
@@ -91,7 +125,9 @@ func (a *app) openTarget(ctx context.Context) (*target, error) {
 		name:                 "DPS " + parsed.HostName,
 		idScope:              os.Getenv("DPS_ID_SCOPE"),
 		deviceEndpoint:       deviceEndpoint,
+		mqttEndpoint:         os.Getenv("DPS_MQTT_ENDPOINT"),
 		hubConnectionStrings: hubConnectionStringsFromEnv(),
+		hubMQTT:              hubMQTTFromEnv(),
 		transport:            tr,
 		caPEM:                caPEM,
 	}, nil
@@ -144,7 +180,9 @@ func emulatorTarget(emu *emulator.Emulator) (*target, error) {
 		emulated:             true,
 		idScope:              env.IDScope,
 		deviceEndpoint:       env.DeviceEndpoint,
+		mqttEndpoint:         env.MQTTEndpoint,
 		hubConnectionStrings: env.HubConnectionStrings,
+		hubMQTT:              hubMQTTEndpoints(env.HubConnectionStrings, env.HubMQTTEndpoints),
 		transport:            tr,
 		caPEM:                caPEM,
 		emu:                  emu,

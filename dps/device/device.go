@@ -1,18 +1,22 @@
-// Package device registers a simulated device with DPS over HTTPS, the way a
-// symmetric-key device does: PUT register, then poll the operation until it
-// is assigned, failed or disabled. Registration is an azcore Poller with a
-// custom polling handler; every step is reported, timestamped, to an optional
-// progress callback so a console can draw it live.
+// Package device registers a simulated device with DPS the way a
+// symmetric-key device does: send the registration, then poll the operation
+// until it is assigned, failed or disabled. Over HTTPS (PUT register, GET the
+// operation) registration is an azcore Poller with a custom polling handler;
+// over MQTT and MQTT-over-WebSockets it is the same exchange on the
+// $dps/registrations topics (mqtt.go). Every step is reported, timestamped,
+// to an optional progress callback so a console can draw it live.
 package device
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,8 +26,25 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/internal/mqttconn"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
+
+// Transport is how the device talks to DPS: HTTPS, MQTT or MQTT over
+// WebSockets.
+type Transport = mqttconn.Transport
+
+const (
+	TransportHTTPS  = mqttconn.HTTPS
+	TransportMQTT   = mqttconn.MQTT
+	TransportMQTTWS = mqttconn.WebSockets
+)
+
+// Transports lists the transports in the order a user picks them.
+var Transports = mqttconn.Transports
+
+// ParseTransport reads "https", "mqtt" or "mqtt-ws"; "" is HTTPS.
+func ParseTransport(s string) (Transport, error) { return mqttconn.ParseTransport(s) }
 
 // DefaultProvisioningHost is the global device endpoint of Azure DPS.
 const DefaultProvisioningHost = "global.azure-devices-provisioning.net"
@@ -51,16 +72,29 @@ const tokenLifetime = time.Hour
 // ClientOptions configures a Client.
 type ClientOptions struct {
 	azcore.ClientOptions
-	// ProvisioningHost is host or host:port of the device endpoint;
-	// "" means DefaultProvisioningHost.
+	// ProvisioningHost is host or host:port of the device endpoint (HTTPS,
+	// and MQTT over WebSockets on the same port); "" means
+	// DefaultProvisioningHost.
 	ProvisioningHost string
+	// Transport is how devices register; "" is HTTPS.
+	Transport Transport
+	// MQTTHost is host:port of the MQTT endpoint; "" is the provisioning
+	// host's name on port 8883, as on real DPS.
+	MQTTHost string
+	// TLSConfig is the TLS of the MQTT connections; nil takes the one of
+	// ClientOptions.Transport when it is an *http.Client, else system roots.
+	TLSConfig *tls.Config
 }
 
 // Client registers devices of one ID scope.
 type Client struct {
-	host    string
-	idScope string
-	pl      runtime.Pipeline
+	host      string
+	idScope   string
+	pl        runtime.Pipeline
+	transport Transport
+	mqttHost  string
+	tls       *tls.Config
+	retries   int // MQTT: resends of a request DPS answered 429 or 5xx
 }
 
 // NewClient returns a client for the devices of idScope.
@@ -81,8 +115,43 @@ func NewClient(idScope string, opts *ClientOptions) (*Client, error) {
 	if err := checkHost(host); err != nil {
 		return nil, err
 	}
+	tr, err := ParseTransport(string(opts.Transport))
+	if err != nil {
+		return nil, err
+	}
+	mqttHost := opts.MQTTHost
+	if mqttHost == "" {
+		mqttHost = hostName(host)
+	} else if err := checkHost(mqttHost); err != nil {
+		return nil, fmt.Errorf("MQTT %w", err)
+	}
+	tlsConf := opts.TLSConfig
+	if tlsConf == nil {
+		tlsConf = mqttconn.TLSConfigOf(opts.ClientOptions.Transport)
+	}
 	pl := runtime.NewPipeline("dpsconsole/device", "v1", runtime.PipelineOptions{}, &opts.ClientOptions)
-	return &Client{host: host, idScope: idScope, pl: pl}, nil
+	return &Client{host: host, idScope: idScope, pl: pl, transport: tr, mqttHost: mqttHost, tls: tlsConf,
+		retries: retries(opts.Retry.MaxRetries)}, nil
+}
+
+// retries reads azcore's MaxRetries: 0 is its default of 3, -1 none.
+func retries(max int32) int {
+	switch {
+	case max < 0:
+		return 0
+	case max == 0:
+		return 3
+	}
+	return int(max)
+}
+
+// hostName is host without a port.
+func hostName(host string) string {
+	u, err := url.Parse("https://" + host)
+	if err != nil {
+		return host
+	}
+	return u.Hostname()
 }
 
 // checkHost accepts host or host:port, without a scheme or path.
@@ -94,8 +163,17 @@ func checkHost(host string) error {
 	return nil
 }
 
-// Host is the device endpoint the client talks to.
-func (c *Client) Host() string { return c.host }
+// Host is the device endpoint the client talks to: host[:port] over HTTPS,
+// the broker URL over MQTT.
+func (c *Client) Host() string {
+	if c.transport.IsMQTT() {
+		return c.mqttOptions("", "", "").Endpoint()
+	}
+	return c.host
+}
+
+// Transport is how the client registers devices.
+func (c *Client) Transport() Transport { return c.transport }
 
 // IDScope is the scope the client registers devices in.
 func (c *Client) IDScope() string { return c.idScope }
@@ -107,18 +185,25 @@ type RegisterOptions struct {
 	Payload json.RawMessage
 	// Progress, when set, is called synchronously with every step.
 	Progress func(Event)
+	// PollInterval is the wait between polls when DPS gives no
+	// Retry-After; 0 is DefaultPollInterval. Used by Register.
+	PollInterval time.Duration
 }
 
 // Step names a stage of a registration.
 type Step string
 
 const (
-	StepRequestSent Step = "request sent"    // the PUT register went out
+	StepConnecting  Step = "connecting"      // MQTT: CONNECT going out
+	StepConnected   Step = "connected"       // MQTT: CONNACK 0
+	StepSubscribed  Step = "subscribed"      // MQTT: SUBACK for the response topic
+	StepRequestSent Step = "request sent"    // the register request went out
 	StepAccepted    Step = "accepted"        // DPS answered with an operation id
 	StepPollSent    Step = "poll sent"       // a GET on the operation went out
 	StepPollWait    Step = "poll rate limit" // waiting to stay under 5 polls per 10 s
 	StepPolled      Step = "polled"          // DPS answered a poll
 	StepResult      Step = "result"          // a terminal status arrived
+	StepRetry       Step = "retry"           // MQTT: DPS answered 429 or 5xx; the request goes again after RetryAfter
 	StepError       Step = "error"           // a request failed
 )
 
@@ -127,12 +212,84 @@ type Event struct {
 	Time        time.Time
 	Step        Step
 	Poll        int                    // poll number, from 1, for poll steps
-	HTTPStatus  int                    // status of the answer, when there was one
+	HTTPStatus  int                    // status of the answer, when there was one (MQTT: the status in res/{status})
 	OperationID string                 // once known
+	Endpoint    string                 // MQTT: the broker URL, on StepConnecting
+	Topic       string                 // MQTT: the topic published, subscribed to, or answered on
+	QoS         byte                   // MQTT: the QoS the SUBACK granted
 	Status      dps.RegistrationStatus // status DPS reported, when it did
 	RetryAfter  time.Duration          // DPS's Retry-After on this answer; the wait for StepPollWait
 	State       *dps.DeviceRegistrationState
 	Err         error
+}
+
+// Register registers registrationID with the device key (an individual
+// enrollment key, or one derived from a group key) over the client's
+// transport and waits for the end: it honours DPS's Retry-After and never
+// polls more than 5 times in 10 s. A failed or disabled registration, or one
+// DPS refused, ends with an *Error.
+func (c *Client) Register(ctx context.Context, registrationID string, key keys.Key, opts *RegisterOptions) (dps.DeviceRegistrationState, error) {
+	if opts == nil {
+		opts = &RegisterOptions{}
+	}
+	if c.transport.IsMQTT() {
+		return c.registerMQTT(ctx, registrationID, key, opts)
+	}
+	p, err := c.BeginRegister(ctx, registrationID, key, opts)
+	if err != nil {
+		return dps.DeviceRegistrationState{}, err
+	}
+	return p.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: opts.pollInterval()})
+}
+
+func (o *RegisterOptions) pollInterval() time.Duration {
+	if o.PollInterval <= 0 {
+		return DefaultPollInterval
+	}
+	return o.PollInterval
+}
+
+// checkRegistration validates what a registration needs before it starts.
+func checkRegistration(registrationID string, key keys.Key, opts *RegisterOptions) error {
+	if err := checkDevice(registrationID, key); err != nil {
+		return err
+	}
+	return checkPayload(opts)
+}
+
+func checkDevice(registrationID string, key keys.Key) error {
+	if err := keys.ValidateRegistrationID(registrationID); err != nil {
+		return err
+	}
+	if key.IsZero() {
+		return errors.New("a device key is required: the enrollment's key, or one derived from the group key")
+	}
+	return nil
+}
+
+func checkPayload(opts *RegisterOptions) error {
+	if opts.Payload != nil && !json.Valid(opts.Payload) {
+		return errors.New("the registration payload is not valid JSON")
+	}
+	return nil
+}
+
+// Answer names the status of the event's answer as its transport shows it:
+// "HTTP 202", or over MQTT "res/202" (the status segment of the topic).
+func (e Event) Answer() string {
+	if e.Topic != "" {
+		return "res/" + strconv.Itoa(e.HTTPStatus)
+	}
+	return "HTTP " + strconv.Itoa(e.HTTPStatus)
+}
+
+// OnTopic is " on {topic}" for an MQTT step, "" over HTTPS: the tail of a
+// line that says where a request went.
+func (e Event) OnTopic() string {
+	if e.Topic == "" {
+		return ""
+	}
+	return " on " + e.Topic
 }
 
 // BeginRegister sends the register request for registrationID, signed with
@@ -140,19 +297,17 @@ type Event struct {
 // key), and returns a poller that follows the operation. Use
 // PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: DefaultPollInterval});
 // it honours DPS's Retry-After and never polls more than 5 times in 10 s.
-// A failed or disabled registration ends with an *Error.
+// A failed or disabled registration ends with an *Error. It is HTTPS only;
+// Register works over every transport.
 func (c *Client) BeginRegister(ctx context.Context, registrationID string, key keys.Key, opts *RegisterOptions) (*runtime.Poller[dps.DeviceRegistrationState], error) {
 	if opts == nil {
 		opts = &RegisterOptions{}
 	}
-	if err := keys.ValidateRegistrationID(registrationID); err != nil {
+	if c.transport != TransportHTTPS {
+		return nil, fmt.Errorf("BeginRegister is the HTTPS poller; this client registers over %s: use Register", c.transport)
+	}
+	if err := checkRegistration(registrationID, key, opts); err != nil {
 		return nil, err
-	}
-	if key.IsZero() {
-		return nil, errors.New("a device key is required: the enrollment's key, or one derived from the group key")
-	}
-	if opts.Payload != nil && !json.Valid(opts.Payload) {
-		return nil, errors.New("the registration payload is not valid JSON")
 	}
 	h := &handler{c: c, regID: registrationID, key: key, progress: opts.Progress}
 	body, err := json.Marshal(dps.DeviceRegistration{RegistrationID: registrationID, Payload: opts.Payload})
@@ -188,20 +343,58 @@ type handler struct {
 	progress func(Event)
 
 	opID  string
-	polls []time.Time // start times of the last pollBurst polls
+	polls pollLimiter
 	final *dps.RegistrationOperationStatus
 	resp  *http.Response
 }
 
-func (h *handler) emit(e Event) {
-	if h.progress == nil {
+func (h *handler) emit(e Event) { emit(h.progress, h.opID, e) }
+
+// emit timestamps e and hands it to progress, if set.
+func emit(progress func(Event), opID string, e Event) {
+	if progress == nil {
 		return
 	}
 	e.Time = time.Now()
 	if e.OperationID == "" {
-		e.OperationID = h.opID
+		e.OperationID = opID
 	}
-	h.progress(e)
+	progress(e)
+}
+
+// pollLimiter keeps one device under DPS's limit of 5 polls per 10 s.
+type pollLimiter struct {
+	starts []time.Time // start times of the last pollBurst polls
+	count  int
+}
+
+// next waits, if the limit needs it, and returns the number of the poll
+// that may go now; onWait hears of a wait before it starts.
+func (l *pollLimiter) next(ctx context.Context, onWait func(poll int, wait time.Duration)) (int, error) {
+	if len(l.starts) == pollBurst {
+		if wait := time.Until(l.starts[0].Add(pollWindow + pollMargin)); wait > 0 {
+			onWait(l.count+1, wait)
+			if err := sleep(ctx, wait); err != nil {
+				return 0, err
+			}
+		}
+		l.starts = l.starts[1:]
+	}
+	l.starts = append(l.starts, time.Now())
+	l.count++
+	return l.count, nil
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 func (h *handler) Done() bool {
@@ -213,21 +406,12 @@ func (h *handler) Poll(ctx context.Context) (*http.Response, error) {
 		return h.resp, nil
 	}
 	// DPS allows 5 polls per 10 s per device; wait rather than be throttled.
-	if len(h.polls) == pollBurst {
-		if wait := time.Until(h.polls[0].Add(pollWindow + pollMargin)); wait > 0 {
-			h.emit(Event{Step: StepPollWait, Poll: len(h.polls) + 1, RetryAfter: wait})
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil, ctx.Err()
-			case <-t.C:
-			}
-		}
-		h.polls = h.polls[1:]
+	n, err := h.polls.next(ctx, func(poll int, wait time.Duration) {
+		h.emit(Event{Step: StepPollWait, Poll: poll, RetryAfter: wait})
+	})
+	if err != nil {
+		return nil, err
 	}
-	h.polls = append(h.polls, time.Now())
-	n := len(h.polls)
 	// The operation id goes into the path as DPS gave it ([A-Za-z0-9.-]).
 	req, err := h.request(ctx, http.MethodGet, "/operations/"+url.PathEscape(h.opID), nil)
 	if err != nil {
@@ -252,26 +436,36 @@ func (h *handler) Poll(ctx context.Context) (*http.Response, error) {
 // update records a status; a terminal one ends the operation.
 func (h *handler) update(resp *http.Response, st *dps.RegistrationOperationStatus) {
 	h.resp = resp
-	switch st.Status {
-	case dps.StatusAssigned, dps.StatusFailed, dps.StatusDisabled:
+	if isFinal(st.Status) {
 		h.final = st
 		h.emit(Event{Step: StepResult, HTTPStatus: resp.StatusCode, Status: st.Status, State: st.RegistrationState})
 	}
+}
+
+func isFinal(s dps.RegistrationStatus) bool {
+	return s == dps.StatusAssigned || s == dps.StatusFailed || s == dps.StatusDisabled
 }
 
 func (h *handler) Result(_ context.Context, out *dps.DeviceRegistrationState) error {
 	if h.final == nil {
 		return errors.New("the registration has not finished")
 	}
-	st := h.final.RegistrationState
+	st, err := result(h.regID, h.final)
+	*out = st
+	return err
+}
+
+// result is the registration state of a terminal status; failed and
+// disabled are an *Error.
+func result(regID string, final *dps.RegistrationOperationStatus) (dps.DeviceRegistrationState, error) {
+	st := final.RegistrationState
 	if st == nil {
-		st = &dps.DeviceRegistrationState{RegistrationID: h.regID, Status: h.final.Status}
+		st = &dps.DeviceRegistrationState{RegistrationID: regID, Status: final.Status}
 	}
-	if h.final.Status != dps.StatusAssigned {
-		return newStatusError(h.final.Status, st)
+	if final.Status != dps.StatusAssigned {
+		return dps.DeviceRegistrationState{}, newStatusError(final.Status, st)
 	}
-	*out = *st
-	return nil
+	return *st, nil
 }
 
 // request builds a device API request for path under the registration.
@@ -301,22 +495,33 @@ func (h *handler) read(resp *http.Response) (*dps.RegistrationOperationStatus, e
 	if err != nil {
 		return nil, fmt.Errorf("reading the DPS answer: %w", err)
 	}
+	st, err := decodeStatus("HTTP "+strconv.Itoa(resp.StatusCode), b, h.opID)
+	if err != nil {
+		return nil, err
+	}
+	if h.opID == "" {
+		h.opID = st.OperationID
+	}
+	return st, nil
+}
+
+// decodeStatus reads a RegistrationOperationStatus that DPS answered with
+// (answer names it in errors, e.g. "HTTP 202"); a running one needs an
+// operation id to poll, unless opID already is one.
+func decodeStatus(answer string, b []byte, opID string) (*dps.RegistrationOperationStatus, error) {
 	var st dps.RegistrationOperationStatus
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("DPS answered HTTP %d with a body that is not a registration status: %w", resp.StatusCode, err)
+		return nil, fmt.Errorf("DPS answered %s with a body that is not a registration status: %w", answer, err)
 	}
 	switch st.Status {
 	case dps.StatusAssigned, dps.StatusFailed, dps.StatusDisabled:
 	case dps.StatusAssigning, dps.StatusUnassigned:
 		// Still running: the operation id is what we poll.
-		if st.OperationID == "" && h.opID == "" {
-			return nil, fmt.Errorf("DPS answered HTTP %d %s without an operation id to poll", resp.StatusCode, st.Status)
+		if st.OperationID == "" && opID == "" {
+			return nil, fmt.Errorf("DPS answered %s %s without an operation id to poll", answer, st.Status)
 		}
 	default:
-		return nil, fmt.Errorf("DPS answered HTTP %d with unknown registration status %q", resp.StatusCode, st.Status)
-	}
-	if h.opID == "" {
-		h.opID = st.OperationID
+		return nil, fmt.Errorf("DPS answered %s with unknown registration status %q", answer, st.Status)
 	}
 	return &st, nil
 }

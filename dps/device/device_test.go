@@ -36,10 +36,13 @@ func start(t *testing.T, delay time.Duration) *fixture {
 }
 
 // startWith starts an emulator with opts in a fresh data dir, no seed.
-func startWith(t *testing.T, opts emulator.Options) *fixture {
+func startWith(t testing.TB, opts emulator.Options) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	opts.DataDir, opts.Seed = t.TempDir(), "none"
+	if opts.MQTTAddr == "" {
+		opts.MQTTAddr = "127.0.0.1:0" // for the MQTT transports (mqtt_test.go)
+	}
 	em, err := emulator.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -122,11 +125,8 @@ func (f *fixture) register(t *testing.T, rid string, key keys.Key, payload strin
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	p, err := f.dev.BeginRegister(ctx, rid, key, opts)
-	if err != nil {
-		return dps.DeviceRegistrationState{}, events, err
-	}
-	st, err := p.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: 50 * time.Millisecond})
+	opts.PollInterval = 50 * time.Millisecond
+	st, err := f.dev.Register(ctx, rid, key, opts)
 	return st, events, err
 }
 

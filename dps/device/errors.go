@@ -12,13 +12,17 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/internal/mqttconn"
 )
 
-// Error is a registration that did not end assigned: DPS refused a request
-// (HTTPStatus ≥ 300), or the registration finished failed or disabled
-// (HTTP 200, Status set). Unwrap gives the *azcore.ResponseError of a refused
-// request.
+// Error is a registration that did not end assigned: DPS refused the MQTT
+// connection (CONNACK set), refused a request (HTTPStatus ≥ 300; over MQTT
+// the status of its res/{status} topic), or the registration finished failed
+// or disabled (HTTP 200, Status set). Unwrap gives the *azcore.ResponseError
+// of a refused HTTPS request, or the *mqttconn.RefusedError of a CONNACK.
 type Error struct {
+	Transport  Transport // "" or https, mqtt, mqtt-ws
+	CONNACK    byte      // the CONNACK return code that refused the connection; 0 when it was accepted
 	HTTPStatus int
 	Status     dps.RegistrationStatus // failed or disabled; "" when a request was refused
 	ErrorCode  int32                  // DPS's 6-digit code, 0 when it sent none
@@ -26,15 +30,20 @@ type Error struct {
 	TrackingID string
 	State      *dps.DeviceRegistrationState // the record of a failed or disabled registration
 	resp       *azcore.ResponseError
+	connect    *mqttconn.RefusedError
 }
 
 func (e *Error) Error() string {
 	var b strings.Builder
-	switch e.Status {
-	case dps.StatusFailed:
+	switch {
+	case e.CONNACK != 0 && e.connect != nil:
+		b.WriteString(e.connect.Error())
+	case e.Status == dps.StatusFailed:
 		b.WriteString("registration failed")
-	case dps.StatusDisabled:
+	case e.Status == dps.StatusDisabled:
 		b.WriteString("registration disabled")
+	case e.Transport.IsMQTT():
+		fmt.Fprintf(&b, "registration refused by DPS (status %d on the MQTT response topic)", e.HTTPStatus)
 	default:
 		fmt.Fprintf(&b, "registration refused by DPS (HTTP %d)", e.HTTPStatus)
 	}
@@ -59,20 +68,28 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error {
-	if e.resp == nil {
-		return nil
+	switch {
+	case e.resp != nil:
+		return e.resp
+	case e.connect != nil:
+		return e.connect
 	}
-	return e.resp
+	return nil
 }
+
+const adviceWrongKey = "wrong or underived key: derive the device key from the group key for this exact registration ID (or use the individual enrollment's key), and check the ID scope"
 
 // Advice says in plain words what the error usually means and what to do.
 func (e *Error) Advice() string {
+	if e.connect != nil && e.connect.NotAuthorized() {
+		return adviceWrongKey
+	}
 	if e.Status == dps.StatusDisabled {
 		return "the device's enrollment or its enrollment group is disabled: enable it (provisioningStatus enabled) to let the device register"
 	}
 	switch e.ErrorCode {
 	case 401000, 401002:
-		return "wrong or underived key: derive the device key from the group key for this exact registration ID (or use the individual enrollment's key), and check the ID scope"
+		return adviceWrongKey
 	case 400208:
 		return "no IoT hub could be selected: link a hub to DPS, or list a linked hub in the enrollment's iotHubs"
 	case 400209:
@@ -108,6 +125,13 @@ func newHTTPError(resp *http.Response) error {
 	var re *azcore.ResponseError
 	errors.As(runtime.NewResponseErrorWithErrorCode(resp, code), &re)
 	return &Error{HTTPStatus: resp.StatusCode, ErrorCode: d.ErrorCode, Message: d.Message, TrackingID: d.TrackingID, resp: re}
+}
+
+// newMQTTError reads DPS's error body from a res/{status} answer.
+func newMQTTError(tr Transport, status int, payload []byte) error {
+	var d dps.ErrorDetails
+	_ = json.Unmarshal(payload, &d) // a body that is not DPS's leaves d empty
+	return &Error{Transport: tr, HTTPStatus: status, ErrorCode: d.ErrorCode, Message: d.Message, TrackingID: d.TrackingID}
 }
 
 // newStatusError describes a registration that ended failed or disabled.

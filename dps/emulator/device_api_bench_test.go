@@ -62,7 +62,7 @@ func benchRegistrations(b *testing.B, every time.Duration, handshakeEach bool) {
 				rid := fmt.Sprintf("bench-%d-%08d", b.N, i)
 				key, _ := keys.DeriveDeviceKey(gk, rid)
 				d := &rawDevice{t: b, host: e.Env().DeviceEndpoint, scope: e.idScope, rid: rid, key: key,
-					client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, sr: srNode}
+					client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, sr: srNode, skn: "registration", expires: time.Hour}
 				st := d.register(`{"registrationId":"` + rid + `"}`)
 				lat[i] = time.Since(due)
 				if st.Status != dps.StatusAssigned {

@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,12 +19,23 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 
+	"github.com/dpsconsole/dpsconsole/internal/mqttconn"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 // ClientOptions configures the hub clients.
 type ClientOptions struct {
 	azcore.ClientOptions
+	// Transport is how a DeviceClient sends telemetry: HTTPS (""), MQTT
+	// or MQTT over WebSockets. The registry is HTTPS only.
+	Transport mqttconn.Transport
+	// MQTTHost is host:port where a DeviceClient's MQTT/TLS connection
+	// goes; "" is the hub's host name on port 8883, as on a real hub.
+	// WebSockets always go to the hub host (port 443 unless it names one).
+	MQTTHost string
+	// TLSConfig is the TLS of MQTT connections; nil takes the one of
+	// ClientOptions.Transport when it is an *http.Client, else system roots.
+	TLSConfig *tls.Config
 }
 
 // tokenLifetime is how long each signed token is valid; every request gets a
@@ -66,10 +78,12 @@ func endpoint(host, path string, query ...string) string {
 	return "https://" + host + path + q
 }
 
-// DeviceClient sends device-to-cloud messages as one device.
+// DeviceClient sends device-to-cloud messages as one device, over HTTPS or
+// over one MQTT connection it opens on the first message (mqtt.go).
 type DeviceClient struct {
 	host, deviceID string
 	pl             runtime.Pipeline
+	mqtt           *mqttSender // nil over HTTPS
 }
 
 // NewDeviceClient returns a client that acts as deviceID on hubHost, signing
@@ -84,8 +98,21 @@ func NewDeviceClient(hubHost, deviceID string, key keys.Key, opts *ClientOptions
 	if key.IsZero() {
 		return nil, errors.New("a device key is required")
 	}
+	if opts == nil {
+		opts = &ClientOptions{}
+	}
+	tr, err := mqttconn.ParseTransport(string(opts.Transport))
+	if err != nil {
+		return nil, err
+	}
 	auth := &sasPolicy{resource: hubHost + "/devices/" + deviceID, key: key}
-	return &DeviceClient{host: hubHost, deviceID: deviceID, pl: newPipeline(auth, opts)}, nil
+	c := &DeviceClient{host: hubHost, deviceID: deviceID, pl: newPipeline(auth, opts)}
+	if tr.IsMQTT() {
+		if c.mqtt, err = newMQTTSender(hubHost, deviceID, key, tr, opts); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // NewDeviceClientFromConnectionString takes HostName=...;DeviceId=...;SharedAccessKey=....
@@ -106,10 +133,14 @@ type SendEventOptions struct {
 	ContentEncoding string
 }
 
-// SendEvent sends one device-to-cloud message; the hub answers 204.
+// SendEvent sends one device-to-cloud message: over HTTPS the hub answers
+// 204, over MQTT it acknowledges the QoS 1 publish.
 func (c *DeviceClient) SendEvent(ctx context.Context, body []byte, opts *SendEventOptions) error {
 	if opts == nil {
 		opts = &SendEventOptions{}
+	}
+	if c.mqtt != nil {
+		return c.mqtt.send(ctx, body, opts)
 	}
 	path := "/devices/" + url.PathEscape(c.deviceID) + "/messages/events"
 	req, err := runtime.NewRequest(ctx, http.MethodPost, endpoint(c.host, path))
@@ -123,10 +154,10 @@ func (c *DeviceClient) SendEvent(ctx context.Context, body []byte, opts *SendEve
 			h.Set(k, v)
 		}
 	}
+	if err := checkProperties(opts.Properties); err != nil {
+		return err
+	}
 	for k, v := range opts.Properties {
-		if k == "" || strings.ContainsAny(k, " :\r\n") {
-			return fmt.Errorf("message property name %q is not usable as a header name", k)
-		}
 		h.Set("iothub-app-"+k, v)
 	}
 	if err := req.SetBody(streaming.NopCloser(bytes.NewReader(body)), "application/octet-stream"); err != nil {
@@ -141,6 +172,13 @@ func (c *DeviceClient) SendEvent(ctx context.Context, body []byte, opts *SendEve
 		return fmt.Errorf("send telemetry as %s to %s: %w", c.deviceID, c.host, newError(resp))
 	}
 	return nil
+}
+
+// Close ends the client's MQTT connection, if it has one.
+func (c *DeviceClient) Close() {
+	if c.mqtt != nil {
+		c.mqtt.close()
+	}
 }
 
 // RegistryClient reads and deletes device identities with a service policy.

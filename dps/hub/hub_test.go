@@ -27,7 +27,7 @@ func provisioned(t testing.TB, n int) (*emulator.Emulator, *hub.RegistryClient, 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	em, err := emulator.Start(ctx, emulator.Options{DataDir: t.TempDir(), Seed: "none", HubAddrs: []string{"127.0.0.1:0"}})
+	em, err := emulator.Start(ctx, emulator.Options{DataDir: t.TempDir(), Seed: "none", HubAddrs: []string{"127.0.0.1:0"}, MQTTAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
