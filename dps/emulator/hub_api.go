@@ -31,10 +31,8 @@ const (
 // (service SAS of the hub's iothubowner policy). Any api-version is accepted.
 func (e *Emulator) serveHub(h *hub, w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	if len(parts) == 2 && strings.EqualFold(parts[0], "twins") && r.Method == http.MethodGet {
-		if e.hubServiceAuth(h, w, r) {
-			e.hubGetTwin(h, w, r, parts[1])
-		}
+	if len(parts) >= 2 && strings.EqualFold(parts[0], "twins") {
+		e.serveTwins(h, w, r, parts[1:])
 		return
 	}
 	if len(parts) == 0 || !strings.EqualFold(parts[0], "devices") {
@@ -166,11 +164,10 @@ func (e *Emulator) hubGet(h *hub, w http.ResponseWriter, r *http.Request, device
 	}
 }
 
-// hubGetTwin is GET /twins/{id}: the device twin, tags and desired
-// properties as provisioning left them.
+// hubGetTwin is GET /twins/{id}: the device twin.
 func (e *Emulator) hubGetTwin(h *hub, w http.ResponseWriter, r *http.Request, deviceID string) {
 	if d, ok := e.hubFind(h, w, r, deviceID); ok {
-		writeJSON(w, http.StatusOK, wireTwin(d))
+		writeTwin(w, d)
 	}
 }
 
@@ -286,7 +283,7 @@ func wireTwin(d hubDevice) hubapi.Twin {
 		AuthenticationType: hubapi.AuthSAS,
 		Version:            d.TwinVersion,
 		Tags:               twinCollection(d.Tags),
-		Properties:         &hubapi.TwinProperties{Desired: twinCollection(d.Desired), Reported: dps.TwinCollection{}},
+		Properties:         &hubapi.TwinProperties{Desired: withVersion(d.Desired, d.DesiredVersion), Reported: withVersion(d.Reported, d.ReportedVersion)},
 		Capabilities:       &dps.DeviceCapabilities{},
 	}
 }
