@@ -31,7 +31,8 @@ func twinArgument(format string, a ...any) error {
 }
 
 // serveTwins serves the service side of /twins/{id}: GET reads the twin,
-// PATCH merges tags and desired properties into it, PUT replaces them.
+// PATCH merges tags and desired properties into it, PUT replaces them;
+// POST /twins/{id}/methods invokes a direct method.
 func (e *Emulator) serveTwins(h *hub, w http.ResponseWriter, r *http.Request, rest []string) {
 	if !e.hubServiceAuth(h, w, r) {
 		return
@@ -42,6 +43,8 @@ func (e *Emulator) serveTwins(h *hub, w http.ResponseWriter, r *http.Request, re
 		e.hubGetTwin(h, w, r, id)
 	case len(rest) == 1 && (r.Method == http.MethodPatch || r.Method == http.MethodPut):
 		e.hubWriteTwin(h, w, r, id)
+	case len(rest) == 2 && strings.EqualFold(rest[1], "methods") && r.Method == http.MethodPost:
+		e.hubInvokeMethod(h, w, r, id)
 	default:
 		writeHubError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", r.Method+" "+r.URL.Path+" is not served by this emulated hub")
 	}
