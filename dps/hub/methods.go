@@ -58,7 +58,7 @@ func (c *RegistryClient) InvokeMethod(ctx context.Context, deviceID, name string
 	if o.ResponseTimeout == 0 {
 		o.ResponseTimeout = DefaultMethodResponseTimeout
 	}
-	if err := checkMethodCall(name, payload, o); err != nil {
+	if err := ValidateMethodCall(name, payload, &o); err != nil {
 		return MethodResult{}, err
 	}
 	if payload == nil {
@@ -92,7 +92,17 @@ func (c *RegistryClient) InvokeMethod(ctx context.Context, deviceID, name string
 	return res, nil
 }
 
-func checkMethodCall(name string, payload json.RawMessage, o MethodOptions) error {
+// ValidateMethodCall checks what InvokeMethod checks before sending: a
+// name, a JSON payload (or nil), timeouts in whole seconds within the hub's
+// range (a zero response timeout stands for 30 s).
+func ValidateMethodCall(name string, payload json.RawMessage, opts *MethodOptions) error {
+	var o MethodOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.ResponseTimeout == 0 {
+		o.ResponseTimeout = DefaultMethodResponseTimeout
+	}
 	switch {
 	case name == "":
 		return errors.New("a method name is required")
