@@ -27,7 +27,8 @@ func newEmulatorCmd(a *app) *cobra.Command {
 
 On start it writes emulator.env (mode 0600: it holds keys) into its data dir and
 prints the same KEY=VALUE lines: DPS_CONNECTION_STRING, DPS_ID_SCOPE,
-DPS_DEVICE_ENDPOINT, DPS_MQTT_ENDPOINT, DPS_CA_FILE and IOTHUB_CONNECTION_STRING[_N].
+DPS_DEVICE_ENDPOINT, DPS_MQTT_ENDPOINT, DPS_CA_FILE, IOTHUB_CONNECTION_STRING[_N]
+and IOTHUB_MQTT_ENDPOINT[_N].
 Other programs trust the emulator through DPS_CA_FILE (for Node:
 NODE_EXTRA_CA_CERTS). The official SDKs, which cannot take a port, need the
 listeners on port 443 (run as root, e.g. --https 127.0.0.1:443 --hub 127.0.0.2:443
@@ -40,10 +41,13 @@ hashed group hashed-fleet with 36 registered devices over both hubs, and the
 12 orphaned registration records (with their hub devices) of the deleted group
 retired-sensors.
 
---mqtt ADDR adds an MQTT/TLS listener for DPS registration and hub telemetry
-(the SDKs use port 8883).`,
+DPS and each hub also serve MQTT 3.1.1: over TLS on their own listener (port
+8883 on the same host when their HTTPS is on 443, else a free port, named in
+DPS_MQTT_ENDPOINT / IOTHUB_MQTT_ENDPOINT_N) and over WebSockets at
+/$iothub/websocket on their HTTPS port. --mqtt ADDR moves DPS's MQTT listener;
+--mqtt off serves no MQTT.`,
 		Example: `  dpsconsole emulator
-  dpsconsole emulator --https 127.0.0.1:443 --hub 127.0.0.2:443 --hub 127.0.0.3:443 --mqtt 127.0.0.1:8883
+  dpsconsole emulator --https 127.0.0.1:443 --hub 127.0.0.2:443 --hub 127.0.0.3:443
   dpsconsole emulator --throttle 1000/min --fault-rate 0.05`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -90,7 +94,7 @@ retired-sensors.
 	f.StringVar(&dataDir, "data", "", "data dir (default <state-dir>/emulator)")
 	f.StringVar(&httpsAddr, "https", "127.0.0.1:8443", "address of the DPS listener (service and device APIs)")
 	f.StringArrayVar(&hubAddrs, "hub", nil, "address of a linked IoT hub's listener; repeat for each hub (default two hubs on 127.0.0.1, ports kept across restarts)")
-	f.StringVar(&mqttAddr, "mqtt", "", "address of the MQTT/TLS listener for DPS registration and hub telemetry, e.g. 127.0.0.1:8883 (default none)")
+	f.StringVar(&mqttAddr, "mqtt", "", "address of DPS's MQTT/TLS listener, or off for no MQTT (default: port 8883 when DPS is on 443, else a free port)")
 	f.StringVar(&seed, "seed", "demo", "data for a new data dir: demo or none")
 	f.DurationVar(&delay, "assignment-delay", time.Second, "how long a registration stays \"assigning\"")
 	f.StringVar(&throttle, "throttle", "", "answer 429 + Retry-After past N operations a minute, e.g. 1000/min (as DPS)")

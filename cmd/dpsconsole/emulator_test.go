@@ -39,7 +39,7 @@ func TestEmulatorCommandRunsAndStops(t *testing.T) {
 		done <- run(ctx, []string{"emulator", "--data", dir, "--https", "127.0.0.1:0", "--seed", "none", "--throttle", "1000/min"}, stdio{in: strings.NewReader(""), out: &out, err: &errOut})
 	}()
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "IOTHUB_CONNECTION_STRING_2=") {
+	for !strings.Contains(out.String(), "IOTHUB_MQTT_ENDPOINT_2=") { // the last line
 		if time.Now().After(deadline) {
 			t.Fatalf("no env lines; stdout %q stderr %q", out.String(), errOut.String())
 		}
@@ -52,7 +52,7 @@ func TestEmulatorCommandRunsAndStops(t *testing.T) {
 	if string(file) != out.String() {
 		t.Errorf("printed lines differ from emulator.env:\n%s\n%s", out.String(), file)
 	}
-	for _, k := range []string{"DPS_CONNECTION_STRING=HostName=127.0.0.1:", "DPS_ID_SCOPE=0ne", "DPS_DEVICE_ENDPOINT=127.0.0.1:", "DPS_MQTT_ENDPOINT=\n", "DPS_CA_FILE=" + filepath.Join(dir, "ca.pem"), "IOTHUB_CONNECTION_STRING=HostName="} {
+	for _, k := range []string{"DPS_CONNECTION_STRING=HostName=127.0.0.1:", "DPS_ID_SCOPE=0ne", "DPS_DEVICE_ENDPOINT=127.0.0.1:", "DPS_MQTT_ENDPOINT=127.0.0.1:", "IOTHUB_MQTT_ENDPOINT_1=127.0.0.1:", "DPS_CA_FILE=" + filepath.Join(dir, "ca.pem"), "IOTHUB_CONNECTION_STRING=HostName="} {
 		if !strings.Contains(out.String(), k) {
 			t.Errorf("output lacks %q:\n%s", k, out.String())
 		}

@@ -31,12 +31,15 @@ type Options struct {
 	DataDir           string        // required; created 0700; SQLite db + TLS material live here
 	HTTPSAddr         string        // DPS service + device API listener, e.g. "127.0.0.1:0"; "" = "127.0.0.1:0"
 	HubAddrs          []string      // one TLS listener per linked hub; nil = two hubs on "127.0.0.1:0"
-	MQTTAddr          string        // MQTT/TLS listener for DPS and hub devices; "" = none
+	MQTTAddr          string        // DPS's MQTT/TLS listener; "" = host:8883 when DPS is on 443, else a free port; MQTTOff = no MQTT
 	Seed              string        // "demo" or "none" (""); applied only when the data dir is new
 	AssignmentDelay   time.Duration // time a registration stays "assigning"; 0 = none
 	ThrottlePerMinute int           // 0 = off; else 429 + Retry-After past N operations a minute
 	FaultRate         float64       // fraction of DPS requests failing with 500 or a dropped connection
 	Logger            *slog.Logger  // nil = discard
+
+	mqttConnectTimeout time.Duration // tests: accept to CONNECT; 0 = defaultMQTTConnectTimeout
+	mqttMaxKeepAlive   time.Duration // tests: keep-alive used for 0 and above; 0 = defaultMQTTMaxKeepAlive
 }
 
 // Env is what a client needs to use the emulator; emulator.env holds the same.
@@ -44,7 +47,8 @@ type Env struct {
 	DPSConnectionString  string   // service connection string (policy provisioningserviceowner)
 	IDScope              string   // the ID scope devices register under
 	DeviceEndpoint       string   // provisioning host, host[:port] with the port left out when 443
-	MQTTEndpoint         string   // host:port of the MQTT listener, "" when there is none
+	MQTTEndpoint         string   // host:port of DPS's MQTT/TLS listener, "" when MQTT is off
+	HubMQTTEndpoints     []string // host:port of each linked hub's MQTT/TLS listener
 	CAFile               string   // PEM of the CA that signed the emulator's certificates
 	HubConnectionStrings []string // service connection string (iothubowner) of each linked hub
 }
@@ -76,9 +80,9 @@ type Emulator struct {
 	realism    *realism
 	dev        devState // the device API's state (device_api.go)
 	stats      stats
-	lock       *os.File     // held while running (lock_unix.go)
-	mqtt       *mqtt.Server // nil without an MQTT listener
-	mqttHost   string       // host:port of the MQTT listener
+	lock       *os.File        // held while running (lock_unix.go)
+	mqtt       *mqtt.Server    // nil when MQTT is off
+	mqttEPs    []*mqttEndpoint // DPS, then each hub; nil when MQTT is off
 	env        Env
 	serveWG    sync.WaitGroup
 	closeOnce  sync.Once
@@ -200,21 +204,14 @@ func (e *Emulator) start(ctx context.Context) error {
 		e.hubs = append(e.hubs, h)
 	}
 
-	var mqttLn net.Listener
-	if e.opts.MQTTAddr != "" {
-		persisted, err := st.setting(ctx, "mqtt_addr")
-		if err != nil {
+	if e.opts.MQTTAddr != MQTTOff {
+		if e.mqttEPs, err = e.listenMQTT(ctx, listeners); err != nil {
 			return closeAll(listeners, err)
 		}
-		if mqttLn, err = listenReusing(e.opts.MQTTAddr, persisted); err != nil {
-			return closeAll(listeners, fmt.Errorf("emulator: listen for MQTT on %s: %w", e.opts.MQTTAddr, err))
-		}
-		listeners = append(listeners, mqttLn)
-		host := hostOnly(e.opts.MQTTAddr, mqttLn.Addr())
-		hosts = append(hosts, host)
-		e.mqttHost = net.JoinHostPort(host, strconv.Itoa(mqttLn.Addr().(*net.TCPAddr).Port))
-		if err := st.setSetting(ctx, "mqtt_addr", mqttLn.Addr().String()); err != nil {
-			return closeAll(listeners, err)
+		for _, ep := range e.mqttEPs {
+			listeners = append(listeners, ep.tls.ln)
+			host, _, _ := net.SplitHostPort(ep.host)
+			hosts = append(hosts, host)
 		}
 	}
 
@@ -236,15 +233,14 @@ func (e *Emulator) start(ctx context.Context) error {
 	e.dev.init(e)
 
 	tlsConf := &tls.Config{Certificates: []tls.Certificate{leaf}, MinVersion: tls.VersionTLS12}
-	e.serve(dpsLn, tlsConf, http.HandlerFunc(e.serveDPS))
-	for i, h := range e.hubs {
-		e.serve(listeners[i+1], tlsConf, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.serveHub(h, w, r) }))
-	}
-	if mqttLn != nil {
-		if err := e.startMQTT(mqttLn, tlsConf); err != nil {
-			mqttLn.Close()
-			return fmt.Errorf("emulator: start MQTT: %w", err)
+	if e.mqttEPs != nil { // before HTTPS, which hands it WebSocket connections
+		if err := e.startMQTT(e.mqttEPs, tlsConf); err != nil {
+			return closeAll(listeners, fmt.Errorf("emulator: start MQTT: %w", err))
 		}
+	}
+	e.serve(dpsLn, tlsConf, withWebSocket(e.mqttEndpoint(0), http.HandlerFunc(e.serveDPS)))
+	for i, h := range e.hubs {
+		e.serve(listeners[i+1], tlsConf, withWebSocket(e.mqttEndpoint(i+1), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.serveHub(h, w, r) })))
 	}
 	e.env = e.makeEnv()
 	if err := writeFileAtomic(filepath.Join(e.opts.DataDir, EnvFile), []byte(e.env.String()), 0o600); err != nil {
@@ -337,6 +333,7 @@ func (e *Emulator) Close() error {
 func (e *Emulator) Env() Env {
 	env := e.env
 	env.HubConnectionStrings = append([]string(nil), e.env.HubConnectionStrings...)
+	env.HubMQTTEndpoints = append([]string(nil), e.env.HubMQTTEndpoints...)
 	return env
 }
 
@@ -355,8 +352,14 @@ func (e *Emulator) makeEnv() Env {
 		DPSConnectionString: keys.ConnectionString{HostName: e.dpsHost, SharedAccessKeyName: servicePolicy, SharedAccessKey: e.serviceKey}.Encode(),
 		IDScope:             e.idScope,
 		DeviceEndpoint:      e.dpsHost,
-		MQTTEndpoint:        e.mqttHost,
 		CAFile:              filepath.Join(absDir(e.opts.DataDir), caCertFile),
+	}
+	for i, ep := range e.mqttEPs {
+		if i == 0 {
+			env.MQTTEndpoint = ep.host
+		} else {
+			env.HubMQTTEndpoints = append(env.HubMQTTEndpoints, ep.host)
+		}
 	}
 	for _, h := range e.hubs {
 		env.HubConnectionStrings = append(env.HubConnectionStrings,
@@ -380,6 +383,12 @@ func (env Env) String() string {
 	}
 	for i, cs := range env.HubConnectionStrings {
 		line("IOTHUB_CONNECTION_STRING_"+strconv.Itoa(i+1), cs)
+	}
+	if len(env.HubMQTTEndpoints) > 0 {
+		line("IOTHUB_MQTT_ENDPOINT", env.HubMQTTEndpoints[0])
+	}
+	for i, hp := range env.HubMQTTEndpoints {
+		line("IOTHUB_MQTT_ENDPOINT_"+strconv.Itoa(i+1), hp)
 	}
 	return b.String()
 }

@@ -1,40 +1,134 @@
 package emulator
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// The MQTT listener serves DPS registration (dps-protocol.md §4) and hub
-// telemetry over MQTT 3.1.1/TLS by turning each request publish into the
-// equivalent HTTPS request to the same handlers, so both transports behave
-// alike (auth, throttling, faults, assignment). Answers go to the requesting
-// client only, never through the broker's fan-out.
+// DPS and every linked hub are MQTT endpoints, as in Azure: each serves
+// MQTT 3.1.1 over TLS on its own listener (host:8883 when its HTTPS is on
+// host:443) and MQTT over WebSockets at /$iothub/websocket on its HTTPS
+// listener. One mochi server serves them all; the listener a connection came
+// in on says which endpoint it talks to, for routing and for auth.
 //
-// CONNECT is always accepted, as DPS does; a bad SAS is answered on the
-// response topic (DPS) or by closing the connection (hub).
+// The broker never fans a client's publish out to other clients: DPS
+// requests and telemetry are turned into the equivalent HTTPS requests to the
+// same handlers (mqtt_requests.go), and answers go to the requesting client
+// only. CONNECT checks and topic rules are in mqtt_auth.go.
 
-// startMQTT serves MQTT on ln with conf until Close.
-func (e *Emulator) startMQTT(ln net.Listener, conf *tls.Config) error {
-	srv := mqtt.New(&mqtt.Options{Logger: slog.New(minLevel{e.log.Handler(), slog.LevelWarn})})
+// MQTTOff as Options.MQTTAddr serves no MQTT at all (nor WebSockets).
+const MQTTOff = "off"
+
+// mqttTLSPort is the port the SDKs dial for MQTT; they take only a host name.
+const mqttTLSPort = "8883"
+
+// maxMQTTPacket is IoT Hub's 256 KB message limit plus room for the topic
+// (with its property bag) and headers. A larger packet closes the connection
+// before its body is read.
+const maxMQTTPacket = maxHubMessage + 8<<10
+
+// Connection deadlines (Options can shorten them for tests).
+const (
+	defaultMQTTConnectTimeout = 10 * time.Second // accept to CONNECT read, TLS handshake included
+	defaultMQTTMaxKeepAlive   = 30 * time.Minute // used when a client asks for 0 (none) or more
+)
+
+// mqttEndpoint is DPS (hub nil) or one linked hub as MQTT clients reach it.
+type mqttEndpoint struct {
+	id   string        // mochi listener id of the TLS listener: "dps", "hub1", ...
+	hub  *hub          // nil for DPS
+	host string        // host:port clients dial for MQTT/TLS
+	tls  *mqttListener // MQTT over TLS
+	ws   *mqttListener // MQTT over WebSockets, fed by the HTTPS listener
+}
+
+// listenMQTT opens the MQTT/TLS listener of DPS and of each hub. https are
+// the HTTPS listeners, DPS first. An endpoint whose HTTPS is on port 443 gets
+// port 8883 on the same host; elsewhere a free port, kept across restarts.
+func (e *Emulator) listenMQTT(ctx context.Context, https []net.Listener) ([]*mqttEndpoint, error) {
+	var eps []*mqttEndpoint
+	fail := func(err error) ([]*mqttEndpoint, error) {
+		for _, ep := range eps {
+			ep.tls.ln.Close()
+		}
+		return nil, err
+	}
+	requested := append([]string{e.opts.HTTPSAddr}, e.opts.HubAddrs...)
+	for i, httpsLn := range https {
+		id, setting, addr := "dps", "mqtt_addr", mqttAddrFor(requested[i], httpsLn.Addr())
+		var h *hub
+		if i == 0 && e.opts.MQTTAddr != "" {
+			addr = e.opts.MQTTAddr
+		}
+		if i > 0 {
+			h = e.hubs[i-1]
+			id = "hub" + strconv.Itoa(h.Index)
+			setting = "mqtt_addr_" + id
+		}
+		persisted, err := e.store.setting(ctx, setting)
+		if err != nil {
+			return fail(err)
+		}
+		ln, err := listenReusing(addr, persisted)
+		if err != nil {
+			return fail(fmt.Errorf("emulator: listen for MQTT (%s) on %s: %w", id, addr, err))
+		}
+		host := net.JoinHostPort(hostOnly(addr, ln.Addr()), strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+		ep := &mqttEndpoint{id: id, hub: h, host: host, tls: &mqttListener{id: id, ln: ln}, ws: &mqttListener{id: id + "-ws"}}
+		eps = append(eps, ep)
+		if err := e.store.setSetting(ctx, setting, ln.Addr().String()); err != nil {
+			return fail(err)
+		}
+	}
+	return eps, nil
+}
+
+// mqttAddrFor is the MQTT listen address of an endpoint whose HTTPS was
+// asked for at httpsAddr and bound at bound.
+func mqttAddrFor(httpsAddr string, bound net.Addr) string {
+	host, _, _ := net.SplitHostPort(httpsAddr)
+	if ta, ok := bound.(*net.TCPAddr); ok && ta.Port == 443 {
+		return net.JoinHostPort(host, mqttTLSPort)
+	}
+	return net.JoinHostPort(host, "0")
+}
+
+// startMQTT serves every endpoint's listeners until Close.
+func (e *Emulator) startMQTT(eps []*mqttEndpoint, conf *tls.Config) error {
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = maxMQTTPacket
+	caps.MaximumQos = 1                 // IoT Hub and DPS grant at most QoS 1
+	caps.MinimumProtocolVersion = 4     // MQTT 3.1.1 only (v5 is refused in OnConnect)
+	caps.MaximumClientWritesPending = 8 // the broker queues nothing for us: answers are written directly
+	caps.TopicAliasMaximum = 0
+	caps.SharedSubAvailable = 0
+	srv := mqtt.New(&mqtt.Options{
+		Capabilities:           caps,
+		Logger:                 slog.New(minLevel{e.log.Handler(), slog.LevelWarn}),
+		SysTopicResendInterval: 3600, // nobody may read $SYS
+	})
 	if err := srv.AddHook(&mqttHook{e: e}, nil); err != nil {
 		return err
 	}
-	if err := srv.AddListener(&mqttListener{ln: tls.NewListener(ln, conf)}); err != nil {
-		return err
+	for _, ep := range eps {
+		ep.tls.ln = tls.NewListener(ep.tls.ln, conf)
+		ep.tls.ep, ep.ws.ep, ep.tls.e, ep.ws.e = ep, ep, e, e
+		for _, l := range []*mqttListener{ep.tls, ep.ws} {
+			if err := srv.AddListener(l); err != nil {
+				return err
+			}
+		}
 	}
 	if err := srv.Serve(); err != nil {
 		return err
@@ -43,212 +137,136 @@ func (e *Emulator) startMQTT(ln net.Listener, conf *tls.Config) error {
 	return nil
 }
 
-// mqttListener hands mochi a listener opened by the emulator (for the port
-// reuse and the certificate).
+// mqttListener hands mochi the connections of one endpoint: accepted from
+// ln (MQTT/TLS, a listener the emulator opened for the port reuse and the
+// certificate) or upgraded by ServeHTTP (WebSockets, ln nil). It tracks them
+// so Close also ends those that have not sent CONNECT yet.
 type mqttListener struct {
+	id string
 	ln net.Listener
-	wg sync.WaitGroup
+	ep *mqttEndpoint
+	e  *Emulator
+
+	mu        sync.Mutex
+	establish listeners.EstablishFn // nil until Serve, and after Close
+	closed    bool
+	conns     map[*mqttConn]struct{}
+	wg        sync.WaitGroup
 }
 
 func (l *mqttListener) Init(*slog.Logger) error { return nil }
-func (l *mqttListener) ID() string              { return "mqtt" }
-func (l *mqttListener) Address() string         { return l.ln.Addr().String() }
-func (l *mqttListener) Protocol() string        { return "tcp" }
+func (l *mqttListener) ID() string              { return l.id }
+
+func (l *mqttListener) Address() string {
+	if l.ln == nil {
+		return mqttWebSocketPath
+	}
+	return l.ln.Addr().String()
+}
+
+func (l *mqttListener) Protocol() string {
+	if l.ln == nil {
+		return "wss"
+	}
+	return "mqtts"
+}
 
 func (l *mqttListener) Serve(establish listeners.EstablishFn) {
+	l.mu.Lock()
+	l.establish = establish
+	l.mu.Unlock()
+	if l.ln == nil {
+		return // ServeHTTP feeds the WebSocket listener
+	}
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
 			return
 		}
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			establish(l.ID(), c)
-		}()
+		go l.run(c)
 	}
+}
+
+// run serves one connection until it ends; false when the listener is not
+// serving (not started yet, or closed).
+func (l *mqttListener) run(c net.Conn) bool {
+	mc := &mqttConn{Conn: c, ep: l.ep}
+	c.SetDeadline(time.Now().Add(l.e.mqttConnectTimeout())) // mochi sets the keep-alive deadline after CONNECT
+	l.mu.Lock()
+	establish := l.establish
+	if establish == nil || l.closed {
+		l.mu.Unlock()
+		c.Close()
+		return false
+	}
+	if l.conns == nil {
+		l.conns = map[*mqttConn]struct{}{}
+	}
+	l.conns[mc] = struct{}{}
+	l.wg.Add(1)
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		delete(l.conns, mc)
+		l.mu.Unlock()
+		l.wg.Done()
+	}()
+	establish(l.id, mc)
+	return true
 }
 
 func (l *mqttListener) Close(closeClients listeners.CloseFn) {
-	l.ln.Close()
-	closeClients(l.ID())
+	if l.ln != nil {
+		l.ln.Close()
+	}
+	l.mu.Lock()
+	l.closed = true
+	for c := range l.conns {
+		c.Close()
+	}
+	l.mu.Unlock()
+	closeClients(l.id)
 	l.wg.Wait()
 }
 
-// mqttHook routes publishes. It keeps each connection's password (its SAS)
-// for the requests it makes on the client's behalf.
-type mqttHook struct {
-	mqtt.HookBase
-	e         *Emulator
-	passwords sync.Map // *mqtt.Client -> string
+// mqttConn is a client connection with what the emulator knows about it.
+// The session is written at CONNECT, before mochi reads any other packet,
+// and only read after.
+type mqttConn struct {
+	net.Conn
+	ep   *mqttEndpoint
+	sess mqttSession
 }
 
-func (h *mqttHook) ID() string { return "dpsconsole" }
-
-func (h *mqttHook) Provides(b byte) bool {
-	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck || b == mqtt.OnPublish || b == mqtt.OnDisconnect
+// mqttSession is what CONNECT established.
+type mqttSession struct {
+	password string    // the SAS, sent with each request made on the client's behalf
+	deviceID string    // hub: the authenticated device
+	expiry   time.Time // hub: the token's expiry; the connection ends at its next packet after it
 }
 
-func (h *mqttHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	h.passwords.Store(cl, string(pk.Connect.Password))
-	return true
+// connOf is the emulator's view of a mochi client; nil for one it did not
+// accept (there are none: every listener is the emulator's).
+func connOf(cl *mqtt.Client) *mqttConn {
+	c, _ := cl.Net.Conn.(*mqttConn)
+	return c
 }
 
-func (h *mqttHook) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
-
-func (h *mqttHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.passwords.Delete(cl) }
-
-// OnPublish answers DPS requests and counts telemetry. Client publishes are
-// acknowledged but never fanned out to other clients.
-func (h *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	pw, _ := h.passwords.Load(cl)
-	password, _ := pw.(string)
-	payload := bytes.Clone(pk.Payload)
-	switch {
-	case strings.HasPrefix(pk.TopicName, "$dps/registrations/"):
-		go h.e.mqttDPS(cl, pk.TopicName, payload, password)
-	case strings.HasPrefix(pk.TopicName, "devices/"):
-		h.e.mqttTelemetry(cl, pk.TopicName, payload, password)
+func (e *Emulator) mqttConnectTimeout() time.Duration {
+	if e.opts.mqttConnectTimeout > 0 {
+		return e.opts.mqttConnectTimeout
 	}
-	return pk, packets.CodeSuccessIgnore
+	return defaultMQTTConnectTimeout
 }
 
-// mqttDPS answers $dps/registrations/PUT/iotdps-register/?$rid=R and
-// $dps/registrations/GET/iotdps-get-operationstatus/?$rid=R&operationId=O on
-// $dps/registrations/res/{status}/?$rid=R[&retry-after=N].
-func (e *Emulator) mqttDPS(cl *mqtt.Client, topic string, payload []byte, password string) {
-	// Username: {idScope}/registrations/{registrationId}/api-version=...&ClientVersion=...
-	user := strings.SplitN(string(cl.Properties.Username), "/", 4)
-	_, query, _ := strings.Cut(topic, "?")
-	q, _ := url.ParseQuery(query)
-	rid := q.Get("$rid")
-	reply := func(status int, body []byte, retryAfter string) {
-		t := "$dps/registrations/res/" + strconv.Itoa(status) + "/?$rid=" + rid // $rid first: Python splits on '$'
-		if retryAfter != "" {
-			t += "&retry-after=" + retryAfter
-		}
-		cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: t, Payload: body})
+func (e *Emulator) mqttMaxKeepAlive() time.Duration {
+	if e.opts.mqttMaxKeepAlive > 0 {
+		return e.opts.mqttMaxKeepAlive
 	}
-	if len(user) < 3 || !strings.EqualFold(user[1], "registrations") {
-		reply(http.StatusUnauthorized, errorBody(codeUnauthorized, "the MQTT user name must be {idScope}/registrations/{registrationId}/api-version=..."), "")
-		return
-	}
-	apiVersion := "2019-03-31"
-	if len(user) == 4 {
-		if v, err := url.ParseQuery(user[3]); err == nil && v.Get("api-version") != "" {
-			apiVersion = v.Get("api-version")
-		}
-	}
-	path := "/" + url.PathEscape(user[0]) + "/registrations/" + url.PathEscape(user[2])
-	method := http.MethodPut
-	switch {
-	case strings.HasPrefix(topic, "$dps/registrations/PUT/iotdps-register/"):
-		path += "/register"
-	case strings.HasPrefix(topic, "$dps/registrations/GET/iotdps-get-operationstatus/"):
-		method, path = http.MethodGet, path+"/operations/"+url.PathEscape(q.Get("operationId"))
-		payload = nil // Node and Python send " "
-	default:
-		reply(http.StatusNotFound, errorBody(codeNotFound, "unknown DPS topic "+topic), "")
-		return
-	}
-	r, err := http.NewRequestWithContext(context.Background(), method, path+"?api-version="+url.QueryEscape(apiVersion), bytes.NewReader(payload))
-	if err != nil {
-		reply(http.StatusBadRequest, errorBody(codeBadRequest, err.Error()), "")
-		return
-	}
-	r.Header.Set("Authorization", password)
-	r.Header.Set("Content-Type", "application/json; charset=utf-8")
-	w := &responseBuffer{header: http.Header{}}
-	if !serveRecovering(w, r, e.serveDPS) {
-		cl.Stop(errors.New("injected fault: connection dropped"))
-		return
-	}
-	reply(w.status(), w.body.Bytes(), w.header.Get("Retry-After"))
+	return defaultMQTTMaxKeepAlive
 }
 
-// mqttTelemetry forwards devices/{id}/messages/events/{properties} to the
-// hub named in the user name ({hubHost}/{deviceId}/?api-version=...). A
-// refused message closes the connection, as IoT Hub does.
-func (e *Emulator) mqttTelemetry(cl *mqtt.Client, topic string, payload []byte, password string) {
-	hubHost, _, _ := strings.Cut(string(cl.Properties.Username), "/")
-	var h *hub
-	for _, c := range e.hubs {
-		if strings.EqualFold(c.HostName, hubHost) {
-			h = c
-		}
-	}
-	rest, ok := strings.CutPrefix(topic, "devices/")
-	deviceID, rest, _ := strings.Cut(rest, "/")
-	props, isEvent := strings.CutPrefix(rest, "messages/events/")
-	if h == nil || !ok || !isEvent {
-		cl.Stop(errors.New("not an IoT hub telemetry publish for a linked hub"))
-		return
-	}
-	r, err := http.NewRequestWithContext(context.Background(), http.MethodPost,
-		"/devices/"+url.PathEscape(deviceID)+"/messages/events?api-version=2021-04-12", bytes.NewReader(payload))
-	if err != nil {
-		cl.Stop(err)
-		return
-	}
-	r.Header.Set("Authorization", password)
-	if v, err := url.ParseQuery(props); err == nil {
-		for k := range v {
-			if !strings.HasPrefix(k, "$") {
-				r.Header.Set("iothub-app-"+k, v.Get(k))
-			}
-		}
-	}
-	w := &responseBuffer{header: http.Header{}}
-	serve := func(w http.ResponseWriter, r *http.Request) { e.serveHub(h, w, r) }
-	if !serveRecovering(w, r, serve) || w.status() >= 300 {
-		cl.Stop(errors.New("telemetry refused with HTTP " + strconv.Itoa(w.status())))
-	}
-}
-
-// serveRecovering runs an HTTP handler on a synthetic request; false means
-// it chose to drop the connection (an injected fault).
-func serveRecovering(w http.ResponseWriter, r *http.Request, h http.HandlerFunc) (ok bool) {
-	defer func() {
-		if v := recover(); v != nil {
-			if v != http.ErrAbortHandler {
-				panic(v)
-			}
-			ok = false
-		}
-	}()
-	h(w, r)
-	return true
-}
-
-// responseBuffer is the http.ResponseWriter of a synthetic request.
-type responseBuffer struct {
-	header http.Header
-	code   int
-	body   bytes.Buffer
-}
-
-func (b *responseBuffer) Header() http.Header { return b.header }
-func (b *responseBuffer) WriteHeader(code int) {
-	if b.code == 0 {
-		b.code = code
-	}
-}
-func (b *responseBuffer) Write(p []byte) (int, error) {
-	b.WriteHeader(http.StatusOK)
-	return b.body.Write(p)
-}
-func (b *responseBuffer) status() int {
-	if b.code == 0 {
-		return http.StatusOK
-	}
-	return b.code
-}
-
-func errorBody(code int32, msg string) []byte {
-	w := &responseBuffer{header: http.Header{}}
-	writeError(w, int(code/1000), code, msg)
-	return w.body.Bytes()
-}
+var errNotEmulatorConn = errors.New("not a connection of the emulator's listeners")
 
 // minLevel drops records below a level (mochi logs every start at info).
 type minLevel struct {
@@ -261,8 +279,13 @@ func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 // Handle drops the packets mochi attaches to its warnings ("pk", "packet"):
-// a CONNECT carries the device's SAS token as its password.
+// a CONNECT carries the device's SAS token as its password. It drops mochi's
+// advice on short keep-alives too: the SDKs' own choice (the C SDK sends 0),
+// which the emulator caps anyway, is no warning for its operator.
 func (m minLevel) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == mqtt.ErrMinimumKeepalive.Error() {
+		return nil
+	}
 	clean := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		switch a.Value.Any().(type) {
@@ -281,4 +304,12 @@ func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (m minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{m.Handler.WithGroup(name), m.min}
+}
+
+// mqttEndpoint returns endpoint i (0 = DPS, i = hub i); nil when MQTT is off.
+func (e *Emulator) mqttEndpoint(i int) *mqttEndpoint {
+	if i < len(e.mqttEPs) {
+		return e.mqttEPs[i]
+	}
+	return nil
 }

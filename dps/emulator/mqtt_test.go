@@ -12,15 +12,17 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
-func mqttConnect(t *testing.T, e *Emulator, clientID, user, password string) paho.Client {
+// mqttConnect connects paho to broker (ssl://host:port or wss://host/path).
+func mqttConnect(t *testing.T, e *Emulator, broker, clientID, user, password string) paho.Client {
 	t.Helper()
-	o := paho.NewClientOptions().AddBroker("ssl://" + e.Env().MQTTEndpoint).
+	o := paho.NewClientOptions().AddBroker(broker).
 		SetClientID(clientID).SetUsername(user).SetPassword(password).
 		SetTLSConfig(&tls.Config{RootCAs: e.CertPool()}).SetProtocolVersion(4).SetAutoReconnect(false)
 	c := paho.NewClient(o)
@@ -56,14 +58,14 @@ func dpsSession(t *testing.T, c paho.Client) func(topic, payload string) (string
 }
 
 func TestMQTTRegistrationAndTelemetry(t *testing.T) {
-	e := startTest(t, Options{Seed: "demo", MQTTAddr: "127.0.0.1:0", AssignmentDelay: 200 * time.Millisecond})
+	e := startTest(t, Options{Seed: "demo", AssignmentDelay: 200 * time.Millisecond})
 	scope := e.Env().IDScope
 	groupKey, _ := keys.ParseKey(TutorialGroupKey)
 	const rid = "mqtt-dev-1"
 	devKey, _ := keys.DeriveDeviceKey(groupKey, rid)
 	user := scope + "/registrations/" + rid + "/api-version=2019-03-31&ClientVersion=test%2F1.0"
 
-	c := mqttConnect(t, e, rid, user, keys.SignSAS(scope+"/registrations/"+rid, devKey, "registration", time.Now().Add(time.Hour)))
+	c := mqttConnect(t, e, "ssl://"+e.Env().MQTTEndpoint, rid, user, keys.SignSAS(scope+"/registrations/"+rid, devKey, "registration", time.Now().Add(time.Hour)))
 	ask := dpsSession(t, c)
 	topic, st, body := ask("$dps/registrations/PUT/iotdps-register/?$rid=1", `{"registrationId":"`+rid+`","payload":null}`)
 	if !strings.HasPrefix(topic, "$dps/registrations/res/202/?$rid=1&retry-after=") || st.Status != dps.StatusAssigning || st.OperationID == "" {
@@ -81,7 +83,7 @@ func TestMQTTRegistrationAndTelemetry(t *testing.T) {
 	}
 
 	// A wrong key is answered with 401 on the response topic.
-	bad := mqttConnect(t, e, "mqtt-dev-2", scope+"/registrations/mqtt-dev-2/api-version=2019-03-31",
+	bad := mqttConnect(t, e, "ssl://"+e.Env().MQTTEndpoint, "mqtt-dev-2", scope+"/registrations/mqtt-dev-2/api-version=2019-03-31",
 		keys.SignSAS(scope+"/registrations/mqtt-dev-2", keys.GenerateKey(), "registration", time.Now().Add(time.Hour)))
 	topic, _, body = dpsSession(t, bad)("$dps/registrations/PUT/iotdps-register/?$rid=7", `{"registrationId":"mqtt-dev-2"}`)
 	if !strings.HasPrefix(topic, "$dps/registrations/res/401/?$rid=7") || !strings.Contains(string(body), "401") {
@@ -90,7 +92,7 @@ func TestMQTTRegistrationAndTelemetry(t *testing.T) {
 
 	// Telemetry to the assigned hub with the same key.
 	hubHost := st.RegistrationState.AssignedHub
-	hc := mqttConnect(t, e, rid, hubHost+"/"+rid+"/?api-version=2021-04-12", keys.SignSAS(hubHost+"/devices/"+rid, devKey, "", time.Now().Add(time.Hour)))
+	hc := mqttConnect(t, e, "ssl://"+e.Env().HubMQTTEndpoints[0], rid, hubHost+"/"+rid+"/?api-version=2021-04-12", keys.SignSAS(hubHost+"/devices/"+rid, devKey, "", time.Now().Add(time.Hour)))
 	for range 3 {
 		if tok := hc.Publish("devices/"+rid+"/messages/events/color=blue", 1, false, `{"t":21.5}`); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 			t.Fatalf("telemetry: %v", tok.Error())
@@ -105,12 +107,12 @@ func TestMQTTRegistrationAndTelemetry(t *testing.T) {
 // TestMQTTThrottled: past the rate limit a register is answered with 429 and
 // a retry-after on the response topic, which makes the SDKs retry.
 func TestMQTTThrottled(t *testing.T) {
-	e := startTest(t, Options{Seed: "demo", MQTTAddr: "127.0.0.1:0", ThrottlePerMinute: 1})
+	e := startTest(t, Options{Seed: "demo", ThrottlePerMinute: 1})
 	scope := e.Env().IDScope
 	groupKey, _ := keys.ParseKey(TutorialGroupKey)
 	const rid = "mqtt-throttled"
 	devKey, _ := keys.DeriveDeviceKey(groupKey, rid)
-	c := mqttConnect(t, e, rid, scope+"/registrations/"+rid+"/api-version=2019-03-31",
+	c := mqttConnect(t, e, "ssl://"+e.Env().MQTTEndpoint, rid, scope+"/registrations/"+rid+"/api-version=2019-03-31",
 		keys.SignSAS(scope+"/registrations/"+rid, devKey, "registration", time.Now().Add(time.Hour)))
 	ask := dpsSession(t, c)
 	if topic, _, body := ask("$dps/registrations/PUT/iotdps-register/?$rid=1", `{"registrationId":"`+rid+`"}`); !strings.HasPrefix(topic, "$dps/registrations/res/20") {
@@ -132,5 +134,10 @@ func TestMQTTLogNeverHoldsAPacket(t *testing.T) {
 	// The text handler prints the password as a byte list, so look for the attributes.
 	if out := buf.String(); strings.Contains(out, "pk=") || strings.Contains(out, "packet=") || !strings.Contains(out, "client=dev-1") {
 		t.Errorf("log line %q: want the client and no packet", out)
+	}
+	buf.Reset()
+	log.Warn(mqtt.ErrMinimumKeepalive.Error(), "client", "dev-1", "keepalive", 0)
+	if buf.Len() != 0 {
+		t.Errorf("mochi's keep-alive advice was logged: %q", buf.String())
 	}
 }
