@@ -182,6 +182,7 @@ func (e *Emulator) hubFind(h *hub, w http.ResponseWriter, r *http.Request, devic
 		e.hubInternal(w, err)
 		return d, false
 	}
+	e.withPresence(h, &d)
 	return d, true
 }
 
@@ -229,6 +230,7 @@ func (e *Emulator) hubQuery(h *hub, w http.ResponseWriter, r *http.Request) {
 	}
 	twins := make([]hubapi.Twin, 0, len(devs))
 	for _, d := range devs {
+		e.withPresence(h, &d)
 		twins = append(twins, wireTwin(d))
 	}
 	if next != "" {
@@ -251,6 +253,7 @@ func (e *Emulator) hubList(h *hub, w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]hubapi.Device, 0, len(devs))
 	for _, d := range devs {
+		e.withPresence(h, &d)
 		out = append(out, wireDevice(d))
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -258,13 +261,14 @@ func (e *Emulator) hubList(h *hub, w http.ResponseWriter, r *http.Request) {
 
 func wireDevice(d hubDevice) hubapi.Device {
 	return hubapi.Device{
-		DeviceID:          d.DeviceID,
-		GenerationID:      d.GenerationID,
-		ETag:              d.ETag,
-		ConnectionState:   "Disconnected",
-		Status:            d.Status,
-		StatusUpdatedTime: d.Updated,
-		LastActivityTime:  d.LastActivity,
+		DeviceID:                   d.DeviceID,
+		GenerationID:               d.GenerationID,
+		ETag:                       d.ETag,
+		ConnectionState:            connectionState(d),
+		Status:                     d.Status,
+		StatusUpdatedTime:          d.Updated,
+		LastActivityTime:           d.LastActivity,
+		ConnectionStateUpdatedTime: d.ConnectionChanged,
 		Authentication: &hubapi.AuthenticationMechanism{Type: hubapi.AuthSAS,
 			SymmetricKey: &hubapi.SymmetricKey{PrimaryKey: dps.Secret(d.PrimaryKey), SecondaryKey: dps.Secret(d.SecondaryKey)}},
 		Capabilities: &dps.DeviceCapabilities{},
@@ -278,7 +282,7 @@ func wireTwin(d hubDevice) hubapi.Twin {
 		DeviceETag:         d.ETag,
 		Status:             d.Status,
 		StatusUpdateTime:   d.Updated,
-		ConnectionState:    "Disconnected",
+		ConnectionState:    connectionState(d),
 		LastActivityTime:   d.LastActivity,
 		AuthenticationType: hubapi.AuthSAS,
 		Version:            d.TwinVersion,

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
+	"time"
 )
 
 // Direct-method limits of IoT Hub: the payload is at most 128 KB, the
@@ -44,6 +46,8 @@ func readMethodCall(body io.Reader) (c methodCall, msg string) {
 	switch rt, ct := *c.ResponseTimeoutInSeconds, *c.ConnectTimeoutInSeconds; {
 	case c.MethodName == "":
 		return c, "methodName is required"
+	case strings.ContainsAny(c.MethodName, "/?#+ \x00"):
+		return c, "methodName " + strconv.Quote(c.MethodName) + " cannot hold '/', '?', '#', '+' or spaces: it goes into the device's MQTT topic"
 	case len(c.Payload) > maxMethodPayload:
 		return c, "the method payload is larger than 128 KB"
 	case rt < minMethodTimeoutSec || rt > maxMethodTimeoutSec:
@@ -55,8 +59,11 @@ func readMethodCall(body io.Reader) (c methodCall, msg string) {
 }
 
 // hubInvokeMethod is POST /twins/{id}/methods: the call goes to the device
-// over its MQTT connection. Without one the hub answers 404
-// DeviceNotOnline (404103).
+// over its MQTT connection ($iothub/methods/POST/{name}/?$rid=R), and the
+// device's answer ($iothub/methods/res/{status}/?$rid=R) is the HTTP answer,
+// {"status":..,"payload":..}. A device not connected and subscribed within
+// connectTimeoutInSeconds is 404 DeviceNotOnline (404103); no answer within
+// responseTimeoutInSeconds is 504 GatewayTimeout (504101).
 func (e *Emulator) hubInvokeMethod(h *hub, w http.ResponseWriter, r *http.Request, deviceID string) {
 	call, msg := readMethodCall(r.Body)
 	if msg != "" {
@@ -66,6 +73,22 @@ func (e *Emulator) hubInvokeMethod(h *hub, w http.ResponseWriter, r *http.Reques
 	if _, ok := e.hubFind(h, w, r, deviceID); !ok {
 		return
 	}
-	writeHubError(w, http.StatusNotFound, "DeviceNotOnline",
-		"404103 device "+strconv.Quote(deviceID)+" is not connected, so it cannot run method "+strconv.Quote(call.MethodName)+"; connect it over MQTT and subscribe to $iothub/methods/POST/#")
+	ctx := r.Context()
+	cl := e.methodClient(ctx, h, deviceID, time.Duration(*call.ConnectTimeoutInSeconds)*time.Second)
+	if cl == nil {
+		writeHubError(w, http.StatusNotFound, "DeviceNotOnline",
+			"404103 device "+strconv.Quote(deviceID)+" is not connected, so it cannot run method "+strconv.Quote(call.MethodName)+
+				"; connect it over MQTT and subscribe to $iothub/methods/POST/#")
+		return
+	}
+	ans, ok := e.callMethod(ctx, cl, h, deviceID, call, time.Duration(*call.ResponseTimeoutInSeconds)*time.Second)
+	if !ok {
+		writeHubError(w, http.StatusGatewayTimeout, "GatewayTimeout",
+			"504101 device "+strconv.Quote(deviceID)+" did not answer method "+strconv.Quote(call.MethodName)+" within "+strconv.Itoa(*call.ResponseTimeoutInSeconds)+" s")
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Status  int             `json:"status"`
+		Payload json.RawMessage `json:"payload"`
+	}{ans.status, ans.payload})
 }

@@ -59,14 +59,16 @@ func (e *Emulator) hubWriteTwin(h *hub, w http.ResponseWriter, r *http.Request, 
 		writeHubError(w, http.StatusBadRequest, "ArgumentInvalid", err.Error())
 		return
 	}
-	change := func(curTags, curDesired map[string]any) error {
+	var oldDesired string
+	change := func(t *twinDoc) error {
+		oldDesired = collectionJSON(t.Desired)
 		if r.Method == http.MethodPut {
-			clear(curTags)
-			clear(curDesired)
+			clear(t.Tags)
+			clear(t.Desired)
 		}
-		mergeTwin(curTags, tags)
-		mergeTwin(curDesired, desired)
-		return checkTwinSizes(curTags, curDesired)
+		mergeTwin(t.Tags, tags)
+		mergeTwin(t.Desired, desired)
+		return checkTwinSizes(t)
 	}
 	d, err := e.store.updateHubTwin(r.Context(), h.Index, deviceID, r.Header.Get("If-Match"), change)
 	var arg *twinArgumentError
@@ -82,6 +84,12 @@ func (e *Emulator) hubWriteTwin(h *hub, w http.ResponseWriter, r *http.Request, 
 		e.hubInternal(w, err)
 	default:
 		writeTwin(w, d)
+		if d.Desired != oldDesired {
+			if r.Method == http.MethodPut {
+				desired = twinCollection(d.Desired) // a replaced set goes out whole
+			}
+			e.notifyDesired(h, d, desired)
+		}
 	}
 }
 
@@ -137,13 +145,13 @@ func twinObject(what string, raw json.RawMessage, properties bool) (map[string]a
 		return nil, nil
 	}
 	if !isJSONObject(raw) {
-		return nil, fmt.Errorf("%s must be a JSON object", what)
+		return nil, twinArgument("%s must be a JSON object", what)
 	}
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
 	var m map[string]any
 	if err := d.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%s: %v", what, err)
+		return nil, twinArgument("%s: %v", what, err)
 	}
 	if properties {
 		delete(m, "$version")
@@ -192,12 +200,15 @@ func mergeTwin(dst, patch map[string]any) {
 }
 
 // checkTwinSizes checks a twin after a write against the hub's size limits.
-func checkTwinSizes(tags, desired map[string]any) error {
-	if n := len(collectionJSON(tags)); n > maxTwinTags {
-		return twinArgument("the twin's tags would be %d bytes; the hub allows %d", n, maxTwinTags)
-	}
-	if n := len(collectionJSON(desired)); n > maxTwinProperties {
-		return twinArgument("the twin's desired properties would be %d bytes; the hub allows %d", n, maxTwinProperties)
+func checkTwinSizes(t *twinDoc) error {
+	for _, part := range []struct {
+		what string
+		c    map[string]any
+		max  int
+	}{{"tags", t.Tags, maxTwinTags}, {"desired properties", t.Desired, maxTwinProperties}, {"reported properties", t.Reported, maxTwinProperties}} {
+		if n := len(collectionJSON(part.c)); n > part.max {
+			return twinArgument("the twin's %s would be %d bytes; the hub allows %d", part.what, n, part.max)
+		}
 	}
 	return nil
 }

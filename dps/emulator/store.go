@@ -831,6 +831,10 @@ type hubDevice struct {
 	Reported     string // twin reported properties, a JSON object; "" = {}
 	// DesiredVersion and ReportedVersion are the $version of each.
 	DesiredVersion, ReportedVersion int64
+	// Not stored: whether an MQTT connection is open, and since when
+	// (mqtt_twin.go withPresence).
+	Connected         bool
+	ConnectionChanged time.Time
 }
 
 // hubDeviceColumns are what scanHubDevice reads, in its order.

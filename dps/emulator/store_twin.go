@@ -4,16 +4,21 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 )
 
-// twinChange edits a twin's tags and desired properties in place; an error
-// leaves the twin as it was.
-type twinChange func(tags, desired map[string]any) error
+// twinDoc is the writable part of a device twin, decoded for an edit.
+type twinDoc struct {
+	Tags, Desired, Reported map[string]any
+}
+
+// twinChange edits a twin in place; an error leaves the twin as it was.
+type twinChange func(*twinDoc) error
 
 // updateHubTwin applies change to deviceID's twin in one transaction, if
 // ifMatch (as for the other writes) matches the twin's ETag. The twin
-// version goes up when anything changed, the desired $version when the
-// desired properties did; an edit that changes nothing writes nothing.
+// version goes up when anything changed, the desired or reported $version
+// when that set did; an edit that changes nothing writes nothing.
 func (s *store) updateHubTwin(ctx context.Context, hub int, deviceID, ifMatch string, change twinChange) (hubDevice, error) {
 	var d hubDevice
 	err := s.tx(ctx, func(tx *sql.Tx) error {
@@ -28,22 +33,37 @@ func (s *store) updateHubTwin(ctx context.Context, hub int, deviceID, ifMatch st
 		if !ifMatchOK(ifMatch, twinETag(d.TwinVersion)) {
 			return errPrecondition
 		}
-		tags, desired := twinCollection(d.Tags), twinCollection(d.Desired)
-		if err := change(tags, desired); err != nil {
+		doc := twinDoc{twinCollection(d.Tags), twinCollection(d.Desired), twinCollection(d.Reported)}
+		if err := change(&doc); err != nil {
 			return err
 		}
-		newTags, newDesired := collectionJSON(tags), collectionJSON(desired)
-		if newTags == d.Tags && newDesired == d.Desired {
+		tags, desired, reported := collectionJSON(doc.Tags), collectionJSON(doc.Desired), collectionJSON(doc.Reported)
+		if tags == d.Tags && desired == d.Desired && reported == d.Reported {
 			return nil
 		}
-		if newDesired != d.Desired {
+		if desired != d.Desired {
 			d.DesiredVersion++
 		}
+		if reported != d.Reported {
+			d.ReportedVersion++
+		}
 		d.TwinVersion++
-		d.Tags, d.Desired = newTags, newDesired
-		_, err = tx.ExecContext(ctx, `UPDATE hub_devices SET tags = ?, desired = ?, desired_version = ?, twin_version = ? WHERE hub = ? AND device_id = ?`,
-			d.Tags, d.Desired, d.DesiredVersion, d.TwinVersion, hub, deviceID)
+		d.Tags, d.Desired, d.Reported = tags, desired, reported
+		_, err = tx.ExecContext(ctx, `UPDATE hub_devices SET tags = ?, desired = ?, reported = ?, desired_version = ?, reported_version = ?, twin_version = ?
+			WHERE hub = ? AND device_id = ?`, d.Tags, d.Desired, d.Reported, d.DesiredVersion, d.ReportedVersion, d.TwinVersion, hub, deviceID)
 		return err
 	})
 	return d, err
+}
+
+// touchHubDevice records activity of a device (its connecting).
+func (s *store) touchHubDevice(ctx context.Context, hub int, deviceID string) error {
+	res, err := s.exec(ctx, `UPDATE hub_devices SET last_activity = ? WHERE hub = ? AND device_id = ?`, time.Now().UnixNano(), hub, deviceID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errNotFound
+	}
+	return nil
 }
