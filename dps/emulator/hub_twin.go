@@ -160,8 +160,15 @@ func twinObject(what string, raw json.RawMessage, properties bool) (map[string]a
 	return m, checkTwinNames(what, m, 1)
 }
 
+// Integer twin values IoT Hub takes: 53-bit signed.
+const (
+	minTwinInt = -4503599627370496
+	maxTwinInt = 4503599627370495
+)
+
 // checkTwinNames applies IoT Hub's rules for twin keys: not empty, at most
-// 1 KB, no '.', '$', space or control characters; objects at most 10 deep.
+// 1 KB, no '.', '$', space or control characters; objects at most 10 deep;
+// integers within ±2^52.
 func checkTwinNames(path string, m map[string]any, depth int) error {
 	if depth > maxTwinDepth {
 		return twinArgument("%s is nested deeper than the hub's %d levels", path, maxTwinDepth)
@@ -170,9 +177,14 @@ func checkTwinNames(path string, m map[string]any, depth int) error {
 		if k == "" || len(k) > 1024 || strings.ContainsFunc(k, func(c rune) bool { return c == '.' || c == '$' || c == ' ' || c < 0x20 || (c >= 0x7f && c < 0xa0) }) {
 			return twinArgument("%s has the key %q; twin keys must be 1 to 1024 bytes without '.', '$', spaces or control characters", path, k)
 		}
-		if sub, ok := v.(map[string]any); ok {
-			if err := checkTwinNames(path+"."+k, sub, depth+1); err != nil {
+		switch v := v.(type) {
+		case map[string]any:
+			if err := checkTwinNames(path+"."+k, v, depth+1); err != nil {
 				return err
+			}
+		case json.Number:
+			if n, err := v.Int64(); !strings.ContainsAny(string(v), ".eE") && (err != nil || n < minTwinInt || n > maxTwinInt) {
+				return twinArgument("%s.%s is %s; twin integers are %d to %d", path, k, v, int64(minTwinInt), int64(maxTwinInt))
 			}
 		}
 	}

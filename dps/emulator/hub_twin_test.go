@@ -79,14 +79,14 @@ func TestTwinPatchMergesAndVersions(t *testing.T) {
 	}
 
 	// What Node's Twin.update sends: the patch, If-Match the quoted etag.
-	w := th.do("PATCH", "/twins/dev", `{"tags":{"floor":null,"room":"b1"},"properties":{"desired":{"net":{"band":null,"ch":11},"mode":"eco","big":12345678901234567890}}}`,
+	w := th.do("PATCH", "/twins/dev", `{"tags":{"floor":null,"room":"b1"},"properties":{"desired":{"net":{"band":null,"ch":11},"mode":"eco","big":4503599627370495}}}`,
 		"If-Match", `"`+tw.ETag+`"`, "Content-Type", "application/json; charset=utf-8")
 	if w.Code != http.StatusOK {
 		t.Fatalf("PATCH: HTTP %d %s", w.Code, w.Body)
 	}
 	patched := decode[hubapi.Twin](t, w.Body.Bytes())
-	delete(patched.Properties.Desired, "big") // float64 here; exact on the wire:
-	if jsonOf(patched.Tags) != `{"room":"b1","site":"oslo"}` || !strings.Contains(w.Body.String(), `"big":12345678901234567890`) ||
+	delete(patched.Properties.Desired, "big")
+	if jsonOf(patched.Tags) != `{"room":"b1","site":"oslo"}` || !strings.Contains(w.Body.String(), `"big":4503599627370495`) ||
 		jsonOf(patched.Properties.Desired) != `{"$version":2,"interval":30,"mode":"eco","net":{"ch":11,"ssid":"a"}}` {
 		t.Errorf("patched: tags %s desired %s", jsonOf(patched.Tags), jsonOf(patched.Properties.Desired))
 	}
@@ -133,6 +133,7 @@ func TestTwinBadWritesAreRefusedAndLoseNothing(t *testing.T) {
 		"space in key":    {`{"tags":{"a":{"b c":1}}}`, `key \"b c\"`},
 		"reported":        {`{"properties":{"reported":{"x":1}}}`, "the device reports them"},
 		"too deep":        {`{"tags":` + strings.Repeat(`{"a":`, 11) + `1` + strings.Repeat(`}`, 11) + `}`, "deeper than"},
+		"big integer":     {`{"tags":{"n":4503599627370496}}`, "twin integers are"},
 		"tags too large":  {`{"tags":{"a":"` + strings.Repeat("x", maxTwinTags) + `"}}`, "tags would be"},
 	} {
 		w := th.do("PATCH", "/twins/dev", c.body)

@@ -27,8 +27,8 @@ func TestInvokeMethodAnswered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := paho.NewClientOptions().AddBroker("ssl://"+em.Env().HubMQTTEndpoints[0]).SetClientID("dev-00").
-		SetUsername(host+"/dev-00/?api-version=2021-04-12").
+	o := paho.NewClientOptions().AddBroker("ssl://" + em.Env().HubMQTTEndpoints[0]).SetClientID("dev-00").
+		SetUsername(host + "/dev-00/?api-version=2021-04-12").
 		SetPassword(keys.SignSAS(host+"/devices/dev-00", devs["dev-00"], "", time.Now().Add(time.Hour))).
 		SetTLSConfig(&tls.Config{RootCAs: em.CertPool()}).SetProtocolVersion(4).SetAutoReconnect(false)
 	c := paho.NewClient(o)
