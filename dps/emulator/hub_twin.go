@@ -70,6 +70,9 @@ func (e *Emulator) hubWriteTwin(h *hub, w http.ResponseWriter, r *http.Request, 
 		mergeTwin(t.Desired, desired)
 		return checkTwinSizes(t)
 	}
+	lock := e.devices.twinWriteLock(h, deviceID)
+	lock.Lock()
+	defer lock.Unlock()
 	d, err := e.store.updateHubTwin(r.Context(), h.Index, deviceID, r.Header.Get("If-Match"), change)
 	var arg *twinArgumentError
 	switch {

@@ -37,6 +37,14 @@ type hubSessions struct {
 	changed map[string]time.Time         // by sessionKey
 	calls   map[string]chan methodAnswer // by sessionKey + "/" + $rid
 	seq     uint64
+	writing sync.Map // sessionKey → *sync.Mutex: one service twin write (and its notification) at a time
+}
+
+// twinWriteLock serialises the service's twin writes to one device, so its
+// desired notifications leave in $version order.
+func (s *hubSessions) twinWriteLock(h *hub, deviceID string) *sync.Mutex {
+	m, _ := s.writing.LoadOrStore(sessionKey(h, deviceID), new(sync.Mutex))
+	return m.(*sync.Mutex)
 }
 
 type methodAnswer struct {

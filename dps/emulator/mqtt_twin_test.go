@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -194,6 +195,31 @@ func TestMQTTDirectMethods(t *testing.T) {
 	} {
 		if w := <-th.invoke(body); w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), want) {
 			t.Errorf("%s: HTTP %d %s, want 400 saying %s", body, w.Code, w.Body, want)
+		}
+	}
+}
+
+// TestMQTTDesiredNotificationsInOrder: concurrent service writes reach the
+// device in $version order, each once.
+func TestMQTTDesiredNotificationsInOrder(t *testing.T) {
+	t.Parallel()
+	th := newTwinHub(t, Options{})
+	m, _ := connectHubDevice(t, th.e, 1, "ord-1")
+	subscribeAll(t, m)
+	const n = 20
+	done := make(chan int, n)
+	for i := range n {
+		go func() { done <- th.do("PATCH", "/twins/ord-1", `{"properties":{"desired":{"n`+strconv.Itoa(i)+`":1}}}`).Code }()
+	}
+	for range n {
+		if code := <-done; code != http.StatusOK {
+			t.Fatalf("PATCH: HTTP %d", code)
+		}
+	}
+	for v := 2; v <= n+1; v++ {
+		pk := m.expect(packets.Publish, 10*time.Second)
+		if want := "$iothub/twin/PATCH/properties/desired/?$version=" + strconv.Itoa(v); pk.TopicName != want {
+			t.Fatalf("notification %q, want %q", pk.TopicName, want)
 		}
 	}
 }
