@@ -197,6 +197,7 @@ func (e *Emulator) hubDelete(h *hub, w http.ResponseWriter, r *http.Request, dev
 		e.hubInternal(w, err)
 	default:
 		e.stats.hubDeviceDeleted(h.HostName, deviceID)
+		e.disconnectDevice(h, deviceID)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

@@ -102,10 +102,12 @@ type presenceHook struct {
 func (p *presenceHook) ID() string { return "dpsconsole-presence" }
 
 func (p *presenceHook) Provides(b byte) bool {
-	return b == mqtt.OnSessionEstablished || b == mqtt.OnDisconnect
+	return b == mqtt.OnSessionEstablish || b == mqtt.OnDisconnect
 }
 
-func (p *presenceHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+// OnSessionEstablish runs before the CONNACK, so a device that is told it
+// is connected already shows as active.
+func (p *presenceHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	if c := connOf(cl); c != nil && c.ep.hub != nil {
 		p.mark(c)
 		if err := p.e.store.touchHubDevice(context.Background(), c.ep.hub.Index, c.sess.deviceID); err != nil && !errors.Is(err, errNotFound) {
@@ -116,7 +118,7 @@ func (p *presenceHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 
 func (p *presenceHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 	// A connection taken over by a newer one of the same device changes nothing.
-	if c := connOf(cl); c != nil && c.ep.hub != nil && p.e.deviceClient(c.ep.hub, c.sess.deviceID) == nil {
+	if c := connOf(cl); c != nil && c.ep.hub != nil && c.sess.deviceID != "" && p.e.deviceClient(c.ep.hub, c.sess.deviceID) == nil {
 		p.mark(c)
 	}
 }
@@ -299,5 +301,13 @@ func (e *Emulator) methodAnswered(h *hub, deviceID, rid string, status int, payl
 		case answer <- methodAnswer{status, p}:
 		default: // answered twice: the first answer counts
 		}
+	}
+}
+
+// disconnectDevice ends deviceID's MQTT connection to h, as IoT Hub does
+// when the identity is deleted.
+func (e *Emulator) disconnectDevice(h *hub, deviceID string) {
+	if cl := e.deviceClient(h, deviceID); cl != nil {
+		cl.Stop(errors.New("the device identity was deleted"))
 	}
 }

@@ -87,20 +87,38 @@ func TestMQTTTwinGetAndReported(t *testing.T) {
 		t.Errorf("desired notification after PUT: %s", got)
 	}
 
-	// The identity shows the live connection.
-	d := decode[hubapi.Device](t, th.do("GET", "/devices/tw-1", "").Body.Bytes())
+	// Deleting the identity ends its connection.
+	if w := th.do("DELETE", "/devices/tw-1", "", "If-Match", "*"); w.Code != http.StatusNoContent {
+		t.Fatalf("DELETE: HTTP %d %s", w.Code, w.Body)
+	}
+	m.expectClosed(5 * time.Second)
+	if w := th.do("GET", "/twins/tw-1", ""); w.Code != http.StatusNotFound {
+		t.Errorf("twin of the deleted device: HTTP %d", w.Code)
+	}
+}
+
+// TestMQTTConnectionState: the identity shows the live connection, and when
+// it changed.
+func TestMQTTConnectionState(t *testing.T) {
+	t.Parallel()
+	th := newTwinHub(t, Options{})
+	m, _ := connectHubDevice(t, th.e, 1, "cs-1")
+	d := decode[hubapi.Device](t, th.do("GET", "/devices/cs-1", "").Body.Bytes())
 	if d.ConnectionState != "Connected" || d.LastActivityTime.IsZero() || d.ConnectionStateUpdatedTime.IsZero() {
-		t.Errorf("connected device: state %q, last activity %v, state changed %v", d.ConnectionState, d.LastActivityTime, d.ConnectionStateUpdatedTime)
+		t.Fatalf("connected device: state %q, last activity %v, state changed %v", d.ConnectionState, d.LastActivityTime, d.ConnectionStateUpdatedTime)
 	}
 	connectedAt := d.ConnectionStateUpdatedTime
 	m.conn.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for d.ConnectionState == "Connected" && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
-		d = decode[hubapi.Device](t, th.do("GET", "/devices/tw-1", "").Body.Bytes())
+		d = decode[hubapi.Device](t, th.do("GET", "/devices/cs-1", "").Body.Bytes())
 	}
 	if d.ConnectionState != "Disconnected" || !d.ConnectionStateUpdatedTime.After(connectedAt) {
 		t.Errorf("after closing: state %q changed %v (connected %v)", d.ConnectionState, d.ConnectionStateUpdatedTime, connectedAt)
+	}
+	if tw := decode[hubapi.Twin](t, th.do("GET", "/twins/cs-1", "").Body.Bytes()); tw.ConnectionState != "Disconnected" {
+		t.Errorf("twin connection state %q", tw.ConnectionState)
 	}
 }
 
@@ -209,7 +227,9 @@ func TestMQTTDesiredNotificationsInOrder(t *testing.T) {
 	const n = 20
 	done := make(chan int, n)
 	for i := range n {
-		go func() { done <- th.do("PATCH", "/twins/ord-1", `{"properties":{"desired":{"n`+strconv.Itoa(i)+`":1}}}`).Code }()
+		go func() {
+			done <- th.do("PATCH", "/twins/ord-1", `{"properties":{"desired":{"n`+strconv.Itoa(i)+`":1}}}`).Code
+		}()
 	}
 	for range n {
 		if code := <-done; code != http.StatusOK {
