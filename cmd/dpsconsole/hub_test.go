@@ -1,11 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"crypto/tls"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
+	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 func TestHubCommands(t *testing.T) {
@@ -62,4 +70,74 @@ func TestHubCommands(t *testing.T) {
 	c.fails(2, []string{"hub", "method", "invoke", dev, "reboot", "--timeout", "1s"}, "5s to 5m0s")
 	c.fails(2, []string{"hub", "method", "invoke", dev, "reboot", "--payload", `{`}, "not valid JSON")
 	c.fails(2, []string{"hub", "method", "invoke", dev}, "accepts 2 arg")
+}
+
+// TestHubMethodInvoke runs "hub method invoke" against a standalone
+// emulator (connection strings in the environment, as for a real DPS) with
+// a device connected over MQTT that answers.
+func TestHubMethodInvoke(t *testing.T) {
+	c := newCLI(t)
+	em, err := emulator.Start(t.Context(), emulator.Options{DataDir: t.TempDir(), Seed: "demo", HTTPSAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	env := em.Env()
+	t.Setenv("DPS_CONNECTION_STRING", env.DPSConnectionString)
+	t.Setenv("DPS_CA_FILE", env.CAFile)
+	t.Setenv("IOTHUB_CONNECTION_STRING", env.HubConnectionStrings[0])
+	t.Setenv("IOTHUB_CONNECTION_STRING_1", env.HubConnectionStrings[1])
+
+	// A demo device, its hub and key as the registry reports them.
+	const dev = "fleet-sensor-002"
+	var shown deviceAndTwin
+	if err := json.Unmarshal([]byte(c.ok("hub", "device", "show", dev, "-o", "json", "--show-keys")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	key, err := keys.ParseKey(shown.Device.Authentication.SymmetricKey.PrimaryKey.Reveal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var host, mqttAddr string
+	for i, cs := range env.HubConnectionStrings {
+		p, _ := keys.ParseServiceConnectionString(cs)
+		if _, err := em.HubDevice(t.Context(), p.HostName, dev); err == nil {
+			host, mqttAddr = p.HostName, env.HubMQTTEndpoints[i]
+		}
+	}
+	o := paho.NewClientOptions().AddBroker("ssl://" + mqttAddr).SetClientID(dev).SetUsername(host + "/" + dev + "/?api-version=2021-04-12").
+		SetPassword(keys.SignSAS(host+"/devices/"+dev, key, "", time.Now().Add(time.Hour))).
+		SetTLSConfig(&tls.Config{RootCAs: em.CertPool()}).SetProtocolVersion(4).SetAutoReconnect(false)
+	pc := paho.NewClient(o)
+	if tok := pc.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer pc.Disconnect(100)
+	answer := func(_ paho.Client, m paho.Message) {
+		name, rid, _ := strings.Cut(strings.TrimPrefix(m.Topic(), "$iothub/methods/POST/"), "/?$rid=")
+		status, body := 200, `{"echo":`+string(m.Payload())+`}`
+		if name == "fail" {
+			status, body = 500, `{"error":"disk full"}`
+		}
+		pc.Publish("$iothub/methods/res/"+strconv.Itoa(status)+"/?$rid="+rid, 0, false, body)
+	}
+	if tok := pc.Subscribe("$iothub/methods/POST/#", 0, answer); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscribe: %v", tok.Error())
+	}
+
+	var res hub.MethodResult
+	out := c.ok("hub", "method", "invoke", dev, "echo", "--payload", `{"a":1}`, "-o", "json")
+	var payload bytes.Buffer
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Status != 200 || json.Compact(&payload, res.Payload) != nil || payload.String() != `{"echo":{"a":1}}` {
+		t.Fatalf("invoke -o json: %v\n%s", err, out)
+	}
+	if out := c.ok("hub", "method", "invoke", dev, "echo", "--timeout", "10s"); !strings.Contains(out, "Status:") || !strings.Contains(out, `{"echo":null}`) {
+		t.Errorf("invoke table:\n%s", out)
+	}
+	if errOut := c.fails(1, []string{"hub", "method", "invoke", dev, "fail"}, "disk full"); !strings.Contains(errOut, "status 500") {
+		t.Errorf("a failing method: stderr %s", errOut)
+	}
+	if out := c.ok("hub", "device", "show", dev); !strings.Contains(out, "Connected") {
+		t.Errorf("device show of a connected device:\n%s", out)
+	}
 }
