@@ -1,10 +1,15 @@
 package device_test
 
 import (
+	"crypto/tls"
 	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
+	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 // registry is the service client of the hub with host name hubHost.
@@ -70,5 +75,48 @@ func TestReprovisioningKeepsOrResetsServiceWrites(t *testing.T) {
 				t.Errorf("reset in place: version %d desired $version %v, want 3 and 3", tw.Version, tw.Properties.Desired["$version"])
 			}
 		})
+	}
+}
+
+// TestReprovisioningEndsTheOldHubConnection: a device moved to another hub
+// loses its identity in the old one, and with it its MQTT connection there,
+// whether the assignment is committed at once or after a delay.
+func TestReprovisioningEndsTheOldHubConnection(t *testing.T) {
+	for _, delay := range []time.Duration{0, 300 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) { testReprovisioningEndsTheOldHubConnection(t, delay) })
+	}
+}
+
+func testReprovisioningEndsTheOldHubConnection(t *testing.T, delay time.Duration) {
+	f := start(t, delay)
+	ctx := t.Context()
+	const rid = "dev-moving"
+	ie, key := f.enrollment(t, dps.IndividualEnrollment{RegistrationID: rid, AllocationPolicy: dps.AllocationStatic, IoTHubs: f.hubs[:1]})
+	if _, _, err := f.register(t, rid, key, ""); err != nil {
+		t.Fatal(err)
+	}
+	lost := make(chan error, 1)
+	o := paho.NewClientOptions().AddBroker("ssl://" + f.em.Env().HubMQTTEndpoints[0]).SetClientID(rid).
+		SetUsername(f.hubs[0] + "/" + rid + "/?api-version=2021-04-12").
+		SetPassword(keys.SignSAS(f.hubs[0]+"/devices/"+rid, key, "", time.Now().Add(time.Hour))).
+		SetTLSConfig(&tls.Config{RootCAs: f.em.CertPool()}).SetProtocolVersion(4).SetAutoReconnect(false).
+		SetConnectionLostHandler(func(_ paho.Client, err error) { lost <- err })
+	c := paho.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("connect: %v", tok.Error())
+	}
+	defer c.Disconnect(100)
+
+	ie.IoTHubs = f.hubs[1:]
+	if _, err := f.svc.CreateOrUpdateEnrollment(ctx, ie, nil); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, err := f.register(t, rid, key, ""); err != nil || st.AssignedHub != f.hubs[1] {
+		t.Fatalf("re-registration: %+v, %v", st, err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the connection to the hub the device left is still open")
 	}
 }

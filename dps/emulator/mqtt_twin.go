@@ -311,3 +311,16 @@ func (e *Emulator) disconnectDevice(h *hub, deviceID string) {
 		cl.Stop(errors.New("the device identity was deleted"))
 	}
 }
+
+// disconnectRemoved ends the MQTT connection of the identity a registration
+// removed from the hub the device left.
+func (e *Emulator) disconnectRemoved(a assignment) {
+	if a.removeHub == 0 || a.device != nil && a.removeHub == a.device.Hub && a.removeID == a.device.DeviceID {
+		return
+	}
+	for _, h := range e.hubs {
+		if h.Index == a.removeHub {
+			e.disconnectDevice(h, a.removeID)
+		}
+	}
+}
