@@ -170,6 +170,7 @@ emulator, so everything works on a laptop with no Azure account.`,
 		newRegistrationsCmd(a),
 		newRegisterCmd(a),
 		newCleanupCmd(a),
+		newHubCmd(a),
 	)
 	withUsageLine(root)
 	withExitRule(root)

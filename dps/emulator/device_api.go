@@ -417,6 +417,7 @@ func (e *Emulator) deviceRegister(w http.ResponseWriter, r *http.Request, scope,
 			return
 		}
 		e.dev.remember(saved, adm)
+		e.disconnectRemoved(commit)
 	} else {
 		pending := rec
 		pending.Status, pending.DeviceID = dps.StatusAssigning, ""
@@ -447,6 +448,7 @@ func (d *devState) schedule(opID, rid string, delay time.Duration, a assignment,
 			d.e.log.Error("commit registration", "registrationId", rid, "err", err)
 		} else {
 			d.remember(saved, adm)
+			d.e.disconnectRemoved(a)
 		}
 		d.mu.Lock()
 		delete(d.pending, opID)

@@ -99,6 +99,7 @@ type Emulator struct {
 	lock       *os.File        // held while running (lock_unix.go)
 	mqtt       *mqtt.Server    // nil when MQTT is off
 	mqttEPs    []*mqttEndpoint // DPS, then each hub; nil when MQTT is off
+	devices    hubSessions     // connected hub devices' state and method calls (mqtt_twin.go)
 	env        Env
 	serveWG    sync.WaitGroup
 	closeOnce  sync.Once

@@ -34,10 +34,8 @@ func (e *Emulator) serveHub(h *hub, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-	if len(parts) == 2 && strings.EqualFold(parts[0], "twins") && r.Method == http.MethodGet {
-		if e.hubServiceAuth(h, w, r) {
-			e.hubGetTwin(h, w, r, parts[1])
-		}
+	if len(parts) >= 2 && strings.EqualFold(parts[0], "twins") {
+		e.serveTwins(h, w, r, parts[1:])
 		return
 	}
 	if len(parts) == 0 || !strings.EqualFold(parts[0], "devices") {
@@ -184,11 +182,10 @@ func (e *Emulator) hubGet(h *hub, w http.ResponseWriter, r *http.Request, device
 	}
 }
 
-// hubGetTwin is GET /twins/{id}: the device twin, tags and desired
-// properties as provisioning left them.
+// hubGetTwin is GET /twins/{id}: the device twin.
 func (e *Emulator) hubGetTwin(h *hub, w http.ResponseWriter, r *http.Request, deviceID string) {
 	if d, ok := e.hubFind(h, w, r, deviceID); ok {
-		writeJSON(w, http.StatusOK, wireTwin(d))
+		writeTwin(w, d)
 	}
 }
 
@@ -203,6 +200,7 @@ func (e *Emulator) hubFind(h *hub, w http.ResponseWriter, r *http.Request, devic
 		e.hubInternal(w, err)
 		return d, false
 	}
+	e.withPresence(h, &d)
 	return d, true
 }
 
@@ -217,6 +215,7 @@ func (e *Emulator) hubDelete(h *hub, w http.ResponseWriter, r *http.Request, dev
 		e.hubInternal(w, err)
 	default:
 		e.stats.hubDeviceDeleted(h.HostName, deviceID)
+		e.disconnectDevice(h, deviceID)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
@@ -250,6 +249,7 @@ func (e *Emulator) hubQuery(h *hub, w http.ResponseWriter, r *http.Request) {
 	}
 	twins := make([]hubapi.Twin, 0, len(devs))
 	for _, d := range devs {
+		e.withPresence(h, &d)
 		twins = append(twins, wireTwin(d))
 	}
 	if next != "" {
@@ -272,6 +272,7 @@ func (e *Emulator) hubList(h *hub, w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]hubapi.Device, 0, len(devs))
 	for _, d := range devs {
+		e.withPresence(h, &d)
 		out = append(out, wireDevice(d))
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -279,13 +280,14 @@ func (e *Emulator) hubList(h *hub, w http.ResponseWriter, r *http.Request) {
 
 func wireDevice(d hubDevice) hubapi.Device {
 	return hubapi.Device{
-		DeviceID:          d.DeviceID,
-		GenerationID:      d.GenerationID,
-		ETag:              d.ETag,
-		ConnectionState:   "Disconnected",
-		Status:            d.Status,
-		StatusUpdatedTime: d.Updated,
-		LastActivityTime:  d.LastActivity,
+		DeviceID:                   d.DeviceID,
+		GenerationID:               d.GenerationID,
+		ETag:                       d.ETag,
+		ConnectionState:            connectionState(d),
+		Status:                     d.Status,
+		StatusUpdatedTime:          d.Updated,
+		LastActivityTime:           d.LastActivity,
+		ConnectionStateUpdatedTime: d.ConnectionChanged,
 		Authentication: &hubapi.AuthenticationMechanism{Type: hubapi.AuthSAS,
 			SymmetricKey: &hubapi.SymmetricKey{PrimaryKey: dps.Secret(d.PrimaryKey), SecondaryKey: dps.Secret(d.SecondaryKey)}},
 		Capabilities: &dps.DeviceCapabilities{},
@@ -299,12 +301,12 @@ func wireTwin(d hubDevice) hubapi.Twin {
 		DeviceETag:         d.ETag,
 		Status:             d.Status,
 		StatusUpdateTime:   d.Updated,
-		ConnectionState:    "Disconnected",
+		ConnectionState:    connectionState(d),
 		LastActivityTime:   d.LastActivity,
 		AuthenticationType: hubapi.AuthSAS,
 		Version:            d.TwinVersion,
 		Tags:               twinCollection(d.Tags),
-		Properties:         &hubapi.TwinProperties{Desired: twinCollection(d.Desired), Reported: dps.TwinCollection{}},
+		Properties:         &hubapi.TwinProperties{Desired: withVersion(d.Desired, d.DesiredVersion), Reported: withVersion(d.Reported, d.ReportedVersion)},
 		Capabilities:       &dps.DeviceCapabilities{},
 	}
 }

@@ -121,6 +121,9 @@ func (e *Emulator) startMQTT(eps []*mqttEndpoint, conf *tls.Config) error {
 	if err := srv.AddHook(&mqttHook{e: e}, nil); err != nil {
 		return err
 	}
+	if err := srv.AddHook(&presenceHook{e: e}, nil); err != nil {
+		return err
+	}
 	for _, ep := range eps {
 		ep.tls.ln = tls.NewListener(ep.tls.ln, conf)
 		ep.tls.ep, ep.ws.ep, ep.tls.e, ep.ws.e = ep, ep, e, e

@@ -41,7 +41,8 @@ func (h *mqttHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 		}
 		ack()
 	default:
-		ack() // twin and method topics: accepted, not served yet
+		ack()
+		h.e.mqttIoTHub(cl, c, pk.TopicName, pk.Payload) // twins and methods (mqtt_twin.go)
 	}
 	return pk, packets.ErrRejectPacket
 }

@@ -62,7 +62,7 @@ var errStoreClosed = errors.New("the emulator store is closed")
 
 // schemaVersion is kept in PRAGMA user_version; a data dir of another
 // version is refused with advice rather than half-read.
-const schemaVersion = 2 // 2: device twins (hub_devices.tags, desired, twin_version)
+const schemaVersion = 3 // 2: device twins (hub_devices.tags, desired, twin_version); 3: reported, desired/reported $version
 
 const schema = `
 CREATE TABLE IF NOT EXISTS settings (
@@ -135,6 +135,9 @@ CREATE TABLE IF NOT EXISTS hub_devices (
 	tags          TEXT NOT NULL DEFAULT '{}', -- the device twin: tags and desired properties as JSON objects
 	desired       TEXT NOT NULL DEFAULT '{}',
 	twin_version  INTEGER NOT NULL DEFAULT 1, -- goes up when tags or desired change
+	reported         TEXT NOT NULL DEFAULT '{}', -- reported properties, written by the device
+	desired_version  INTEGER NOT NULL DEFAULT 1, -- the $version of desired and of reported
+	reported_version INTEGER NOT NULL DEFAULT 1,
 	PRIMARY KEY (hub, device_id)
 );
 `
@@ -298,12 +301,14 @@ const (
 			substatus = excluded.substatus, error_code = excluded.error_code, error_message = excluded.error_message,
 			etag = excluded.etag, payload = excluded.payload, updated = excluded.updated, operation_id = excluded.operation_id,
 			doc = excluded.doc`
-	sqlHubDeviceUpsert = `INSERT INTO hub_devices(hub, device_id, primary_key, secondary_key, etag, generation_id, status, created, updated, tags, desired)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	sqlHubDeviceUpsert = `INSERT INTO hub_devices(hub, device_id, primary_key, secondary_key, etag, generation_id, status, created, updated, tags, desired, reported)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT(hub, device_id) DO UPDATE SET primary_key = excluded.primary_key, secondary_key = excluded.secondary_key,
 			etag = excluded.etag, status = excluded.status, updated = excluded.updated,
-			twin_version = twin_version + (tags <> excluded.tags OR desired <> excluded.desired),
-			tags = excluded.tags, desired = excluded.desired
+			twin_version = twin_version + (tags <> excluded.tags OR desired <> excluded.desired OR reported <> excluded.reported),
+			desired_version = desired_version + (desired <> excluded.desired),
+			reported_version = reported_version + (reported <> excluded.reported),
+			tags = excluded.tags, desired = excluded.desired, reported = excluded.reported
 		RETURNING generation_id, created, message_count, last_activity, twin_version`
 )
 
@@ -935,16 +940,23 @@ type hubDevice struct {
 	Tags         string // twin tags, a JSON object; "" = {}
 	Desired      string // twin desired properties, a JSON object; "" = {}
 	TwinVersion  int64
+	Reported     string // twin reported properties, a JSON object; "" = {}
+	// DesiredVersion and ReportedVersion are the $version of each.
+	DesiredVersion, ReportedVersion int64
+	// Not stored: whether an MQTT connection is open, and since when
+	// (mqtt_twin.go withPresence).
+	Connected         bool
+	ConnectionChanged time.Time
 }
 
 // hubDeviceColumns are what scanHubDevice reads, in its order.
-const hubDeviceColumns = `device_id, primary_key, secondary_key, etag, generation_id, status, message_count, last_activity, created, updated, tags, desired, twin_version`
+const hubDeviceColumns = `device_id, primary_key, secondary_key, etag, generation_id, status, message_count, last_activity, created, updated, tags, desired, twin_version, reported, desired_version, reported_version`
 
 func scanHubDevice(row interface{ Scan(...any) error }, hub int) (hubDevice, error) {
 	d := hubDevice{Hub: hub}
 	var last, created, updated int64
 	err := row.Scan(&d.DeviceID, &d.PrimaryKey, &d.SecondaryKey, &d.ETag, &d.GenerationID, &d.Status, &d.MessageCount, &last, &created, &updated,
-		&d.Tags, &d.Desired, &d.TwinVersion)
+		&d.Tags, &d.Desired, &d.TwinVersion, &d.Reported, &d.DesiredVersion, &d.ReportedVersion)
 	if last != 0 {
 		d.LastActivity = time.Unix(0, last).UTC()
 	}
@@ -965,11 +977,14 @@ func (s *store) putHubDeviceTx(ctx context.Context, tx *sql.Tx, d hubDevice) (hu
 	if d.Desired == "" {
 		d.Desired = "{}"
 	}
+	if d.Reported == "" {
+		d.Reported = "{}"
+	}
 	d.ETag = base64.StdEncoding.EncodeToString([]byte(newGUID()[:8]))
 	d.Updated = now
 	var created int64
 	err := s.txQueryRow(ctx, tx, sqlHubDeviceUpsert,
-		d.Hub, d.DeviceID, d.PrimaryKey, d.SecondaryKey, d.ETag, generationID(), d.Status, now.UnixNano(), now.UnixNano(), d.Tags, d.Desired,
+		d.Hub, d.DeviceID, d.PrimaryKey, d.SecondaryKey, d.ETag, generationID(), d.Status, now.UnixNano(), now.UnixNano(), d.Tags, d.Desired, d.Reported,
 	).Scan(&d.GenerationID, &created, &d.MessageCount, new(int64), &d.TwinVersion)
 	d.Created = time.Unix(0, created).UTC()
 	return d, err

@@ -106,12 +106,10 @@ func (s *store) commitAssignment(ctx context.Context, a assignment) (registratio
 	rec := a.rec
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		if a.device != nil && a.keepHub != 0 {
-			var tags, desired string
-			err := tx.QueryRowContext(ctx, `SELECT tags, desired FROM hub_devices WHERE hub = ? AND device_id = ?`, a.keepHub, a.keepID).Scan(&tags, &desired)
+			d := *a.device
+			err := tx.QueryRowContext(ctx, `SELECT tags, desired, reported FROM hub_devices WHERE hub = ? AND device_id = ?`, a.keepHub, a.keepID).Scan(&d.Tags, &d.Desired, &d.Reported)
 			switch {
 			case err == nil:
-				d := *a.device
-				d.Tags, d.Desired = tags, desired
 				a.device = &d
 			case !errors.Is(err, sql.ErrNoRows):
 				return err

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"strings"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 )
@@ -52,7 +53,9 @@ func withoutNulls(c map[string]any) map[string]any {
 func twinCollection(s string) dps.TwinCollection {
 	c := dps.TwinCollection{}
 	if s != "" && s != "{}" {
-		json.Unmarshal([]byte(s), &c) // written by twinJSON, so valid
+		d := json.NewDecoder(strings.NewReader(s))
+		d.UseNumber() // integers beyond 2^53 stay exact
+		d.Decode(&c)  // written by collectionJSON, so valid
 	}
 	return c
 }

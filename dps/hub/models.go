@@ -1,7 +1,8 @@
 // Package hub is the part of an IoT hub the console needs: device-to-cloud
-// telemetry over HTTPS with a device SAS, and the device registry (get, query,
-// delete) with a service SAS. Both run on the azcore pipeline. This file
-// holds the wire models, with field names as IoT Hub sends them.
+// telemetry over HTTPS with a device SAS, and with a service SAS the device
+// registry (get, query, delete), device twins (get, update, replace) and
+// direct methods. All run on the azcore pipeline. This file holds the wire
+// models, with field names as IoT Hub sends them.
 package hub
 
 import (
