@@ -133,3 +133,9 @@ type recordsChangedMsg struct {
 func recordsChanged(from int, group string) tea.Cmd {
 	return func() tea.Msg { return broadcast{recordsChangedMsg{from: from, group: group}} }
 }
+
+// groupsChangedMsg tells the views listing groups that another view (the
+// tutorial) created or deleted one, so home lists what is there.
+type groupsChangedMsg struct{}
+
+func groupsChanged() tea.Msg { return broadcast{groupsChangedMsg{}} }

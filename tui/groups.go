@@ -225,6 +225,8 @@ func (v *groupsView) Update(msg tea.Msg) tea.Cmd {
 			return flashErr(fmt.Errorf("%s: %s", msg.what, dps.ErrorMessage(msg.err)))
 		}
 		return tea.Batch(flash(msg.what), v.refresh())
+	case groupsChangedMsg:
+		return v.refresh()
 	case recordsChangedMsg:
 		if msg.group == "" {
 			v.counts = map[string]recordCount{}

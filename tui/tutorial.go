@@ -264,6 +264,9 @@ func (v *tutorialView) stepDone(msg tutorialStepMsg) tea.Cmd {
 	if msg.step == stepChooseID {
 		v.checkedHubs = msg.hubs
 	}
+	if msg.made != nil { // the group: home lists it
+		return tea.Batch(v.complete(msg.step, msg.note), groupsChanged)
+	}
 	return v.complete(msg.step, msg.note)
 }
 
@@ -507,6 +510,10 @@ func (v *tutorialView) leftoversDialog() *confirm {
 }
 
 func (v *tutorialView) removed(msg tutorialRemovedMsg) tea.Cmd {
+	return tea.Batch(v.afterRemoval(msg), groupsChanged) // home drops the group
+}
+
+func (v *tutorialView) afterRemoval(msg tutorialRemovedMsg) tea.Cmd {
 	v.working = false
 	if msg.earlier {
 		v.leftovers = nil
