@@ -297,7 +297,7 @@ func (v *tutorialView) checkTimeline() tea.Cmd {
 			v.failed = registerErrorText(v.tl.err)
 		}
 	case v.current == stepTelemetry && v.tl.sent > 0:
-		return v.complete(stepTelemetry, fmt.Sprintf("%d message(s) accepted by %s", v.tl.sent, v.tl.result.AssignedHub))
+		return v.complete(stepTelemetry, plural(v.tl.sent, "message", "messages")+" accepted by "+v.tl.result.AssignedHub)
 	case v.current == stepTelemetry && v.tl.sendErr != nil:
 		v.failed = v.tl.sendErr.Error()
 	}
