@@ -289,7 +289,7 @@ func (m *Model) runCommand(line string) tea.Cmd {
 		return flashWarn(fmt.Sprintf("%q is ambiguous: :%s", name, strings.Join(hits, " :")))
 	}
 	if why := readOnlyRefusal(m.c.ReadOnly, hits[0]); why != "" {
-		return flash(why)
+		return flashWarn(why)
 	}
 	if hits[0] == "quit" {
 		m.quitting = true

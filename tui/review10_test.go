@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -35,5 +36,16 @@ func TestTutorialGroupsReachHomeWithoutRefresh(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if s := f.screen(); strings.Contains(s, "  "+group) {
 		t.Fatalf("home still lists the removed group %s:\n%s", group, s)
+	}
+}
+
+// A :command refused under --readonly flashes as refused (!), not as done (✓).
+func TestReadOnlyRefusalFlashesAsRefused(t *testing.T) {
+	m := New(context.Background(), Options{Target: &Target{Name: "test"}, ReadOnly: true, Start: "derive"})
+	for _, name := range []string{"simulate", "tutorial"} {
+		msg, ok := m.runCommand(":" + name)().(flashMsg)
+		if !ok || msg.level != levelWarning || !strings.Contains(msg.text, "off in read-only mode") {
+			t.Fatalf(":%s under --readonly flashed %#v, want a warning", name, msg)
+		}
 	}
 }
