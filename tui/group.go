@@ -347,11 +347,14 @@ func (v *groupView) markShown() tea.Cmd {
 		return flashInfo("marks cleared")
 	}
 	n, marked := v.table.ToggleShown()
+	if n == 0 {
+		return flashWarn("no records shown: nothing to mark")
+	}
 	what := "marked"
 	if !marked {
 		what = "unmarked"
 	}
-	text := fmt.Sprintf("%s the %s records shown", what, count(n))
+	text := what + " the " + plural(n, "record shown", "records shown")
 	if v.table.query != "" {
 		text += fmt.Sprintf(" (of %s loaded; the filter hides the rest)", count(v.table.Loaded()))
 	} else if v.table.More() {

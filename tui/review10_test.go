@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
 )
 
 // Review of issue #10: the groups the tutorial creates and removes show on
@@ -47,5 +49,25 @@ func TestReadOnlyRefusalFlashesAsRefused(t *testing.T) {
 		if !ok || msg.level != levelWarning || !strings.Contains(msg.text, "off in read-only mode") {
 			t.Fatalf(":%s under --readonly flashed %#v, want a warning", name, msg)
 		}
+	}
+}
+
+// ctrl+a's flash counts in the singular for one record, and a filter that
+// shows nothing has nothing to mark: a warning, not "✓ unmarked the 0".
+func TestCtrlAFlashCountsRecords(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	c := testCommon(t, 120, 30)
+	c.Target = target
+	h := harness(t, c, newGroupView(c, emulator.DemoHashedGroup))
+	h.filter("fleet-sensor-007")
+	h.press("ctrl+a")
+	if f := h.lastFlash(); !strings.HasPrefix(f, "marked the 1 record shown") {
+		t.Fatalf("ctrl+a on one shown record flashed %q", f)
+	}
+	h.press("ctrl+a") // unmark
+	h.filter("no-such-record")
+	msg, ok := h.v.Update(press("ctrl+a"))().(flashMsg)
+	if !ok || msg.level != levelWarning || strings.Contains(msg.text, "0 records") {
+		t.Fatalf("ctrl+a with nothing shown flashed %#v, want a warning", msg)
 	}
 }
