@@ -389,7 +389,7 @@ func (v *groupView) askDelete() tea.Cmd {
 	} else {
 		ids := v.table.Marked()
 		if h := v.table.HiddenMarks(); h > 0 {
-			text += fmt.Sprintf("\n%d of them are hidden by the filter.", h)
+			text += "\n" + plural(h, "of them is hidden by the filter.", "of them are hidden by the filter.")
 		}
 		run = func() tea.Cmd { return startDeleteRecords(ctx, v.vid, svc, id, ids, nil) }
 	}

@@ -71,3 +71,17 @@ func TestCtrlAFlashCountsRecords(t *testing.T) {
 		t.Fatalf("ctrl+a with nothing shown flashed %#v, want a warning", msg)
 	}
 }
+
+// The delete dialog counts the marks a filter hides in the singular too.
+func TestDeleteDialogCountsOneHiddenMark(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	c := testCommon(t, 120, 30)
+	c.Target = target
+	h := harness(t, c, newGroupView(c, emulator.DemoHashedGroup))
+	h.press("space", "space") // fleet-sensor-001 and -002
+	h.filter("001")
+	h.press("d")
+	if out := plain(h.v.View()); !strings.Contains(out, "1 of them is hidden by the filter.") {
+		t.Fatalf("the dialog should say one mark is hidden:\n%s", out)
+	}
+}
