@@ -7,6 +7,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/keys"
@@ -327,7 +328,9 @@ func (v *enrollmentsView) detailLines() []string {
 			SecondaryKey: dps.Secret(sk.SecondaryKey.String())}
 	}
 	b, _ := json.MarshalIndent(e, "", "  ")
-	return strings.Split(string(b), "\n")
+	// Wrapped to the width: a revealed key outgrows 80 columns, and a cut
+	// line would lose the key's end.
+	return strings.Split(ansi.Hardwrap(string(b), max(v.c.Width, 20), false), "\n")
 }
 
 func (v *enrollmentsView) submit() tea.Cmd {

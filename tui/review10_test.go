@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 )
 
@@ -83,5 +84,28 @@ func TestDeleteDialogCountsOneHiddenMark(t *testing.T) {
 	h.press("d")
 	if out := plain(h.v.View()); !strings.Contains(out, "1 of them is hidden by the filter.") {
 		t.Fatalf("the dialog should say one mark is hidden:\n%s", out)
+	}
+}
+
+// A revealed key is wider than an 80-column terminal: the detail wraps the
+// long JSON lines to the width, so the root cuts nothing (it cut every line
+// of the padded block with a stray …, and the key with it).
+func TestEnrollmentDetailFitsTheWidthRevealed(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	if _, err := target.Service.CreateOrUpdateEnrollment(context.Background(), testEnrollment("shown"), nil); err != nil {
+		t.Fatal(err)
+	}
+	c := testCommon(t, 80, 40)
+	c.Target = target
+	h := harness(t, c, newEnrollmentsView(c))
+	h.press("enter", "v")
+	out := plain(h.v.View())
+	for _, l := range strings.Split(out, "\n") {
+		if ansi.StringWidth(l) > 80 {
+			t.Fatalf("a line wider than the terminal (%d):\n%s", ansi.StringWidth(l), out)
+		}
+	}
+	if !strings.Contains(strings.Join(strings.Fields(out), ""), tutorialGroupKey) {
+		t.Fatalf("the revealed key should be whole:\n%s", out)
 	}
 }
