@@ -240,7 +240,7 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 			return enrollmentShownMsg{gen: gen, e: full, err: err}
 		})
 	case k.Toggle.Matches(msg):
-		return v.toggle(e.RegistrationID)
+		v.askToggle(e)
 	case k.Delete.Matches(msg):
 		id, svc, ctx := e.RegistrationID, v.c.Target.Service, v.c.Ctx
 		v.confirm = &confirm{
@@ -259,10 +259,21 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-// toggle enables or disables an enrollment. DPS replaces the whole
-// enrollment on PUT, so its keys are read and sent back unchanged, under
-// its ETag.
-func (v *enrollmentsView) toggle(id string) tea.Cmd {
+// askToggle asks before enabling or disabling the enrollment as listed.
+func (v *enrollmentsView) askToggle(e dps.IndividualEnrollment) {
+	id := e.RegistrationID
+	next, label, text := dps.ProvisioningDisabled, "disable it", fmt.Sprintf("Disable the individual enrollment %s?\n"+
+		"Its device can no longer register or re-register; if it is in its IoT hub, it stays there.", id)
+	if e.ProvisioningStatus == dps.ProvisioningDisabled {
+		next, label, text = dps.ProvisioningEnabled, "enable it", fmt.Sprintf("Enable the individual enrollment %s?\nIts device can register again.", id)
+	}
+	v.confirm = &confirm{text: text, choices: []choice{{"y", label, func() tea.Cmd { return v.setStatus(id, next) }}}}
+}
+
+// setStatus enables or disables an enrollment: the status confirmed, not
+// the opposite of what it is by then. DPS replaces the whole enrollment on
+// PUT, so its keys are read and sent back unchanged, under its ETag.
+func (v *enrollmentsView) setStatus(id string, next dps.ProvisioningStatus) tea.Cmd {
 	v.working = true
 	svc, ctx := v.c.Target.Service, v.c.Ctx
 	return do(v.vid, func() tea.Msg {
@@ -273,9 +284,8 @@ func (v *enrollmentsView) toggle(id string) tea.Cmd {
 		if err != nil {
 			return enrollmentChangedMsg{what: "reading " + id, err: err}
 		}
-		next := dps.ProvisioningDisabled
-		if cur.ProvisioningStatus == dps.ProvisioningDisabled {
-			next = dps.ProvisioningEnabled
+		if cur.ProvisioningStatus == next {
+			return enrollmentChangedMsg{what: fmt.Sprintf("enrollment %s is %s already", id, next)}
 		}
 		cur.ProvisioningStatus = next
 		etag := azcore.ETag(cur.ETag)
