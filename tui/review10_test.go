@@ -109,3 +109,27 @@ func TestEnrollmentDetailFitsTheWidthRevealed(t *testing.T) {
 		t.Fatalf("the revealed key should be whole:\n%s", out)
 	}
 }
+
+// At step 5 the tutorial says "ctrl+t sends a message" and help lists
+// ctrl+t for the tutorial: it sends, as enter does.
+func TestTutorialCtrlTSendsAtStepFive(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	f := startFlow(t, target, false)
+	f.waitFor("browse", "hashed-fleet")
+	f.keys(":")
+	f.typeText("tutorial")
+	f.keys("enter")
+	f.waitFor("open", "[▸] 1.")
+	f.keys("enter")
+	f.waitFor("group", "[▸] 2.")
+	f.keys("enter")
+	f.waitFor("id", "[▸] 3.")
+	f.keys("enter", "enter")
+	f.waitFor("provisioned", "[▸] 5.", "ctrl+t sends a message")
+	f.keys("ctrl+t")
+	f.waitFor("telemetry", "[✓] 5.", "1 message accepted")
+	f.keys("esc")
+	f.waitFor("leave", "remove them now")
+	f.keys("y")
+	f.waitFor("left", "tutorial left")
+}

@@ -231,7 +231,7 @@ func (v *tutorialView) Update(msg tea.Msg) tea.Cmd {
 			return cmd
 		}
 		switch {
-		case v.c.Keys.Telemetry.Matches(msg) && v.current > stepTelemetry:
+		case v.c.Keys.Telemetry.Matches(msg) && v.current >= stepTelemetry: // step 5 says ctrl+t sends
 			return v.tl.sendTelemetry()
 		case v.c.Keys.Submit.Matches(msg):
 			return v.runStep()
