@@ -133,3 +133,23 @@ func TestTutorialCtrlTSendsAtStepFive(t *testing.T) {
 	f.keys("y")
 	f.waitFor("left", "tutorial left")
 }
+
+// The hint after an assignment says only what is true: run again on the
+// one hub of a static group, the substatus stays initialAssignment, so no
+// "reprovisioning substatus" is promised.
+func TestSimulateAgainHintIsTrueOnTheSameHub(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	c := testCommon(t, 120, 30)
+	c.Target, c.Now = target, time.Now
+	v := newSimulateView(c, "mylegacydevices", "rv-same-hub")
+	h := harness(t, c, v)
+	h.press("enter")
+	h.press("enter")
+	if !v.tl.assigned() || v.tl.result.Substatus != "initialAssignment" {
+		t.Fatalf("the second run: %+v %v", v.tl.result, v.tl.err)
+	}
+	out := plain(v.View())
+	if strings.Contains(out, "shows its reprovisioning substatus") || !strings.Contains(out, "the substatus says if DPS moved or reset it") {
+		t.Fatalf("the hint after an initialAssignment re-run:\n%s", out)
+	}
+}

@@ -510,7 +510,7 @@ func TestScreenCosmetics(t *testing.T) {
 	}
 	s.tl.result = &dps.DeviceRegistrationState{Status: dps.StatusAssigned, AssignedHub: "hub", DeviceID: "dev"}
 	s.tl.elapsed = time.Second
-	if out := plain(s.View()); !strings.Contains(out, "reprovisioning substatus") {
+	if out := plain(s.View()); !strings.Contains(out, "the substatus says if DPS moved or reset it") {
 		t.Errorf("after an assignment the hint shows:\n%s", out)
 	}
 }

@@ -220,8 +220,8 @@ func (v *simulateView) View() string {
 	lines = append(lines, "", st.Title.Render("Timeline"), v.tl.view())
 	if !v.tl.running && v.tl.regID != "" {
 		again := "enter runs it again"
-		if v.tl.assigned() { // only a device that registered reprovisions
-			again += " (a registered device shows its reprovisioning substatus)"
+		if v.tl.assigned() { // only a device that registered reprovisions; on the same hub it keeps its substatus
+			again = "enter re-registers it (the substatus says if DPS moved or reset it)"
 		}
 		lines = append(lines, "", st.Muted.Render(again))
 	}
