@@ -91,6 +91,14 @@ func flashAt(level flashLevel, text string) tea.Cmd {
 // flash reports success.
 func flash(text string) tea.Cmd { return flashAt(levelOK, text) }
 
+// levelFor is the level of a change's flash: done, or nothing to do.
+func levelFor(nothing bool) flashLevel {
+	if nothing {
+		return levelWarning
+	}
+	return levelOK
+}
+
 // flashInfo reports news: a step started, marks cleared.
 func flashInfo(text string) tea.Cmd { return flashAt(levelInfo, text) }
 

@@ -48,8 +48,9 @@ type enrollmentShownMsg struct {
 }
 
 type enrollmentChangedMsg struct {
-	what string
-	err  error
+	what    string
+	err     error
+	nothing bool // nothing to do: the flash says so as a warning
 }
 
 func newEnrollmentsView(c *Common) *enrollmentsView {
@@ -168,7 +169,7 @@ func (v *enrollmentsView) Update(msg tea.Msg) tea.Cmd {
 			return flashErr(fmt.Errorf("%s: %s", msg.what, v.err))
 		}
 		v.create, v.err = nil, ""
-		return tea.Batch(flash(msg.what), v.refresh())
+		return tea.Batch(flashAt(levelFor(msg.nothing), msg.what), v.refresh())
 	case tea.PasteMsg:
 		if v.create != nil {
 			cmd, _ := v.create.paste(msg)
@@ -285,7 +286,7 @@ func (v *enrollmentsView) setStatus(id string, next dps.ProvisioningStatus) tea.
 			return enrollmentChangedMsg{what: "reading " + id, err: err}
 		}
 		if cur.ProvisioningStatus == next {
-			return enrollmentChangedMsg{what: fmt.Sprintf("enrollment %s is %s already", id, next)}
+			return enrollmentChangedMsg{what: fmt.Sprintf("enrollment %s is %s already", id, next), nothing: true}
 		}
 		cur.ProvisioningStatus = next
 		etag := azcore.ETag(cur.ETag)

@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 )
 
@@ -151,5 +154,55 @@ func TestSimulateAgainHintIsTrueOnTheSameHub(t *testing.T) {
 	out := plain(v.View())
 	if strings.Contains(out, "shows its reprovisioning substatus") || !strings.Contains(out, "the substatus says if DPS moved or reset it") {
 		t.Fatalf("the hint after an initialAssignment re-run:\n%s", out)
+	}
+}
+
+// e confirmed on a group or enrollment someone else set meanwhile has
+// nothing to do: the flash is a warning (!), not a success (✓).
+func TestToggleAlreadyDoneFlashesAWarning(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	ctx := context.Background()
+	c := testCommon(t, 120, 30)
+	c.Target = target
+	var levels []flashLevel
+	record := func(h *viewHarness) func(tea.Msg) tea.Cmd {
+		return func(msg tea.Msg) tea.Cmd {
+			if f, ok := msg.(flashMsg); ok {
+				levels = append(levels, f.level)
+			}
+			return h.update(msg)
+		}
+	}
+
+	g := harness(t, c, newGroupsView(c))
+	sel, _ := g.v.(*groupsView).table.Selected()
+	full, _ := target.Service.GetEnrollmentGroup(ctx, sel.EnrollmentGroupID)
+	full.Attestation, _ = target.Service.GetEnrollmentGroupAttestation(ctx, sel.EnrollmentGroupID)
+	full.ProvisioningStatus = dps.ProvisioningDisabled
+	if _, err := target.Service.CreateOrUpdateEnrollmentGroup(ctx, full, nil); err != nil {
+		t.Fatal(err)
+	}
+	g.press("e")
+	drain(t, record(g), g.v.Update(press("y")), 20)
+	if len(levels) == 0 || levels[0] != levelWarning {
+		t.Fatalf("group already disabled: flash levels %v (%q)", levels, g.flashes)
+	}
+
+	if _, err := target.Service.CreateOrUpdateEnrollment(ctx, testEnrollment("rv-toggle"), nil); err != nil {
+		t.Fatal(err)
+	}
+	e := harness(t, c, newEnrollmentsView(c))
+	en := testEnrollment("rv-toggle")
+	en.ProvisioningStatus = dps.ProvisioningDisabled
+	cur, _ := target.Service.GetEnrollment(ctx, "rv-toggle")
+	en.ETag = cur.ETag
+	if _, err := target.Service.CreateOrUpdateEnrollment(ctx, en, nil); err != nil {
+		t.Fatal(err)
+	}
+	levels = nil
+	e.press("e")
+	drain(t, record(e), e.v.Update(press("y")), 20)
+	if len(levels) == 0 || levels[0] != levelWarning {
+		t.Fatalf("enrollment already disabled: flash levels %v (%q)", levels, e.flashes)
 	}
 }
