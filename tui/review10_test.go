@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,5 +205,29 @@ func TestToggleAlreadyDoneFlashesAWarning(t *testing.T) {
 	drain(t, record(e), e.v.Update(press("y")), 20)
 	if len(levels) == 0 || levels[0] != levelWarning {
 		t.Fatalf("enrollment already disabled: flash levels %v (%q)", levels, e.flashes)
+	}
+}
+
+// Under a dialog the footer lists no view keys (enter cancels a dialog, it
+// does not run), as in the lists; the tutorial's ID field shows its esc.
+func TestDialogFootersListNoViewKeys(t *testing.T) {
+	c := testCommon(t, 120, 30)
+	tv := newTutorialView(c)
+	tv.confirm = &confirm{text: "leave?"}
+	sv := newSimulateView(c, "g", "dev")
+	sv.confirm = &confirm{text: "again?"}
+	for name, v := range map[string]view{"tutorial": tv, "simulate": sv} {
+		if h := v.Hints(); len(h) != 0 {
+			t.Errorf("%s under a dialog hints %d keys", name, len(h))
+		}
+	}
+	tv.confirm = nil
+	tv.regID.Focus()
+	var keys []string
+	for _, b := range tv.Hints() {
+		keys = append(keys, b.Help().Key)
+	}
+	if !slices.Contains(keys, "esc") {
+		t.Errorf("the tutorial's ID field hints %q, without esc", keys)
 	}
 }

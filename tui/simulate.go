@@ -69,7 +69,10 @@ func (v *simulateView) SetSize(w, _ int) { v.f.setWidth(min(w-22, 80)) }
 
 func (v *simulateView) Hints() []*Binding {
 	k := v.c.Keys
-	if v.f.editing() {
+	switch {
+	case v.confirm != nil:
+		return nil // the dialog lists its keys
+	case v.f.editing():
 		return []*Binding{k.Submit, k.NextField, k.Telemetry, k.Leave}
 	}
 	return []*Binding{k.Submit, k.NextField, k.Telemetry}

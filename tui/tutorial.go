@@ -139,7 +139,15 @@ func (v *tutorialView) Status() string {
 func (v *tutorialView) SetSize(w, _ int) {
 	v.regID.SetWidth(min(max(w-30, 10), 60))
 }
-func (v *tutorialView) Hints() []*Binding { return []*Binding{v.c.Keys.Submit} }
+func (v *tutorialView) Hints() []*Binding {
+	switch {
+	case v.confirm != nil:
+		return nil // the dialog lists its keys
+	case v.regID.Focused():
+		return []*Binding{v.c.Keys.Submit, v.c.Keys.Leave}
+	}
+	return []*Binding{v.c.Keys.Submit}
+}
 
 // Stop cancels a registration still running when the view is closed.
 func (v *tutorialView) Stop() { v.tl.stop() }
