@@ -231,3 +231,12 @@ func TestDialogFootersListNoViewKeys(t *testing.T) {
 		t.Errorf("the tutorial's ID field hints %q, without esc", keys)
 	}
 }
+
+// Under --readonly an unknown command's hint lists only the commands offered.
+func TestReadOnlyUnknownCommandHidesWriteCommands(t *testing.T) {
+	m := New(context.Background(), Options{Target: &Target{Name: "test"}, ReadOnly: true, Start: "derive"})
+	msg, _ := m.runCommand(":zzz")().(flashMsg)
+	if !strings.Contains(msg.text, ":derive") || strings.Contains(msg.text, ":simulate") || strings.Contains(msg.text, ":tutorial") {
+		t.Fatalf("unknown command under --readonly: %q", msg.text)
+	}
+}
