@@ -240,3 +240,28 @@ func TestReadOnlyUnknownCommandHidesWriteCommands(t *testing.T) {
 		t.Fatalf("unknown command under --readonly: %q", msg.text)
 	}
 }
+
+// The record the tutorial's step 4 makes counts on home at once.
+func TestTutorialRecordCountsOnHome(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	f := startFlow(t, target, false)
+	f.waitFor("browse", "hashed-fleet")
+	f.keys(":")
+	f.typeText("tutorial")
+	f.keys("enter")
+	f.waitFor("open", "[▸] 1.")
+	group := f.p.stack[len(f.p.stack)-1].(*tutorialView).groupID
+	f.keys("enter")
+	f.waitFor("group", "[▸] 2.")
+	f.keys("enter")
+	f.waitFor("id", "[▸] 3.")
+	f.keys("enter", "enter")
+	f.waitFor("provisioned", "[▸] 5.")
+	f.keys("esc")
+	f.waitFor("leave", "keep them and leave")
+	f.keys("k")
+	f.waitFor("home counts the record", "all linked hubs                      enabled  1")
+	if !strings.Contains(f.screen(), group) {
+		t.Fatalf("home lacks %s:\n%s", group, f.screen())
+	}
+}

@@ -298,7 +298,7 @@ func (v *tutorialView) checkTimeline() tea.Cmd {
 	case v.current == stepProvision && !v.tl.running && v.tl.regID != "":
 		if v.tl.assigned() {
 			r := v.tl.result
-			return tea.Batch(v.madeDevice(r.AssignedHub, r.DeviceID),
+			return tea.Batch(v.madeDevice(r.AssignedHub, r.DeviceID), recordsChanged(v.vid, v.groupID),
 				v.complete(stepProvision, fmt.Sprintf("assigned to %s as %s (%s)", r.AssignedHub, r.DeviceID, r.Substatus)))
 		}
 		if v.tl.err != nil {
