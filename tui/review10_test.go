@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -263,5 +264,29 @@ func TestTutorialRecordCountsOnHome(t *testing.T) {
 	f.waitFor("home counts the record", "all linked hubs                      enabled  1")
 	if !strings.Contains(f.screen(), group) {
 		t.Fatalf("home lacks %s:\n%s", group, f.screen())
+	}
+}
+
+// A failed registration in the tutorial wraps inside the tutorial's indent:
+// the timeline's error is never cut at the right edge.
+func TestTutorialTimelineErrorFitsTheWidth(t *testing.T) {
+	c := testCommon(t, 80, 60)
+	v := newTutorialView(c)
+	v.current = stepProvision
+	v.tl.regID, v.tl.started = "dev-1", c.Now()
+	v.tl.err = errors.New("refused: " + strings.Repeat("0123456789", 12) + " and here is what to do at the end")
+	v.failed = "short"
+	out := plain(v.View())
+	for _, l := range strings.Split(out, "\n") {
+		if ansi.StringWidth(l) > 80 {
+			t.Fatalf("a line of %d columns at 80 (cut by the root):\n%s", ansi.StringWidth(l), out)
+		}
+	}
+	v.tl.err = nil
+	v.tl.result = &dps.DeviceRegistrationState{Status: dps.StatusFailed, RegistrationID: "dev-1", AssignedHub: strings.Repeat("h", 60), DeviceID: strings.Repeat("d", 30)}
+	for _, l := range strings.Split(plain(v.View()), "\n") {
+		if ansi.StringWidth(l) > 80 {
+			t.Fatalf("a failed result of %d columns at 80:\n%s", ansi.StringWidth(l), plain(v.View()))
+		}
 	}
 }

@@ -108,6 +108,7 @@ type tutorialRemovedMsg struct {
 func newTutorialView(c *Common) *tutorialView {
 	v := &tutorialView{c: c, vid: c.newID(), journal: newTutorialJournal(c.Target), groupID: freshTutorialGroupID()}
 	v.tl = newTimeline(c, v.vid)
+	v.tl.indent = len("      ") // see indented
 	v.regID = textinput.New()
 	v.regID.Prompt = ""
 	v.regID.SetValue(freshTutorialRegID())
