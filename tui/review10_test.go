@@ -85,7 +85,7 @@ func TestDeleteDialogCountsOneHiddenMark(t *testing.T) {
 	c.Target = target
 	h := harness(t, c, newGroupView(c, emulator.DemoHashedGroup))
 	h.press("space", "space") // fleet-sensor-001 and -002
-	h.filter("001")
+	h.filter("sensor-001")    // no hub port matches it
 	h.press("d")
 	if out := plain(h.v.View()); !strings.Contains(out, "1 of them is hidden by the filter.") {
 		t.Fatalf("the dialog should say one mark is hidden:\n%s", out)
