@@ -284,12 +284,12 @@ func (m *Model) runCommand(line string) tea.Cmd {
 	if len(hits) != 1 {
 		sort.Strings(hits)
 		if len(hits) == 0 {
-			return flashErr(fmt.Errorf("unknown command %q; try :%s", name, strings.Join(commands, " :")))
+			return flashErr(fmt.Errorf("unknown command %q; try :%s", name, strings.Join(commandsFor(m.c.ReadOnly), " :")))
 		}
 		return flashWarn(fmt.Sprintf("%q is ambiguous: :%s", name, strings.Join(hits, " :")))
 	}
 	if why := readOnlyRefusal(m.c.ReadOnly, hits[0]); why != "" {
-		return flash(why)
+		return flashWarn(why)
 	}
 	if hits[0] == "quit" {
 		m.quitting = true

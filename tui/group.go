@@ -370,11 +370,14 @@ func (v *groupView) markShown() tea.Cmd {
 		return flashInfo("marks cleared")
 	}
 	n, marked := v.table.ToggleShown()
+	if n == 0 {
+		return flashWarn("no records shown: nothing to mark")
+	}
 	what := "marked"
 	if !marked {
 		what = "unmarked"
 	}
-	text := fmt.Sprintf("%s the %s records shown", what, count(n))
+	text := what + " the " + plural(n, "record shown", "records shown")
 	if v.table.query != "" {
 		text += fmt.Sprintf(" (of %s loaded; the filter hides the rest)", count(v.table.Loaded()))
 	} else if v.table.More() {
@@ -409,7 +412,7 @@ func (v *groupView) askDelete() tea.Cmd {
 	} else {
 		ids := v.table.Marked()
 		if h := v.table.HiddenMarks(); h > 0 {
-			text += fmt.Sprintf("\n%d of them are hidden by the filter.", h)
+			text += "\n" + plural(h, "of them is hidden by the filter.", "of them are hidden by the filter.")
 		}
 		run = func(ctx context.Context) tea.Cmd { return startDeleteRecords(ctx, v.vid, svc, id, ids, nil, n) }
 	}
