@@ -138,11 +138,13 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 
 		Derive:   bind("x", "derive device key", "x"),
 		Simulate: danger("s", "simulate device", "s"), // a registration is a write
-		Mark:     bind("space", "mark", "space"),
-		MarkAll:  bind("ctrl+a", "mark shown", "ctrl+a"),
+		// Marks only choose records to delete, so read-only mode hides them
+		// with delete.
+		Mark:    danger("space", "mark", "space"),
+		MarkAll: danger("ctrl+a", "mark shown", "ctrl+a"),
 		// MarkEvery reaches records not loaded or hidden by the filter; the
 		// delete dialog states how many.
-		MarkEvery: bind("A", "mark all, every page", "A"),
+		MarkEvery: danger("A", "mark all, every page", "A"),
 
 		// v ("view"), not k: k is vim's "up" and moves in every list.
 		Reveal:    fieldToo(bind("v", "reveal/mask keys", "v", "ctrl+k")),
