@@ -1,0 +1,338 @@
+package fleet_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
+	"github.com/dpsconsole/dpsconsole/dps/fleet"
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// fixture is an in-process emulator with one symmetric-key group.
+type fixture struct {
+	em       *emulator.Emulator
+	svc      *dps.Client
+	base     *http.Client // trusts the emulator's CA
+	groupKey keys.Key
+	stateDir string
+
+	mu       sync.Mutex
+	requests []request // every device request, in order of answer
+	clients  atomic.Int64
+}
+
+// request is one device request as the client saw it.
+type request struct {
+	start, end time.Time
+	status     int
+	retryAfter string
+}
+
+const groupID = "fleet"
+
+func start(t *testing.T, opts emulator.Options) *fixture {
+	t.Helper()
+	opts.DataDir, opts.Seed = t.TempDir(), "none"
+	em, err := emulator.Start(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { em.Close() })
+	base, err := dps.NewTransport(em.CAPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := dps.NewClientFromConnectionString(em.Env().DPSConnectionString,
+		&dps.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: base, Retry: policy.RetryOptions{MaxRetries: -1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := keys.GenerateKey()
+	// Update the hub, reset the data: a device registered a second time gets
+	// substatus deviceDataReset, so the records show every double registration.
+	g := dps.EnrollmentGroup{EnrollmentGroupID: groupID, ReprovisionPolicy: &dps.ReprovisionPolicy{UpdateHubAssignment: true},
+		Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
+			PrimaryKey: dps.Secret(k.Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}}}
+	if _, err := svc.CreateOrUpdateEnrollmentGroup(t.Context(), g, nil); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{em: em, svc: svc, base: base, groupKey: k, stateDir: t.TempDir()}
+}
+
+// newHTTPClient is one device's client: its own transport, and every
+// request recorded.
+func (f *fixture) newHTTPClient() *http.Client {
+	f.clients.Add(1)
+	tr := f.base.Transport.(*http.Transport).Clone()
+	return &http.Client{Transport: recorder{f, tr}, Timeout: 30 * time.Second}
+}
+
+type recorder struct {
+	f    *fixture
+	next *http.Transport
+}
+
+func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	t0 := time.Now()
+	resp, err := r.next.RoundTrip(req)
+	rq := request{start: t0, end: time.Now()}
+	if err == nil {
+		rq.status, rq.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	r.f.mu.Lock()
+	r.f.requests = append(r.f.requests, rq)
+	r.f.mu.Unlock()
+	return resp, err
+}
+
+func (f *fixture) config(t *testing.T, n int) fleet.Config {
+	t.Helper()
+	env := f.em.Env()
+	spec, err := fleet.NewSpec(f.svc.Host(), env.IDScope, groupID, "dev", 1, n, fleet.TransportHTTPS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fleet.Config{
+		StateDir: f.stateDir, Spec: spec, GroupKey: f.groupKey, ProvisioningHost: env.DeviceEndpoint,
+		Concurrency: 16, NewHTTPClient: f.newHTTPClient, Lookup: f.svc.GetRegistrationState,
+	}
+}
+
+// records lists the group's registration records on the emulator.
+func (f *fixture) records(t *testing.T) map[string]dps.DeviceRegistrationState {
+	t.Helper()
+	out := map[string]dps.DeviceRegistrationState{}
+	p := f.svc.NewRegistrationStatePager(groupID, nil)
+	for p.More() {
+		page, err := p.NextPage(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Items {
+			out[r.RegistrationID] = r
+		}
+	}
+	return out
+}
+
+func TestFleetAssignsEveryDeviceOnItsOwnConnection(t *testing.T) {
+	f := start(t, emulator.Options{})
+	var snaps atomic.Int64
+	cfg := f.config(t, 50)
+	cfg.Progress = func(fleet.Snapshot) { snaps.Add(1) }
+	cfg.ProgressEvery = 50 * time.Millisecond
+	sum, err := fleet.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Assigned != 50 || sum.Finished != 50 || sum.Pending != 0 || sum.Failed != 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if n := f.clients.Load(); n != 50 {
+		t.Errorf("%d HTTP clients for 50 devices, want one each", n)
+	}
+	recs := f.records(t)
+	if len(recs) != 50 {
+		t.Fatalf("%d records on the emulator, want 50", len(recs))
+	}
+	perHub := map[string]int{}
+	for i := 1; i <= 50; i++ {
+		r, ok := recs["dev-"+itoa(i)]
+		if !ok || r.Status != dps.StatusAssigned {
+			t.Fatalf("dev-%d: %+v", i, r)
+		}
+		perHub[r.AssignedHub]++
+	}
+	if len(perHub) < 2 {
+		t.Errorf("every device went to one hub: %v", perHub)
+	}
+	got := map[string]int{}
+	for _, h := range sum.ByHub {
+		got[h.Hub] = h.Count
+	}
+	if len(got) != len(perHub) {
+		t.Errorf("summary hubs %v, emulator %v", got, perHub)
+	}
+	for h, n := range perHub {
+		if got[h] != n {
+			t.Errorf("hub %s: summary %d, emulator %d", h, got[h], n)
+		}
+	}
+	if len(sum.ByStatus) != 1 || sum.ByStatus[0] != (fleet.StatusCount{Status: "assigned", Substatus: "initialAssignment", Count: 50}) {
+		t.Errorf("by status %+v", sum.ByStatus)
+	}
+	if sum.Latency.P50 <= 0 || sum.Latency.P99 < sum.Latency.P50 || sum.Latency.Max < sum.Latency.P99 {
+		t.Errorf("latency %+v", sum.Latency)
+	}
+	if snaps.Load() == 0 {
+		t.Error("no progress snapshot")
+	}
+}
+
+func TestFleetPacesAtTheRate(t *testing.T) {
+	f := start(t, emulator.Options{})
+	cfg := f.config(t, 30)
+	const rate = 40.0
+	cfg.Schedule = fleet.Schedule{From: rate, To: rate}
+	var mu sync.Mutex
+	var starts []time.Time
+	next := cfg.NewHTTPClient
+	cfg.NewHTTPClient = func() *http.Client {
+		mu.Lock()
+		starts = append(starts, time.Now())
+		mu.Unlock()
+		return next()
+	}
+	if _, err := fleet.Run(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	span := starts[len(starts)-1].Sub(starts[0]).Seconds()
+	got := float64(len(starts)-1) / span
+	if ratio := got / rate; ratio < 0.85 || ratio > 1.05 {
+		t.Errorf("devices started at %.1f/s, %.2f × the %.0f/s asked", got, ratio, rate)
+	}
+}
+
+// TestFleetHonoursRetryAfter: past the emulator's rate limit every 429's
+// Retry-After pauses the whole fleet, and once the pacer has seen the limit
+// hardly any request is throttled again.
+func TestFleetHonoursRetryAfter(t *testing.T) {
+	const perMinute = 3000
+	f := start(t, emulator.Options{ThrottlePerMinute: perMinute})
+	// Most of the quota is spent (by "another client"): the fleet starts
+	// with about a second's worth left.
+	drain(t, f)
+	time.Sleep(time.Second)
+	before := f.em.Stats().Throttled
+	cfg := f.config(t, 200)
+	cfg.Concurrency = 8
+	sum, err := fleet.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Assigned != 200 {
+		t.Fatalf("summary %+v", sum)
+	}
+	throttled := f.em.Stats().Throttled - before
+	if throttled == 0 {
+		t.Fatal("the fleet was never throttled; the test proves nothing")
+	}
+	if sum.Throttled != throttled {
+		t.Errorf("summary counts %d 429s, the emulator sent %d", sum.Throttled, throttled)
+	}
+	if sum.ThrottleWait <= 0 || sum.MaxRetryAfter <= 0 {
+		t.Errorf("429 waits not counted: %+v", sum)
+	}
+	f.mu.Lock()
+	reqs := append([]request(nil), f.requests...)
+	f.mu.Unlock()
+	// No request starts inside a pause: from a 429's answer to its Retry-After.
+	for _, th := range reqs {
+		if th.status != http.StatusTooManyRequests {
+			continue
+		}
+		ra, _ := time.ParseDuration(th.retryAfter + "s")
+		until := th.end.Add(ra - 50*time.Millisecond)
+		for _, r := range reqs {
+			if r.start.After(th.end) && r.start.Before(until) {
+				t.Fatalf("a request went %v after a 429 with Retry-After %s", r.start.Sub(th.end), th.retryAfter)
+			}
+		}
+	}
+	// The first back-off may meet every request then in flight.
+	after := throttled - cfg.Concurrency
+	t.Logf("%d requests, %d throttled (%d beyond the first back-off)", len(reqs), throttled, max(after, 0))
+	if float64(after) >= 0.01*float64(len(reqs)) {
+		t.Errorf("%d 429s beyond the first back-off out of %d requests: over 1 %%", after, len(reqs))
+	}
+}
+
+// drain spends the emulator's token bucket with service reads.
+func drain(t *testing.T, f *fixture) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var done atomic.Bool
+	for range 8 {
+		wg.Go(func() {
+			for !done.Load() {
+				_, err := f.svc.GetEnrollmentGroup(t.Context(), groupID)
+				var re *azcore.ResponseError
+				if errors.As(err, &re) && re.StatusCode == http.StatusTooManyRequests {
+					done.Store(true)
+				} else if err != nil {
+					t.Error(err)
+					done.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestFleetResumeRegistersEachDeviceOnce: a run stopped half-way and
+// resumed registers every device, and none twice (the emulator's records
+// say deviceDataReset for a second registration).
+func TestFleetResumeRegistersEachDeviceOnce(t *testing.T) {
+	f := start(t, emulator.Options{AssignmentDelay: 300 * time.Millisecond})
+	cfg := f.config(t, 60)
+	cfg.Concurrency = 8
+	ctx, cancel := context.WithCancel(t.Context())
+	cfg.Progress = func(s fleet.Snapshot) {
+		if s.Done >= 20 {
+			cancel()
+		}
+	}
+	cfg.ProgressEvery = 20 * time.Millisecond
+	sum, err := fleet.Run(ctx, cfg)
+	if !errors.Is(err, fleet.ErrInterrupted) {
+		t.Fatalf("stopped run: %v", err)
+	}
+	if !sum.Interrupted || sum.Finished < 20 || sum.Finished >= 60 || !strings.Contains(err.Error(), "--resume "+sum.Run) {
+		t.Fatalf("stopped run: %+v, %v", sum, err)
+	}
+	first := sum.Finished
+	if n := len(f.records(t)); n != first {
+		t.Errorf("the emulator has %d records, the run says %d finished (in-flight ones should have drained)", n, first)
+	}
+
+	spec, err := fleet.OpenSpec(f.stateDir, sum.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Spec, cfg.Progress = spec, nil
+	sum, err = fleet.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Assigned != 60 || sum.ThisRun != 60-first {
+		t.Fatalf("resumed run: %+v (first run finished %d)", sum, first)
+	}
+	recs := f.records(t)
+	if len(recs) != 60 {
+		t.Fatalf("%d records, want 60", len(recs))
+	}
+	for id, r := range recs {
+		if r.Substatus != dps.SubstatusInitialAssignment {
+			t.Errorf("%s registered more than once: substatus %s", id, r.Substatus)
+		}
+	}
+	// Resuming a finished run registers nothing.
+	n := f.clients.Load()
+	if sum, err = fleet.Run(t.Context(), cfg); err != nil || sum.ThisRun != 0 || f.clients.Load() != n {
+		t.Fatalf("resuming a finished run: %+v, %v", sum, err)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
