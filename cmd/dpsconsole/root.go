@@ -143,6 +143,7 @@ emulator, so everything works on a laptop with no Azure account.`,
 		newRegistrationsCmd(a),
 		newRegisterCmd(a),
 		newCleanupCmd(a),
+		newFleetCmd(a),
 	)
 	withUsageLine(root)
 	return root

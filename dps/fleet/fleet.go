@@ -33,9 +33,12 @@ const TransportHTTPS = "https"
 // Config is one run of the engine.
 type Config struct {
 	StateDir string
+	// Spec is the run: a new one from NewSpec, or with Resume one from
+	// OpenSpec to continue.
+	Spec   Spec
+	Resume bool
 	// Spec is the run: a new one when Spec.ID is "" (the engine names it),
 	// else a run from OpenSpec to resume.
-	Spec             Spec
 	GroupKey         keys.Key // device keys derive from it
 	ProvisioningHost string   // device endpoint host[:port]
 	Schedule         Schedule // when devices start; the zero one starts them all at once
@@ -77,7 +80,7 @@ func NewSpec(host, idScope, group, prefix string, start, count int, transport st
 	if start < 0 {
 		return Spec{}, fmt.Errorf("the first device number must be 0 or more, not %d", start)
 	}
-	s := Spec{Created: time.Now().UTC(), Host: host, IDScope: idScope, Group: group, Prefix: prefix, Start: start, Count: count, Transport: transport}
+	s := Spec{ID: newRunID(), Created: time.Now().UTC(), Host: host, IDScope: idScope, Group: group, Prefix: prefix, Start: start, Count: count, Transport: transport}
 	// Every ID of the run is the prefix, a dash and a number: checking the
 	// first and the last (the longest) checks them all.
 	for _, i := range []int{0, count - 1} {
@@ -112,8 +115,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	var r *run
 	var err error
-	if cfg.Spec.ID == "" {
-		cfg.Spec.ID = newRunID()
+	if !cfg.Resume {
 		if r, err = createRun(cfg.StateDir, cfg.Spec); err == nil {
 			err = r.openLog()
 		}
@@ -123,11 +125,11 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	e := &engine{cfg: cfg, run: r, pacer: cleanup.NewPacer(cfg.Concurrency), tally: newTally(cfg.Spec.Count), start: time.Now()}
+	e := &engine{cfg: cfg, run: r, pacer: cleanup.NewPacer(cfg.Concurrency), tally: newTally(cfg.Spec.Count, r.RegistrationID), start: time.Now()}
 	// Registrations DPS ran in earlier runs count; refusals are tried again.
-	for i, l := range r.last {
+	for _, l := range r.last {
 		if l.Outcome.final() {
-			e.tally.add(r.RegistrationID(i), l, false)
+			e.tally.add(l, false)
 		}
 	}
 	stopProgress := e.progress()
@@ -270,7 +272,7 @@ func (e *engine) finish(i int, id string, l logLine) {
 	l.N = i
 	e.run.log.note(l)
 	if l.Outcome.final() || l.Outcome == OutcomeError || l.Outcome == OutcomeLost {
-		e.tally.add(id, l, true)
+		e.tally.add(l, true)
 	}
 }
 

@@ -94,7 +94,10 @@ func newRunID() string {
 // createRun writes a new run's spec.
 func createRun(stateDir string, s Spec) (*run, error) {
 	r := &run{Spec: s, dir: filepath.Join(RunsDir(stateDir), s.ID), last: make([]logLine, s.Count)}
-	if err := os.MkdirAll(r.dir, 0o700); err != nil {
+	if err := os.MkdirAll(RunsDir(stateDir), 0o700); err != nil {
+		return nil, fmt.Errorf("fleet: create the run directory: %w", err)
+	}
+	if err := os.Mkdir(r.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("fleet: create the run directory: %w", err)
 	}
 	b, err := json.MarshalIndent(s, "", "  ")

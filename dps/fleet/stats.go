@@ -142,10 +142,17 @@ type tally struct {
 	maxWait   time.Duration
 	status    map[StatusCount]int // Count unused in the key
 	hubs      map[string]int
-	failures  map[string]*FailureGroup
-	lat       histogram
+	failures  map[string]*failures
+	idOf      func(int) string
+	lat       histogram // of assigned devices
 	samples   [8]sample // ring of (time, done) for the recent rate
 	nsamples  int
+}
+
+// failures is one error's count and its lowest device numbers.
+type failures struct {
+	count int
+	ns    []int
 }
 
 type sample struct {
@@ -153,36 +160,37 @@ type sample struct {
 	done int
 }
 
-func newTally(total int) *tally {
-	return &tally{total: total, status: map[StatusCount]int{}, hubs: map[string]int{}, failures: map[string]*FailureGroup{}}
+func newTally(total int, idOf func(int) string) *tally {
+	return &tally{total: total, idOf: idOf, status: map[StatusCount]int{}, hubs: map[string]int{}, failures: map[string]*failures{}}
 }
 
 // add counts one logged line with an outcome.
-func (t *tally) add(id string, l logLine, now bool) {
+func (t *tally) add(l logLine, now bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.done++
 	if now {
 		t.thisRun++
 	}
-	if l.Millis > 0 {
-		t.lat.add(time.Duration(l.Millis) * time.Millisecond)
-	}
 	t.status[StatusCount{Status: string(l.Outcome), Substatus: l.Substatus}]++
 	if l.Outcome == OutcomeAssigned {
 		t.assigned++
 		t.hubs[l.Hub]++
+		if l.Millis > 0 {
+			t.lat.add(time.Duration(l.Millis) * time.Millisecond)
+		}
 		return
 	}
 	t.failed++
 	g := t.failures[l.Error]
 	if g == nil {
-		g = &FailureGroup{Error: l.Error}
+		g = &failures{}
 		t.failures[l.Error] = g
 	}
-	g.Count++
-	if len(g.Examples) < maxExamples {
-		g.Examples = append(g.Examples, id)
+	g.count++
+	// Keep the lowest device numbers: devices finish in any order.
+	if i, _ := slices.BinarySearch(g.ns, l.N); i < maxExamples {
+		g.ns = slices.Insert(g.ns, i, l.N)[:min(len(g.ns)+1, maxExamples)]
 	}
 }
 
@@ -244,8 +252,12 @@ func (t *tally) summary(id string, elapsed time.Duration) Summary {
 		s.ByHub = append(s.ByHub, HubCount{Hub: h, Count: n})
 	}
 	slices.SortFunc(s.ByHub, func(a, b HubCount) int { return cmp.Compare(a.Hub, b.Hub) })
-	for _, g := range t.failures {
-		s.Failures = append(s.Failures, *g)
+	for e, g := range t.failures {
+		fg := FailureGroup{Error: e, Count: g.count}
+		for _, n := range g.ns {
+			fg.Examples = append(fg.Examples, t.idOf(n))
+		}
+		s.Failures = append(s.Failures, fg)
 	}
 	slices.SortFunc(s.Failures, func(a, b FailureGroup) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Error, b.Error))

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestFleetOnEmbeddedEmulator(t *testing.T) {
+	c := newCLI(t)
+	code, out, errOut := c.run("fleet", "--group", "mylegacydevices", "--devices", "20", "--prefix", "fl", "--start", "5")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"registering fl-5 … fl-24 (20 devices, group mylegacydevices)", "over https, unpaced", "20/20 (100%)", "assigned 20"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	for _, want := range []string{"(complete)", "20 of 20 finished (20 in this run), 0 pending", "initialAssignment", "HUB", "p50 "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	run := regexp.MustCompile(`run (\d{8}-\d{6}-[0-9a-f]{6})`).FindStringSubmatch(errOut)
+	if run == nil {
+		t.Fatalf("no run id on stderr:\n%s", errOut)
+	}
+	if fi, err := os.Stat(filepath.Join(c.stateDir, "fleet-runs", run[1], "outcomes.jsonl")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("run log: %v %v", fi, err)
+	}
+
+	// Resuming the finished run registers nothing; JSON has the split.
+	var sum struct {
+		Assigned    int `json:"assigned"`
+		FinishedNow int `json:"finishedNow"`
+		ByHub       []struct {
+			Hub   string `json:"hub"`
+			Count int    `json:"count"`
+		} `json:"byHub"`
+		Latency struct {
+			P50 int64 `json:"p50Ms"`
+		} `json:"latency"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("fleet", "--resume", run[1], "-o", "json")), &sum); err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, h := range sum.ByHub {
+		total += h.Count
+	}
+	if sum.Assigned != 20 || sum.FinishedNow != 0 || total != 20 || len(sum.ByHub) < 1 || sum.Latency.P50 <= 0 {
+		t.Errorf("resumed summary %+v", sum)
+	}
+}
+
+func TestFleetWrongKeyGroupsTheFailures(t *testing.T) {
+	c := newCLI(t)
+	keyFile := filepath.Join(t.TempDir(), "key")
+	wrong := tutorialGroupKey[:40] + "AAAA" + tutorialGroupKey[44:]
+	if err := os.WriteFile(keyFile, []byte(wrong+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := c.fails(1, []string{"fleet", "--group", "mylegacydevices", "--group-key-file", keyFile, "--devices", "5", "--prefix", "bad"},
+		"5 of 5 devices did not register", "HTTP 401", "401002", "derive the device key", "e.g. bad-1, bad-2, bad-3")
+	if strings.Contains(out, wrong) || strings.Contains(out, tutorialGroupKey) {
+		t.Error("a key appears in the output")
+	}
+}
+
+func TestFleetErrors(t *testing.T) {
+	c := newCLI(t)
+	keyDir := t.TempDir()
+	garbage := filepath.Join(keyDir, "garbage")
+	if err := os.WriteFile(garbage, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := []string{"fleet", "--group", "mylegacydevices"}
+	c.fails(2, []string{"fleet", "--devices", "3"}, "--group is required")
+	c.fails(2, g, "--devices is required")
+	c.fails(2, append(g, "--devices", "3", "--prefix", "bad prefix"), `prefix "bad prefix"`, "not valid")
+	c.fails(2, append(g, "--devices", "3", "--prefix", strings.Repeat("p", 127)), "not valid")
+	c.fails(2, append(g, "--devices", "3", "--transport", "mqtt"), "--transport mqtt is not available yet", "https")
+	c.fails(2, append(g, "--devices", "3", "--transport", "amqp"), `--transport "amqp"`)
+	c.fails(2, append(g, "--devices", "3", "--rate", "fast"), "--rate", "50/s")
+	c.fails(2, append(g, "--devices", "3", "--ramp", "0..500/s"), "--ramp", "0..500/s:60s")
+	c.fails(2, append(g, "--devices", "3", "--rate", "5/s", "--ramp", "0..5/s:1s"), "not both")
+	c.fails(2, append(g, "--devices", "3", "--concurrency", "0"), "--concurrency")
+	c.fails(2, []string{"fleet", "--resume", "20990101-000000-abcdef"}, `no run "20990101-000000-abcdef"`)
+	c.fails(2, []string{"fleet", "--resume", "x", "--devices", "3"}, "--devices cannot be changed on --resume")
+	c.fails(1, []string{"fleet", "--group", "nope", "--devices", "3"}, `group "nope" does not exist`)
+	c.fails(1, append(g, "--devices", "3", "--group-key-file", garbage), "does not hold a group key")
+	c.fails(1, append(g, "--devices", "3", "--group-key-file", filepath.Join(keyDir, "missing")), "--group-key-file", "no such file")
+}
