@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFleetOnEmbeddedEmulator(t *testing.T) {
@@ -94,4 +97,60 @@ func TestFleetErrors(t *testing.T) {
 	c.fails(1, []string{"fleet", "--group", "nope", "--devices", "3"}, `group "nope" does not exist`)
 	c.fails(1, append(g, "--devices", "3", "--group-key-file", garbage), "does not hold a group key")
 	c.fails(1, append(g, "--devices", "3", "--group-key-file", filepath.Join(keyDir, "missing")), "--group-key-file", "no such file")
+}
+
+// TestFleetInterruptAndResume: ctrl+c (the context fang cancels) stops the
+// run with a count of what finished and the --resume line; the resumed run
+// does the rest and no device twice.
+func TestFleetInterruptAndResume(t *testing.T) {
+	c := newCLI(t)
+	args := []string{"--state-dir", c.stateDir, "fleet", "--group", "mylegacydevices", "--devices", "40", "--prefix", "int", "--rate", "20/s"}
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
+	defer cancel()
+	var out, errOut syncBuffer
+	code := run(ctx, args, stdio{strings.NewReader(""), &out, &errOut})
+	if code != 1 {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	m := regexp.MustCompile(`(?i)interrupted: (\d+) of 40 devices finished; resume the run with --resume (\S+)`).FindStringSubmatch(strings.Join(strings.Fields(errOut.String()), " "))
+	if m == nil || !strings.Contains(out.String(), "(stopped)") || !strings.Contains(errOut.String(), "stopping: no new devices") {
+		t.Fatalf("stopped run:\n%s\n%s", out.String(), errOut.String())
+	}
+	first, _ := strconv.Atoi(m[1])
+	if first == 0 || first == 40 {
+		t.Fatalf("%d of 40 finished before the stop; the test proves nothing", first)
+	}
+	var sum struct {
+		Assigned    int `json:"assigned"`
+		FinishedNow int `json:"finishedNow"`
+		ByStatus    []struct {
+			Substatus string `json:"substatus"`
+			Count     int    `json:"count"`
+		} `json:"byStatus"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("fleet", "--resume", strings.TrimSuffix(m[2], "."), "-o", "json")), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Assigned != 40 || sum.FinishedNow != 40-first {
+		t.Fatalf("resumed: %+v after %d", sum, first)
+	}
+	// The emulator has a record for each device (that none registered
+	// twice is TestFleetResumeRegistersEachDeviceOnce's, in dps/fleet).
+	recs := c.ok("registrations", "list", "--group", "mylegacydevices", "-o", "json")
+	var states []struct {
+		RegistrationID string `json:"registrationId"`
+		Status         string `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(recs), &states); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range states {
+		if strings.HasPrefix(s.RegistrationID, "int-") && s.Status == "assigned" {
+			n++
+		}
+	}
+	if n != 40 {
+		t.Errorf("%d assigned int-* records, want 40", n)
+	}
 }
