@@ -42,7 +42,7 @@ type request struct {
 
 const groupID = "fleet"
 
-func start(t *testing.T, opts emulator.Options) *fixture {
+func start(t testing.TB, opts emulator.Options) *fixture {
 	t.Helper()
 	opts.DataDir, opts.Seed = t.TempDir(), "none"
 	em, err := emulator.Start(t.Context(), opts)
@@ -97,7 +97,7 @@ func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-func (f *fixture) config(t *testing.T, n int) fleet.Config {
+func (f *fixture) config(t testing.TB, n int) fleet.Config {
 	t.Helper()
 	env := f.em.Env()
 	spec, err := fleet.NewSpec(f.svc.Host(), env.IDScope, groupID, "dev", 1, n, fleet.TransportHTTPS)
