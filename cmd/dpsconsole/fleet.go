@@ -34,6 +34,8 @@ type fleetCmd struct {
 	idScope          string
 	provisioningHost string
 	resume           string
+	telemetry        int
+	interval         time.Duration
 	output           string
 }
 
@@ -81,6 +83,8 @@ registering any device twice.`,
 	f.IntVar(&c.concurrency, "concurrency", 100, "most devices registering at once")
 	f.StringVar(&c.idScope, "id-scope", "", "the DPS ID scope (default: the emulator's, or $DPS_ID_SCOPE)")
 	f.StringVar(&c.provisioningHost, "provisioning-host", "", "device endpoint host[:port] (default: the emulator's, or global.azure-devices-provisioning.net)")
+	f.IntVar(&c.telemetry, "telemetry", 0, "after assignment, each device sends this many telemetry messages to its hub")
+	f.DurationVar(&c.interval, "interval", time.Second, "with --telemetry: the wait between a device's messages")
 	f.StringVar(&c.resume, "resume", "", "continue the stopped run RUN (the id printed when it started)")
 	addOutputFlag(cmd, &c.output)
 	return cmd
@@ -123,6 +127,12 @@ func (c *fleetCmd) check(cmd *cobra.Command) error {
 	}
 	if c.concurrency < 1 {
 		return usagef("--concurrency must be 1 or more")
+	}
+	if c.telemetry < 0 {
+		return usagef("--telemetry must be 0 or more")
+	}
+	if c.interval < 0 || (cmd.Flags().Changed("interval") && c.telemetry == 0) {
+		return usagef("--interval is the wait between telemetry messages: give a duration of 0 or more, with --telemetry")
 	}
 	_, err := c.schedule("")
 	return err
@@ -200,6 +210,8 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 			return &http.Client{Transport: base.Clone(), Timeout: 30 * time.Second}
 		},
 		Lookup:        t.client.GetRegistrationState,
+		Telemetry:     c.telemetry,
+		Interval:      c.interval,
 		Progress:      draw.snapshot,
 		ProgressEvery: draw.every,
 	})
@@ -215,6 +227,9 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 	}
 	if sum.Failed > 0 {
 		return fmt.Errorf("%d of %d devices did not register (see the failures above); --resume %s tries the refused ones again", sum.Failed, sum.Total, sum.Run)
+	}
+	if sum.TelemetryFailed > 0 {
+		return fmt.Errorf("%d devices registered but their telemetry failed: %s", sum.TelemetryFailed, sum.TelemetryFailure)
 	}
 	return nil
 }
@@ -353,6 +368,17 @@ func ms(d time.Duration) string {
 	return d.Round(10 * time.Millisecond).String()
 }
 
+func (c *fleetCmd) telemetryCell(s fleet.Summary) string {
+	if c.telemetry == 0 {
+		return ""
+	}
+	cell := fmt.Sprintf("%d messages sent", s.TelemetrySent)
+	if s.TelemetryFailed > 0 {
+		cell += fmt.Sprintf("; %d devices stopped on an error, e.g. %s", s.TelemetryFailed, s.TelemetryFailure)
+	}
+	return cell
+}
+
 // fleetJSON is the JSON summary: durations in milliseconds.
 type fleetJSON struct {
 	fleet.Summary
@@ -389,6 +415,7 @@ func (c *fleetCmd) report(s fleet.Summary) error {
 		"Latency", fmt.Sprintf("p50 %s  p95 %s  p99 %s  max %s", ms(s.Latency.P50), ms(s.Latency.P95), ms(s.Latency.P99), ms(s.Latency.Max)),
 		"Throttled (429)", fmt.Sprintf("%d, Retry-After %s in all, longest %s", s.Throttled, s.ThrottleWait, s.MaxRetryAfter),
 		"Elapsed", fmt.Sprintf("%s (schedule %s)", s.Elapsed.Round(time.Millisecond), s.Schedule),
+		"Telemetry", c.telemetryCell(s),
 	)
 	if len(s.ByStatus) > 0 {
 		fmt.Fprintln(w)

@@ -14,7 +14,7 @@ import (
 
 func TestFleetOnEmbeddedEmulator(t *testing.T) {
 	c := newCLI(t)
-	code, out, errOut := c.run("fleet", "--group", "mylegacydevices", "--devices", "20", "--prefix", "fl", "--start", "5")
+	code, out, errOut := c.run("fleet", "--group", "mylegacydevices", "--devices", "20", "--prefix", "fl", "--start", "5", "--telemetry", "2", "--interval", "10ms")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -23,7 +23,7 @@ func TestFleetOnEmbeddedEmulator(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
 		}
 	}
-	for _, want := range []string{"(complete)", "20 of 20 finished (20 in this run), 0 pending", "initialAssignment", "HUB", "p50 "} {
+	for _, want := range []string{"(complete)", "20 of 20 finished (20 in this run), 0 pending", "Telemetry:", "40 messages sent", "initialAssignment", "HUB", "p50 "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
@@ -92,6 +92,7 @@ func TestFleetErrors(t *testing.T) {
 	c.fails(2, append(g, "--devices", "3", "--ramp", "0..500/s"), "--ramp", "0..500/s:60s")
 	c.fails(2, append(g, "--devices", "3", "--rate", "5/s", "--ramp", "0..5/s:1s"), "not both")
 	c.fails(2, append(g, "--devices", "3", "--concurrency", "0"), "--concurrency")
+	c.fails(2, append(g, "--devices", "3", "--interval", "1s"), "--interval", "with --telemetry")
 	c.fails(2, []string{"fleet", "--resume", "20990101-000000-abcdef"}, `no run "20990101-000000-abcdef"`)
 	c.fails(2, []string{"fleet", "--resume", "x", "--devices", "3"}, "--devices cannot be changed on --resume")
 	c.fails(1, []string{"fleet", "--group", "nope", "--devices", "3"}, `group "nope" does not exist`)

@@ -24,6 +24,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 	"github.com/dpsconsole/dpsconsole/dps/device"
+	"github.com/dpsconsole/dpsconsole/dps/hub"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
@@ -55,6 +56,10 @@ type Config struct {
 	// Drain is how long devices already registering may finish after ctx
 	// is cancelled (default 30 s, DPS's own request timeout); new ones stop at once.
 	Drain time.Duration
+	// Telemetry is how many messages each assigned device then sends to its
+	// hub, Interval apart (a device stays in flight while it sends).
+	Telemetry int
+	Interval  time.Duration
 	// Retry is the retry policy of each device's requests (429 and faults);
 	// the zero value means 8 retries, honouring Retry-After up to 5 min.
 	Retry policy.RetryOptions
@@ -70,6 +75,7 @@ type engine struct {
 	pacer *cleanup.Pacer
 	tally *tally
 	start time.Time
+	stop  context.Context // the run's own: cancelled, no device starts, telemetry ends
 }
 
 // NewSpec checks a new run's parameters and returns its spec (not yet on disk).
@@ -179,6 +185,7 @@ func (e *engine) progress() (stop func()) {
 // startAll starts every device not done yet, on the schedule, at most
 // Concurrency at once, and waits for them.
 func (e *engine) startAll(ctx context.Context) error {
+	e.stop = ctx
 	// Devices already registering finish on their own context, so a stop
 	// does not leave registrations half done; Drain bounds the wait.
 	devCtx, cancelDev := context.WithCancel(context.WithoutCancel(ctx))
@@ -343,6 +350,10 @@ func (e *engine) register(ctx context.Context, id string) logLine {
 	switch {
 	case err == nil:
 		l.Outcome, l.Hub, l.Substatus = OutcomeAssigned, st.AssignedHub, string(st.Substatus)
+		if e.cfg.Telemetry > 0 {
+			// Registered: a stop need not wait for the messages.
+			e.sendTelemetry(e.stop, hc, st, key)
+		}
 	case ctx.Err() != nil:
 		l.Outcome = OutcomeSent // no answer: the resumed run asks DPS
 	case errors.As(err, &de) && de.Status == dps.StatusFailed:
@@ -358,6 +369,39 @@ func (e *engine) register(ctx context.Context, id string) logLine {
 		l.Outcome, l.Error = OutcomeLost, errorGroup(err, id)
 	}
 	return l
+}
+
+// sendTelemetry sends the device's messages to its hub over the device's
+// own client; a failed message ends the device's telemetry.
+func (e *engine) sendTelemetry(ctx context.Context, hc *http.Client, st dps.DeviceRegistrationState, key keys.Key) {
+	dc, err := hub.NewDeviceClient(st.AssignedHub, st.DeviceID, key, &hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: hc, Retry: e.cfg.Retry}})
+	for i := 1; err == nil && i <= e.cfg.Telemetry; i++ {
+		if i > 1 {
+			if err = sleep(ctx, e.cfg.Interval); err != nil {
+				break
+			}
+		}
+		body := `{"deviceId":` + strconv.Quote(st.DeviceID) + `,"seq":` + strconv.Itoa(i) + `,"time":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`
+		err = dc.SendEvent(ctx, []byte(body), &hub.SendEventOptions{MessageID: st.DeviceID + "-" + strconv.Itoa(i),
+			ContentType: "application/json", ContentEncoding: "utf-8", Properties: map[string]string{"source": "dpsconsole-fleet"}})
+		if err == nil {
+			e.tally.telemetrySent()
+		}
+	}
+	if err != nil {
+		e.tally.telemetryFailed(strings.ReplaceAll(err.Error(), st.DeviceID, "<id>"))
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // OutcomeLost is a registration whose answer was lost: DPS may have done it.

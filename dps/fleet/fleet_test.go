@@ -2,8 +2,10 @@ package fleet_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,9 +30,10 @@ type fixture struct {
 	groupKey keys.Key
 	stateDir string
 
-	mu       sync.Mutex
-	requests []request // every device request, in order of answer
-	clients  atomic.Int64
+	mu         sync.Mutex
+	requests   []request // every device request, in order of answer
+	clients    atomic.Int64
+	handshakes atomic.Int64 // TLS handshakes of device clients
 }
 
 // request is one device request as the client saw it.
@@ -85,6 +88,12 @@ type recorder struct {
 }
 
 func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	trace := &httptrace.ClientTrace{TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
+		if err == nil {
+			r.f.handshakes.Add(1)
+		}
+	}}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	t0 := time.Now()
 	resp, err := r.next.RoundTrip(req)
 	rq := request{start: t0, end: time.Now()}
@@ -140,8 +149,9 @@ func TestFleetAssignsEveryDeviceOnItsOwnConnection(t *testing.T) {
 	if sum.Assigned != 50 || sum.Finished != 50 || sum.Pending != 0 || sum.Failed != 0 {
 		t.Fatalf("summary %+v", sum)
 	}
-	if n := f.clients.Load(); n != 50 {
-		t.Errorf("%d HTTP clients for 50 devices, want one each", n)
+	// One connection per device, kept for its register and its polls.
+	if n, h := f.clients.Load(), f.handshakes.Load(); n != 50 || h != 50 {
+		t.Errorf("%d HTTP clients and %d TLS handshakes for 50 devices, want one each", n, h)
 	}
 	recs := f.records(t)
 	if len(recs) != 50 {
@@ -338,3 +348,19 @@ func TestFleetResumeRegistersEachDeviceOnce(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestFleetTelemetryAfterAssignment(t *testing.T) {
+	f := start(t, emulator.Options{})
+	cfg := f.config(t, 6)
+	cfg.Telemetry, cfg.Interval = 3, 20*time.Millisecond
+	sum, err := fleet.Run(t.Context(), cfg)
+	if err != nil || sum.Assigned != 6 || sum.TelemetrySent != 18 || sum.TelemetryFailed != 0 {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	for id, r := range f.records(t) {
+		d, err := f.em.HubDevice(t.Context(), r.AssignedHub, r.DeviceID)
+		if err != nil || d.MessageCount != 3 {
+			t.Errorf("%s: %+v, %v", id, d, err)
+		}
+	}
+}

@@ -124,6 +124,11 @@ type Summary struct {
 	Failures      []FailureGroup `json:"failures"`
 	Elapsed       time.Duration  `json:"elapsed"`
 	Schedule      string         `json:"schedule"`
+	// Telemetry messages sent in this run, and the devices whose telemetry
+	// stopped on an error (the first such error as an example).
+	TelemetrySent    int    `json:"telemetrySent"`
+	TelemetryFailed  int    `json:"telemetryFailed"`
+	TelemetryFailure string `json:"telemetryFailure,omitempty"`
 }
 
 const maxExamples = 3
@@ -145,6 +150,9 @@ type tally struct {
 	failures  map[string]*failures
 	idOf      func(int) string
 	lat       histogram // of assigned devices
+	telSent   int
+	telFailed int
+	telError  string
 	samples   [8]sample // ring of (time, done) for the recent rate
 	nsamples  int
 }
@@ -202,6 +210,21 @@ func (t *tally) throttle(retryAfter time.Duration) {
 	t.mu.Unlock()
 }
 
+func (t *tally) telemetrySent() {
+	t.mu.Lock()
+	t.telSent++
+	t.mu.Unlock()
+}
+
+func (t *tally) telemetryFailed(msg string) {
+	t.mu.Lock()
+	t.telFailed++
+	if t.telError == "" {
+		t.telError = msg
+	}
+	t.mu.Unlock()
+}
+
 func (t *tally) flight(delta int) {
 	t.mu.Lock()
 	t.inFlight += delta
@@ -240,7 +263,8 @@ func (t *tally) summary(id string, elapsed time.Duration) Summary {
 	s := Summary{Run: id, Total: t.total, Finished: t.done, ThisRun: t.thisRun, Pending: t.total - t.done,
 		Assigned: t.assigned, Failed: t.failed, Latency: t.latency(), Throttled: t.throttled,
 		ThrottleWait: t.wait, MaxRetryAfter: t.maxWait, Elapsed: elapsed,
-		ByStatus: []StatusCount{}, ByHub: []HubCount{}, Failures: []FailureGroup{}}
+		ByStatus: []StatusCount{}, ByHub: []HubCount{}, Failures: []FailureGroup{},
+		TelemetrySent: t.telSent, TelemetryFailed: t.telFailed, TelemetryFailure: t.telError}
 	for k, n := range t.status {
 		k.Count = n
 		s.ByStatus = append(s.ByStatus, k)
