@@ -3,9 +3,12 @@ package fleet_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptrace"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -361,6 +364,69 @@ func TestFleetTelemetryAfterAssignment(t *testing.T) {
 		d, err := f.em.HubDevice(t.Context(), r.AssignedHub, r.DeviceID)
 		if err != nil || d.MessageCount != 3 {
 			t.Errorf("%s: %+v, %v", id, d, err)
+		}
+	}
+}
+
+// TestFleetResumeAfterACrashAsksDPS: a process killed between a device's
+// register and its logged answer leaves only the "sent" line. The resumed
+// run reads that device's record: one DPS registered is counted, not
+// registered again; one DPS never saw is registered.
+func TestFleetResumeAfterACrashAsksDPS(t *testing.T) {
+	f := start(t, emulator.Options{})
+	cfg := f.config(t, 10)
+	sum, err := fleet.Run(t.Context(), cfg)
+	if err != nil || sum.Assigned != 10 {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	// Forge the crash: devices 0-3 have only "sent"; device 4's record is
+	// gone too, as if its register never reached DPS.
+	logPath := filepath.Join(fleet.RunsDir(f.stateDir), sum.Run, "outcomes.jsonl")
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for line := range strings.Lines(string(data)) {
+		var l struct {
+			N int    `json:"n"`
+			O string `json:"o"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.N <= 4 && l.O != "sent" {
+			continue
+		}
+		kept = append(kept, line)
+	}
+	if err := os.WriteFile(logPath, []byte(strings.Join(kept, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.DeleteRegistrationState(t.Context(), "dev-5", nil); err != nil {
+		t.Fatal(err)
+	}
+
+	spec, err := fleet.OpenSpec(f.stateDir, sum.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Spec, cfg.Resume = spec, true
+	before := f.clients.Load()
+	sum, err = fleet.Run(t.Context(), cfg)
+	if err != nil || sum.Assigned != 10 || sum.ThisRun != 5 {
+		t.Fatalf("resumed: %+v, %v", sum, err)
+	}
+	if n := f.clients.Load() - before; n != 1 {
+		t.Errorf("the resumed run registered %d devices, want 1 (dev-5)", n)
+	}
+	recs := f.records(t)
+	if len(recs) != 10 {
+		t.Fatalf("%d records", len(recs))
+	}
+	for id, r := range recs {
+		if r.Substatus != dps.SubstatusInitialAssignment {
+			t.Errorf("%s registered twice: %s", id, r.Substatus)
 		}
 	}
 }
