@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -37,6 +38,7 @@ type fixture struct {
 	requests   []request // every device request, in order of answer
 	clients    atomic.Int64
 	handshakes atomic.Int64 // TLS handshakes of device clients
+	liveConns  atomic.Int64 // device connections not closed yet
 }
 
 // request is one device request as the client saw it.
@@ -82,13 +84,48 @@ func start(t testing.TB, opts emulator.Options) *fixture {
 func (f *fixture) newHTTPClient() *http.Client {
 	f.clients.Add(1)
 	tr := f.base.Transport.(*http.Transport).Clone()
+	var d net.Dialer
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		f.liveConns.Add(1)
+		return &countedConn{Conn: c, live: &f.liveConns}, nil
+	}
 	return &http.Client{Transport: recorder{f, tr}, Timeout: 30 * time.Second}
+}
+
+type countedConn struct {
+	net.Conn
+	live *atomic.Int64
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.live.Add(-1) })
+	return c.Conn.Close()
+}
+
+// connsClosed waits a little for every device connection to be closed.
+func (f *fixture) connsClosed(t *testing.T) {
+	t.Helper()
+	for range 100 {
+		if f.liveConns.Load() == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("%d device connections left open after the run", f.liveConns.Load())
 }
 
 type recorder struct {
 	f    *fixture
 	next *http.Transport
 }
+
+// CloseIdleConnections lets the engine hang up each device's connection.
+func (r recorder) CloseIdleConnections() { r.next.CloseIdleConnections() }
 
 func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	trace := &httptrace.ClientTrace{TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
@@ -192,6 +229,7 @@ func TestFleetAssignsEveryDeviceOnItsOwnConnection(t *testing.T) {
 	if snaps.Load() == 0 {
 		t.Error("no progress snapshot")
 	}
+	f.connsClosed(t)
 }
 
 func TestFleetPacesAtTheRate(t *testing.T) {
@@ -366,6 +404,7 @@ func TestFleetTelemetryAfterAssignment(t *testing.T) {
 			t.Errorf("%s: %+v, %v", id, d, err)
 		}
 	}
+	f.connsClosed(t) // the hub's connections too
 }
 
 // TestFleetResumeAfterACrashAsksDPS: a process killed between a device's
