@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 	"github.com/dpsconsole/dpsconsole/dps/fleet"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
@@ -36,6 +38,8 @@ type fleetCmd struct {
 	resume           string
 	telemetry        int
 	interval         time.Duration
+	deleteRun        string
+	yes              bool
 	output           string
 }
 
@@ -58,10 +62,12 @@ as fast as --concurrency allows. Every Retry-After pauses the whole fleet.
 Progress is drawn on stderr; the summary goes to stdout. Every device's
 outcome is logged under <state-dir>/fleet-runs/<RUN>: ctrl+c stops the run
 (registrations in flight finish first) and --resume RUN continues it without
-registering any device twice.`,
+registering any device twice. --delete RUN deletes the registration records
+the run made, and their devices in the linked hubs (asks first unless --yes).`,
 		Example: `  dpsconsole fleet --group mylegacydevices --devices 100 --prefix sensor
   dpsconsole fleet --group plant-a --devices 10000 --ramp 0..500/s:60s --concurrency 500
-  dpsconsole fleet --resume 20261201-101500-a1b2c3`,
+  dpsconsole fleet --resume 20261201-101500-a1b2c3
+  dpsconsole fleet --delete 20261201-101500-a1b2c3`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := c.check(cmd); err != nil {
@@ -85,6 +91,8 @@ registering any device twice.`,
 	f.StringVar(&c.provisioningHost, "provisioning-host", "", "device endpoint host[:port] (default: the emulator's, or global.azure-devices-provisioning.net)")
 	f.IntVar(&c.telemetry, "telemetry", 0, "after assignment, each device sends this many telemetry messages to its hub")
 	f.DurationVar(&c.interval, "interval", time.Second, "with --telemetry: the wait between a device's messages")
+	f.StringVar(&c.deleteRun, "delete", "", "delete the registration records (and hub devices) run RUN made, through the clean-up engine")
+	f.BoolVarP(&c.yes, "yes", "y", false, "with --delete: do not ask first")
 	f.StringVar(&c.resume, "resume", "", "continue the stopped run RUN (the id printed when it started)")
 	addOutputFlag(cmd, &c.output)
 	return cmd
@@ -94,6 +102,12 @@ registering any device twice.`,
 func (c *fleetCmd) check(cmd *cobra.Command) error {
 	if err := checkOutput(c.output); err != nil {
 		return err
+	}
+	if c.deleteRun != "" {
+		return c.checkDelete(cmd)
+	}
+	if c.yes {
+		return usagef("--yes only goes with --delete")
 	}
 	switch c.transport {
 	case fleet.TransportHTTPS:
@@ -160,6 +174,9 @@ func (c *fleetCmd) schedule(host string) (fleet.Schedule, error) {
 }
 
 func (c *fleetCmd) run(ctx context.Context, t *target) error {
+	if c.deleteRun != "" {
+		return c.delete(ctx, t)
+	}
 	spec, err := c.spec(t)
 	if err != nil {
 		return err
@@ -233,6 +250,77 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 	}
 	return nil
 }
+
+// checkDelete allows only the flags --delete uses.
+func (c *fleetCmd) checkDelete(cmd *cobra.Command) error {
+	if err := checkOutput(c.output); err != nil {
+		return err
+	}
+	var bad []string
+	local := cmd.LocalFlags()
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		switch {
+		case local.Lookup(f.Name) == nil: // --state-dir and the other global flags
+		case f.Name == "delete", f.Name == "yes", f.Name == "output":
+		default:
+			bad = append(bad, "--"+f.Name)
+		}
+	})
+	if len(bad) > 0 {
+		return usagef("--delete takes only --yes and --output, not %s", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
+// delete removes what run --delete made: its devices' registration records
+// and their hub identities, as a resumable clean-up job.
+func (c *fleetCmd) delete(ctx context.Context, t *target) error {
+	spec, err := fleet.OpenSpec(c.a.stateDir, c.deleteRun)
+	if err != nil {
+		return usagef("--delete: %v", err)
+	}
+	if !strings.EqualFold(spec.Host, t.client.Host()) {
+		return fmt.Errorf("run %s was made for DPS %s, but the target is %s", spec.ID, spec.Host, t.client.Host())
+	}
+	eng, err := c.a.newEngine(t)
+	if err != nil {
+		return err
+	}
+	linked := func(host string) bool {
+		for _, h := range eng.Hubs {
+			if strings.EqualFold(h.Host(), host) {
+				return true
+			}
+		}
+		return false
+	}
+	plan, err := fleet.DeletionPlan(c.a.stateDir, spec, linked)
+	if err != nil {
+		return err
+	}
+	sel := cleanup.Selection{HubDevices: true}
+	actions := plan.Actions(sel)
+	if len(actions) == 0 {
+		fmt.Fprintf(c.a.err, "run %s registered no device: nothing to delete\n", spec.ID)
+		return nil
+	}
+	if !c.yes && !c.confirm(fmt.Sprintf("Delete %s of fleet run %s (%s-%d … %s-%d) on %s? [y/N] ",
+		describeActions(actions), spec.ID, spec.Prefix, spec.Start, spec.Prefix, spec.Start+spec.Count-1, t.name)) {
+		fmt.Fprintln(c.a.err, "nothing deleted")
+		return nil
+	}
+	job, err := eng.NewJob(plan, sel)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.a.err, "job %s started; if it is interrupted, continue it with: dpsconsole cleanup --resume %s\n", job.ID, job.ID)
+	sum, err := runWithProgress(ctx, c.a.err, func(events chan<- cleanup.Event) (cleanup.Summary, error) {
+		return eng.Run(ctx, job, cleanup.RunOptions{}, events)
+	})
+	return reportRun(c.a.out, c.output, plan, sum, err, job.ID)
+}
+
+func (c *fleetCmd) confirm(prompt string) bool { return (&cleanupCmd{a: c.a}).confirm(prompt) }
 
 // spec is the run: a new one from the flags, or the one to resume.
 func (c *fleetCmd) spec(t *target) (fleet.Spec, error) {

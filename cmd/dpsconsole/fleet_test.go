@@ -155,3 +155,50 @@ func TestFleetInterruptAndResume(t *testing.T) {
 		t.Errorf("%d assigned int-* records, want 40", n)
 	}
 }
+
+// TestFleetDelete: --delete asks first, then deletes the run's records and
+// their hub devices through a clean-up job.
+func TestFleetDelete(t *testing.T) {
+	c := newCLI(t)
+	_, _, errOut := c.run("fleet", "--group", "mylegacydevices", "--devices", "6", "--prefix", "gone")
+	run := regexp.MustCompile(`run (\d{8}-\d{6}-[0-9a-f]{6})`).FindStringSubmatch(errOut)
+	if run == nil {
+		t.Fatalf("no run id:\n%s", errOut)
+	}
+	records := func() int {
+		var states []struct {
+			RegistrationID string `json:"registrationId"`
+		}
+		if err := json.Unmarshal([]byte(c.ok("registrations", "list", "--group", "mylegacydevices", "-o", "json")), &states); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, s := range states {
+			if strings.HasPrefix(s.RegistrationID, "gone-") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := records(); n != 6 {
+		t.Fatalf("%d records before", n)
+	}
+	code, _, errOut := c.runIn("n\n", "fleet", "--delete", run[1])
+	if code != 0 || !strings.Contains(errOut, "Delete 6 registration records and 6 hub device identities of fleet run "+run[1]+" (gone-1 … gone-6)") || !strings.Contains(errOut, "nothing deleted") {
+		t.Fatalf("declined: exit %d\n%s", code, errOut)
+	}
+	if n := records(); n != 6 {
+		t.Fatalf("declining deleted %d records", 6-n)
+	}
+	out := c.ok("fleet", "--delete", run[1], "--yes")
+	for _, want := range []string{"record:", "deleted 6", "hub-device:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if n := records(); n != 0 {
+		t.Errorf("%d records left", n)
+	}
+	c.fails(2, []string{"fleet", "--delete", run[1], "--devices", "3"}, "--delete takes only --yes and --output, not --devices")
+	c.fails(2, []string{"fleet", "--group", "g", "--devices", "3", "--yes"}, "--yes only goes with --delete")
+}
