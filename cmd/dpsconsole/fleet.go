@@ -10,7 +10,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
+	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -410,7 +412,15 @@ func (p *fleetProgress) snapshot(s fleet.Snapshot) {
 	defer p.mu.Unlock()
 	p.last = fleetLine(s)
 	if p.tty {
-		fmt.Fprint(p.w, "\r\033[K"+p.last)
+		// A line wider than the terminal wraps, and \r would redraw only its
+		// last part: cut it to the width.
+		line := p.last
+		if f, ok := p.w.(*os.File); ok {
+			if w, _, err := term.GetSize(f.Fd()); err == nil && w > 1 && utf8.RuneCountInString(line) >= w {
+				line = string([]rune(line)[:w-1])
+			}
+		}
+		fmt.Fprint(p.w, "\r\033[K"+line)
 	} else {
 		fmt.Fprintln(p.w, p.last)
 	}
@@ -439,12 +449,14 @@ func fleetLine(s fleet.Snapshot) string {
 	if s.Total > 0 {
 		pct = 100 * float64(s.Done) / float64(s.Total)
 	}
-	fmt.Fprintf(&b, "%d/%d (%.0f%%)  %.1f/s  in flight %d  assigned %d  failed %d  throttled %d", s.Done, s.Total, pct, s.Rate, s.InFlight, s.Assigned, s.Failed, s.Throttled)
-	if s.Latency.P50 > 0 {
-		fmt.Fprintf(&b, "  p50 %s p95 %s p99 %s", ms(s.Latency.P50), ms(s.Latency.P95), ms(s.Latency.P99))
-	}
+	// What matters most first: a narrow terminal cuts the end off.
+	fmt.Fprintf(&b, "%d/%d (%.0f%%)  %.1f/s", s.Done, s.Total, pct, s.Rate)
 	if s.ETA > 0 && s.Done < s.Total {
 		fmt.Fprintf(&b, "  ETA %s", s.ETA.Round(time.Second))
+	}
+	fmt.Fprintf(&b, "  in flight %d  assigned %d  failed %d  throttled %d", s.InFlight, s.Assigned, s.Failed, s.Throttled)
+	if s.Latency.P50 > 0 {
+		fmt.Fprintf(&b, "  p50 %s p95 %s p99 %s", ms(s.Latency.P50), ms(s.Latency.P95), ms(s.Latency.P99))
 	}
 	return b.String()
 }

@@ -117,12 +117,12 @@ type Summary struct {
 	Failed        int            `json:"failed"` // everything but assigned
 	ByStatus      []StatusCount  `json:"byStatus"`
 	ByHub         []HubCount     `json:"byHub"`
-	Latency       Latency        `json:"latency"`
-	Throttled     int            `json:"throttled"`     // 429 answers
-	ThrottleWait  time.Duration  `json:"throttleWait"`  // their Retry-After, summed
-	MaxRetryAfter time.Duration  `json:"maxRetryAfter"` // the longest one
+	Latency       Latency        `json:"-"`         // durations: a JSON form picks its unit
+	Throttled     int            `json:"throttled"` // 429 answers
+	ThrottleWait  time.Duration  `json:"-"`         // their Retry-After, summed
+	MaxRetryAfter time.Duration  `json:"-"`         // the longest one
 	Failures      []FailureGroup `json:"failures"`
-	Elapsed       time.Duration  `json:"elapsed"`
+	Elapsed       time.Duration  `json:"-"`
 	Schedule      string         `json:"schedule"`
 	// Telemetry messages sent in this run, and the devices whose telemetry
 	// stopped on an error (the first such error as an example).
