@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -76,6 +77,12 @@ type engine struct {
 	tally *tally
 	start time.Time
 	stop  context.Context // the run's own: cancelled, no device starts, telemetry ends
+
+	// probing is set while DPS throttles and the pacer has no rate yet (the
+	// quota was spent before anything got through): requests then go one
+	// at a time, so the next 429 meets one request, not the whole fleet.
+	probing atomic.Bool
+	probe   chan struct{}
 }
 
 // NewSpec checks a new run's parameters and returns its spec (not yet on disk).
@@ -131,7 +138,8 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	e := &engine{cfg: cfg, run: r, pacer: cleanup.NewPacer(cfg.Concurrency), tally: newTally(cfg.Spec.Count, r.RegistrationID), start: time.Now()}
+	e := &engine{cfg: cfg, run: r, pacer: cleanup.NewPacer(cfg.Concurrency), tally: newTally(cfg.Spec.Count, r.RegistrationID),
+		start: time.Now(), probe: make(chan struct{}, 1)}
 	// Registrations DPS ran in earlier runs count; refusals are tried again.
 	for _, l := range r.last {
 		if l.Outcome.final() {
@@ -448,6 +456,14 @@ type gate struct{ e *engine }
 
 func (g gate) Do(req *policy.Request) (*http.Response, error) {
 	ctx := req.Raw().Context()
+	if g.e.probing.Load() {
+		select {
+		case g.e.probe <- struct{}{}:
+			defer func() { <-g.e.probe }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	sent, err := g.e.pacer.Acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -463,6 +479,10 @@ func (g gate) Do(req *policy.Request) (*http.Response, error) {
 		}
 	}
 	g.e.pacer.Release(sent, throttled, err != nil || resp.StatusCode >= 500, wait)
+	if throttled || g.e.probing.Load() {
+		_, rate := g.e.pacer.State()
+		g.e.probing.Store(rate == 0 && (throttled || g.e.probing.Load()))
+	}
 	return resp, err
 }
 
