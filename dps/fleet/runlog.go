@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 	"github.com/dpsconsole/dpsconsole/internal/filelock"
 )
 
@@ -104,7 +105,7 @@ func createRun(stateDir string, s Spec) (*run, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileSynced(filepath.Join(r.dir, specFile), append(b, '\n')); err != nil {
+	if err := cleanup.WriteFileSynced(filepath.Join(r.dir, specFile), append(b, '\n')); err != nil {
 		return nil, fmt.Errorf("fleet: write run %s: %w", s.ID, err)
 	}
 	return r, nil
@@ -281,33 +282,4 @@ func (l *outcomeLog) close() error {
 		return fmt.Errorf("fleet: write the run log: %w", err)
 	}
 	return nil
-}
-
-// writeFileSynced writes a file whole or not at all.
-func writeFileSynced(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -31,3 +31,7 @@ func (p *Pacer) Release(sent time.Time, throttled, failed bool, retryAfter time.
 
 // State reports the concurrency limit and pace (requests a second, 0 = unpaced).
 func (p *Pacer) State() (limit int, rate float64) { return p.p.state() }
+
+// WriteFileSynced writes a file whole or not at all (temp file, fsync,
+// rename, fsync of the directory), as job files are written.
+func WriteFileSynced(path string, data []byte) error { return writeFileSynced(path, data) }
