@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dpsconsole/dpsconsole/dps/fleet"
 )
 
 func TestFleetOnEmbeddedEmulator(t *testing.T) {
@@ -201,4 +204,27 @@ func TestFleetDelete(t *testing.T) {
 	}
 	c.fails(2, []string{"fleet", "--delete", run[1], "--devices", "3"}, "--delete takes only --yes and --output, not --devices")
 	c.fails(2, []string{"fleet", "--group", "g", "--devices", "3", "--yes"}, "--yes only goes with --delete")
+}
+
+// TestFleetDefaultPace: a real DPS gets its documented quota by default, an
+// emulator on this machine none; --rate and --ramp win over both.
+func TestFleetDefaultPace(t *testing.T) {
+	c := &fleetCmd{}
+	for host, want := range map[string]fleet.Schedule{
+		"global.azure-devices-provisioning.net": fleet.Quota,
+		"my-dps.example.net:443":                fleet.Quota,
+		"127.0.0.1:40123":                       {},
+		"localhost:8443":                        {},
+	} {
+		if got, err := c.schedule(host); err != nil || got != want {
+			t.Errorf("%s: %+v, %v; want %+v", host, got, err, want)
+		}
+	}
+	if (fleet.Quota.At(1000) - time.Minute).Abs() > time.Millisecond {
+		t.Errorf("the quota starts 1,000 devices in %v, not a minute", fleet.Quota.At(1000))
+	}
+	c.rate = "2000/min"
+	if got, _ := c.schedule("global.azure-devices-provisioning.net"); math.Abs(got.To*60-2000) > 1e-9 {
+		t.Errorf("--rate: %+v", got)
+	}
 }
