@@ -119,7 +119,7 @@ func (c *fleetCmd) check(cmd *cobra.Command) error {
 		return usagef("--transport %q: use https", c.transport)
 	}
 	if c.resume != "" {
-		for _, name := range []string{"group", "devices", "prefix", "start", "secondary"} {
+		for _, name := range []string{"group", "devices", "prefix", "start", "secondary", "id-scope", "transport"} {
 			if cmd.Flags().Changed(name) {
 				return usagef("--%s cannot be changed on --resume: the run keeps what it started with", name)
 			}
@@ -194,7 +194,7 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 	if !fleet.IsLoopback(host) && sched.To > fleet.Quota.To {
 		fmt.Fprintf(c.a.err, "note: %s is above DPS's documented quota (1,000 registrations a minute): expect 429s; every Retry-After is honoured\n", sched)
 	}
-	gk, err := c.groupKey(ctx, t, spec.Group)
+	gk, err := c.groupKey(ctx, t, spec.Group, spec.KeySource == fleet.KeySecondary)
 	if err != nil {
 		return err
 	}
@@ -334,8 +334,11 @@ func (c *fleetCmd) spec(t *target) (fleet.Spec, error) {
 		if !strings.EqualFold(s.Host, t.client.Host()) {
 			return s, fmt.Errorf("run %s was made for DPS %s, but the target is %s", s.ID, s.Host, t.client.Host())
 		}
-		if c.idScope == "" {
-			c.idScope = s.IDScope
+		if s.KeySource == fleet.KeyFile && c.groupKeyFile == "" {
+			return s, usagef("run %s derived its device keys from a key file: pass --group-key-file again", s.ID)
+		}
+		if s.KeySource != fleet.KeyFile && c.groupKeyFile != "" {
+			return s, usagef("run %s derived its device keys from the group's %s key: resume it without --group-key-file", s.ID, s.KeySource)
 		}
 		return s, nil
 	}
@@ -350,12 +353,20 @@ func (c *fleetCmd) spec(t *target) (fleet.Spec, error) {
 	if err != nil {
 		return s, usagef("%v", err)
 	}
+	switch {
+	case c.groupKeyFile != "":
+		s.KeySource = fleet.KeyFile
+	case c.secondary:
+		s.KeySource = fleet.KeySecondary
+	default:
+		s.KeySource = fleet.KeyPrimary
+	}
 	return s, nil
 }
 
 // groupKey is the group key: from --group-key-file, or read through the
 // service API. A bad key is input data, not usage: exit status 1.
-func (c *fleetCmd) groupKey(ctx context.Context, t *target, group string) (keys.Key, error) {
+func (c *fleetCmd) groupKey(ctx context.Context, t *target, group string, secondary bool) (keys.Key, error) {
 	if c.groupKeyFile != "" {
 		b, err := os.ReadFile(c.groupKeyFile)
 		if err != nil {
@@ -364,6 +375,9 @@ func (c *fleetCmd) groupKey(ctx context.Context, t *target, group string) (keys.
 		k, err := keys.ParseKey(strings.TrimSpace(string(b)))
 		if err != nil {
 			return keys.Key{}, fmt.Errorf("--group-key-file %s does not hold a group key: %v (it should hold the group's primary or secondary key, base64, on one line)", c.groupKeyFile, err)
+		}
+		if fi, err := os.Stat(c.groupKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			fmt.Fprintf(c.a.err, "note: %s is readable by other users (mode %04o); a group key file should be 0600 (chmod 600 %s)\n", c.groupKeyFile, fi.Mode().Perm(), c.groupKeyFile)
 		}
 		return k, nil
 	}
@@ -378,7 +392,7 @@ func (c *fleetCmd) groupKey(ctx context.Context, t *target, group string) (keys.
 		return keys.Key{}, fmt.Errorf("enrollment group %q uses %s attestation; only symmetric-key groups derive device keys", group, att.Type)
 	}
 	which, text := "primary", att.SymmetricKey.PrimaryKey
-	if c.secondary {
+	if secondary {
 		which, text = "secondary", att.SymmetricKey.SecondaryKey
 	}
 	k, err := keys.ParseKey(text.Reveal())

@@ -75,6 +75,21 @@ func TestFleetWrongKeyGroupsTheFailures(t *testing.T) {
 	if strings.Contains(out, wrong) || strings.Contains(out, tutorialGroupKey) {
 		t.Error("a key appears in the output")
 	}
+	// The run remembers its keys came from a file: a resume must give it
+	// again (else the keys would silently come from the group).
+	run := regexp.MustCompile(`--resume (\d{8}-\d{6}-[0-9a-f]{6})`).FindStringSubmatch(out)
+	if run == nil {
+		t.Fatalf("no run id:\n%s", out)
+	}
+	c.fails(2, []string{"fleet", "--resume", run[1]}, "derived its device keys from a key file", "--group-key-file")
+	right := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(right, []byte(tutorialGroupKey), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := c.run("fleet", "--resume", run[1], "--group-key-file", right)
+	if code != 0 || !strings.Contains(out, "5 of 5 finished (5 in this run)") || !strings.Contains(errOut, "is readable by other users (mode 0644)") {
+		t.Errorf("resumed with the right key (world-readable): exit %d\n%s\n%s", code, out, errOut)
+	}
 }
 
 func TestFleetErrors(t *testing.T) {

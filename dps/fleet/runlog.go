@@ -34,7 +34,17 @@ type Spec struct {
 	Start     int       `json:"start"`
 	Count     int       `json:"count"`
 	Transport string    `json:"transport"`
+	// KeySource is where the group key came from, so a resumed run derives
+	// the same keys: KeyPrimary, KeySecondary (read from the group) or KeyFile.
+	KeySource string `json:"keySource,omitempty"`
 }
+
+// Key sources of a run.
+const (
+	KeyPrimary   = "primary"
+	KeySecondary = "secondary"
+	KeyFile      = "file"
+)
 
 // RegistrationID is the ID of device i (0-based) of the run.
 func (s Spec) RegistrationID(i int) string {
