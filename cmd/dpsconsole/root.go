@@ -171,6 +171,7 @@ emulator, so everything works on a laptop with no Azure account.`,
 		newRegisterCmd(a),
 		newCleanupCmd(a),
 		newHubCmd(a),
+		newFleetCmd(a),
 	)
 	withUsageLine(root)
 	withExitRule(root)

@@ -1,0 +1,496 @@
+// Package fleet registers a fleet of simulated symmetric-key devices with
+// DPS: IDs PREFIX-K … PREFIX-(K+N-1), keys derived from a group key, each
+// device on its own TLS connection the way real devices are. Devices start
+// on a schedule (a rate or a ramp); every request passes one pacer that
+// honours each Retry-After for the whole fleet. Every device's start and
+// outcome are logged (fsynced) under <state-dir>/fleet-runs/<run>, so a
+// stopped run resumes without registering any device twice.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/cleanup"
+	"github.com/dpsconsole/dpsconsole/dps/device"
+	"github.com/dpsconsole/dpsconsole/dps/hub"
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// TransportHTTPS is the only device transport the engine drives so far.
+const TransportHTTPS = "https"
+
+// Config is one run of the engine.
+type Config struct {
+	StateDir string
+	// Spec is the run: a new one from NewSpec, or with Resume one from
+	// OpenSpec to continue.
+	Spec   Spec
+	Resume bool
+	// Spec is the run: a new one when Spec.ID is "" (the engine names it),
+	// else a run from OpenSpec to resume.
+	GroupKey         keys.Key // device keys derive from it
+	ProvisioningHost string   // device endpoint host[:port]
+	Schedule         Schedule // when devices start; the zero one starts them all at once
+	Concurrency      int      // devices registering at once (and requests in flight)
+	// NewHTTPClient returns a client with its own transport for one device:
+	// its own TLS connection, closed when the device is done.
+	NewHTTPClient func() *http.Client
+	// Lookup reads a registration record through the service API; a resumed
+	// run asks it about devices whose register went out with no answer logged.
+	Lookup func(ctx context.Context, registrationID string) (dps.DeviceRegistrationState, error)
+	// Progress is called every ProgressEvery (default 500 ms) and at the end.
+	Progress      func(Snapshot)
+	ProgressEvery time.Duration
+	// Drain is how long devices already registering may finish after ctx
+	// is cancelled (default 30 s, DPS's own request timeout); new ones stop at once.
+	Drain time.Duration
+	// Telemetry is how many messages each assigned device then sends to its
+	// hub, Interval apart (a device stays in flight while it sends).
+	Telemetry int
+	Interval  time.Duration
+	// Retry is the retry policy of each device's requests (429 and faults);
+	// the zero value means 8 retries, honouring Retry-After up to 5 min.
+	Retry policy.RetryOptions
+}
+
+// ErrInterrupted is returned, wrapped, when ctx stopped the run early.
+var ErrInterrupted = errors.New("interrupted")
+
+// engine is one run in progress.
+type engine struct {
+	cfg   Config
+	run   *run
+	pacer *cleanup.Pacer
+	tally *tally
+	start time.Time
+	stop  context.Context // the run's own: cancelled, no device starts, telemetry ends
+
+	// probing is set while DPS throttles and the pacer has no rate yet (the
+	// quota was spent before anything got through): requests then go one
+	// at a time, so the next 429 meets one request, not the whole fleet.
+	probing atomic.Bool
+	probe   chan struct{}
+}
+
+// NewSpec checks a new run's parameters and returns its spec (not yet on disk).
+func NewSpec(host, idScope, group, prefix string, start, count int, transport string) (Spec, error) {
+	if count < 1 {
+		return Spec{}, fmt.Errorf("the number of devices must be 1 or more, not %d", count)
+	}
+	if start < 0 {
+		return Spec{}, fmt.Errorf("the first device number must be 0 or more, not %d", start)
+	}
+	s := Spec{ID: newRunID(), Created: time.Now().UTC(), Host: host, IDScope: idScope, Group: group, Prefix: prefix, Start: start, Count: count, Transport: transport}
+	// Every ID of the run is the prefix, a dash and a number: checking the
+	// first and the last (the longest) checks them all.
+	for _, i := range []int{0, count - 1} {
+		if err := keys.ValidateRegistrationID(s.RegistrationID(i)); err != nil {
+			return Spec{}, fmt.Errorf("prefix %q makes registration ID %q, which is not valid: %v", prefix, s.RegistrationID(i), err)
+		}
+	}
+	if transport != TransportHTTPS {
+		return Spec{}, fmt.Errorf("transport %q is not supported: use https", transport)
+	}
+	return s, nil
+}
+
+// Run registers the devices of cfg.Spec not registered yet and returns the
+// summary. ctx cancelled stops it: devices not started stay pending, and the
+// error wraps ErrInterrupted.
+func Run(ctx context.Context, cfg Config) (Summary, error) {
+	if cfg.Concurrency < 1 {
+		cfg.Concurrency = 1
+	}
+	if cfg.ProgressEvery <= 0 {
+		cfg.ProgressEvery = 500 * time.Millisecond
+	}
+	if cfg.Drain <= 0 {
+		cfg.Drain = 30 * time.Second
+	}
+	if cfg.Retry.MaxRetries == 0 && cfg.Retry.RetryDelay == 0 {
+		cfg.Retry = policy.RetryOptions{MaxRetries: 8, RetryDelay: time.Second, MaxRetryDelay: 5 * time.Minute}
+	}
+	if cfg.GroupKey.IsZero() {
+		return Summary{}, errors.New("fleet: a group key is required to derive the device keys")
+	}
+	var r *run
+	var err error
+	if !cfg.Resume {
+		if r, err = createRun(cfg.StateDir, cfg.Spec); err == nil {
+			err = r.openLog()
+		}
+	} else {
+		r, err = openRun(cfg.StateDir, cfg.Spec)
+	}
+	if err != nil {
+		return Summary{}, err
+	}
+	e := &engine{cfg: cfg, run: r, pacer: cleanup.NewPacer(cfg.Concurrency), tally: newTally(cfg.Spec.Count, r.RegistrationID),
+		start: time.Now(), probe: make(chan struct{}, 1)}
+	// Registrations DPS ran in earlier runs count; refusals are tried again.
+	for _, l := range r.last {
+		if l.Outcome.final() {
+			e.tally.add(l, false)
+		}
+	}
+	stopProgress := e.progress()
+	runErr := e.startAll(ctx)
+	stopProgress()
+	if cerr := r.log.close(); runErr == nil {
+		runErr = cerr
+	}
+	s := e.tally.summary(r.ID, time.Since(e.start))
+	s.Schedule = cfg.Schedule.String()
+	if ctx.Err() != nil && s.Pending > 0 {
+		s.Interrupted = true
+		if runErr == nil {
+			runErr = fmt.Errorf("%w: %d of %d devices finished; resume the run with --resume %s", ErrInterrupted, s.Finished, s.Total, r.ID)
+		}
+	}
+	return s, runErr
+}
+
+// progress calls cfg.Progress at a fixed rate until the returned stop.
+func (e *engine) progress() (stop func()) {
+	if e.cfg.Progress == nil {
+		return func() {}
+	}
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(e.cfg.ProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				e.cfg.Progress(e.tally.snapshot(now, now.Sub(e.start)))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited
+		now := time.Now()
+		e.cfg.Progress(e.tally.snapshot(now, now.Sub(e.start)))
+	}
+}
+
+// startAll starts every device not done yet, on the schedule, at most
+// Concurrency at once, and waits for them.
+func (e *engine) startAll(ctx context.Context) error {
+	e.stop = ctx
+	// Devices already registering finish on their own context, so a stop
+	// does not leave registrations half done; Drain bounds the wait.
+	devCtx, cancelDev := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDev()
+	var wg sync.WaitGroup
+	allDone := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			t := time.NewTimer(e.cfg.Drain)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancelDev()
+			case <-allDone:
+			}
+		case <-allDone:
+		}
+	}()
+	defer close(allDone)
+
+	slots := make(chan struct{}, e.cfg.Concurrency)
+	started := 0
+	var err error
+loop:
+	for i := range e.run.last {
+		if e.run.last[i].Outcome.final() {
+			continue
+		}
+		if wait := time.Until(e.start.Add(e.cfg.Schedule.At(started))); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				break loop
+			}
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			break loop
+		}
+		if ctx.Err() != nil {
+			<-slots
+			break
+		}
+		if err = e.run.log.err(); err != nil {
+			<-slots
+			break
+		}
+		started++
+		wg.Add(1)
+		e.tally.flight(1)
+		go func() {
+			defer func() { <-slots; e.tally.flight(-1); wg.Done() }()
+			e.device(devCtx, i)
+		}()
+	}
+	wg.Wait()
+	if err == nil {
+		err = e.run.log.err()
+	}
+	return err
+}
+
+// device registers device i, or finds it registered already.
+func (e *engine) device(ctx context.Context, i int) {
+	id := e.run.RegistrationID(i)
+	prev := e.run.last[i].Outcome
+	if prev == OutcomeSent || prev == OutcomeLost {
+		// The register went out before, with no answer logged: DPS may have
+		// run it. Ask rather than register the device a second time.
+		if l, ok := e.lookup(ctx, id); ok {
+			e.finish(i, id, l)
+			return
+		}
+	}
+	if err := <-e.run.log.record(logLine{N: i, Outcome: OutcomeSent}); err != nil {
+		return // the run stops on the log's error
+	}
+	l := e.register(ctx, id)
+	l.N = i
+	if l.Outcome == OutcomeSent {
+		return // stopped mid-way: the resumed run will ask
+	}
+	e.finish(i, id, l)
+}
+
+func (e *engine) finish(i int, id string, l logLine) {
+	l.N = i
+	e.run.log.note(l)
+	if l.Outcome.final() || l.Outcome == OutcomeError || l.Outcome == OutcomeLost {
+		e.tally.add(l, true)
+	}
+}
+
+// lookup reads the record of a device whose answer was lost; ok when DPS
+// finished its registration during this run.
+func (e *engine) lookup(ctx context.Context, id string) (logLine, bool) {
+	if e.cfg.Lookup == nil {
+		return logLine{}, false
+	}
+	st, err := e.cfg.Lookup(ctx, id)
+	if err != nil {
+		return logLine{}, false // not found (or unreadable): register it
+	}
+	// Allow for a clock difference with DPS.
+	if st.LastUpdatedDateTimeUTC.Before(e.run.Created.Add(-time.Minute)) {
+		return logLine{}, false
+	}
+	switch st.Status {
+	case dps.StatusAssigned:
+		return logLine{Outcome: OutcomeAssigned, Hub: st.AssignedHub, Substatus: string(st.Substatus)}, true
+	case dps.StatusFailed:
+		return logLine{Outcome: OutcomeFailed, Error: failedGroup(st.ErrorCode, st.ErrorMessage)}, true
+	case dps.StatusDisabled:
+		return logLine{Outcome: OutcomeDisabled, Error: "registration disabled"}, true
+	}
+	return logLine{}, false
+}
+
+// deviceThrottles counts the 429s of one device's requests (from the context).
+type deviceThrottles struct{ n int }
+
+type throttlesKey struct{}
+
+// register runs one registration on the device's own connection.
+func (e *engine) register(ctx context.Context, id string) logLine {
+	key, err := keys.DeriveDeviceKey(e.cfg.GroupKey, id)
+	if err != nil {
+		return logLine{Outcome: OutcomeError, Error: err.Error()}
+	}
+	hc := e.cfg.NewHTTPClient()
+	defer hc.CloseIdleConnections()
+	dc, err := device.NewClient(e.run.IDScope, &device.ClientOptions{
+		ProvisioningHost: e.cfg.ProvisioningHost,
+		ClientOptions: azcore.ClientOptions{
+			Transport:        hc,
+			Retry:            e.cfg.Retry,
+			PerRetryPolicies: []policy.Policy{gate{e}},
+		},
+	})
+	if err != nil {
+		return logLine{Outcome: OutcomeError, Error: err.Error()}
+	}
+	th := &deviceThrottles{}
+	ctx = context.WithValue(ctx, throttlesKey{}, th)
+	accepted := false
+	t0 := time.Now()
+	poller, err := dc.BeginRegister(ctx, id, key, &device.RegisterOptions{Progress: func(ev device.Event) {
+		if ev.Step == device.StepAccepted {
+			accepted = true
+		}
+	}})
+	var st dps.DeviceRegistrationState
+	if err == nil {
+		st, err = poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: device.DefaultPollInterval})
+	}
+	l := logLine{Millis: time.Since(t0).Milliseconds(), Throttled: th.n}
+	var de *device.Error
+	switch {
+	case err == nil:
+		l.Outcome, l.Hub, l.Substatus = OutcomeAssigned, st.AssignedHub, string(st.Substatus)
+		if e.cfg.Telemetry > 0 {
+			// Registered: a stop need not wait for the messages.
+			e.sendTelemetry(e.stop, hc, st, key)
+		}
+	case ctx.Err() != nil:
+		l.Outcome = OutcomeSent // no answer: the resumed run asks DPS
+	case errors.As(err, &de) && de.Status == dps.StatusFailed:
+		l.Outcome, l.Error = OutcomeFailed, failedGroup(de.ErrorCode, de.Message)
+	case errors.As(err, &de) && de.Status == dps.StatusDisabled:
+		l.Outcome, l.Error = OutcomeDisabled, "registration disabled"
+	case errors.As(err, &de) && !accepted:
+		// DPS refused the register: the device is not registered.
+		l.Outcome, l.Error = OutcomeError, refusedGroup(de)
+	default:
+		// The answer was lost (a dropped connection, a refused poll): DPS
+		// may have registered the device; a resumed run asks.
+		l.Outcome, l.Error = OutcomeLost, errorGroup(err, id)
+	}
+	return l
+}
+
+// sendTelemetry sends the device's messages to its hub over the device's
+// own client; a failed message ends the device's telemetry.
+func (e *engine) sendTelemetry(ctx context.Context, hc *http.Client, st dps.DeviceRegistrationState, key keys.Key) {
+	dc, err := hub.NewDeviceClient(st.AssignedHub, st.DeviceID, key, &hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: hc, Retry: e.cfg.Retry}})
+	for i := 1; err == nil && i <= e.cfg.Telemetry; i++ {
+		if i > 1 {
+			if err = sleep(ctx, e.cfg.Interval); err != nil {
+				break
+			}
+		}
+		body := `{"deviceId":` + strconv.Quote(st.DeviceID) + `,"seq":` + strconv.Itoa(i) + `,"time":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`
+		err = dc.SendEvent(ctx, []byte(body), &hub.SendEventOptions{MessageID: st.DeviceID + "-" + strconv.Itoa(i),
+			ContentType: "application/json", ContentEncoding: "utf-8", Properties: map[string]string{"source": "dpsconsole-fleet"}})
+		if err == nil {
+			e.tally.telemetrySent()
+		}
+	}
+	if err != nil {
+		e.tally.telemetryFailed(strings.ReplaceAll(err.Error(), st.DeviceID, "<id>"))
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// OutcomeLost is a registration whose answer was lost: DPS may have done it.
+const OutcomeLost Outcome = "lost"
+
+// failedGroup names a failed registration's error for grouping.
+func failedGroup(code int32, msg string) string {
+	s := "registration failed"
+	if code != 0 {
+		s += " " + strconv.Itoa(int(code))
+	}
+	if msg != "" {
+		s += ": " + msg
+	}
+	return s
+}
+
+// refusedGroup names a refusal by its HTTP status, DPS code and advice:
+// the same for every device it happened to.
+func refusedGroup(de *device.Error) string {
+	s := "HTTP " + strconv.Itoa(de.HTTPStatus)
+	if de.ErrorCode != 0 {
+		s += " " + strconv.Itoa(int(de.ErrorCode))
+	}
+	if a := de.Advice(); a != "" {
+		s += ": " + a
+	}
+	return s
+}
+
+// errorGroup is an error's text with the device's ID taken out, so that
+// devices with the same error group together.
+func errorGroup(err error, id string) string {
+	var de *device.Error
+	if errors.As(err, &de) {
+		return refusedGroup(de)
+	}
+	return strings.ReplaceAll(err.Error(), id, "<id>")
+}
+
+// gate passes every request of every device through the fleet's pacer, so a
+// 429 pauses the whole fleet for its Retry-After, not just one device.
+type gate struct{ e *engine }
+
+func (g gate) Do(req *policy.Request) (*http.Response, error) {
+	ctx := req.Raw().Context()
+	if g.e.probing.Load() {
+		select {
+		case g.e.probe <- struct{}{}:
+			defer func() { <-g.e.probe }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	sent, err := g.e.pacer.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := req.Next()
+	throttled := err == nil && resp.StatusCode == http.StatusTooManyRequests
+	var wait time.Duration
+	if throttled {
+		wait = retryAfter(resp)
+		g.e.tally.throttle(wait)
+		if th, ok := ctx.Value(throttlesKey{}).(*deviceThrottles); ok {
+			th.n++
+		}
+	}
+	g.e.pacer.Release(sent, throttled, err != nil || resp.StatusCode >= 500, wait)
+	if throttled || g.e.probing.Load() {
+		_, rate := g.e.pacer.State()
+		g.e.probing.Store(rate == 0 && (throttled || g.e.probing.Load()))
+	}
+	return resp, err
+}
+
+// retryAfter reads integer-second Retry-After, as DPS sends it.
+func retryAfter(resp *http.Response) time.Duration {
+	n, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After")))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}

@@ -1,0 +1,479 @@
+package fleet_test
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
+	"github.com/dpsconsole/dpsconsole/dps/fleet"
+	"github.com/dpsconsole/dpsconsole/keys"
+)
+
+// fixture is an in-process emulator with one symmetric-key group.
+type fixture struct {
+	em       *emulator.Emulator
+	svc      *dps.Client
+	base     *http.Client // trusts the emulator's CA
+	groupKey keys.Key
+	stateDir string
+
+	mu         sync.Mutex
+	requests   []request // every device request, in order of answer
+	clients    atomic.Int64
+	handshakes atomic.Int64 // TLS handshakes of device clients
+	liveConns  atomic.Int64 // device connections not closed yet
+}
+
+// request is one device request as the client saw it.
+type request struct {
+	start, end time.Time
+	status     int
+	retryAfter string
+}
+
+const groupID = "fleet"
+
+func start(t testing.TB, opts emulator.Options) *fixture {
+	t.Helper()
+	opts.DataDir, opts.Seed = t.TempDir(), "none"
+	em, err := emulator.Start(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { em.Close() })
+	base, err := dps.NewTransport(em.CAPEM())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := dps.NewClientFromConnectionString(em.Env().DPSConnectionString,
+		&dps.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: base, Retry: policy.RetryOptions{MaxRetries: -1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := keys.GenerateKey()
+	// Update the hub, reset the data: a device registered a second time gets
+	// substatus deviceDataReset, so the records show every double registration.
+	g := dps.EnrollmentGroup{EnrollmentGroupID: groupID, ReprovisionPolicy: &dps.ReprovisionPolicy{UpdateHubAssignment: true},
+		Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey, SymmetricKey: &dps.SymmetricKeyAttestation{
+			PrimaryKey: dps.Secret(k.Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}}}
+	if _, err := svc.CreateOrUpdateEnrollmentGroup(t.Context(), g, nil); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{em: em, svc: svc, base: base, groupKey: k, stateDir: t.TempDir()}
+}
+
+// newHTTPClient is one device's client: its own transport, and every
+// request recorded.
+func (f *fixture) newHTTPClient() *http.Client {
+	f.clients.Add(1)
+	tr := f.base.Transport.(*http.Transport).Clone()
+	var d net.Dialer
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		f.liveConns.Add(1)
+		return &countedConn{Conn: c, live: &f.liveConns}, nil
+	}
+	return &http.Client{Transport: recorder{f, tr}, Timeout: 30 * time.Second}
+}
+
+type countedConn struct {
+	net.Conn
+	live *atomic.Int64
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.live.Add(-1) })
+	return c.Conn.Close()
+}
+
+// connsClosed waits a little for every device connection to be closed.
+func (f *fixture) connsClosed(t *testing.T) {
+	t.Helper()
+	for range 100 {
+		if f.liveConns.Load() == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("%d device connections left open after the run", f.liveConns.Load())
+}
+
+type recorder struct {
+	f    *fixture
+	next *http.Transport
+}
+
+// CloseIdleConnections lets the engine hang up each device's connection.
+func (r recorder) CloseIdleConnections() { r.next.CloseIdleConnections() }
+
+func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	trace := &httptrace.ClientTrace{TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
+		if err == nil {
+			r.f.handshakes.Add(1)
+		}
+	}}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	t0 := time.Now()
+	resp, err := r.next.RoundTrip(req)
+	rq := request{start: t0, end: time.Now()}
+	if err == nil {
+		rq.status, rq.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	r.f.mu.Lock()
+	r.f.requests = append(r.f.requests, rq)
+	r.f.mu.Unlock()
+	return resp, err
+}
+
+func (f *fixture) config(t testing.TB, n int) fleet.Config {
+	t.Helper()
+	env := f.em.Env()
+	spec, err := fleet.NewSpec(f.svc.Host(), env.IDScope, groupID, "dev", 1, n, fleet.TransportHTTPS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fleet.Config{
+		StateDir: f.stateDir, Spec: spec, GroupKey: f.groupKey, ProvisioningHost: env.DeviceEndpoint,
+		Concurrency: 16, NewHTTPClient: f.newHTTPClient, Lookup: f.svc.GetRegistrationState,
+	}
+}
+
+// records lists the group's registration records on the emulator.
+func (f *fixture) records(t *testing.T) map[string]dps.DeviceRegistrationState {
+	t.Helper()
+	out := map[string]dps.DeviceRegistrationState{}
+	p := f.svc.NewRegistrationStatePager(groupID, nil)
+	for p.More() {
+		page, err := p.NextPage(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Items {
+			out[r.RegistrationID] = r
+		}
+	}
+	return out
+}
+
+func TestFleetAssignsEveryDeviceOnItsOwnConnection(t *testing.T) {
+	f := start(t, emulator.Options{})
+	var snaps atomic.Int64
+	cfg := f.config(t, 50)
+	cfg.Progress = func(fleet.Snapshot) { snaps.Add(1) }
+	cfg.ProgressEvery = 50 * time.Millisecond
+	sum, err := fleet.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Assigned != 50 || sum.Finished != 50 || sum.Pending != 0 || sum.Failed != 0 {
+		t.Fatalf("summary %+v", sum)
+	}
+	// One connection per device, kept for its register and its polls.
+	if n, h := f.clients.Load(), f.handshakes.Load(); n != 50 || h != 50 {
+		t.Errorf("%d HTTP clients and %d TLS handshakes for 50 devices, want one each", n, h)
+	}
+	recs := f.records(t)
+	if len(recs) != 50 {
+		t.Fatalf("%d records on the emulator, want 50", len(recs))
+	}
+	perHub := map[string]int{}
+	for i := 1; i <= 50; i++ {
+		r, ok := recs["dev-"+itoa(i)]
+		if !ok || r.Status != dps.StatusAssigned {
+			t.Fatalf("dev-%d: %+v", i, r)
+		}
+		perHub[r.AssignedHub]++
+	}
+	if len(perHub) < 2 {
+		t.Errorf("every device went to one hub: %v", perHub)
+	}
+	got := map[string]int{}
+	for _, h := range sum.ByHub {
+		got[h.Hub] = h.Count
+	}
+	if len(got) != len(perHub) {
+		t.Errorf("summary hubs %v, emulator %v", got, perHub)
+	}
+	for h, n := range perHub {
+		if got[h] != n {
+			t.Errorf("hub %s: summary %d, emulator %d", h, got[h], n)
+		}
+	}
+	if len(sum.ByStatus) != 1 || sum.ByStatus[0] != (fleet.StatusCount{Status: "assigned", Substatus: "initialAssignment", Count: 50}) {
+		t.Errorf("by status %+v", sum.ByStatus)
+	}
+	if sum.Latency.P50 <= 0 || sum.Latency.P99 < sum.Latency.P50 || sum.Latency.Max < sum.Latency.P99 {
+		t.Errorf("latency %+v", sum.Latency)
+	}
+	if snaps.Load() == 0 {
+		t.Error("no progress snapshot")
+	}
+	f.connsClosed(t)
+}
+
+func TestFleetPacesAtTheRate(t *testing.T) {
+	f := start(t, emulator.Options{})
+	cfg := f.config(t, 30)
+	const rate = 40.0
+	cfg.Schedule = fleet.Schedule{From: rate, To: rate}
+	var mu sync.Mutex
+	var starts []time.Time
+	next := cfg.NewHTTPClient
+	cfg.NewHTTPClient = func() *http.Client {
+		mu.Lock()
+		starts = append(starts, time.Now())
+		mu.Unlock()
+		return next()
+	}
+	if _, err := fleet.Run(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	span := starts[len(starts)-1].Sub(starts[0]).Seconds()
+	got := float64(len(starts)-1) / span
+	if ratio := got / rate; ratio < 0.85 || ratio > 1.05 {
+		t.Errorf("devices started at %.1f/s, %.2f × the %.0f/s asked", got, ratio, rate)
+	}
+}
+
+// TestFleetHonoursRetryAfter: past the emulator's rate limit every 429's
+// Retry-After pauses the whole fleet, and once the pacer has seen the limit
+// hardly any request is throttled again.
+func TestFleetHonoursRetryAfter(t *testing.T) {
+	// Most of the quota is spent (by "another client"): the fleet starts
+	// with about a second's worth left.
+	t.Run("quota nearly spent", func(t *testing.T) { throttledFleet(t, 120, time.Second) })
+	// All of it: the first request is throttled, nothing measured yet.
+	t.Run("quota spent", func(t *testing.T) { throttledFleet(t, 120, 0) })
+}
+
+func throttledFleet(t *testing.T, devices int, left time.Duration) {
+	// The bucket holds a minute's worth; the drain must outrun its refill
+	// on a busy machine, so keep it small.
+	const perMinute = 1800
+	f := start(t, emulator.Options{ThrottlePerMinute: perMinute})
+	drain(t, f)
+	time.Sleep(left)
+	before := f.em.Stats().Throttled
+	cfg := f.config(t, devices)
+	cfg.Concurrency = 8
+	sum, err := fleet.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Assigned != devices {
+		t.Fatalf("summary %+v", sum)
+	}
+	throttled := f.em.Stats().Throttled - before
+	if throttled == 0 {
+		t.Fatal("the fleet was never throttled; the test proves nothing")
+	}
+	if sum.Throttled != throttled {
+		t.Errorf("summary counts %d 429s, the emulator sent %d", sum.Throttled, throttled)
+	}
+	if sum.ThrottleWait <= 0 || sum.MaxRetryAfter <= 0 {
+		t.Errorf("429 waits not counted: %+v", sum)
+	}
+	f.mu.Lock()
+	reqs := append([]request(nil), f.requests...)
+	f.mu.Unlock()
+	// No request starts inside a pause: from a 429's answer to its
+	// Retry-After. (A request the pacer let go just before the 429 reached
+	// it may still be on its way to the wire: allow 50 ms.)
+	for _, th := range reqs {
+		if th.status != http.StatusTooManyRequests {
+			continue
+		}
+		ra, _ := time.ParseDuration(th.retryAfter + "s")
+		from, until := th.end.Add(50*time.Millisecond), th.end.Add(ra-50*time.Millisecond)
+		for _, r := range reqs {
+			if r.start.After(from) && r.start.Before(until) {
+				t.Fatalf("a request went %v after a 429 with Retry-After %s", r.start.Sub(th.end), th.retryAfter)
+			}
+		}
+	}
+	// The first back-off may meet every request then in flight.
+	after := throttled - cfg.Concurrency
+	t.Logf("%d requests, %d throttled (%d beyond the first back-off)", len(reqs), throttled, max(after, 0))
+	if float64(after) >= 0.01*float64(len(reqs)) {
+		t.Errorf("%d 429s beyond the first back-off out of %d requests: over 1 %%", after, len(reqs))
+	}
+}
+
+// drain spends the emulator's token bucket with service reads.
+func drain(t *testing.T, f *fixture) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var done atomic.Bool
+	for range 8 {
+		wg.Go(func() {
+			for !done.Load() {
+				_, err := f.svc.GetEnrollmentGroup(t.Context(), groupID)
+				var re *azcore.ResponseError
+				if errors.As(err, &re) && re.StatusCode == http.StatusTooManyRequests {
+					done.Store(true)
+				} else if err != nil {
+					t.Error(err)
+					done.Store(true)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestFleetResumeRegistersEachDeviceOnce: a run stopped half-way and
+// resumed registers every device, and none twice (the emulator's records
+// say deviceDataReset for a second registration).
+func TestFleetResumeRegistersEachDeviceOnce(t *testing.T) {
+	f := start(t, emulator.Options{AssignmentDelay: 300 * time.Millisecond})
+	cfg := f.config(t, 60)
+	cfg.Concurrency = 8
+	ctx, cancel := context.WithCancel(t.Context())
+	cfg.Progress = func(s fleet.Snapshot) {
+		if s.Done >= 20 {
+			cancel()
+		}
+	}
+	cfg.ProgressEvery = 20 * time.Millisecond
+	sum, err := fleet.Run(ctx, cfg)
+	if !errors.Is(err, fleet.ErrInterrupted) {
+		t.Fatalf("stopped run: %v", err)
+	}
+	if !sum.Interrupted || sum.Finished < 20 || sum.Finished >= 60 || !strings.Contains(err.Error(), "--resume "+sum.Run) {
+		t.Fatalf("stopped run: %+v, %v", sum, err)
+	}
+	first := sum.Finished
+	if n := len(f.records(t)); n != first {
+		t.Errorf("the emulator has %d records, the run says %d finished (in-flight ones should have drained)", n, first)
+	}
+
+	spec, err := fleet.OpenSpec(f.stateDir, sum.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Spec, cfg.Resume, cfg.Progress = spec, true, nil
+	sum, err = fleet.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Assigned != 60 || sum.ThisRun != 60-first {
+		t.Fatalf("resumed run: %+v (first run finished %d)", sum, first)
+	}
+	recs := f.records(t)
+	if len(recs) != 60 {
+		t.Fatalf("%d records, want 60", len(recs))
+	}
+	for id, r := range recs {
+		if r.Substatus != dps.SubstatusInitialAssignment {
+			t.Errorf("%s registered more than once: substatus %s", id, r.Substatus)
+		}
+	}
+	// Resuming a finished run registers nothing.
+	n := f.clients.Load()
+	if sum, err = fleet.Run(t.Context(), cfg); err != nil || sum.ThisRun != 0 || f.clients.Load() != n {
+		t.Fatalf("resuming a finished run: %+v, %v", sum, err)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestFleetTelemetryAfterAssignment(t *testing.T) {
+	f := start(t, emulator.Options{})
+	cfg := f.config(t, 6)
+	cfg.Telemetry, cfg.Interval = 3, 20*time.Millisecond
+	sum, err := fleet.Run(t.Context(), cfg)
+	if err != nil || sum.Assigned != 6 || sum.TelemetrySent != 18 || sum.TelemetryFailed != 0 {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	for id, r := range f.records(t) {
+		d, err := f.em.HubDevice(t.Context(), r.AssignedHub, r.DeviceID)
+		if err != nil || d.MessageCount != 3 {
+			t.Errorf("%s: %+v, %v", id, d, err)
+		}
+	}
+	f.connsClosed(t) // the hub's connections too
+}
+
+// TestFleetResumeAfterACrashAsksDPS: a process killed between a device's
+// register and its logged answer leaves only the "sent" line. The resumed
+// run reads that device's record: one DPS registered is counted, not
+// registered again; one DPS never saw is registered.
+func TestFleetResumeAfterACrashAsksDPS(t *testing.T) {
+	f := start(t, emulator.Options{})
+	cfg := f.config(t, 10)
+	sum, err := fleet.Run(t.Context(), cfg)
+	if err != nil || sum.Assigned != 10 {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	// Forge the crash: devices 0-3 have only "sent"; device 4's record is
+	// gone too, as if its register never reached DPS.
+	logPath := filepath.Join(fleet.RunsDir(f.stateDir), sum.Run, "outcomes.jsonl")
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for line := range strings.Lines(string(data)) {
+		var l struct {
+			N int    `json:"n"`
+			O string `json:"o"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.N <= 4 && l.O != "sent" {
+			continue
+		}
+		kept = append(kept, line)
+	}
+	if err := os.WriteFile(logPath, []byte(strings.Join(kept, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.DeleteRegistrationState(t.Context(), "dev-5", nil); err != nil {
+		t.Fatal(err)
+	}
+
+	spec, err := fleet.OpenSpec(f.stateDir, sum.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Spec, cfg.Resume = spec, true
+	before := f.clients.Load()
+	sum, err = fleet.Run(t.Context(), cfg)
+	if err != nil || sum.Assigned != 10 || sum.ThisRun != 5 {
+		t.Fatalf("resumed: %+v, %v", sum, err)
+	}
+	if n := f.clients.Load() - before; n != 1 {
+		t.Errorf("the resumed run registered %d devices, want 1 (dev-5)", n)
+	}
+	recs := f.records(t)
+	if len(recs) != 10 {
+		t.Fatalf("%d records", len(recs))
+	}
+	for id, r := range recs {
+		if r.Substatus != dps.SubstatusInitialAssignment {
+			t.Errorf("%s registered twice: %s", id, r.Substatus)
+		}
+	}
+}
