@@ -218,7 +218,13 @@ func (l *mqttListener) run(c net.Conn) bool {
 	return true
 }
 
-func (l *mqttListener) Close(closeClients listeners.CloseFn) {
+// Close stops accepting, closes every connection of the listener and waits
+// until mochi is done with them. It leaves mochi's closeClients alone: that
+// reads the client list holding its read lock twice (Clients.GetByListener
+// calls Len), so a client disconnecting in between deadlocks the broker and
+// Close with it (mochi-mqtt/server#488, unfixed in v2.7.9). Closing the
+// connections here ends those clients just as well.
+func (l *mqttListener) Close(listeners.CloseFn) {
 	if l.ln != nil {
 		l.ln.Close()
 	}
@@ -228,7 +234,6 @@ func (l *mqttListener) Close(closeClients listeners.CloseFn) {
 		c.Close()
 	}
 	l.mu.Unlock()
-	closeClients(l.id)
 	l.wg.Wait()
 }
 

@@ -2,10 +2,13 @@ package emulator
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -161,4 +164,181 @@ func TestMQTTCloseWithLiveConnections(t *testing.T) {
 	for _, m := range []*rawMQTT{connected, early, ws} {
 		m.expectClosed(time.Second)
 	}
+}
+
+// TestMQTTCloseWhileConnectionsChurn: Close returns promptly while MQTT
+// connections over TLS and WebSockets are opening, idling and being closed
+// by their clients all at once, as when a user stops the emulator while
+// devices come and go. Each round closes a fresh emulator under that churn.
+func TestMQTTCloseWhileConnectionsChurn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens hundreds of TLS connections")
+	}
+	for round := range 2 {
+		closeUnderChurn(t, round)
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+func closeUnderChurn(t *testing.T, round int) {
+	e, err := Start(context.Background(), Options{DataDir: t.TempDir(), mqttMaxKeepAlive: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &tls.Config{RootCAs: e.CertPool(), ClientSessionCache: tls.NewLRUClientSessionCache(64)}
+	addrs := []string{e.Env().MQTTEndpoint, "wss://" + e.Env().DeviceEndpoint + mqttWebSocketPath}
+
+	var mu sync.Mutex
+	var conns []net.Conn
+	keep := func(c *rawMQTT) {
+		mu.Lock()
+		conns = append(conns, c.conn)
+		mu.Unlock()
+	}
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+
+	// Idle connections, half of which their clients close during Close.
+	const idle = 300
+	var wg sync.WaitGroup
+	idlers := make([]*rawMQTT, idle)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < idle; i += 8 {
+				if c, err := openIdleMQTT(addrs[i%2], conf, i); err == nil {
+					idlers[i] = c
+					keep(c)
+				} else {
+					t.Errorf("round %d: idle connection %d: %v", round, i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		e.Close()
+		return
+	}
+
+	// Churn: clients that connect and hang up again and again.
+	stop := make(chan struct{})
+	var churn sync.WaitGroup
+	for w := range 8 {
+		churn.Add(1)
+		go func() {
+			defer churn.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if c, err := openIdleMQTT(addrs[(w+i)%2], conf, idle+w*100000+i); err == nil {
+					keep(c)
+					c.conn.Close()
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); churn.Wait() }()
+	time.Sleep(200 * time.Millisecond)
+
+	go func() {
+		for i := 0; i < idle; i += 2 {
+			idlers[i].conn.Close()
+		}
+	}()
+	closed := make(chan struct{})
+	go func() { e.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("round %d: Close has not returned after 15 s:\n%s", round, stackOf("(*Emulator).Close"))
+	}
+}
+
+// stackOf is the stack of every goroutine whose stack mentions fn.
+func stackOf(fn string) string {
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
+}
+
+// TestMQTTCloseWhileClientsLeave: Close returns when clients are leaving the
+// broker's client list as it runs. The test sets up the interleaving that
+// deadlocked mochi's own closing of a listener's clients
+// (mochi-mqtt/server#488): a reader of the list (the test) holds it while
+// clients, over TLS and over WebSockets, hang up and wait to be removed from
+// it; Close starts, and then the reader lets go. Whether the broker then
+// deadlocked depended on the scheduler (about 2 runs in 3), hence the
+// rounds. Not parallel: it reads every goroutine's stack.
+func TestMQTTCloseWhileClientsLeave(t *testing.T) {
+	for round := range 3 {
+		closeWhileClientsLeave(t, round)
+	}
+}
+
+func closeWhileClientsLeave(t *testing.T, round int) {
+	e, err := Start(context.Background(), Options{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := &tls.Config{RootCAs: e.CertPool()}
+	addrs := []string{e.Env().MQTTEndpoint, "wss://" + e.Env().DeviceEndpoint + mqttWebSocketPath}
+	var clients []*rawMQTT
+	for i := range 32 {
+		c, err := openIdleMQTT(addrs[i%2], conf, i)
+		if err != nil {
+			e.Close()
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+
+	e.mqtt.Clients.RLock()
+	for _, c := range clients {
+		c.conn.Close()
+	}
+	leaving := waitForStacks(func(s string) bool { return strings.Count(s, "(*Clients).Delete") >= len(clients) })
+	closed := make(chan struct{})
+	go func() { e.Close(); close(closed) }()
+	closing := waitForStacks(func(string) bool { // in mochi's GetByListener before the fix, waiting for the clients after
+		s := stackOf("(*mqttListener).Close")
+		return strings.Contains(s, "GetByListener") || strings.Contains(s, "(*WaitGroup).Wait")
+	})
+	e.mqtt.Clients.RUnlock()
+	if !leaving || !closing {
+		t.Fatalf("round %d: setup: clients leaving %v, Close at the MQTT listeners %v", round, leaving, closing)
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("round %d: Close has not returned after 10 s:\n%s", round, stackOf("(*Emulator).Close"))
+	}
+}
+
+// waitForStacks waits up to 10 s for the goroutines' stacks to satisfy ok.
+func waitForStacks(ok func(stacks string) bool) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if ok(stackOf("")) {
+			return true
+		}
+	}
+	return false
 }

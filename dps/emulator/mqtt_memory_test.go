@@ -108,7 +108,10 @@ func residentBytes() uint64 {
 // listener, or WebSockets on its HTTPS port) and returns the child's growth per connection: Go heap + stacks after GC,
 // resident set, goroutines.
 func measureIdleMQTT(tb testing.TB, n int, ws bool) (heapStack, rss, goroutines float64) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestMQTTMemoryServerProcess$", "-test.count=1")
+	// The child's own timeout (room for n handshakes on a loaded machine)
+	// makes it panic with its goroutines rather than outlive this test.
+	timeout := 2*time.Minute + time.Duration(n)*20*time.Millisecond
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMQTTMemoryServerProcess$", "-test.count=1", "-test.timeout="+timeout.String())
 	cmd.Env = append(os.Environ(), memoryServerEnv+"=1")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -122,7 +125,12 @@ func measureIdleMQTT(tb testing.TB, n int, ws bool) (heapStack, rss, goroutines 
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
-	defer func() { stdin.Close(); cmd.Wait() }()
+	defer func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			tb.Errorf("the emulator process did not end cleanly once its stdin closed: %v (its goroutines are on stderr)", err)
+		}
+	}()
 	out := bufio.NewScanner(stdout)
 	line := func(prefix string) []string {
 		for out.Scan() {
