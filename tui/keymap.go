@@ -101,6 +101,8 @@ type KeyMap struct {
 	HubDevices, Stale, Preview *Binding
 	// Running deletions (group view and clean-up)
 	Stop *Binding
+	// A hub device (enter on a registration record); both write to the device
+	Method, Desired *Binding
 }
 
 // Section is a titled group of bindings, for help and documentation.
@@ -159,6 +161,8 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Stale:      bind("s", "stale records: keep/delete", "s"),
 		Preview:    bind("p", "dry-run preview", "p"),
 		Stop:       bind("ctrl+x", "stop a running deletion", "ctrl+x"),
+		Method:     danger("m", "call a direct method", "m"),
+		Desired:    danger("u", "update desired properties", "u"),
 	}
 	if readOnly {
 		for _, s := range k.Sections() {
@@ -185,6 +189,7 @@ func (k *KeyMap) Sections() []Section {
 		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave, k.Telemetry}},
 		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
 		{"Running deletions", []*Binding{k.Stop}},
+		{"A hub device", []*Binding{k.Method, k.Desired}},
 	}
 }
 
