@@ -126,6 +126,12 @@ func TestFlowHubDeviceLiveMethodAndDesired(t *testing.T) {
 	f.waitFor("live connection", "Connection Connected")
 	f.keys("enter")
 	f.waitFor("method answered", `device answered: status 200, payload {"sum":5}`)
+	f.keys("esc", "m")
+	f.typeText("silent")
+	f.keys("enter", "enter", "backspace", "backspace")
+	f.typeText("5")
+	f.keys("enter")
+	f.waitFor("no answer", `did not answer method "silent" in time (504)`)
 	f.keys("esc")
 
 	f.keys("u")
