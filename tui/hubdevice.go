@@ -3,6 +3,7 @@ package tui
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -339,11 +340,51 @@ func jsonObject(s string) (dps.TwinCollection, error) {
 	return c, nil
 }
 
-func (v *hubDeviceView) readError(err error) string {
+func (v *hubDeviceView) readError(err error) string { return hubReadError(v.deviceID, v.hubHost, err) }
+
+func hubReadError(deviceID, hubHost string, err error) string {
 	if hub.IsNotFound(err) {
-		return fmt.Sprintf("device %q is not in hub %s, though its registration record names that hub: its identity was deleted, or the record is stale (%s)", v.deviceID, v.hubHost, hub.ErrorMessage(err))
+		return fmt.Sprintf("device %q is not in hub %s, though its registration record names that hub: its identity was deleted, or the record is stale (%s)", deviceID, hubHost, hub.ErrorMessage(err))
 	}
-	return fmt.Sprintf("reading device %q in %s: %s", v.deviceID, v.hubHost, hub.ErrorMessage(err))
+	return fmt.Sprintf("reading device %q in %s: %s", deviceID, hubHost, hub.ErrorMessage(err))
+}
+
+// hubDeviceSummary reads a device and its twin for one paragraph: what
+// the tutorial's confirm step shows, as the docs check the device on its
+// hub. Without the hub's connection string it says so and is no error.
+// It does I/O: call it in a Cmd.
+func hubDeviceSummary(ctx context.Context, t *Target, hubHost, deviceID string) (string, error) {
+	reg, err := t.Registry(hubHost)
+	if err != nil {
+		return "the device on its hub is not shown: " + err.Error(), nil
+	}
+	d, err := reg.GetDevice(ctx, deviceID)
+	if err == nil {
+		var tw hub.Twin
+		if tw, err = reg.GetTwin(ctx, deviceID); err == nil {
+			var desired, reported dps.TwinCollection
+			if p := tw.Properties; p != nil {
+				desired, reported = p.Desired, p.Reported
+			}
+			return fmt.Sprintf("device %s on %s: %s, %s, last activity %s; twin version %d: tags %s, desired %s, reported %s",
+				deviceID, hubHost, d.Status, strings.ToLower(d.ConnectionState), stamp(d.LastActivityTime), tw.Version,
+				compactProps(tw.Tags), compactProps(desired), compactProps(reported)), nil
+		}
+	}
+	return "", errors.New(hubReadError(deviceID, hubHost, err))
+}
+
+// compactProps is a property set on one line, without $version and
+// $metadata.
+func compactProps(c dps.TwinCollection) string {
+	c = maps.Clone(c)
+	delete(c, "$version")
+	delete(c, "$metadata")
+	if len(c) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(c)
+	return string(b)
 }
 
 // methodError says in plain words why a call got no answer.
