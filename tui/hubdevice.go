@@ -366,8 +366,8 @@ func hubDeviceSummary(ctx context.Context, t *Target, hubHost, deviceID string) 
 			if p := tw.Properties; p != nil {
 				desired, reported = p.Desired, p.Reported
 			}
-			return fmt.Sprintf("device %s on %s: %s, %s, last activity %s; twin version %d: tags %s, desired %s, reported %s",
-				deviceID, hubHost, d.Status, strings.ToLower(d.ConnectionState), stamp(d.LastActivityTime), tw.Version,
+			return fmt.Sprintf("on the hub: %s, %s, last activity %s; twin version %d: tags %s, desired %s, reported %s",
+				d.Status, strings.ToLower(d.ConnectionState), stamp(d.LastActivityTime), tw.Version,
 				compactProps(tw.Tags), compactProps(desired), compactProps(reported)), nil
 		}
 	}

@@ -529,6 +529,8 @@ func (v *tutorialView) removed(msg tutorialRemovedMsg) tea.Cmd {
 	case msg.closing:
 		return tea.Batch(back(v.vid), flash("tutorial left: "+oneLine(msg.note)))
 	}
+	// The hub device is gone: its summary under step 6 would be stale.
+	v.notes[stepConfirm], _, _ = strings.Cut(v.notes[stepConfirm], "\n")
 	return v.complete(stepCleanUp, msg.note)
 }
 
