@@ -142,6 +142,9 @@ func (v *hubDeviceView) Update(msg tea.Msg) tea.Cmd {
 		v.loading = false
 		if msg.err != nil {
 			v.err = v.readError(msg.err)
+			if hub.IsNotFound(msg.err) { // deleted meanwhile: what was shown is gone
+				v.dev, v.twin = nil, nil
+			}
 		} else {
 			v.dev, v.twin, v.err = &msg.dev, &msg.twin, ""
 		}
@@ -183,9 +186,10 @@ func (v *hubDeviceView) written(msg hubTwinWrittenMsg) tea.Cmd {
 		v.edit.working = false
 	}
 	if msg.err != nil {
-		if open {
-			v.edit.err = v.twinError(msg.err)
+		if !open {
+			return flashErr(errors.New(v.twinError(msg.err)))
 		}
+		v.edit.err = v.twinError(msg.err)
 		return nil
 	}
 	v.gen++ // a read in flight may predate the write

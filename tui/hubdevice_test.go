@@ -154,6 +154,14 @@ func TestFlowHubDeviceLiveMethodAndDesired(t *testing.T) {
 
 	dev.Disconnect(50)
 	f.waitFor("disconnected, live", "Connection Disconnected")
+
+	if err := reg.DeleteDevice(ctx, flowRegID, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.waitFor("deleted, live", "is not in hub "+hubHost)
+	if s := f.screen(); strings.Contains(s, "Status enabled") || strings.Contains(s, `"mode": "eco"`) {
+		t.Fatalf("a deleted device still shows what it was:\n%s", s)
+	}
 }
 
 // TestFlowHubDeviceReadOnly: under --readonly the hub device view shows
@@ -182,5 +190,35 @@ func TestHubDeviceRecordWithoutHub(t *testing.T) {
 	msg := openHubDevice(c, tb)()
 	if fm, ok := msg.(flashMsg); !ok || !strings.Contains(fm.text, "r1 is failed and names no hub") {
 		t.Fatalf("got %#v", msg)
+	}
+}
+
+// TestHubDeviceWithoutConnectionString: a hub the target has no
+// connection string for says what to set, and reads nothing.
+func TestHubDeviceWithoutConnectionString(t *testing.T) {
+	c := testCommon(t, 80, 20)
+	v := newHubDeviceView(c, "dev-1", "hub-1.azure-devices.net")
+	if cmd := v.Init(); cmd != nil {
+		t.Fatal("a view without a registry client must not read")
+	}
+	if out := plain(v.View()); !strings.Contains(out, "no IoT Hub connection string for hub-1.azure-devices.net") || !strings.Contains(out, "IOTHUB_CONNECTION_STRING") {
+		t.Fatalf("view:\n%s", out)
+	}
+}
+
+// TestHubDeviceDropsStaleReads: a read older than the last one asked for,
+// and its tick, are dropped.
+func TestHubDeviceDropsStaleReads(t *testing.T) {
+	c := testCommon(t, 80, 20)
+	v := &hubDeviceView{c: c, vid: 1, deviceID: "d", hubHost: "h", gen: 2}
+	v.Update(hubDeviceReadMsg{gen: 1, dev: hub.Device{Status: "enabled"}})
+	if v.dev != nil {
+		t.Fatal("a stale read was shown")
+	}
+	if cmd := v.Update(hubDevicePollMsg{gen: 1}); cmd != nil {
+		t.Fatal("a stale tick read again")
+	}
+	if cmd := v.Update(hubDeviceReadMsg{gen: 2, dev: hub.Device{Status: "enabled"}}); v.dev == nil || cmd == nil {
+		t.Fatal("the current read is shown and schedules the next")
 	}
 }
