@@ -125,7 +125,7 @@ func TestHelpListsBindingsAndWhatReadOnlyDisables(t *testing.T) {
 	m.Update(press("esc"))
 	m.Update(press("?"))
 	out := plain(screen(m))
-	for _, want := range []string{"Everywhere", "mark all", "Disabled (read-only mode): n new, e enable/disable, d delete", ":groups"} {
+	for _, want := range []string{"Everywhere", "Disabled (read-only mode): n new, e enable/disable, d delete", ":groups"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("help lacks %q:\n%s", want, out)
 		}

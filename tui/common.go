@@ -91,6 +91,14 @@ func flashAt(level flashLevel, text string) tea.Cmd {
 // flash reports success.
 func flash(text string) tea.Cmd { return flashAt(levelOK, text) }
 
+// levelFor is the level of a change's flash: done, or nothing to do.
+func levelFor(nothing bool) flashLevel {
+	if nothing {
+		return levelWarning
+	}
+	return levelOK
+}
+
 // flashInfo reports news: a step started, marks cleared.
 func flashInfo(text string) tea.Cmd { return flashAt(levelInfo, text) }
 
@@ -133,3 +141,9 @@ type recordsChangedMsg struct {
 func recordsChanged(from int, group string) tea.Cmd {
 	return func() tea.Msg { return broadcast{recordsChangedMsg{from: from, group: group}} }
 }
+
+// groupsChangedMsg tells the views listing groups that another view (the
+// tutorial) created or deleted one, so home lists what is there.
+type groupsChangedMsg struct{}
+
+func groupsChanged() tea.Msg { return broadcast{groupsChangedMsg{}} }

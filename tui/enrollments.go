@@ -7,6 +7,7 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/keys"
@@ -47,8 +48,9 @@ type enrollmentShownMsg struct {
 }
 
 type enrollmentChangedMsg struct {
-	what string
-	err  error
+	what    string
+	err     error
+	nothing bool // nothing to do: the flash says so as a warning
 }
 
 func newEnrollmentsView(c *Common) *enrollmentsView {
@@ -167,7 +169,7 @@ func (v *enrollmentsView) Update(msg tea.Msg) tea.Cmd {
 			return flashErr(fmt.Errorf("%s: %s", msg.what, v.err))
 		}
 		v.create, v.err = nil, ""
-		return tea.Batch(flash(msg.what), v.refresh())
+		return tea.Batch(flashAt(levelFor(msg.nothing), msg.what), v.refresh())
 	case tea.PasteMsg:
 		if v.create != nil {
 			cmd, _ := v.create.paste(msg)
@@ -239,7 +241,7 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 			return enrollmentShownMsg{gen: gen, e: full, err: err}
 		})
 	case k.Toggle.Matches(msg):
-		return v.toggle(e.RegistrationID)
+		v.askToggle(e)
 	case k.Delete.Matches(msg):
 		id, svc, ctx := e.RegistrationID, v.c.Target.Service, v.c.Ctx
 		v.confirm = &confirm{
@@ -258,10 +260,21 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	return nil
 }
 
-// toggle enables or disables an enrollment. DPS replaces the whole
-// enrollment on PUT, so its keys are read and sent back unchanged, under
-// its ETag.
-func (v *enrollmentsView) toggle(id string) tea.Cmd {
+// askToggle asks before enabling or disabling the enrollment as listed.
+func (v *enrollmentsView) askToggle(e dps.IndividualEnrollment) {
+	id := e.RegistrationID
+	next, label, text := dps.ProvisioningDisabled, "disable it", fmt.Sprintf("Disable the individual enrollment %s?\n"+
+		"Its device can no longer register or re-register; if it is in its IoT hub, it stays there.", id)
+	if e.ProvisioningStatus == dps.ProvisioningDisabled {
+		next, label, text = dps.ProvisioningEnabled, "enable it", fmt.Sprintf("Enable the individual enrollment %s?\nIts device can register again.", id)
+	}
+	v.confirm = &confirm{text: text, choices: []choice{{"y", label, func() tea.Cmd { return v.setStatus(id, next) }}}}
+}
+
+// setStatus enables or disables an enrollment: the status confirmed, not
+// the opposite of what it is by then. DPS replaces the whole enrollment on
+// PUT, so its keys are read and sent back unchanged, under its ETag.
+func (v *enrollmentsView) setStatus(id string, next dps.ProvisioningStatus) tea.Cmd {
 	v.working = true
 	svc, ctx := v.c.Target.Service, v.c.Ctx
 	return do(v.vid, func() tea.Msg {
@@ -272,9 +285,8 @@ func (v *enrollmentsView) toggle(id string) tea.Cmd {
 		if err != nil {
 			return enrollmentChangedMsg{what: "reading " + id, err: err}
 		}
-		next := dps.ProvisioningDisabled
-		if cur.ProvisioningStatus == dps.ProvisioningDisabled {
-			next = dps.ProvisioningEnabled
+		if cur.ProvisioningStatus == next {
+			return enrollmentChangedMsg{what: fmt.Sprintf("enrollment %s is %s already", id, next), nothing: true}
 		}
 		cur.ProvisioningStatus = next
 		etag := azcore.ETag(cur.ETag)
@@ -327,7 +339,9 @@ func (v *enrollmentsView) detailLines() []string {
 			SecondaryKey: dps.Secret(sk.SecondaryKey.String())}
 	}
 	b, _ := json.MarshalIndent(e, "", "  ")
-	return strings.Split(string(b), "\n")
+	// Wrapped to the width: a revealed key outgrows 80 columns, and a cut
+	// line would lose the key's end.
+	return strings.Split(ansi.Hardwrap(string(b), max(v.c.Width, 20), false), "\n")
 }
 
 func (v *enrollmentsView) submit() tea.Cmd {

@@ -233,7 +233,7 @@ func TestFlowTutorialEndToEnd(t *testing.T) {
 	f.keys("enter")
 	f.waitFor("provision", "[✓] 4.", "✓ assigned → hub 127.0.0.1:")
 	f.keys("enter")
-	f.waitFor("telemetry", "[✓] 5.", "1 message(s) accepted")
+	f.waitFor("telemetry", "[✓] 5.", "1 message accepted")
 	f.keys("enter")
 	f.waitFor("record", "[✓] 6.", "record "+regID+": assigned", "on the hub: enabled, ", "twin version ", `desired {}`)
 	f.keys("enter")

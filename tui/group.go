@@ -8,6 +8,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 )
@@ -84,6 +85,8 @@ type groupView struct {
 	group    *dps.EnrollmentGroup
 	att      *dps.AttestationMechanism
 	revealed bool
+	width    int // the size SetSize was given, kept for a reveal's re-layout
+	height   int
 	err      string
 
 	table    *Table[record]
@@ -141,10 +144,16 @@ func (v *groupView) Status() string {
 	return s
 }
 
-// settingsHeight is the lines the settings block takes above the table.
-const settingsHeight = 5
+// settingsHeight is the lines the settings block takes above the table:
+// five, and more while revealed keys wider than the screen wrap.
+func (v *groupView) settingsHeight() int {
+	return max(5, strings.Count(v.settings(), "\n")+1)
+}
 
-func (v *groupView) SetSize(w, h int) { v.table.SetSize(w, h-settingsHeight) }
+func (v *groupView) SetSize(w, h int) {
+	v.width, v.height = w, h
+	v.table.SetSize(w, h-v.settingsHeight())
+}
 
 func (v *groupView) Hints() []*Binding {
 	k := v.c.Keys
@@ -346,6 +355,7 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return v.askDelete()
 	case k.Reveal.Matches(msg):
 		v.revealed = !v.revealed
+		v.SetSize(v.width, v.height) // a revealed key may wrap
 	case k.Copy.Matches(msg):
 		if v.att == nil || v.att.SymmetricKey == nil {
 			return flashWarn("this group has no symmetric keys to copy")
@@ -372,11 +382,14 @@ func (v *groupView) markShown() tea.Cmd {
 		return flashInfo("marks cleared")
 	}
 	n, marked := v.table.ToggleShown()
+	if n == 0 {
+		return flashWarn("no records shown: nothing to mark")
+	}
 	what := "marked"
 	if !marked {
 		what = "unmarked"
 	}
-	text := fmt.Sprintf("%s the %s records shown", what, count(n))
+	text := what + " the " + plural(n, "record shown", "records shown")
 	if v.table.query != "" {
 		text += fmt.Sprintf(" (of %s loaded; the filter hides the rest)", count(v.table.Loaded()))
 	} else if v.table.More() {
@@ -411,7 +424,7 @@ func (v *groupView) askDelete() tea.Cmd {
 	} else {
 		ids := v.table.Marked()
 		if h := v.table.HiddenMarks(); h > 0 {
-			text += fmt.Sprintf("\n%d of them are hidden by the filter.", h)
+			text += "\n" + plural(h, "of them is hidden by the filter.", "of them are hidden by the filter.")
 		}
 		run = func(ctx context.Context) tea.Cmd { return startDeleteRecords(ctx, v.vid, svc, id, ids, nil, n) }
 	}
@@ -458,6 +471,11 @@ func (v *groupView) settings() string {
 		kv("Created", stamp(g.CreatedDateTimeUTC)) + "   " + kv("Updated", stamp(g.LastUpdatedDateTimeUTC)),
 	}
 	for i := range lines {
+		if v.revealed && (i == 2 || i == 3) {
+			// A key is never cut: wrapped, it still reads (and copies) whole.
+			lines[i] = ansi.Hardwrap(lines[i], v.c.Width, true)
+			continue
+		}
 		lines[i] = fit(lines[i], v.c.Width)
 	}
 	return strings.Join(lines, "\n")
@@ -474,7 +492,7 @@ func (v *groupView) View() string {
 		if s := silenceLine(v.c, p.silent, p.retries, p.failed); s != "" {
 			lines = append(lines, s)
 		}
-		body = strings.Join(lines, "\n") + "\n" + clip(body, v.c.Width, max(v.c.Height-settingsHeight-len(lines), 1))
+		body = strings.Join(lines, "\n") + "\n" + clip(body, v.c.Width, max(v.c.Height-v.settingsHeight()-len(lines), 1))
 	}
 	return v.settings() + "\n" + body
 }

@@ -69,8 +69,9 @@ type groupCountMsg struct {
 }
 
 type groupChangedMsg struct {
-	what string
-	err  error
+	what    string
+	err     error
+	nothing bool // nothing to do: the flash says so as a warning
 }
 
 // deleteCountMsg carries the full record count for the delete dialog.
@@ -224,7 +225,9 @@ func (v *groupsView) Update(msg tea.Msg) tea.Cmd {
 		if msg.err != nil {
 			return flashErr(fmt.Errorf("%s: %s", msg.what, dps.ErrorMessage(msg.err)))
 		}
-		return tea.Batch(flash(msg.what), v.refresh())
+		return tea.Batch(flashAt(levelFor(msg.nothing), msg.what), v.refresh())
+	case groupsChangedMsg:
+		return v.refresh()
 	case recordsChangedMsg:
 		if msg.group == "" {
 			v.counts = map[string]recordCount{}
@@ -326,7 +329,7 @@ func (v *groupsView) setStatus(id string, next dps.ProvisioningStatus) tea.Cmd {
 			return groupChangedMsg{what: "reading the keys of " + id, err: err}
 		}
 		if cur.ProvisioningStatus == next {
-			return groupChangedMsg{what: fmt.Sprintf("group %s is %s already", id, next)}
+			return groupChangedMsg{what: fmt.Sprintf("group %s is %s already", id, next), nothing: true}
 		}
 		cur.Attestation = att
 		cur.ProvisioningStatus = next

@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"strings"
+
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 )
@@ -140,11 +142,13 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 
 		Derive:   bind("x", "derive device key", "x"),
 		Simulate: danger("s", "simulate device", "s"), // a registration is a write
-		Mark:     bind("space", "mark", "space"),
-		MarkAll:  bind("ctrl+a", "mark shown", "ctrl+a"),
+		// Marks only choose records to delete, so read-only mode hides them
+		// with delete.
+		Mark:    danger("space", "mark", "space"),
+		MarkAll: danger("ctrl+a", "mark shown", "ctrl+a"),
 		// MarkEvery reaches records not loaded or hidden by the filter; the
 		// delete dialog states how many.
-		MarkEvery: bind("A", "mark all, every page", "A"),
+		MarkEvery: danger("A", "mark all, every page", "A"),
 
 		// v ("view"), not k: k is vim's "up" and moves in every list.
 		Reveal:    fieldToo(bind("v", "reveal/mask keys", "v", "ctrl+k")),
@@ -202,6 +206,27 @@ func (k *KeyMap) Disabled() []*Binding {
 				out = append(out, b)
 			}
 		}
+	}
+	return out
+}
+
+// DisabledNames names the switched-off bindings for the help screen, each
+// with its action; short names a section off as a whole once, by its title
+// and keys, for a narrow screen.
+func (k *KeyMap) DisabledNames(short bool) []string {
+	var out []string
+	for _, s := range k.Sections() {
+		var keys, names []string
+		for _, b := range s.Bindings {
+			if b.disabled != "" {
+				keys = append(keys, b.Help().Key)
+				names = append(names, b.Help().Key+" "+b.Help().Desc)
+			}
+		}
+		if short && len(keys) > 1 && len(keys) == len(s.Bindings) {
+			names = []string{s.Title + " (" + strings.Join(keys, ", ") + ")"}
+		}
+		out = append(out, names...)
 	}
 	return out
 }

@@ -82,3 +82,17 @@ func TestReadOnlyDisablesEveryDangerousBinding(t *testing.T) {
 		t.Fatal("hints must drop disabled bindings")
 	}
 }
+
+// Marks only choose records to delete: read-only mode, which cannot delete,
+// does not offer them (issue #10: keys in help work where help says).
+func TestReadOnlyOffersNoMarking(t *testing.T) {
+	k := DefaultKeyMap(true)
+	for _, b := range []*Binding{k.Mark, k.MarkAll, k.MarkEvery} {
+		if b.Enabled() || b.DisabledReason() == "" || b.Matches(press(b.Keys()[0])) {
+			t.Errorf("%s (%s) works in read-only mode", b.Help().Key, b.Help().Desc)
+		}
+	}
+	if k := DefaultKeyMap(false); !k.Mark.Matches(press("space")) || !k.MarkEvery.Matches(press("A")) {
+		t.Fatal("marking must work outside read-only mode")
+	}
+}

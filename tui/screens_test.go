@@ -164,7 +164,12 @@ func TestHelpSaysWhereKeysWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := harness(t, c, newEnrollmentsView(c))
-	e.press("e")
+	e.press("e") // asks first: disabling stops the device registering
+	if got, err := target.Service.GetEnrollment(ctx, "toggle-me"); err != nil || got.ProvisioningStatus != dps.ProvisioningEnabled ||
+		!strings.Contains(plain(e.v.View()), "Disable the individual enrollment toggle-me?") {
+		t.Fatalf("e must ask before disabling: %v %v\n%s", got.ProvisioningStatus, err, plain(e.v.View()))
+	}
+	e.press("y")
 	got, err := target.Service.GetEnrollment(ctx, "toggle-me")
 	if err != nil || got.ProvisioningStatus != dps.ProvisioningDisabled {
 		t.Fatalf("e should disable the enrollment: %v %v (flashes %q)", got.ProvisioningStatus, err, e.flashes)
@@ -505,7 +510,7 @@ func TestScreenCosmetics(t *testing.T) {
 	}
 	s.tl.result = &dps.DeviceRegistrationState{Status: dps.StatusAssigned, AssignedHub: "hub", DeviceID: "dev"}
 	s.tl.elapsed = time.Second
-	if out := plain(s.View()); !strings.Contains(out, "reprovisioning substatus") {
+	if out := plain(s.View()); !strings.Contains(out, "the substatus says if DPS moved or reset it") {
 		t.Errorf("after an assignment the hint shows:\n%s", out)
 	}
 }

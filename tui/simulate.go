@@ -74,7 +74,10 @@ func (v *simulateView) SetSize(w, _ int) { v.f.setWidth(min(w-22, 80)) }
 
 func (v *simulateView) Hints() []*Binding {
 	k := v.c.Keys
-	if v.f.editing() {
+	switch {
+	case v.confirm != nil:
+		return nil // the dialog lists its keys
+	case v.f.editing():
 		return []*Binding{k.Submit, k.NextField, k.Telemetry, k.Leave}
 	}
 	return []*Binding{k.Submit, k.NextField, k.Telemetry}
@@ -234,8 +237,8 @@ func (v *simulateView) View() string {
 	lines = append(lines, "", st.Title.Render("Timeline"), v.tl.view())
 	if !v.tl.running && v.tl.regID != "" {
 		again := "enter runs it again"
-		if v.tl.assigned() { // only a device that registered reprovisions
-			again += " (a registered device shows its reprovisioning substatus)"
+		if v.tl.assigned() { // only a device that registered reprovisions; on the same hub it keeps its substatus
+			again = "enter re-registers it (the substatus says if DPS moved or reset it)"
 		}
 		lines = append(lines, "", st.Muted.Render(again))
 	}

@@ -97,7 +97,7 @@ func TestTerminalTrustUnderTmux(t *testing.T) {
 		m.send("Enter")
 		m.waitFor("provision", "[✓] 4.", "✓ assigned → hub")
 		m.send("Enter")
-		m.waitFor("telemetry", "[✓] 5.", "1 message(s) accepted")
+		m.waitFor("telemetry", "[✓] 5.", "1 message accepted")
 		m.send("Enter")
 		m.waitFor("confirm", "[✓] 6.")
 		m.send("Enter")

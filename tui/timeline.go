@@ -41,6 +41,7 @@ type telemetrySent struct {
 type timeline struct {
 	c       *Common
 	owner   int
+	indent  int                // columns the owner indents it by: its errors wrap that much narrower
 	run     int                // generation: a new run drops events of the old one
 	stopRun context.CancelFunc // ends the current run's goroutine; see stop
 	running bool
@@ -64,11 +65,14 @@ type timeline struct {
 
 func newTimeline(c *Common, owner int) *timeline { return &timeline{c: c, owner: owner} }
 
+// width is the columns the timeline has, once its owner indented it.
+func (t *timeline) width() int { return max(t.c.Width-t.indent, 20) }
+
 // start registers regID with key (payload may be nil).
 func (t *timeline) start(regID string, key keys.Key, payload json.RawMessage) tea.Cmd {
 	t.stop()
 	t.run++
-	*t = timeline{c: t.c, owner: t.owner, run: t.run, transport: t.transport, running: true, regID: regID, key: key, started: t.c.Now()}
+	*t = timeline{c: t.c, owner: t.owner, indent: t.indent, run: t.run, transport: t.transport, running: true, regID: regID, key: key, started: t.c.Now()}
 	if t.c.Target == nil {
 		t.running, t.err = false, errors.New("no target")
 		return nil
@@ -229,12 +233,12 @@ func (t *timeline) view() string {
 		if r.Status == dps.StatusAssigned {
 			lines = append(lines, st.OK.Render("✓ "+line))
 		} else {
-			lines = append(lines, errorText(t.c, "✗ "+line))
+			lines = append(lines, st.Error.Width(t.width()).Render("✗ "+line))
 		}
 	case t.err != nil:
 		// Wrapped, not cut: the advice at the end is the useful part.
 		msg := fmt.Sprintf("✗ %s (after %.2fs)", registerErrorText(t.err), t.elapsed.Seconds())
-		lines = append(lines, st.Error.Width(max(t.c.Width-2, 20)).Render(msg))
+		lines = append(lines, st.Error.Width(max(t.width()-2, 20)).Render(msg))
 	case t.running:
 		lines = append(lines, st.Muted.Render("         waiting…"))
 	}

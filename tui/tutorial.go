@@ -108,6 +108,7 @@ type tutorialRemovedMsg struct {
 func newTutorialView(c *Common) *tutorialView {
 	v := &tutorialView{c: c, vid: c.newID(), journal: newTutorialJournal(c.Target), groupID: freshTutorialGroupID()}
 	v.tl = newTimeline(c, v.vid)
+	v.tl.indent = len("      ") // see indented
 	v.regID = textinput.New()
 	v.regID.Prompt = ""
 	v.regID.SetValue(freshTutorialRegID())
@@ -139,7 +140,15 @@ func (v *tutorialView) Status() string {
 func (v *tutorialView) SetSize(w, _ int) {
 	v.regID.SetWidth(min(max(w-30, 10), 60))
 }
-func (v *tutorialView) Hints() []*Binding { return []*Binding{v.c.Keys.Submit} }
+func (v *tutorialView) Hints() []*Binding {
+	switch {
+	case v.confirm != nil:
+		return nil // the dialog lists its keys
+	case v.regID.Focused():
+		return []*Binding{v.c.Keys.Submit, v.c.Keys.Leave}
+	}
+	return []*Binding{v.c.Keys.Submit}
+}
 
 // Stop cancels a registration still running when the view is closed.
 func (v *tutorialView) Stop() { v.tl.stop() }
@@ -231,7 +240,7 @@ func (v *tutorialView) Update(msg tea.Msg) tea.Cmd {
 			return cmd
 		}
 		switch {
-		case v.c.Keys.Telemetry.Matches(msg) && v.current > stepTelemetry:
+		case v.c.Keys.Telemetry.Matches(msg) && v.current >= stepTelemetry: // step 5 says ctrl+t sends
 			return v.tl.sendTelemetry()
 		case v.c.Keys.Submit.Matches(msg):
 			return v.runStep()
@@ -264,6 +273,9 @@ func (v *tutorialView) stepDone(msg tutorialStepMsg) tea.Cmd {
 	if msg.step == stepChooseID {
 		v.checkedHubs = msg.hubs
 	}
+	if msg.made != nil { // the group: home lists it
+		return tea.Batch(v.complete(msg.step, msg.note), groupsChanged)
+	}
 	return v.complete(msg.step, msg.note)
 }
 
@@ -287,14 +299,14 @@ func (v *tutorialView) checkTimeline() tea.Cmd {
 	case v.current == stepProvision && !v.tl.running && v.tl.regID != "":
 		if v.tl.assigned() {
 			r := v.tl.result
-			return tea.Batch(v.madeDevice(r.AssignedHub, r.DeviceID),
+			return tea.Batch(v.madeDevice(r.AssignedHub, r.DeviceID), recordsChanged(v.vid, v.groupID),
 				v.complete(stepProvision, fmt.Sprintf("assigned to %s as %s (%s)", r.AssignedHub, r.DeviceID, r.Substatus)))
 		}
 		if v.tl.err != nil {
 			v.failed = registerErrorText(v.tl.err)
 		}
 	case v.current == stepTelemetry && v.tl.sent > 0:
-		return v.complete(stepTelemetry, fmt.Sprintf("%d message(s) accepted by %s", v.tl.sent, v.tl.result.AssignedHub))
+		return v.complete(stepTelemetry, plural(v.tl.sent, "message", "messages")+" accepted by "+v.tl.result.AssignedHub)
 	case v.current == stepTelemetry && v.tl.sendErr != nil:
 		v.failed = v.tl.sendErr.Error()
 	}
@@ -511,6 +523,10 @@ func (v *tutorialView) leftoversDialog() *confirm {
 }
 
 func (v *tutorialView) removed(msg tutorialRemovedMsg) tea.Cmd {
+	return tea.Batch(v.afterRemoval(msg), groupsChanged) // home drops the group
+}
+
+func (v *tutorialView) afterRemoval(msg tutorialRemovedMsg) tea.Cmd {
 	v.working = false
 	if msg.earlier {
 		v.leftovers = nil

@@ -269,3 +269,31 @@ func TestDataViewsFitSmallAndWideTerminals(t *testing.T) {
 		}
 	}
 }
+
+// A revealed 64-byte key (88 characters) is wider than an 80-column screen:
+// it wraps instead of being cut, the table gives up the lines it takes, and
+// the view still fits the screen.
+func TestGroupViewRevealedKeysWrapAt80Columns(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	c := testCommon(t, 80, 24)
+	c.Target = target
+	h := harness(t, c, newGroupView(c, emulator.DemoHashedGroup))
+	h.v.SetSize(80, 24)
+	h.press("v")
+	v := h.v.(*groupView)
+	sk := v.att.SymmetricKey
+	out := plain(h.v.View())
+	joined := strings.ReplaceAll(out, "\n", "")
+	for _, k := range []string{sk.PrimaryKey.Reveal(), sk.SecondaryKey.Reveal()} {
+		if len(k) <= 80 || !strings.Contains(joined, k) {
+			t.Fatalf("the revealed key %d chars must show whole:\n%s", len(k), out)
+		}
+	}
+	if n := strings.Count(out, "\n") + 1; n > 24 {
+		t.Fatalf("the view takes %d lines on a 24-line screen:\n%s", n, out)
+	}
+	h.press("v")
+	if out := plain(h.v.View()); strings.Contains(strings.ReplaceAll(out, "\n", ""), sk.PrimaryKey.Reveal()) {
+		t.Fatalf("v masks again:\n%s", out)
+	}
+}
