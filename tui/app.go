@@ -524,11 +524,14 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 	w, h := m.c.Width, m.c.Height
 	var tail []string
 	if d := k.Disabled(); len(d) > 0 {
-		names := make([]string, len(d))
-		for i, bd := range d {
-			names[i] = bd.Help().Key + " " + bd.Help().Desc
+		line := func(short bool) string {
+			return st.Warning.Width(w).Render("Disabled (" + d[0].DisabledReason() + "): " + strings.Join(k.DisabledNames(short), ", "))
 		}
-		tail = append(tail, st.Warning.Width(w).Render("Disabled ("+d[0].DisabledReason()+"): "+strings.Join(names, ", ")))
+		l := line(false)
+		if lipgloss.Height(l) > 2 { // at 80 columns a third line would push the help into scrolling
+			l = line(true)
+		}
+		tail = append(tail, l)
 	}
 	tail = append(tail, st.Muted.Width(w).Render("Commands: :"+strings.Join(commandsFor(m.c.ReadOnly), " :")), st.Muted.Render(fit("Any key closes this help.", w)))
 	end := strings.Join(tail, "\n")

@@ -235,7 +235,7 @@ func TestFlowTutorialEndToEnd(t *testing.T) {
 	f.keys("enter")
 	f.waitFor("telemetry", "[✓] 5.", "1 message accepted")
 	f.keys("enter")
-	f.waitFor("record", "[✓] 6.", "record "+regID+": assigned")
+	f.waitFor("record", "[✓] 6.", "record "+regID+": assigned", "on the hub: enabled, ", "twin version ", `desired {}`)
 	f.keys("enter")
 	f.waitFor("clean up", "[✓] 7.", "deleted record "+regID+",", "then group dpsconsole-tutorial-", "then hub device "+regID+" on 127.0.0.1:")
 

@@ -165,7 +165,7 @@ func (v *groupView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Refresh}
+	return []*Binding{k.Open, k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Refresh}
 }
 
 func (v *groupView) Init() tea.Cmd {
@@ -361,6 +361,8 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 			return flashWarn("this group has no symmetric keys to copy")
 		}
 		return tea.Batch(tea.SetClipboard(v.att.SymmetricKey.PrimaryKey.Reveal()), flash("primary key copied to the clipboard (OSC 52)"))
+	case k.Open.Matches(msg):
+		return openHubDevice(v.c, v.table)
 	case k.Derive.Matches(msg):
 		r, _ := v.table.Selected()
 		return open(newDeriveView(v.c, v.groupID, r.id))

@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"strings"
+
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 )
@@ -101,6 +103,8 @@ type KeyMap struct {
 	HubDevices, Stale, Preview *Binding
 	// Running deletions (group view and clean-up)
 	Stop *Binding
+	// A hub device (enter on a registration record); both write to the device
+	Method, Desired *Binding
 }
 
 // Section is a titled group of bindings, for help and documentation.
@@ -161,6 +165,8 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Stale:      bind("s", "stale records: keep/delete", "s"),
 		Preview:    bind("p", "dry-run preview", "p"),
 		Stop:       bind("ctrl+x", "stop a running deletion", "ctrl+x"),
+		Method:     danger("m", "call a direct method", "m"),
+		Desired:    danger("u", "update desired properties", "u"),
 	}
 	if readOnly {
 		for _, s := range k.Sections() {
@@ -187,6 +193,7 @@ func (k *KeyMap) Sections() []Section {
 		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave, k.Telemetry}},
 		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
 		{"Running deletions", []*Binding{k.Stop}},
+		{"A hub device", []*Binding{k.Method, k.Desired}},
 	}
 }
 
@@ -199,6 +206,27 @@ func (k *KeyMap) Disabled() []*Binding {
 				out = append(out, b)
 			}
 		}
+	}
+	return out
+}
+
+// DisabledNames names the switched-off bindings for the help screen, each
+// with its action; short names a section off as a whole once, by its title
+// and keys, for a narrow screen.
+func (k *KeyMap) DisabledNames(short bool) []string {
+	var out []string
+	for _, s := range k.Sections() {
+		var keys, names []string
+		for _, b := range s.Bindings {
+			if b.disabled != "" {
+				keys = append(keys, b.Help().Key)
+				names = append(names, b.Help().Key+" "+b.Help().Desc)
+			}
+		}
+		if short && len(keys) > 1 && len(keys) == len(s.Bindings) {
+			names = []string{s.Title + " (" + strings.Join(keys, ", ") + ")"}
+		}
+		out = append(out, names...)
 	}
 	return out
 }

@@ -119,14 +119,22 @@ func TestTutorialRefusesTakenIDsAndDeletesOnlyItsOwn(t *testing.T) {
 		t.Fatalf("the step-4 timeline must stay on screen after it succeeded:\n%s", out)
 	}
 	mine := v.tl.result
-	h.press("enter", "enter") // confirm, clean up
+	h.press("enter") // confirm: the record, then the device on its hub
+	w, ht := c.Width, c.Height
+	c.Width, c.Height = 80, 24-headerHeight-footerHeight
+	if out := plain(v.View()); len(strings.Split(out, "\n")) > c.Height || !strings.Contains(out, "on the hub: enabled,") ||
+		!strings.Contains(out, "enter runs step 7") {
+		t.Fatalf("at 80×24 step 6 shows the device on its hub, and step 7 still fits:\n%s", out)
+	}
+	c.Width, c.Height = w, ht
+	h.press("enter") // clean up
 	if !v.done[stepCleanUp] {
 		t.Fatalf("clean-up: %q", v.failed)
 	}
 	c.Width, c.Height = 80, 24-headerHeight-footerHeight
 	out := plain(v.View())
 	if lines := strings.Split(out, "\n"); len(lines) > c.Height || !strings.Contains(out, "✓ assigned → hub") ||
-		!strings.Contains(out, "All done") || !strings.Contains(out, "then hub device") {
+		!strings.Contains(out, "All done") || !strings.Contains(out, "then hub device") || strings.Contains(out, "on the hub:") {
 		t.Fatalf("at 80×24 the timeline gives way to the later steps, keeping its result (%d lines):\n%s", len(lines), out)
 	}
 

@@ -34,7 +34,7 @@ var stepTitles = [stepCount]string{
 	"Derive the device key",
 	"Provision the simulated device",
 	"Send telemetry",
-	"Confirm the registration record",
+	"Confirm the registration record and the device on its hub",
 	"Clean up: records first, then the group, then the hub device",
 }
 
@@ -431,7 +431,7 @@ func (v *tutorialView) runStep() tea.Cmd {
 		return v.tl.sendTelemetry()
 	case stepConfirm:
 		v.working = true
-		id := v.regID.Value()
+		id, target := v.regID.Value(), v.c.Target
 		return do(v.vid, func() tea.Msg {
 			r, err := svc.GetRegistrationState(ctx, id)
 			if err != nil {
@@ -440,8 +440,12 @@ func (v *tutorialView) runStep() tea.Cmd {
 			if r.Status != dps.StatusAssigned {
 				return tutorialStepMsg{step: stepConfirm, err: fmt.Errorf("the record of %s says %s, not assigned", id, r.Status)}
 			}
+			onHub, err := hubDeviceSummary(ctx, target, r.AssignedHub, r.DeviceID)
+			if err != nil {
+				return tutorialStepMsg{step: stepConfirm, err: err}
+			}
 			return tutorialStepMsg{step: stepConfirm, record: &r,
-				note: fmt.Sprintf("record %s: %s to %s, updated %s", id, r.Status, r.AssignedHub, stamp(r.LastUpdatedDateTimeUTC))}
+				note: fmt.Sprintf("record %s: %s to %s, updated %s\n%s", id, r.Status, r.AssignedHub, stamp(r.LastUpdatedDateTimeUTC), onHub)}
 		})
 	case stepCleanUp:
 		return v.removeOwn(false)
@@ -541,6 +545,8 @@ func (v *tutorialView) afterRemoval(msg tutorialRemovedMsg) tea.Cmd {
 	case msg.closing:
 		return tea.Batch(back(v.vid), flash("tutorial left: "+oneLine(msg.note)))
 	}
+	// The hub device is gone: its summary under step 6 would be stale.
+	v.notes[stepConfirm], _, _ = strings.Cut(v.notes[stepConfirm], "\n")
 	return v.complete(stepCleanUp, msg.note)
 }
 
