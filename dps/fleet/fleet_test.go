@@ -377,8 +377,22 @@ func drain(t *testing.T, f *fixture) {
 // resumed registers every device, and none twice (the emulator's records
 // say deviceDataReset for a second registration).
 func TestFleetResumeRegistersEachDeviceOnce(t *testing.T) {
+	t.Run("https", func(t *testing.T) { resumeOnce(t, fleet.TransportHTTPS) })
+	t.Run("mqtt", func(t *testing.T) { resumeOnce(t, "mqtt") })
+}
+
+func resumeOnce(t *testing.T, tr string) {
 	f := start(t, emulator.Options{AssignmentDelay: 300 * time.Millisecond})
 	cfg := f.config(t, 60)
+	var connects atomic.Int64 // devices that went to DPS over MQTT
+	if tr != fleet.TransportHTTPS {
+		cfg, _ = f.mqttConfig(t, 60, tr)
+		cfg.OnEvent = func(_ string, ev device.Event) {
+			if ev.Step == device.StepConnecting {
+				connects.Add(1)
+			}
+		}
+	}
 	cfg.Concurrency = 8
 	ctx, cancel := context.WithCancel(t.Context())
 	cfg.Progress = func(s fleet.Snapshot) {
@@ -421,8 +435,8 @@ func TestFleetResumeRegistersEachDeviceOnce(t *testing.T) {
 		}
 	}
 	// Resuming a finished run registers nothing.
-	n := f.clients.Load()
-	if sum, err = fleet.Run(t.Context(), cfg); err != nil || sum.ThisRun != 0 || f.clients.Load() != n {
+	n, m := f.clients.Load(), connects.Load()
+	if sum, err = fleet.Run(t.Context(), cfg); err != nil || sum.ThisRun != 0 || f.clients.Load() != n || connects.Load() != m {
 		t.Fatalf("resuming a finished run: %+v, %v", sum, err)
 	}
 }
