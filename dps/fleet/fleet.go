@@ -500,10 +500,17 @@ func failedGroup(code int32, msg string) string {
 	return s
 }
 
-// refusedGroup names a refusal by its HTTP status, DPS code and advice:
-// the same for every device it happened to.
+// refusedGroup names a refusal as its transport gave it (HTTP 401, over
+// MQTT res/401 or a CONNACK code), with DPS's code and advice: the same for
+// every device it happened to.
 func refusedGroup(de *device.Error) string {
 	s := "HTTP " + strconv.Itoa(de.HTTPStatus)
+	switch {
+	case de.CONNACK != 0:
+		s = "CONNACK " + strconv.Itoa(int(de.CONNACK))
+	case de.Transport.IsMQTT():
+		s = "res/" + strconv.Itoa(de.HTTPStatus)
+	}
 	if de.ErrorCode != 0 {
 		s += " " + strconv.Itoa(int(de.ErrorCode))
 	}

@@ -170,3 +170,25 @@ func TestFleetOverMQTT(t *testing.T) {
 		})
 	}
 }
+
+// TestFleetOverMQTTWrongKey: a refused register is grouped by what MQTT
+// said (res/401 on the response topic), not by an HTTP status it never had.
+func TestFleetOverMQTTWrongKey(t *testing.T) {
+	f := start(t, emulator.Options{})
+	cfg, conns := f.mqttConfig(t, 4, "mqtt")
+	cfg.GroupKey = keys.GenerateKey()
+	sum, err := fleet.Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Failed != 4 || len(sum.Failures) != 1 {
+		t.Fatalf("summary %+v", sum)
+	}
+	if e := sum.Failures[0].Error; !strings.HasPrefix(e, "res/401 401002") || !strings.Contains(e, "derive the device key") {
+		t.Errorf("failure grouped as %q", e)
+	}
+	if n := len(f.records(t)); n != 0 {
+		t.Errorf("%d records", n)
+	}
+	conns.closed(t)
+}
