@@ -1,6 +1,7 @@
 // Package fleet registers a fleet of simulated symmetric-key devices with
 // DPS: IDs PREFIX-K … PREFIX-(K+N-1), keys derived from a group key, each
-// device on its own TLS connection the way real devices are. Devices start
+// device on its own connection the way real devices are (a TLS connection
+// over HTTPS, an MQTT connection over mqtt and mqtt-ws). Devices start
 // on a schedule (a rate or a ramp); every request passes one pacer that
 // honours each Retry-After for the whole fleet. Every device's start and
 // outcome are logged (fsynced) under <state-dir>/fleet-runs/<run>, so a
@@ -46,8 +47,9 @@ type Config struct {
 	ProvisioningHost string   // device endpoint host[:port]
 	Schedule         Schedule // when devices start; the zero one starts them all at once
 	Concurrency      int      // devices registering at once (and requests in flight)
-	// NewHTTPClient returns a client with its own transport for one device:
-	// its own TLS connection, closed when the device is done.
+	// NewHTTPClient returns a client with its own transport for one HTTPS
+	// device: its own TLS connection, closed when the device is done. MQTT
+	// devices do not use it: each opens its own MQTT connection.
 	NewHTTPClient func() *http.Client
 	// MQTTHost is DPS's MQTT host:port for --transport mqtt ("" = the
 	// provisioning host's name on 8883); HubMQTTHost names a hub's ("" =
