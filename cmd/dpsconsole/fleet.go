@@ -18,6 +18,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
+	"github.com/dpsconsole/dpsconsole/dps/device"
 	"github.com/dpsconsole/dpsconsole/dps/fleet"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
@@ -52,14 +53,17 @@ func newFleetCmd(a *app) *cobra.Command {
 		Short: "Register a fleet of simulated devices from an enrollment group",
 		Long: `fleet registers N simulated symmetric-key devices, PREFIX-K … PREFIX-(K+N-1),
 with keys derived from an enrollment group's key (read through the service API,
-or from --group-key-file). Each device registers on its own TLS connection, as
-a real device does.
+or from --group-key-file). Each device registers on its own connection, as a
+real device does: its own TLS connection over --transport https (the default),
+its own MQTT connection (one CONNECT, closed when it is done) over mqtt or
+mqtt-ws; --telemetry goes over the same transport.
 
 Devices start at --rate (e.g. 50/s or 1000/min) or along --ramp
 (FROM..TO/UNIT:DURATION, e.g. 0..500/s:60s), at most --concurrency at once.
 Against a real DPS the default rate is the documented quota, 1,000
 registrations a minute; against an emulator on this machine devices start
-as fast as --concurrency allows. Every Retry-After pauses the whole fleet.
+as fast as --concurrency allows. Every Retry-After (over MQTT a res/429 with
+retry-after) pauses the whole fleet.
 
 Progress is drawn on stderr; the summary goes to stdout. Every device's
 outcome is logged under <state-dir>/fleet-runs/<RUN>: ctrl+c stops the run
@@ -68,6 +72,7 @@ registering any device twice. --delete RUN deletes the registration records
 the run made, and their devices in the linked hubs (asks first unless --yes).`,
 		Example: `  dpsconsole fleet --group mylegacydevices --devices 100 --prefix sensor
   dpsconsole fleet --group plant-a --devices 10000 --ramp 0..500/s:60s --concurrency 500
+  dpsconsole fleet --group plant-a --devices 2000 --transport mqtt --telemetry 3
   dpsconsole fleet --resume 20261201-101500-a1b2c3
   dpsconsole fleet --delete 20261201-101500-a1b2c3`,
 		Args: cobra.NoArgs,
@@ -85,7 +90,7 @@ the run made, and their devices in the linked hubs (asks first unless --yes).`,
 	f.IntVar(&c.devices, "devices", 0, "how many devices to register")
 	f.StringVar(&c.prefix, "prefix", "sim", "registration IDs are PREFIX-NUMBER")
 	f.IntVar(&c.start, "start", 1, "number of the first device")
-	f.StringVar(&c.transport, "transport", fleet.TransportHTTPS, "device transport: https (mqtt and mqtt-ws are not available yet)")
+	f.StringVar(&c.transport, "transport", fleet.TransportHTTPS, "how the devices talk to DPS and their hubs: https, mqtt (port 8883) or mqtt-ws (WebSockets, port 443)")
 	f.StringVar(&c.rate, "rate", "", "devices started a second or a minute, e.g. 50/s or 1000/min (default: DPS's quota, 1000/min; unpaced against a local emulator)")
 	f.StringVar(&c.ramp, "ramp", "", "a rising (or falling) rate, FROM..TO/UNIT:DURATION, e.g. 0..500/s:60s; TO holds afterwards")
 	f.IntVar(&c.concurrency, "concurrency", 100, "most devices registering at once")
@@ -111,12 +116,8 @@ func (c *fleetCmd) check(cmd *cobra.Command) error {
 	if c.yes {
 		return usagef("--yes only goes with --delete")
 	}
-	switch c.transport {
-	case fleet.TransportHTTPS:
-	case "mqtt", "mqtt-ws":
-		return usagef("--transport %s is not available yet: fleet registers devices over https only (use --transport https)", c.transport)
-	default:
-		return usagef("--transport %q: use https", c.transport)
+	if _, err := device.ParseTransport(c.transport); err != nil {
+		return usagef("--transport %q: use https, mqtt or mqtt-ws", c.transport)
 	}
 	if c.resume != "" {
 		for _, name := range []string{"group", "devices", "prefix", "start", "secondary", "id-scope", "transport"} {
@@ -228,6 +229,11 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 		NewHTTPClient: func() *http.Client {
 			return &http.Client{Transport: base.Clone(), Timeout: 30 * time.Second}
 		},
+		// MQTT and MQTT-over-WebSockets connections trust what HTTPS does
+		// and go where the target says (an emulator's own ports).
+		MQTTHost:      t.mqttEndpoint,
+		HubMQTTHost:   t.hubMQTTHost,
+		TLSConfig:     base.TLSClientConfig,
 		Lookup:        t.client.GetRegistrationState,
 		Telemetry:     c.telemetry,
 		Interval:      c.interval,

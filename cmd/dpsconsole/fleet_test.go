@@ -63,6 +63,37 @@ func TestFleetOnEmbeddedEmulator(t *testing.T) {
 	}
 }
 
+// TestFleetOverMQTTOnEmbeddedEmulator: --transport mqtt and mqtt-ws are
+// taken, every device is assigned and sends its telemetry over the same
+// transport to its hub's MQTT endpoint, and the run resumes as itself.
+func TestFleetOverMQTTOnEmbeddedEmulator(t *testing.T) {
+	c := newCLI(t)
+	for _, tr := range []string{"mqtt", "mqtt-ws"} {
+		code, out, errOut := c.run("fleet", "--group", "mylegacydevices", "--devices", "8", "--prefix", tr, "--transport", tr, "--telemetry", "2", "--interval", "10ms")
+		if code != 0 {
+			t.Fatalf("%s: exit %d\n%s\n%s", tr, code, out, errOut)
+		}
+		for _, want := range []string{"over " + tr + ", unpaced", "8/8 (100%)", "assigned 8"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("%s: stderr lacks %q:\n%s", tr, want, errOut)
+			}
+		}
+		for _, want := range []string{"(complete)", "8 of 8 finished (8 in this run)", "16 messages sent", "initialAssignment"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: stdout lacks %q:\n%s", tr, want, out)
+			}
+		}
+		run := regexp.MustCompile(`run (\d{8}-\d{6}-[0-9a-f]{6})`).FindStringSubmatch(errOut)
+		if run == nil {
+			t.Fatalf("no run id on stderr:\n%s", errOut)
+		}
+		code, out, errOut = c.run("fleet", "--resume", run[1])
+		if code != 0 || !strings.Contains(errOut, "over "+tr) || !strings.Contains(out, "8 of 8 finished (0 in this run)") {
+			t.Errorf("%s resumed: exit %d\n%s\n%s", tr, code, out, errOut)
+		}
+	}
+}
+
 func TestFleetWrongKeyGroupsTheFailures(t *testing.T) {
 	c := newCLI(t)
 	keyFile := filepath.Join(t.TempDir(), "key")
@@ -104,8 +135,7 @@ func TestFleetErrors(t *testing.T) {
 	c.fails(2, g, "--devices is required")
 	c.fails(2, append(g, "--devices", "3", "--prefix", "bad prefix"), `prefix "bad prefix"`, "not valid")
 	c.fails(2, append(g, "--devices", "3", "--prefix", strings.Repeat("p", 127)), "not valid")
-	c.fails(2, append(g, "--devices", "3", "--transport", "mqtt"), "--transport mqtt is not available yet", "https")
-	c.fails(2, append(g, "--devices", "3", "--transport", "amqp"), `--transport "amqp"`)
+	c.fails(2, append(g, "--devices", "3", "--transport", "amqp"), `--transport "amqp"`, "https, mqtt or mqtt-ws")
 	c.fails(2, append(g, "--devices", "3", "--rate", "fast"), "--rate", "50/s")
 	c.fails(2, append(g, "--devices", "3", "--ramp", "0..500/s"), "--ramp", "0..500/s:60s")
 	c.fails(2, append(g, "--devices", "3", "--rate", "5/s", "--ramp", "0..5/s:1s"), "not both")

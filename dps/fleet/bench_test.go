@@ -30,6 +30,25 @@ func BenchmarkFleetHTTPS(b *testing.B) {
 	b.ReportMetric(float64(sum.Latency.P99.Milliseconds()), "p99-ms")
 }
 
+// BenchmarkFleetMQTT is BenchmarkFleetHTTPS over MQTT: each device on its
+// own MQTT/TLS connection (one CONNECT). Run it with -benchtime 2000x.
+func BenchmarkFleetMQTT(b *testing.B) {
+	f := start(b, emulator.Options{})
+	cfg, _ := f.mqttConfig(b, b.N, "mqtt")
+	cfg.Concurrency = 256
+	b.ResetTimer()
+	t0 := time.Now()
+	sum, err := fleet.Run(b.Context(), cfg)
+	el := time.Since(t0)
+	b.StopTimer()
+	if err != nil || sum.Assigned != b.N {
+		b.Fatalf("%+v, %v", sum, err)
+	}
+	b.ReportMetric(float64(b.N)/el.Seconds(), "registrations/s")
+	b.ReportMetric(float64(sum.Latency.P50.Milliseconds()), "p50-ms")
+	b.ReportMetric(float64(sum.Latency.P99.Milliseconds()), "p99-ms")
+}
+
 // TestFleetMemoryPerDeviceInFlight holds 200 devices in flight (the
 // emulator keeps them assigning) and measures the live heap they add:
 // fleet, device client, TLS connection, and the emulator's side of it,

@@ -1,6 +1,7 @@
 // Package fleet registers a fleet of simulated symmetric-key devices with
 // DPS: IDs PREFIX-K … PREFIX-(K+N-1), keys derived from a group key, each
-// device on its own TLS connection the way real devices are. Devices start
+// device on its own connection the way real devices are (a TLS connection
+// over HTTPS, an MQTT connection over mqtt and mqtt-ws). Devices start
 // on a schedule (a rate or a ramp); every request passes one pacer that
 // honours each Retry-After for the whole fleet. Every device's start and
 // outcome are logged (fsynced) under <state-dir>/fleet-runs/<run>, so a
@@ -9,6 +10,7 @@ package fleet
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,7 +22,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
@@ -29,8 +30,9 @@ import (
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
-// TransportHTTPS is the only device transport the engine drives so far.
-const TransportHTTPS = "https"
+// TransportHTTPS is the default device transport; mqtt and mqtt-ws are
+// the others (device.Transports).
+const TransportHTTPS = string(device.TransportHTTPS)
 
 // Config is one run of the engine.
 type Config struct {
@@ -45,9 +47,20 @@ type Config struct {
 	ProvisioningHost string   // device endpoint host[:port]
 	Schedule         Schedule // when devices start; the zero one starts them all at once
 	Concurrency      int      // devices registering at once (and requests in flight)
-	// NewHTTPClient returns a client with its own transport for one device:
-	// its own TLS connection, closed when the device is done.
+	// NewHTTPClient returns a client with its own transport for one HTTPS
+	// device: its own TLS connection, closed when the device is done. MQTT
+	// devices do not use it: each opens its own MQTT connection.
 	NewHTTPClient func() *http.Client
+	// MQTTHost is DPS's MQTT host:port for --transport mqtt ("" = the
+	// provisioning host's name on 8883); HubMQTTHost names a hub's ("" =
+	// the hub's name on 8883). MQTT over WebSockets goes to the HTTPS hosts.
+	MQTTHost    string
+	HubMQTTHost func(hub string) string
+	// TLSConfig is the TLS of the MQTT connections (nil = system roots).
+	TLSConfig *tls.Config
+	// OnEvent, when set, hears every step of every device's registration
+	// (from the device's goroutine): a verbose log, or a test's eye.
+	OnEvent func(registrationID string, ev device.Event)
 	// Lookup reads a registration record through the service API; a resumed
 	// run asks it about devices whose register went out with no answer logged.
 	Lookup func(ctx context.Context, registrationID string) (dps.DeviceRegistrationState, error)
@@ -101,9 +114,11 @@ func NewSpec(host, idScope, group, prefix string, start, count int, transport st
 			return Spec{}, fmt.Errorf("prefix %q makes registration ID %q, which is not valid: %v", prefix, s.RegistrationID(i), err)
 		}
 	}
-	if transport != TransportHTTPS {
-		return Spec{}, fmt.Errorf("transport %q is not supported: use https", transport)
+	tr, err := device.ParseTransport(transport)
+	if err != nil {
+		return Spec{}, err
 	}
+	s.Transport = string(tr)
 	return s, nil
 }
 
@@ -321,38 +336,43 @@ type deviceThrottles struct{ n int }
 
 type throttlesKey struct{}
 
-// register runs one registration on the device's own connection.
+// register runs one registration on the device's own connection: a TLS
+// connection over HTTPS, one MQTT connection (one CONNECT) over MQTT, closed
+// when the device is done.
 func (e *engine) register(ctx context.Context, id string) logLine {
 	key, err := keys.DeriveDeviceKey(e.cfg.GroupKey, id)
 	if err != nil {
 		return logLine{Outcome: OutcomeError, Error: err.Error()}
 	}
-	hc := e.cfg.NewHTTPClient()
-	defer hc.CloseIdleConnections()
-	dc, err := device.NewClient(e.run.IDScope, &device.ClientOptions{
-		ProvisioningHost: e.cfg.ProvisioningHost,
-		ClientOptions: azcore.ClientOptions{
-			Transport:        hc,
-			Retry:            e.cfg.Retry,
-			PerRetryPolicies: []policy.Policy{gate{e}},
-		},
-	})
+	tr := device.Transport(e.run.Transport)
+	opts := azcore.ClientOptions{Retry: e.cfg.Retry}
+	if !tr.IsMQTT() {
+		hc := e.cfg.NewHTTPClient()
+		defer hc.CloseIdleConnections()
+		opts.Transport, opts.PerRetryPolicies = hc, []policy.Policy{gate{e}}
+	}
+	dc, err := device.NewClient(e.run.IDScope, &device.ClientOptions{ClientOptions: opts,
+		ProvisioningHost: e.cfg.ProvisioningHost, Transport: tr, MQTTHost: e.cfg.MQTTHost, TLSConfig: e.cfg.TLSConfig})
 	if err != nil {
 		return logLine{Outcome: OutcomeError, Error: err.Error()}
 	}
 	th := &deviceThrottles{}
 	ctx = context.WithValue(ctx, throttlesKey{}, th)
 	accepted := false
+	mp := &mqttPacing{e: e, ctx: ctx}
+	defer mp.answered(device.Event{}) // a request given up on without an answer
 	t0 := time.Now()
-	poller, err := dc.BeginRegister(ctx, id, key, &device.RegisterOptions{Progress: func(ev device.Event) {
+	st, err := dc.Register(ctx, id, key, &device.RegisterOptions{Progress: func(ev device.Event) {
 		if ev.Step == device.StepAccepted {
 			accepted = true
 		}
+		if tr.IsMQTT() {
+			mp.step(ev)
+		}
+		if e.cfg.OnEvent != nil {
+			e.cfg.OnEvent(id, ev)
+		}
 	}})
-	var st dps.DeviceRegistrationState
-	if err == nil {
-		st, err = poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: device.DefaultPollInterval})
-	}
 	l := logLine{Millis: time.Since(t0).Milliseconds(), Throttled: th.n}
 	var de *device.Error
 	switch {
@@ -360,7 +380,7 @@ func (e *engine) register(ctx context.Context, id string) logLine {
 		l.Outcome, l.Hub, l.Substatus = OutcomeAssigned, st.AssignedHub, string(st.Substatus)
 		if e.cfg.Telemetry > 0 {
 			// Registered: a stop need not wait for the messages.
-			e.sendTelemetry(e.stop, hc, st, key)
+			e.sendTelemetry(e.stop, opts, tr, st, key)
 		}
 	case ctx.Err() != nil:
 		l.Outcome = OutcomeSent // no answer: the resumed run asks DPS
@@ -369,8 +389,12 @@ func (e *engine) register(ctx context.Context, id string) logLine {
 	case errors.As(err, &de) && de.Status == dps.StatusDisabled:
 		l.Outcome, l.Error = OutcomeDisabled, "registration disabled"
 	case errors.As(err, &de) && !accepted:
-		// DPS refused the register: the device is not registered.
+		// DPS refused the register (or the MQTT connection): the device is
+		// not registered.
 		l.Outcome, l.Error = OutcomeError, refusedGroup(de)
+	case !accepted && tr.IsMQTT() && !mp.published:
+		// No register went out (the connection failed): nothing to ask DPS.
+		l.Outcome, l.Error = OutcomeError, errorGroup(err, id)
 	default:
 		// The answer was lost (a dropped connection, a refused poll): DPS
 		// may have registered the device; a resumed run asks.
@@ -379,10 +403,61 @@ func (e *engine) register(ctx context.Context, id string) logLine {
 	return l
 }
 
+// mqttPacing passes a device's MQTT requests through the fleet's pacer.
+// Over MQTT the device client publishes, waits for res/{status} and resends
+// a 429 after its retry-after itself, reporting each step synchronously
+// before it goes on: so acquiring the pacer in the "request sent" and "poll
+// sent" steps holds the publish back exactly as the gate holds an HTTPS
+// request, and the answer's step (accepted, polled, retry with the
+// retry-after of a 429, or error) releases it. Every request of the fleet,
+// the resends of a 429 included, thus passes the one pacer, and a 429 pauses
+// the whole fleet for its retry-after, not only the device it met.
+type mqttPacing struct {
+	e         *engine
+	ctx       context.Context
+	pending   func(status int, failed bool, retryAfter time.Duration) // the request waiting for its answer
+	published bool                                                    // a register went out
+}
+
+func (m *mqttPacing) step(ev device.Event) {
+	switch ev.Step {
+	case device.StepRequestSent, device.StepPollSent:
+		m.answered(device.Event{}) // never two at once; this is defensive
+		if ev.Step == device.StepRequestSent {
+			m.published = true
+		}
+		// An error here is the device's context ending: its publish then
+		// ends on the same context, unanswered.
+		m.pending, _ = m.e.pass(m.ctx)
+	case device.StepAccepted, device.StepPolled, device.StepRetry, device.StepError:
+		m.answered(ev)
+	}
+}
+
+// answered releases the request in flight, if any, with ev's answer (the
+// zero Event: given up on, a fault).
+func (m *mqttPacing) answered(ev device.Event) {
+	if m.pending == nil {
+		return
+	}
+	done := m.pending
+	m.pending = nil
+	failed := ev.Step == "" || ev.HTTPStatus >= 500 || (ev.Step == device.StepError && ev.HTTPStatus == 0)
+	done(ev.HTTPStatus, failed, ev.RetryAfter)
+}
+
 // sendTelemetry sends the device's messages to its hub over the device's
-// own client; a failed message ends the device's telemetry.
-func (e *engine) sendTelemetry(ctx context.Context, hc *http.Client, st dps.DeviceRegistrationState, key keys.Key) {
-	dc, err := hub.NewDeviceClient(st.AssignedHub, st.DeviceID, key, &hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: hc, Retry: e.cfg.Retry}})
+// transport (opts carry its HTTP client); a failed message ends the
+// device's telemetry. An MQTT connection to the hub closes when it is done.
+func (e *engine) sendTelemetry(ctx context.Context, opts azcore.ClientOptions, tr device.Transport, st dps.DeviceRegistrationState, key keys.Key) {
+	ho := &hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: opts.Transport, Retry: e.cfg.Retry}, Transport: tr, TLSConfig: e.cfg.TLSConfig}
+	if e.cfg.HubMQTTHost != nil {
+		ho.MQTTHost = e.cfg.HubMQTTHost(st.AssignedHub)
+	}
+	dc, err := hub.NewDeviceClient(st.AssignedHub, st.DeviceID, key, ho)
+	if err == nil {
+		defer dc.Close()
+	}
 	for i := 1; err == nil && i <= e.cfg.Telemetry; i++ {
 		if i > 1 {
 			if err = sleep(ctx, e.cfg.Interval); err != nil {
@@ -427,10 +502,17 @@ func failedGroup(code int32, msg string) string {
 	return s
 }
 
-// refusedGroup names a refusal by its HTTP status, DPS code and advice:
-// the same for every device it happened to.
+// refusedGroup names a refusal as its transport gave it (HTTP 401, over
+// MQTT res/401 or a CONNACK code), with DPS's code and advice: the same for
+// every device it happened to.
 func refusedGroup(de *device.Error) string {
 	s := "HTTP " + strconv.Itoa(de.HTTPStatus)
+	switch {
+	case de.CONNACK != 0:
+		s = "CONNACK " + strconv.Itoa(int(de.CONNACK))
+	case de.Transport.IsMQTT():
+		s = "res/" + strconv.Itoa(de.HTTPStatus)
+	}
 	if de.ErrorCode != 0 {
 		s += " " + strconv.Itoa(int(de.ErrorCode))
 	}
@@ -455,35 +537,56 @@ func errorGroup(err error, id string) string {
 type gate struct{ e *engine }
 
 func (g gate) Do(req *policy.Request) (*http.Response, error) {
-	ctx := req.Raw().Context()
-	if g.e.probing.Load() {
-		select {
-		case g.e.probe <- struct{}{}:
-			defer func() { <-g.e.probe }()
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	sent, err := g.e.pacer.Acquire(ctx)
+	done, err := g.e.pass(req.Raw().Context())
 	if err != nil {
 		return nil, err
 	}
 	resp, err := req.Next()
-	throttled := err == nil && resp.StatusCode == http.StatusTooManyRequests
+	if err != nil {
+		done(0, true, 0)
+		return resp, err
+	}
 	var wait time.Duration
-	if throttled {
+	if resp.StatusCode == http.StatusTooManyRequests {
 		wait = retryAfter(resp)
-		g.e.tally.throttle(wait)
-		if th, ok := ctx.Value(throttlesKey{}).(*deviceThrottles); ok {
-			th.n++
+	}
+	done(resp.StatusCode, resp.StatusCode >= 500, wait)
+	return resp, err
+}
+
+// pass waits for the fleet's pacer to let one request go (one at a time
+// while probing) and returns the call that hands it the request's answer:
+// its status (0 for none), whether it failed, and a 429's retry-after.
+func (e *engine) pass(ctx context.Context) (done func(status int, failed bool, retryAfter time.Duration), err error) {
+	unprobe := func() {}
+	if e.probing.Load() {
+		select {
+		case e.probe <- struct{}{}:
+			unprobe = func() { <-e.probe }
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
-	g.e.pacer.Release(sent, throttled, err != nil || resp.StatusCode >= 500, wait)
-	if throttled || g.e.probing.Load() {
-		_, rate := g.e.pacer.State()
-		g.e.probing.Store(rate == 0 && (throttled || g.e.probing.Load()))
+	sent, err := e.pacer.Acquire(ctx)
+	if err != nil {
+		unprobe()
+		return nil, err
 	}
-	return resp, err
+	return func(status int, failed bool, wait time.Duration) {
+		defer unprobe()
+		throttled := status == http.StatusTooManyRequests
+		if throttled {
+			e.tally.throttle(wait)
+			if th, ok := ctx.Value(throttlesKey{}).(*deviceThrottles); ok {
+				th.n++
+			}
+		}
+		e.pacer.Release(sent, throttled, failed, wait)
+		if throttled || e.probing.Load() {
+			_, rate := e.pacer.State()
+			e.probing.Store(rate == 0 && (throttled || e.probing.Load()))
+		}
+	}, nil
 }
 
 // retryAfter reads integer-second Retry-After, as DPS sends it.
