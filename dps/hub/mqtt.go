@@ -142,6 +142,9 @@ func (s *mqttSender) drop(conn paho.Client) {
 		s.conn = nil
 	}
 	go conn.Disconnect(0)
+	if s.onLost != nil { // paho reports no loss for a Disconnect
+		go s.onLost(errors.New("closed after a refused message"))
+	}
 }
 
 func (s *mqttSender) close() {
