@@ -224,6 +224,11 @@ func (l *deviceLink) redial() {
 		_, _, err := l.s.connection(ctx)
 		cancel()
 		if err == nil {
+			select {
+			case <-l.closed: // closed while connecting
+				l.s.close()
+			default:
+			}
 			return
 		}
 		wait = min(2*wait, reconnectMax)
