@@ -31,6 +31,8 @@ type register struct {
 	payload          string
 	telemetry        int
 	transport        string
+	report           string // a reported-properties patch, JSON
+	answerMethods    bool
 	output           string
 	start            time.Time
 }
@@ -51,6 +53,13 @@ steps show the CONNECT and its CONNACK, the SUBSCRIBE, the register publish
 and each res/{status} answer with its retry-after. --telemetry sends its
 messages over the same transport.
 
+After the assignment, --report sends a reported-properties patch (a JSON
+object) to the device twin, and --answer-methods keeps the device connected
+to its hub: each direct method is answered with status 200 and a payload
+echoing the method name and request, each call and each desired-property
+change is printed on stderr, until Ctrl-C. Both need --transport mqtt or
+mqtt-ws: IoT Hub's HTTPS device API has no twin and no method channel.
+
 The device key is given directly (--device-key), derived from a group key
 (--group-key), or derived from a group's key read through the service API
 (--group, primary key unless --secondary).
@@ -60,7 +69,8 @@ ID scope comes from --id-scope or $DPS_ID_SCOPE, and devices register at
 global.azure-devices-provisioning.net unless --provisioning-host says otherwise.`,
 		Example: `  dpsconsole register --registration-id sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6 --group mylegacydevices
   dpsconsole register --registration-id dev-1 --group-key "$GROUP_KEY" --id-scope 0ne00000A0A --telemetry 3
-  dpsconsole register --registration-id dev-2 --group mylegacydevices --transport mqtt --telemetry 2`,
+  dpsconsole register --registration-id dev-2 --group mylegacydevices --transport mqtt --telemetry 2
+  dpsconsole register --registration-id dev-3 --group mylegacydevices --transport mqtt --report '{"firmware":"1.0"}' --answer-methods`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return r.run(cmd.Context()) },
 	}
@@ -75,6 +85,8 @@ global.azure-devices-provisioning.net unless --provisioning-host says otherwise.
 	f.StringVar(&r.payload, "payload", "", "payload to send with the registration, as JSON (custom allocation webhooks see it)")
 	f.IntVar(&r.telemetry, "telemetry", 0, "after assignment, send this many telemetry messages to the assigned hub")
 	f.StringVar(&r.transport, "transport", "https", "how the device talks to DPS and its hub: https, mqtt or mqtt-ws")
+	f.StringVar(&r.report, "report", "", "after assignment, report these properties to the device twin (a JSON object; needs MQTT)")
+	f.BoolVar(&r.answerMethods, "answer-methods", false, "after assignment, stay connected, answer direct methods and show desired changes until Ctrl-C (needs MQTT)")
 	addOutputFlag(cmd, &r.output)
 	return cmd
 }
@@ -115,10 +127,34 @@ func (r *register) check() error {
 	if r.telemetry < 0 {
 		return usagef("--telemetry must be 0 or more")
 	}
-	if _, err := device.ParseTransport(r.transport); err != nil {
+	tr, err := device.ParseTransport(r.transport)
+	if err != nil {
 		return usagef("--transport: %v", err)
 	}
+	if r.report != "" {
+		if _, err := reportedPatch(r.report); err != nil {
+			return err
+		}
+	}
+	// Refused rather than switched: which MQTT port gets through (8883 or
+	// 443) is the user's to pick, and the steps then show one protocol.
+	if (r.report != "" || r.answerMethods) && !tr.IsMQTT() {
+		return usagef("--report and --answer-methods need MQTT to the hub: IoT Hub's HTTPS device API has no twin and no direct-method channel; add --transport mqtt (port 8883) or --transport mqtt-ws (port 443)")
+	}
 	return nil
+}
+
+// reportedPatch reads --report: a JSON object of reported properties.
+func reportedPatch(text string) (dps.TwinCollection, error) {
+	var patch dps.TwinCollection
+	if err := json.Unmarshal([]byte(text), &patch); err != nil || patch == nil {
+		reason := "it is null"
+		if err != nil {
+			reason = err.Error()
+		}
+		return nil, usagef("--report must be a JSON object of reported properties, e.g. '{\"firmware\":\"1.0\"}' (%s)", reason)
+	}
+	return patch, nil
 }
 
 func (r *register) run(ctx context.Context) error {
@@ -188,12 +224,26 @@ func (r *register) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if r.telemetry == 0 && r.report == "" && !r.answerMethods {
+		return r.result(st, 0)
+	}
+	hc, err := hub.NewDeviceClient(st.AssignedHub, st.DeviceID, key, &hub.ClientOptions{ClientOptions: opts, Transport: tr, MQTTHost: t.hubMQTTHost(st.AssignedHub)})
+	if err != nil {
+		return err
+	}
+	defer hc.Close()
 	sent := 0
 	if r.telemetry > 0 {
-		sent, err = r.sendTelemetry(ctx, st, key, &hub.ClientOptions{ClientOptions: opts, Transport: tr, MQTTHost: t.hubMQTTHost(st.AssignedHub)})
+		sent, err = r.sendTelemetry(ctx, st, hc, tr)
+	}
+	if err == nil && r.report != "" {
+		err = r.reportProperties(ctx, st, hc)
 	}
 	if werr := r.result(st, sent); werr != nil {
 		return werr
+	}
+	if err == nil && r.answerMethods {
+		err = r.serveMethods(ctx, st, hc)
 	}
 	return err
 }
@@ -281,12 +331,7 @@ func retryNote(e device.Event) string {
 }
 
 // sendTelemetry sends r.telemetry messages as the device to its hub.
-func (r *register) sendTelemetry(ctx context.Context, st dps.DeviceRegistrationState, key keys.Key, opts *hub.ClientOptions) (int, error) {
-	hc, err := hub.NewDeviceClient(st.AssignedHub, st.DeviceID, key, opts)
-	if err != nil {
-		return 0, err
-	}
-	defer hc.Close()
+func (r *register) sendTelemetry(ctx context.Context, st dps.DeviceRegistrationState, hc *hub.DeviceClient, tr device.Transport) (int, error) {
 	for i := 1; i <= r.telemetry; i++ {
 		body, _ := json.Marshal(map[string]any{"deviceId": st.DeviceID, "seq": i, "time": time.Now().UTC()})
 		t0 := time.Now()
@@ -297,7 +342,7 @@ func (r *register) sendTelemetry(ctx context.Context, st dps.DeviceRegistrationS
 			r.step("telemetry %d/%d to %s failed: %v", i, r.telemetry, st.AssignedHub, err)
 			return i - 1, fmt.Errorf("telemetry message %d of %d was not accepted by %s (the device key must be the one it registered with): %w", i, r.telemetry, st.AssignedHub, err)
 		}
-		r.step("telemetry %d/%d sent to %s over %s (%d bytes, %dms)", i, r.telemetry, st.AssignedHub, opts.Transport, len(body), time.Since(t0).Milliseconds())
+		r.step("telemetry %d/%d sent to %s over %s (%d bytes, %dms)", i, r.telemetry, st.AssignedHub, tr, len(body), time.Since(t0).Milliseconds())
 	}
 	return r.telemetry, nil
 }

@@ -332,7 +332,7 @@ func (s *store) prepareWrites(ctx context.Context) error {
 		qs = append(qs, docSelectSQL(t), docUpsertSQL(t), etagSelectSQL(t, "id_key"), deleteSQL(t, "id_key"))
 	}
 	qs = append(qs, etagSelectSQL("registrations", "rid_key"), deleteSQL("registrations", "rid_key"),
-		sqlRegistrationSelect, sqlRegistrationUpsert, sqlHubDeviceUpsert)
+		sqlRegistrationSelect, sqlRegistrationUpsert, sqlHubDeviceUpsert, sqlHubTwinSelect, sqlHubTwinUpdate)
 	for _, q := range qs {
 		if _, err := s.ws.get(ctx, q); err != nil {
 			return err
@@ -1002,7 +1002,7 @@ func generationID() string {
 }
 
 func (s *store) hubDevice(ctx context.Context, hub int, deviceID string) (hubDevice, error) {
-	d, err := scanHubDevice(s.r.QueryRowContext(ctx, `SELECT `+hubDeviceColumns+` FROM hub_devices WHERE hub = ? AND device_id = ?`, hub, deviceID), hub)
+	d, err := scanHubDevice(s.queryRow(ctx, sqlHubTwinSelect, hub, deviceID), hub) // every method call and twin read
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, errNotFound
 	}

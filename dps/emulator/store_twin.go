@@ -15,6 +15,14 @@ type twinDoc struct {
 // twinChange edits a twin in place; an error leaves the twin as it was.
 type twinChange func(*twinDoc) error
 
+// The hub device read and the twin write, prepared statements: every
+// direct method, twin read and reported patch runs them.
+const (
+	sqlHubTwinSelect = `SELECT ` + hubDeviceColumns + ` FROM hub_devices WHERE hub = ? AND device_id = ?`
+	sqlHubTwinUpdate = `UPDATE hub_devices SET tags = ?, desired = ?, reported = ?, desired_version = ?, reported_version = ?, twin_version = ?
+		WHERE hub = ? AND device_id = ?`
+)
+
 // updateHubTwin applies change to deviceID's twin in one transaction, if
 // ifMatch (as for the other writes) matches the twin's ETag. The twin
 // version goes up when anything changed, the desired or reported $version
@@ -23,7 +31,7 @@ func (s *store) updateHubTwin(ctx context.Context, hub int, deviceID, ifMatch st
 	var d hubDevice
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		d, err = scanHubDevice(tx.QueryRowContext(ctx, `SELECT `+hubDeviceColumns+` FROM hub_devices WHERE hub = ? AND device_id = ?`, hub, deviceID), hub)
+		d, err = scanHubDevice(s.txQueryRow(ctx, tx, sqlHubTwinSelect, hub, deviceID), hub)
 		if errors.Is(err, sql.ErrNoRows) {
 			return errNotFound
 		}
@@ -49,8 +57,7 @@ func (s *store) updateHubTwin(ctx context.Context, hub int, deviceID, ifMatch st
 		}
 		d.TwinVersion++
 		d.Tags, d.Desired, d.Reported = tags, desired, reported
-		_, err = tx.ExecContext(ctx, `UPDATE hub_devices SET tags = ?, desired = ?, reported = ?, desired_version = ?, reported_version = ?, twin_version = ?
-			WHERE hub = ? AND device_id = ?`, d.Tags, d.Desired, d.Reported, d.DesiredVersion, d.ReportedVersion, d.TwinVersion, hub, deviceID)
+		_, err = s.txExec(ctx, tx, sqlHubTwinUpdate, d.Tags, d.Desired, d.Reported, d.DesiredVersion, d.ReportedVersion, d.TwinVersion, hub, deviceID)
 		return err
 	})
 	return d, err

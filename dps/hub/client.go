@@ -84,6 +84,7 @@ type DeviceClient struct {
 	host, deviceID string
 	pl             runtime.Pipeline
 	mqtt           *mqttSender // nil over HTTPS
+	link           *deviceLink // twin and methods (devicetwin.go); nil over HTTPS
 }
 
 // NewDeviceClient returns a client that acts as deviceID on hubHost, signing
@@ -111,6 +112,7 @@ func NewDeviceClient(hubHost, deviceID string, key keys.Key, opts *ClientOptions
 		if c.mqtt, err = newMQTTSender(hubHost, deviceID, key, tr, opts); err != nil {
 			return nil, err
 		}
+		c.link = newDeviceLink(c.mqtt)
 	}
 	return c, nil
 }
@@ -177,6 +179,7 @@ func (c *DeviceClient) SendEvent(ctx context.Context, body []byte, opts *SendEve
 // Close ends the client's MQTT connection, if it has one.
 func (c *DeviceClient) Close() {
 	if c.mqtt != nil {
+		c.link.close()
 		c.mqtt.close()
 	}
 }

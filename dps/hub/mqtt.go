@@ -37,6 +37,11 @@ type mqttSender struct {
 	mu   sync.Mutex
 	conn paho.Client
 	lost chan error // hears that conn dropped
+
+	// Set by the device link (devicetwin.go): what each new connection
+	// subscribes, and who hears of a drop.
+	onConnect func(paho.Client) error
+	onLost    func(error)
 }
 
 func newMQTTSender(hubHost, deviceID string, key keys.Key, tr mqttconn.Transport, opts *ClientOptions) (*mqttSender, error) {
@@ -59,7 +64,7 @@ func newMQTTSender(hubHost, deviceID string, key keys.Key, tr mqttconn.Transport
 		tlsConf = mqttconn.TLSConfigOf(opts.ClientOptions.Transport)
 	}
 	return &mqttSender{deviceID: deviceID, hub: hubHost, key: key, opts: mqttconn.Options{
-		Transport: tr, Host: host, ClientID: deviceID, TLS: tlsConf,
+		Transport: tr, Host: host, ClientID: deviceID, TLS: tlsConf, InOrder: true,
 		Username: hubHost + "/" + deviceID + "/?api-version=" + APIVersion + "&DeviceClientType=" + deviceClientType,
 	}}, nil
 }
@@ -79,6 +84,9 @@ func (s *mqttSender) connection(ctx context.Context) (paho.Client, chan error, e
 		case lost <- err:
 		default:
 		}
+		if s.onLost != nil {
+			s.onLost(err)
+		}
 	}
 	conn, err := mqttconn.Dial(ctx, o)
 	var refused *mqttconn.RefusedError
@@ -87,6 +95,12 @@ func (s *mqttSender) connection(ctx context.Context) (paho.Client, chan error, e
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if s.onConnect != nil {
+		if err := s.onConnect(conn); err != nil {
+			go conn.Disconnect(0)
+			return nil, nil, err
+		}
 	}
 	s.conn, s.lost = conn, lost
 	return conn, lost, nil
@@ -128,6 +142,9 @@ func (s *mqttSender) drop(conn paho.Client) {
 		s.conn = nil
 	}
 	go conn.Disconnect(0)
+	if s.onLost != nil { // paho reports no loss for a Disconnect
+		go s.onLost(errors.New("closed after a refused message"))
+	}
 }
 
 func (s *mqttSender) close() {

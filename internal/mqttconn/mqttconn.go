@@ -73,6 +73,9 @@ type Options struct {
 	TLS                          *tls.Config // nil = system roots
 	// OnConnectionLost, when set, hears of a connection that drops.
 	OnConnectionLost func(error)
+	// InOrder calls message handlers one at a time, in arrival order
+	// (twin patches must not overtake each other); they must not block.
+	InOrder bool
 }
 
 // Endpoint is the broker URL of o, as shown to the user.
@@ -140,7 +143,7 @@ func Dial(ctx context.Context, o Options) (paho.Client, error) {
 		SetClientID(o.ClientID).SetUsername(o.Username).SetPassword(o.Password).
 		SetTLSConfig(tlsConf).SetProtocolVersion(4).SetCleanSession(true).
 		SetKeepAlive(60 * time.Second).SetConnectTimeout(connectTimeout).
-		SetAutoReconnect(false).SetConnectRetry(false).SetOrderMatters(false)
+		SetAutoReconnect(false).SetConnectRetry(false).SetOrderMatters(o.InOrder)
 	if o.OnConnectionLost != nil {
 		po.SetConnectionLostHandler(func(_ paho.Client, err error) { o.OnConnectionLost(err) })
 	}
