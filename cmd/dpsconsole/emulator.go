@@ -61,7 +61,11 @@ DPS_MQTT_ENDPOINT / IOTHUB_MQTT_ENDPOINT_N) and over WebSockets at
 			if !(faultRate >= 0 && faultRate <= 1) { // NaN too
 				return usagef("invalid --fault-rate %v: give the fraction of DPS requests that fail, from 0 to 1 (0.05 fails one in twenty)", faultRate)
 			}
-			if err := checkAddrs(map[string][]string{"--https": {httpsAddr}, "--hub": hubAddrs, "--mqtt": {mqttAddr}}); err != nil {
+			mqttAddrs := []string{mqttAddr}
+			if mqttAddr == emulator.MQTTOff {
+				mqttAddrs = nil // no listener, not an address
+			}
+			if err := checkAddrs(map[string][]string{"--https": {httpsAddr}, "--hub": hubAddrs, "--mqtt": mqttAddrs}); err != nil {
 				return err
 			}
 			if seed != "demo" && seed != "none" {
@@ -105,12 +109,12 @@ DPS_MQTT_ENDPOINT / IOTHUB_MQTT_ENDPOINT_N) and over WebSockets at
 	f.DurationVar(&delay, "assignment-delay", time.Second, "how long a registration stays \"assigning\"")
 	f.StringVar(&throttle, "throttle", "", "answer 429 + Retry-After past N operations a minute, e.g. 1000/min (as DPS)")
 	f.Float64Var(&faultRate, "fault-rate", 0, "fraction of DPS requests that fail with 500 or a dropped connection")
-	allowEmpty(f, "mqtt", "throttle") // "" is their default: no MQTT listener, no throttling
+	allowEmpty(f, "mqtt", "throttle") // "" is their default: the default MQTT address, no throttling
 	return cmd
 }
 
 // checkAddrs refuses a listener address that is not host:port, naming the
-// flag ("" is no MQTT listener); a port in use is found only on listening.
+// flag ("" is the default address); a port in use is found only on listening.
 func checkAddrs(flags map[string][]string) error {
 	for _, flag := range slices.Sorted(maps.Keys(flags)) {
 		for _, addr := range flags[flag] {

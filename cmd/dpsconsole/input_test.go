@@ -133,6 +133,7 @@ func TestExitCodeRule(t *testing.T) {
 		{[]string{"emulator", "--https", "localhost"}, `invalid --https "localhost": give host:port`},
 		{[]string{"emulator", "--hub", "127.0.0.1:0", "--hub", "127.0.0.2"}, `invalid --hub "127.0.0.2"`},
 		{[]string{"emulator", "--mqtt", "127.0.0.1:"}, `invalid --mqtt "127.0.0.1:"`},
+		{[]string{"emulator", "--mqtt", "off", "--seed", "x"}, `--seed "x"`}, // off is no MQTT, not a bad address
 	} {
 		c.fails(exitUsage, tc.args, tc.want)
 	}

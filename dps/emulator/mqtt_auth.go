@@ -37,6 +37,7 @@ func (h *mqttHook) Provides(b byte) bool {
 // CONNACK return codes of MQTT 3.1.1.
 const (
 	connackBadProtocol   = 0x01
+	connackBadClientID   = 0x02
 	connackNotAuthorized = 0x05
 )
 
@@ -155,7 +156,7 @@ func (h *mqttHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		return pk, errNotEmulatorConn
 	}
 	if pk.FixedHeader.Type == packets.Connect {
-		return pk, nil
+		return pk, refuseInvalidConnect(cl, pk)
 	}
 	if !c.sess.expiry.IsZero() && !time.Now().Before(c.sess.expiry) {
 		return pk, refusePacket("the device's SAS token has expired; connect again with a new one")
@@ -171,6 +172,29 @@ func (h *mqttHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		}
 	}
 	return pk, nil
+}
+
+// refuseInvalidConnect answers a malformed MQTT 3.1.1 CONNECT with a 3.1.1
+// return code before mochi's own check does, which would send an MQTT 5
+// reason code (0x80, 0x82) that 3.1.1 clients cannot read.
+func refuseInvalidConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if pk.ProtocolVersion == 5 {
+		return nil
+	}
+	code := pk.ConnectValidate()
+	var v3 byte
+	switch {
+	case code == packets.ErrProtocolViolationProtocolVersion:
+		v3 = connackBadProtocol
+	case code != packets.CodeSuccess:
+		v3 = connackNotAuthorized
+	case !pk.Connect.Clean && pk.Connect.ClientIdentifier == "":
+		v3 = connackBadClientID
+	default:
+		return nil
+	}
+	cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: v3})
+	return fmt.Errorf("%w: invalid CONNECT (%s)", packets.ErrRejectPacket, code.Reason)
 }
 
 // refusePacket is an OnPacketRead error that ends the connection (mochi

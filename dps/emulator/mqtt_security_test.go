@@ -58,6 +58,28 @@ func TestMQTTHubConnectAuth(t *testing.T) {
 			pk.ProtocolVersion, pk.Connect.ProtocolName = 3, []byte("MQIsdp")
 			return pk
 		}(), connackBadProtocol},
+		// What mochi itself rejects before the hook must still get a 3.1.1
+		// return code (0-5), not MQTT 5's 0x80/0x82.
+		{"password flag with an empty password", func() packets.Packet {
+			pk := connectPacket(id, user, "")
+			pk.Connect.PasswordFlag = true
+			return pk
+		}(), 5},
+		{"password without the user name flag", func() packets.Packet {
+			pk := connectPacket(id, "", good)
+			pk.Connect.UsernameFlag = false
+			return pk
+		}(), 5},
+		{"protocol level 3 named MQTT", func() packets.Packet {
+			pk := connectPacket(id, user, good)
+			pk.ProtocolVersion = 3
+			return pk
+		}(), connackBadProtocol},
+		{"empty client id without a clean session", func() packets.Packet {
+			pk := connectPacket("", user, good)
+			pk.Connect.Clean = false
+			return pk
+		}(), 2},
 	}
 	for _, c := range cases {
 		m := dialRaw(t, e, e.Env().HubMQTTEndpoints[0])
