@@ -177,8 +177,8 @@ func (t *timeline) liveView(at func(time.Time) string) []string {
 	}
 	for _, l := range shown {
 		text := l.text
-		if l.err {
-			text = st.Error.Render(text)
+		if l.err { // wrapped, not cut: the advice at the end is the useful part
+			text = st.Error.Width(max(t.width()-9, 20)).Render(text)
 		}
 		lines = append(lines, at(l.at)+text)
 	}

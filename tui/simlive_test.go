@@ -50,9 +50,7 @@ func TestFlowSimulatedDeviceStaysConnected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, err := reg.GetDevice(ctx, flowRegID); err != nil || d.ConnectionState != "Connected" {
-		t.Fatalf("connected device: %+v, %v", d, err)
-	}
+	waitConnection(t, reg, "Connected", "ctrl+o")
 	if _, err := reg.UpdateTwin(ctx, flowRegID, hub.TwinPatch{Properties: &hub.TwinPatchProperties{Desired: dps.TwinCollection{"interval": 42}}}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -64,16 +62,29 @@ func TestFlowSimulatedDeviceStaysConnected(t *testing.T) {
 	}
 	f.waitFor("method shown", `direct method "reboot" called with {"delay":5}: answered 200 {"method":"reboot","request":{"delay":5}}`)
 
+	f.keys("enter") // a new run disconnects the old one's device
+	waitConnection(t, reg, "Disconnected", "a new run")
+	f.waitFor("run again", "✓ assigned → hub", "ctrl+o keeps it connected")
+	f.keys("ctrl+o")
+	f.waitFor("connected again", "connected: answering direct methods", `desired properties ($version 2): {"interval":42}`)
+	waitConnection(t, reg, "Connected", "ctrl+o")
+
 	f.keys("esc", "esc") // leave the field, then close the view
 	f.waitFor("view closed", "mylegacydevices")
+	waitConnection(t, reg, "Disconnected", "closing the view")
+}
+
+// waitConnection waits until the hub reports flowRegID in state want.
+func waitConnection(t *testing.T, reg *hub.RegistryClient, want, after string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		d, err := reg.GetDevice(ctx, flowRegID)
-		if err == nil && d.ConnectionState == "Disconnected" {
-			break
+		d, err := reg.GetDevice(context.Background(), flowRegID)
+		if err == nil && d.ConnectionState == want {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("closing the view left the device %+v, %v", d, err)
+			t.Fatalf("after %s the device is %+v, %v; want %s", after, d, err, want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
