@@ -98,13 +98,14 @@ type KeyMap struct {
 	// Keys: group detail, enrollment detail, derive and the forms
 	Reveal, Copy, KeySource *Binding
 	// Forms, simulate and tutorial
-	NextField, PrevField, Submit, Leave, Telemetry *Binding
+	NextField, PrevField, Submit, Leave *Binding
 	// Clean-up
 	HubDevices, Stale, Preview *Binding
 	// Running deletions (group view and clean-up)
 	Stop *Binding
-	// A hub device (enter on a registration record); both write to the device
-	Method, Desired *Binding
+	// Devices: the simulated one (telemetry, staying connected) and a hub
+	// device (enter on a registration record); all write to the hub
+	Telemetry, StayConnected, Method, Desired *Binding
 }
 
 // Section is a titled group of bindings, for help and documentation.
@@ -160,6 +161,8 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Submit:    bind("enter", "run", "enter"),
 		Leave:     bind("esc", "leave the field", "esc"),
 		Telemetry: danger("ctrl+t", "send telemetry", "ctrl+t"),
+		// The device answers methods: a write, as telemetry is.
+		StayConnected: danger("ctrl+o", "stay connected", "ctrl+o"),
 
 		HubDevices: bind("h", "hub devices: keep/delete", "h"),
 		Stale:      bind("s", "stale records: keep/delete", "s"),
@@ -190,10 +193,10 @@ func (k *KeyMap) Sections() []Section {
 		{"Groups and a group", []*Binding{k.Derive, k.Simulate}},
 		{"A group's records", []*Binding{k.Mark, k.MarkAll, k.MarkEvery}},
 		{"Keys", []*Binding{k.Reveal, k.Copy, k.KeySource}},
-		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave, k.Telemetry}},
+		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave}},
 		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
 		{"Running deletions", []*Binding{k.Stop}},
-		{"A hub device", []*Binding{k.Method, k.Desired}},
+		{"Devices", []*Binding{k.Telemetry, k.StayConnected, k.Method, k.Desired}},
 	}
 }
 

@@ -57,7 +57,7 @@ func TestFieldFootersShowOnlyKeysThatWork(t *testing.T) {
 		want  []string
 	}{
 		{"derive", func(m *Model) { m.top().Init() }, []string{"tab", "ctrl+y", "ctrl+s", "ctrl+k", "esc", "ctrl+c"}},
-		{"simulate", func(m *Model) { m.push(m.makeView("simulate")) }, []string{"enter", "tab", "ctrl+t", "esc", "ctrl+c"}},
+		{"simulate", func(m *Model) { m.push(m.makeView("simulate")) }, []string{"enter", "tab", "ctrl+t", "ctrl+o", "esc", "ctrl+c"}},
 		{"group form", func(m *Model) {
 			v := newGroupFormView(m.c, 0)
 			m.pushForTest(v)

@@ -78,9 +78,9 @@ func (v *simulateView) Hints() []*Binding {
 	case v.confirm != nil:
 		return nil // the dialog lists its keys
 	case v.f.editing():
-		return []*Binding{k.Submit, k.NextField, k.Telemetry, k.Leave}
+		return []*Binding{k.Submit, k.NextField, k.Telemetry, k.StayConnected, k.Leave}
 	}
-	return []*Binding{k.Submit, k.NextField, k.Telemetry}
+	return []*Binding{k.Submit, k.NextField, k.Telemetry, k.StayConnected}
 }
 
 // Stop cancels a registration still running when the view is closed.
@@ -137,6 +137,8 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 		switch {
 		case k.Telemetry.Matches(msg):
 			return v.tl.sendTelemetry()
+		case k.StayConnected.Matches(msg):
+			return v.tl.connectLive()
 		case msg.String() == "enter" && (!v.f.editing() || v.f.focus >= sfPayload):
 			v.f.focusOn(-1)
 			return v.run()
@@ -239,6 +241,13 @@ func (v *simulateView) View() string {
 		again := "enter runs it again"
 		if v.tl.assigned() { // only a device that registered reprovisions; on the same hub it keeps its substatus
 			again = "enter re-registers it (the substatus says if DPS moved or reset it)"
+		}
+		switch {
+		case v.c.Keys.StayConnected.DisabledReason() != "":
+		case v.tl.liveOn:
+			again += "; ctrl+o disconnects the device"
+		case v.tl.assigned() && v.tl.overMQTT():
+			again += "; ctrl+o keeps it connected (twin, methods)"
 		}
 		lines = append(lines, "", st.Muted.Render(again))
 	}

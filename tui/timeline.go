@@ -61,6 +61,13 @@ type timeline struct {
 	sent, sendFailed int
 	sending          bool
 	sendErr          error
+
+	// The device's connection to its hub after the run (simlive.go):
+	// liveGen drops the events of an earlier connection of the same run.
+	liveGen        int
+	liveOn, liveUp bool
+	stopLive       context.CancelFunc
+	live           []liveLine
 }
 
 func newTimeline(c *Common, owner int) *timeline { return &timeline{c: c, owner: owner} }
@@ -121,6 +128,7 @@ func (t *timeline) stop() {
 	if t.stopRun != nil {
 		t.stopRun()
 	}
+	t.stopLiveLink()
 }
 
 func listenRegister(owner int, ch <-chan registerEvent) tea.Cmd {
@@ -140,7 +148,7 @@ func (t *timeline) update(msg tea.Msg) (tea.Cmd, bool) {
 			return nil, true
 		}
 		if msg.done {
-			t.stop() // the goroutine has ended; this releases its context
+			t.stopRun() // the goroutine has ended; this releases its context
 			t.running = false
 			t.elapsed = t.c.Now().Sub(t.started)
 			if msg.err != nil {
@@ -156,6 +164,8 @@ func (t *timeline) update(msg tea.Msg) (tea.Cmd, bool) {
 			t.waitTil = msg.ev.Time.Add(msg.ev.RetryAfter)
 		}
 		return listenRegister(t.owner, msg.ch), true
+	case liveEvent:
+		return t.updateLive(msg), true
 	case countdownTick:
 		if msg.run != t.run || !t.running {
 			return nil, true
@@ -252,6 +262,7 @@ func (t *timeline) view() string {
 		}
 		lines = append(lines, "", s+st.Muted.Render("   ctrl+t sends a message"))
 	}
+	lines = append(lines, t.liveView(at)...)
 	return strings.Join(lines, "\n")
 }
 

@@ -34,9 +34,9 @@ func (r *register) serveMethods(ctx context.Context, st dps.DeviceRegistrationSt
 		return err
 	}
 	err = hc.OnMethod(ctx, func(_ context.Context, c hub.MethodCall) hub.MethodResponse {
-		answer, _ := json.Marshal(map[string]any{"method": c.Name, "request": c.Payload})
-		r.step("direct method %q called with %s: answered 200 %s", c.Name, c.Payload, answer)
-		return hub.MethodResponse{Status: 200, Payload: answer}
+		res := hub.EchoAnswer(c)
+		r.step("direct method %q called with %s: answered %d %s", c.Name, c.Payload, res.Status, res.Payload)
+		return res
 	})
 	if err != nil {
 		return err

@@ -102,3 +102,11 @@ func (l *deviceLink) methodCalled(conn paho.Client, topic string, payload []byte
 		conn.Publish(fmt.Sprintf("%s%d/?$rid=%s", methodResPrefix, res.Status, call.RequestID), 0, false, []byte(body))
 	}()
 }
+
+// EchoAnswer is the canned answer of a simulated device: status 200 and
+// {"method":name,"request":payload}, so the caller sees its call came
+// through unchanged.
+func EchoAnswer(call MethodCall) MethodResponse {
+	answer, _ := json.Marshal(map[string]any{"method": call.Name, "request": call.Payload})
+	return MethodResponse{Status: 200, Payload: answer}
+}

@@ -1,0 +1,194 @@
+package tui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/device"
+	"github.com/dpsconsole/dpsconsole/dps/hub"
+)
+
+// The simulated device can stay connected to its hub after it registered:
+// it shows each desired-property change and answers each direct method
+// (hub.EchoAnswer), so an operator sees both sides at once.
+
+// liveEvent is one thing the connected device saw; the first one reports
+// the connection (or its error), done that the connection ended.
+type liveEvent struct {
+	run, gen int
+	ch       <-chan liveEvent
+	ctx      context.Context
+	at       time.Time
+	up       bool
+	patch    *hub.DesiredPatch
+	call     *hub.MethodCall
+	answer   hub.MethodResponse
+	err      error
+	done     bool
+}
+
+// liveLinesShown caps the device's lines on screen: only the newest show.
+const liveLinesShown = 8
+
+var errLiveNeedsMQTT = errors.New("the twin and direct methods need MQTT to the hub (IoT Hub's HTTPS device API has neither): set Transport to mqtt or mqtt-ws and run the registration again")
+
+// connectLive connects the assigned device to its hub and keeps it
+// connected until the run is stopped; pressed while connected it
+// disconnects.
+func (t *timeline) connectLive() tea.Cmd {
+	switch {
+	case t.c.ReadOnly:
+		return flashWarn("answering methods is a write to the hub; it is off in read-only mode")
+	case t.liveOn:
+		t.stopLiveLink()
+		t.liveGen++
+		t.liveOn, t.liveUp = false, false
+		t.live = append(t.live, liveLine{at: t.c.Now(), text: "disconnected"})
+		return nil
+	case !t.assigned():
+		return flashWarn("the twin and methods need an assigned device: run the registration first")
+	case !t.overMQTT():
+		return flashWarn(errLiveNeedsMQTT.Error())
+	}
+	t.liveGen++
+	t.liveOn = true
+	ctx, cancel := context.WithCancel(t.c.Ctx)
+	t.stopLive = cancel
+	run, gen, owner, target, tr := t.run, t.liveGen, t.owner, t.c.Target, t.transport
+	hubHost, devID, key := t.result.AssignedHub, t.result.DeviceID, t.key
+	t.live = append(t.live, liveLine{at: t.c.Now(), text: "connecting to " + hubHost + " as " + devID + " over " + string(tr)})
+	return do(owner, func() tea.Msg {
+		ev := func(e liveEvent) liveEvent { e.run, e.gen, e.at = run, gen, time.Now(); return e }
+		client, err := target.HubDevice(hubHost, devID, key, tr)
+		if err != nil {
+			return ev(liveEvent{err: err, done: true})
+		}
+		ch := make(chan liveEvent, 64)
+		send := func(e liveEvent) {
+			e = ev(e)
+			e.ch, e.ctx = ch, ctx
+			select {
+			case ch <- e:
+			case <-ctx.Done():
+			}
+		}
+		watch, err := client.WatchDesired(ctx)
+		if err == nil {
+			err = client.OnMethod(ctx, func(_ context.Context, c hub.MethodCall) hub.MethodResponse {
+				res := hub.EchoAnswer(c)
+				send(liveEvent{call: &c, answer: res})
+				return res
+			})
+		}
+		if err != nil {
+			client.Close()
+			return ev(liveEvent{err: err, done: true})
+		}
+		go func() {
+			defer client.Close() // the watch ends with ctx: the view closed, a new run, or a disconnect
+			for p := range watch {
+				send(liveEvent{patch: &p})
+			}
+		}()
+		e := ev(liveEvent{up: true})
+		e.ch, e.ctx = ch, ctx
+		return e
+	})
+}
+
+// overMQTT reports whether the run's device talks MQTT to its hub.
+func (t *timeline) overMQTT() bool {
+	return t.transport != "" && t.transport != device.TransportHTTPS
+}
+
+// listenLive waits for the connected device's next event; once the
+// connection is stopped it reports that instead.
+func listenLive(owner int, e liveEvent) tea.Cmd {
+	ch, ctx, run, gen := e.ch, e.ctx, e.run, e.gen
+	return do(owner, func() tea.Msg {
+		select {
+		case next := <-ch:
+			return next
+		case <-ctx.Done():
+			return liveEvent{run: run, gen: gen, done: true}
+		}
+	})
+}
+
+func (t *timeline) stopLiveLink() {
+	if t.stopLive != nil {
+		t.stopLive()
+	}
+}
+
+// liveLine is one line of the connected device in the timeline.
+type liveLine struct {
+	at   time.Time
+	text string
+	err  bool
+}
+
+// updateLive takes one event of the connected device; old ones (another
+// run or connection) are dropped.
+func (t *timeline) updateLive(e liveEvent) tea.Cmd {
+	if e.run != t.run || e.gen != t.liveGen {
+		return nil
+	}
+	switch {
+	case e.err != nil:
+		t.liveOn, t.liveUp = false, false
+		t.stopLiveLink()
+		t.live = append(t.live, liveLine{at: e.at, text: "✗ " + dps.ErrorMessage(e.err), err: true})
+		return nil
+	case e.done:
+		t.liveOn, t.liveUp = false, false
+		return nil
+	case e.up:
+		t.liveUp = true
+		t.live = append(t.live, liveLine{at: e.at, text: "connected: answering direct methods and showing desired-property changes"})
+	case e.patch != nil:
+		what := "desired properties changed"
+		if e.patch.Full {
+			what = "desired properties"
+		}
+		t.live = append(t.live, liveLine{at: e.at, text: fmt.Sprintf("%s ($version %d): %s", what, e.patch.Version, compactJSON(e.patch.Properties))})
+	case e.call != nil:
+		t.live = append(t.live, liveLine{at: e.at, text: fmt.Sprintf("direct method %q called with %s: answered %d %s", e.call.Name, e.call.Payload, e.answer.Status, e.answer.Payload)})
+	}
+	return listenLive(t.owner, e)
+}
+
+// liveView renders the connected device's newest lines.
+func (t *timeline) liveView(at func(time.Time) string) []string {
+	if len(t.live) == 0 {
+		return nil
+	}
+	st := t.c.Styles
+	lines := []string{""}
+	shown := t.live[max(len(t.live)-liveLinesShown, 0):]
+	if len(shown) < len(t.live) {
+		lines = append(lines, st.Muted.Render(fmt.Sprintf("         … %d earlier", len(t.live)-len(shown))))
+	}
+	for _, l := range shown {
+		text := l.text
+		if l.err { // wrapped, not cut: the advice at the end is the useful part
+			text = st.Error.Width(max(t.width()-9, 20)).Render(text)
+		}
+		lines = append(lines, at(l.at)+text)
+	}
+	return lines
+}
+
+func compactJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}
