@@ -310,18 +310,8 @@ func (v *enrollmentsView) detailKey(msg tea.KeyPressMsg) tea.Cmd {
 			return flashWarn("this enrollment has no symmetric keys to copy")
 		}
 		return tea.Batch(tea.SetClipboard(sk.PrimaryKey.Reveal()), flash("primary key copied to the clipboard (OSC 52)"))
-	case k.Down.Matches(msg):
-		v.showTop++
-	case k.Up.Matches(msg):
-		v.showTop--
-	case k.PageDown.Matches(msg):
-		v.showTop += page
-	case k.PageUp.Matches(msg):
-		v.showTop -= page
-	case k.Top.Matches(msg):
-		v.showTop = 0
-	case k.Bottom.Matches(msg):
-		v.showTop = len(v.detailLines())
+	default:
+		k.scrollKey(msg, &v.showTop, page, len(v.detailLines()))
 	}
 	v.showTop = max(min(v.showTop, len(v.detailLines())-v.detailHeight()), 0)
 	return nil

@@ -227,18 +227,8 @@ func (v *hubDeviceView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return v.openEdit(true)
 	case k.Desired.Matches(msg):
 		return v.openEdit(false)
-	case k.Down.Matches(msg):
-		v.top++
-	case k.Up.Matches(msg):
-		v.top--
-	case k.PageDown.Matches(msg):
-		v.top += page
-	case k.PageUp.Matches(msg):
-		v.top -= page
-	case k.Top.Matches(msg):
-		v.top = 0
-	case k.Bottom.Matches(msg):
-		v.top = len(lines)
+	default:
+		k.scrollKey(msg, &v.top, page, len(lines))
 	}
 	v.top = max(min(v.top, len(lines)-v.bodyHeight()), 0)
 	return nil
