@@ -18,3 +18,21 @@ func WriteLine(f *os.File, line []byte) error {
 	}
 	return err
 }
+
+// Batch calls add for first and then for every value already queued on ch,
+// without waiting for more: what a group-commit writer writes and syncs at
+// once.
+func Batch[T any](first T, ch <-chan T, add func(T)) {
+	add(first)
+	for {
+		select {
+		case next, ok := <-ch:
+			if !ok {
+				return
+			}
+			add(next)
+		default:
+			return
+		}
+	}
+}

@@ -27,3 +27,22 @@ func TestWriteLineEndsATornLine(t *testing.T) {
 		t.Fatal("WriteLine left the file open")
 	}
 }
+
+// Batch takes what is queued and stops at an empty or closed channel.
+func TestBatchTakesWhatIsQueued(t *testing.T) {
+	ch := make(chan int, 4)
+	ch <- 2
+	ch <- 3
+	var got []int
+	Batch(1, ch, func(n int) { got = append(got, n) })
+	if len(got) != 3 || got[0] != 1 || got[2] != 3 {
+		t.Fatalf("got %v, want [1 2 3]", got)
+	}
+	ch <- 4
+	close(ch)
+	got = got[:0]
+	Batch(0, ch, func(n int) { got = append(got, n) })
+	if len(got) != 2 || got[1] != 4 {
+		t.Fatalf("got %v, want [0 4]", got)
+	}
+}
