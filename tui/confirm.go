@@ -5,6 +5,8 @@ import (
 
 	"charm.land/bubbles/v2/progress"
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/dpsconsole/dpsconsole/dps"
 )
 
 // choice is one answer of a confirmation; any key not listed cancels.
@@ -18,6 +20,17 @@ type choice struct {
 type confirm struct {
 	text    string
 	choices []choice
+}
+
+// toggleConfirm asks before disabling what is enabled (with disable as the
+// question) or enabling what is disabled (with enable); yes runs set with the
+// status confirmed.
+func toggleConfirm(status dps.ProvisioningStatus, disable, enable string, set func(dps.ProvisioningStatus) tea.Cmd) *confirm {
+	next, label, text := dps.ProvisioningDisabled, "disable it", disable
+	if status == dps.ProvisioningDisabled {
+		next, label, text = dps.ProvisioningEnabled, "enable it", enable
+	}
+	return &confirm{text: text, choices: []choice{{"y", label, func() tea.Cmd { return set(next) }}}}
 }
 
 // answer runs the chosen action; ok is false when the key cancelled.

@@ -263,12 +263,11 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 // askToggle asks before enabling or disabling the enrollment as listed.
 func (v *enrollmentsView) askToggle(e dps.IndividualEnrollment) {
 	id := e.RegistrationID
-	next, label, text := dps.ProvisioningDisabled, "disable it", fmt.Sprintf("Disable the individual enrollment %s?\n"+
-		"Its device can no longer register or re-register; if it is in its IoT hub, it stays there.", id)
-	if e.ProvisioningStatus == dps.ProvisioningDisabled {
-		next, label, text = dps.ProvisioningEnabled, "enable it", fmt.Sprintf("Enable the individual enrollment %s?\nIts device can register again.", id)
-	}
-	v.confirm = &confirm{text: text, choices: []choice{{"y", label, func() tea.Cmd { return v.setStatus(id, next) }}}}
+	v.confirm = toggleConfirm(e.ProvisioningStatus,
+		fmt.Sprintf("Disable the individual enrollment %s?\n"+
+			"Its device can no longer register or re-register; if it is in its IoT hub, it stays there.", id),
+		fmt.Sprintf("Enable the individual enrollment %s?\nIts device can register again.", id),
+		func(next dps.ProvisioningStatus) tea.Cmd { return v.setStatus(id, next) })
 }
 
 // setStatus enables or disables an enrollment: the status confirmed, not
@@ -310,18 +309,8 @@ func (v *enrollmentsView) detailKey(msg tea.KeyPressMsg) tea.Cmd {
 			return flashWarn("this enrollment has no symmetric keys to copy")
 		}
 		return tea.Batch(tea.SetClipboard(sk.PrimaryKey.Reveal()), flash("primary key copied to the clipboard (OSC 52)"))
-	case k.Down.Matches(msg):
-		v.showTop++
-	case k.Up.Matches(msg):
-		v.showTop--
-	case k.PageDown.Matches(msg):
-		v.showTop += page
-	case k.PageUp.Matches(msg):
-		v.showTop -= page
-	case k.Top.Matches(msg):
-		v.showTop = 0
-	case k.Bottom.Matches(msg):
-		v.showTop = len(v.detailLines())
+	default:
+		k.scrollKey(msg, &v.showTop, page, len(v.detailLines()))
 	}
 	v.showTop = max(min(v.showTop, len(v.detailLines())-v.detailHeight()), 0)
 	return nil

@@ -304,12 +304,11 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 // askToggle asks before enabling or disabling the group as listed.
 func (v *groupsView) askToggle(g dps.EnrollmentGroup) {
 	id := g.EnrollmentGroupID
-	next, label, text := dps.ProvisioningDisabled, "disable it", fmt.Sprintf("Disable enrollment group %s?\nIts devices can no "+
-		"longer register or re-register; devices already in their IoT hub stay there.", id)
-	if g.ProvisioningStatus == dps.ProvisioningDisabled {
-		next, label, text = dps.ProvisioningEnabled, "enable it", fmt.Sprintf("Enable enrollment group %s?\nIts devices can register again.", id)
-	}
-	v.confirm = &confirm{text: text, choices: []choice{{"y", label, func() tea.Cmd { return v.setStatus(id, next) }}}}
+	v.confirm = toggleConfirm(g.ProvisioningStatus,
+		fmt.Sprintf("Disable enrollment group %s?\nIts devices can no "+
+			"longer register or re-register; devices already in their IoT hub stay there.", id),
+		fmt.Sprintf("Enable enrollment group %s?\nIts devices can register again.", id),
+		func(next dps.ProvisioningStatus) tea.Cmd { return v.setStatus(id, next) })
 }
 
 // setStatus enables or disables a group. DPS replaces the whole group on

@@ -227,18 +227,8 @@ func (v *hubDeviceView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return v.openEdit(true)
 	case k.Desired.Matches(msg):
 		return v.openEdit(false)
-	case k.Down.Matches(msg):
-		v.top++
-	case k.Up.Matches(msg):
-		v.top--
-	case k.PageDown.Matches(msg):
-		v.top += page
-	case k.PageUp.Matches(msg):
-		v.top -= page
-	case k.Top.Matches(msg):
-		v.top = 0
-	case k.Bottom.Matches(msg):
-		v.top = len(lines)
+	default:
+		k.scrollKey(msg, &v.top, page, len(lines))
 	}
 	v.top = max(min(v.top, len(lines)-v.bodyHeight()), 0)
 	return nil
@@ -315,7 +305,7 @@ func (v *hubDeviceView) invoke() tea.Cmd {
 // version the form was opened on (or last shown after a 412).
 func (v *hubDeviceView) patch() tea.Cmd {
 	e := v.edit
-	desired, err := jsonObject(e.form.value(0))
+	desired, err := dps.ParseTwinCollection(e.form.value(0))
 	if err != nil {
 		e.err = `Desired patch: not a JSON object; give one such as {"interval":30} (a null removes that property)`
 		return nil
@@ -331,17 +321,6 @@ func (v *hubDeviceView) patch() tea.Cmd {
 		}
 		return hubTwinWrittenMsg{edit: e, twin: tw, err: err}
 	})
-}
-
-// jsonObject decodes one JSON object, numbers kept exact.
-func jsonObject(s string) (dps.TwinCollection, error) {
-	d := json.NewDecoder(strings.NewReader(s))
-	d.UseNumber()
-	var c dps.TwinCollection
-	if err := d.Decode(&c); err != nil || c == nil || d.More() {
-		return nil, errors.New("not a JSON object")
-	}
-	return c, nil
 }
 
 func (v *hubDeviceView) readError(err error) string { return hubReadError(v.deviceID, v.hubHost, err) }
@@ -372,23 +351,10 @@ func hubDeviceSummary(ctx context.Context, t *Target, hubHost, deviceID string) 
 			}
 			return fmt.Sprintf("on the hub: %s, %s, last activity %s; twin version %d: tags %s, desired %s, reported %s",
 				d.Status, strings.ToLower(d.ConnectionState), stamp(d.LastActivityTime), tw.Version,
-				compactProps(tw.Tags), compactProps(desired), compactProps(reported)), nil
+				tw.Tags.Compact(), desired.Compact(), reported.Compact()), nil
 		}
 	}
 	return "", errors.New(hubReadError(deviceID, hubHost, err))
-}
-
-// compactProps is a property set on one line, without $version and
-// $metadata.
-func compactProps(c dps.TwinCollection) string {
-	c = maps.Clone(c)
-	delete(c, "$version")
-	delete(c, "$metadata")
-	if len(c) == 0 {
-		return "{}"
-	}
-	b, _ := json.Marshal(c)
-	return string(b)
 }
 
 // methodError says in plain words why a call got no answer.

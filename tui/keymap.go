@@ -244,3 +244,23 @@ func keyBindings(bs ...*Binding) []key.Binding {
 	}
 	return out
 }
+
+// scrollKey moves top, the first line shown of a scrolling text, for the
+// line, page and ends keys; end is the number of lines. The caller clamps
+// top to what it shows.
+func (k *KeyMap) scrollKey(msg tea.KeyPressMsg, top *int, page, end int) {
+	switch {
+	case k.Down.Matches(msg):
+		*top++
+	case k.Up.Matches(msg):
+		*top--
+	case k.PageDown.Matches(msg):
+		*top += page
+	case k.PageUp.Matches(msg):
+		*top -= page
+	case k.Top.Matches(msg):
+		*top = 0
+	case k.Bottom.Matches(msg):
+		*top = end
+	}
+}

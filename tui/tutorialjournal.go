@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/dpsconsole/dpsconsole/internal/journalfile"
 )
 
 // The kinds of object a tutorial run creates on the target.
@@ -104,15 +106,7 @@ func (j *tutorialJournal) append(l tutorialLine) error {
 	if err != nil {
 		return fmt.Errorf("tutorial journal: %w", err)
 	}
-	// The leading newline ends a line torn by a crash, so it cannot swallow this one.
-	_, err = f.Write(append(append([]byte{'\n'}, b...), '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := journalfile.WriteLine(f, b); err != nil {
 		return fmt.Errorf("tutorial journal %s: %w", j.path, err)
 	}
 	return nil

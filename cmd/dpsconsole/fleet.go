@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 	"github.com/dpsconsole/dpsconsole/dps/device"
 	"github.com/dpsconsole/dpsconsole/dps/fleet"
@@ -387,25 +386,8 @@ func (c *fleetCmd) groupKey(ctx context.Context, t *target, group string, second
 		}
 		return k, nil
 	}
-	att, err := t.client.GetEnrollmentGroupAttestation(ctx, group)
-	if err != nil {
-		if dps.IsNotFound(err) {
-			return keys.Key{}, fmt.Errorf("enrollment group %q does not exist on %s (dpsconsole groups list shows the groups)", group, t.name)
-		}
-		return keys.Key{}, fmt.Errorf("read the keys of enrollment group %q: %s", group, dps.ErrorMessage(err))
-	}
-	if att.Type != dps.AttestationSymmetricKey || att.SymmetricKey == nil {
-		return keys.Key{}, fmt.Errorf("enrollment group %q uses %s attestation; only symmetric-key groups derive device keys", group, att.Type)
-	}
-	which, text := "primary", att.SymmetricKey.PrimaryKey
-	if secondary {
-		which, text = "secondary", att.SymmetricKey.SecondaryKey
-	}
-	k, err := keys.ParseKey(text.Reveal())
-	if err != nil {
-		return keys.Key{}, fmt.Errorf("the %s key of group %q is not usable: %v", which, group, err)
-	}
-	return k, nil
+	k, _, err := serviceGroupKey(ctx, t, group, secondary)
+	return k, err
 }
 
 // fleetProgress draws the progress line on stderr: redrawn in place on a

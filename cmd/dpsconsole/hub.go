@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -185,12 +184,8 @@ func printTwin(a *app, tw hub.Twin) {
 
 // propertiesCell is a property set on one line, "{...} ($version n)".
 func propertiesCell(c dps.TwinCollection) string {
-	c = maps.Clone(c)
-	v := c["$version"]
-	delete(c, "$version")
-	delete(c, "$metadata")
-	cell := orEmpty(jsonCell(c))
-	if v != nil {
+	cell := c.Compact()
+	if v := c["$version"]; v != nil {
 		cell += fmt.Sprintf(" ($version %v)", v)
 	}
 	return cell
@@ -205,10 +200,8 @@ func orEmpty(s string) string {
 
 // jsonObjectFlag decodes a flag's JSON object (numbers kept exact).
 func jsonObjectFlag(name, value string) (dps.TwinCollection, error) {
-	d := json.NewDecoder(strings.NewReader(value))
-	d.UseNumber()
-	var c dps.TwinCollection
-	if err := d.Decode(&c); err != nil || c == nil || d.More() {
+	c, err := dps.ParseTwinCollection(value)
+	if err != nil {
 		return nil, usagef(`flag --%s %q is not a JSON object; give one such as '{"interval":30}' (a null removes that property)`, name, value)
 	}
 	return c, nil

@@ -251,23 +251,9 @@ func (r *register) run(ctx context.Context) error {
 // groupDeviceKey reads the group's key through the service API and derives
 // the device key from it.
 func (r *register) groupDeviceKey(ctx context.Context, t *target) (keys.Key, error) {
-	att, err := t.client.GetEnrollmentGroupAttestation(ctx, r.group)
+	gk, which, err := serviceGroupKey(ctx, t, r.group, r.secondary)
 	if err != nil {
-		if dps.IsNotFound(err) {
-			return keys.Key{}, fmt.Errorf("enrollment group %q does not exist on %s (dpsconsole groups list shows the groups)", r.group, t.name)
-		}
-		return keys.Key{}, fmt.Errorf("read the keys of enrollment group %q: %s", r.group, dps.ErrorMessage(err))
-	}
-	if att.Type != dps.AttestationSymmetricKey || att.SymmetricKey == nil {
-		return keys.Key{}, fmt.Errorf("enrollment group %q uses %s attestation; only symmetric-key groups derive device keys", r.group, att.Type)
-	}
-	which, text := "primary", att.SymmetricKey.PrimaryKey
-	if r.secondary {
-		which, text = "secondary", att.SymmetricKey.SecondaryKey
-	}
-	gk, err := keys.ParseKey(text.Reveal())
-	if err != nil {
-		return keys.Key{}, fmt.Errorf("the %s key of group %q is not usable: %v", which, r.group, err)
+		return keys.Key{}, err
 	}
 	k, err := keys.DeriveDeviceKey(gk, r.registrationID)
 	if err != nil {
@@ -275,6 +261,31 @@ func (r *register) groupDeviceKey(ctx context.Context, t *target) (keys.Key, err
 	}
 	r.step("derived the device key from the %s key of group %s", which, r.group)
 	return k, nil
+}
+
+// serviceGroupKey reads the primary (or secondary) key of a symmetric-key
+// enrollment group through the attestation mechanism; which names the key
+// read, for messages.
+func serviceGroupKey(ctx context.Context, t *target, group string, secondary bool) (k keys.Key, which string, err error) {
+	att, err := t.client.GetEnrollmentGroupAttestation(ctx, group)
+	if err != nil {
+		if dps.IsNotFound(err) {
+			return keys.Key{}, "", fmt.Errorf("enrollment group %q does not exist on %s (dpsconsole groups list shows the groups)", group, t.name)
+		}
+		return keys.Key{}, "", fmt.Errorf("read the keys of enrollment group %q: %s", group, dps.ErrorMessage(err))
+	}
+	if att.Type != dps.AttestationSymmetricKey || att.SymmetricKey == nil {
+		return keys.Key{}, "", fmt.Errorf("enrollment group %q uses %s attestation; only symmetric-key groups derive device keys", group, att.Type)
+	}
+	which, text := "primary", att.SymmetricKey.PrimaryKey
+	if secondary {
+		which, text = "secondary", att.SymmetricKey.SecondaryKey
+	}
+	k, err = keys.ParseKey(text.Reveal())
+	if err != nil {
+		return keys.Key{}, "", fmt.Errorf("the %s key of group %q is not usable: %v", which, group, err)
+	}
+	return k, which, nil
 }
 
 // step prints one line on stderr with the time since the start.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dpsconsole/dpsconsole/internal/filelock"
+	"github.com/dpsconsole/dpsconsole/internal/journalfile"
 )
 
 // ErrJobRunning is returned by Engine.Run when another process runs the job.
@@ -321,19 +322,7 @@ func (l *outcomeLog) run() {
 	var buf []byte
 	for first := range l.ch {
 		buf = buf[:0]
-		buf = appendLine(buf, first)
-	drain:
-		for {
-			select {
-			case next, ok := <-l.ch:
-				if !ok {
-					break drain
-				}
-				buf = appendLine(buf, next)
-			default:
-				break drain
-			}
-		}
+		journalfile.Batch(first, l.ch, func(next logLine) { buf = appendLine(buf, next) })
 		if failed != nil {
 			continue
 		}

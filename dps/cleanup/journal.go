@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dpsconsole/dpsconsole/internal/journalfile"
 )
 
 // Journal is the known-groups journal of one DPS host: every enrollment group
@@ -155,17 +157,7 @@ func (j *Journal) write(l journalLine) error {
 	if err != nil {
 		return fmt.Errorf("cleanup: open the known-groups journal: %w", err)
 	}
-	// One write of a whole line: appends from other processes never interleave
-	// inside it. The leading newline ends a torn line a crash may have left, so
-	// it cannot swallow this one.
-	_, err = f.Write(append(append([]byte{'\n'}, b...), '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := journalfile.WriteLine(f, b); err != nil {
 		return fmt.Errorf("cleanup: write the known-groups journal %s: %w", j.path, err)
 	}
 	j.apply(l)

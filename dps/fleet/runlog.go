@@ -17,6 +17,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 	"github.com/dpsconsole/dpsconsole/internal/filelock"
+	"github.com/dpsconsole/dpsconsole/internal/journalfile"
 )
 
 // ErrRunning is returned when another process runs the same fleet run.
@@ -232,19 +233,7 @@ func (l *outcomeLog) run() {
 				waiters = append(waiters, p.synced)
 			}
 		}
-		add(first)
-	drain:
-		for {
-			select {
-			case next, ok := <-l.ch:
-				if !ok {
-					break drain
-				}
-				add(next)
-			default:
-				break drain
-			}
-		}
+		journalfile.Batch(first, l.ch, add)
 		if failed == nil {
 			if _, err := l.f.Write(buf); err != nil {
 				failed = err

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"github.com/dpsconsole/dpsconsole/dps"
 )
 
 // ErrorMessage words a hub error in one line for people: the status, the
@@ -18,11 +19,7 @@ import (
 func ErrorMessage(err error) string {
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
-		var cv *tls.CertificateVerificationError
-		if errors.As(err, &cv) {
-			return err.Error() + "; if this is an emulator or a proxy, trust its CA (--ca-file or $DPS_CA_FILE)"
-		}
-		return err.Error()
+		return dps.ErrorMessage(err) // not an answer: worded the same for DPS and hub (TLS trust hint)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "the IoT hub answered %d %s", re.StatusCode, http.StatusText(re.StatusCode))
