@@ -290,3 +290,24 @@ func TestTutorialTimelineErrorFitsTheWidth(t *testing.T) {
 		}
 	}
 }
+
+// The result line names the device only when its ID is not the
+// registration ID shown above it, so the usual line fits a tutorial's
+// indented 120 columns without being cut.
+func TestTimelineResultNamesTheDeviceOnlyWhenItDiffers(t *testing.T) {
+	c := testCommon(t, 120, 40)
+	tl := newTimeline(c, 1)
+	tl.indent = 8
+	tl.regID = "sn-007-888-abc-mac-09-42-52-d8-a0-a0"
+	tl.started = c.Now()
+	tl.result = &dps.DeviceRegistrationState{Status: dps.StatusAssigned, AssignedHub: "127.0.0.1:33125", DeviceID: tl.regID, Substatus: "initialAssignment"}
+	tl.elapsed = 1010 * time.Millisecond
+	out := plain(tl.view())
+	if !strings.Contains(out, "✓ assigned → hub 127.0.0.1:33125, substatus initialAssignment, in 1.01s") || strings.Contains(out, ", device ") {
+		t.Fatalf("result line:\n%s", out)
+	}
+	tl.result.DeviceID = "other-device"
+	if out := plain(tl.view()); !strings.Contains(out, "→ hub 127.0.0.1:33125, device other-device, substatus") {
+		t.Fatalf("a device ID that differs must show:\n%s", out)
+	}
+}

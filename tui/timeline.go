@@ -235,7 +235,10 @@ func (t *timeline) view() string {
 	switch {
 	case t.result != nil:
 		r := t.result
-		line := fmt.Sprintf("%s → hub %s, device %s", r.Status, r.AssignedHub, r.DeviceID)
+		line := fmt.Sprintf("%s → hub %s", r.Status, r.AssignedHub)
+		if r.DeviceID != t.regID { // the usual device ID is the registration ID, shown above
+			line += ", device " + r.DeviceID
+		}
 		if r.Substatus != "" {
 			line += ", substatus " + string(r.Substatus)
 		}
