@@ -67,13 +67,23 @@ func hubMQTTEndpoints(connectionStrings, endpoints []string) map[string]string {
 // hubMQTTFromEnv reads IOTHUB_MQTT_ENDPOINT[_N] next to
 // IOTHUB_CONNECTION_STRING[_N], as a standalone emulator's env file has them.
 func hubMQTTFromEnv() map[string]string {
-	css, eps := []string{os.Getenv("IOTHUB_CONNECTION_STRING")}, []string{os.Getenv("IOTHUB_MQTT_ENDPOINT")}
+	var css, eps []string
+	for _, n := range hubEnvSuffixes() {
+		css, eps = append(css, os.Getenv("IOTHUB_CONNECTION_STRING"+n)), append(eps, os.Getenv("IOTHUB_MQTT_ENDPOINT"+n))
+	}
+	return hubMQTTEndpoints(css, eps)
+}
+
+// hubEnvSuffixes are the suffixes of the hub variables: "" (for
+// IOTHUB_CONNECTION_STRING), then _1, _2, … while IOTHUB_CONNECTION_STRING_N is set.
+func hubEnvSuffixes() []string {
+	out := []string{""}
 	for i := 1; ; i++ {
-		cs, ok := os.LookupEnv("IOTHUB_CONNECTION_STRING_" + strconv.Itoa(i))
-		if !ok {
-			return hubMQTTEndpoints(css, eps)
+		n := "_" + strconv.Itoa(i)
+		if _, ok := os.LookupEnv("IOTHUB_CONNECTION_STRING" + n); !ok {
+			return out
 		}
-		css, eps = append(css, cs), append(eps, os.Getenv("IOTHUB_MQTT_ENDPOINT_"+strconv.Itoa(i)))
+		out = append(out, n)
 	}
 }
 
@@ -223,12 +233,8 @@ func hubConnectionStringsFromEnv() []string {
 			out = append(out, s)
 		}
 	}
-	add(os.Getenv("IOTHUB_CONNECTION_STRING"))
-	for i := 1; ; i++ {
-		s, ok := os.LookupEnv("IOTHUB_CONNECTION_STRING_" + strconv.Itoa(i))
-		if !ok {
-			return out
-		}
-		add(s)
+	for _, n := range hubEnvSuffixes() {
+		add(os.Getenv("IOTHUB_CONNECTION_STRING" + n))
 	}
+	return out
 }
