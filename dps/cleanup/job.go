@@ -248,8 +248,12 @@ func (e *Engine) UnfinishedJobs() ([]JobStatus, error) {
 		if !entries[i].IsDir() {
 			continue
 		}
-		if j, err := e.openJob(entries[i].Name(), false); err == nil && j.Pending() > 0 {
-			out = append(out, JobStatus{ID: j.ID, Created: j.Created, Actions: len(j.outcomes), Pending: j.Pending()})
+		j, err := e.openJob(entries[i].Name(), false)
+		if err != nil {
+			continue
+		}
+		if pending := j.Pending(); pending > 0 {
+			out = append(out, JobStatus{ID: j.ID, Created: j.Created, Actions: len(j.outcomes), Pending: pending})
 		}
 	}
 	return out, nil
