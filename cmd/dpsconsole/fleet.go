@@ -258,11 +258,8 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 	return nil
 }
 
-// checkDelete allows only the flags --delete uses.
+// checkDelete allows only the flags --delete uses (check has read --output).
 func (c *fleetCmd) checkDelete(cmd *cobra.Command) error {
-	if err := checkOutput(c.output); err != nil {
-		return err
-	}
 	var bad []string
 	local := cmd.LocalFlags()
 	cmd.Flags().Visit(func(f *pflag.Flag) {
