@@ -66,14 +66,11 @@ func openRotatingFile(path string, max int64) (*rotatingFile, error) {
 }
 
 func (r *rotatingFile) open(mode int) error {
-	f, err := os.OpenFile(r.path, os.O_CREATE|os.O_WRONLY|mode, 0o600)
+	f, err := openPrivate(r.path, mode) // a file from an older version may be wider
 	if err != nil {
 		return err
 	}
 	fi, err := f.Stat()
-	if err == nil {
-		err = f.Chmod(0o600) // a file from an older version may be wider
-	}
 	if err != nil {
 		f.Close()
 		return err

@@ -54,6 +54,20 @@ func readInput(what, path string) ([]byte, error) {
 	return b, nil
 }
 
+// openPrivate opens path for writing (flag adds os.O_TRUNC or os.O_APPEND)
+// with mode 0600, also when it exists with a wider mode: it may hold secrets.
+func openPrivate(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|flag, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Chmod(0o600); err != nil { // OpenFile keeps an existing file's mode
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // fileError is a usage error about a file named on the command line that
 // could not be read (verb) or created. The path is said once: an
 // *fs.PathError repeats it ("read adir: read adir: is a directory").

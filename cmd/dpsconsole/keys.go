@@ -167,12 +167,7 @@ func openOutput(a *app, name string) (io.Writer, func() error, error) {
 	if name == "" {
 		return a.out, func() error { return nil }, nil
 	}
-	file, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err == nil {
-		if err = file.Chmod(0o600); err != nil { // an existing file keeps its mode otherwise
-			file.Close()
-		}
-	}
+	file, err := openPrivate(name, os.O_TRUNC)
 	if err != nil {
 		return nil, nil, fileError("create", "--output-file", name, err)
 	}
