@@ -35,6 +35,10 @@ type register struct {
 	answerMethods    bool
 	output           string
 	start            time.Time
+
+	// Read from the flags by check.
+	tr          device.Transport
+	reportPatch dps.TwinCollection
 }
 
 func newRegisterCmd(a *app) *cobra.Command {
@@ -131,8 +135,9 @@ func (r *register) check() error {
 	if err != nil {
 		return usagef("--transport: %v", err)
 	}
+	r.tr = tr
 	if r.report != "" {
-		if _, err := reportedPatch(r.report); err != nil {
+		if r.reportPatch, err = reportedPatch(r.report); err != nil {
 			return err
 		}
 	}
@@ -202,7 +207,7 @@ func (r *register) run(ctx context.Context) error {
 		}
 	}
 
-	tr, _ := device.ParseTransport(r.transport) // checked
+	tr := r.tr
 	opts := azcore.ClientOptions{Transport: t.transport}
 	dc, err := device.NewClient(scope, &device.ClientOptions{ClientOptions: opts, ProvisioningHost: host, Transport: tr, MQTTHost: t.mqttEndpoint})
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 
 // reportProperties sends --report to the device twin.
 func (r *register) reportProperties(ctx context.Context, st dps.DeviceRegistrationState, hc *hub.DeviceClient) error {
-	patch, _ := reportedPatch(r.report) // checked
+	patch := r.reportPatch
 	t0 := time.Now()
 	v, err := hc.ReportProperties(ctx, patch)
 	if err != nil {
