@@ -118,15 +118,9 @@ func (e *Emulator) admitHubDevice(ctx context.Context, h *hub, clientID, user, p
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("device %q: %w", deviceID, err)
 	}
-	signers := []string{d.PrimaryKey, d.SecondaryKey}
+	signed := signedByDevice(tok, d)
 	if tok.KeyName != "" {
-		signers = []string{h.PolicyKey}
-	}
-	signed := false
-	for _, s := range signers {
-		if k, err := keys.ParseKey(s); err == nil && tok.SignatureMatches(k) {
-			signed = true
-		}
+		signed = tok.SignatureMatches(h.key)
 	}
 	switch {
 	case !signed:
