@@ -173,7 +173,7 @@ func (e *Emulator) mqttReported(cl *mqtt.Client, h *hub, deviceID, rid string, p
 	}
 	d, err := e.store.updateHubTwin(context.Background(), h.Index, deviceID, "", func(t *twinDoc) error {
 		mergeTwin(t.Reported, patch)
-		return checkTwinSizes(t)
+		return nil
 	})
 	if err != nil {
 		e.twinReply(cl, rid, err, 0, nil)

@@ -24,7 +24,8 @@ const (
 )
 
 // updateHubTwin applies change to deviceID's twin in one transaction, if
-// ifMatch (as for the other writes) matches the twin's ETag. The twin
+// ifMatch (as for the other writes) matches the twin's ETag, and refuses a
+// twin past the hub's size limits (checkTwinSizes). The twin
 // version goes up when anything changed, the desired or reported $version
 // when that set did; an edit that changes nothing writes nothing.
 func (s *store) updateHubTwin(ctx context.Context, hub int, deviceID, ifMatch string, change twinChange) (hubDevice, error) {
@@ -46,6 +47,9 @@ func (s *store) updateHubTwin(ctx context.Context, hub int, deviceID, ifMatch st
 			return err
 		}
 		tags, desired, reported := collectionJSON(doc.Tags), collectionJSON(doc.Desired), collectionJSON(doc.Reported)
+		if err := checkTwinSizes(tags, desired, reported); err != nil {
+			return err
+		}
 		if tags == d.Tags && desired == d.Desired && reported == d.Reported {
 			return nil
 		}
