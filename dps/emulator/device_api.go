@@ -76,7 +76,7 @@ func (d *devState) finished(r *http.Request, scope, rid, opID string) *finishedO
 	if err != nil || !deviceKeyName(tok.KeyName) || !tok.Covers(scope+"/registrations/"+rid) || !time.Now().Before(tok.Expiry) {
 		return nil
 	}
-	if tok.SignatureMatches(op.primary) || !op.secondary.IsZero() && tok.SignatureMatches(op.secondary) {
+	if signedWith(tok, op.primary, op.secondary) {
 		return op
 	}
 	return nil
@@ -200,7 +200,7 @@ func (e *Emulator) admit(ctx context.Context, r *http.Request, scope, rid string
 	if err != nil {
 		return admission{}, "", err
 	}
-	if ind.found && (tok.SignatureMatches(ind.primary) || !ind.secondary.IsZero() && tok.SignatureMatches(ind.secondary)) {
+	if ind.found && signedWith(tok, ind.primary, ind.secondary) {
 		return ind.admission, "", nil
 	}
 	// The groups are tried even when an individual enrollment refused the
@@ -270,13 +270,19 @@ func (e *Emulator) groupAdmitting(ctx context.Context, tok keys.SAS, rid string)
 		if !g.secondary.IsZero() {
 			dsk, _ = keys.DeriveDeviceKey(g.secondary, rid)
 		}
-		if tok.SignatureMatches(dpk) || !dsk.IsZero() && tok.SignatureMatches(dsk) {
+		if signedWith(tok, dpk, dsk) {
 			eg := g.EnrollmentGroup
 			return &admission{view: viewOfGroup(&eg), deviceID: rid, primary: dpk, secondary: dsk,
 				disabled: g.ProvisioningStatus == dps.ProvisioningDisabled}, nil
 		}
 	}
 	return nil, nil
+}
+
+// signedWith reports whether primary, or secondary when there is one,
+// signed tok.
+func signedWith(tok keys.SAS, primary, secondary keys.Key) bool {
+	return tok.SignatureMatches(primary) || !secondary.IsZero() && tok.SignatureMatches(secondary)
 }
 
 // attestationKeys are an enrollment's symmetric keys; ok is false for other
