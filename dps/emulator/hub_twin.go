@@ -137,7 +137,8 @@ func readTwinBody(body io.Reader) (tags, desired map[string]any, err error) {
 }
 
 func isJSONObject(raw json.RawMessage) bool {
-	return len(bytes.TrimSpace(raw)) > 0 && bytes.TrimSpace(raw)[0] == '{'
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && raw[0] == '{'
 }
 
 // twinObject decodes one twin section (absent or null = nil) and checks its
