@@ -85,7 +85,9 @@ func (e *Emulator) listenMQTT(ctx context.Context, https []net.Listener) ([]*mqt
 			return fail(fmt.Errorf("emulator: listen for MQTT (%s) on %s: %w", id, addr, err))
 		}
 		host := net.JoinHostPort(hostOnly(addr, ln.Addr()), strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
-		ep := &mqttEndpoint{id: id, hub: h, host: host, tls: &mqttListener{id: id, ln: ln}, ws: &mqttListener{id: id + "-ws"}}
+		ep := &mqttEndpoint{id: id, hub: h, host: host}
+		ep.tls = &mqttListener{id: id, ln: ln, ep: ep, e: e}
+		ep.ws = &mqttListener{id: id + "-ws", ep: ep, e: e}
 		eps = append(eps, ep)
 		if err := e.store.setSetting(ctx, setting, ln.Addr().String()); err != nil {
 			return fail(err)
@@ -126,7 +128,6 @@ func (e *Emulator) startMQTT(eps []*mqttEndpoint, conf *tls.Config) error {
 	}
 	for _, ep := range eps {
 		ep.tls.ln = tls.NewListener(ep.tls.ln, conf)
-		ep.tls.ep, ep.ws.ep, ep.tls.e, ep.ws.e = ep, ep, e, e
 		for _, l := range []*mqttListener{ep.tls, ep.ws} {
 			if err := srv.AddListener(l); err != nil {
 				return err
