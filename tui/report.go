@@ -27,7 +27,7 @@ func (v *reportView) Title() string    { return v.title }
 func (v *reportView) Init() tea.Cmd    { return nil }
 func (v *reportView) Editing() bool    { return false }
 func (v *reportView) Busy() bool       { return false }
-func (v *reportView) SetSize(w, h int) { v.scroll(0) }
+func (v *reportView) SetSize(w, h int) { v.clamp() }
 func (v *reportView) Status() string   { return fmt.Sprintf("%s failures", count(len(v.failures))) }
 func (v *reportView) Hints() []*Binding {
 	k := v.c.Keys
@@ -54,29 +54,13 @@ func (v *reportView) lines() []string {
 // rows is how many report lines fit above the position line.
 func (v *reportView) rows() int { return max(v.c.Height-1, 1) }
 
-func (v *reportView) scroll(by int) {
-	v.top = max(min(v.top+by, len(v.lines())-v.rows()), 0)
-}
+// clamp keeps top where a full page of the report still shows.
+func (v *reportView) clamp() { v.top = max(min(v.top, len(v.lines())-v.rows()), 0) }
 
 func (v *reportView) Update(msg tea.Msg) tea.Cmd {
-	key, ok := msg.(tea.KeyPressMsg)
-	if !ok {
-		return nil
-	}
-	k := v.c.Keys
-	switch {
-	case k.Down.Matches(key):
-		v.scroll(1)
-	case k.Up.Matches(key):
-		v.scroll(-1)
-	case k.PageDown.Matches(key):
-		v.scroll(v.rows())
-	case k.PageUp.Matches(key):
-		v.scroll(-v.rows())
-	case k.Top.Matches(key):
-		v.top = 0
-	case k.Bottom.Matches(key):
-		v.scroll(len(v.lines()))
+	if key, ok := msg.(tea.KeyPressMsg); ok {
+		v.c.Keys.scrollKey(key, &v.top, v.rows(), len(v.lines()))
+		v.clamp()
 	}
 	return nil
 }
