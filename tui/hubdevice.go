@@ -345,10 +345,7 @@ func hubDeviceSummary(ctx context.Context, t *Target, hubHost, deviceID string) 
 	if err == nil {
 		var tw hub.Twin
 		if tw, err = reg.GetTwin(ctx, deviceID); err == nil {
-			var desired, reported dps.TwinCollection
-			if p := tw.Properties; p != nil {
-				desired, reported = p.Desired, p.Reported
-			}
+			desired, reported := twinProperties(tw)
 			return fmt.Sprintf("on the hub: %s, %s, last activity %s; twin version %d: tags %s, desired %s, reported %s",
 				d.Status, strings.ToLower(d.ConnectionState), stamp(d.LastActivityTime), tw.Version,
 				tw.Tags.Compact(), desired.Compact(), reported.Compact()), nil
@@ -394,16 +391,21 @@ func methodAnswer(res hub.MethodResult) string {
 	return s
 }
 
+// twinProperties are tw's desired and reported properties, nil when it has none.
+func twinProperties(tw hub.Twin) (desired, reported dps.TwinCollection) {
+	if p := tw.Properties; p != nil {
+		return p.Desired, p.Reported
+	}
+	return nil, nil
+}
+
 // bodyLines are the twin's tags and properties as indented JSON, without
 // the $metadata that would bury them.
 func (v *hubDeviceView) bodyLines() []string {
 	if v.twin == nil {
 		return nil
 	}
-	var desired, reported dps.TwinCollection
-	if p := v.twin.Properties; p != nil {
-		desired, reported = p.Desired, p.Reported
-	}
+	desired, reported := twinProperties(*v.twin)
 	var lines []string
 	for _, part := range []struct {
 		title string
