@@ -2,7 +2,6 @@ package tui
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -157,7 +156,7 @@ func (t *timeline) updateLive(e liveEvent) tea.Cmd {
 		if e.patch.Full {
 			what = "desired properties"
 		}
-		t.live = append(t.live, liveLine{at: e.at, text: fmt.Sprintf("%s ($version %d): %s", what, e.patch.Version, compactJSON(e.patch.Properties))})
+		t.live = append(t.live, liveLine{at: e.at, text: fmt.Sprintf("%s ($version %d): %s", what, e.patch.Version, e.patch.Properties.Compact())})
 	case e.call != nil:
 		t.live = append(t.live, liveLine{at: e.at, text: fmt.Sprintf("direct method %q called with %s: answered %d %s", e.call.Name, e.call.Payload, e.answer.Status, e.answer.Payload)})
 	}
@@ -183,12 +182,4 @@ func (t *timeline) liveView(at func(time.Time) string) []string {
 		lines = append(lines, at(l.at)+text)
 	}
 	return lines
-}
-
-func compactJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
 }
