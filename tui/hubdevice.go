@@ -212,8 +212,8 @@ func (v *hubDeviceView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return v.editKey(msg)
 	}
 	k := v.c.Keys
-	lines := v.bodyLines()
-	page := max(v.bodyHeight()-1, 1)
+	lines, h := v.bodyLines(), v.bodyHeight(v.headLines())
+	page := max(h-1, 1)
 	switch {
 	case k.Refresh.Matches(msg):
 		return v.read()
@@ -230,7 +230,7 @@ func (v *hubDeviceView) key(msg tea.KeyPressMsg) tea.Cmd {
 	default:
 		k.scrollKey(msg, &v.top, page, len(lines))
 	}
-	v.top = max(min(v.top, len(lines)-v.bodyHeight()), 0)
+	v.top = max(min(v.top, len(lines)-h), 0)
 	return nil
 }
 
@@ -465,23 +465,24 @@ func (v *hubDeviceView) headLines() []string {
 	return append(lines, "")
 }
 
-// bodyHeight is the lines of twin that fit under the head and above the note.
-func (v *hubDeviceView) bodyHeight() int {
-	return max(v.c.Height-lenLines(v.headLines())-1, 1)
+// bodyHeight is the lines of twin that fit under head and above the note.
+func (v *hubDeviceView) bodyHeight(head []string) int {
+	return max(v.c.Height-lenLines(head)-1, 1)
 }
 
 func lenLines(lines []string) int { return len(strings.Split(strings.Join(lines, "\n"), "\n")) }
 
 func (v *hubDeviceView) View() string {
 	lines := v.bodyLines()
-	h := v.bodyHeight()
+	head := v.headLines()
+	h := v.bodyHeight(head)
 	top := min(v.top, max(len(lines)-h, 0))
 	shown := lines[top:min(top+h, len(lines))]
 	note := fmt.Sprintf("live: re-read every %v; %s copies the twin, esc goes back", hubDevicePoll, v.c.Keys.Copy.Help().Key)
 	if len(lines) > h {
 		note = fmt.Sprintf("lines %d–%d of %d, ↑/↓ scroll; ", top+1, top+len(shown), len(lines)) + note
 	}
-	return strings.Join(append(v.headLines(), append(shown, v.c.Styles.Muted.Render(note))...), "\n")
+	return strings.Join(append(head, append(shown, v.c.Styles.Muted.Render(note))...), "\n")
 }
 
 // openHubDevice opens the hub device of the selected registration record.
