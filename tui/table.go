@@ -199,6 +199,14 @@ func (t *Table[V]) selectedItem() int {
 	return t.itemAt(t.cursor)
 }
 
+// setVisible shows the rows vis lists (nil: every row), the cursor
+// staying on its item when vis still shows it.
+func (t *Table[V]) setVisible(vis []int32) {
+	sel := t.selectedItem()
+	t.visible, t.hidden = vis, -1
+	t.reselect(sel)
+}
+
 // reselect puts the cursor back on items[i] after the rows changed, or on
 // the first row when the filter hides it.
 func (t *Table[V]) reselect(i int) {
@@ -495,9 +503,7 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 		}
 		items, query, match, tag, owner := t.items, t.query, t.match, t.filterTag, t.owner
 		if query == "" {
-			sel := t.selectedItem()
-			t.visible, t.hidden = nil, -1
-			t.reselect(sel)
+			t.setVisible(nil)
 			return nil, true
 		}
 		return do(owner, func() tea.Msg {
@@ -513,10 +519,8 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 				vis = append(vis, int32(i))
 			}
 		}
-		sel := t.selectedItem()
-		t.visible, t.hidden = vis, -1
 		t.offset = 0
-		t.reselect(sel)
+		t.setVisible(vis)
 		return nil, true
 	case tea.PasteMsg:
 		if !t.filtering {
@@ -601,9 +605,7 @@ func (t *Table[V]) setQuery(q string) tea.Cmd {
 	t.filterTag++
 	tag, owner := t.filterTag, t.owner
 	if q == "" {
-		sel := t.selectedItem()
-		t.visible = nil
-		t.reselect(sel)
+		t.setVisible(nil)
 		return nil
 	}
 	return tea.Tick(filterDebounce, func(time.Time) tea.Msg { return routed{to: owner, msg: filterTick{tag: tag}} })
