@@ -27,7 +27,6 @@ const (
 	responsePrefix = "$dps/registrations/res/"
 	registerTopic  = "$dps/registrations/PUT/iotdps-register/?$rid="
 	pollTopic      = "$dps/registrations/GET/iotdps-get-operationstatus/?$rid="
-	clientVersion  = "dpsconsole%2Fv1" // url-encoded, as the SDKs send theirs
 )
 
 const (
@@ -165,7 +164,7 @@ func (s *Session) emit(e Event) { emit(s.progress, s.opID, e) }
 // connect opens the connection and subscribes to the response topics.
 func (s *Session) connect(ctx context.Context, key keys.Key) error {
 	sr := s.c.idScope + "/registrations/" + s.regID
-	user := sr + "/api-version=" + APIVersion + "&ClientVersion=" + clientVersion
+	user := sr + "/api-version=" + APIVersion + "&ClientVersion=" + mqttconn.ClientVersion
 	o := s.c.mqttOptions(s.regID, user, keys.SignSAS(sr, key, "registration", time.Now().Add(tokenLifetime)))
 	o.OnConnectionLost = func(err error) {
 		select {

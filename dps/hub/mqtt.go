@@ -22,8 +22,6 @@ import (
 // password, then PUBLISH QoS 1 to devices/{deviceId}/messages/events/{bag}
 // for every message; the PUBACK is the hub's acceptance.
 
-const deviceClientType = "dpsconsole%2Fv1" // url-encoded, as the SDKs send theirs
-
 // publishTimeout bounds the wait for a PUBACK.
 const publishTimeout = 30 * time.Second
 
@@ -65,7 +63,7 @@ func newMQTTSender(hubHost, deviceID string, key keys.Key, tr mqttconn.Transport
 	}
 	return &mqttSender{deviceID: deviceID, hub: hubHost, key: key, opts: mqttconn.Options{
 		Transport: tr, Host: host, ClientID: deviceID, TLS: tlsConf, InOrder: true,
-		Username: hubHost + "/" + deviceID + "/?api-version=" + APIVersion + "&DeviceClientType=" + deviceClientType,
+		Username: hubHost + "/" + deviceID + "/?api-version=" + APIVersion + "&DeviceClientType=" + mqttconn.ClientVersion,
 	}}, nil
 }
 

@@ -53,6 +53,10 @@ func ParseTransport(s string) (Transport, error) {
 // IsMQTT reports whether t is one of the MQTT transports.
 func (t Transport) IsMQTT() bool { return t == MQTT || t == WebSockets }
 
+// ClientVersion names this program to DPS and IoT Hub in the MQTT user
+// name, url-encoded as the SDKs send theirs.
+const ClientVersion = "dpsconsole%2Fv1"
+
 // Default ports of the services; the SDKs never use others.
 const (
 	mqttPort      = "8883"
