@@ -39,10 +39,8 @@ type Config struct {
 	StateDir string
 	// Spec is the run: a new one from NewSpec, or with Resume one from
 	// OpenSpec to continue.
-	Spec   Spec
-	Resume bool
-	// Spec is the run: a new one when Spec.ID is "" (the engine names it),
-	// else a run from OpenSpec to resume.
+	Spec             Spec
+	Resume           bool
 	GroupKey         keys.Key // device keys derive from it
 	ProvisioningHost string   // device endpoint host[:port]
 	Schedule         Schedule // when devices start; the zero one starts them all at once
