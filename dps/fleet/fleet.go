@@ -289,7 +289,6 @@ func (e *engine) device(ctx context.Context, i int) {
 		return // the run stops on the log's error
 	}
 	l := e.register(ctx, id)
-	l.N = i
 	if l.Outcome == OutcomeSent {
 		return // stopped mid-way: the resumed run will ask
 	}
