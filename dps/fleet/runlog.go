@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,7 +50,7 @@ const (
 
 // RegistrationID is the ID of device i (0-based) of the run.
 func (s Spec) RegistrationID(i int) string {
-	return s.Prefix + "-" + itoa(s.Start+i)
+	return s.Prefix + "-" + strconv.Itoa(s.Start+i)
 }
 
 // Outcome is how one device's registration ended, as logged.

@@ -4,12 +4,9 @@ import (
 	"cmp"
 	"math/bits"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 )
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // histogram counts latencies in log-linear buckets: 64 per power of two of
 // microseconds, so a percentile is within 1.6 % whatever the fleet's size,
