@@ -3,8 +3,6 @@ package cleanup
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,11 +71,9 @@ func (e *Engine) NewJob(plan *Plan, sel Selection) (*Job, error) {
 }
 
 func (e *Engine) newJob(actions []Action, sel Selection) (*Job, error) {
-	var rnd [3]byte
-	_, _ = rand.Read(rnd[:])
 	now := time.Now().UTC()
 	j := &Job{
-		ID:        now.Format("20060102-150405-") + hex.EncodeToString(rnd[:]),
+		ID:        journalfile.NewID(now),
 		Host:      e.DPS.Host(),
 		Created:   now,
 		Selection: sel,

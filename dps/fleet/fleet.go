@@ -27,6 +27,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 	"github.com/dpsconsole/dpsconsole/dps/device"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
+	"github.com/dpsconsole/dpsconsole/internal/journalfile"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
@@ -104,7 +105,8 @@ func NewSpec(host, idScope, group, prefix string, start, count int, transport st
 	if start < 0 {
 		return Spec{}, fmt.Errorf("the first device number must be 0 or more, not %d", start)
 	}
-	s := Spec{ID: newRunID(), Created: time.Now().UTC(), Host: host, IDScope: idScope, Group: group, Prefix: prefix, Start: start, Count: count, Transport: transport}
+	now := time.Now().UTC()
+	s := Spec{ID: journalfile.NewID(now), Created: now, Host: host, IDScope: idScope, Group: group, Prefix: prefix, Start: start, Count: count, Transport: transport}
 	// Every ID of the run is the prefix, a dash and a number: checking the
 	// first and the last (the longest) checks them all.
 	for _, i := range []int{0, count - 1} {

@@ -3,8 +3,6 @@ package fleet
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,12 +94,6 @@ type run struct {
 	dir  string
 	last []logLine // by device index; Outcome "" = never started
 	log  *outcomeLog
-}
-
-func newRunID() string {
-	var rnd [3]byte
-	_, _ = rand.Read(rnd[:])
-	return time.Now().UTC().Format("20060102-150405-") + hex.EncodeToString(rnd[:])
 }
 
 // createRun writes a new run's spec.

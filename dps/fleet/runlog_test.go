@@ -5,13 +5,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/dpsconsole/dpsconsole/internal/journalfile"
 )
 
 // TestRunLogReplay: a torn last line is cut off; a "sent" after a final
 // outcome does not undo it; a line for no device is damage.
 func TestRunLogReplay(t *testing.T) {
 	dir := t.TempDir()
-	s := Spec{ID: newRunID(), Prefix: "d", Count: 3, Transport: TransportHTTPS}
+	s := Spec{ID: journalfile.NewID(time.Now()), Prefix: "d", Count: 3, Transport: TransportHTTPS}
 	r, err := createRun(dir, s)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,20 @@
 // processes may append to as well and that a crash may leave torn.
 package journalfile
 
-import "os"
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"time"
+)
+
+// NewID names a job or run started at now: sortable by time (UTC, to the
+// second), with 6 random hex digits so two started in one second differ.
+func NewID(now time.Time) string {
+	var rnd [3]byte
+	_, _ = rand.Read(rnd[:])
+	return now.UTC().Format("20060102-150405-") + hex.EncodeToString(rnd[:])
+}
 
 // WriteLine writes line to f, opened with O_APPEND, as one write, syncs and
 // closes f. One write of a whole line means appends from other processes never
