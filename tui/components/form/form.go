@@ -160,7 +160,7 @@ func (f *Form) Row(i, labelWidth int, note string) string {
 	return s
 }
 
-// ErrorNote is an error for row's note, wrapped to the space beside the
+// ErrorNote is an error for Row's note, wrapped to the space beside the
 // labels: cut at the screen's edge it would hide what to do.
 func (f *Form) ErrorNote(text string, labelWidth, width int) string {
 	w := max(width-labelWidth-3, 10)
