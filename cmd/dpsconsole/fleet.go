@@ -367,16 +367,17 @@ func (c *fleetCmd) spec(t *target) (fleet.Spec, error) {
 }
 
 // groupKey is the group key: from --group-key-file, or read through the
-// service API. A bad key is input data, not usage: exit status 1.
+// service API. A key file that cannot be read or holds no key is a
+// command-line mistake (exit status 2), as for keys derive.
 func (c *fleetCmd) groupKey(ctx context.Context, t *target, group string, secondary bool) (keys.Key, error) {
 	if c.groupKeyFile != "" {
-		b, err := os.ReadFile(c.groupKeyFile)
+		b, err := readInput("--group-key-file", c.groupKeyFile)
 		if err != nil {
-			return keys.Key{}, fmt.Errorf("--group-key-file: %v", err)
+			return keys.Key{}, err
 		}
 		k, err := keys.ParseKey(strings.TrimSpace(string(b)))
 		if err != nil {
-			return keys.Key{}, fmt.Errorf("--group-key-file %s does not hold a group key: %v (it should hold the group's primary or secondary key, base64, on one line)", c.groupKeyFile, err)
+			return keys.Key{}, usagef("--group-key-file %s does not hold a group key: %v (it should hold the group's primary or secondary key, base64, on one line)", shown(c.groupKeyFile), err)
 		}
 		if fi, err := os.Stat(c.groupKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
 			fmt.Fprintf(c.a.err, "note: %s is readable by other users (mode %04o); a group key file should be 0600 (chmod 600 %s)\n", c.groupKeyFile, fi.Mode().Perm(), c.groupKeyFile)

@@ -144,8 +144,9 @@ func TestFleetErrors(t *testing.T) {
 	c.fails(2, []string{"fleet", "--resume", "20990101-000000-abcdef"}, `no run "20990101-000000-abcdef"`)
 	c.fails(2, []string{"fleet", "--resume", "x", "--devices", "3"}, "--devices cannot be changed on --resume")
 	c.fails(1, []string{"fleet", "--group", "nope", "--devices", "3"}, `group "nope" does not exist`)
-	c.fails(1, append(g, "--devices", "3", "--group-key-file", garbage), "does not hold a group key")
-	c.fails(1, append(g, "--devices", "3", "--group-key-file", filepath.Join(keyDir, "missing")), "--group-key-file", "no such file")
+	c.fails(2, append(g, "--devices", "3", "--group-key-file", garbage), "does not hold a group key")
+	c.fails(2, append(g, "--devices", "3", "--group-key-file", filepath.Join(keyDir, "missing")), "--group-key-file", "no such file")
+	c.fails(2, append(g, "--devices", "3", "--group-key-file", keyDir), "--group-key-file", "is a directory")
 }
 
 // TestFleetInterruptAndResume: ctrl+c (the context fang cancels) stops the
