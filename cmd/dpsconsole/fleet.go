@@ -200,7 +200,7 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 	}
 	base, ok := t.transport.Transport.(*http.Transport)
 	if !ok {
-		return errors.New("fleet: the target's HTTP transport cannot be cloned per device")
+		return errors.New("fleet: the target's HTTP transport has no TLS settings to give the devices")
 	}
 	verb := "registering"
 	if c.resume != "" {
@@ -222,14 +222,11 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 		ProvisioningHost: host,
 		Schedule:         sched,
 		Concurrency:      c.concurrency,
-		// Each device gets its own transport, hence its own TLS connection
-		// and handshake, as a real device has: a shared pool would carry the
-		// whole fleet over a few kept-alive connections.
-		NewHTTPClient: func() *http.Client {
-			return &http.Client{Transport: base.Clone(), Timeout: 30 * time.Second}
-		},
-		// MQTT and MQTT-over-WebSockets connections trust what HTTPS does
-		// and go where the target says (an emulator's own ports).
+		// Each device gets its own connection (over HTTPS its own transport,
+		// the engine's default), as a real device has: a shared pool would
+		// carry the whole fleet over a few kept-alive connections. Devices
+		// trust what the target's client does and their MQTT goes where
+		// the target says (an emulator's own ports).
 		MQTTHost:      t.mqttEndpoint,
 		HubMQTTHost:   t.hubMQTTHost,
 		TLSConfig:     base.TLSClientConfig,

@@ -47,15 +47,17 @@ type Config struct {
 	Schedule         Schedule // when devices start; the zero one starts them all at once
 	Concurrency      int      // devices registering at once (and requests in flight)
 	// NewHTTPClient returns a client with its own transport for one HTTPS
-	// device: its own TLS connection, closed when the device is done. MQTT
-	// devices do not use it: each opens its own MQTT connection.
+	// device: its own TLS connection, closed when the device is done (nil =
+	// NewDeviceHTTPClient with the fleet's device TLS). MQTT devices do not
+	// use it: each opens its own MQTT connection.
 	NewHTTPClient func() *http.Client
 	// MQTTHost is DPS's MQTT host:port for --transport mqtt ("" = the
 	// provisioning host's name on 8883); HubMQTTHost names a hub's ("" =
 	// the hub's name on 8883). MQTT over WebSockets goes to the HTTPS hosts.
 	MQTTHost    string
 	HubMQTTHost func(hub string) string
-	// TLSConfig is the TLS of the MQTT connections (nil = system roots).
+	// TLSConfig says what the devices trust (nil = the system roots); each
+	// connection uses DeviceTLS of it.
 	TLSConfig *tls.Config
 	// OnEvent, when set, hears every step of every device's registration
 	// (from the device's goroutine): a verbose log, or a test's eye.
@@ -86,6 +88,7 @@ type engine struct {
 	cfg   Config
 	run   *run
 	pacer *cleanup.Pacer
+	tls   *tls.Config // every device connection's: DeviceTLS(cfg.TLSConfig)
 	tally *tally
 	start time.Time
 	stop  context.Context // the run's own: cancelled, no device starts, telemetry ends
@@ -154,7 +157,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		return Summary{}, err
 	}
 	e := &engine{cfg: cfg, run: r, pacer: cleanup.NewPacer(cfg.Concurrency), tally: newTally(cfg.Spec.Count, r.RegistrationID),
-		start: time.Now(), probe: make(chan struct{}, 1)}
+		start: time.Now(), probe: make(chan struct{}, 1), tls: DeviceTLS(cfg.TLSConfig)}
 	// Registrations DPS ran in earlier runs count; refusals are tried again.
 	for _, l := range r.last {
 		if l.Outcome.final() {
@@ -335,6 +338,15 @@ type deviceThrottles struct{ n int }
 
 type throttlesKey struct{}
 
+// newHTTPClient is one HTTPS device's client: Config.NewHTTPClient's, or
+// by default its own transport with the fleet's device TLS.
+func (e *engine) newHTTPClient() *http.Client {
+	if e.cfg.NewHTTPClient != nil {
+		return e.cfg.NewHTTPClient()
+	}
+	return NewDeviceHTTPClient(e.tls)
+}
+
 // register runs one registration on the device's own connection: a TLS
 // connection over HTTPS, one MQTT connection (one CONNECT) over MQTT, closed
 // when the device is done.
@@ -346,12 +358,12 @@ func (e *engine) register(ctx context.Context, id string) logLine {
 	tr := device.Transport(e.run.Transport)
 	opts := azcore.ClientOptions{Retry: e.cfg.Retry}
 	if !tr.IsMQTT() {
-		hc := e.cfg.NewHTTPClient()
+		hc := e.newHTTPClient()
 		defer hc.CloseIdleConnections()
 		opts.Transport, opts.PerRetryPolicies = hc, []policy.Policy{gate{e}}
 	}
 	dc, err := device.NewClient(e.run.IDScope, &device.ClientOptions{ClientOptions: opts,
-		ProvisioningHost: e.cfg.ProvisioningHost, Transport: tr, MQTTHost: e.cfg.MQTTHost, TLSConfig: e.cfg.TLSConfig})
+		ProvisioningHost: e.cfg.ProvisioningHost, Transport: tr, MQTTHost: e.cfg.MQTTHost, TLSConfig: e.tls})
 	if err != nil {
 		return logLine{Outcome: OutcomeError, Error: err.Error()}
 	}
@@ -449,7 +461,7 @@ func (m *mqttPacing) answered(ev device.Event) {
 // transport (opts carry its HTTP client); a failed message ends the
 // device's telemetry. An MQTT connection to the hub closes when it is done.
 func (e *engine) sendTelemetry(ctx context.Context, opts azcore.ClientOptions, tr device.Transport, st dps.DeviceRegistrationState, key keys.Key) {
-	ho := &hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: opts.Transport, Retry: e.cfg.Retry}, Transport: tr, TLSConfig: e.cfg.TLSConfig}
+	ho := &hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: opts.Transport, Retry: e.cfg.Retry}, Transport: tr, TLSConfig: e.tls}
 	if e.cfg.HubMQTTHost != nil {
 		ho.MQTTHost = e.cfg.HubMQTTHost(st.AssignedHub)
 	}
