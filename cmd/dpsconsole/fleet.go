@@ -38,6 +38,7 @@ type fleetCmd struct {
 	idScope          string
 	provisioningHost string
 	resume           string
+	reregister       bool
 	telemetry        int
 	interval         time.Duration
 	deleteRun        string
@@ -67,7 +68,8 @@ retry-after) pauses the whole fleet.
 Progress is drawn on stderr; the summary goes to stdout. Every device's
 outcome is logged under <state-dir>/fleet-runs/<RUN>: ctrl+c stops the run
 (registrations in flight finish first) and --resume RUN continues it without
-registering any device twice. --delete RUN deletes the registration records
+registering any device twice (--reregister registers them all again, after
+asking unless --yes). --delete RUN deletes the registration records
 the run made, and their devices in the linked hubs (asks first unless --yes).`,
 		Example: `  dpsconsole fleet --group mylegacydevices --devices 100 --prefix sensor
   dpsconsole fleet --group plant-a --devices 10000 --ramp 0..500/s:60s --concurrency 500
@@ -98,8 +100,9 @@ the run made, and their devices in the linked hubs (asks first unless --yes).`,
 	f.IntVar(&c.telemetry, "telemetry", 0, "after assignment, each device sends this many telemetry messages to its hub")
 	f.DurationVar(&c.interval, "interval", time.Second, "with --telemetry: the wait between a device's messages")
 	f.StringVar(&c.deleteRun, "delete", "", "delete the registration records (and hub devices) run RUN made, through the clean-up engine")
-	f.BoolVarP(&c.yes, "yes", "y", false, "with --delete: do not ask first")
+	f.BoolVarP(&c.yes, "yes", "y", false, "with --delete or --reregister: do not ask first")
 	f.StringVar(&c.resume, "resume", "", "continue the stopped run RUN (the id printed when it started)")
+	f.BoolVar(&c.reregister, "reregister", false, "with --resume: register every device of the run again, those already registered included")
 	addOutputFlag(cmd, &c.output)
 	return cmd
 }
@@ -112,8 +115,11 @@ func (c *fleetCmd) check(cmd *cobra.Command) error {
 	if c.deleteRun != "" {
 		return c.checkDelete(cmd)
 	}
-	if c.yes {
-		return usagef("--yes only goes with --delete")
+	if c.reregister && c.resume == "" {
+		return usagef("--reregister goes with --resume RUN (a new run registers all its devices anyway)")
+	}
+	if c.yes && !c.reregister {
+		return usagef("--yes only goes with --delete or --reregister")
 	}
 	if _, err := device.ParseTransport(c.transport); err != nil {
 		return usagef("--transport %q: use https, mqtt or mqtt-ws", c.transport)
@@ -203,7 +209,17 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 		return errors.New("fleet: the target's HTTP transport has no TLS settings to give the devices")
 	}
 	verb := "registering"
-	if c.resume != "" {
+	switch {
+	case c.reregister:
+		// Each device's registration record and hub identity are redone
+		// (its twin reset, as the group's reprovision policy says).
+		if !c.yes && !c.confirm(fmt.Sprintf("Register all %d devices of fleet run %s (%s-%d … %s-%d) again on %s? DPS re-provisions each, as its group's reprovision policy says. [y/N] ",
+			spec.Count, spec.ID, spec.Prefix, spec.Start, spec.Prefix, spec.Start+spec.Count-1, t.name)) {
+			fmt.Fprintln(c.a.err, "nothing registered")
+			return nil
+		}
+		verb = "registering again"
+	case c.resume != "":
 		verb = "resuming"
 	}
 	fmt.Fprintf(c.a.err, "%s %s-%d … %s-%d (%d devices, group %s) on %s over %s, %s, %d at once\n",
@@ -218,6 +234,7 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 		StateDir:         c.a.stateDir,
 		Spec:             spec,
 		Resume:           c.resume != "",
+		Reregister:       c.reregister,
 		GroupKey:         gk,
 		ProvisioningHost: host,
 		Schedule:         sched,

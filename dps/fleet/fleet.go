@@ -40,8 +40,12 @@ type Config struct {
 	StateDir string
 	// Spec is the run: a new one from NewSpec, or with Resume one from
 	// OpenSpec to continue.
-	Spec             Spec
-	Resume           bool
+	Spec   Spec
+	Resume bool
+	// Reregister, with Resume, registers every device of the run again,
+	// those DPS registered already included, and asks DPS about none: a
+	// second registration of each, counted on its own.
+	Reregister       bool
 	GroupKey         keys.Key // device keys derive from it
 	ProvisioningHost string   // device endpoint host[:port]
 	Schedule         Schedule // when devices start; the zero one starts them all at once
@@ -158,9 +162,10 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	e := &engine{cfg: cfg, run: r, pacer: cleanup.NewPacer(cfg.Concurrency), tally: newTally(cfg.Spec.Count, r.RegistrationID),
 		start: time.Now(), probe: make(chan struct{}, 1), tls: DeviceTLS(cfg.TLSConfig)}
-	// Registrations DPS ran in earlier runs count; refusals are tried again.
+	// Registrations DPS ran in earlier runs count (unless they are done
+	// again); refusals are tried again.
 	for _, l := range r.last {
-		if l.Outcome.final() {
+		if e.skips(l) {
 			e.tally.add(l, false)
 		}
 	}
@@ -238,7 +243,7 @@ func (e *engine) startAll(ctx context.Context) error {
 	var err error
 loop:
 	for i := range e.run.last {
-		if e.run.last[i].Outcome.final() {
+		if e.skips(e.run.last[i]) {
 			continue
 		}
 		if wait := time.Until(e.start.Add(e.cfg.Schedule.At(started))); wait > 0 {
@@ -278,11 +283,15 @@ loop:
 	return err
 }
 
+// skips reports whether the run leaves alone a device whose last logged
+// line is l: DPS ran its registration, and a second one was not asked for.
+func (e *engine) skips(l logLine) bool { return l.Outcome.final() && !e.cfg.Reregister }
+
 // device registers device i, or finds it registered already.
 func (e *engine) device(ctx context.Context, i int) {
 	id := e.run.RegistrationID(i)
 	prev := e.run.last[i].Outcome
-	if prev == OutcomeSent || prev == OutcomeLost {
+	if (prev == OutcomeSent || prev == OutcomeLost) && !e.cfg.Reregister {
 		// The register went out before, with no answer logged: DPS may have
 		// run it. Ask rather than register the device a second time.
 		if l, ok := e.lookup(ctx, id); ok {

@@ -522,3 +522,54 @@ func TestFleetResumeAfterACrashAsksDPS(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetReregister: a resumed run asked to (Reregister) registers every
+// device of the run again, those DPS registered already included, and
+// counts only its own outcomes; without it a finished run registers none.
+func TestFleetReregister(t *testing.T) {
+	f := start(t, emulator.Options{})
+	cfg := f.config(t, 8)
+	sum, err := fleet.Run(t.Context(), cfg)
+	if err != nil || sum.Assigned != 8 {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	// One device lost its answer: a reregistering run does not ask DPS
+	// about it, it registers it like the others.
+	logPath := filepath.Join(fleet.RunsDir(f.stateDir), sum.Run, "outcomes.jsonl")
+	lf, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf.WriteString(`{"n":7,"o":"lost","e":"EOF"}` + "\n")
+	lf.Close()
+	spec, err := fleet.OpenSpec(f.stateDir, sum.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Spec, cfg.Resume, cfg.Reregister = spec, true, true
+	var looked atomic.Int64
+	lookup := cfg.Lookup
+	cfg.Lookup = func(ctx context.Context, id string) (dps.DeviceRegistrationState, error) {
+		looked.Add(1)
+		return lookup(ctx, id)
+	}
+	before := f.clients.Load()
+	sum, err = fleet.Run(t.Context(), cfg)
+	if err != nil || sum.Assigned != 8 || sum.ThisRun != 8 || sum.Finished != 8 {
+		t.Fatalf("reregistered: %+v, %v", sum, err)
+	}
+	if n := f.clients.Load() - before; n != 8 || looked.Load() != 0 {
+		t.Errorf("%d devices registered again, %d looked up; want 8 and 0", n, looked.Load())
+	}
+	for id, r := range f.records(t) {
+		if r.Substatus != dps.SubstatusDeviceDataReset {
+			t.Errorf("%s not registered a second time: substatus %s", id, r.Substatus)
+		}
+	}
+	// Done again: a plain resume registers nothing.
+	cfg.Reregister = false
+	before = f.clients.Load()
+	if sum, err = fleet.Run(t.Context(), cfg); err != nil || sum.ThisRun != 0 || sum.Assigned != 8 || f.clients.Load() != before {
+		t.Fatalf("resuming the reregistered run: %+v, %v", sum, err)
+	}
+}
