@@ -161,7 +161,6 @@ func loadAverage() string {
 	return strings.Fields(string(b))[0]
 }
 
-
 // TestFleetMemoryPerDeviceInFlight holds 200 devices in flight (the
 // emulator keeps them assigning) and measures the live heap they add:
 // fleet, device client, TLS connection, and the emulator's side of it,
@@ -203,4 +202,21 @@ func liveHeap() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// BenchmarkFleetThrottled is the full run TestFleetAtTheQuota scales down:
+// 3,000 devices against the emulator at --throttle 1000/min, its quota spent
+// by another client, the fleet paced at the quota as it is by default
+// against a real DPS; about 3 minutes. Run it with -benchtime 1x.
+func BenchmarkFleetThrottled(b *testing.B) {
+	for range b.N {
+		load := loadAverage()
+		r := quotaRun(b, 1000, 3000)
+		b.ReportMetric(r.elapsed.Seconds(), "s")
+		b.ReportMetric(100*r.share, "%-of-quota")
+		b.ReportMetric(100*float64(r.throttled)/float64(r.requests), "%-429")
+		b.Logf("%d devices in %v: %.1f %% of 1,000/min; %d of %d requests answered 429; load %s → %s",
+			r.devices, r.elapsed.Round(time.Millisecond), 100*r.share, r.throttled, r.requests, load, loadAverage())
+		r.check(b)
+	}
 }

@@ -2,8 +2,9 @@
 // DPS: IDs PREFIX-K … PREFIX-(K+N-1), keys derived from a group key, each
 // device on its own connection the way real devices are (a TLS connection
 // over HTTPS, an MQTT connection over mqtt and mqtt-ws). Devices start
-// on a schedule (a rate or a ramp); every request passes one pacer that
-// honours each Retry-After for the whole fleet. Every device's start and
+// on a schedule (a rate or a ramp); every request passes a pacer that
+// honours each Retry-After for the whole fleet: one for the registrations,
+// which DPS's quota counts, one for the polls, which DPS limits apart. Every device's start and
 // outcome are logged (fsynced) under <state-dir>/fleet-runs/<run>, so a
 // stopped run resumes without registering any device twice.
 package fleet
@@ -91,8 +92,9 @@ var ErrInterrupted = errors.New("interrupted")
 type engine struct {
 	cfg   Config
 	run   *run
-	pacer *cleanup.Pacer
-	tls   *tls.Config // every device connection's: DeviceTLS(cfg.TLSConfig)
+	pacer *cleanup.Pacer // registrations: DPS's quota of operations
+	polls *cleanup.Pacer // polls: not operations, throttled by DPS apart
+	tls   *tls.Config    // every device connection's: DeviceTLS(cfg.TLSConfig)
 	tally *tally
 	start time.Time
 	stop  context.Context // the run's own: cancelled, no device starts, telemetry ends
@@ -160,7 +162,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	e := &engine{cfg: cfg, run: r, pacer: cleanup.NewPacer(cfg.Concurrency), tally: newTally(cfg.Spec.Count, r.RegistrationID),
+	e := &engine{cfg: cfg, run: r, pacer: cleanup.NewPacer(cfg.Concurrency), polls: cleanup.NewPacer(cfg.Concurrency), tally: newTally(cfg.Spec.Count, r.RegistrationID),
 		start: time.Now(), probe: make(chan struct{}, 1), tls: DeviceTLS(cfg.TLSConfig)}
 	// Registrations DPS ran in earlier runs count (unless they are done
 	// again); refusals are tried again.
@@ -430,8 +432,9 @@ func (e *engine) register(ctx context.Context, id string) logLine {
 // sent" steps holds the publish back exactly as the gate holds an HTTPS
 // request, and the answer's step (accepted, polled, retry with the
 // retry-after of a 429, or error) releases it. Every request of the fleet,
-// the resends of a 429 included, thus passes the one pacer, and a 429 pauses
-// the whole fleet for its retry-after, not only the device it met.
+// the resends of a 429 included, thus passes its pacer, and a 429 pauses
+// the whole fleet's registrations (or polls) for its retry-after, not only
+// the device it met.
 type mqttPacing struct {
 	e         *engine
 	ctx       context.Context
@@ -448,7 +451,7 @@ func (m *mqttPacing) step(ev device.Event) {
 		}
 		// An error here is the device's context ending: its publish then
 		// ends on the same context, unanswered.
-		m.pending, _ = m.e.pass(m.ctx)
+		m.pending, _ = m.e.pass(m.ctx, ev.Step == device.StepPollSent)
 	case device.StepAccepted, device.StepPolled, device.StepRetry, device.StepError:
 		m.answered(ev)
 	}
@@ -552,12 +555,13 @@ func errorGroup(err error, id string) string {
 	return strings.ReplaceAll(err.Error(), id, "<id>")
 }
 
-// gate passes every request of every device through the fleet's pacer, so a
-// 429 pauses the whole fleet for its Retry-After, not just one device.
+// gate passes every request of every device through the fleet's pacers, so
+// a 429 pauses the whole fleet for its Retry-After, not just one device.
 type gate struct{ e *engine }
 
 func (g gate) Do(req *policy.Request) (*http.Response, error) {
-	done, err := g.e.pass(req.Raw().Context())
+	// A device sends PUT register and GET polls.
+	done, err := g.e.pass(req.Raw().Context(), req.Raw().Method == http.MethodGet)
 	if err != nil {
 		return nil, err
 	}
@@ -574,12 +578,17 @@ func (g gate) Do(req *policy.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// pass waits for the fleet's pacer to let one request go (one at a time
-// while probing) and returns the call that hands it the request's answer:
-// its status (0 for none), whether it failed, and a 429's retry-after.
-func (e *engine) pass(ctx context.Context) (done func(status int, failed bool, retryAfter time.Duration), err error) {
+// pass waits for the fleet's pacer of registrations, or of polls, to let one
+// request go (a registration one at a time while probing) and returns the
+// call that hands it the request's answer: its status (0 for none), whether
+// it failed, and a 429's retry-after.
+func (e *engine) pass(ctx context.Context, poll bool) (done func(status int, failed bool, retryAfter time.Duration), err error) {
+	p := e.pacer
+	if poll {
+		p = e.polls
+	}
 	unprobe := func() {}
-	if e.probing.Load() {
+	if !poll && e.probing.Load() {
 		select {
 		case e.probe <- struct{}{}:
 			unprobe = func() { <-e.probe }
@@ -587,7 +596,7 @@ func (e *engine) pass(ctx context.Context) (done func(status int, failed bool, r
 			return nil, ctx.Err()
 		}
 	}
-	sent, err := e.pacer.Acquire(ctx)
+	sent, err := p.Acquire(ctx)
 	if err != nil {
 		unprobe()
 		return nil, err
@@ -601,8 +610,8 @@ func (e *engine) pass(ctx context.Context) (done func(status int, failed bool, r
 				th.n++
 			}
 		}
-		e.pacer.Release(sent, throttled, failed, wait)
-		if throttled || e.probing.Load() {
+		p.Release(sent, throttled, failed, wait)
+		if !poll && (throttled || e.probing.Load()) {
 			_, rate := e.pacer.State()
 			e.probing.Store(rate == 0 && (throttled || e.probing.Load()))
 		}

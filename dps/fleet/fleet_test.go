@@ -352,7 +352,7 @@ func throttledFleet(t *testing.T, devices int, left time.Duration, tr string) {
 }
 
 // drain spends the emulator's token bucket with service reads.
-func drain(t *testing.T, f *fixture) {
+func drain(t testing.TB, f *fixture) {
 	t.Helper()
 	var wg sync.WaitGroup
 	var done atomic.Bool
@@ -572,4 +572,59 @@ func TestFleetReregister(t *testing.T) {
 	if sum, err = fleet.Run(t.Context(), cfg); err != nil || sum.ThisRun != 0 || sum.Assigned != 8 || f.clients.Load() != before {
 		t.Fatalf("resuming the reregistered run: %+v, %v", sum, err)
 	}
+}
+
+// TestFleetAtTheQuota is the 3-minute benchmark BenchmarkFleetThrottled
+// scaled down 10×: the emulator throttles at 600 operations a minute, its
+// quota already spent by another client, and the fleet paces at that
+// quota, as it does by default against a real DPS. It finishes in about
+// the time the quota allows, at ≥ 90 % of the allowed rate, with < 1 % of
+// its requests answered 429.
+func TestFleetAtTheQuota(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for about 30 s")
+	}
+	res := quotaRun(t, 600, 300)
+	t.Logf("%+v", res)
+	res.check(t)
+}
+
+// quotaResult is one run at the quota.
+type quotaResult struct {
+	devices, requests, throttled int
+	elapsed                      time.Duration
+	share                        float64 // registrations a minute ÷ the quota
+}
+
+func (r quotaResult) check(t testing.TB) {
+	t.Helper()
+	if r.share < 0.9 {
+		t.Errorf("%d devices in %v: %.0f %% of the allowed rate, want ≥ 90 %%", r.devices, r.elapsed.Round(time.Millisecond), 100*r.share)
+	}
+	if float64(r.throttled) >= 0.01*float64(r.requests) {
+		t.Errorf("%d of %d requests answered 429, want < 1 %%", r.throttled, r.requests)
+	}
+}
+
+// quotaRun registers devices against an emulator throttled at perMinute
+// whose bucket is spent, the fleet paced at perMinute.
+func quotaRun(t testing.TB, perMinute, devices int) quotaResult {
+	f := start(t, emulator.Options{ThrottlePerMinute: perMinute, AssignmentDelay: time.Second})
+	drain(t, f)
+	before := f.em.Stats().Throttled
+	cfg := f.config(t, devices)
+	cfg.Concurrency = 100
+	rate := float64(perMinute) / 60
+	cfg.Schedule = fleet.Schedule{From: rate, To: rate}
+	t0 := time.Now()
+	sum, err := fleet.Run(t.Context(), cfg)
+	el := time.Since(t0)
+	if err != nil || sum.Assigned != devices {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	f.mu.Lock()
+	requests := len(f.requests)
+	f.mu.Unlock()
+	return quotaResult{devices: devices, requests: requests, throttled: f.em.Stats().Throttled - before, elapsed: el,
+		share: float64(devices) / el.Minutes() / float64(perMinute)}
 }
