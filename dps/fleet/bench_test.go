@@ -12,11 +12,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/dpsconsole/dpsconsole/dps/device"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 	"github.com/dpsconsole/dpsconsole/dps/fleet"
 )
@@ -161,47 +162,59 @@ func loadAverage() string {
 	return strings.Fields(string(b))[0]
 }
 
-// TestFleetMemoryPerDeviceInFlight holds 200 devices in flight (the
-// emulator keeps them assigning) and measures the live heap they add:
-// fleet, device client, TLS connection, and the emulator's side of it,
-// which runs in this process too.
+// TestFleetMemoryPerDeviceInFlight holds 1,000 devices in flight, each
+// with its register answered and its poll waiting on its own TLS
+// connection (the emulator keeps them assigning), and measures the live
+// heap and goroutine stacks they add: fleet, device client, TLS connection,
+// and the emulator's side of it, which runs in this process too. Budget:
+// 100 KB a device.
 func TestFleetMemoryPerDeviceInFlight(t *testing.T) {
 	if testing.Short() {
-		t.Skip("holds 200 devices for 2 s")
+		t.Skip("holds 1,000 devices in flight")
 	}
-	const n = 200
-	f := start(t, emulator.Options{AssignmentDelay: 2 * time.Second})
+	const n = 1000
+	f := start(t, emulator.Options{AssignmentDelay: time.Minute})
 	cfg := f.config(t, n)
-	cfg.Concurrency = n
-	cfg.ProgressEvery = 50 * time.Millisecond
+	cfg.Concurrency, cfg.NewHTTPClient, cfg.Drain = n, nil, time.Millisecond
+	cfg.TLSConfig = f.base.Transport.(*http.Transport).TLSClientConfig
 	base := liveHeap()
-	var once sync.Once
-	var peak uint64
-	cfg.Progress = func(s fleet.Snapshot) {
-		if s.InFlight == n {
-			// Wait for every register to be answered: then each device
-			// holds its connection and its poller, nothing in transit.
-			once.Do(func() { time.Sleep(500 * time.Millisecond); peak = liveHeap() })
+	var accepted atomic.Int64
+	all := make(chan struct{})
+	cfg.OnEvent = func(_ string, ev device.Event) {
+		if ev.Step == device.StepAccepted && accepted.Add(1) == n {
+			close(all)
 		}
 	}
-	if _, err := fleet.Run(t.Context(), cfg); err != nil {
-		t.Fatal(err)
-	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var peak uint64
+	go func() {
+		select {
+		case <-all:
+			time.Sleep(200 * time.Millisecond) // the last answers read
+			peak = liveHeap()
+		case <-time.After(2 * time.Minute):
+		}
+		cancel()
+	}()
+	fleet.Run(ctx, cfg) // interrupted once measured
 	if peak == 0 {
-		t.Fatal("the devices were never all in flight at once")
+		t.Fatalf("only %d of %d devices were in flight with their register answered at once", accepted.Load(), n)
 	}
 	per := (int64(peak) - int64(base)) / n
-	t.Logf("%d bytes of live heap per device in flight (client and emulator sides)", per)
-	if per > 256<<10 {
-		t.Errorf("%d KiB per device in flight", per>>10)
+	t.Logf("%d bytes of live heap and stacks per device in flight (client and emulator sides)", per)
+	if per > 100<<10 {
+		t.Errorf("%d KiB per device in flight, want ≤ 100", per>>10)
 	}
 }
 
+// liveHeap is the live heap after a GC plus the goroutine stacks: a device
+// in flight holds goroutines on both sides.
 func liveHeap() uint64 {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
+	return m.HeapAlloc + m.StackInuse
 }
 
 // BenchmarkFleetThrottled is the full run TestFleetAtTheQuota scales down:
