@@ -174,7 +174,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	stopProgress := e.progress()
 	runErr := e.startAll(ctx)
 	stopProgress()
-	if cerr := r.log.close(); runErr == nil {
+	if cerr := r.log.Close(); runErr == nil {
 		runErr = cerr
 	}
 	s := e.tally.summary(r.ID, time.Since(e.start))
@@ -266,7 +266,7 @@ loop:
 			<-slots
 			break
 		}
-		if err = e.run.log.err(); err != nil {
+		if err = e.run.log.Err(); err != nil {
 			<-slots
 			break
 		}
@@ -280,7 +280,7 @@ loop:
 	}
 	wg.Wait()
 	if err == nil {
-		err = e.run.log.err()
+		err = e.run.log.Err()
 	}
 	return err
 }
@@ -301,7 +301,7 @@ func (e *engine) device(ctx context.Context, i int) {
 			return
 		}
 	}
-	if err := <-e.run.log.record(logLine{N: i, Outcome: OutcomeSent}); err != nil {
+	if err := <-e.run.log.AppendSynced(logLine{N: i, Outcome: OutcomeSent}); err != nil {
 		return // the run stops on the log's error
 	}
 	l := e.register(ctx, id)
@@ -313,7 +313,7 @@ func (e *engine) device(ctx context.Context, i int) {
 
 func (e *engine) finish(i int, id string, l logLine) {
 	l.N = i
-	e.run.log.note(l)
+	e.run.log.Append(l)
 	if l.Outcome.final() || l.Outcome == OutcomeError || l.Outcome == OutcomeLost {
 		e.tally.add(l, true)
 	}
