@@ -53,7 +53,7 @@ type Config struct {
 	Concurrency      int      // devices registering at once (and requests in flight)
 	// NewHTTPClient returns a client with its own transport for one HTTPS
 	// device: its own TLS connection, closed when the device is done (nil =
-	// NewDeviceHTTPClient with the fleet's device TLS). MQTT devices do not
+	// the fleet's own: deviceDialer.client). MQTT devices do not
 	// use it: each opens its own MQTT connection.
 	NewHTTPClient func() *http.Client
 	// MQTTHost is DPS's MQTT host:port for --transport mqtt ("" = the
@@ -95,6 +95,7 @@ type engine struct {
 	pacer *cleanup.Pacer // registrations: DPS's quota of operations
 	polls *cleanup.Pacer // polls: not operations, throttled by DPS apart
 	tls   *tls.Config    // every device connection's: DeviceTLS(cfg.TLSConfig)
+	dial  *deviceDialer  // the HTTPS devices' connections
 	tally *tally
 	start time.Time
 	stop  context.Context // the run's own: cancelled, no device starts, telemetry ends
@@ -164,6 +165,7 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	e := &engine{cfg: cfg, run: r, pacer: cleanup.NewPacer(cfg.Concurrency), polls: cleanup.NewPacer(cfg.Concurrency), tally: newTally(cfg.Spec.Count, r.RegistrationID),
 		start: time.Now(), probe: make(chan struct{}, 1), tls: DeviceTLS(cfg.TLSConfig)}
+	e.dial = newDeviceDialer(e.tls)
 	// Registrations DPS ran in earlier runs count (unless they are done
 	// again); refusals are tried again.
 	for _, l := range r.last {
@@ -350,12 +352,12 @@ type deviceThrottles struct{ n int }
 type throttlesKey struct{}
 
 // newHTTPClient is one HTTPS device's client: Config.NewHTTPClient's, or
-// by default its own transport with the fleet's device TLS.
+// by default its own transport with the fleet's device TLS (deviceDialer).
 func (e *engine) newHTTPClient() *http.Client {
 	if e.cfg.NewHTTPClient != nil {
 		return e.cfg.NewHTTPClient()
 	}
-	return NewDeviceHTTPClient(e.tls)
+	return e.dial.client()
 }
 
 // register runs one registration on the device's own connection: a TLS
