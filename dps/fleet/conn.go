@@ -13,11 +13,12 @@ import (
 
 // DeviceTLS is the TLS of every simulated device's connection: what base
 // trusts (nil: the system roots), offering the classic X25519 key share.
-// Go's default adds the hybrid X25519MLKEM768, which the TLS stacks of
-// devices do not offer yet (the Azure IoT C SDK's OpenSSL 1.1/3.0, mbedTLS
-// and Schannel; Node 20's OpenSSL 3.0) and which costs both sides a
-// post-quantum key exchange per handshake: a simulated device should cost
-// the service what a real one does. Each device starts without a session
+// Go 1.26's default adds the hybrid X25519MLKEM768, which the device SDKs'
+// TLS stacks do not offer (Node 20's OpenSSL 3.0 sends an X25519 key share
+// and offers no ML-KEM; OpenSSL, which the C SDK uses on Linux, offers it
+// only from 3.5) and which costs both sides a post-quantum key exchange per
+// handshake: a simulated device should cost the service what a real one
+// does. Each device starts without a session
 // to resume, as a device connecting for the first time does.
 func DeviceTLS(base *tls.Config) *tls.Config {
 	c := &tls.Config{}
