@@ -59,20 +59,28 @@ func (d *deviceDialer) client() *http.Client {
 	tr.TLSClientConfig = d.tls
 	tr.ForceAttemptHTTP2 = false
 	tr.MaxIdleConnsPerHost = 1
-	if !d.tls.InsecureSkipVerify && d.tls.VerifyConnection == nil && d.tls.VerifyPeerCertificate == nil {
+	if d.checks() {
 		tr.DialTLSContext = d.dialTLS // through a proxy the transport's own TLS runs
 	}
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}
 }
 
-func (d *deviceDialer) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
+// checks reports whether the fleet checks certificates itself: not when
+// the caller's TLS settings skip the check or check in their own way.
+func (d *deviceDialer) checks() bool {
+	return !d.tls.InsecureSkipVerify && d.tls.VerifyConnection == nil && d.tls.VerifyPeerCertificate == nil
+}
+
+// tlsFor is the TLS of one connection to addr (host[:port]), its
+// certificate checked by check: for the MQTT connections, which the
+// device client dials itself.
+func (d *deviceDialer) tlsFor(addr string) *tls.Config {
+	if !d.checks() {
+		return d.tls
 	}
-	raw, err := d.dialer.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
+	host := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		host = h
 	}
 	c := d.tls.Clone()
 	if c.ServerName == "" {
@@ -81,6 +89,15 @@ func (d *deviceDialer) dialTLS(ctx context.Context, network, addr string) (net.C
 	name := c.ServerName
 	c.InsecureSkipVerify = true // checked by VerifyConnection
 	c.VerifyConnection = func(cs tls.ConnectionState) error { return d.check(cs, name) }
+	return c
+}
+
+func (d *deviceDialer) dialTLS(ctx context.Context, network, addr string) (net.Conn, error) {
+	c := d.tlsFor(addr)
+	raw, err := d.dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
 	conn := tls.Client(raw, c)
 	if err := conn.HandshakeContext(ctx); err != nil {
 		raw.Close()

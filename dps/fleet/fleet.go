@@ -360,6 +360,20 @@ func (e *engine) newHTTPClient() *http.Client {
 	return e.dial.client()
 }
 
+// deviceTLS is the TLS of a device's own MQTT connection to DPS: over
+// mqtt to the MQTT host (by default the provisioning host's name), over
+// mqtt-ws to the provisioning host. HTTPS devices dial through e.dial.
+func (e *engine) deviceTLS(tr device.Transport) *tls.Config {
+	if !tr.IsMQTT() {
+		return e.tls
+	}
+	host := e.cfg.ProvisioningHost
+	if tr == device.TransportMQTT && e.cfg.MQTTHost != "" {
+		host = e.cfg.MQTTHost
+	}
+	return e.dial.tlsFor(host)
+}
+
 // register runs one registration on the device's own connection: a TLS
 // connection over HTTPS, one MQTT connection (one CONNECT) over MQTT, closed
 // when the device is done.
@@ -376,7 +390,7 @@ func (e *engine) register(ctx context.Context, id string) logLine {
 		opts.Transport, opts.PerRetryPolicies = hc, []policy.Policy{gate{e}}
 	}
 	dc, err := device.NewClient(e.run.IDScope, &device.ClientOptions{ClientOptions: opts,
-		ProvisioningHost: e.cfg.ProvisioningHost, Transport: tr, MQTTHost: e.cfg.MQTTHost, TLSConfig: e.tls})
+		ProvisioningHost: e.cfg.ProvisioningHost, Transport: tr, MQTTHost: e.cfg.MQTTHost, TLSConfig: e.deviceTLS(tr)})
 	if err != nil {
 		return logLine{Outcome: OutcomeError, Error: err.Error()}
 	}
