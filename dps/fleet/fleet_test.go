@@ -628,3 +628,28 @@ func quotaRun(t testing.TB, perMinute, devices int) quotaResult {
 	return quotaResult{devices: devices, requests: requests, throttled: f.em.Stats().Throttled - before, elapsed: el,
 		share: float64(devices) / el.Minutes() / float64(perMinute)}
 }
+
+// TestFleetDefaultClientOneConnectionPerDevice: the engine's own HTTPS
+// client (no Config.NewHTTPClient) gives each device one connection, for
+// its register and its poll, closed when it is done.
+func TestFleetDefaultClientOneConnectionPerDevice(t *testing.T) {
+	f := start(t, emulator.Options{AssignmentDelay: 300 * time.Millisecond})
+	cfg := f.config(t, 20)
+	relayed := relay(t, f.em.Env().DeviceEndpoint)
+	cfg.NewHTTPClient, cfg.ProvisioningHost = nil, relayed.addr
+	cfg.TLSConfig = f.base.Transport.(*http.Transport).TLSClientConfig
+	var polls atomic.Int64
+	cfg.OnEvent = func(_ string, ev device.Event) {
+		if ev.Step == device.StepPolled {
+			polls.Add(1)
+		}
+	}
+	sum, err := fleet.Run(t.Context(), cfg)
+	if err != nil || sum.Assigned != 20 {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	if n := relayed.accepted.Load(); n != 20 || polls.Load() < 20 {
+		t.Errorf("%d connections and %d polls for 20 devices, want one connection each and a poll each", n, polls.Load())
+	}
+	relayed.closed(t)
+}
