@@ -70,11 +70,17 @@ func (e *Emulator) hubInvokeMethod(h *hub, w http.ResponseWriter, r *http.Reques
 		writeHubError(w, http.StatusBadRequest, "ArgumentInvalid", msg)
 		return
 	}
-	if _, ok := e.hubFind(h, w, r, deviceID); !ok {
-		return
-	}
 	ctx := r.Context()
-	cl := e.methodClient(ctx, h, deviceID, time.Duration(*call.ConnectTimeoutInSeconds)*time.Second)
+	// A device connected and subscribed needs no registry read: its session
+	// proves the identity (deleting one ends its session). Only a device
+	// that is not is looked up, to tell DeviceNotFound from DeviceNotOnline.
+	cl := e.methodReady(h, deviceID)
+	if cl == nil {
+		if _, ok := e.hubFind(h, w, r, deviceID); !ok {
+			return
+		}
+		cl = e.methodClient(ctx, h, deviceID, time.Duration(*call.ConnectTimeoutInSeconds)*time.Second)
+	}
 	if cl == nil {
 		writeHubError(w, http.StatusNotFound, "DeviceNotOnline",
 			"404103 device "+strconv.Quote(deviceID)+" is not connected, so it cannot run method "+strconv.Quote(call.MethodName)+

@@ -224,12 +224,21 @@ func (e *Emulator) notifyDesired(h *hub, d hubDevice, change map[string]any) {
 	cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topic, Payload: b})
 }
 
+// methodReady is deviceID's connection to h if it is subscribed to method
+// calls, else nil.
+func (e *Emulator) methodReady(h *hub, deviceID string) *mqtt.Client {
+	if cl := e.deviceClient(h, deviceID); cl != nil && subscribedTo(cl, topicMethodsPOST) {
+		return cl
+	}
+	return nil
+}
+
 // methodClient waits up to connect for deviceID to be connected to h and
 // subscribed to method calls; nil if it is not by then.
 func (e *Emulator) methodClient(ctx context.Context, h *hub, deviceID string, connect time.Duration) *mqtt.Client {
 	deadline := time.Now().Add(connect)
 	for {
-		if cl := e.deviceClient(h, deviceID); cl != nil && subscribedTo(cl, topicMethodsPOST) {
+		if cl := e.methodReady(h, deviceID); cl != nil {
 			return cl
 		}
 		if !time.Now().Before(deadline) {
