@@ -27,9 +27,20 @@ type methodCall struct {
 	ConnectTimeoutInSeconds  *int            `json:"connectTimeoutInSeconds"`
 }
 
-// readMethodCall decodes and checks a method call; msg says what is wrong.
-func readMethodCall(body io.Reader) (c methodCall, msg string) {
-	b, err := io.ReadAll(io.LimitReader(body, 2*maxMethodPayload+1))
+// readMethodCall decodes and checks a method call of size bytes (-1 when
+// not known); msg says what is wrong.
+func readMethodCall(body io.Reader, size int64) (c methodCall, msg string) {
+	var b []byte
+	var err error
+	switch {
+	case size > 2*maxMethodPayload:
+		return c, "the method call is larger than the hub accepts"
+	case size >= 0: // one read of the right size, not ReadAll's doubling from 512 bytes
+		b = make([]byte, size)
+		_, err = io.ReadFull(body, b)
+	default:
+		b, err = io.ReadAll(io.LimitReader(body, 2*maxMethodPayload+1))
+	}
 	if err != nil || len(b) > 2*maxMethodPayload {
 		return c, "the method call is larger than the hub accepts"
 	}
@@ -65,7 +76,7 @@ func readMethodCall(body io.Reader) (c methodCall, msg string) {
 // connectTimeoutInSeconds is 404 DeviceNotOnline (404103); no answer within
 // responseTimeoutInSeconds is 504 GatewayTimeout (504101).
 func (e *Emulator) hubInvokeMethod(h *hub, w http.ResponseWriter, r *http.Request, deviceID string) {
-	call, msg := readMethodCall(r.Body)
+	call, msg := readMethodCall(r.Body, r.ContentLength)
 	if msg != "" {
 		writeHubError(w, http.StatusBadRequest, "ArgumentInvalid", msg)
 		return
@@ -93,8 +104,9 @@ func (e *Emulator) hubInvokeMethod(h *hub, w http.ResponseWriter, r *http.Reques
 			"504101 device "+strconv.Quote(deviceID)+" did not answer method "+strconv.Quote(call.MethodName)+" within "+strconv.Itoa(*call.ResponseTimeoutInSeconds)+" s")
 		return
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Status  int             `json:"status"`
-		Payload json.RawMessage `json:"payload"`
-	}{ans.status, ans.payload})
+	// {"status":..,"payload":..}: the payload is compact JSON already.
+	b := make([]byte, 0, len(`{"status":,"payload":}`)+4+len(ans.payload))
+	b = strconv.AppendInt(append(b, `{"status":`...), int64(ans.status), 10)
+	b = append(append(append(b, `,"payload":`...), ans.payload...), '}')
+	writeRawJSON(w, http.StatusOK, b)
 }

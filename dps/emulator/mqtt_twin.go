@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,8 +68,13 @@ func (e *Emulator) deviceClient(h *hub, deviceID string) *mqtt.Client {
 	return cl
 }
 
-// subscribedTo says whether cl has a subscription that covers topic.
+// subscribedTo says whether cl has a subscription that covers topic. The
+// SDKs subscribe to topic+"#", found without copying the client's
+// subscriptions (GetAll does, on every method call and notification).
 func subscribedTo(cl *mqtt.Client, topic string) bool {
+	if _, ok := cl.State.Subscriptions.Get(topic + "#"); ok {
+		return true
+	}
 	for filter := range cl.State.Subscriptions.GetAll() {
 		if filter == topic || strings.HasSuffix(filter, "#") && strings.HasPrefix(topic, strings.TrimSuffix(filter, "#")) {
 			return true
@@ -294,12 +300,16 @@ func (e *Emulator) callMethod(ctx context.Context, cl *mqtt.Client, h *hub, devi
 // answer nobody waits for (late, or another $rid) is dropped, as IoT Hub
 // does. A payload that is not JSON is passed on as a JSON string.
 func (e *Emulator) methodAnswered(h *hub, deviceID, rid string, status int, payload []byte) {
-	p := json.RawMessage(payload)
+	// Compacted here, as the answer's JSON encoding would (and in one pass
+	// with the check), so the HTTP answer is written as it is.
+	var p bytes.Buffer
 	switch {
-	case len(strings.TrimSpace(string(payload))) == 0:
-		p = json.RawMessage("null")
-	case !json.Valid(payload):
-		p, _ = json.Marshal(string(payload))
+	case len(bytes.TrimSpace(payload)) == 0:
+		p.WriteString("null")
+	case json.Compact(&p, payload) != nil:
+		p.Reset()
+		b, _ := json.Marshal(string(payload))
+		p.Write(b)
 	}
 	s := &e.devices
 	s.mu.Lock()
@@ -307,7 +317,7 @@ func (e *Emulator) methodAnswered(h *hub, deviceID, rid string, status int, payl
 	s.mu.Unlock()
 	if answer != nil {
 		select {
-		case answer <- methodAnswer{status, p}:
+		case answer <- methodAnswer{status, p.Bytes()}:
 		default: // answered twice: the first answer counts
 		}
 	}
