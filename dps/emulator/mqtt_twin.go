@@ -35,8 +35,8 @@ const (
 // connection state last changed, and the method calls awaiting an answer.
 type hubSessions struct {
 	mu      sync.Mutex
-	changed map[string]time.Time         // by sessionKey
-	calls   map[string]chan methodAnswer // by sessionKey + "/" + $rid
+	changed map[string]time.Time // by sessionKey
+	calls   map[callKey]chan methodAnswer
 	seq     uint64
 	writing sync.Map // sessionKey → *sync.Mutex: one service twin write (and its notification) at a time
 }
@@ -46,6 +46,14 @@ type hubSessions struct {
 func (s *hubSessions) twinWriteLock(h *hub, deviceID string) *sync.Mutex {
 	m, _ := s.writing.LoadOrStore(sessionKey(h, deviceID), new(sync.Mutex))
 	return m.(*sync.Mutex)
+}
+
+// callKey is a method call awaiting its device's answer: the $rid alone
+// would let another device answer it.
+type callKey struct {
+	hub      int
+	deviceID string
+	rid      uint64
 }
 
 type methodAnswer struct {
@@ -264,11 +272,10 @@ func (e *Emulator) callMethod(ctx context.Context, cl *mqtt.Client, h *hub, devi
 	s := &e.devices
 	s.mu.Lock()
 	if s.calls == nil {
-		s.calls = map[string]chan methodAnswer{}
+		s.calls = map[callKey]chan methodAnswer{}
 	}
 	s.seq++
-	rid := strconv.FormatUint(s.seq, 16)
-	key := sessionKey(h, deviceID) + "/" + rid
+	key := callKey{h.Index, deviceID, s.seq}
 	answer := make(chan methodAnswer, 1)
 	s.calls[key] = answer
 	s.mu.Unlock()
@@ -281,7 +288,7 @@ func (e *Emulator) callMethod(ctx context.Context, cl *mqtt.Client, h *hub, devi
 	if len(payload) == 0 {
 		payload = []byte("null")
 	}
-	topic := topicMethodsPOST + call.MethodName + "/?$rid=" + rid
+	topic := topicMethodsPOST + call.MethodName + "/?$rid=" + strconv.FormatUint(key.rid, 16)
 	if err := cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topic, Payload: payload}); err != nil {
 		return ans, false
 	}
@@ -300,6 +307,10 @@ func (e *Emulator) callMethod(ctx context.Context, cl *mqtt.Client, h *hub, devi
 // answer nobody waits for (late, or another $rid) is dropped, as IoT Hub
 // does. A payload that is not JSON is passed on as a JSON string.
 func (e *Emulator) methodAnswered(h *hub, deviceID, rid string, status int, payload []byte) {
+	n, err := strconv.ParseUint(rid, 16, 64)
+	if err != nil {
+		return // not a $rid the hub gave out
+	}
 	// Compacted here, as the answer's JSON encoding would (and in one pass
 	// with the check), so the HTTP answer is written as it is.
 	var p bytes.Buffer
@@ -313,7 +324,7 @@ func (e *Emulator) methodAnswered(h *hub, deviceID, rid string, status int, payl
 	}
 	s := &e.devices
 	s.mu.Lock()
-	answer := s.calls[sessionKey(h, deviceID)+"/"+rid]
+	answer := s.calls[callKey{h.Index, deviceID, n}]
 	s.mu.Unlock()
 	if answer != nil {
 		select {
