@@ -101,7 +101,7 @@ func (v *enrollmentsView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Filter, k.New, k.Toggle, k.Delete, k.Refresh}
+	return []*Binding{k.Open, k.Describe, k.Filter, k.New, k.Toggle, k.Delete, k.Refresh}
 }
 
 func (v *enrollmentsView) Init() tea.Cmd { return v.refresh() }
@@ -240,6 +240,8 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 			}
 			return enrollmentShownMsg{gen: gen, e: full, err: err}
 		})
+	case k.Describe.Matches(msg):
+		return open(newDescribeView(v.c, describeSubject{kind: describeEnrollment, id: e.RegistrationID}))
 	case k.Toggle.Matches(msg):
 		v.askToggle(e)
 	case k.Delete.Matches(msg):
