@@ -14,6 +14,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
 	describepane "github.com/dpsconsole/dpsconsole/tui/components/describe"
+	"github.com/dpsconsole/dpsconsole/tui/components/table"
 )
 
 // describeKind is what a describe view shows.
@@ -72,7 +73,7 @@ type describeView struct {
 
 func newDescribeView(c *Common, s describeSubject) *describeView {
 	v := &describeView{c: c, vid: c.newID(), subject: s}
-	v.pane = describepane.New(describepane.Styles{}, c.Width, c.Height)
+	v.pane = describepane.New(c.Styles, c.Width, c.Height)
 	return v
 }
 
@@ -261,8 +262,6 @@ func (v *describeView) head() string {
 }
 
 func (v *describeView) View() string {
-	st := v.c.Styles
-	v.pane.Styles = describepane.Styles{Title: st.Title, Text: st.Value, Muted: st.Muted}
 	if h := v.head(); h != "" {
 		return h + "\n" + v.pane.View()
 	}
@@ -409,7 +408,7 @@ func describeCommands(t *Target, s describeSubject) []string {
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // describeRecordOf opens the selected record of a group's table.
-func describeRecordOf(c *Common, t *Table[record], group string) tea.Cmd {
+func describeRecordOf(c *Common, t *table.Table[record], group string) tea.Cmd {
 	r, ok := t.Selected()
 	if !ok {
 		return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/keys"
+	"github.com/dpsconsole/dpsconsole/tui/components/table"
 )
 
 // findArgument reports whether a `:` line is :find (or a prefix of it,
@@ -149,8 +150,8 @@ func enrollmentOf(ctx context.Context, t *Target, r dps.DeviceRegistrationState)
 // findOnEnter is the direct lookup of `/`: enter on a filter that is a
 // whole registration ID looks that record up, loaded or not. While the
 // filter shows matches, a miss says nothing; it is a filter as well.
-func findOnEnter[V any](t *Table[V], msg tea.KeyPressMsg) tea.Cmd {
-	id := strings.TrimSpace(t.input.Value())
+func findOnEnter[V any](t *table.Table[V], msg tea.KeyPressMsg) tea.Cmd {
+	id := t.Query()
 	if !t.Filtering() || msg.String() != "enter" || keys.ValidateRegistrationID(id) != nil {
 		return nil
 	}

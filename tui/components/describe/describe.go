@@ -11,8 +11,9 @@ import (
 	"regexp"
 	"strings"
 
-	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // Mask is what a secret shows as until revealed.
@@ -26,14 +27,9 @@ type Block struct {
 	JSON  json.RawMessage
 }
 
-// Styles are the pane's looks; the zero value is plain.
-type Styles struct {
-	Title, Text, Muted lipgloss.Style
-}
-
 // Model is the pane.
 type Model struct {
-	Styles   Styles
+	styles   *theme.Styles
 	blocks   []Block
 	revealed bool
 	width    int
@@ -50,9 +46,10 @@ type line struct {
 	title bool
 }
 
-// New returns an empty pane of the given size.
-func New(styles Styles, w, h int) *Model {
-	m := &Model{Styles: styles}
+// New returns an empty pane of the given size, drawn in the console's
+// styles (read at each View: they change with the terminal's background).
+func New(styles *theme.Styles, w, h int) *Model {
+	m := &Model{styles: styles}
 	m.SetSize(w, h)
 	return m
 }
@@ -105,14 +102,14 @@ func (m *Model) View() string {
 	end := min(m.top+m.page(), len(m.lines))
 	out := make([]string, 0, m.height)
 	for _, l := range m.lines[m.top:end] {
-		st := m.Styles.Text
+		st := m.styles.Value
 		if l.title {
-			st = m.Styles.Title
+			st = m.styles.Title
 		}
 		out = append(out, st.Render(l.text))
 	}
 	if m.page() < m.height {
-		out = append(out, m.Styles.Muted.Render(scrollNote(m.top, end, len(m.lines))))
+		out = append(out, m.styles.Muted.Render(scrollNote(m.top, end, len(m.lines))))
 	}
 	return strings.Join(out, "\n")
 }
@@ -145,7 +142,7 @@ func (m *Model) layout() {
 // add lays out one line, wrapped rather than cut: a revealed key or a long
 // error message still reads whole.
 func (m *Model) add(text string, title bool) {
-	for _, w := range strings.Split(ansi.Hardwrap(text, m.width, true), "\n") {
+	for _, w := range strings.Split(ansi.Wrap(text, m.width, " "), "\n") {
 		m.lines = append(m.lines, line{w, title})
 	}
 }
