@@ -210,11 +210,12 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	if v.shown != nil {
 		return v.detailKey(msg)
 	}
+	lookup := findOnEnter(v.table, msg)
 	if cmd, handled := v.table.Update(msg); handled {
 		if !v.loading && v.table.WantsMore() {
-			return tea.Batch(cmd, v.fetch())
+			return tea.Batch(cmd, v.fetch(), lookup)
 		}
-		return cmd
+		return tea.Batch(cmd, lookup)
 	}
 	e, ok := v.table.Selected()
 	switch {
