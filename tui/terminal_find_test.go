@@ -31,7 +31,9 @@ func TestTerminalDescribeAndFindUnderTmux(t *testing.T) {
 	m.send("G") // the keys, read by the second request, are at the end
 	m.waitFor("scroll", "POST /enrollmentGroups/hashed-fleet/attestationmechanism", `"primaryKey": "••••••••"`)
 	m.send("v")
-	m.waitUntil("reveal", func(s string) bool { return strings.Contains(s, `"primaryKey": "`) && !strings.Contains(s, `"primaryKey": "••••••••"`) })
+	m.waitUntil("reveal", func(s string) bool {
+		return strings.Contains(s, `"primaryKey": "`) && !strings.Contains(s, `"primaryKey": "••••••••"`)
+	})
 	m.send("Escape", ":")
 	m.typeText("find fleet-sensor-003")
 	m.send("Enter")
