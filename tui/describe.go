@@ -104,12 +104,15 @@ func (v *describeView) Hints() []*Binding {
 	hints := []*Binding{k.CopyID, k.Reveal}
 	switch v.subject.kind {
 	case describeRecord:
-		hints = append([]*Binding{k.GoGroup, k.Open}, hints...)
+		hints = append([]*Binding{k.GoGroup, openHubDeviceHint}, hints...)
 	case describeGroup:
 		hints = append([]*Binding{k.GoGroup}, hints...)
 	}
 	return append(hints, k.Refresh)
 }
+
+// openHubDeviceHint is what enter (k.Open) does on a record's describe.
+var openHubDeviceHint = bind("enter", "its hub device", "enter")
 
 func (v *describeView) Init() tea.Cmd {
 	if v.docs != nil { // :find read it already: one round trip
@@ -281,7 +284,7 @@ func (v *describeView) layout() {
 			blocks = append(blocks, describepane.Block{Title: title, Lines: lines})
 		}
 	}
-	blocks = append(blocks, describepane.Block{Title: "Same thing from a shell", Lines: describeCommands(v.c.Target, v.subject)})
+	blocks = append(blocks, describepane.Block{Title: "Same thing from a shell", Lines: describeCommands(v.c.Target, v.subject), Code: true})
 	for _, d := range v.docs {
 		blocks = append(blocks, describepane.Block{Title: d.method + " " + d.path, JSON: d.body})
 	}
@@ -349,12 +352,21 @@ func readDoc(ctx context.Context, svc *dps.Client, r dps.RawRead, id string) (de
 }
 
 // describeCommands are the same reads from a shell: dpsconsole, the Azure
-// CLI (azure-iot extension) and curl with a SAS token in $TOKEN.
+// CLI (azure-iot extension) and curl with a SAS token in $TOKEN. A long
+// command goes on two lines joined by a backslash: it fits 80 columns and
+// still pastes whole.
 func describeCommands(t *Target, s describeSubject) []string {
 	id := shellQuote(s.id)
-	const login = `--login "$DPS_CONNECTION_STRING"`
 	host := t.Service.Host()
-	curl := func(method, path, api string) string {
+	var out []string
+	add := func(head string, tail ...string) {
+		if len(tail) == 0 {
+			out = append(out, head)
+			return
+		}
+		out = append(out, head+` \`, "  "+strings.Join(tail, " "))
+	}
+	curl := func(method, path, api string) {
 		opts := ""
 		if method != http.MethodGet {
 			opts = " -X " + method
@@ -362,46 +374,41 @@ func describeCommands(t *Target, s describeSubject) []string {
 		if isLoopback(host) { // the emulator's own CA
 			opts += ` --cacert "$DPS_CA_FILE"`
 		}
-		return fmt.Sprintf(`curl%s -H "Authorization: $TOKEN" 'https://%s%s?api-version=%s'`, opts, host, path, api)
+		add(`curl`+opts+` -H "Authorization: $TOKEN"`, fmt.Sprintf("'https://%s%s?api-version=%s'", host, path, api))
 	}
 	dpsPath := func(r dps.RawRead) string { p, _ := r.Path(s.id); return p }
-	token := "TOKEN: dpsconsole keys sas --resource " + host + " --policy provisioningserviceowner --key-file policy.key"
+	const login = `--login "$DPS_CONNECTION_STRING"`
+	token := func(policy string) {
+		add("TOKEN=$(dpsconsole keys sas --resource "+host, "--policy "+policy+" --key-file policy.key)")
+	}
 	switch s.kind {
 	case describeRecord:
-		return []string{
-			"dpsconsole registrations show " + id + " --output json",
-			"az iot dps enrollment-group registration show " + login + " --registration-id " + id,
-			curl(http.MethodGet, dpsPath(dps.ReadRegistrationState), dps.APIVersion),
-			token,
+		add("dpsconsole registrations show " + id + " --output json")
+		add("az iot dps enrollment-group registration show", login, "--registration-id "+id)
+		curl(http.MethodGet, dpsPath(dps.ReadRegistrationState), dps.APIVersion)
+	case describeGroup, describeEnrollment:
+		cli, az, read, keys := "groups", "enrollment-group", dps.ReadEnrollmentGroup, dps.ReadEnrollmentGroupKeys
+		if s.kind == describeEnrollment {
+			cli, az, read, keys = "enrollments", "enrollment", dps.ReadEnrollment, dps.ReadEnrollmentKeys
 		}
-	case describeGroup:
-		return []string{
-			"dpsconsole groups show " + id + " --output json --show-keys",
-			"az iot dps enrollment-group show " + login + " --enrollment-id " + id + " --show-keys",
-			curl(http.MethodGet, dpsPath(dps.ReadEnrollmentGroup), dps.APIVersion),
-			curl(http.MethodPost, dpsPath(dps.ReadEnrollmentGroupKeys), dps.APIVersion) + "   # the keys",
-			token,
-		}
-	case describeEnrollment:
-		return []string{
-			"dpsconsole enrollments show " + id + " --output json --show-keys",
-			"az iot dps enrollment show " + login + " --enrollment-id " + id + " --show-keys",
-			curl(http.MethodGet, dpsPath(dps.ReadEnrollment), dps.APIVersion),
-			curl(http.MethodPost, dpsPath(dps.ReadEnrollmentKeys), dps.APIVersion) + "   # the keys",
-			token,
-		}
+		add("dpsconsole " + cli + " show " + id + " --output json --show-keys")
+		add("az iot dps "+az+" show", login, "--enrollment-id "+id+" --show-keys")
+		curl(http.MethodGet, dpsPath(read), dps.APIVersion)
+		curl(http.MethodPost, dpsPath(keys), dps.APIVersion)
+	default: // a hub device
+		host = s.hub
+		esc := url.PathEscape(s.id)
+		const hubLogin = `--login "$IOTHUB_CONNECTION_STRING"`
+		add("dpsconsole hub device show "+id, "--hub "+s.hub+" --show-keys")
+		add("az iot hub device-identity show", hubLogin, "--device-id "+id)
+		add("az iot hub device-twin show", hubLogin, "--device-id "+id)
+		curl(http.MethodGet, "/devices/"+esc, hub.APIVersion)
+		curl(http.MethodGet, "/twins/"+esc, hub.APIVersion)
+		token("iothubowner")
+		return out
 	}
-	host = s.hub
-	esc := url.PathEscape(s.id)
-	hubLogin := `--login "$IOTHUB_CONNECTION_STRING"`
-	return []string{
-		"dpsconsole hub device show " + id + " --hub " + s.hub + " --show-keys",
-		"az iot hub device-identity show " + hubLogin + " --device-id " + id,
-		"az iot hub device-twin show " + hubLogin + " --device-id " + id,
-		curl(http.MethodGet, "/devices/"+esc, hub.APIVersion),
-		curl(http.MethodGet, "/twins/"+esc, hub.APIVersion),
-		"TOKEN: dpsconsole keys sas --resource " + s.hub + " --policy iothubowner --key-file policy.key",
-	}
+	token("provisioningserviceowner")
+	return out
 }
 
 // shellQuote quotes s for a POSIX shell.

@@ -128,8 +128,8 @@ func TestDescribeRecordShowsItsJSONMeaningAndCommands(t *testing.T) {
 		"Status     assigned — DPS returned a device ID and an IoT hub to the device",
 		"Substatus  initialAssignment — the device has been assigned to an IoT hub for the first time",
 		"dpsconsole registrations show '" + r.id + "' --output json",
-		`az iot dps enrollment-group registration show --login "$DPS_CONNECTION_STRING" --registration-id '` + r.id + "'",
-		`curl --cacert "$DPS_CA_FILE" -H "Authorization: $TOKEN" 'https://` + m.c.Target.Service.Host() + "/registrations/" + r.id + "?api-version=2021-10-01'",
+		"az iot dps enrollment-group registration show \\\n  --login \"$DPS_CONNECTION_STRING\" --registration-id '" + r.id + "'",
+		`curl --cacert "$DPS_CA_FILE" -H "Authorization: $TOKEN" \` + "\n  'https://" + m.c.Target.Service.Host() + "/registrations/" + r.id + "?api-version=2021-10-01'",
 		"GET /registrations/" + r.id,
 	} {
 		if !strings.Contains(all, w) {
@@ -164,7 +164,7 @@ func TestDescribeGroupMasksKeysUntilRevealed(t *testing.T) {
 	all := describeText(d)
 	for _, w := range []string{"GET /enrollmentGroups/" + emulator.DemoHashedGroup, "POST /enrollmentGroups/" + emulator.DemoHashedGroup + "/attestationmechanism",
 		`"primaryKey": "••••••••"`, `"secondaryKey": "••••••••"`, `"enrollmentGroupId": "hashed-fleet"`,
-		`az iot dps enrollment-group show --login "$DPS_CONNECTION_STRING" --enrollment-id 'hashed-fleet' --show-keys`} {
+		"az iot dps enrollment-group show \\\n  --login \"$DPS_CONNECTION_STRING\" --enrollment-id 'hashed-fleet' --show-keys"} {
 		if !strings.Contains(all, w) {
 			t.Fatalf("describe lacks %q:\n%s", w, all)
 		}
@@ -229,7 +229,7 @@ func TestDescribeEnrollmentAndHubDevice(t *testing.T) {
 	pressOn(t, m, "i")
 	all := describeText(topDescribe(t, m))
 	for _, w := range []string{`"registrationId": "one-device"`, "POST /enrollments/one-device/attestationmechanism", `"primaryKey": "••••••••"`,
-		`az iot dps enrollment show --login "$DPS_CONNECTION_STRING" --enrollment-id 'one-device' --show-keys`} {
+		"az iot dps enrollment show \\\n  --login \"$DPS_CONNECTION_STRING\" --enrollment-id 'one-device' --show-keys"} {
 		if !strings.Contains(all, w) {
 			t.Fatalf("enrollment describe lacks %q:\n%s", w, all)
 		}
@@ -250,7 +250,7 @@ func TestDescribeEnrollmentAndHubDevice(t *testing.T) {
 	d := topDescribe(t, m)
 	all = describeText(d)
 	for _, w := range []string{"GET /devices/fleet-sensor-001", "GET /twins/fleet-sensor-001", `"deviceId": "fleet-sensor-001"`, `"primaryKey": "••••••••"`,
-		`az iot hub device-identity show --login "$IOTHUB_CONNECTION_STRING" --device-id 'fleet-sensor-001'`, "?api-version=2021-04-12'"} {
+		"az iot hub device-identity show \\\n  --login \"$IOTHUB_CONNECTION_STRING\" --device-id 'fleet-sensor-001'", "/devices/fleet-sensor-001?api-version=2021-04-12'"} {
 		if !strings.Contains(all, w) {
 			t.Fatalf("hub device describe lacks %q:\n%s", w, all)
 		}

@@ -19,11 +19,14 @@ import (
 // Mask is what a secret shows as until revealed.
 const Mask = "••••••••"
 
-// Block is one titled part of the pane: lines of text, or a JSON document
-// pretty-printed (its keys masked until revealed).
+// Block is one titled part of the pane: lines of prose (word-wrapped), of
+// code (shell commands: wrapped at the width, never at a hyphen, so a URL
+// keeps every character in place), or a JSON document pretty-printed (its
+// keys masked until revealed).
 type Block struct {
 	Title string
 	Lines []string
+	Code  bool
 	JSON  json.RawMessage
 }
 
@@ -125,14 +128,14 @@ func (m *Model) layout() {
 			m.lines = append(m.lines, line{})
 		}
 		if b.Title != "" {
-			m.add(b.Title, true)
+			m.add(b.Title, true, false)
 		}
 		for _, l := range b.Lines {
-			m.add(l, false)
+			m.add(l, false, b.Code)
 		}
 		if b.JSON != nil {
 			for _, l := range strings.Split(Pretty(b.JSON, m.revealed), "\n") {
-				m.add(l, false)
+				m.add(l, false, true)
 			}
 		}
 	}
@@ -141,8 +144,12 @@ func (m *Model) layout() {
 
 // add lays out one line, wrapped rather than cut: a revealed key or a long
 // error message still reads whole.
-func (m *Model) add(text string, title bool) {
-	for _, w := range strings.Split(ansi.Wrap(text, m.width, " "), "\n") {
+func (m *Model) add(text string, title, code bool) {
+	wrapped := ansi.Wrap(text, m.width, " ")
+	if code {
+		wrapped = ansi.Hardwrap(text, m.width, true)
+	}
+	for _, w := range strings.Split(wrapped, "\n") {
 		m.lines = append(m.lines, line{w, title})
 	}
 }
