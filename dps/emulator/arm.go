@@ -160,7 +160,9 @@ func (a *entraAuthority) subscriptionJSON() map[string]any {
 // serveSubscriptions serves /subscriptions[/{sub}[/...]].
 func (e *Emulator) serveSubscriptions(w http.ResponseWriter, r *http.Request, p *principal, rest []string) {
 	a := e.entra
-	notFound := func() { writeARMError(w, http.StatusNotFound, "NotFound", "no such ARM path: "+r.Method+" "+r.URL.Path) }
+	notFound := func() {
+		writeARMError(w, http.StatusNotFound, "NotFound", "no such ARM path: "+r.Method+" "+r.URL.Path)
+	}
 	if len(rest) == 0 {
 		if r.Method != http.MethodGet {
 			notFound()
