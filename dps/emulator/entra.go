@@ -623,8 +623,8 @@ func (a *entraAuthority) deviceCodeToken(w http.ResponseWriter, r *http.Request)
 func (a *entraAuthority) refreshToken(w http.ResponseWriter, r *http.Request) {
 	c, err := a.verify(r.PostForm.Get("refresh_token"), refreshAudience, time.Now())
 	p := a.principalByObjectID(c.Oid)
-	if err != nil || p == nil {
-		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", 9002313, "Invalid request. The refresh token is malformed, expired or not from this emulator; sign in again.")
+	if err != nil || p == nil || !strings.EqualFold(c.Azp, r.PostForm.Get("client_id")) {
+		writeOAuthError(w, http.StatusBadRequest, "invalid_grant", 9002313, "Invalid request. The refresh token is malformed, expired, not from this emulator or issued to another client; sign in again.")
 		return
 	}
 	a.userTokens(w, p, c.Azp, strings.Fields(r.PostForm.Get("scope")))
