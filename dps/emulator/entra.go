@@ -100,11 +100,9 @@ type pendingDeviceCode struct {
 // loadEntra reads (or on the first --entra start makes) the tenant,
 // subscription and principals, kept in the settings, and the signing key.
 // The secrets are derived from the key, so no file but emulator.env holds them.
+// The settings come first: a key in the data dir then proves they were made,
+// so lost ones are refused rather than silently replaced.
 func (e *Emulator) loadEntra(ctx context.Context, base string) (*entraAuthority, error) {
-	key, err := loadOrCreateEntraKey(e.opts.DataDir)
-	if err != nil {
-		return nil, err
-	}
 	names := []string{"entra_tenant", "entra_subscription", "entra_contributor_client", "entra_contributor_object", "entra_reader_client", "entra_reader_object"}
 	vals := map[string]string{}
 	missing := map[string]string{}
@@ -119,10 +117,20 @@ func (e *Emulator) loadEntra(ctx context.Context, base string) (*entraAuthority,
 		}
 		vals[n] = v
 	}
+	keyPath := filepath.Join(e.opts.DataDir, entraKeyFile)
 	if len(missing) > 0 {
+		if _, err := os.Stat(keyPath); err == nil {
+			return nil, fmt.Errorf("emulator: the database %s has lost the Entra tenant and principals, yet %s is there, so --entra was used before: "+
+				"put the original %s back to keep them, or delete %s to make a new tenant (clients must then take the new emulator.env)",
+				filepath.Join(e.opts.DataDir, dbFile), keyPath, dbFile, keyPath)
+		}
 		if err := e.store.setSettings(ctx, missing); err != nil {
 			return nil, err
 		}
+	}
+	key, err := loadOrCreateEntraKey(e.opts.DataDir)
+	if err != nil {
+		return nil, err
 	}
 	a := &entraAuthority{
 		base:         base,

@@ -366,3 +366,16 @@ func TestEntraTokenEndpointErrors(t *testing.T) {
 		t.Errorf("refresh by its client: %d %+v", st, oe)
 	}
 }
+
+func TestEntraRefusesLostTenantWhenTheKeyRemains(t *testing.T) {
+	dir := t.TempDir()
+	e, _ := startEntra(t, Options{DataDir: dir})
+	if _, err := e.store.exec(context.Background(), `DELETE FROM settings WHERE name LIKE 'entra_%' AND name != 'entra_addr'`); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	_, err := Start(context.Background(), Options{DataDir: dir, Entra: true, MQTTAddr: MQTTOff})
+	if err == nil || !strings.Contains(err.Error(), entraKeyFile) || !strings.Contains(err.Error(), "lost the Entra tenant") {
+		t.Fatalf("err = %v, want the lost tenant refused", err)
+	}
+}
