@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -351,7 +352,7 @@ func (e *Emulator) serveEntra(w http.ResponseWriter, r *http.Request) {
 	if !capBody(w, r, e.opts.limits.maxBody, func(msg string) { writeOAuthError(w, http.StatusRequestEntityTooLarge, "invalid_request", 90000, msg) }) {
 		return
 	}
-	e.log.Debug("entra/ARM request", "method", r.Method, "path", r.URL.Path, "authorization", redactAuthorization(r.Header.Get("Authorization")))
+	e.logRequest(r, "entra")
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if e.serveARM(w, r, segs) {
 		return
@@ -679,6 +680,16 @@ func randomToken(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return strings.NewReplacer("-", "A", "_", "B").Replace(base64.RawURLEncoding.EncodeToString(b))
+}
+
+// logRequest writes the debug-level request line of a listener, with the
+// Authorization header reduced to its scheme. The check first keeps a
+// disabled log free on the hot paths.
+func (e *Emulator) logRequest(r *http.Request, listener string) {
+	if !e.log.Enabled(r.Context(), slog.LevelDebug) {
+		return
+	}
+	e.log.Debug("request", "listener", listener, "method", r.Method, "path", r.URL.Path, "authorization", redactAuthorization(r.Header.Get("Authorization")))
 }
 
 // redactAuthorization keeps only the scheme of an Authorization header, so a
