@@ -9,7 +9,7 @@ import (
 // What a registration record's status, substatus and error code mean, as
 // documented; nothing here is guessed. Sources:
 //   - statuses: azure-iot-sdk-csharp, ProvisioningRegistrationStatusType
-//     (the same text as azure-iot-sdk-c's provisioning_registration_status);
+//     (its DRS is DPS);
 //   - substatuses: the DPS service API 2021-10-01 swagger,
 //     DeviceRegistrationState.substatus;
 //   - the 6-digit error codes of a failed registration: azure-iot-sdk-c
