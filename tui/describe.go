@@ -69,6 +69,8 @@ type describeView struct {
 	err     string
 	// resolving is the lookup of a found record's group (o) in flight.
 	resolving bool
+	// overGroup: opened from its group's records, which o goes back to.
+	overGroup bool
 }
 
 func newDescribeView(c *Common, s describeSubject) *describeView {
@@ -226,6 +228,9 @@ func (v *describeView) goGroup() tea.Cmd {
 	case describeGroup:
 		return open(newGroupView(v.c, v.subject.id))
 	case describeRecord:
+		if v.overGroup {
+			return back(v.vid)
+		}
 		if v.subject.group != "" {
 			return open(newGroupView(v.c, v.subject.group))
 		}
@@ -420,5 +425,7 @@ func describeRecordOf(c *Common, t *table.Table[record], group string) tea.Cmd {
 	if !ok {
 		return nil
 	}
-	return open(newDescribeView(c, describeSubject{kind: describeRecord, id: r.id, group: group}))
+	v := newDescribeView(c, describeSubject{kind: describeRecord, id: r.id, group: group})
+	v.overGroup = true
+	return open(v)
 }

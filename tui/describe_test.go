@@ -143,10 +143,10 @@ func TestDescribeRecordShowsItsJSONMeaningAndCommands(t *testing.T) {
 		t.Fatalf("Y copied %q, want the record's JSON", got)
 	}
 	pressOn(t, m, "o")
-	if gv, ok := m.top().(*groupView); !ok || gv.groupID != emulator.DemoHashedGroup {
-		t.Fatalf("o opens the record's group, got %s", m.top().Title())
+	if m.top() != g {
+		t.Fatalf("o goes back to the record's group it came from, got %s", m.top().Title())
 	}
-	pressOn(t, m, "esc", "enter")
+	pressOn(t, m, "i", "enter")
 	if hv, ok := m.top().(*hubDeviceView); !ok || hv.deviceID != r.device || hv.hubHost != r.hub {
 		t.Fatalf("enter opens the record's hub device, got %s", m.top().Title())
 	}
