@@ -94,11 +94,12 @@ func (v *describeView) Status() string {
 
 func (v *describeView) SetSize(w, h int) { v.pane.SetSize(w, h-v.headHeight()) }
 
+// headHeight is the lines the error or "reading…" takes above the pane.
 func (v *describeView) headHeight() int {
-	if v.err == "" && !v.loading {
-		return 0
+	if h := v.head(); h != "" {
+		return strings.Count(h, "\n") + 1
 	}
-	return strings.Count(v.head(), "\n") + 1
+	return 0
 }
 
 func (v *describeView) Hints() []*Binding {
@@ -127,6 +128,7 @@ func (v *describeView) Init() tea.Cmd {
 func (v *describeView) read() tea.Cmd {
 	v.gen++
 	v.loading = true
+	v.SetSize(v.c.Width, v.c.Height) // "reading…" may take a line
 	gen, t, s, ctx := v.gen, v.c.Target, v.subject, v.c.Ctx
 	return do(v.vid, func() tea.Msg {
 		msg := readDescribe(ctx, t, s)
@@ -140,6 +142,9 @@ func (v *describeView) loaded(msg describeLoadedMsg) {
 	v.loading = false
 	if msg.err != nil {
 		v.err = describeError(v.subject, msg.err)
+		if dps.IsNotFound(msg.err) || hub.IsNotFound(msg.err) { // deleted meanwhile: what was shown is gone
+			v.docs, v.record = nil, nil
+		}
 	} else {
 		v.docs, v.record, v.err = msg.docs, msg.record, ""
 	}

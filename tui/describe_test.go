@@ -312,3 +312,21 @@ func TestDescribeFailedRecordExplainsItsError(t *testing.T) {
 	pressOn(t, m, "enter")
 	wantScreen(t, m, "names no hub: it has no hub device to show")
 }
+
+// r reads again; a record deleted meanwhile says so and shows no stale JSON.
+func TestDescribeRefreshOfADeletedRecord(t *testing.T) {
+	m, target := newEmulatorApp(t, 100, 30)
+	command(t, m, "find fleet-sensor-005")
+	topDescribe(t, m)
+	if err := target.Service.DeleteRegistrationState(context.Background(), "fleet-sensor-005", nil); err != nil {
+		t.Fatal(err)
+	}
+	pressOn(t, m, "r")
+	s := wantScreen(t, m, "registration record fleet-sensor-005 does not exist (any more)")
+	if strings.Contains(s, `"registrationId"`) {
+		t.Fatalf("the deleted record's JSON is gone:\n%s", s)
+	}
+	if lines := strings.Split(screen(m), "\n"); len(lines) != 30 {
+		t.Fatalf("the screen keeps its 30 lines: %d", len(lines))
+	}
+}
