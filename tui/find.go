@@ -69,7 +69,7 @@ func (m *Model) found(msg foundMsg) tea.Cmd {
 		case dps.IsNotFound(err) && msg.quiet:
 			return nil
 		case dps.IsNotFound(err):
-			return flashWarn(fmt.Sprintf("no registration record has the ID %s on %s (looked up directly); check the ID, registration IDs are case-insensitive", msg.id, m.c.Target.Name))
+			return flashWarn(fmt.Sprintf("no registration record has the ID %s on %s (looked up directly); check the ID: a device has a record only once it has registered", msg.id, m.c.Target.Name))
 		}
 		return flashErr(fmt.Errorf("finding %s: %s", msg.id, dps.ErrorMessage(err)))
 	}
