@@ -111,6 +111,9 @@ func ErrorMessage(err error) string {
 	if len(extra) > 0 {
 		b.WriteString(" (" + strings.Join(extra, ", ") + ")")
 	}
+	if access := (*AccessError)(nil); errors.As(err, &access) {
+		return b.String() + "; " + access.Hint()
+	}
 	switch re.StatusCode {
 	case http.StatusUnauthorized:
 		b.WriteString("; check the connection string's SharedAccessKeyName and SharedAccessKey")

@@ -36,6 +36,9 @@ func ErrorMessage(err error) string {
 	if re.ErrorCode != "" {
 		b.WriteString(" (error code " + re.ErrorCode + ")")
 	}
+	if access := (*dps.AccessError)(nil); errors.As(err, &access) {
+		return b.String() + "; " + access.Hint()
+	}
 	switch re.StatusCode {
 	case http.StatusUnauthorized:
 		b.WriteString("; check the hub connection string's SharedAccessKeyName and SharedAccessKey")
