@@ -47,6 +47,7 @@ type app struct {
 	stateDir         string
 	connectionString string
 	caFile           string
+	azure            azureFlags
 	console          consoleFlags
 }
 
@@ -162,6 +163,7 @@ emulator, so everything works on a laptop with no Azure account.`,
 	pf.StringVar(&a.stateDir, "state-dir", defaultStateDir(), "state directory: emulator data, journals, job logs, log file")
 	pf.StringVar(&a.connectionString, "connection-string", "", "service connection string of a DPS (or $DPS_CONNECTION_STRING); without one the embedded emulator is used")
 	pf.StringVar(&a.caFile, "ca-file", "", "extra CA to trust, a PEM file (or $DPS_CA_FILE), e.g. a standalone emulator's ca.pem")
+	addAzureFlags(pf, &a.azure)
 	root.AddCommand(
 		newKeysCmd(a),
 		newEmulatorCmd(a),
@@ -172,6 +174,7 @@ emulator, so everything works on a laptop with no Azure account.`,
 		newCleanupCmd(a),
 		newHubCmd(a),
 		newFleetCmd(a),
+		newTargetsCmd(a),
 	)
 	withUsageLine(root)
 	withExitRule(root)

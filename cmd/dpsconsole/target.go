@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,8 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/discovery"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
+	"github.com/dpsconsole/dpsconsole/dps/hub"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
@@ -32,6 +37,59 @@ type target struct {
 	transport            *http.Client      // trusts the system roots plus the target's CA; for other clients
 	caPEM                []byte            // the extra CA, or nil
 	emu                  *emulator.Emulator
+
+	// Set for a DPS found with ARM (--dps).
+	auth       string                 // authSAS, authLogin or authSASFromARM
+	credential azcore.TokenCredential // the Entra ID sign-in; nil with a connection string
+	linkedHubs []string               // host names of the DPS's linked hubs, reached with credential under --auth login
+}
+
+// registry returns the registry client of hubHost: signed in with Entra ID
+// when the target is (--auth login), else from the hub's connection string.
+func (t *target) registry(hubHost string) (*hub.RegistryClient, error) {
+	if t.auth == authLogin {
+		return hub.NewRegistryClient(hubHost, t.credential, &hub.RegistryOptions{ClientOptions: hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: t.transport}}})
+	}
+	var known []string
+	for i, cs := range t.hubConnectionStrings {
+		c, err := keys.ParseServiceConnectionString(cs)
+		if err != nil {
+			return nil, usagef("hub connection string %d ($IOTHUB_CONNECTION_STRING*): %v", i+1, err)
+		}
+		if strings.EqualFold(c.HostName, hubHost) {
+			return hub.NewRegistryClientFromConnectionString(cs, &hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: t.transport}})
+		}
+		known = append(known, c.HostName)
+	}
+	if len(known) == 0 {
+		return nil, usagef("no IoT hub connection string is set: set $IOTHUB_CONNECTION_STRING to the service connection string of %s (Azure portal: the hub → Shared access policies → iothubowner), or sign in with --auth login", hubHost)
+	}
+	return nil, usagef("no hub connection string is for %s ($IOTHUB_CONNECTION_STRING* name %s): add one as $IOTHUB_CONNECTION_STRING_%d", hubHost, strings.Join(known, ", "), len(known)+1)
+}
+
+// registries returns a registry client of every hub the target can reach:
+// signed in, each linked hub; else each hub connection string's.
+func (t *target) registries() ([]*hub.RegistryClient, error) {
+	hosts := t.linkedHubs
+	if t.auth != authLogin {
+		hosts = nil
+		for i, cs := range t.hubConnectionStrings {
+			c, err := keys.ParseServiceConnectionString(cs)
+			if err != nil {
+				return nil, usagef("hub connection string %d ($IOTHUB_CONNECTION_STRING*): %v", i+1, err)
+			}
+			hosts = append(hosts, c.HostName)
+		}
+	}
+	var out []*hub.RegistryClient
+	for _, h := range hosts {
+		r, err := t.registry(h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // Close stops the embedded emulator, if this target started one.
@@ -95,8 +153,15 @@ const globalDeviceEndpoint = "global.azure-devices-provisioning.net"
 // --ca-file/$DPS_CA_FILE); neither means the embedded emulator in
 // <state-dir>/emulator, started in-process.
 func (a *app) openTarget(ctx context.Context) (*target, error) {
+	azure, err := a.wantsAzure()
+	if err != nil {
+		return nil, err
+	}
+	if azure {
+		return a.openAzure(ctx)
+	}
 	cs, source := a.connectionString, "--connection-string"
-	if cs == "" {
+	if cs == "" && a.azure.target != targetEmulator {
 		cs, source = os.Getenv("DPS_CONNECTION_STRING"), "$DPS_CONNECTION_STRING"
 	}
 	if cs == "" {
@@ -237,4 +302,79 @@ func hubConnectionStringsFromEnv() []string {
 		add(os.Getenv("IOTHUB_CONNECTION_STRING" + n))
 	}
 	return out
+}
+
+// openAzure resolves a DPS with ARM: --dps (with --resource-group and
+// --subscription), else the target chosen last in this state dir. It signs
+// in with Entra ID and, under --auth sas-from-arm and only then, reads a
+// shared access key with ListKeys. The choice is remembered (names only).
+func (a *app) openAzure(ctx context.Context) (*target, error) {
+	q := discovery.Query{Name: a.azure.dps, ResourceGroup: a.azure.resourceGroup, Subscription: a.azure.subscription}
+	auth := cmp.Or(a.azure.auth, authLogin)
+	if q.Name == "" {
+		c, ok, err := discovery.LoadChoice(a.stateDir)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, usagef("no DPS chosen yet: name one with --dps NAME (dpsconsole targets list shows the ones you can see)")
+		}
+		q = c.Query()
+		if a.azure.auth == "" {
+			auth = c.Auth
+		}
+		if a.azure.tenant == "" {
+			a.azure.tenant = c.TenantID
+		}
+	}
+	caPEM, err := a.readCA()
+	if err != nil {
+		return nil, err
+	}
+	tr, err := dps.NewTransport(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	s, err := a.signIn(tr)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.disc.Find(ctx, q)
+	if err != nil {
+		return nil, signInError(err)
+	}
+	t := &target{
+		name:           "DPS " + d.Name + " (" + d.ServiceHost + ")",
+		idScope:        d.IDScope,
+		deviceEndpoint: cmp.Or(d.DeviceHost, globalDeviceEndpoint),
+		mqttEndpoint:   os.Getenv("DPS_MQTT_ENDPOINT"),
+		hubMQTT:        hubMQTTFromEnv(),
+		transport:      tr,
+		caPEM:          caPEM,
+		auth:           auth,
+		credential:     s.cred,
+	}
+	for _, h := range d.Hubs {
+		t.linkedHubs = append(t.linkedHubs, h.Host)
+	}
+	opts := clientOptions(tr)
+	opts.ResourceID = d.ResourceID
+	if auth == authSASFromARM {
+		// Asked for explicitly: the key stays in memory, never in the choice.
+		cs, err := s.disc.ServiceConnectionString(ctx, d, "")
+		if err != nil {
+			return nil, err
+		}
+		t.client, err = dps.NewClientFromConnectionString(cs, opts)
+		if err != nil {
+			return nil, fmt.Errorf("the shared access policy ARM listed for %s is not usable: %v", d.Name, err)
+		}
+		t.hubConnectionStrings = hubConnectionStringsFromEnv()
+	} else if t.client, err = dps.NewClient(d.ServiceHost, s.cred, opts); err != nil {
+		return nil, fmt.Errorf("DPS %s: %v", d.Name, err)
+	}
+	if err := discovery.SaveChoice(a.stateDir, discovery.ChoiceOf(d, a.azure.tenant, auth)); err != nil {
+		fmt.Fprintf(a.err, "warning: %v\n", err) // the target still works; only the next start will not reopen it
+	}
+	return t, nil
 }

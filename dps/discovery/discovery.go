@@ -154,7 +154,7 @@ func (c *Client) Find(ctx context.Context, q Query) (DPS, error) {
 	if q.Name == "" {
 		return DPS{}, errors.New("name the DPS (--dps NAME)")
 	}
-	sub, err := c.subscriptionID(ctx, q.Subscription)
+	sub, err := c.SubscriptionID(ctx, q.Subscription)
 	if err != nil {
 		return DPS{}, err
 	}
@@ -204,8 +204,8 @@ func (c *Client) Find(ctx context.Context, q Query) (DPS, error) {
 
 var guid = regexp.MustCompile(`^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$`)
 
-// subscriptionID resolves a subscription given by ID or by name; "" stays "".
-func (c *Client) subscriptionID(ctx context.Context, s string) (string, error) {
+// SubscriptionID resolves a subscription given by ID or by name; "" stays "".
+func (c *Client) SubscriptionID(ctx context.Context, s string) (string, error) {
 	if s == "" || guid.MatchString(s) {
 		return s, nil
 	}

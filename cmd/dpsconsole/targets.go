@@ -1,0 +1,189 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/discovery"
+	"github.com/dpsconsole/dpsconsole/dps/signin"
+)
+
+// Values of --auth and --target.
+const (
+	authSAS        = "sas"          // a connection string's shared access key
+	authLogin      = "login"        // Microsoft Entra ID (azidentity's default chain)
+	authSASFromARM = "sas-from-arm" // sign in, then read a shared access key with ARM's ListKeys
+
+	targetEmulator = "emulator"
+	targetAzure    = "azure"
+)
+
+// azureFlags are the global flags that pick a DPS in Azure and how to sign in.
+type azureFlags struct {
+	auth, target, tenant             string
+	dps, resourceGroup, subscription string
+}
+
+func addAzureFlags(pf *pflag.FlagSet, f *azureFlags) {
+	pf.StringVar(&f.auth, "auth", "", "how to authenticate: sas (a connection string, the default with one), login (Microsoft Entra ID: environment, workload or managed identity, az or azd login, else a device code; the default with --dps) or sas-from-arm (sign in, then use a shared access policy's key read with ARM ListKeys)")
+	pf.StringVar(&f.target, "target", "", "emulator (the embedded emulator, the default without a connection string) or azure (a DPS found with ARM: --dps, else the one chosen last)")
+	pf.StringVar(&f.tenant, "tenant", "", "Microsoft Entra tenant (ID or domain) to sign in to; default: the one of your az login or $AZURE_TENANT_ID")
+	pf.StringVar(&f.dps, "dps", "", "name of a DPS in Azure to use, found with ARM and signed in with Microsoft Entra ID (dpsconsole targets list shows them)")
+	pf.StringVar(&f.resourceGroup, "resource-group", "", "resource group of the --dps, when its name is not unique")
+	pf.StringVar(&f.subscription, "subscription", "", "subscription (ID or name) to look in; default: every subscription the identity can see")
+}
+
+// wantsAzure reports whether the flags ask for a DPS found with ARM, and
+// refuses combinations that ask for two targets at once.
+func (a *app) wantsAzure() (bool, error) {
+	f := a.azure
+	switch f.auth {
+	case "", authSAS, authLogin, authSASFromARM:
+	default:
+		return false, usagef("flag --auth %q: use sas, login or sas-from-arm", f.auth)
+	}
+	switch f.target {
+	case "", targetEmulator, targetAzure:
+	default:
+		return false, usagef("flag --target %q: use emulator or azure", f.target)
+	}
+	azure := f.dps != "" || f.target == targetAzure || f.auth == authLogin || f.auth == authSASFromARM
+	switch {
+	case f.target == targetEmulator && (azure || a.connectionString != ""):
+		return false, usagef("--target emulator is the embedded emulator: leave out --dps, --auth and --connection-string with it")
+	case a.connectionString != "" && azure:
+		return false, usagef("--connection-string names its DPS and signs with its key: leave out --dps, --target azure and --auth %s with it", cmp.Or(f.auth, authLogin))
+	case f.auth == authSAS && azure:
+		return false, usagef("--auth sas needs --connection-string; for a DPS found with --dps, a shared access key is --auth sas-from-arm")
+	case !azure && (f.resourceGroup != "" || f.subscription != "" || f.tenant != ""):
+		return false, usagef("--resource-group, --subscription and --tenant find a DPS in Azure: give --dps NAME (or --target azure) with them")
+	}
+	return azure, nil
+}
+
+// signedIn is a Microsoft Entra ID sign-in and the ARM client that uses it.
+type signedIn struct {
+	cred azcore.TokenCredential
+	disc *discovery.Client
+}
+
+// signIn makes the Entra ID credential of the flags; device-code sign-in,
+// the last resort, prints its prompt to stderr.
+func (a *app) signIn(tr *http.Client) (*signedIn, error) {
+	cred, err := signin.NewCredential(signin.Options{
+		TenantID:  a.azure.tenant,
+		Cloud:     signin.CloudFromEnv(),
+		Transport: tr,
+		DeviceCode: func(_ context.Context, p signin.DeviceCodePrompt) error {
+			fmt.Fprintln(a.err, p.Message)
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	disc, err := discovery.New(cred, discovery.Options{Cloud: signin.CloudFromEnv(), Transport: tr})
+	if err != nil {
+		return nil, err
+	}
+	return &signedIn{cred: cred, disc: disc}, nil
+}
+
+func newTargetsCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "targets",
+		Short: "List the DPS instances your Azure identity can see",
+	}
+	var output string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the DPS instances of your subscriptions, with ID scope, host names and linked hubs",
+		Long: `List the DPS instances the signed-in identity can see through Azure Resource
+Manager: name, resource group, location, ID scope, service and device host
+names, and linked hubs with their allocation weight and whether allocation
+policies apply to them. It signs in like --auth login: environment, workload
+or managed identity, az or azd login, else a device code. Any of them may be
+given with --dps NAME to every other command.`,
+		Example: `  az login && dpsconsole targets list
+  dpsconsole targets list --subscription "My subscription" --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if a.azure.dps != "" || a.azure.target == targetEmulator || a.connectionString != "" {
+				return usagef("targets list lists every DPS: leave out --dps, --target emulator and --connection-string (--subscription narrows it)")
+			}
+			return a.listTargets(cmd.Context(), output)
+		},
+	}
+	addOutputFlag(list, &output)
+	cmd.AddCommand(list)
+	return cmd
+}
+
+func (a *app) listTargets(ctx context.Context, output string) error {
+	caPEM, err := a.readCA()
+	if err != nil {
+		return err
+	}
+	tr, err := dps.NewTransport(caPEM)
+	if err != nil {
+		return err
+	}
+	defer tr.CloseIdleConnections()
+	s, err := a.signIn(tr)
+	if err != nil {
+		return err
+	}
+	sub := a.azure.subscription
+	if sub != "" {
+		// Find resolves a subscription name too; listing needs the ID.
+		if sub, err = s.disc.SubscriptionID(ctx, sub); err != nil {
+			return err
+		}
+	}
+	all, err := s.disc.ListDPS(ctx, sub)
+	if err != nil {
+		return signInError(err)
+	}
+	if output == outputJSON {
+		if all == nil {
+			all = []discovery.DPS{}
+		}
+		return writeJSON(a.out, all)
+	}
+	t := newTable(a.out, column{"NAME", 24}, column{"RESOURCE GROUP", 20}, column{"LOCATION", 12}, column{"ID SCOPE", 12},
+		column{"SERVICE HOST", 36}, column{"DEVICE HOST", 36}, column{"LINKED HUBS (weight, applies allocation)", 0})
+	for _, d := range all {
+		var hubs []string
+		for _, h := range d.Hubs {
+			w := "-"
+			if h.AllocationWeight != nil {
+				w = strconv.Itoa(int(*h.AllocationWeight))
+			}
+			hubs = append(hubs, fmt.Sprintf("%s (%s, %t)", h.Host, w, h.ApplyAllocationPolicy))
+		}
+		t.row(d.Name, d.ResourceGroup, d.Location, d.IDScope, d.ServiceHost, d.DeviceHost, strings.Join(hubs, ", "))
+	}
+	fmt.Fprintln(a.out, plural(len(all), "DPS instance"))
+	return nil
+}
+
+// signInError adds the way out to a failed sign-in; other errors pass.
+func signInError(err error) error {
+	msg := err.Error()
+	if strings.Contains(msg, "DefaultAzureCredential") || strings.Contains(msg, "ChainedTokenCredential") {
+		return fmt.Errorf("sign-in to Microsoft Entra ID failed: %s\nSign in with az login (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET), then try again", dps.ErrorMessage(err))
+	}
+	return err
+}
