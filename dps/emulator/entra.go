@@ -345,6 +345,9 @@ func (e *Emulator) serveEntra(w http.ResponseWriter, r *http.Request) {
 	}
 	e.log.Debug("entra/ARM request", "method", r.Method, "path", r.URL.Path, "authorization", redactAuthorization(r.Header.Get("Authorization")))
 	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if e.serveARM(w, r, segs) {
+		return
+	}
 	a := e.entra
 	if len(segs) < 2 {
 		writeOAuthError(w, http.StatusNotFound, "invalid_request", 90002, "no such endpoint: "+r.URL.Path+"; the authority serves /{tenant}/v2.0/.well-known/openid-configuration")
