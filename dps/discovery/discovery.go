@@ -317,8 +317,11 @@ func armError(what string, err error) error {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	msg := fmt.Sprintf("%s: Azure Resource Manager answered %d %s", what, re.StatusCode, http.StatusText(re.StatusCode))
-	if code, text := armErrorBody(re); code != "" || text != "" {
-		msg += ": " + strings.TrimSpace(code+" "+text)
+	switch code, text := armErrorBody(re); {
+	case code != "" && text != "":
+		msg += ": " + code + ": " + text
+	case code != "" || text != "":
+		msg += ": " + code + text
 	}
 	switch re.StatusCode {
 	case http.StatusUnauthorized:
