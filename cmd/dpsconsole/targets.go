@@ -3,12 +3,14 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -162,7 +164,7 @@ func (a *app) listTargets(ctx context.Context, output string) error {
 		}
 		return writeJSON(a.out, all)
 	}
-	t := newTable(a.out, column{"NAME", 24}, column{"RESOURCE GROUP", 20}, column{"LOCATION", 12}, column{"ID SCOPE", 12},
+	t := newTable(a.out, column{"NAME", 26}, column{"RESOURCE GROUP", 26}, column{"LOCATION", 14}, column{"ID SCOPE", 12},
 		column{"SERVICE HOST", 36}, column{"DEVICE HOST", 36}, column{"LINKED HUBS (weight, applies allocation)", 0})
 	for _, d := range all {
 		var hubs []string
@@ -179,11 +181,12 @@ func (a *app) listTargets(ctx context.Context, output string) error {
 	return nil
 }
 
-// signInError adds the way out to a failed sign-in; other errors pass.
+// signInError words a failed sign-in with the way out; other errors pass.
 func signInError(err error) error {
-	msg := err.Error()
-	if strings.Contains(msg, "DefaultAzureCredential") || strings.Contains(msg, "ChainedTokenCredential") {
-		return fmt.Errorf("sign-in to Microsoft Entra ID failed: %s\nSign in with az login (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET), then try again", dps.ErrorMessage(err))
+	var afe *azidentity.AuthenticationFailedError
+	// Without one, the chain's own message lists what it tried and why.
+	if errors.As(err, &afe) || strings.Contains(err.Error(), "ChainedTokenCredential") {
+		return fmt.Errorf("sign-in to Microsoft Entra ID failed: %s\nSign in with az login (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET), then try again", signin.ErrorMessage(err))
 	}
 	return err
 }

@@ -78,6 +78,9 @@ func TestDefaultChainSignsInWithTheEnvironmentCredential(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "AADSTS7000215") || strings.Contains(err.Error(), "not-the-secret") || strings.Contains(err.Error(), env.ClientSecret) {
 		t.Errorf("wrong secret: %v", err)
 	}
+	if msg := signin.ErrorMessage(err); !strings.HasPrefix(msg, "Microsoft Entra ID refused the sign-in (401 invalid_client): AADSTS7000215") || strings.Contains(msg, "\n") {
+		t.Errorf("ErrorMessage: %q, want Entra's description in one line", msg)
+	}
 }
 
 func TestDeviceCodeIsTheFallbackAndShowsItsPrompt(t *testing.T) {

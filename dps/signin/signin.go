@@ -18,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 )
 
@@ -213,4 +214,25 @@ func firstOf(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// ErrorMessage words a failed sign-in in one line when Entra ID answered
+// (its AADSTS description, which names the cause), and leaves azidentity's
+// list of the credentials it tried otherwise: that list is what says why
+// none of them had an identity. It never contains a secret or a token:
+// Entra's answers carry neither.
+func ErrorMessage(err error) string {
+	var afe *azidentity.AuthenticationFailedError
+	if !errors.As(err, &afe) || afe.RawResponse == nil {
+		return err.Error()
+	}
+	body, rerr := runtime.Payload(afe.RawResponse) // buffered: azidentity's Error() can still read it
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if rerr != nil || json.Unmarshal(body, &e) != nil || e.Description == "" {
+		return err.Error()
+	}
+	return fmt.Sprintf("Microsoft Entra ID refused the sign-in (%d %s): %s", afe.RawResponse.StatusCode, e.Error, e.Description)
 }
