@@ -23,7 +23,7 @@ func newEmulatorCmd(a *app) *cobra.Command {
 		hubAddrs                                     []string
 		delay                                        time.Duration
 		faultRate                                    float64
-		entra                                        bool
+		entra, disableLocalAuth                      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "emulator",
@@ -69,7 +69,9 @@ AZURE_SUBSCRIPTION_ID, DPS_NAME and DPS_RESOURCE_GROUP. azidentity reads the
 AZURE_* lines itself (give DisableInstanceDiscovery and trust DPS_CA_FILE).
 A device-code sign-in is approved by the emulator itself once polled, as the
 Contributor (--device-code reader|decline changes that). The tenant, the
-principals and the token-signing key (entra-key.pem) persist in the data dir.`,
+principals and the token-signing key (entra-key.pem) persist in the data dir.
+--disable-local-auth then refuses SAS on the DPS and hub service APIs (401),
+as a hub with local authentication disabled does; devices keep their SAS.`,
 		Example: `  dpsconsole emulator
   dpsconsole emulator --https 127.0.0.1:443 --hub 127.0.0.2:443 --hub 127.0.0.3:443
   dpsconsole emulator --throttle 1000/min --fault-rate 0.05
@@ -90,10 +92,8 @@ principals and the token-signing key (entra-key.pem) persist in the data dir.`,
 			if err := checkAddrs(map[string][]string{"--https": {httpsAddr}, "--hub": hubAddrs, "--mqtt": mqttAddrs}); err != nil {
 				return err
 			}
-			if entraAddr != "" || deviceCodeAs != "" {
-				if !entra {
-					return usagef("--entra-addr and --device-code need --entra")
-				}
+			if (entraAddr != "" || deviceCodeAs != "" || disableLocalAuth) && !entra {
+				return usagef("--entra-addr, --device-code and --disable-local-auth need --entra")
 			}
 			if err := checkAddrs(map[string][]string{"--entra-addr": {entraAddr}}); err != nil {
 				return err
@@ -125,6 +125,7 @@ principals and the token-signing key (entra-key.pem) persist in the data dir.`,
 				Entra:             entra,
 				EntraAddr:         entraAddr,
 				DeviceCodeAs:      deviceCodeAs,
+				DisableLocalAuth:  disableLocalAuth,
 				Logger:            slog.New(slog.NewTextHandler(a.err, &slog.HandlerOptions{Level: slog.LevelInfo})),
 			})
 			if err != nil {
@@ -150,6 +151,7 @@ principals and the token-signing key (entra-key.pem) persist in the data dir.`,
 	f.BoolVar(&entra, "entra", false, "serve an Entra ID-like sign-in and ARM for this emulator; the DPS and hub APIs then take bearer tokens")
 	f.StringVar(&entraAddr, "entra-addr", "", "address of the Entra/ARM listener (default 127.0.0.1, a free port kept across restarts)")
 	f.StringVar(&deviceCodeAs, "device-code", "", "who a device-code sign-in is approved as: contributor (default), reader, or decline")
+	f.BoolVar(&disableLocalAuth, "disable-local-auth", false, "with --entra: refuse shared access signatures on the DPS and hub service APIs; only bearer tokens")
 	allowEmpty(f, "mqtt", "throttle", "entra-addr", "device-code") // "" is their default: the default MQTT address, no throttling
 	return cmd
 }

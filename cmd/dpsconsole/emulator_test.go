@@ -74,6 +74,7 @@ func TestEmulatorCommandUsageErrors(t *testing.T) {
 		{"emulator", "--fault-rate", "2"},
 		{"emulator", "--seed", "lots"},
 		{"emulator", "--entra-addr", "127.0.0.1:0"},
+		{"emulator", "--disable-local-auth"},
 		{"emulator", "--entra", "--device-code", "admin"},
 		{"emulator", "--entra", "--entra-addr", "nowhere"},
 	} {

@@ -76,8 +76,12 @@ func writeHubError(w http.ResponseWriter, status int, code, msg string) {
 	})
 }
 
-// hubServiceAuth checks a service SAS: sr = the hub host, skn = its policy.
+// hubServiceAuth checks a service SAS (sr = the hub host, skn = its policy)
+// or a bearer token.
 func (e *Emulator) hubServiceAuth(h *hub, w http.ResponseWriter, r *http.Request) bool {
+	if ok, handled := e.hubServiceEntra(h, w, r); handled { // bearer tokens (entra_auth.go)
+		return ok
+	}
 	tok, err := keys.ParseSAS(r.Header.Get("Authorization"))
 	if err == nil && !strings.EqualFold(tok.KeyName, h.PolicyName) {
 		err = fmt.Errorf("policy %q is not this hub's %q", tok.KeyName, h.PolicyName)
