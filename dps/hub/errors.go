@@ -39,6 +39,9 @@ func ErrorMessage(err error) string {
 	if access := (*dps.AccessError)(nil); errors.As(err, &access) {
 		return b.String() + "; " + access.Hint()
 	}
+	if re.StatusCode == http.StatusUnauthorized && dps.LocalAuthDisabled(b.String()) {
+		return b.String() + "; " + dps.LocalAuthHint
+	}
 	switch re.StatusCode {
 	case http.StatusUnauthorized:
 		b.WriteString("; check the hub connection string's SharedAccessKeyName and SharedAccessKey")
