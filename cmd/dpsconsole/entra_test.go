@@ -295,3 +295,50 @@ func writeFakeAz(t *testing.T, dir string, tokens map[string]string) (argsLog st
 	}
 	return argsLog
 }
+
+// With no identity in the environment and no az, sign-in falls back to a
+// device code, its prompt on stderr; the emulator approves it once polled.
+func TestDeviceCodeSignInPromptsOnStderr(t *testing.T) {
+	c, env := entraEmulator(t, emulator.Options{}, false)
+	for _, k := range []string{"AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"} {
+		os.Unsetenv(k)
+	}
+	t.Setenv("AZURE_TOKEN_CREDENTIALS", "AzureCLICredential") // never a managed-identity probe from a test
+	t.Setenv("PATH", t.TempDir())                             // and no az
+	code, out, errOut := c.run("--tenant", env.TenantID, "targets", "list")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "enter the code") || !strings.Contains(out, env.DPSName) {
+		t.Errorf("stderr lacks the device-code prompt, or stdout the DPS:\nstdout: %s\nstderr: %s", out, errOut)
+	}
+}
+
+// --target emulator --auth login starts the embedded emulator with Entra on
+// and signs in to it as its Contributor: bearer tokens on DPS and hubs.
+func TestEmbeddedEmulatorSignedIn(t *testing.T) {
+	c := newCLI(t)
+	if out := c.ok("--target", "emulator", "--auth", "login", "groups", "list"); !strings.Contains(out, "mylegacydevices") {
+		t.Fatalf("groups list:\n%s", out)
+	}
+	if out := c.ok("--target", "emulator", "--auth", "login", "hub", "device", "show", "fleet-sensor-001"); !strings.Contains(out, "fleet-sensor-001") {
+		t.Errorf("hub device show:\n%s", out)
+	}
+	_, _, errOut := c.run("--target", "emulator", "--auth", "login", "register", "--registration-id", "emb-1", "--group", "mylegacydevices")
+	if !strings.Contains(errOut, "signed in with Entra ID") {
+		t.Errorf("register does not say it is signed in:\n%s", errOut)
+	}
+	env, err := os.ReadFile(filepath.Join(c.stateDir, "emulator", emulator.EnvFile))
+	if err != nil || !strings.Contains(string(env), "AZURE_TENANT_ID=") {
+		t.Errorf("the embedded emulator's env has no Entra lines (%v)", err)
+	}
+	a := &app{stateDir: c.stateDir, azure: azureFlags{target: targetEmulator, auth: authLogin}}
+	tg, err := a.openTarget(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	if !tg.client.SignedIn() || tg.auth != authLogin || len(tg.linkedHubs) != 2 {
+		t.Errorf("target signed in %v, auth %q, linked hubs %q", tg.client.SignedIn(), tg.auth, tg.linkedHubs)
+	}
+}

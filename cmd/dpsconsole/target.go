@@ -14,11 +14,13 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/discovery"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
+	"github.com/dpsconsole/dpsconsole/dps/signin"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
@@ -225,6 +227,7 @@ func (a *app) openEmulator(ctx context.Context) (*target, error) {
 		HTTPSAddr:       "127.0.0.1:0",
 		Seed:            "demo",
 		AssignmentDelay: time.Second,
+		Entra:           a.azure.auth == authLogin,
 	})
 	if err != nil {
 		// Said once: "start the embedded emulator in …: emulator: …" named it twice.
@@ -232,10 +235,39 @@ func (a *app) openEmulator(ctx context.Context) (*target, error) {
 		return nil, fmt.Errorf("start the embedded emulator in %s: %s (set --connection-string or $DPS_CONNECTION_STRING to use a real DPS instead)", dir, why)
 	}
 	t, err := emulatorTarget(emu)
+	if err == nil && a.azure.auth == authLogin {
+		err = signInToEmulator(t, emu.Env())
+	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("connect to the embedded emulator: %w", err), emu.Close())
 	}
 	return t, nil
+}
+
+// signInToEmulator switches t to Entra ID (--target emulator --auth login):
+// signed in as the embedded emulator's Contributor principal through its
+// authority, the same code path (MSAL's client credentials) as the
+// environment credential against Azure, and bearer tokens on DPS and hubs.
+func signInToEmulator(t *target, env emulator.Env) error {
+	cloud := signin.Private(env.AuthorityHost, env.ResourceManagerEndpoint)
+	cred, err := azidentity.NewClientSecretCredential(env.TenantID, env.ClientID, env.ClientSecret, &azidentity.ClientSecretCredentialOptions{
+		ClientOptions: azcore.ClientOptions{Cloud: cloud, Transport: t.transport}, DisableInstanceDiscovery: true})
+	if err != nil {
+		return err
+	}
+	opts := clientOptions(t.transport)
+	opts.ResourceID = "/subscriptions/" + env.SubscriptionID + "/resourceGroups/" + env.DPSResourceGroup + "/providers/Microsoft.Devices/provisioningServices/" + env.DPSName
+	if t.client, err = dps.NewClient(t.client.Host(), cred, opts); err != nil {
+		return err
+	}
+	t.auth, t.credential = authLogin, cred
+	for _, cs := range env.HubConnectionStrings {
+		if c, err := keys.ParseServiceConnectionString(cs); err == nil {
+			t.linkedHubs = append(t.linkedHubs, c.HostName)
+		}
+	}
+	t.name += ", signed in with Entra ID"
+	return nil
 }
 
 func emulatorTarget(emu *emulator.Emulator) (*target, error) {

@@ -58,10 +58,11 @@ func (a *app) wantsAzure() (bool, error) {
 	default:
 		return false, usagef("flag --target %q: use emulator or azure", f.target)
 	}
-	azure := f.dps != "" || f.target == targetAzure || f.auth == authLogin || f.auth == authSASFromARM
+	embeddedEntra := f.target == targetEmulator && f.auth == authLogin // the embedded emulator, signed in
+	azure := !embeddedEntra && (f.dps != "" || f.target == targetAzure || f.auth == authLogin || f.auth == authSASFromARM)
 	switch {
-	case f.target == targetEmulator && (azure || a.connectionString != ""):
-		return false, usagef("--target emulator is the embedded emulator: leave out --dps, --auth and --connection-string with it")
+	case f.target == targetEmulator && (azure || a.connectionString != "" || f.dps != ""):
+		return false, usagef("--target emulator is the embedded emulator: leave out --dps, --connection-string and --auth other than login with it")
 	case a.connectionString != "" && azure:
 		return false, usagef("--connection-string names its DPS and signs with its key: leave out --dps, --target azure and --auth %s with it", cmp.Or(f.auth, authLogin))
 	case f.auth == authSAS && azure:
