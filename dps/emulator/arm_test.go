@@ -147,7 +147,7 @@ func TestARMReaderMayReadButNotListKeys(t *testing.T) {
 }
 
 func TestARMNotFoundAndBadTokensInARMShape(t *testing.T) {
-	e, _ := startEntra(t, Options{TokenLifetime: time.Second})
+	e, _ := startEntra(t, Options{})
 	env := e.Env()
 	ctx := armContext(t)
 	cred := secretCredential(t, e, env.ClientID, env.ClientSecret)
@@ -190,13 +190,28 @@ func TestARMNotFoundAndBadTokensInARMShape(t *testing.T) {
 	if st, body := call("Bearer "+armTok.Token, "?api-version=1999-01-01"); st != 400 || !strings.Contains(body, "InvalidApiVersionParameter") {
 		t.Errorf("bad api-version: %d %s", st, body)
 	}
-	time.Sleep(1100 * time.Millisecond)
-	if st, body := call("Bearer "+armTok.Token, "?api-version=2022-02-05"); st != 401 || !strings.Contains(body, "ExpiredAuthenticationToken") || strings.Contains(body, armTok.Token) {
+	expired := badTokens(t, e, audienceARM, audienceDPS)["expired"]
+	if st, body := call("Bearer "+expired, "?api-version=2022-02-05"); st != 401 || !strings.Contains(body, "ExpiredAuthenticationToken") || strings.Contains(body, expired) {
 		t.Errorf("expired token: %d %s", st, body)
 	}
-	// azidentity gets a new token when the old one has expired.
-	if _, err := dps.Get(ctx, env.DPSName, env.DPSResourceGroup, nil); err != nil {
-		t.Errorf("Get after the first token expired: %v", err)
+}
+
+func TestARMTokensExpireAndAzidentityGetsNewOnes(t *testing.T) {
+	e, _ := startEntra(t, Options{TokenLifetime: 2 * time.Second})
+	env := e.Env()
+	ctx := armContext(t)
+	cred := secretCredential(t, e, env.ClientID, env.ClientSecret)
+	first, err := getToken(t, cred, audienceARM+"/.default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Until(first.ExpiresOn) + 1100*time.Millisecond)
+	url := env.ResourceManagerEndpoint + "subscriptions?api-version=2022-12-01"
+	if st, body := rawCall(t, e, http.MethodGet, url, "Bearer "+first.Token); st != 401 || !strings.Contains(body, "ExpiredAuthenticationToken") {
+		t.Fatalf("the first token, expired: %d %s", st, body)
+	}
+	if _, err := dpsARMClient(t, e, cred).Get(ctx, env.DPSName, env.DPSResourceGroup, nil); err != nil {
+		t.Errorf("Get once the first token has expired: %v", err)
 	}
 }
 

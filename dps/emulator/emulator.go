@@ -307,7 +307,11 @@ func (e *Emulator) start(ctx context.Context) error {
 	if err := writeFileAtomic(filepath.Join(e.opts.DataDir, EnvFile), []byte(e.env.String()), 0o600); err != nil {
 		return err
 	}
-	e.log.Info("emulator started", "dps", e.dpsHost, "idScope", e.idScope, "hubs", len(e.hubs), "dataDir", e.opts.DataDir)
+	attrs := []any{"dps", e.dpsHost, "idScope", e.idScope, "hubs", len(e.hubs), "dataDir", e.opts.DataDir}
+	if e.entra != nil {
+		attrs = append(attrs, "entra", e.entra.base, "localAuth", !e.opts.DisableLocalAuth)
+	}
+	e.log.Info("emulator started", attrs...)
 	return nil
 }
 

@@ -117,8 +117,20 @@ func TestEntraBearerOnDPSServiceAPIEnforcesDataRoles(t *testing.T) {
 	if resp, body := newSvc(t, e).req(http.MethodGet, "/enrollmentGroups/"+TutorialGroupID+"?api-version="+dps.APIVersion, nil); resp.StatusCode != 200 {
 		t.Errorf("SAS GET: %d %s", resp.StatusCode, body)
 	}
-	if strings.Contains(logs.String(), "Bearer ey") {
-		t.Error("a bearer token is in the log")
+	checkRequestLog(t, logs.String(), "listener=dps")
+}
+
+// checkRequestLog: the debug request log has lines for bearer and SAS
+// requests on the listener, with neither credential in it.
+func checkRequestLog(t *testing.T, log, listener string) {
+	t.Helper()
+	for _, want := range []string{listener + ` method=`, `authorization="Bearer [REDACTED]"`, `authorization="SharedAccessSignature [REDACTED]"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the request log lacks %s:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log, "Bearer ey") || strings.Contains(log, "sig=") {
+		t.Errorf("a credential is in the log:\n%s", log)
 	}
 }
 
@@ -184,7 +196,7 @@ func TestEntraBearerWithoutEntraIsRefused(t *testing.T) {
 }
 
 func TestEntraBearerOnHubServiceAPIEnforcesDataRoles(t *testing.T) {
-	e, _ := startEntra(t, Options{Seed: "demo"})
+	e, logs := startEntra(t, Options{Seed: "demo"})
 	env := e.Env()
 	scope := audienceHub + "/.default"
 	contributor := newBearerClient(t, e, secretCredential(t, e, env.ClientID, env.ClientSecret), scope)
@@ -224,6 +236,11 @@ func TestEntraBearerOnHubServiceAPIEnforcesDataRoles(t *testing.T) {
 	if st, body := contributor.do(http.MethodDelete, hubURL("/devices/"+id), nil); st != 204 && st != 200 {
 		t.Errorf("Contributor deletes: %d %s", st, body)
 	}
+	sas := keys.SignSAS(cs.HostName, cs.SharedAccessKey, cs.SharedAccessKeyName, time.Now().Add(time.Hour))
+	if st, body := rawCall(t, e, http.MethodGet, hubURL("/devices"), sas); st != 200 {
+		t.Errorf("SAS beside tokens: %d %s", st, body)
+	}
+	checkRequestLog(t, logs.String(), "listener="+cs.HostName)
 }
 
 func TestEntraDisableLocalAuthRefusesSASKeepsTokens(t *testing.T) {

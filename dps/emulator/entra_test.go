@@ -9,9 +9,11 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -289,5 +291,91 @@ func TestEntraOffLeavesEnvAsBefore(t *testing.T) {
 	}
 	if _, err := Start(context.Background(), Options{DataDir: t.TempDir(), DisableLocalAuth: true}); err == nil {
 		t.Error("DisableLocalAuth without Entra was accepted")
+	}
+}
+
+// postForm posts a form to the emulator's authority and returns status and
+// the decoded AAD error (if any).
+func postForm(t *testing.T, e *Emulator, path string, form url.Values) (int, oauthError) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, strings.TrimSuffix(e.Env().AuthorityHost, "/")+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := entraClientOptions(t, e).Transport.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var oe oauthError
+	json.NewDecoder(resp.Body).Decode(&oe)
+	return resp.StatusCode, oe
+}
+
+func TestEntraTokenEndpointErrors(t *testing.T) {
+	e, _ := startEntra(t, Options{})
+	env := e.Env()
+	tokenPath := "/" + env.TenantID + "/oauth2/v2.0/token"
+	cc := func(kv ...string) url.Values {
+		v := url.Values{"grant_type": {"client_credentials"}, "client_id": {env.ClientID}, "client_secret": {env.ClientSecret}, "scope": {audienceDPS + "/.default"}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == "" {
+				v.Del(kv[i])
+			} else {
+				v.Set(kv[i], kv[i+1])
+			}
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		name   string
+		path   string
+		form   url.Values
+		status int
+		code   string
+		aadsts int
+	}{
+		{"no grant", tokenPath, cc("grant_type", ""), 400, "invalid_request", 900144},
+		{"unknown grant", tokenPath, cc("grant_type", "password"), 400, "unsupported_grant_type", 70003},
+		{"no secret", tokenPath, cc("client_secret", ""), 401, "invalid_client", 7000218},
+		{"scope without .default", tokenPath, cc("scope", audienceDPS+"/user_impersonation"), 400, "invalid_scope", 1002012},
+		{"two resources", tokenPath, cc("scope", audienceDPS+"/.default "+audienceHub+"/.default"), 400, "invalid_scope", 70011},
+		{"unknown tenant", "/" + newGUID() + "/oauth2/v2.0/token", cc(), 400, "invalid_request", 90002},
+		{"unknown device code", tokenPath, url.Values{"grant_type": {"device_code"}, "client_id": {env.ClientID}, "device_code": {"nope"}}, 400, "expired_token", 70020},
+		{"bad refresh token", tokenPath, url.Values{"grant_type": {"refresh_token"}, "client_id": {env.ClientID}, "refresh_token": {"x.y.z"}, "scope": {audienceDPS + "/.default"}}, 400, "invalid_grant", 9002313},
+	} {
+		st, oe := postForm(t, e, tc.path, tc.form)
+		if st != tc.status || oe.Error != tc.code || len(oe.ErrorCodes) != 1 || oe.ErrorCodes[0] != tc.aadsts ||
+			!strings.HasPrefix(oe.ErrorDescription, "AADSTS"+strconv.Itoa(tc.aadsts)+": ") || oe.TraceID == "" || oe.CorrelationID == "" {
+			t.Errorf("%s: %d %+v, want %d %s AADSTS%d", tc.name, st, oe, tc.status, tc.code, tc.aadsts)
+		}
+		if strings.Contains(oe.ErrorDescription, env.ClientSecret) {
+			t.Errorf("%s: the error names the secret", tc.name)
+		}
+	}
+	// A refresh token is bound to the client it was issued to.
+	p := e.entra.contributor
+	rc := e.entra.baseClaims(p, refreshAudience, time.Now(), time.Hour)
+	rc.Azp = "client-a"
+	refresh, _ := e.entra.sign(rc)
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "scope": {audienceDPS + "/.default"}}
+	form.Set("client_id", "client-b")
+	if st, oe := postForm(t, e, tokenPath, form); st != 400 || oe.Error != "invalid_grant" {
+		t.Errorf("refresh by another client: %d %+v", st, oe)
+	}
+	form.Set("client_id", "client-a")
+	if st, oe := postForm(t, e, tokenPath, form); st != 200 {
+		t.Errorf("refresh by its client: %d %+v", st, oe)
+	}
+}
+
+func TestEntraRefusesLostTenantWhenTheKeyRemains(t *testing.T) {
+	dir := t.TempDir()
+	e, _ := startEntra(t, Options{DataDir: dir})
+	if _, err := e.store.exec(context.Background(), `DELETE FROM settings WHERE name LIKE 'entra_%' AND name != 'entra_addr'`); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	_, err := Start(context.Background(), Options{DataDir: dir, Entra: true, MQTTAddr: MQTTOff})
+	if err == nil || !strings.Contains(err.Error(), entraKeyFile) || !strings.Contains(err.Error(), "lost the Entra tenant") {
+		t.Fatalf("err = %v, want the lost tenant refused", err)
 	}
 }

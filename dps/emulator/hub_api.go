@@ -30,6 +30,7 @@ const (
 // (device SAS, sr = {host}/devices/{id}, no skn) and the registry API
 // (service SAS of the hub's iothubowner policy). Any api-version is accepted.
 func (e *Emulator) serveHub(h *hub, w http.ResponseWriter, r *http.Request) {
+	e.logRequest(r, h.HostName)
 	if !capBody(w, r, e.opts.limits.maxBody, func(msg string) { writeHubError(w, http.StatusRequestEntityTooLarge, "MessageTooLarge", msg) }) {
 		return
 	}

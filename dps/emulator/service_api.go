@@ -28,6 +28,7 @@ const (
 // then the service API (paths matched case-insensitively, as DPS does) or the
 // device API.
 func (e *Emulator) serveDPS(w http.ResponseWriter, r *http.Request) {
+	e.logRequest(r, "dps")
 	if !capBody(w, r, e.opts.limits.maxBody, func(msg string) { writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, msg) }) {
 		return
 	}
