@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,6 +159,16 @@ func TestSASFromARMOnlyWhenAsked(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(c.stateDir, discovery.ChoiceFile))
 	if !strings.Contains(string(b), `"auth": "sas-from-arm"`) || strings.Contains(string(b), "SharedAccessKey") {
 		t.Errorf("target.json:\n%s", b)
+	}
+	// Reopened, it signs in: the key is read again only when asked again.
+	a := &app{stateDir: c.stateDir, azure: azureFlags{target: targetAzure}, stdio: stdio{err: io.Discard}}
+	tg, err := a.openTarget(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	if !tg.client.SignedIn() || tg.auth != authLogin {
+		t.Errorf("the remembered sas-from-arm target reopened with auth %q (signed in %v)", tg.auth, tg.client.SignedIn())
 	}
 }
 

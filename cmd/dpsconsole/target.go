@@ -351,10 +351,9 @@ func (a *app) openAzure(ctx context.Context) (*target, error) {
 		if !ok {
 			return nil, usagef("no DPS chosen yet: name one with --dps NAME (dpsconsole targets list shows the ones you can see)")
 		}
+		// Reopened signed in: a shared access key (c.Auth sas-from-arm)
+		// is read only when --auth asks for it again, never silently.
 		q = c.Query()
-		if a.azure.auth == "" {
-			auth = c.Auth
-		}
 		if a.azure.tenant == "" {
 			a.azure.tenant = c.TenantID
 		}
@@ -375,6 +374,20 @@ func (a *app) openAzure(ctx context.Context) (*target, error) {
 	if err != nil {
 		return nil, signInError(err)
 	}
+	t, err := connectDPS(ctx, s, d, auth, tr, caPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := discovery.SaveChoice(a.stateDir, discovery.ChoiceOf(d, a.azure.tenant, auth)); err != nil {
+		fmt.Fprintf(a.err, "warning: %v\n", err) // the target still works; only the next start will not reopen it
+	}
+	return t, nil
+}
+
+// connectDPS makes the target of a DPS found with ARM: bearer tokens from
+// s (authLogin), or a shared access key read with ListKeys (authSASFromARM,
+// only when asked: the key stays in memory).
+func connectDPS(ctx context.Context, s *signedIn, d discovery.DPS, auth string, tr *http.Client, caPEM []byte) (*target, error) {
 	t := &target{
 		name:           "DPS " + d.Name + " (" + d.ServiceHost + ")",
 		idScope:        d.IDScope,
@@ -391,22 +404,18 @@ func (a *app) openAzure(ctx context.Context) (*target, error) {
 	}
 	opts := clientOptions(tr)
 	opts.ResourceID = d.ResourceID
+	var err error
 	if auth == authSASFromARM {
-		// Asked for explicitly: the key stays in memory, never in the choice.
 		cs, err := s.disc.ServiceConnectionString(ctx, d, "")
 		if err != nil {
 			return nil, err
 		}
-		t.client, err = dps.NewClientFromConnectionString(cs, opts)
-		if err != nil {
+		if t.client, err = dps.NewClientFromConnectionString(cs, opts); err != nil {
 			return nil, fmt.Errorf("the shared access policy ARM listed for %s is not usable: %v", d.Name, err)
 		}
-		t.hubConnectionStrings = hubConnectionStringsFromEnv()
+		t.hubConnectionStrings = hubConnectionStringsFromEnv() // ARM masks the hubs' keys
 	} else if t.client, err = dps.NewClient(d.ServiceHost, s.cred, opts); err != nil {
 		return nil, fmt.Errorf("DPS %s: %v", d.Name, err)
-	}
-	if err := discovery.SaveChoice(a.stateDir, discovery.ChoiceOf(d, a.azure.tenant, auth)); err != nil {
-		fmt.Fprintf(a.err, "warning: %v\n", err) // the target still works; only the next start will not reopen it
 	}
 	return t, nil
 }
