@@ -2,18 +2,13 @@ package signin_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
@@ -113,69 +108,5 @@ func TestDeviceCodeIsTheFallbackAndShowsItsPrompt(t *testing.T) {
 	cred, _ = signin.NewCredential(signin.Options{TenantID: env.TenantID, Transport: tr})
 	if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{dps.Scope}}); err == nil || !strings.Contains(err.Error(), "AzureCLICredential") {
 		t.Errorf("no fallback: %v", err)
-	}
-}
-
-// fakeAz writes an az to dir that prints what `az account get-access-token
-// --output json` prints, with a token for the --resource it was given
-// (minted beforehand by the emulator), and logs its arguments.
-func fakeAz(t *testing.T, dir string, tokens map[string]string) (argsLog string) {
-	t.Helper()
-	argsLog = filepath.Join(dir, "az-args.log")
-	var cases strings.Builder
-	for resource, tok := range tokens {
-		out, _ := json.Marshal(map[string]any{
-			"accessToken": tok, "expiresOn": time.Now().Add(time.Hour).Format("2006-01-02 15:04:05.000000"),
-			"expires_on": time.Now().Add(time.Hour).Unix(), "subscription": "00000000-0000-0000-0000-000000000000",
-			"tenant": "t", "tokenType": "Bearer",
-		})
-		fmt.Fprintf(&cases, "    %s) echo '%s' ;;\n", resource, out)
-	}
-	script := fmt.Sprintf(`#!/bin/sh
-echo "$@" >> %q
-[ "$1 $2" = "account get-access-token" ] || { echo "ERROR: unexpected az $*" >&2; exit 2; }
-resource=""
-while [ $# -gt 0 ]; do [ "$1" = "--resource" ] && resource="$2"; shift; done
-case "$resource" in
-%s    *) echo "ERROR: no token for resource $resource" >&2; exit 1 ;;
-esac
-`, argsLog, cases.String())
-	if err := os.WriteFile(filepath.Join(dir, "az"), []byte(script), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	return argsLog
-}
-
-func TestAzureCLICredentialTakesAzsToken(t *testing.T) {
-	em, tr := startEntra(t, emulator.Options{})
-	env := em.Env()
-	mint, err := azidentity.NewClientSecretCredential(env.TenantID, env.ReaderClientID, env.ReaderClientSecret, &azidentity.ClientSecretCredentialOptions{
-		ClientOptions: azcore.ClientOptions{Cloud: signin.Private(env.AuthorityHost, env.ResourceManagerEndpoint), Transport: tr}, DisableInstanceDiscovery: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tk, err := mint.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{dps.Scope}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	argsLog := fakeAz(t, dir, map[string]string{"https://azure-devices-provisioning.net": tk.Token})
-	emulatorEnv(t, env, "", "")
-	t.Setenv("AZURE_TOKEN_CREDENTIALS", "AzureCLICredential")
-	t.Setenv("PATH", dir+":/usr/bin:/bin")
-	cred, err := signin.NewCredential(signin.Options{TenantID: env.TenantID, Transport: tr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := signin.WhoAmI(context.Background(), cred, dps.Scope)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id.AppID != env.ReaderClientID {
-		t.Errorf("signed in as %+v, want az's identity (the Reader)", id)
-	}
-	args, _ := os.ReadFile(argsLog)
-	if want := "account get-access-token -o json --resource https://azure-devices-provisioning.net --tenant " + env.TenantID; strings.TrimSpace(string(args)) != want {
-		t.Errorf("az was run with %q, want %q", args, want)
 	}
 }
