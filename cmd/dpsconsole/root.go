@@ -153,7 +153,9 @@ keys for symmetric-key enrollment groups, runs a simulated device registration
 and shows it live, and cleans up orphaned registration records.
 
 With no connection string it runs against its own built-in DPS + IoT Hub
-emulator, so everything works on a laptop with no Azure account.`,
+emulator, so everything works on a laptop with no Azure account. After
+az login, --dps NAME reaches a DPS in Azure with your own identity
+(dpsconsole targets list shows them).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runConsole(cmd, a) },
 	}

@@ -36,7 +36,7 @@ type azureFlags struct {
 }
 
 func addAzureFlags(pf *pflag.FlagSet, f *azureFlags) {
-	pf.StringVar(&f.auth, "auth", "", "sas (a connection string's key), login (Microsoft Entra ID: az login, environment, workload or managed identity, else a device code; the default with --dps) or sas-from-arm (a key read with ARM ListKeys)")
+	pf.StringVar(&f.auth, "auth", "", "how to authenticate: sas (a connection string's key), login (Microsoft Entra ID: az login, environment, workload or managed identity, else a device code; the default with --dps) or sas-from-arm (a key read with ARM ListKeys)")
 	pf.StringVar(&f.target, "target", "", "emulator (the embedded emulator, the default without a connection string) or azure (a DPS found with ARM: --dps, else the one chosen last)")
 	pf.StringVar(&f.tenant, "tenant", "", "Microsoft Entra tenant (ID or domain) to sign in to; default: the one of your az login or $AZURE_TENANT_ID")
 	pf.StringVar(&f.dps, "dps", "", "name of a DPS in Azure to use, found with ARM and signed in with Microsoft Entra ID (dpsconsole targets list shows them)")
