@@ -219,8 +219,9 @@ func TestEntraBearerOnHubServiceAPIEnforcesDataRoles(t *testing.T) {
 	for _, tc := range []struct{ method, path string }{
 		{http.MethodDelete, "/devices/" + id},
 		{http.MethodPatch, "/twins/" + id},
+		{http.MethodPost, "/twins/" + id + "/methods"},
 	} {
-		var b any
+		var b any = map[string]any{"methodName": "reboot", "responseTimeoutInSeconds": 5}
 		if tc.method == http.MethodPatch {
 			b = map[string]any{"tags": map[string]string{"x": "y"}}
 		}

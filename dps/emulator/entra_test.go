@@ -379,3 +379,24 @@ func TestEntraRefusesLostTenantWhenTheKeyRemains(t *testing.T) {
 		t.Fatalf("err = %v, want the lost tenant refused", err)
 	}
 }
+
+// azidentity's device-code credential defaults to the "organizations"
+// tenant and its own public client ID; the emulator takes both.
+func TestEntraDeviceCodeWithAzidentityDefaults(t *testing.T) {
+	e, _ := startEntra(t, Options{DeviceCodeAs: DeviceCodeReader})
+	cred, err := azidentity.NewDeviceCodeCredential(&azidentity.DeviceCodeCredentialOptions{
+		ClientOptions: entraClientOptions(t, e), DisableInstanceDiscovery: true,
+		UserPrompt: func(context.Context, azidentity.DeviceCodeMessage) error { return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := getToken(t, cred, audienceARM+"/.default")
+	if err != nil {
+		t.Fatalf("GetToken: %v", err)
+	}
+	c, err := e.entra.verify(tok.Token, audienceARM, time.Now())
+	if err != nil || c.Oid != e.entra.reader.objectID || c.Tid != e.Env().TenantID {
+		t.Fatalf("claims %+v, %v; want the Reader in the emulator's tenant", c, err)
+	}
+}
