@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,6 +45,9 @@ func TestRegistryClientSignedInNamesTheMissingRole(t *testing.T) {
 	}))
 	defer srv.Close()
 	tr := &http.Client{Transport: &http.Transport{TLSClientConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig}}
+	var logged syncLog
+	dps.LogToSlog(slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	defer dps.LogToSlog(nil)
 	cred := &fixedToken{}
 	o := &hub.RegistryOptions{ResourceID: resourceID}
 	o.ClientOptions.ClientOptions = azcore.ClientOptions{Transport: tr, Retry: policy.RetryOptions{MaxRetries: -1}}
@@ -74,6 +79,26 @@ func TestRegistryClientSignedInNamesTheMissingRole(t *testing.T) {
 	if len(cred.scopes) != 1 || cred.scopes[0] != "https://iothubs.azure.net/.default" {
 		t.Errorf("scopes %q, want the IoT Hub scope once", cred.scopes)
 	}
+	if log := logged.String(); !strings.Contains(log, "Authorization: REDACTED") || strings.Contains(log, hubBearer) {
+		t.Errorf("the log lacks the redacted header or carries the token:\n%s", log)
+	}
+}
+
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func TestHubDataActions(t *testing.T) {

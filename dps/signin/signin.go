@@ -119,10 +119,14 @@ func checkTenant(tenant string) error {
 func CloudFromEnv() cloud.Configuration {
 	arm := os.Getenv(EnvARMEndpoint)
 	if arm == "" {
-		c := cloud.AzurePublic
-		if host := os.Getenv(EnvAuthorityHost); host != "" {
-			c.ActiveDirectoryAuthorityHost = host
+		host := os.Getenv(EnvAuthorityHost)
+		for _, known := range knownClouds {
+			if host == "" || sameHost(host, known.ActiveDirectoryAuthorityHost) {
+				return known // a sovereign cloud's authority comes with its own ARM
+			}
 		}
+		c := cloud.AzurePublic
+		c.ActiveDirectoryAuthorityHost = host
 		return c
 	}
 	authority := os.Getenv(EnvAuthorityHost)
@@ -148,12 +152,19 @@ func Private(authorityHost, armEndpoint string) cloud.Configuration {
 // sovereign clouds: MSAL's instance discovery, which asks
 // login.microsoftonline.com about the authority, must then be off.
 func IsPrivate(c cloud.Configuration) bool {
-	for _, known := range []cloud.Configuration{cloud.AzurePublic, cloud.AzureChina, cloud.AzureGovernment} {
-		if strings.EqualFold(strings.TrimSuffix(c.ActiveDirectoryAuthorityHost, "/"), strings.TrimSuffix(known.ActiveDirectoryAuthorityHost, "/")) {
+	for _, known := range knownClouds {
+		if sameHost(c.ActiveDirectoryAuthorityHost, known.ActiveDirectoryAuthorityHost) {
 			return false
 		}
 	}
 	return true
+}
+
+// knownClouds are Azure's public cloud (first) and its sovereign clouds.
+var knownClouds = []cloud.Configuration{cloud.AzurePublic, cloud.AzureChina, cloud.AzureGovernment}
+
+func sameHost(a, b string) bool {
+	return strings.EqualFold(strings.TrimSuffix(a, "/"), strings.TrimSuffix(b, "/"))
 }
 
 // Identity is who a token says signed in, for headers and messages. It is

@@ -14,6 +14,10 @@ func TestCloudFromEnv(t *testing.T) {
 	if c := CloudFromEnv(); c.ActiveDirectoryAuthorityHost != cloud.AzurePublic.ActiveDirectoryAuthorityHost || IsPrivate(c) {
 		t.Errorf("no variables: %+v, want the public cloud", c)
 	}
+	t.Setenv(EnvAuthorityHost, "https://login.chinacloudapi.cn")
+	if c := CloudFromEnv(); c.ActiveDirectoryAuthorityHost != cloud.AzureChina.ActiveDirectoryAuthorityHost || IsPrivate(c) {
+		t.Errorf("Azure China's authority: %+v, want Azure China", c)
+	}
 	t.Setenv(EnvAuthorityHost, "https://localhost:4443/")
 	t.Setenv(EnvARMEndpoint, "https://localhost:4443/")
 	c := CloudFromEnv()
