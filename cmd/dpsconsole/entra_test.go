@@ -78,6 +78,9 @@ func TestTargetsListFindsTheEmulatorsDPS(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
 	}
+	if out := c.ok("targets", "list", "--resource-group", "other-rg"); !strings.Contains(out, "0 DPS instances") {
+		t.Errorf("--resource-group other-rg:\n%s", out)
+	}
 	c.fails(1, []string{"targets", "list", "--subscription", "No Such Subscription"}, `no subscription named "No Such Subscription"`)
 	// A wrong secret: Entra's own answer, no secret in it.
 	t.Setenv("AZURE_CLIENT_SECRET", "wrong-secret")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -82,9 +83,10 @@ type signedIn struct {
 // signIn makes the Entra ID credential of the flags; device-code sign-in,
 // the last resort, prints its prompt to stderr.
 func (a *app) signIn(tr *http.Client) (*signedIn, error) {
+	cloud := signin.CloudFromEnv()
 	cred, err := signin.NewCredential(signin.Options{
 		TenantID:  a.azure.tenant,
-		Cloud:     signin.CloudFromEnv(),
+		Cloud:     cloud,
 		Transport: tr,
 		DeviceCode: func(_ context.Context, p signin.DeviceCodePrompt) error {
 			fmt.Fprintln(a.err, p.Message)
@@ -94,7 +96,7 @@ func (a *app) signIn(tr *http.Client) (*signedIn, error) {
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	disc, err := discovery.New(cred, discovery.Options{Cloud: signin.CloudFromEnv(), Transport: tr})
+	disc, err := discovery.New(cred, discovery.Options{Cloud: cloud, Transport: tr})
 	if err != nil {
 		return nil, err
 	}
@@ -117,14 +119,14 @@ policies apply to them. It signs in like --auth login: environment, workload
 or managed identity, az or azd login, else a device code. Any of them may be
 given with --dps NAME to every other command.`,
 		Example: `  az login && dpsconsole targets list
-  dpsconsole targets list --subscription "My subscription" --output json`,
+  dpsconsole targets list --subscription "My subscription" --resource-group iot-rg --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
 			if a.azure.dps != "" || a.azure.target == targetEmulator || a.connectionString != "" {
-				return usagef("targets list lists every DPS: leave out --dps, --target emulator and --connection-string (--subscription narrows it)")
+				return usagef("targets list lists every DPS: leave out --dps, --target emulator and --connection-string (--subscription and --resource-group narrow it)")
 			}
 			return a.listTargets(cmd.Context(), output)
 		},
@@ -158,6 +160,9 @@ func (a *app) listTargets(ctx context.Context, output string) error {
 	all, err := s.disc.ListDPS(ctx, sub)
 	if err != nil {
 		return signInError(err)
+	}
+	if rg := a.azure.resourceGroup; rg != "" {
+		all = slices.DeleteFunc(all, func(d discovery.DPS) bool { return !strings.EqualFold(d.ResourceGroup, rg) })
 	}
 	if output == outputJSON {
 		if all == nil {
