@@ -40,7 +40,7 @@ type target struct {
 	caPEM                []byte            // the extra CA, or nil
 	emu                  *emulator.Emulator
 
-	// Set for a DPS found with ARM (--dps).
+	// Set when signed in with Entra ID (--dps, --target emulator --auth login).
 	auth       string                 // authSAS, authLogin or authSASFromARM
 	credential azcore.TokenCredential // the Entra ID sign-in; nil with a connection string
 	linkedHubs []string               // host names of the DPS's linked hubs, reached with credential under --auth login
@@ -150,10 +150,12 @@ func hubEnvSuffixes() []string {
 // globalDeviceEndpoint is where real devices register.
 const globalDeviceEndpoint = "global.azure-devices-provisioning.net"
 
-// openTarget resolves the target: --connection-string or
-// $DPS_CONNECTION_STRING means a real DPS (or a standalone emulator, with
-// --ca-file/$DPS_CA_FILE); neither means the embedded emulator in
-// <state-dir>/emulator, started in-process.
+// openTarget resolves the target: --dps, --target azure or --auth login mean
+// a DPS found with ARM and signed in with Entra ID (openAzure);
+// --connection-string or $DPS_CONNECTION_STRING means a real DPS (or a
+// standalone emulator, with --ca-file/$DPS_CA_FILE) signed with its key;
+// none of them means the embedded emulator in <state-dir>/emulator, started
+// in-process (signed in with --target emulator --auth login).
 func (a *app) openTarget(ctx context.Context) (*target, error) {
 	azure, err := a.wantsAzure()
 	if err != nil {
