@@ -18,6 +18,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // Options configure the console.
@@ -50,10 +52,11 @@ type Model struct {
 	height    int
 	quitting  bool
 	quitArmed bool // q was pressed once while a deletion runs
+	findGen   int  // the latest :find or / lookup: an older answer is dropped
 }
 
 // commands of the `:` line, in completion order.
-var commands = []string{"groups", "enrollments", "derive", "simulate", "tutorial", "cleanup", "quit"}
+var commands = []string{"groups", "enrollments", "find", "derive", "simulate", "tutorial", "cleanup", "quit"}
 
 // New builds the console.
 func New(ctx context.Context, opts Options) *Model {
@@ -66,7 +69,7 @@ func New(ctx context.Context, opts Options) *Model {
 	isDark, ok := darkBackground(os.Getenv("COLORFGBG"))
 	isDark = isDark || !ok
 	c := &Common{
-		Ctx: ctx, Styles: NewStyles(isDark, noColor), Keys: DefaultKeyMap(opts.ReadOnly),
+		Ctx: ctx, Styles: theme.NewStyles(isDark, noColor), Keys: DefaultKeyMap(opts.ReadOnly),
 		Target: opts.Target, Logger: logger, ReadOnly: opts.ReadOnly, NoColor: noColor,
 		Now: time.Now, Width: 80, Height: 20,
 	}
@@ -127,7 +130,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.resize()
 		return nil
 	case tea.BackgroundColorMsg:
-		*m.c.Styles = *NewStyles(msg.IsDark(), m.c.NoColor)
+		*m.c.Styles = *theme.NewStyles(msg.IsDark(), m.c.NoColor)
 		m.help.Styles = m.c.Styles.Help
 		return nil
 	case spinner.TickMsg:
@@ -170,6 +173,10 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	case openMsg:
 		return m.push(msg.v)
+	case findRequest:
+		return m.find(msg.id, msg.quiet, false)
+	case foundMsg:
+		return m.found(msg)
 	case backMsg:
 		m.close(msg.from)
 		return nil
@@ -271,6 +278,9 @@ func (m *Model) runCommand(line string) tea.Cmd {
 	if name == "" {
 		return nil
 	}
+	if id, ok := findArgument(name); ok {
+		return m.find(id, false, true)
+	}
 	var hits []string
 	for _, c := range commands {
 		if c == name {
@@ -301,7 +311,9 @@ func (m *Model) runCommand(line string) tea.Cmd {
 // switchTo makes a `:` command's view the only one above home, so the
 // stack never grows deeper than the operator went: esc goes home. :groups
 // is home itself, opened fresh.
-func (m *Model) switchTo(name string) tea.Cmd {
+func (m *Model) switchTo(name string) tea.Cmd { return m.switchToView(name, m.makeView(name)) }
+
+func (m *Model) switchToView(name string, v view) tea.Cmd {
 	keep := 1
 	if name == "groups" {
 		keep = 0
@@ -312,7 +324,7 @@ func (m *Model) switchTo(name string) tea.Cmd {
 	}
 	stopViews(dropped...)
 	m.stack = m.stack[:keep]
-	return m.push(m.makeView(name))
+	return m.push(v)
 }
 
 func (m *Model) push(v view) tea.Cmd {
@@ -433,7 +445,7 @@ func (m *Model) header() string {
 	if gap := m.width - lipgloss.Width(left) - lipgloss.Width(right); gap > 0 {
 		line1 = left + strings.Repeat(" ", gap) + right
 	} else if right != "" {
-		line1 = fit(left, max(m.width-lipgloss.Width(right)-1, 1)) + " " + right
+		line1 = theme.Fit(left, max(m.width-lipgloss.Width(right)-1, 1)) + " " + right
 	}
 	// Line 2: the breadcrumb of the view stack, or the flash message,
 	// wrapped: an error cut at the screen's edge would hide what to do.
@@ -446,9 +458,9 @@ func (m *Model) header() string {
 		for i, v := range m.stack {
 			crumbs[i] = v.Title()
 		}
-		line2 = st.Title.Render(fit(strings.Join(crumbs, " › "), m.width))
+		line2 = st.Title.Render(theme.Fit(strings.Join(crumbs, " › "), m.width))
 	}
-	return fit(line1, m.width) + "\n" + line2
+	return theme.Fit(line1, m.width) + "\n" + line2
 }
 
 // flashLines is the flash, marked by its level and word-wrapped to the
@@ -461,7 +473,7 @@ func (m *Model) flashLines() string {
 		lines = lines[:most]
 	}
 	for i, l := range lines {
-		lines[i] = style.Render(fit(l, m.width))
+		lines[i] = style.Render(theme.Fit(l, m.width))
 	}
 	return strings.Join(lines, "\n")
 }
@@ -474,7 +486,7 @@ func (m *Model) footer() string {
 	if m.cmdMode {
 		// textinput pads to its width without counting the completion, so
 		// the end past the screen is padding: cut it, with no ….
-		return fit(ansi.Truncate(m.c.Styles.Input(m.cmdline).View(), m.width, ""), m.width)
+		return theme.Fit(ansi.Truncate(m.c.Styles.Input(m.cmdline).View(), m.width, ""), m.width)
 	}
 	k := m.c.Keys
 	var hints, always []*Binding
@@ -495,7 +507,7 @@ func (m *Model) footer() string {
 	for n := len(hints); ; n-- {
 		line := h.ShortHelpView(keyBindings(append(hints[:n:n], always...)...))
 		if n == 0 || lipgloss.Width(line) <= m.width {
-			return fit(line, m.width)
+			return theme.Fit(line, m.width)
 		}
 	}
 }
@@ -533,7 +545,7 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		}
 		tail = append(tail, l)
 	}
-	tail = append(tail, st.Muted.Width(w).Render("Commands: :"+strings.Join(commandsFor(m.c.ReadOnly), " :")), st.Muted.Render(fit("Any key closes this help.", w)))
+	tail = append(tail, st.Muted.Width(w).Render("Commands: :"+strings.Join(commandsFor(m.c.ReadOnly), " :")), st.Muted.Render(theme.Fit("Any key closes this help.", w)))
 	end := strings.Join(tail, "\n")
 
 	var blocks []string
@@ -564,31 +576,15 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		blocks = append(blocks, strings.Join(lines, "\n"))
 	}
 	budget := h - lipgloss.Height(end)
-	var cols []string
-	var col []string
-	used := 0
-	for _, b := range blocks {
-		bh := lipgloss.Height(b)
-		if used > 0 && used+1+bh > budget {
-			cols = append(cols, strings.Join(col, "\n\n"))
-			col, used = nil, 0
+	// Spaced sections, else (many keys, 80×24) without the blank line between them.
+	for _, gap := range []int{1, 0} {
+		grid = packColumns(blocks, budget, gap)
+		if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
+			if lipgloss.Height(grid) < budget {
+				grid += "\n"
+			}
+			return grid + "\n" + end, nil
 		}
-		if used > 0 {
-			used++
-		}
-		col = append(col, b)
-		used += bh
-	}
-	cols = append(cols, strings.Join(col, "\n\n"))
-	for i := range cols[:len(cols)-1] {
-		cols[i] = lipgloss.NewStyle().PaddingRight(2).Render(cols[i])
-	}
-	grid = lipgloss.JoinHorizontal(lipgloss.Top, cols...)
-	if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
-		if lipgloss.Height(grid) < budget {
-			grid += "\n"
-		}
-		return grid + "\n" + end, nil
 	}
 	// Too small a screen: one column, scrolled when taller than the screen.
 	all := strings.Join(blocks, "\n\n") + "\n\n" + end
@@ -596,6 +592,31 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		return "", lines
 	}
 	return all, nil
+}
+
+// packColumns stacks the help's blocks in columns of at most budget lines,
+// gap blank lines between blocks, and sets the columns side by side.
+func packColumns(blocks []string, budget, gap int) string {
+	sep := strings.Repeat("\n", gap+1)
+	var cols, col []string
+	used := 0
+	for _, b := range blocks {
+		bh := lipgloss.Height(b)
+		if used > 0 && used+gap+bh > budget {
+			cols = append(cols, strings.Join(col, sep))
+			col, used = nil, 0
+		}
+		if used > 0 {
+			used += gap
+		}
+		col = append(col, b)
+		used += bh
+	}
+	cols = append(cols, strings.Join(col, sep))
+	for i := range cols[:len(cols)-1] {
+		cols[i] = lipgloss.NewStyle().PaddingRight(2).Render(cols[i])
+	}
+	return lipgloss.JoinHorizontal(lipgloss.Top, cols...)
 }
 
 // clip cuts a view to exactly w×h: long lines are truncated, never wrapped,

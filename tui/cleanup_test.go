@@ -89,7 +89,7 @@ func TestCleanupViewTogglesPreviewsAndDeletesTheSelection(t *testing.T) {
 	}
 	hasStale := false
 	for i, a := range actions {
-		if got := v.preview.at(i); got.n != i+1 || got.Action != a {
+		if got := v.preview.At(i); got.n != i+1 || got.Action != a {
 			t.Fatalf("preview row %d = %+v, want %+v", i, got, a)
 		}
 		hasStale = hasStale || (a.ID == stale && a.Reason == cleanup.ReasonStale)
@@ -240,10 +240,10 @@ func TestHelpFitsAt80x24(t *testing.T) {
 		}
 		body := strings.Join(lines[headerHeight:24-footerHeight], "\n")
 		want := []string{"Everywhere", "ctrl+c quit now", "r     refresh", "ctrl+t send telemetry", "ctrl+o stay connected", "p dry-run preview",
-			"Commands: :groups :enrollments :derive :simulate :tutorial :cleanup :quit\nAny key closes this help."}
+			"Commands: :groups :enrollments :find :derive :simulate :tutorial :cleanup :quit\nAny key closes this help."}
 		if ro { // simulate, telemetry and the tutorial are writes
 			want = []string{"Everywhere", "ctrl+c quit now", "r     refresh", "s simulate device,", "Devices (ctrl+t, ctrl+o, m, u)", "p dry-run preview",
-				"Commands: :groups :enrollments :derive :cleanup :quit\nAny key closes this help."}
+				"Commands: :groups :enrollments :find :derive :cleanup :quit\nAny key closes this help."}
 		}
 		for _, s := range want {
 			if !strings.Contains(body, s) {

@@ -290,7 +290,7 @@ func TestReadOnlyRefusesSimulateTelemetryAndTutorial(t *testing.T) {
 		t.Fatalf("s simulates in read-only mode:\n%s", s)
 	}
 	f.keys("?")
-	f.waitFor("help", "s simulate device", "ctrl+t send telemetry", "Commands: :groups :enrollments :derive :cleanup :quit")
+	f.waitFor("help", "s simulate device", "ctrl+t send telemetry", "Commands: :groups :enrollments :find :derive :cleanup :quit")
 
 	c := testCommon(t, 100, 30)
 	c.Target, c.Now, c.ReadOnly, c.Keys = target, time.Now, true, DefaultKeyMap(true)
@@ -326,8 +326,8 @@ func TestGroupSimulateStartsWithNoDeviceID(t *testing.T) {
 		t.Fatal("s should open the simulate view")
 	}
 	sv := msg.v.(*simulateView)
-	if sv.f.value(sfRegID) != "" || sv.f.value(sfGroup) != emulator.DemoHashedGroup {
-		t.Fatalf("simulate opened with group %q, ID %q", sv.f.value(sfGroup), sv.f.value(sfRegID))
+	if sv.f.Value(sfRegID) != "" || sv.f.Value(sfGroup) != emulator.DemoHashedGroup {
+		t.Fatalf("simulate opened with group %q, ID %q", sv.f.Value(sfGroup), sv.f.Value(sfRegID))
 	}
 }
 
