@@ -104,9 +104,8 @@ func (e *Emulator) hubInvokeMethod(h *hub, w http.ResponseWriter, r *http.Reques
 			"504101 device "+strconv.Quote(deviceID)+" did not answer method "+strconv.Quote(call.MethodName)+" within "+strconv.Itoa(*call.ResponseTimeoutInSeconds)+" s")
 		return
 	}
-	// {"status":..,"payload":..}: the payload is compact JSON already.
-	b := make([]byte, 0, len(`{"status":,"payload":}`)+4+len(ans.payload))
-	b = strconv.AppendInt(append(b, `{"status":`...), int64(ans.status), 10)
-	b = append(append(append(b, `,"payload":`...), ans.payload...), '}')
-	writeRawJSON(w, http.StatusOK, b)
+	writeJSON(w, http.StatusOK, struct {
+		Status  int             `json:"status"`
+		Payload json.RawMessage `json:"payload"`
+	}{ans.status, ans.payload})
 }

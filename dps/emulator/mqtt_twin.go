@@ -311,16 +311,12 @@ func (e *Emulator) methodAnswered(h *hub, deviceID, rid string, status int, payl
 	if err != nil {
 		return // not a $rid the hub gave out
 	}
-	// Compacted here, as the answer's JSON encoding would (and in one pass
-	// with the check), so the HTTP answer is written as it is.
-	var p bytes.Buffer
+	p := json.RawMessage(payload)
 	switch {
 	case len(bytes.TrimSpace(payload)) == 0:
-		p.WriteString("null")
-	case json.Compact(&p, payload) != nil:
-		p.Reset()
-		b, _ := json.Marshal(string(payload))
-		p.Write(b)
+		p = json.RawMessage("null")
+	case !json.Valid(payload):
+		p, _ = json.Marshal(string(payload))
 	}
 	s := &e.devices
 	s.mu.Lock()
@@ -328,7 +324,7 @@ func (e *Emulator) methodAnswered(h *hub, deviceID, rid string, status int, payl
 	s.mu.Unlock()
 	if answer != nil {
 		select {
-		case answer <- methodAnswer{status, p.Bytes()}:
+		case answer <- methodAnswer{status, p}:
 		default: // answered twice: the first answer counts
 		}
 	}
