@@ -30,9 +30,9 @@ type cleanupCmd struct {
 	// record: devices someone may have made on purpose, so it is its own flag.
 	deleteUnregistered bool
 	yes                bool
-	resume       string
-	concurrency  int
-	output       string
+	resume             string
+	concurrency        int
+	output             string
 }
 
 func newCleanupCmd(a *app) *cobra.Command {
