@@ -94,7 +94,7 @@ type KeyMap struct {
 	// Enrollment groups and enrollments
 	New, Toggle, Delete *Binding
 	// Groups and a group; a group's records
-	Derive, Simulate, Mark, MarkAll, MarkEvery *Binding
+	Derive, Simulate, Edit, Mark, MarkAll, MarkEvery *Binding
 	// Keys: group detail, enrollment detail, derive and the forms
 	Reveal, Copy, KeySource *Binding
 	// Forms, simulate and tutorial
@@ -143,6 +143,7 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 
 		Derive:   bind("x", "derive device key", "x"),
 		Simulate: danger("s", "simulate device", "s"), // a registration is a write
+		Edit:     danger("E", "edit", "E"),            // short: read-only help names it in two lines at 80 columns
 		// Marks only choose records to delete, so read-only mode hides them
 		// with delete.
 		Mark:    danger("space", "mark", "space"),
@@ -190,7 +191,7 @@ func (k *KeyMap) Sections() []Section {
 		{"Everywhere", []*Binding{k.Command, k.Back, k.Help, k.Quit, k.ForceQuit}},
 		{"Lists", []*Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter, k.Refresh, k.Open}},
 		{"Groups and enrollments", []*Binding{k.New, k.Toggle, k.Delete}},
-		{"Groups and a group", []*Binding{k.Derive, k.Simulate}},
+		{"Groups and a group", []*Binding{k.Derive, k.Simulate, k.Edit}},
 		{"A group's records", []*Binding{k.Mark, k.MarkAll, k.MarkEvery}},
 		{"Keys", []*Binding{k.Reveal, k.Copy, k.KeySource}},
 		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave}},
