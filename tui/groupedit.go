@@ -13,6 +13,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/keys"
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // Group edit rows, top to bottom.
@@ -403,7 +404,7 @@ func (v *groupEditView) View() string {
 		if v.focus == row {
 			marker = st.Key.Render("▸ ")
 		}
-		lines = append(lines, marker+st.Label.Render(fit(editLabels[row], labelWidth))+" "+v.rowValue(row))
+		lines = append(lines, marker+st.Label.Render(theme.Fit(editLabels[row], labelWidth))+" "+v.rowValue(row))
 		if notes[row] != "" {
 			lines = append(lines, strings.Repeat(" ", labelWidth+3)+st.Muted.Render(notes[row]))
 		}
@@ -476,7 +477,7 @@ func (v *groupEditView) conflictView() []string {
 			if !c.touched {
 				yours = st.Muted.Render("(not changed by you)")
 			}
-			lines = append(lines, fmt.Sprintf("  %-13s %-36s %s", c.field, fit(shownSetting(c.field, c.theirs, v.revealed), 36), yours))
+			lines = append(lines, fmt.Sprintf("  %-13s %-36s %s", c.field, theme.Fit(shownSetting(c.field, c.theirs, v.revealed), 36), yours))
 		}
 	}
 	return append(lines, "", st.Muted.Render(v.c.Keys.Refresh.Help().Key+" reloads their version with your changes on top (then enter saves); esc leaves without saving"))
