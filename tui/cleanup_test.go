@@ -284,7 +284,7 @@ func TestCleanupViewWindowsManyCountRows(t *testing.T) {
 	}
 	out := plain(v.View())
 	if lines := strings.Split(out, "\n"); len(lines) > c.Height || !strings.Contains(out, "g40") || strings.Contains(out, "g00") ||
-		!strings.Contains(out, "38 more rows (↑/↓)") {
+		!strings.Contains(out, "39 more rows (↑/↓)") {
 		t.Fatalf("the count rows should be windowed around the cursor (%d lines):\n%s", len(lines), out)
 	}
 }

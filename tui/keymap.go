@@ -100,7 +100,7 @@ type KeyMap struct {
 	// Forms, simulate and tutorial
 	NextField, PrevField, Submit, Leave *Binding
 	// Clean-up
-	HubDevices, Stale, Preview *Binding
+	HubDevices, Stale, Unregistered, Preview *Binding
 	// Running deletions (group view and clean-up)
 	Stop *Binding
 	// Devices: the simulated one (telemetry, staying connected) and a hub
@@ -167,6 +167,8 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 
 		HubDevices: bind("h", "hub devices: keep/delete", "h"),
 		Stale:      bind("s", "stale records: keep/delete", "s"),
+		// Devices no record explains: deleting them asks apart.
+		Unregistered: bind("u", "no-record devices: keep/delete", "u"),
 		Preview:    bind("p", "dry-run preview", "p"),
 		Stop:       bind("ctrl+x", "stop a running deletion", "ctrl+x"),
 		Method:     danger("m", "call a direct method", "m"),
@@ -195,7 +197,7 @@ func (k *KeyMap) Sections() []Section {
 		{"A group's records", []*Binding{k.Mark, k.MarkAll, k.MarkEvery}},
 		{"Keys", []*Binding{k.Reveal, k.Copy, k.KeySource}},
 		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave}},
-		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
+		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Unregistered, k.Preview}},
 		{"Running deletions", []*Binding{k.Stop}},
 		{"Devices", []*Binding{k.Telemetry, k.StayConnected, k.Method, k.Desired}},
 	}
