@@ -36,7 +36,7 @@ type cleanupView struct {
 	// unregistered is plan.UnregisteredCounts(): the rows after counts, one
 	// per hub with devices that have no registration record.
 	unregistered []cleanup.HubCount
-	err      string
+	err          string
 
 	row      int                           // the count row under the cursor
 	findings *table.Table[cleanup.Finding] // the drill-down of one row; nil = the counts

@@ -169,10 +169,10 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Stale:      bind("s", "stale records: keep/delete", "s"),
 		// Devices no record explains: deleting them asks apart.
 		Unregistered: bind("u", "no-record devices: keep/delete", "u"),
-		Preview:    bind("p", "dry-run preview", "p"),
-		Stop:       bind("ctrl+x", "stop a running deletion", "ctrl+x"),
-		Method:     danger("m", "call a direct method", "m"),
-		Desired:    danger("u", "update desired properties", "u"),
+		Preview:      bind("p", "dry-run preview", "p"),
+		Stop:         bind("ctrl+x", "stop a running deletion", "ctrl+x"),
+		Method:       danger("m", "call a direct method", "m"),
+		Desired:      danger("u", "update desired properties", "u"),
 	}
 	if readOnly {
 		for _, s := range k.Sections() {
