@@ -88,9 +88,10 @@ func (v *groupEditView) Title() string  { return "Edit " + v.groupID }
 func (v *groupEditView) Editing() bool  { return v.focus >= 0 && v.base != nil && v.conflict == nil }
 func (v *groupEditView) Busy() bool     { return v.saving || (v.base == nil && v.err == "") }
 func (v *groupEditView) Status() string { return "" }
-func (v *groupEditView) SetSize(w, _ int) {
+func (v *groupEditView) SetSize(w, h int) {
 	v.webhook.SetWidth(max(min(w-20, 90), 8))
 	v.twin.SetWidth(max(min(w-18, 90), 20))
+	v.twin.SetHeight(min(max(h-13, 3), 8)) // the other rows and notes take 13 lines
 }
 
 func (v *groupEditView) Hints() []*Binding {
@@ -395,7 +396,7 @@ func (v *groupEditView) View() string {
 		geHubs:       "←/→ moves, space ticks; none ticked = every linked hub",
 		geReprovision: map[string]string{"migrate": "a re-registering device may move hub, its twin with it",
 			"reset": "a re-registering device may move hub and starts from the initial twin", "never": "a registered device stays on its hub"}[reprovisionChoices[v.choice[geReprovision]]],
-		geWebhook: "called for custom allocation; its query (the key) is masked until " + v.c.Keys.Reveal.Help().Key,
+		geWebhook: "called for custom allocation; masked (its query is the function's key) until " + v.c.Keys.Reveal.FieldKey(),
 		geTwin:    "JSON; tab leaves the field, enter is a new line",
 	}
 	var lines []string
