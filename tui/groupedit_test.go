@@ -220,3 +220,20 @@ func TestGroupEditKey(t *testing.T) {
 		}
 	}
 }
+
+// In the running console: E on the home screen opens the form, esc leaves
+// the fields, a second esc goes back without saving.
+func TestGroupEditInTheConsole(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	f := startFlow(t, target, false)
+	f.waitFor("home", "hashed-fleet", "2/2")
+	f.keys("E")
+	f.waitFor("form", "Edit hashed-fleet", "Reprovision", "[migrate]", "enter saves over ETag")
+	f.keys("right") // Status: disabled, not saved
+	f.keys("esc", "esc")
+	f.waitFor("back home", "Enrollment groups", "2/2")
+	g, err := target.Service.GetEnrollmentGroup(context.Background(), emulator.DemoHashedGroup)
+	if err != nil || g.ProvisioningStatus == dps.ProvisioningDisabled {
+		t.Fatalf("esc saved the form: %+v %v", g, err)
+	}
+}
