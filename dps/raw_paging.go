@@ -1,8 +1,11 @@
 package dps
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 )
@@ -126,4 +129,25 @@ func (s *scanner) skipString() bool {
 		s.i++
 	}
 	return false
+}
+
+// GetRawRegistrationState is GetRegistrationState with the record left as
+// the service sent it.
+func (c *Client) GetRawRegistrationState(ctx context.Context, registrationID string) (_ json.RawMessage, err error) {
+	path, err := idPath(registrationsPath, "registration ID", registrationID)
+	if err != nil {
+		return nil, err
+	}
+	ctx, endSpan := runtime.StartSpan(ctx, "Client.GetRawRegistrationState", c.tracer(), nil)
+	defer func() { endSpan(err) }()
+	req, err := c.newRequest(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(req, http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	body, err := runtime.Payload(resp)
+	return bytes.TrimSpace(body), err // the record, without the body's line end
 }
