@@ -183,6 +183,8 @@ func Count(ctx context.Context, c *dps.Client, opts Options, progress func(Progr
 	if err != nil {
 		return out, stepError{"counting the individual enrollments", err}
 	}
+	// A known group that is gone and left no records is not part of the shape.
+	out.Groups = slices.DeleteFunc(out.Groups, func(g GroupCount) bool { return g.Deleted && g.Records == 0 })
 	slices.SortStableFunc(out.Groups, func(a, b GroupCount) int {
 		return cmp.Or(cmp.Compare(b.Records, a.Records), strings.Compare(a.ID, b.ID))
 	})

@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/dpsconsole/dpsconsole/dps"
@@ -231,7 +233,7 @@ func csvTime(t time.Time) string {
 // not something every local user should read.
 func WriteFile(path string, write func(io.Writer) error) (err error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return fmt.Errorf("%s is a directory; name a file", path)
+		return &fs.PathError{Op: "open", Path: path, Err: syscall.EISDIR}
 	}
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)

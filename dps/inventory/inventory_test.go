@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -301,7 +302,7 @@ func TestWriteFileLeavesNoPartialFile(t *testing.T) {
 	if b, _ := os.ReadFile(path); string(b) != "after\n" || fi.Mode().Perm() != 0o600 {
 		t.Errorf("file %q mode %v", b, fi.Mode())
 	}
-	if err := inventory.WriteFile(dir, func(io.Writer) error { return nil }); err == nil || !strings.Contains(err.Error(), "is a directory") {
+	if err := inventory.WriteFile(dir, func(io.Writer) error { return nil }); err == nil || !errors.Is(err, syscall.EISDIR) {
 		t.Errorf("directory: %v", err)
 	}
 }

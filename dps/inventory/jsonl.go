@@ -15,14 +15,22 @@ import (
 
 // WriteJSONLines writes every item of pager's pages to w as one line each,
 // exactly as DPS sent it, flushing after every page so a listing shows as it
-// arrives. It returns how many items it wrote; on an error, those written
-// stay whole lines.
-func WriteJSONLines(ctx context.Context, w io.Writer, pager *runtime.Pager[dps.RawPage]) (int, error) {
+// arrives. filter, when not nil, may replace an item (to hide its secrets).
+// It returns how many items it wrote; on an error, those written stay whole
+// lines.
+func WriteJSONLines(ctx context.Context, w io.Writer, pager *runtime.Pager[dps.RawPage], filter func(json.RawMessage) (json.RawMessage, error)) (int, error) {
 	lw := lineWriter{w: bufio.NewWriterSize(w, 256<<10)}
 	n := 0
 	err := eachPage(ctx, pager, func(page dps.RawPage) error {
 		for _, item := range page.Items {
-			if err := lw.line(item); err != nil {
+			var err error
+			if filter != nil {
+				item, err = filter(item)
+			}
+			if err == nil {
+				err = lw.line(item)
+			}
+			if err != nil {
 				return err
 			}
 		}
