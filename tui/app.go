@@ -53,7 +53,7 @@ type Model struct {
 }
 
 // commands of the `:` line, in completion order.
-var commands = []string{"groups", "enrollments", "derive", "simulate", "tutorial", "cleanup", "quit"}
+var commands = []string{"groups", "enrollments", "derive", "simulate", "tutorial", "cleanup", "quota", "export", "quit"}
 
 // New builds the console.
 func New(ctx context.Context, opts Options) *Model {
@@ -99,6 +99,10 @@ func (m *Model) makeView(name string) view {
 		return newTutorialView(m.c)
 	case "cleanup":
 		return newCleanupView(m.c)
+	case "quota":
+		return newQuotaView(m.c)
+	case "export":
+		return newExportView(m.c)
 	}
 	return nil
 }
@@ -533,7 +537,8 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		}
 		tail = append(tail, l)
 	}
-	tail = append(tail, st.Muted.Width(w).Render("Commands: :"+strings.Join(commandsFor(m.c.ReadOnly), " :")), st.Muted.Render(fit("Any key closes this help.", w)))
+	// The commands without a label: at 80 columns their line must not wrap.
+	tail = append(tail, st.Muted.Width(w).Render(":"+strings.Join(commandsFor(m.c.ReadOnly), " :")), st.Muted.Render(fit("Any key closes this help.", w)))
 	end := strings.Join(tail, "\n")
 
 	var blocks []string

@@ -10,7 +10,6 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 	"github.com/dpsconsole/dpsconsole/dps/inventory"
-	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 func newQuotaCmd(a *app) *cobra.Command {
@@ -35,7 +34,7 @@ leaves them out); past 1,000 enrollments the rest are reported as unread.`,
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
 				progress := newCountLine(a.err)
-				counts, err := inventory.Count(cmd.Context(), t.client, inventory.Options{KnownGroups: a.knownGroups(t), KnownHubs: linkedHubHosts(t)},
+				counts, err := inventory.Count(cmd.Context(), t.client, inventory.Options{KnownGroups: a.knownGroups(t), KnownHubs: inventory.HubHosts(t.hubConnectionStrings)},
 					func(p inventory.Progress) {
 						progress.show(fmt.Sprintf("counting %s: %d records so far, %d of %d groups done", p.Stage, p.Records, p.GroupsDone, p.Groups))
 					})
@@ -60,25 +59,9 @@ leaves them out); past 1,000 enrollments the rest are reported as unread.`,
 func (a *app) knownGroups(t *target) []string {
 	j, err := cleanup.OpenJournal(a.stateDir, t.client.Host())
 	if err != nil {
-		fmt.Fprintf(a.err, "warning: known-groups journal: %v (records of groups deleted elsewhere are not counted)\n", err)
-		return nil
+		fmt.Fprintf(a.err, "warning: known-groups journal: %v (records of groups deleted elsewhere are left out)\n", err)
 	}
-	var ids []string
-	for _, g := range j.Groups() {
-		ids = append(ids, g.ID)
-	}
-	return ids
-}
-
-// linkedHubHosts are the hosts of the hub connection strings.
-func linkedHubHosts(t *target) []string {
-	var hosts []string
-	for _, cs := range t.hubConnectionStrings {
-		if c, err := keys.ParseServiceConnectionString(cs); err == nil {
-			hosts = append(hosts, c.HostName)
-		}
-	}
-	return hosts
+	return inventory.KnownGroups(j)
 }
 
 // quotaJSON is the --output json document of quota.

@@ -11,6 +11,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/cleanup"
+	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 // pageSize is the page every listing here asks for: the most DPS serves.
@@ -241,3 +243,28 @@ type stepError struct {
 
 func (e stepError) Error() string { return e.step + ": " + dps.ErrorMessage(e.err) }
 func (e stepError) Unwrap() error { return e.err }
+
+// KnownGroups are the IDs of the groups journal has seen, for
+// Options.KnownGroups; none for a nil journal.
+func KnownGroups(j *cleanup.Journal) []string {
+	if j == nil {
+		return nil
+	}
+	var ids []string
+	for _, g := range j.Groups() {
+		ids = append(ids, g.ID)
+	}
+	return ids
+}
+
+// HubHosts are the host names of hub connection strings, for
+// Options.KnownHubs; a string that does not parse is left out.
+func HubHosts(connectionStrings []string) []string {
+	var hosts []string
+	for _, cs := range connectionStrings {
+		if c, err := keys.ParseServiceConnectionString(cs); err == nil {
+			hosts = append(hosts, c.HostName)
+		}
+	}
+	return hosts
+}

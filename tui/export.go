@@ -1,0 +1,242 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/progress"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/dpsconsole/dpsconsole/dps/inventory"
+)
+
+// Export fields.
+const (
+	exportGroup = iota
+	exportFormat
+	exportFile
+)
+
+// exportView is :export: every registration record (or one group's) to a
+// CSV or JSON-lines file, as `dpsconsole registrations export` writes it,
+// with a progress bar. The file appears only when the export is complete.
+type exportView struct {
+	c   *Common
+	vid int
+	f   *form
+	gen int
+	// cancel stops the export under way; nil when none runs.
+	cancel  context.CancelFunc
+	done    int // records written so far
+	total   int // records expected (from the session's :quota), 0 = unknown
+	started time.Time
+	// replace is the file the operator agreed to replace (enter again).
+	replace string
+	result  string
+	err     string
+	bar     progress.Model
+}
+
+// exportResult is the end of an export.
+type exportResult struct {
+	path    string // absolute
+	records int
+	exists  bool // the file exists and was not agreed to be replaced
+}
+
+// errFileExists stops an export before it starts, to ask first.
+var errFileExists = errors.New("file exists")
+
+func newExportView(c *Common) *exportView {
+	v := &exportView{c: c, vid: c.newID(), f: newForm(c, "Group", "Format", "File"), bar: progress.New(progress.WithWidth(40))}
+	v.f.inputs[exportGroup].Placeholder = "empty: every group and individual enrollment"
+	v.f.inputs[exportFormat].Placeholder = "jsonl or csv"
+	v.f.set(exportFormat, string(inventory.JSONL))
+	v.f.set(exportFile, "registrations.jsonl")
+	return v
+}
+
+func (v *exportView) id() int       { return v.vid }
+func (v *exportView) Title() string { return "Export registration records" }
+func (v *exportView) Editing() bool { return v.f.editing() }
+func (v *exportView) Busy() bool    { return v.cancel != nil }
+func (v *exportView) Status() string {
+	if v.cancel != nil {
+		return plural(v.done, "record", "records")
+	}
+	return ""
+}
+func (v *exportView) SetSize(w, _ int) { v.f.setWidth(min(w-14, 90)) }
+func (v *exportView) Init() tea.Cmd    { return v.f.focusOn(exportGroup) }
+func (v *exportView) Stop()            { v.stop() }
+
+func (v *exportView) Hints() []*Binding {
+	k := v.c.Keys
+	switch {
+	case v.cancel != nil:
+		return []*Binding{k.Back}
+	case v.f.editing():
+		return []*Binding{k.NextField, k.Submit, k.Leave}
+	}
+	return []*Binding{k.Submit}
+}
+
+// Escape stops an export under way (its file is not written) instead of
+// leaving the view.
+func (v *exportView) Escape() bool {
+	if v.cancel == nil {
+		return false
+	}
+	v.stop()
+	v.err = "export stopped; nothing was written"
+	return true
+}
+
+func (v *exportView) stop() {
+	if v.cancel != nil {
+		v.cancel()
+		v.cancel = nil
+	}
+	v.gen++
+}
+
+func (v *exportView) Update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case streamMsg[int, exportResult]:
+		if msg.gen != v.gen {
+			return nil
+		}
+		if !msg.end {
+			v.done = msg.progress
+			return msg.next(v.vid)
+		}
+		v.cancel = nil
+		r := msg.result
+		switch {
+		case errors.Is(msg.err, errFileExists):
+			v.replace = r.path
+			v.err = fmt.Sprintf("%s exists; enter again replaces it (once the export is complete)", r.path)
+		case errors.Is(msg.err, context.Canceled):
+		case msg.err != nil:
+			v.err = msg.err.Error() + "; nothing was written"
+		default:
+			v.result = fmt.Sprintf("Exported %s to %s in %s.", plural(r.records, "record", "records"), r.path, v.c.Now().Sub(v.started).Round(10*time.Millisecond))
+		}
+		return nil
+	case tea.PasteMsg:
+		cmd, _ := v.f.paste(msg)
+		return cmd
+	case tea.KeyPressMsg:
+		if v.cancel != nil {
+			return nil
+		}
+		if v.c.Keys.Submit.Matches(msg) && (!v.f.editing() || v.f.focus == exportFile) {
+			return v.start()
+		}
+		if v.c.Keys.Submit.Matches(msg) {
+			return v.f.focusOn(v.f.focus + 1)
+		}
+		cmd, changed := v.f.update(msg)
+		if changed {
+			v.err, v.result = "", ""
+		}
+		return cmd
+	}
+	return nil
+}
+
+// start checks the fields and runs the export off the event loop.
+func (v *exportView) start() tea.Cmd {
+	t := v.c.Target
+	if t == nil || t.Service == nil {
+		v.err = "no DPS target"
+		return nil
+	}
+	format, err := inventory.ParseFormat(v.f.value(exportFormat))
+	if err != nil {
+		v.err = err.Error()
+		return v.f.focusOn(exportFormat)
+	}
+	file := v.f.value(exportFile)
+	if file == "" {
+		v.err = "name the file to write"
+		return v.f.focusOn(exportFile)
+	}
+	opts := inventory.ExportOptions{Group: v.f.value(exportGroup), Format: format}
+	if opts.Group == "" {
+		opts.KnownGroups = inventory.KnownGroups(t.Journal)
+	}
+	v.total = v.expected(opts.Group)
+	v.stop()
+	ctx, cancel := context.WithCancel(v.c.Ctx)
+	v.cancel, v.done, v.started, v.err, v.result = cancel, 0, v.c.Now(), "", ""
+	replace, svc := v.replace, t.Service
+	v.replace = ""
+	v.f.focusOn(-1)
+	return runStream(v.vid, v.gen, func(report func(int)) (exportResult, error) {
+		r := exportResult{path: file}
+		if abs, err := filepath.Abs(file); err == nil {
+			r.path = abs
+		}
+		if _, err := os.Stat(r.path); err == nil && replace != r.path {
+			return r, errFileExists
+		}
+		err := inventory.WriteFile(r.path, func(w io.Writer) error {
+			var err error
+			r.records, err = inventory.Export(ctx, svc, w, opts, report)
+			return err
+		})
+		return r, err
+	})
+}
+
+// expected is how many records the session's :quota counted for the
+// export, 0 when there is no count to go by.
+func (v *exportView) expected(group string) int {
+	q := v.c.quota
+	if q == nil {
+		return 0
+	}
+	if group == "" {
+		return q.counts.Records()
+	}
+	for _, g := range q.counts.Groups {
+		if strings.EqualFold(g.ID, group) {
+			return g.Records
+		}
+	}
+	return 0
+}
+
+func (v *exportView) View() string {
+	st := v.c.Styles
+	var b strings.Builder
+	for i := range v.f.inputs {
+		b.WriteString(v.f.row(i, 8, "") + "\n")
+	}
+	b.WriteString(st.Muted.Render("jsonl writes each record as DPS sent it; csv one row a record with its group. The file (0600) appears when complete.") + "\n\n")
+	switch {
+	case v.cancel != nil:
+		rate := ""
+		if secs := v.c.Now().Sub(v.started).Seconds(); secs > 0.5 {
+			rate = fmt.Sprintf(", %s/s", count(int(float64(v.done)/secs)))
+		}
+		if v.total > 0 {
+			b.WriteString(v.bar.ViewAs(min(float64(v.done)/float64(v.total), 0.99)) + "\n")
+			fmt.Fprintf(&b, "%s of %s%s; esc stops", count(v.done), plural(v.total, "record", "records"), rate)
+		} else {
+			fmt.Fprintf(&b, "%s exported%s; esc stops (run :quota first for a bar)", plural(v.done, "record", "records"), rate)
+		}
+	case v.err != "":
+		b.WriteString(errorText(v.c, v.err))
+	case v.result != "":
+		b.WriteString(st.OK.Render(v.result))
+	}
+	return b.String()
+}
