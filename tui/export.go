@@ -14,6 +14,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/dpsconsole/dpsconsole/dps/inventory"
+	"github.com/dpsconsole/dpsconsole/tui/components/form"
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // Export fields.
@@ -29,7 +31,7 @@ const (
 type exportView struct {
 	c   *Common
 	vid int
-	f   *form
+	f   *form.Form
 	gen int
 	// cancel stops the export under way; nil when none runs.
 	cancel  context.CancelFunc
@@ -55,16 +57,16 @@ var errFileExists = errors.New("file exists")
 
 func newExportView(c *Common) *exportView {
 	v := &exportView{c: c, vid: c.newID(), f: newForm(c, "Group", "Format", "File"), bar: progress.New(progress.WithWidth(40))}
-	v.f.inputs[exportGroup].Placeholder = "empty: every group and individual enrollment"
-	v.f.inputs[exportFormat].Placeholder = "jsonl or csv"
-	v.f.set(exportFormat, string(inventory.JSONL))
-	v.f.set(exportFile, "registrations.jsonl")
+	v.f.Inputs[exportGroup].Placeholder = "empty: every group and individual enrollment"
+	v.f.Inputs[exportFormat].Placeholder = "jsonl or csv"
+	v.f.Set(exportFormat, string(inventory.JSONL))
+	v.f.Set(exportFile, "registrations.jsonl")
 	return v
 }
 
 func (v *exportView) id() int       { return v.vid }
 func (v *exportView) Title() string { return "Export registration records" }
-func (v *exportView) Editing() bool { return v.f.editing() }
+func (v *exportView) Editing() bool { return v.f.Editing() }
 func (v *exportView) Busy() bool    { return v.cancel != nil }
 func (v *exportView) Status() string {
 	if v.cancel != nil {
@@ -72,8 +74,8 @@ func (v *exportView) Status() string {
 	}
 	return ""
 }
-func (v *exportView) SetSize(w, _ int) { v.f.setWidth(min(w-14, 90)) }
-func (v *exportView) Init() tea.Cmd    { return v.f.focusOn(exportGroup) }
+func (v *exportView) SetSize(w, _ int) { v.f.SetWidth(min(w-14, 90)) }
+func (v *exportView) Init() tea.Cmd    { return v.f.FocusOn(exportGroup) }
 func (v *exportView) Stop()            { v.stop() }
 
 func (v *exportView) Hints() []*Binding {
@@ -81,7 +83,7 @@ func (v *exportView) Hints() []*Binding {
 	switch {
 	case v.cancel != nil:
 		return []*Binding{k.Back}
-	case v.f.editing():
+	case v.f.Editing():
 		return []*Binding{k.NextField, k.Submit, k.Leave}
 	}
 	return []*Binding{k.Submit}
@@ -130,19 +132,19 @@ func (v *exportView) Update(msg tea.Msg) tea.Cmd {
 		}
 		return nil
 	case tea.PasteMsg:
-		cmd, _ := v.f.paste(msg)
+		cmd, _ := v.f.Paste(msg)
 		return cmd
 	case tea.KeyPressMsg:
 		if v.cancel != nil {
 			return nil
 		}
-		if v.c.Keys.Submit.Matches(msg) && (!v.f.editing() || v.f.focus == exportFile) {
+		if v.c.Keys.Submit.Matches(msg) && (!v.f.Editing() || v.f.Focus() == exportFile) {
 			return v.start()
 		}
 		if v.c.Keys.Submit.Matches(msg) {
-			return v.f.focusOn(v.f.focus + 1)
+			return v.f.FocusOn(v.f.Focus() + 1)
 		}
-		cmd, changed := v.f.update(msg)
+		cmd, changed := v.f.Update(msg)
 		if changed {
 			v.err, v.result = "", ""
 		}
@@ -158,17 +160,17 @@ func (v *exportView) start() tea.Cmd {
 		v.err = "no DPS target"
 		return nil
 	}
-	format, err := inventory.ParseFormat(v.f.value(exportFormat))
+	format, err := inventory.ParseFormat(v.f.Value(exportFormat))
 	if err != nil {
 		v.err = err.Error()
-		return v.f.focusOn(exportFormat)
+		return v.f.FocusOn(exportFormat)
 	}
-	file := v.f.value(exportFile)
+	file := v.f.Value(exportFile)
 	if file == "" {
 		v.err = "name the file to write"
-		return v.f.focusOn(exportFile)
+		return v.f.FocusOn(exportFile)
 	}
-	opts := inventory.ExportOptions{Group: v.f.value(exportGroup), Format: format}
+	opts := inventory.ExportOptions{Group: v.f.Value(exportGroup), Format: format}
 	if opts.Group == "" {
 		opts.KnownGroups = inventory.KnownGroups(t.Journal)
 	}
@@ -178,7 +180,7 @@ func (v *exportView) start() tea.Cmd {
 	v.cancel, v.done, v.started, v.err, v.result = cancel, 0, v.c.Now(), "", ""
 	replace, svc := v.replace, t.Service
 	v.replace = ""
-	v.f.focusOn(-1)
+	v.f.FocusOn(-1)
 	return runStream(v.vid, v.gen, func(report func(int)) (exportResult, error) {
 		r := exportResult{path: file}
 		if abs, err := filepath.Abs(file); err == nil {
@@ -217,19 +219,19 @@ func (v *exportView) expected(group string) int {
 func (v *exportView) View() string {
 	st := v.c.Styles
 	var b strings.Builder
-	for i := range v.f.inputs {
-		b.WriteString(v.f.row(i, 8, "") + "\n")
+	for i := range v.f.Inputs {
+		b.WriteString(v.f.Row(i, 8, "") + "\n")
 	}
 	b.WriteString(st.Muted.Render("jsonl writes each record as DPS sent it; csv one row a record with its group. The file (0600) appears when complete.") + "\n\n")
 	switch {
 	case v.cancel != nil:
 		rate := ""
 		if secs := v.c.Now().Sub(v.started).Seconds(); secs > 0.5 {
-			rate = fmt.Sprintf(", %s/s", count(int(float64(v.done)/secs)))
+			rate = fmt.Sprintf(", %s/s", theme.Count(int(float64(v.done)/secs)))
 		}
 		if v.total > 0 {
 			b.WriteString(v.bar.ViewAs(min(float64(v.done)/float64(v.total), 0.99)) + "\n")
-			fmt.Fprintf(&b, "%s of %s%s; esc stops", count(v.done), plural(v.total, "record", "records"), rate)
+			fmt.Fprintf(&b, "%s of %s%s; esc stops", theme.Count(v.done), plural(v.total, "record", "records"), rate)
 		} else {
 			fmt.Fprintf(&b, "%s exported%s; esc stops (run :quota first for a bar)", plural(v.done, "record", "records"), rate)
 		}

@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/dpsconsole/dpsconsole/dps/inventory"
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // quotaView is :quota: the shape of the DPS against its documented limits,
@@ -162,7 +163,7 @@ func (v *quotaView) View() string {
 	for k, l := range inventory.Limits {
 		used := c.Used(inventory.Kind(k))
 		share := float64(used) / float64(l.Max)
-		line := fmt.Sprintf("%s %11s / %-9s %s %5.1f %%", fit(l.Resource, limitWidth), count(used), count(l.Max), v.bar.ViewAs(min(share, 1)), 100*share)
+		line := fmt.Sprintf("%s %11s / %-9s %s %5.1f %%", theme.Fit(l.Resource, limitWidth), theme.Count(used), theme.Count(l.Max), v.bar.ViewAs(min(share, 1)), 100*share)
 		switch {
 		case share >= 0.9:
 			line = st.Error.Render(line)
@@ -200,9 +201,9 @@ func (v *quotaView) groupRows(c inventory.Counts) []string {
 		if g.Deleted {
 			att = "(deleted group)"
 		}
-		rows = append(rows, fmt.Sprintf("  %s %-16s %11s", fit(g.ID, 36), att, count(g.Records)))
+		rows = append(rows, fmt.Sprintf("  %s %-16s %11s", theme.Fit(g.ID, 36), att, theme.Count(g.Records)))
 	}
-	return append(rows, fmt.Sprintf("  %s %-16s %11s", fit("(individual enrollments)", 36), "", count(c.EnrollmentRecords)))
+	return append(rows, fmt.Sprintf("  %s %-16s %11s", theme.Fit("(individual enrollments)", 36), "", theme.Count(c.EnrollmentRecords)))
 }
 
 // streamMsg carries a background job's latest progress, or (end) its

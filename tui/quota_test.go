@@ -109,9 +109,9 @@ func TestExportWritesTheFile(t *testing.T) {
 	v.Init()
 	typeText(v.Update, "hashed-fleet")
 	v.Update(press("tab"))
-	v.f.set(exportFormat, "csv")
+	v.f.Set(exportFormat, "csv")
 	v.Update(press("tab"))
-	v.f.set(exportFile, file)
+	v.f.Set(exportFile, file)
 	runUntil(t, v.Update, v.Update(press("enter")), func() bool { return !v.Busy() })
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -135,7 +135,7 @@ func TestExportWritesTheFile(t *testing.T) {
 		t.Errorf("not replaced: %q", b)
 	}
 
-	v.f.set(exportFormat, "xml")
+	v.f.Set(exportFormat, "xml")
 	if v.Update(press("enter")); v.Busy() || !strings.Contains(plain(v.View()), `format "xml": use csv or jsonl`) {
 		t.Errorf("bad format:\n%s", plain(v.View()))
 	}
@@ -153,7 +153,7 @@ func TestExportShowsABarAndEscLeavesNoFile(t *testing.T) {
 
 	file := filepath.Join(t.TempDir(), "all.jsonl")
 	v := newExportView(c)
-	v.f.set(exportFile, file)
+	v.f.Set(exportFile, file)
 	cmd := v.Update(press("enter"))
 	var sawBar bool
 	runUntil(t, func(msg tea.Msg) tea.Cmd {
