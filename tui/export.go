@@ -60,7 +60,7 @@ func newExportView(c *Common) *exportView {
 	v.f.Inputs[exportGroup].Placeholder = "empty: every group and individual enrollment"
 	v.f.Inputs[exportFormat].Placeholder = "jsonl or csv"
 	v.f.Set(exportFormat, string(inventory.JSONL))
-	v.f.Set(exportFile, "registrations.jsonl")
+	v.f.Set(exportFile, defaultExportFile+".jsonl")
 	return v
 }
 
@@ -147,11 +147,23 @@ func (v *exportView) Update(msg tea.Msg) tea.Cmd {
 		cmd, changed := v.f.Update(msg)
 		if changed {
 			v.err, v.result = "", ""
+			v.matchExtension()
 		}
 		return cmd
 	}
 	return nil
 }
+
+// matchExtension keeps the default file name's extension on the format.
+func (v *exportView) matchExtension() {
+	f, err := inventory.ParseFormat(v.f.Value(exportFormat))
+	if file := v.f.Value(exportFile); err == nil && (file == defaultExportFile+".jsonl" || file == defaultExportFile+".csv") {
+		v.f.Set(exportFile, defaultExportFile+"."+string(f))
+	}
+}
+
+// defaultExportFile is the file name offered, without its extension.
+const defaultExportFile = "registrations"
 
 // start checks the fields and runs the export off the event loop.
 func (v *exportView) start() tea.Cmd {

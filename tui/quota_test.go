@@ -135,6 +135,18 @@ func TestExportWritesTheFile(t *testing.T) {
 		t.Errorf("not replaced: %q", b)
 	}
 
+	// Typing the format moves the default file name's extension with it.
+	d := newExportView(c)
+	d.Init()
+	d.Update(press("tab"))
+	for range 5 {
+		d.Update(press("backspace"))
+	}
+	typeText(d.Update, "csv")
+	if got := d.f.Value(exportFile); got != "registrations.csv" {
+		t.Errorf("file %q after typing csv", got)
+	}
+
 	v.f.Set(exportFormat, "xml")
 	if v.Update(press("enter")); v.Busy() || !strings.Contains(plain(v.View()), `format "xml": use csv or jsonl`) {
 		t.Errorf("bad format:\n%s", plain(v.View()))
