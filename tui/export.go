@@ -29,12 +29,10 @@ const (
 // CSV or JSON-lines file, as `dpsconsole registrations export` writes it,
 // with a progress bar. The file appears only when the export is complete.
 type exportView struct {
-	c   *Common
-	vid int
-	f   *form.Form
-	gen int
-	// cancel stops the export under way; nil when none runs.
-	cancel  context.CancelFunc
+	c       *Common
+	vid     int
+	f       *form.Form
+	job     streamJob
 	done    int // records written so far
 	total   int // records expected (from the session's :quota), 0 = unknown
 	started time.Time
@@ -67,21 +65,21 @@ func newExportView(c *Common) *exportView {
 func (v *exportView) id() int       { return v.vid }
 func (v *exportView) Title() string { return "Export registration records" }
 func (v *exportView) Editing() bool { return v.f.Editing() }
-func (v *exportView) Busy() bool    { return v.cancel != nil }
+func (v *exportView) Busy() bool    { return v.job.running() }
 func (v *exportView) Status() string {
-	if v.cancel != nil {
+	if v.job.running() {
 		return plural(v.done, "record", "records")
 	}
 	return ""
 }
 func (v *exportView) SetSize(w, _ int) { v.f.SetWidth(min(w-14, 90)) }
 func (v *exportView) Init() tea.Cmd    { return v.f.FocusOn(exportGroup) }
-func (v *exportView) Stop()            { v.stop() }
+func (v *exportView) Stop()            { v.job.stop() }
 
 func (v *exportView) Hints() []*Binding {
 	k := v.c.Keys
 	switch {
-	case v.cancel != nil:
+	case v.job.running():
 		return []*Binding{k.Back}
 	case v.f.Editing():
 		return []*Binding{k.NextField, k.Submit, k.Leave}
@@ -92,33 +90,25 @@ func (v *exportView) Hints() []*Binding {
 // Escape stops an export under way (its file is not written) instead of
 // leaving the view.
 func (v *exportView) Escape() bool {
-	if v.cancel == nil {
+	if !v.job.running() {
 		return false
 	}
-	v.stop()
+	v.job.stop()
 	v.err = "export stopped; nothing was written"
 	return true
-}
-
-func (v *exportView) stop() {
-	if v.cancel != nil {
-		v.cancel()
-		v.cancel = nil
-	}
-	v.gen++
 }
 
 func (v *exportView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case streamMsg[int, exportResult]:
-		if msg.gen != v.gen {
+		if msg.gen != v.job.gen {
 			return nil
 		}
 		if !msg.end {
 			v.done = msg.progress
 			return msg.next(v.vid)
 		}
-		v.cancel = nil
+		v.job.finished()
 		r := msg.result
 		switch {
 		case errors.Is(msg.err, errFileExists):
@@ -135,7 +125,7 @@ func (v *exportView) Update(msg tea.Msg) tea.Cmd {
 		cmd, _ := v.f.Paste(msg)
 		return cmd
 	case tea.KeyPressMsg:
-		if v.cancel != nil {
+		if v.job.running() {
 			return nil
 		}
 		if v.c.Keys.Submit.Matches(msg) && (!v.f.Editing() || v.f.Focus() == exportFile) {
@@ -187,13 +177,12 @@ func (v *exportView) start() tea.Cmd {
 		opts.KnownGroups = inventory.KnownGroups(t.Journal)
 	}
 	v.total = v.expected(opts.Group)
-	v.stop()
-	ctx, cancel := context.WithCancel(v.c.Ctx)
-	v.cancel, v.done, v.started, v.err, v.result = cancel, 0, v.c.Now(), "", ""
+	ctx := v.job.start(v.c.Ctx)
+	v.done, v.started, v.err, v.result = 0, v.c.Now(), "", ""
 	replace, svc := v.replace, t.Service
 	v.replace = ""
 	v.f.FocusOn(-1)
-	return runStream(v.vid, v.gen, func(report func(int)) (exportResult, error) {
+	return runStream(v.vid, v.job.gen, func(report func(int)) (exportResult, error) {
 		r := exportResult{path: file}
 		if abs, err := filepath.Abs(file); err == nil {
 			r.path = abs
@@ -236,7 +225,7 @@ func (v *exportView) View() string {
 	}
 	b.WriteString(st.Muted.Render("jsonl writes each record as DPS sent it; csv one row a record with its group. The file (0600) appears when complete.") + "\n\n")
 	switch {
-	case v.cancel != nil:
+	case v.job.running():
 		rate := ""
 		if secs := v.c.Now().Sub(v.started).Seconds(); secs > 0.5 {
 			rate = fmt.Sprintf(", %s/s", theme.Count(int(float64(v.done)/secs)))

@@ -18,11 +18,9 @@ import (
 // counted page by page off the event loop. The count is kept for the
 // session (Common.quota); r counts again, esc stops a count under way.
 type quotaView struct {
-	c   *Common
-	vid int
-	gen int
-	// cancel stops the count under way; nil when none runs.
-	cancel   context.CancelFunc
+	c        *Common
+	vid      int
+	job      streamJob
 	progress inventory.Progress
 	started  time.Time
 	err      string
@@ -44,11 +42,11 @@ func newQuotaView(c *Common) *quotaView {
 func (v *quotaView) id() int          { return v.vid }
 func (v *quotaView) Title() string    { return "Quota: the shape of the DPS" }
 func (v *quotaView) Editing() bool    { return false }
-func (v *quotaView) Busy() bool       { return v.cancel != nil }
+func (v *quotaView) Busy() bool       { return v.job.running() }
 func (v *quotaView) SetSize(_, _ int) {}
 
 func (v *quotaView) Status() string {
-	if q := v.c.quota; q != nil && v.cancel == nil {
+	if q := v.c.quota; q != nil && !v.job.running() {
 		return plural(q.counts.Records(), "record", "records")
 	}
 	return ""
@@ -56,7 +54,7 @@ func (v *quotaView) Status() string {
 
 func (v *quotaView) Hints() []*Binding {
 	k := v.c.Keys
-	if v.cancel != nil {
+	if v.job.running() {
 		return []*Binding{k.Back}
 	}
 	return []*Binding{k.Refresh, k.Up, k.Down}
@@ -72,20 +70,12 @@ func (v *quotaView) Init() tea.Cmd {
 
 // Escape stops a count under way instead of leaving the view.
 func (v *quotaView) Escape() bool {
-	if v.cancel == nil {
+	if !v.job.running() {
 		return false
 	}
-	v.stop()
+	v.job.stop()
 	v.err = "count stopped; r counts again"
 	return true
-}
-
-func (v *quotaView) stop() {
-	if v.cancel != nil {
-		v.cancel()
-		v.cancel = nil
-	}
-	v.gen++ // whatever the stopped count still sends is stale
 }
 
 func (v *quotaView) count() tea.Cmd {
@@ -94,12 +84,11 @@ func (v *quotaView) count() tea.Cmd {
 		v.err = "no DPS target"
 		return nil
 	}
-	v.stop()
-	ctx, cancel := context.WithCancel(v.c.Ctx)
-	v.cancel, v.err, v.progress, v.started = cancel, "", inventory.Progress{}, v.c.Now()
+	ctx := v.job.start(v.c.Ctx)
+	v.err, v.progress, v.started = "", inventory.Progress{}, v.c.Now()
 	opts := inventory.Options{KnownGroups: inventory.KnownGroups(t.Journal), KnownHubs: inventory.HubHosts(t.HubConnectionStrings)}
 	svc := t.Service
-	return runStream(v.vid, v.gen, func(report func(inventory.Progress)) (inventory.Counts, error) {
+	return runStream(v.vid, v.job.gen, func(report func(inventory.Progress)) (inventory.Counts, error) {
 		return inventory.Count(ctx, svc, opts, report)
 	})
 }
@@ -107,14 +96,14 @@ func (v *quotaView) count() tea.Cmd {
 func (v *quotaView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case streamMsg[inventory.Progress, inventory.Counts]:
-		if msg.gen != v.gen {
+		if msg.gen != v.job.gen {
 			return nil
 		}
 		if !msg.end {
 			v.progress = msg.progress
 			return msg.next(v.vid)
 		}
-		v.cancel = nil
+		v.job.finished()
 		switch {
 		case errors.Is(msg.err, context.Canceled):
 		case msg.err != nil:
@@ -145,7 +134,7 @@ const limitWidth = 38
 func (v *quotaView) View() string {
 	st := v.c.Styles
 	var b strings.Builder
-	if v.cancel != nil {
+	if v.job.running() {
 		p := v.progress
 		fmt.Fprintf(&b, "Counting %s: %s so far, %d of %d groups done.\n", p.Stage, plural(p.Records, "record", "records"), p.GroupsDone, p.Groups)
 		b.WriteString(st.Muted.Render("Records are counted page by page without being decoded; esc stops."))
@@ -206,39 +195,5 @@ func (v *quotaView) groupRows(c inventory.Counts) []string {
 	return append(rows, fmt.Sprintf("  %s %-16s %11s", theme.Fit("(individual enrollments)", 36), "", theme.Count(c.EnrollmentRecords)))
 }
 
-// streamMsg carries a background job's latest progress, or (end) its
-// result; next listens for the message after it.
-type streamMsg[P, R any] struct {
-	gen      int
-	ch       <-chan streamMsg[P, R]
-	progress P
-	result   R
-	err      error
-	end      bool
-}
-
-func (m streamMsg[P, R]) next(to int) tea.Cmd {
-	return do(to, func() tea.Msg { return <-m.ch })
-}
-
-// runStream runs work in a goroutine and delivers its progress and its end
-// to view `to`, one message at a time. Progress never blocks the work: when
-// the console is behind, snapshots are dropped (the next one says more),
-// keeping room for the end.
-func runStream[P, R any](to, gen int, work func(report func(P)) (R, error)) tea.Cmd {
-	return do(to, func() tea.Msg {
-		ch := make(chan streamMsg[P, R], 8)
-		go func() {
-			r, err := work(func(p P) {
-				if len(ch) < cap(ch)-1 {
-					ch <- streamMsg[P, R]{gen: gen, ch: ch, progress: p}
-				}
-			})
-			ch <- streamMsg[P, R]{gen: gen, ch: ch, result: r, err: err, end: true}
-		}()
-		return <-ch
-	})
-}
-
 // Stop ends a count under way when the view closes.
-func (v *quotaView) Stop() { v.stop() }
+func (v *quotaView) Stop() { v.job.stop() }
