@@ -79,33 +79,40 @@ func exportError(file string, n int, err error) error {
 	return fmt.Errorf("export to %s stopped after %d records, file not written: %v", shown(file), n, pathless(err))
 }
 
-// countLine shows a running count on stderr when it is a terminal
-// (rewritten in place, at most every 100 ms); elsewhere it stays quiet and
-// the command's last line says what was done.
+// countLine shows a running count on stderr: rewritten in place at most
+// every 100 ms on a terminal, a line every 5 s elsewhere (a log).
 type countLine struct {
-	mu   sync.Mutex
-	w    io.Writer
-	tty  bool
-	last time.Time
-	text string
+	mu    sync.Mutex
+	w     io.Writer
+	tty   bool
+	every time.Duration
+	last  time.Time
 }
 
-func newCountLine(w io.Writer) *countLine { return &countLine{w: w, tty: isTerminal(w)} }
+func newCountLine(w io.Writer) *countLine {
+	p := &countLine{w: w, tty: isTerminal(w), every: 100 * time.Millisecond}
+	if !p.tty {
+		p.every, p.last = 5*time.Second, time.Now()
+	}
+	return p
+}
 
 func (p *countLine) show(text string) {
-	if !p.tty {
-		return
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.text = text
-	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond {
-		p.last = now
+	now := time.Now()
+	if now.Sub(p.last) < p.every {
+		return
+	}
+	p.last = now
+	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s", text)
+	} else {
+		fmt.Fprintln(p.w, text)
 	}
 }
 
-// done clears the line.
+// done clears the line on a terminal.
 func (p *countLine) done() {
 	if p.tty {
 		fmt.Fprint(p.w, "\r\033[K")
