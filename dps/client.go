@@ -42,6 +42,7 @@ type Client struct {
 	retry    policy.RetryOptions
 	host     string
 	endpoint string
+	opts     ClientOptions // as given, for Streaming
 }
 
 // NewClientFromConnectionString makes a client from a service connection
@@ -68,6 +69,7 @@ func newClient(host string, auth *sasPolicy, opts *ClientOptions) (*Client, erro
 	if opts == nil {
 		opts = &ClientOptions{}
 	}
+	given := *opts
 	scheme := "https"
 	switch opts.Scheme {
 	case "", "https":
@@ -84,6 +86,7 @@ func newClient(host string, auth *sasPolicy, opts *ClientOptions) (*Client, erro
 		}
 		co.Transport = tr
 	}
+	given.Transport = co.Transport
 	co.Transport = untrustedIsFinal{co.Transport}
 	if co.Retry.MaxRetries == 0 {
 		co.Retry.MaxRetries = defaultMaxRetries
@@ -103,7 +106,7 @@ func newClient(host string, auth *sasPolicy, opts *ClientOptions) (*Client, erro
 	if err != nil {
 		return nil, err
 	}
-	return &Client{internal: c, sas: auth, retry: co.Retry, host: host, endpoint: scheme + "://" + host}, nil
+	return &Client{internal: c, sas: auth, retry: co.Retry, host: host, endpoint: scheme + "://" + host, opts: given}, nil
 }
 
 // Host is the DPS host name the client talks to (from the connection string).

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -116,5 +120,37 @@ func TestRawPagerSaysWhatIsWrongWithAPage(t *testing.T) {
 	_, err := c.NewRawEnrollmentPager(nil).NextPage(context.Background())
 	if err == nil || err.Error() != "dps: decode a NewRawEnrollmentPager page: the page is not a JSON array of objects" {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestStreamingClientSpeaksHTTP1(t *testing.T) {
+	protos := make(chan int, 4)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		protos <- r.ProtoMajor
+		w.Write([]byte(`[]`))
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	tr, err := NewTransport(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := &ClientOptions{}
+	opts.Transport = tr
+	c, err := NewClientFromConnectionString(fmt.Sprintf("HostName=%s;SharedAccessKeyName=%s;SharedAccessKey=%s",
+		strings.TrimPrefix(srv.URL, "https://"), testKeyName, testKeyB64), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, done := c.Streaming()
+	defer done()
+	for _, client := range []*Client{c, s} {
+		if _, err := client.NewRawEnrollmentPager(nil).NextPage(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := <-protos, <-protos; a != 2 || b != 1 {
+		t.Errorf("HTTP/%d for the client, HTTP/%d for its streaming client; want 2 and 1", a, b)
 	}
 }

@@ -112,6 +112,8 @@ type Progress struct {
 // records (up to Options.RecordLookups). progress,
 // when not nil, is called after every page from Count's goroutine.
 func Count(ctx context.Context, c *dps.Client, opts Options, progress func(Progress)) (Counts, error) {
+	c, done := c.Streaming()
+	defer done()
 	var out Counts
 	p := Progress{Stage: "groups"}
 	report := func() {

@@ -56,6 +56,8 @@ type ExportOptions struct {
 // many it wrote. progress, when not nil, gets the running count after every
 // page, from Export's goroutine.
 func Export(ctx context.Context, c *dps.Client, w io.Writer, opts ExportOptions, progress func(records int)) (int, error) {
+	c, done := c.Streaming()
+	defer done()
 	e := exporter{ctx: ctx, c: c, bw: bufio.NewWriterSize(w, 256<<10), progress: progress}
 	e.lines.w = e.bw
 	var err error
