@@ -179,9 +179,10 @@ func (c *Client) Streaming() (*Client, func()) {
 	}
 	opts := c.opts
 	opts.Transport = &http.Client{Transport: tr, Timeout: hc.Timeout}
-	s, err := newClient(c.host, c.sas, &opts)
+	s, err := newClient(c.host, c.auth, &opts)
 	if err != nil { // the options made c, so they make s
 		return c, func() {}
 	}
+	s.sas = c.sas
 	return s, tr.CloseIdleConnections
 }
