@@ -223,7 +223,7 @@ func (v *exportView) View() string {
 	for i := range v.f.Inputs {
 		b.WriteString(v.f.Row(i, 8, "") + "\n")
 	}
-	b.WriteString(st.Muted.Render("jsonl writes each record as DPS sent it; csv one row a record with its group. The file (0600) appears when complete.") + "\n\n")
+	b.WriteString(note(v.c, "jsonl writes each record as DPS sent it; csv one row a record with its group. The file (0600) appears when complete.") + "\n\n")
 	switch {
 	case v.job.running():
 		rate := ""

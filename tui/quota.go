@@ -9,6 +9,7 @@ import (
 
 	"charm.land/bubbles/v2/progress"
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/dpsconsole/dpsconsole/dps/inventory"
 	"github.com/dpsconsole/dpsconsole/tui/components/theme"
@@ -43,7 +44,8 @@ func (v *quotaView) id() int          { return v.vid }
 func (v *quotaView) Title() string    { return "Quota: the shape of the DPS" }
 func (v *quotaView) Editing() bool    { return false }
 func (v *quotaView) Busy() bool       { return v.job.running() }
-func (v *quotaView) SetSize(_, _ int) {}
+// SetSize gives the bars what the columns leave (none below 80 columns).
+func (v *quotaView) SetSize(w, _ int) { v.bar.SetWidth(min(max(w-76, 0), 20)) }
 
 func (v *quotaView) Status() string {
 	if q := v.c.quota; q != nil && !v.job.running() {
@@ -137,7 +139,7 @@ func (v *quotaView) View() string {
 	if v.job.running() {
 		p := v.progress
 		fmt.Fprintf(&b, "Counting %s: %s so far, %d of %d groups done.\n", p.Stage, plural(p.Records, "record", "records"), p.GroupsDone, p.Groups)
-		b.WriteString(st.Muted.Render("Records are counted page by page without being decoded; esc stops."))
+		b.WriteString(note(v.c, "Records are counted page by page without being decoded; esc stops."))
 		return b.String()
 	}
 	if v.err != "" {
@@ -152,7 +154,11 @@ func (v *quotaView) View() string {
 	for k, l := range inventory.Limits {
 		used := c.Used(inventory.Kind(k))
 		share := float64(used) / float64(l.Max)
-		line := fmt.Sprintf("%s %11s / %-9s %s %5.1f %%", theme.Fit(l.Resource, limitWidth), theme.Count(used), theme.Count(l.Max), v.bar.ViewAs(min(share, 1)), 100*share)
+		bar := ""
+		if v.bar.Width() > 0 {
+			bar = v.bar.ViewAs(min(share, 1)) + " "
+		}
+		line := fmt.Sprintf("%s %9s / %-9s %s%5.1f %%", theme.Fit(l.Resource, limitWidth), theme.Count(used), theme.Count(l.Max), bar, 100*share)
 		switch {
 		case share >= 0.9:
 			line = st.Error.Render(line)
@@ -160,14 +166,14 @@ func (v *quotaView) View() string {
 			line = st.Warning.Render(line)
 		}
 		if !l.Adjustable {
-			line += st.Muted.Render("  not adjustable")
+			line += st.Muted.Render("  fixed")
 		}
 		b.WriteString(line + "\n")
 	}
-	b.WriteString(st.Muted.Render("Linked hubs: those the enrollments and the hub connection strings name (the service API cannot list them).") + "\n")
+	b.WriteString(note(v.c, "Support can raise every limit but the fixed ones. Linked hubs: those the enrollments and the hub connection strings name (the service API cannot list them).") + "\n")
 	if c.UnreadEnrollments > 0 {
-		b.WriteString(st.Warning.Render(fmt.Sprintf("The records of %s were not read (one request each) and are not in the count.",
-			plural(c.UnreadEnrollments, "individual enrollment", "individual enrollments"))) + "\n")
+		b.WriteString(st.Warning.Render(ansi.Wrap(fmt.Sprintf("The records of %s were not read (one request each) and are not in the count.",
+			plural(c.UnreadEnrollments, "individual enrollment", "individual enrollments")), max(v.c.Width, 1), " ")) + "\n")
 	}
 	b.WriteString("\n" + st.TableHeader.Render("Records per group, largest first") + "\n")
 	rows := v.groupRows(c)
@@ -179,7 +185,7 @@ func (v *quotaView) View() string {
 	if rest := len(rows) - v.top - shown; rest > 0 {
 		b.WriteString(st.Muted.Render(fmt.Sprintf("… %d more (↓)", rest)) + "\n")
 	}
-	b.WriteString(st.Muted.Render("Limits: " + inventory.LimitsSource + "."))
+	b.WriteString(note(v.c, "Limits: "+inventory.LimitsSource+"."))
 	return b.String()
 }
 
@@ -197,3 +203,9 @@ func (v *quotaView) groupRows(c inventory.Counts) []string {
 
 // Stop ends a count under way when the view closes.
 func (v *quotaView) Stop() { v.job.stop() }
+
+// note is a muted explanation wrapped to the width: cut at the screen's edge
+// it would lose its end.
+func note(c *Common, text string) string {
+	return c.Styles.Muted.Render(ansi.Wrap(text, max(c.Width, 1), " "))
+}

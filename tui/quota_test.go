@@ -9,6 +9,7 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/dpsconsole/dpsconsole/dps/inventory"
 )
@@ -51,7 +52,7 @@ func TestQuotaCountsTheDPS(t *testing.T) {
 		t.Fatalf("no count; view:\n%s", plain(v.View()))
 	}
 	got := plain(v.View())
-	for _, w := range []string{"registrations", "2,536 / 1,000,000", "enrollment groups (symmetric key)", "2 / 100", "not adjustable",
+	for _, w := range []string{"registrations", "2,536 / 1,000,000", "enrollment groups (symmetric key)", "2 / 100", "fixed",
 		"linked IoT hubs", "hashed-fleet", "2,536", "mylegacydevices", "quotas and limits"} {
 		if !strings.Contains(got, w) {
 			t.Errorf("view lacks %q:\n%s", w, got)
@@ -62,6 +63,15 @@ func TestQuotaCountsTheDPS(t *testing.T) {
 	}
 	if len(pages) < 3 {
 		t.Errorf("progress %v: want the count streamed page by page", pages)
+	}
+
+	// At 80 columns nothing is cut: the bars give way, notes wrap.
+	v.c.Width = 80
+	v.SetSize(80, 30)
+	for _, l := range strings.Split(plain(v.View()), "\n") {
+		if ansi.StringWidth(l) > 80 {
+			t.Errorf("line wider than 80: %q", l)
+		}
 	}
 
 	// Cached for the session: a new :quota view shows it without counting.

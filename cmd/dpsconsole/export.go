@@ -20,7 +20,9 @@ func newRegistrationsExportCmd(a *app) *cobra.Command {
 		Short: "Write every registration record to a file, as CSV or JSON lines",
 		Long: `Write the registration records of one group (--group), or of every group and
 every individual enrollment, to a file. jsonl writes each record exactly as
-DPS sent it, one a line; csv writes one row a record with its group.
+DPS sent it, one a line; csv writes one row a record with its group. The
+enrollment query leaves individual enrollments' records out, so each of those
+takes one request (8 at a time).
 
 The file appears only when the export is complete: it is written as FILE.tmp
 and renamed, so an interrupted export leaves FILE as it was. It is created
