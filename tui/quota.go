@@ -40,10 +40,11 @@ func newQuotaView(c *Common) *quotaView {
 	return &quotaView{c: c, vid: c.newID(), bar: progress.New(progress.WithWidth(20), progress.WithoutPercentage())}
 }
 
-func (v *quotaView) id() int          { return v.vid }
-func (v *quotaView) Title() string    { return "Quota: the shape of the DPS" }
-func (v *quotaView) Editing() bool    { return false }
-func (v *quotaView) Busy() bool       { return v.job.running() }
+func (v *quotaView) id() int       { return v.vid }
+func (v *quotaView) Title() string { return "Quota: the shape of the DPS" }
+func (v *quotaView) Editing() bool { return false }
+func (v *quotaView) Busy() bool    { return v.job.running() }
+
 // SetSize gives the bars what the columns leave (none below 80 columns).
 func (v *quotaView) SetSize(w, _ int) { v.bar.SetWidth(min(max(w-76, 0), 20)) }
 
