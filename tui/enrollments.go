@@ -31,6 +31,7 @@ type enrollmentsView struct {
 	reveal  bool // the detail shows the keys in clear
 	create  *form
 	err     string
+	opening string // the enrollment :enrollment asked for, shown once read
 }
 
 type enrollmentsPageMsg struct {
@@ -104,7 +105,19 @@ func (v *enrollmentsView) Hints() []*Binding {
 	return []*Binding{k.Open, k.Filter, k.New, k.Toggle, k.Delete, k.Refresh}
 }
 
-func (v *enrollmentsView) Init() tea.Cmd { return v.refresh() }
+// newEnrollmentView is the enrollments showing enrollment id (:enrollment).
+func newEnrollmentView(c *Common, id string) *enrollmentsView {
+	v := newEnrollmentsView(c)
+	v.opening = id
+	return v
+}
+
+func (v *enrollmentsView) Init() tea.Cmd {
+	if v.opening != "" {
+		return tea.Batch(v.refresh(), v.show(v.opening))
+	}
+	return v.refresh()
+}
 
 func (v *enrollmentsView) refresh() tea.Cmd {
 	v.gen++
@@ -230,16 +243,7 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case !ok:
 		return nil
 	case k.Open.Matches(msg):
-		v.working = true
-		v.showGen++
-		gen, id, svc, ctx := v.showGen, e.RegistrationID, v.c.Target.Service, v.c.Ctx
-		return do(v.vid, func() tea.Msg {
-			full, err := svc.GetEnrollment(ctx, id)
-			if err == nil && full.Attestation.Type == dps.AttestationSymmetricKey {
-				full.Attestation, err = svc.GetEnrollmentAttestation(ctx, id)
-			}
-			return enrollmentShownMsg{gen: gen, e: full, err: err}
-		})
+		return v.show(e.RegistrationID)
 	case k.Toggle.Matches(msg):
 		v.askToggle(e)
 	case k.Delete.Matches(msg):
@@ -258,6 +262,20 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		}
 	}
 	return nil
+}
+
+// show reads enrollment id in full and shows it.
+func (v *enrollmentsView) show(id string) tea.Cmd {
+	v.working = true
+	v.showGen++
+	gen, svc, ctx := v.showGen, v.c.Target.Service, v.c.Ctx
+	return do(v.vid, func() tea.Msg {
+		full, err := svc.GetEnrollment(ctx, id)
+		if err == nil && full.Attestation.Type == dps.AttestationSymmetricKey {
+			full.Attestation, err = svc.GetEnrollmentAttestation(ctx, id)
+		}
+		return enrollmentShownMsg{gen: gen, e: full, err: err}
+	})
 }
 
 // askToggle asks before enabling or disabling the enrollment as listed.

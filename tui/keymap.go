@@ -86,7 +86,7 @@ func danger(help, desc string, keys ...string) *Binding {
 // The footer hints, the `?` help and the README table are all built from it.
 type KeyMap struct {
 	// Global
-	Quit, ForceQuit, Back, Command, Help *Binding
+	Quit, ForceQuit, Back, Command, Palette, LastProblem, Help *Binding
 	// Lists
 	Up, Down, PageUp, PageDown, Top, Bottom, Filter, Refresh, Open *Binding
 	// While the filter prompt has the keys (the footer only; `/` explains them)
@@ -122,6 +122,9 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		ForceQuit: bind("ctrl+c", "quit now", "ctrl+c"),
 		Back:      bind("esc", "back", "esc"),
 		Command:   bind(":", "command", ":"),
+		Palette:   bind("ctrl+p", "palette", "ctrl+p"),
+		// The status line keeps the last problem; ! shows it whole.
+		LastProblem: bind("!", "last error", "!"),
 		Help:      bind("?", "help", "?"),
 
 		Up:       bind("↑/k", "up", "up", "k"),
@@ -197,6 +200,8 @@ func (k *KeyMap) Sections() []Section {
 		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
 		{"Running deletions", []*Binding{k.Stop}},
 		{"Devices", []*Binding{k.Telemetry, k.StayConnected, k.Method, k.Desired}},
+		// Last: the help's columns have room for it there at 80×24.
+		{"Palette and status line", []*Binding{k.Palette, k.LastProblem}},
 	}
 }
 
