@@ -17,6 +17,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // Options configure the console.
@@ -76,7 +78,7 @@ func New(ctx context.Context, opts Options) *Model {
 	isDark, ok := darkBackground(os.Getenv("COLORFGBG"))
 	isDark = isDark || !ok
 	c := &Common{
-		Ctx: ctx, Styles: NewStyles(isDark, noColor), Keys: DefaultKeyMap(opts.ReadOnly),
+		Ctx: ctx, Styles: theme.NewStyles(isDark, noColor), Keys: DefaultKeyMap(opts.ReadOnly),
 		Target: opts.Target, Logger: logger, ReadOnly: opts.ReadOnly, NoColor: noColor,
 		Now: time.Now, Width: 80, Height: 20,
 	}
@@ -141,7 +143,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.resize()
 		return nil
 	case tea.BackgroundColorMsg:
-		*m.c.Styles = *NewStyles(msg.IsDark(), m.c.NoColor)
+		*m.c.Styles = *theme.NewStyles(msg.IsDark(), m.c.NoColor)
 		m.help.Styles = m.c.Styles.Help
 		return nil
 	case spinner.TickMsg:
@@ -520,7 +522,7 @@ func (m *Model) header() string {
 	if gap := m.width - lipgloss.Width(left) - lipgloss.Width(right); gap > 0 {
 		line1 = left + strings.Repeat(" ", gap) + right
 	} else if right != "" {
-		line1 = fit(left, max(m.width-lipgloss.Width(right)-1, 1)) + " " + right
+		line1 = theme.Fit(left, max(m.width-lipgloss.Width(right)-1, 1)) + " " + right
 	}
 	// Line 2: the breadcrumb of the view stack, or the flash message,
 	// wrapped: an error cut at the screen's edge would hide what to do.
@@ -533,9 +535,9 @@ func (m *Model) header() string {
 		for i, v := range m.stack {
 			crumbs[i] = v.Title()
 		}
-		line2 = st.Title.Render(fit(strings.Join(crumbs, " › "), m.width))
+		line2 = st.Title.Render(theme.Fit(strings.Join(crumbs, " › "), m.width))
 	}
-	return fit(line1, m.width) + "\n" + line2
+	return theme.Fit(line1, m.width) + "\n" + line2
 }
 
 // flashLines is the flash, marked by its level and word-wrapped to the
@@ -548,7 +550,7 @@ func (m *Model) flashLines() string {
 		lines = lines[:most]
 	}
 	for i, l := range lines {
-		lines[i] = style.Render(fit(l, m.width))
+		lines[i] = style.Render(theme.Fit(l, m.width))
 	}
 	return strings.Join(lines, "\n")
 }
@@ -561,7 +563,7 @@ func (m *Model) footer() string {
 	if m.cmdMode {
 		// textinput pads to its width without counting the completion, so
 		// the end past the screen is padding: cut it, with no ….
-		return fit(ansi.Truncate(m.c.Styles.Input(m.cmdline).View(), m.width, ""), m.width)
+		return theme.Fit(ansi.Truncate(m.c.Styles.Input(m.cmdline).View(), m.width, ""), m.width)
 	}
 	k := m.c.Keys
 	var hints, always []*Binding
@@ -582,7 +584,7 @@ func (m *Model) footer() string {
 	for n := len(hints); ; n-- {
 		line := h.ShortHelpView(keyBindings(append(hints[:n:n], always...)...))
 		if n == 0 || lipgloss.Width(line) <= m.width {
-			return fit(line, m.width)
+			return theme.Fit(line, m.width)
 		}
 	}
 }
@@ -620,7 +622,7 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		}
 		tail = append(tail, l)
 	}
-	tail = append(tail, st.Muted.Width(w).Render("Commands: "+commandUsages(m.c.ReadOnly)), st.Muted.Render(fit("Any key closes this help.", w)))
+	tail = append(tail, st.Muted.Width(w).Render("Commands: "+commandUsages(m.c.ReadOnly)), st.Muted.Render(theme.Fit("Any key closes this help.", w)))
 	end := strings.Join(tail, "\n")
 
 	var blocks []string

@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/x/exp/golden"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 func newTestApp(t *testing.T, w, h int, readOnly bool) *Model {
@@ -160,11 +161,11 @@ func TestEscClearsAFilterBeforeClosingTheView(t *testing.T) {
 	v.table.Append(makeRecords(20), false)
 	typeText(func(msg tea.Msg) tea.Cmd { _, c := m.Update(msg); return c }, "/0001")
 	m.Update(press("enter"))
-	if v.table.query != "0001" {
-		t.Fatalf("query %q", v.table.query)
+	if v.table.Query() != "0001" {
+		t.Fatalf("query %q", v.table.Query())
 	}
 	m.Update(press("esc"))
-	if m.top() != view(v) || v.table.query != "" {
+	if m.top() != view(v) || v.table.Query() != "" {
 		t.Fatal("first esc clears the filter and keeps the view")
 	}
 	m.Update(press("esc"))
@@ -180,7 +181,7 @@ func TestScreenGolden(t *testing.T) {
 		for _, name := range []string{"derive", "help", "readonly-help", "tutorial", "records", "long-error"} {
 			t.Run(fmt.Sprintf("%s-%dx%d", name, size[0], size[1]), func(t *testing.T) {
 				m := newTestApp(t, size[0], size[1], name == "readonly-help")
-				m.c.Styles = NewStyles(true, true)
+				m.c.Styles = theme.NewStyles(true, true)
 				m.Update(press("esc"))
 				switch name {
 				case "help", "readonly-help":

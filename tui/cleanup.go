@@ -12,6 +12,9 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
+	"github.com/dpsconsole/dpsconsole/tui/components/confirm"
+	"github.com/dpsconsole/dpsconsole/tui/components/table"
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // cleanupView finds orphaned registration records with the dps/cleanup
@@ -31,11 +34,11 @@ type cleanupView struct {
 	counts   []cleanup.Count // plan.Counts(sel), kept so View does not recount
 	err      string
 
-	row      int                     // the count row under the cursor
-	findings *Table[cleanup.Finding] // the drill-down of one row; nil = the counts
-	preview  *Table[previewRow]      // the dry run: plan.Actions(sel); nil = closed
-	planned  string                  // what the preview adds up to
-	confirm  *confirm
+	row      int                           // the count row under the cursor
+	findings *table.Table[cleanup.Finding] // the drill-down of one row; nil = the counts
+	preview  *table.Table[previewRow]      // the dry run: plan.Actions(sel); nil = closed
+	planned  string                        // what the preview adds up to
+	confirm  *confirm.Dialog
 	running  bool
 	stop     context.CancelFunc // stops the running job
 	stopped  bool               // the operator stopped it
@@ -163,14 +166,14 @@ func (v *cleanupView) setSelection(sel cleanup.Selection) {
 
 // openFindings shows the findings of one count row in a table.
 func (v *cleanupView) openFindings(n cleanup.Count) {
-	t := NewTable(v.c, v.vid, []Column{{"REGISTRATION ID", 0, 0, 2}, {"DEVICE ID", 0, 0, 1}, {"ASSIGNED HUB", 0, 0, 1},
-		{"STATUS", 10, 0, 0}, {"HUB DEVICE", 11, 0, 0}, {"WHY", 0, 110, 2}},
+	t := newTable(v.c, v.vid, []table.Column{{Title: "REGISTRATION ID", Weight: 2}, {Title: "DEVICE ID", Weight: 1}, {Title: "ASSIGNED HUB", Weight: 1},
+		{Title: "STATUS", Width: 10}, {Title: "HUB DEVICE", Width: 11}, {Title: "WHY", MinTable: 110, Weight: 2}},
 		func(f cleanup.Finding) string { return f.RegistrationID },
 		func(f cleanup.Finding) []string {
 			return []string{f.RegistrationID, f.DeviceID, f.AssignedHub, f.Status, map[bool]string{true: "yes", false: "no"}[f.HubDevice], f.Detail}
 		},
 		func(f cleanup.Finding, q string) bool {
-			return containsFold(f.RegistrationID, q) || containsFold(f.AssignedHub, q)
+			return table.ContainsFold(f.RegistrationID, q) || table.ContainsFold(f.AssignedHub, q)
 		})
 	var rows []cleanup.Finding
 	for _, f := range v.plan.Findings {
@@ -197,14 +200,14 @@ func (v *cleanupView) openPreview() tea.Cmd {
 	for i, a := range actions {
 		rows[i] = previewRow{n: i + 1, Action: a}
 	}
-	t := NewTable(v.c, v.vid, []Column{{"#", 6, 0, 0}, {"DELETE", 10, 0, 0}, {"ID", 0, 0, 2}, {"HUB", 0, 0, 2},
-		{"REASON", 14, 0, 0}, {"GROUP", 0, 0, 1}},
+	t := newTable(v.c, v.vid, []table.Column{{Title: "#", Width: 6}, {Title: "DELETE", Width: 10}, {Title: "ID", Weight: 2}, {Title: "HUB", Weight: 2},
+		{Title: "REASON", Width: 14}, {Title: "GROUP", Weight: 1}},
 		func(r previewRow) string { return itoa(r.n) },
 		func(r previewRow) []string {
 			return []string{itoa(r.n), string(r.Kind), r.ID, r.Hub, string(r.Reason), r.GroupID}
 		},
 		func(r previewRow, q string) bool {
-			return containsFold(r.ID, q) || containsFold(r.Hub, q) || containsFold(r.GroupID, q)
+			return table.ContainsFold(r.ID, q) || table.ContainsFold(r.Hub, q) || table.ContainsFold(r.GroupID, q)
 		})
 	t.SetSize(v.c.Width, v.c.Height-2)
 	t.Append(rows, false)
@@ -219,7 +222,7 @@ func describeDeletes(actions []cleanup.Action) string {
 	records, devices, stale := tally(actions)
 	s := plural(records, "registration record", "registration records")
 	if stale > 0 {
-		s += fmt.Sprintf(" (%s of them stale)", count(stale))
+		s += fmt.Sprintf(" (%s of them stale)", theme.Count(stale))
 	}
 	if devices > 0 {
 		s += " and " + plural(devices, "hub device identity", "hub device identities")
@@ -431,7 +434,7 @@ func (v *cleanupView) Update(msg tea.Msg) tea.Cmd {
 		}
 		v.unfinished = msg.jobs
 		return nil
-	case filterTick, filterDone, tea.PasteMsg:
+	case table.Msg, tea.PasteMsg:
 		if t := v.table(); t != nil {
 			cmd, _ := t.Update(msg)
 			return cmd
@@ -458,7 +461,7 @@ func (v *cleanupView) finished(s cleanup.Summary) tea.Cmd {
 		failures[i] = f.Error
 	}
 	report := newReportView(v.c, "Clean-up job "+s.JobID, v.runView(), failures)
-	return tea.Batch(flashErr(fmt.Errorf("%s with %s failures; resuming the job tries them again", text, count(len(s.Failures)))), open(report))
+	return tea.Batch(flashErr(fmt.Errorf("%s with %s failures; resuming the job tries them again", text, theme.Count(len(s.Failures)))), open(report))
 }
 
 // resumeHint says how a stopped job is resumed.
@@ -484,8 +487,7 @@ func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
 	if v.confirm != nil {
 		c := v.confirm
 		v.confirm = nil
-		cmd, _ := c.answer(msg)
-		return cmd
+		return answer(c, msg)
 	}
 	if v.running && k.Stop.Matches(msg) && v.stop != nil {
 		v.stop()
@@ -536,8 +538,8 @@ func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
 // askResume confirms resuming an unfinished job.
 func (v *cleanupView) askResume(j unfinishedJob) tea.Cmd {
 	text := fmt.Sprintf("Resume clean-up job %s?\nIt has %s of its %s deletes left, as planned when it started (what is gone already counts as done).",
-		j.id, count(j.pending), count(j.size))
-	v.confirm = &confirm{text: text, choices: []choice{{"y", "resume it", func() tea.Cmd { return v.resume(j) }}}}
+		j.id, theme.Count(j.pending), theme.Count(j.size))
+	v.confirm = &confirm.Dialog{Text: text, Choices: []confirm.Choice{{Key: "y", Label: "resume it", Run: func() tea.Cmd { return v.resume(j) }}}}
 	return nil
 }
 
@@ -549,14 +551,14 @@ func (v *cleanupView) askRun() tea.Cmd {
 	}
 	text := "Delete " + describeDeletes(actions) + "?\n" +
 		"The job is logged in the state directory; an interrupted run resumes without repeating work."
-	v.confirm = &confirm{text: text, choices: []choice{{"y", "delete them", v.run}}}
+	v.confirm = &confirm.Dialog{Text: text, Choices: []confirm.Choice{{Key: "y", Label: "delete them", Run: v.run}}}
 	return nil
 }
 
 func (v *cleanupView) View() string {
 	st := v.c.Styles
 	if v.confirm != nil {
-		return v.confirm.view(v.c)
+		return v.confirm.View(v.c.Styles, v.c.Width)
 	}
 	if v.findings != nil {
 		n := v.counts[v.row]
@@ -571,8 +573,8 @@ func (v *cleanupView) View() string {
 		if v.c.ReadOnly {
 			next = "read-only mode: nothing can be deleted"
 		}
-		return st.Title.Render(fit("Dry run: "+v.planned, v.c.Width)) + "\n" +
-			st.Muted.Render(fit("  "+next, v.c.Width)) + "\n" + v.preview.View()
+		return st.Title.Render(theme.Fit("Dry run: "+v.planned, v.c.Width)) + "\n" +
+			st.Muted.Render(theme.Fit("  "+next, v.c.Width)) + "\n" + v.preview.View()
 	}
 	var lines []string
 	if v.err != "" {
@@ -586,7 +588,7 @@ func (v *cleanupView) View() string {
 				if p.Done {
 					state = st.OK.Render("done")
 				}
-				lines = append(lines, fmt.Sprintf("  %-26s %9s  %s", s, count(p.Count), state))
+				lines = append(lines, fmt.Sprintf("  %-26s %9s  %s", s, theme.Count(p.Count), state))
 			}
 		}
 		return strings.Join(lines, "\n")
@@ -625,14 +627,14 @@ func (v *cleanupView) countsView() []string {
 			if n.Selected {
 				sel = "yes"
 			}
-			line := fmt.Sprintf("  %-15s %-28s %9s %12s  %s", n.Reason, fit(group, 28), count(n.Records), count(n.HubDevices), sel)
+			line := fmt.Sprintf("  %-15s %-28s %9s %12s  %s", n.Reason, theme.Fit(group, 28), theme.Count(n.Records), theme.Count(n.HubDevices), sel)
 			if i == v.row {
 				line = st.Selected.Render(line)
 			}
 			lines = append(lines, line)
 		}
 		if hidden := len(v.counts) - rows; hidden > 0 {
-			lines = append(lines, st.Muted.Render(fmt.Sprintf("  %s more rows (↑/↓)", count(hidden))))
+			lines = append(lines, st.Muted.Render(fmt.Sprintf("  %s more rows (↑/↓)", theme.Count(hidden))))
 		}
 	}
 	lines = append(lines, v.notes()...)
@@ -688,7 +690,7 @@ func (v *cleanupView) unfinishedView() []string {
 	lines := []string{st.Title.Render("Unfinished clean-up jobs") + st.Muted.Render("  ("+how+")")}
 	for i, j := range v.unfinished {
 		lines = append(lines, fmt.Sprintf("  %s %s  started %s  %s of %s deletes left", st.Key.Render(itoa(i+1)), j.id,
-			stamp(j.created), count(j.pending), count(j.size)))
+			stamp(j.created), theme.Count(j.pending), theme.Count(j.size)))
 	}
 	return append(lines, "")
 }
@@ -717,7 +719,7 @@ func (v *cleanupView) runView() []string {
 	lines := []string{progressLine(v.c, deleteProgress{deleted: p.Done, failed: p.Failed, total: p.Total}, "job")}
 	if v.running && p.JobID == "" {
 		// A million actions take a second or more to write (or, resuming, to read).
-		return append(lines, st.Muted.Render(fmt.Sprintf("  preparing the job log (%s actions) before the first delete…", count(p.Total))))
+		return append(lines, st.Muted.Render(fmt.Sprintf("  preparing the job log (%s actions) before the first delete…", theme.Count(p.Total))))
 	}
 	stats := rateLine(p.Rate, p.ETA, p.Elapsed, v.running)
 	if p.Throttled > 0 {
@@ -736,14 +738,14 @@ func (v *cleanupView) runView() []string {
 			how = "Stopped after"
 		}
 		lines = append(lines, "", st.Title.Render(fmt.Sprintf("%s %s: %s requests, %s throttled",
-			how, s.Elapsed.Round(100*time.Millisecond), count(s.Requests), count(s.Throttled)))+st.Muted.Render("  job "+s.JobID))
+			how, s.Elapsed.Round(100*time.Millisecond), theme.Count(s.Requests), theme.Count(s.Throttled)))+st.Muted.Render("  job "+s.JobID))
 		if v.stopped {
 			lines = append(lines, st.Warning.Render("  "+resumeHint(s.JobID)))
 		}
 		for _, kind := range slices.Sorted(maps.Keys(s.Outcomes)) {
 			var parts []string
 			for _, o := range slices.Sorted(maps.Keys(s.Outcomes[kind])) {
-				parts = append(parts, fmt.Sprintf("%s %s", count(s.Outcomes[kind][o]), o))
+				parts = append(parts, fmt.Sprintf("%s %s", theme.Count(s.Outcomes[kind][o]), o))
 			}
 			lines = append(lines, fmt.Sprintf("  %s: %s", kind, strings.Join(parts, ", ")))
 		}
@@ -764,7 +766,7 @@ func (v *cleanupView) failuresView() []string {
 		lines = append(lines, st.Error.Render(fmt.Sprintf("  failed: %s %s: %s", f.Action.Kind, f.Action.ID, f.Error)))
 	}
 	if more := failed - len(shown); more > 0 {
-		lines = append(lines, st.Error.Render(fmt.Sprintf("  … and %s more failures (the report at the end lists them all)", count(more))))
+		lines = append(lines, st.Error.Render(fmt.Sprintf("  … and %s more failures (the report at the end lists them all)", theme.Count(more))))
 	}
 	return lines
 }

@@ -89,7 +89,7 @@ func TestCleanupViewTogglesPreviewsAndDeletesTheSelection(t *testing.T) {
 	}
 	hasStale := false
 	for i, a := range actions {
-		if got := v.preview.at(i); got.n != i+1 || got.Action != a {
+		if got := v.preview.At(i); got.n != i+1 || got.Action != a {
 			t.Fatalf("preview row %d = %+v, want %+v", i, got, a)
 		}
 		hasStale = hasStale || (a.ID == stale && a.Reason == cleanup.ReasonStale)

@@ -10,6 +10,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // command is one `:` command. The `:` line, its completion, the palette and
@@ -227,7 +229,7 @@ func (m *Model) groupNames() []string {
 	names := slices.Clone(m.known.groups)
 	for _, v := range m.stack {
 		if g, ok := v.(*groupsView); ok {
-			for _, it := range g.table.items {
+			for _, it := range g.table.Items() {
 				names = append(names, it.EnrollmentGroupID)
 			}
 		}
@@ -240,7 +242,7 @@ func (m *Model) enrollmentIDs() []string {
 	ids := slices.Clone(m.known.enrollments)
 	for _, v := range m.stack {
 		if e, ok := v.(*enrollmentsView); ok {
-			for _, it := range e.table.items {
+			for _, it := range e.table.Items() {
 				ids = append(ids, it.RegistrationID)
 			}
 		}
@@ -416,6 +418,6 @@ func (m *Model) withCompletions(body string) string {
 		b.WriteString(s + "  ")
 	}
 	lines := strings.Split(body, "\n")
-	lines[len(lines)-1] = m.c.Styles.Muted.Render(fit(b.String(), m.width))
+	lines[len(lines)-1] = m.c.Styles.Muted.Render(theme.Fit(b.String(), m.width))
 	return strings.Join(lines, "\n")
 }

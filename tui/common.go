@@ -7,6 +7,11 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/tui/components/confirm"
+	"github.com/dpsconsole/dpsconsole/tui/components/form"
+	"github.com/dpsconsole/dpsconsole/tui/components/table"
 )
 
 // Common is what every view shares: styles, key bindings, the live target's
@@ -147,3 +152,38 @@ func recordsChanged(from int, group string) tea.Cmd {
 type groupsChangedMsg struct{}
 
 func groupsChanged() tea.Msg { return broadcast{groupsChangedMsg{}} }
+
+// newTable makes a table owned by the view with id owner.
+func newTable[V any](c *Common, owner int, cols []table.Column, key func(V) string, cells func(V) []string, match func(V, string) bool) *table.Table[V] {
+	k := c.Keys
+	return table.New(table.Env{
+		Styles: c.Styles,
+		Keys:   table.Keys{Up: k.Up, Down: k.Down, PageUp: k.PageUp, PageDown: k.PageDown, Top: k.Top, Bottom: k.Bottom, Filter: k.Filter},
+		Route:  func(msg tea.Msg) tea.Msg { return routed{to: owner, msg: msg} },
+		Flash:  flash,
+	}, cols, key, cells, match)
+}
+
+// newForm makes a form in the console's styles and keys.
+func newForm(c *Common, labels ...string) *form.Form {
+	return form.New(c.Styles, form.Keys{Submit: c.Keys.Submit, Reveal: c.Keys.Reveal}, labels...)
+}
+
+// toggleConfirm asks before disabling what is enabled (with disable as the
+// question) or enabling what is disabled (with enable); yes runs set with the
+// status confirmed.
+func toggleConfirm(status dps.ProvisioningStatus, disable, enable string, set func(dps.ProvisioningStatus) tea.Cmd) *confirm.Dialog {
+	next, label, text := dps.ProvisioningDisabled, "disable it", disable
+	if status == dps.ProvisioningDisabled {
+		next, label, text = dps.ProvisioningEnabled, "enable it", enable
+	}
+	return &confirm.Dialog{Text: text, Choices: []confirm.Choice{{Key: "y", Label: label, Run: func() tea.Cmd { return set(next) }}}}
+}
+
+// answer runs the chosen action of d, or flashes that the key cancelled.
+func answer(d *confirm.Dialog, msg tea.KeyPressMsg) tea.Cmd {
+	if cmd, ok := d.Answer(msg); ok {
+		return cmd
+	}
+	return flashInfo("cancelled")
+}

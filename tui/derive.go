@@ -11,6 +11,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/keys"
+	"github.com/dpsconsole/dpsconsole/tui/components/form"
 )
 
 // keySource is where the derive view takes the group key from.
@@ -36,7 +37,7 @@ const (
 type deriveView struct {
 	c      *Common
 	vid    int
-	f      *form
+	f      *form.Form
 	source keySource
 	// groupKey is the key in use (typed or fetched); zero when none is valid.
 	groupKey    keys.Key
@@ -61,28 +62,28 @@ type attestationMsg struct {
 // group (primary), with a regID the registration ID is filled in.
 func newDeriveView(c *Common, groupID, regID string) *deriveView {
 	v := &deriveView{c: c, vid: c.newID(), f: newForm(c, "Group key", "Registration ID")}
-	v.f.inputs[fieldGroup].EchoMode = textinput.EchoPassword
-	v.f.inputs[fieldGroup].Placeholder = "base64 group key (paste)"
-	v.f.inputs[fieldRegID].Placeholder = "e.g. sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"
+	v.f.Inputs[fieldGroup].EchoMode = textinput.EchoPassword
+	v.f.Inputs[fieldGroup].Placeholder = "base64 group key (paste)"
+	v.f.Inputs[fieldRegID].Placeholder = "e.g. sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"
 	if groupID != "" {
 		v.setSource(sourcePrimary)
-		v.f.set(fieldGroup, groupID)
+		v.f.Set(fieldGroup, groupID)
 	}
-	v.f.set(fieldRegID, regID)
+	v.f.Set(fieldRegID, regID)
 	v.recompute()
 	return v
 }
 
 func (v *deriveView) id() int        { return v.vid }
 func (v *deriveView) Title() string  { return "Derive device key" }
-func (v *deriveView) Editing() bool  { return v.f.editing() }
+func (v *deriveView) Editing() bool  { return v.f.Editing() }
 func (v *deriveView) Busy() bool     { return v.fetching }
 func (v *deriveView) Status() string { return "" }
 func (v *deriveView) SetSize(w, _ int) {
 	if w >= wideDerive {
 		w -= commandsWidth + 1
 	}
-	v.f.setWidth(min(w-22, 90))
+	v.f.SetWidth(min(w-22, 90))
 }
 
 // wideDerive is the width from which the shell commands sit beside the
@@ -91,38 +92,38 @@ const wideDerive, commandsWidth = 140, 84
 
 func (v *deriveView) Hints() []*Binding {
 	k := v.c.Keys
-	if v.f.editing() {
+	if v.f.Editing() {
 		return []*Binding{k.NextField, k.Copy, k.KeySource, k.Reveal, k.Leave}
 	}
 	return []*Binding{k.Submit, k.Copy, k.KeySource, k.Reveal}
 }
 
 func (v *deriveView) Init() tea.Cmd {
-	cmd := v.f.focusOn(fieldRegID)
+	cmd := v.f.FocusOn(fieldRegID)
 	if v.source != sourceTyped {
 		return tea.Batch(cmd, v.fetch())
 	}
-	if v.f.value(fieldGroup) == "" {
-		cmd = v.f.focusOn(fieldGroup)
+	if v.f.Value(fieldGroup) == "" {
+		cmd = v.f.FocusOn(fieldGroup)
 	}
 	return cmd
 }
 
 func (v *deriveView) setSource(s keySource) {
 	v.source = s
-	in := &v.f.inputs[fieldGroup]
+	in := &v.f.Inputs[fieldGroup]
 	in.SetValue("")
 	v.groupKey, v.fetchedFrom, v.keyErr = keys.Key{}, "", ""
 	v.dropFetch()
 	if s == sourceTyped {
-		v.f.labels[fieldGroup] = "Group key"
+		v.f.Labels[fieldGroup] = "Group key"
 		in.EchoMode = textinput.EchoPassword
 		in.Placeholder = "base64 group key (paste)"
 		if v.revealed {
 			in.EchoMode = textinput.EchoNormal
 		}
 	} else {
-		v.f.labels[fieldGroup] = "Group ID"
+		v.f.Labels[fieldGroup] = "Group ID"
 		in.EchoMode = textinput.EchoNormal
 		in.Placeholder = "enrollment group ID, then enter"
 	}
@@ -136,7 +137,7 @@ func (v *deriveView) dropFetch() {
 
 // fetch asks the target for the group's keys.
 func (v *deriveView) fetch() tea.Cmd {
-	groupID := v.f.value(fieldGroup)
+	groupID := v.f.Value(fieldGroup)
 	if groupID == "" || v.c.Target == nil || v.c.Target.Service == nil {
 		return nil
 	}
@@ -164,33 +165,33 @@ func (v *deriveView) Update(msg tea.Msg) tea.Cmd {
 		v.applyAttestation(msg.groupID, msg.att)
 		return nil
 	case tea.PasteMsg:
-		cmd, changed := v.f.paste(msg)
+		cmd, changed := v.f.Paste(msg)
 		if changed {
 			v.recompute()
 		}
 		return cmd
 	case tea.KeyPressMsg:
 		switch {
-		case v.f.matches(k.Copy, msg):
+		case v.f.Matches(k.Copy, msg):
 			return v.copy()
 		case k.KeySource.Matches(msg):
 			v.setSource((v.source + 1) % 3)
 			v.recompute()
-			return v.f.focusOn(fieldGroup)
-		case v.f.matches(k.Reveal, msg):
+			return v.f.FocusOn(fieldGroup)
+		case v.f.Matches(k.Reveal, msg):
 			v.revealed = !v.revealed
 			if v.source == sourceTyped {
-				v.f.inputs[fieldGroup].EchoMode = map[bool]textinput.EchoMode{true: textinput.EchoNormal, false: textinput.EchoPassword}[v.revealed]
+				v.f.Inputs[fieldGroup].EchoMode = map[bool]textinput.EchoMode{true: textinput.EchoNormal, false: textinput.EchoPassword}[v.revealed]
 			}
 			return nil
-		case k.Submit.Matches(msg) && v.f.focus == fieldGroup && v.source != sourceTyped:
+		case k.Submit.Matches(msg) && v.f.Focus() == fieldGroup && v.source != sourceTyped:
 			return v.fetch()
-		case k.Submit.Matches(msg) && v.f.editing():
-			return v.f.focusOn((v.f.focus + 1) % 2)
+		case k.Submit.Matches(msg) && v.f.Editing():
+			return v.f.FocusOn((v.f.Focus() + 1) % 2)
 		}
-		cmd, changed := v.f.update(msg)
+		cmd, changed := v.f.Update(msg)
 		if changed {
-			if v.f.focus == fieldGroup && v.source != sourceTyped {
+			if v.f.Focus() == fieldGroup && v.source != sourceTyped {
 				v.groupKey, v.fetchedFrom = keys.Key{}, ""
 				v.dropFetch()
 			}
@@ -224,7 +225,7 @@ func (v *deriveView) applyAttestation(groupID string, att dps.AttestationMechani
 func (v *deriveView) recompute() {
 	if v.source == sourceTyped {
 		v.groupKey, v.keyErr = keys.Key{}, ""
-		if s := v.f.value(fieldGroup); s != "" {
+		if s := v.f.Value(fieldGroup); s != "" {
 			k, err := keys.ParseKey(s)
 			if err != nil {
 				v.keyErr = err.Error()
@@ -233,7 +234,7 @@ func (v *deriveView) recompute() {
 			}
 		}
 	}
-	id := v.f.inputs[fieldRegID].Value()
+	id := v.f.Inputs[fieldRegID].Value()
 	v.regErr, v.regWarn, v.device = "", "", keys.Key{}
 	if id == "" {
 		return
@@ -271,21 +272,21 @@ func (v *deriveView) View() string {
 	case v.fetching:
 		note = st.Muted.Render("fetching the group's keys…")
 	case v.keyErr != "":
-		note = v.f.errorNote(v.keyErr, lw)
+		note = v.f.ErrorNote(v.keyErr, lw, v.c.Width)
 	case v.fetchedFrom != "":
 		note = st.OK.Render("key loaded from group " + v.fetchedFrom + " (" + v.groupKey.String() + ")")
 	case v.source != sourceTyped:
 		note = st.Muted.Render("press enter to load the group's key")
 	}
-	left = append(left, v.f.row(fieldGroup, lw, note))
+	left = append(left, v.f.Row(fieldGroup, lw, note))
 	note = ""
 	switch {
 	case v.regErr != "":
-		note = v.f.errorNote(v.regErr, lw)
+		note = v.f.ErrorNote(v.regErr, lw, v.c.Width)
 	case v.regWarn != "":
 		note = st.Warning.Render("⚠ " + v.regWarn)
 	}
-	left = append(left, v.f.row(fieldRegID, lw, note), "")
+	left = append(left, v.f.Row(fieldRegID, lw, note), "")
 	devKey := st.Muted.Render("—")
 	if !v.device.IsZero() {
 		devKey = st.OK.Render(v.device.Base64())
@@ -304,7 +305,7 @@ func (v *deriveView) View() string {
 // revealed; otherwise they read it from $GROUP_KEY.
 func (v *deriveView) commands() string {
 	st := v.c.Styles
-	id := v.f.inputs[fieldRegID].Value()
+	id := v.f.Inputs[fieldRegID].Value()
 	if id == "" || v.regErr != "" {
 		id = "<registration-id>"
 	}

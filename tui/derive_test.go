@@ -25,8 +25,8 @@ func newTestDerive(t *testing.T, w, h int) *deriveView {
 
 func TestDeriveUpdatesAsYouType(t *testing.T) {
 	v := newTestDerive(t, 120, 30)
-	if v.f.focus != fieldGroup {
-		t.Fatalf("with no group key the key field has the focus, got %d", v.f.focus)
+	if v.f.Focus() != fieldGroup {
+		t.Fatalf("with no group key the key field has the focus, got %d", v.f.Focus())
 	}
 	typeText(v.Update, tutorialGroupKey)
 	v.Update(press("tab"))

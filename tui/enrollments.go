@@ -11,6 +11,9 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/keys"
+	"github.com/dpsconsole/dpsconsole/tui/components/confirm"
+	"github.com/dpsconsole/dpsconsole/tui/components/form"
+	"github.com/dpsconsole/dpsconsole/tui/components/table"
 )
 
 // enrollmentsView lists individual enrollments; it shows, creates (with a
@@ -18,18 +21,18 @@ import (
 type enrollmentsView struct {
 	c       *Common
 	vid     int
-	table   *Table[dps.IndividualEnrollment]
+	table   *table.Table[dps.IndividualEnrollment]
 	gen     int
 	token   string
 	loading bool
 	working bool
-	confirm *confirm
+	confirm *confirm.Dialog
 	// shown is the enrollment opened with enter; nil = the list.
 	shown   *dps.IndividualEnrollment
 	showGen int  // the latest enter: an older read arriving late is dropped
 	showTop int  // first line of the detail shown: long JSON scrolls
 	reveal  bool // the detail shows the keys in clear
-	create  *form
+	create  *form.Form
 	err     string
 	opening string // the enrollment :enrollment asked for, shown once read
 }
@@ -56,8 +59,8 @@ type enrollmentChangedMsg struct {
 
 func newEnrollmentsView(c *Common) *enrollmentsView {
 	v := &enrollmentsView{c: c, vid: c.newID()}
-	v.table = NewTable(c, v.vid, []Column{
-		{"REGISTRATION ID", 0, 0, 2}, {"ATTESTATION", 12, 100, 0}, {"STATUS", 8, 0, 0}, {"DEVICE ID", 0, 0, 1}, {"REGISTRATION", 13, 0, 0}, {"ASSIGNED HUB", 0, 0, 1},
+	v.table = newTable(c, v.vid, []table.Column{
+		{Title: "REGISTRATION ID", Weight: 2}, {Title: "ATTESTATION", Width: 12, MinTable: 100}, {Title: "STATUS", Width: 8}, {Title: "DEVICE ID", Weight: 1}, {Title: "REGISTRATION", Width: 13}, {Title: "ASSIGNED HUB", Weight: 1},
 	}, func(e dps.IndividualEnrollment) string { return e.RegistrationID },
 		func(e dps.IndividualEnrollment) []string {
 			reg, hub := "—", ""
@@ -67,7 +70,7 @@ func newEnrollmentsView(c *Common) *enrollmentsView {
 			return []string{e.RegistrationID, string(e.Attestation.Type), string(e.ProvisioningStatus), e.DeviceID, reg, hub}
 		},
 		func(e dps.IndividualEnrollment, q string) bool {
-			return containsFold(e.RegistrationID, q) || containsFold(e.DeviceID, q)
+			return table.ContainsFold(e.RegistrationID, q) || table.ContainsFold(e.DeviceID, q)
 		})
 	return v
 }
@@ -75,7 +78,7 @@ func newEnrollmentsView(c *Common) *enrollmentsView {
 func (v *enrollmentsView) id() int       { return v.vid }
 func (v *enrollmentsView) Title() string { return "Individual enrollments" }
 func (v *enrollmentsView) Editing() bool {
-	return v.table.Filtering() || v.confirm != nil || (v.create != nil && v.create.editing())
+	return v.table.Filtering() || v.confirm != nil || (v.create != nil && v.create.Editing())
 }
 func (v *enrollmentsView) Busy() bool { return v.loading || v.working }
 func (v *enrollmentsView) Status() string {
@@ -84,7 +87,7 @@ func (v *enrollmentsView) Status() string {
 func (v *enrollmentsView) SetSize(w, h int) {
 	v.table.SetSize(w, h)
 	if v.create != nil {
-		v.create.setWidth(min(w-20, 90))
+		v.create.SetWidth(min(w-20, 90))
 	}
 }
 
@@ -93,7 +96,7 @@ func (v *enrollmentsView) Hints() []*Binding {
 	switch {
 	case v.confirm != nil:
 		return nil // the dialog lists its keys
-	case v.create != nil && v.create.editing():
+	case v.create != nil && v.create.Editing():
 		return []*Binding{k.NextField, k.Submit, k.Reveal, k.Leave}
 	case v.create != nil:
 		return []*Binding{k.Submit, k.NextField, k.Reveal}
@@ -185,7 +188,7 @@ func (v *enrollmentsView) Update(msg tea.Msg) tea.Cmd {
 		return tea.Batch(flashAt(levelFor(msg.nothing), msg.what), v.refresh())
 	case tea.PasteMsg:
 		if v.create != nil {
-			cmd, _ := v.create.paste(msg)
+			cmd, _ := v.create.Paste(msg)
 			return cmd
 		}
 	case tea.KeyPressMsg:
@@ -200,22 +203,21 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	if v.confirm != nil {
 		c := v.confirm
 		v.confirm = nil
-		cmd, _ := c.answer(msg)
-		return cmd
+		return answer(c, msg)
 	}
 	if v.create != nil {
-		if v.create.revealKey(msg) {
-			v.create.reveal()
+		if v.create.RevealKey(msg) {
+			v.create.Reveal()
 			return nil
 		}
-		if msg.String() == "enter" && (!v.create.editing() || v.create.focus == 2) {
-			v.create.focusOn(-1)
+		if msg.String() == "enter" && (!v.create.Editing() || v.create.Focus() == 2) {
+			v.create.FocusOn(-1)
 			return v.submit()
 		}
 		if msg.String() == "enter" {
-			return v.create.focusOn(v.create.focus + 1)
+			return v.create.FocusOn(v.create.Focus() + 1)
 		}
-		cmd, _ := v.create.update(msg)
+		cmd, _ := v.create.Update(msg)
 		return cmd
 	}
 	if v.shown != nil {
@@ -233,13 +235,13 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return v.refresh()
 	case k.New.Matches(msg):
 		v.create = newForm(v.c, "Registration ID", "Primary key", "Enabled")
-		v.create.inputs[0].Placeholder = "e.g. sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"
-		v.create.inputs[1].Placeholder = "empty = generate a 64-byte key"
-		v.create.inputs[2].Placeholder = "yes or no"
-		v.create.mask(1)
-		v.create.set(2, "yes")
-		v.create.setWidth(min(v.c.Width-20, 90))
-		return v.create.focusOn(0)
+		v.create.Inputs[0].Placeholder = "e.g. sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"
+		v.create.Inputs[1].Placeholder = "empty = generate a 64-byte key"
+		v.create.Inputs[2].Placeholder = "yes or no"
+		v.create.Mask(1)
+		v.create.Set(2, "yes")
+		v.create.SetWidth(min(v.c.Width-20, 90))
+		return v.create.FocusOn(0)
 	case !ok:
 		return nil
 	case k.Open.Matches(msg):
@@ -248,9 +250,9 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		v.askToggle(e)
 	case k.Delete.Matches(msg):
 		id, svc, ctx := e.RegistrationID, v.c.Target.Service, v.c.Ctx
-		v.confirm = &confirm{
-			text: fmt.Sprintf("Delete the individual enrollment %s?\nIts device can no longer register; its registration record stays until deleted.", id),
-			choices: []choice{{"y", "delete it", func() tea.Cmd {
+		v.confirm = &confirm.Dialog{
+			Text: fmt.Sprintf("Delete the individual enrollment %s?\nIts device can no longer register; its registration record stays until deleted.", id),
+			Choices: []confirm.Choice{{Key: "y", Label: "delete it", Run: func() tea.Cmd {
 				v.working = true
 				return do(v.vid, func() tea.Msg {
 					if err := svc.DeleteEnrollment(ctx, id, nil); err != nil {
@@ -356,13 +358,13 @@ func (v *enrollmentsView) submit() tea.Cmd {
 		return nil
 	}
 	f := v.create
-	id := f.value(0)
+	id := f.Value(0)
 	if err := keys.ValidateRegistrationID(id); err != nil {
 		v.err = "Registration ID: " + err.Error()
 		return nil
 	}
 	key := keys.GenerateKey()
-	if s := f.value(1); s != "" {
+	if s := f.Value(1); s != "" {
 		k, err := keys.ParseKey(s)
 		if err != nil {
 			v.err = "Primary key: " + err.Error()
@@ -371,7 +373,7 @@ func (v *enrollmentsView) submit() tea.Cmd {
 		key = k
 	}
 	status := dps.ProvisioningEnabled
-	if e := f.value(2); e == "no" || e == "n" || e == "false" {
+	if e := f.Value(2); e == "no" || e == "n" || e == "false" {
 		status = dps.ProvisioningDisabled
 	}
 	e := dps.IndividualEnrollment{
@@ -393,11 +395,11 @@ func (v *enrollmentsView) View() string {
 	st := v.c.Styles
 	switch {
 	case v.confirm != nil:
-		return v.confirm.view(v.c)
+		return v.confirm.View(v.c.Styles, v.c.Width)
 	case v.create != nil:
 		lines := []string{st.Title.Render("New individual enrollment (symmetric key)"), ""}
-		for i := range v.create.inputs {
-			lines = append(lines, v.create.row(i, 16, ""))
+		for i := range v.create.Inputs {
+			lines = append(lines, v.create.Row(i, 16, ""))
 		}
 		if v.err != "" {
 			lines = append(lines, "", errorText(v.c, v.err))

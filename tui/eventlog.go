@@ -7,6 +7,8 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // eventLogSize is how many events the session keeps in memory for :log.
@@ -125,14 +127,14 @@ func (v *logView) first() int {
 func (v *logView) View() string {
 	st := v.c.Styles
 	n := v.events.Len()
-	head := "Recent events of this session (in memory, the latest " + count(len(v.events.buf)) + "; the full log is dpsconsole.log in the state directory)"
+	head := "Recent events of this session (in memory, the latest " + theme.Count(len(v.events.buf)) + "; the full log is dpsconsole.log in the state directory)"
 	if n == 0 {
-		return st.Muted.Render(fit(head, v.c.Width)) + "\n\n" + st.Muted.Render("nothing has happened yet")
+		return st.Muted.Render(theme.Fit(head, v.c.Width)) + "\n\n" + st.Muted.Render("nothing has happened yet")
 	}
 	if d := v.events.dropped(); d > 0 {
 		head = fmt.Sprintf("%d older events dropped; ", d) + head
 	}
-	lines := []string{st.Muted.Render(fit(head, v.c.Width))}
+	lines := []string{st.Muted.Render(theme.Fit(head, v.c.Width))}
 	first := v.first()
 	for i := first; i < min(first+v.rows(), n); i++ {
 		e := v.events.at(i)

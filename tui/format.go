@@ -3,21 +3,11 @@ package tui
 import (
 	"strconv"
 	"time"
+
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 func itoa(n int) string { return strconv.Itoa(n) }
-
-// count formats n with thousands separators: 1,000,000.
-func count(n int) string {
-	s := strconv.Itoa(n)
-	if n < 0 {
-		return "-" + count(-n)
-	}
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
 
 // plural is n with thousands separators and the noun that fits it:
 // "1 record", "2,500 records".
@@ -25,7 +15,7 @@ func plural(n int, one, many string) string {
 	if n == 1 {
 		return "1 " + one
 	}
-	return count(n) + " " + many
+	return theme.Count(n) + " " + many
 }
 
 // stamp formats a service time compactly in UTC, and says so.
@@ -42,4 +32,12 @@ func stampCell(t time.Time) string {
 		return "—"
 	}
 	return t.UTC().Format("2006-01-02 15:04:05")
+}
+
+// loadedCount is a header count of a list: "100+" while pages remain.
+func loadedCount(loaded int, more bool, one, many string) string {
+	if more {
+		return theme.Count(loaded) + "+ " + many
+	}
+	return plural(loaded, one, many)
 }

@@ -11,6 +11,9 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/tui/components/confirm"
+	"github.com/dpsconsole/dpsconsole/tui/components/table"
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // record is a registration record as the table keeps it: only the columns,
@@ -59,8 +62,8 @@ func canonSubstatus(s dps.Substatus) dps.Substatus {
 	return s
 }
 
-var recordColumns = []Column{{"REGISTRATION ID", 0, 0, 2}, {"DEVICE ID", 0, 0, 1}, {"ASSIGNED HUB", 0, 0, 1}, {"STATUS", 10, 0, 0},
-	{"SUBSTATUS", 18, 100, 0}, {"UPDATED (UTC)", 19, 140, 0}}
+var recordColumns = []table.Column{{Title: "REGISTRATION ID", Weight: 2}, {Title: "DEVICE ID", Weight: 1}, {Title: "ASSIGNED HUB", Weight: 1}, {Title: "STATUS", Width: 10},
+	{Title: "SUBSTATUS", Width: 18, MinTable: 100}, {Title: "UPDATED (UTC)", Width: 19, MinTable: 140}}
 
 func recordKey(r record) string { return r.id }
 
@@ -69,12 +72,12 @@ func recordCells(r record) []string {
 }
 
 func recordMatch(r record, q string) bool {
-	return containsFold(r.id, q) || (r.device != r.id && containsFold(r.device, q)) || containsFold(r.hub, q) || containsFold(string(r.status), q)
+	return table.ContainsFold(r.id, q) || (r.device != r.id && table.ContainsFold(r.device, q)) || table.ContainsFold(r.hub, q) || table.ContainsFold(string(r.status), q)
 }
 
 // newRecordTable is the registration-record table of a group.
-func newRecordTable(c *Common, owner int) *Table[record] {
-	return NewTable(c, owner, recordColumns, recordKey, recordCells, recordMatch)
+func newRecordTable(c *Common, owner int) *table.Table[record] {
+	return newTable(c, owner, recordColumns, recordKey, recordCells, recordMatch)
 }
 
 // groupView shows one enrollment group and its registration records.
@@ -89,13 +92,13 @@ type groupView struct {
 	height   int
 	err      string
 
-	table    *Table[record]
+	table    *table.Table[record]
 	gen      int
 	token    string
 	loading  bool
 	opened   time.Time
 	firstAt  time.Duration // time from opening to the first page on screen
-	confirm  *confirm
+	confirm  *confirm.Dialog
 	deleting *deleteProgress
 	records  recordSource       // what deletes records: the target's service
 	stop     context.CancelFunc // stops the running deletion
@@ -298,7 +301,7 @@ func (v *groupView) Update(msg tea.Msg) tea.Cmd {
 // deleteReport says how a deletion ended; with failures it opens a report
 // listing every one of them.
 func (v *groupView) deleteReport(p deleteProgress) tea.Cmd {
-	summary := fmt.Sprintf("deleted %s of %s records of %s", count(p.deleted), count(p.total), v.groupID)
+	summary := fmt.Sprintf("deleted %s of %s records of %s", theme.Count(p.deleted), theme.Count(p.total), v.groupID)
 	if p.stopped {
 		summary = "stopped: " + summary + "; the rest are kept"
 	}
@@ -308,9 +311,9 @@ func (v *groupView) deleteReport(p deleteProgress) tea.Cmd {
 		}
 		return flash("deleted " + plural(p.deleted, "registration record", "registration records"))
 	}
-	summary += fmt.Sprintf("; %s failed", count(p.failed))
+	summary += fmt.Sprintf("; %s failed", theme.Count(p.failed))
 	report := newReportView(v.c, "Deletion of records", []string{v.c.Styles.Title.Render(summary),
-		v.c.Styles.Muted.Render(rateLine(p.rate, 0, p.elapsed, false) + fmt.Sprintf("  %s attempts retried", count(p.retries)))}, p.failures)
+		v.c.Styles.Muted.Render(rateLine(p.rate, 0, p.elapsed, false) + fmt.Sprintf("  %s attempts retried", theme.Count(p.retries)))}, p.failures)
 	return tea.Batch(flashErr(errors.New(summary)), open(report))
 }
 
@@ -318,8 +321,7 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 	if v.confirm != nil {
 		c := v.confirm
 		v.confirm = nil
-		cmd, _ := c.answer(msg)
-		return cmd
+		return answer(c, msg)
 	}
 	k := v.c.Keys
 	if v.deleting != nil {
@@ -390,12 +392,12 @@ func (v *groupView) markShown() tea.Cmd {
 		what = "unmarked"
 	}
 	text := what + " the " + plural(n, "record shown", "records shown")
-	if v.table.query != "" {
-		text += fmt.Sprintf(" (of %s loaded; the filter hides the rest)", count(v.table.Loaded()))
+	if v.table.Query() != "" {
+		text += fmt.Sprintf(" (of %s loaded; the filter hides the rest)", theme.Count(v.table.Loaded()))
 	} else if v.table.More() {
 		text += " (the loaded pages)"
 	}
-	if marked && (v.table.query != "" || v.table.More()) {
+	if marked && (v.table.Query() != "" || v.table.More()) {
 		text += "; A marks every record of the group"
 	}
 	return flash(text)
@@ -417,8 +419,8 @@ func (v *groupView) askDelete() tea.Cmd {
 		if len(skip) > 0 {
 			text += "\n" + plural(len(skip), "unmarked record is kept.", "unmarked records are kept.")
 		}
-		if q := v.table.query; q != "" {
-			text += fmt.Sprintf("\nThe filter /%s does not limit this: it shows %s of the %s loaded records.", q, count(v.table.Len()), count(v.table.Loaded()))
+		if q := v.table.Query(); q != "" {
+			text += fmt.Sprintf("\nThe filter /%s does not limit this: it shows %s of the %s loaded records.", q, theme.Count(v.table.Len()), theme.Count(v.table.Loaded()))
 		}
 		run = func(ctx context.Context) tea.Cmd { return startDeleteRecords(ctx, v.vid, svc, id, nil, skip, n) }
 	} else {
@@ -429,7 +431,7 @@ func (v *groupView) askDelete() tea.Cmd {
 		run = func(ctx context.Context) tea.Cmd { return startDeleteRecords(ctx, v.vid, svc, id, ids, nil, n) }
 	}
 	text += "\nThe devices stay registered in their IoT hub; they register again on their next start."
-	v.confirm = &confirm{text: text, choices: []choice{{"y", "delete them", func() tea.Cmd {
+	v.confirm = &confirm.Dialog{Text: text, Choices: []confirm.Choice{{Key: "y", Label: "delete them", Run: func() tea.Cmd {
 		v.deleting = &deleteProgress{total: n}
 		var ctx context.Context
 		ctx, v.stop = context.WithCancel(v.c.Ctx)
@@ -476,14 +478,14 @@ func (v *groupView) settings() string {
 			lines[i] = ansi.Hardwrap(lines[i], v.c.Width, true)
 			continue
 		}
-		lines[i] = fit(lines[i], v.c.Width)
+		lines[i] = theme.Fit(lines[i], v.c.Width)
 	}
 	return strings.Join(lines, "\n")
 }
 
 func (v *groupView) View() string {
 	if v.confirm != nil {
-		return v.confirm.view(v.c)
+		return v.confirm.View(v.c.Styles, v.c.Width)
 	}
 	body := v.table.View()
 	if p := v.deleting; p != nil {

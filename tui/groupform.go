@@ -8,6 +8,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/keys"
+	"github.com/dpsconsole/dpsconsole/tui/components/form"
 )
 
 // Group form fields.
@@ -26,7 +27,7 @@ type groupFormView struct {
 	c      *Common
 	vid    int
 	owner  int // the groups view to refresh
-	f      *form
+	f      *form.Form
 	err    string
 	saving bool
 }
@@ -34,30 +35,30 @@ type groupFormView struct {
 func newGroupFormView(c *Common, owner int) *groupFormView {
 	v := &groupFormView{c: c, vid: c.newID(), owner: owner,
 		f: newForm(c, "Group ID", "Primary key", "Secondary key", "Allocation", "Hubs", "Reprovision", "Enabled")}
-	v.f.inputs[gfPrimary].Placeholder = "empty = generate a 64-byte key"
-	v.f.inputs[gfSecondary].Placeholder = "empty = generate a 64-byte key"
-	v.f.mask(gfPrimary, gfSecondary)
-	v.f.inputs[gfHubs].Placeholder = "comma-separated host names; empty = every linked hub"
-	v.f.set(gfAllocation, "hashed")
-	v.f.set(gfReprovision, "migrate")
-	v.f.set(gfEnabled, "yes")
+	v.f.Inputs[gfPrimary].Placeholder = "empty = generate a 64-byte key"
+	v.f.Inputs[gfSecondary].Placeholder = "empty = generate a 64-byte key"
+	v.f.Mask(gfPrimary, gfSecondary)
+	v.f.Inputs[gfHubs].Placeholder = "comma-separated host names; empty = every linked hub"
+	v.f.Set(gfAllocation, "hashed")
+	v.f.Set(gfReprovision, "migrate")
+	v.f.Set(gfEnabled, "yes")
 	return v
 }
 
 func (v *groupFormView) id() int          { return v.vid }
 func (v *groupFormView) Title() string    { return "New enrollment group" }
-func (v *groupFormView) Editing() bool    { return v.f.editing() }
+func (v *groupFormView) Editing() bool    { return v.f.Editing() }
 func (v *groupFormView) Busy() bool       { return v.saving }
 func (v *groupFormView) Status() string   { return "" }
-func (v *groupFormView) SetSize(w, _ int) { v.f.setWidth(min(w-20, 90)) }
+func (v *groupFormView) SetSize(w, _ int) { v.f.SetWidth(min(w-20, 90)) }
 func (v *groupFormView) Hints() []*Binding {
 	k := v.c.Keys
-	if v.f.editing() {
+	if v.f.Editing() {
 		return []*Binding{k.NextField, k.Submit, k.Reveal, k.Leave}
 	}
 	return []*Binding{k.Submit, k.NextField, k.Reveal}
 }
-func (v *groupFormView) Init() tea.Cmd { return v.f.focusOn(gfID) }
+func (v *groupFormView) Init() tea.Cmd { return v.f.FocusOn(gfID) }
 
 type groupCreatedMsg struct {
 	id  string
@@ -77,20 +78,20 @@ func (v *groupFormView) Update(msg tea.Msg) tea.Cmd {
 			return routed{to: owner, msg: groupChangedMsg{what: "created enrollment group " + msg.id}}
 		})
 	case tea.PasteMsg:
-		cmd, _ := v.f.paste(msg)
+		cmd, _ := v.f.Paste(msg)
 		return cmd
 	case tea.KeyPressMsg:
-		if v.f.revealKey(msg) {
-			v.f.reveal()
+		if v.f.RevealKey(msg) {
+			v.f.Reveal()
 			return nil
 		}
-		if msg.String() == "enter" && (!v.f.editing() || v.f.focus == gfEnabled) {
+		if msg.String() == "enter" && (!v.f.Editing() || v.f.Focus() == gfEnabled) {
 			return v.submit()
 		}
 		if msg.String() == "enter" {
-			return v.f.focusOn(v.f.focus + 1)
+			return v.f.FocusOn(v.f.Focus() + 1)
 		}
-		cmd, _ := v.f.update(msg)
+		cmd, _ := v.f.Update(msg)
 		return cmd
 	}
 	return nil
@@ -98,7 +99,7 @@ func (v *groupFormView) Update(msg tea.Msg) tea.Cmd {
 
 // build validates the form into a group; errors name the field.
 func (v *groupFormView) build() (dps.EnrollmentGroup, error) {
-	id := v.f.value(gfID)
+	id := v.f.Value(gfID)
 	if id == "" {
 		return dps.EnrollmentGroup{}, fmt.Errorf("Group ID: give an ID (letters, digits, - . _ :)")
 	}
@@ -106,7 +107,7 @@ func (v *groupFormView) build() (dps.EnrollmentGroup, error) {
 		return dps.EnrollmentGroup{}, fmt.Errorf("Group ID: %s", strings.TrimPrefix(err.Error(), "invalid registration ID: "))
 	}
 	key := func(field int, name string) (dps.Secret, error) {
-		s := v.f.value(field)
+		s := v.f.Value(field)
 		if s == "" {
 			return dps.Secret(keys.GenerateKey().Base64()), nil
 		}
@@ -130,13 +131,13 @@ func (v *groupFormView) build() (dps.EnrollmentGroup, error) {
 			SymmetricKey: &dps.SymmetricKeyAttestation{PrimaryKey: primary, SecondaryKey: secondary}},
 		ProvisioningStatus: dps.ProvisioningEnabled,
 	}
-	switch a := dps.AllocationPolicy(v.f.value(gfAllocation)); a {
+	switch a := dps.AllocationPolicy(v.f.Value(gfAllocation)); a {
 	case dps.AllocationHashed, dps.AllocationStatic, dps.AllocationGeoLatency:
 		g.AllocationPolicy = a
 	default:
 		return g, fmt.Errorf("Allocation: %q is not hashed, static or geoLatency", a)
 	}
-	for _, h := range strings.Split(v.f.value(gfHubs), ",") {
+	for _, h := range strings.Split(v.f.Value(gfHubs), ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			g.IoTHubs = append(g.IoTHubs, h)
 		}
@@ -144,7 +145,7 @@ func (v *groupFormView) build() (dps.EnrollmentGroup, error) {
 	if g.AllocationPolicy == dps.AllocationStatic && len(g.IoTHubs) != 1 {
 		return g, fmt.Errorf("Hubs: static allocation needs exactly one hub")
 	}
-	switch v.f.value(gfReprovision) {
+	switch v.f.Value(gfReprovision) {
 	case "migrate":
 		g.ReprovisionPolicy = &dps.ReprovisionPolicy{UpdateHubAssignment: true, MigrateDeviceData: true}
 	case "reset":
@@ -154,7 +155,7 @@ func (v *groupFormView) build() (dps.EnrollmentGroup, error) {
 	default:
 		return g, fmt.Errorf("Reprovision: give migrate, reset or never")
 	}
-	switch v.f.value(gfEnabled) {
+	switch v.f.Value(gfEnabled) {
 	case "yes", "y", "true":
 	case "no", "n", "false":
 		g.ProvisioningStatus = dps.ProvisioningDisabled
@@ -189,8 +190,8 @@ func (v *groupFormView) View() string {
 		gfEnabled:     "yes or no",
 	}
 	var lines []string
-	for i := range v.f.inputs {
-		lines = append(lines, v.f.row(i, 14, st.Muted.Render(notes[i])))
+	for i := range v.f.Inputs {
+		lines = append(lines, v.f.Row(i, 14, st.Muted.Render(notes[i])))
 	}
 	lines = append(lines, "")
 	if v.err != "" {

@@ -8,6 +8,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/tui/components/confirm"
+	"github.com/dpsconsole/dpsconsole/tui/components/table"
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // groupPageSize is the page size of the groups listing.
@@ -32,23 +35,23 @@ func (r recordCount) String() string {
 	case r.err != nil:
 		return "?"
 	case r.more:
-		return count(r.n) + "+"
+		return theme.Count(r.n) + "+"
 	}
-	return count(r.n)
+	return theme.Count(r.n)
 }
 
 // groupsView is the home screen: the enrollment groups.
 type groupsView struct {
 	c        *Common
 	vid      int
-	table    *Table[dps.EnrollmentGroup]
+	table    *table.Table[dps.EnrollmentGroup]
 	counts   map[string]recordCount
 	gen      int // listing generation: a refresh drops older pages
 	delGen   int // the latest d: an older count arriving late is dropped
 	token    string
 	loading  bool
 	working  string // an action in flight, for Busy
-	confirm  *confirm
+	confirm  *confirm.Dialog
 	deleting *deleteProgress
 	// pendingGroupDelete is the group to delete once its records are gone.
 	pendingGroupDelete string
@@ -84,13 +87,13 @@ type deleteCountMsg struct {
 
 func newGroupsView(c *Common) *groupsView {
 	v := &groupsView{c: c, vid: c.newID(), counts: map[string]recordCount{}}
-	v.table = NewTable(c, v.vid, []Column{
-		{"ENROLLMENT GROUP", 0, 0, 0}, {"ATTESTATION", 12, 90, 0}, {"ALLOCATION", 11, 0, 0}, {"HUBS", 0, 0, 0}, {"STATUS", 8, 0, 0}, {"RECORDS", 8, 0, 0},
+	v.table = newTable(c, v.vid, []table.Column{
+		{Title: "ENROLLMENT GROUP"}, {Title: "ATTESTATION", Width: 12, MinTable: 90}, {Title: "ALLOCATION", Width: 11}, {Title: "HUBS"}, {Title: "STATUS", Width: 8}, {Title: "RECORDS", Width: 8},
 	}, func(g dps.EnrollmentGroup) string { return g.EnrollmentGroupID },
 		v.cells,
 		func(g dps.EnrollmentGroup, q string) bool {
-			return containsFold(g.EnrollmentGroupID, q) || containsFold(strings.Join(g.IoTHubs, " "), q) ||
-				containsFold(string(g.Attestation.Type), q)
+			return table.ContainsFold(g.EnrollmentGroupID, q) || table.ContainsFold(strings.Join(g.IoTHubs, " "), q) ||
+				table.ContainsFold(string(g.Attestation.Type), q)
 		})
 	return v
 }
@@ -163,9 +166,9 @@ func (v *groupsView) fetch() tea.Cmd {
 // countVisible starts counts for visible groups that have none.
 func (v *groupsView) countVisible() tea.Cmd {
 	var cmds []tea.Cmd
-	h := v.table.rowsHeight()
-	for i := v.table.offset; i < min(v.table.offset+h, v.table.Len()); i++ {
-		g := v.table.at(i)
+	start, end := v.table.Window()
+	for i := start; i < end; i++ {
+		g := v.table.At(i)
 		id := g.EnrollmentGroupID
 		if _, ok := v.counts[id]; ok {
 			continue
@@ -262,8 +265,7 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	if v.confirm != nil {
 		c := v.confirm
 		v.confirm = nil
-		cmd, _ := c.answer(msg)
-		return cmd
+		return answer(c, msg)
 	}
 	if v.deleting != nil { // one deletion at a time: it ends with its group's
 		return nil
@@ -347,21 +349,21 @@ func (v *groupsView) askDelete(m deleteCountMsg) tea.Cmd {
 	}
 	id := m.groupID
 	if m.n == 0 {
-		v.confirm = &confirm{
-			text:    fmt.Sprintf("Delete enrollment group %s? It has no registration records.", id),
-			choices: []choice{{"y", "delete the group", func() tea.Cmd { return v.deleteGroup(id) }}},
+		v.confirm = &confirm.Dialog{
+			Text:    fmt.Sprintf("Delete enrollment group %s? It has no registration records.", id),
+			Choices: []confirm.Choice{{Key: "y", Label: "delete the group", Run: func() tea.Cmd { return v.deleteGroup(id) }}},
 		}
 		return nil
 	}
-	v.confirm = &confirm{
-		text: fmt.Sprintf("Delete enrollment group %s?\n\nIt still has %s. Records of a deleted group "+
+	v.confirm = &confirm.Dialog{
+		Text: fmt.Sprintf("Delete enrollment group %s?\n\nIt still has %s. Records of a deleted group "+
 			"become orphans that still count against the DPS quota; delete them first.", id, plural(m.n, "registration record", "registration records")),
-		choices: []choice{
-			{"r", fmt.Sprintf("delete the %s first, then the group (recommended)", plural(m.n, "record", "records")), func() tea.Cmd {
+		Choices: []confirm.Choice{
+			{Key: "r", Label: fmt.Sprintf("delete the %s first, then the group (recommended)", plural(m.n, "record", "records")), Run: func() tea.Cmd {
 				v.pendingGroupDelete, v.deleting = id, &deleteProgress{total: m.n}
 				return startDeleteRecords(v.c.Ctx, v.vid, v.c.Target.Service, id, nil, nil, m.n)
 			}},
-			{"y", "delete only the group, leaving its records as orphans", func() tea.Cmd { return v.deleteGroup(id) }},
+			{Key: "y", Label: "delete only the group, leaving its records as orphans", Run: func() tea.Cmd { return v.deleteGroup(id) }},
 		},
 	}
 	return nil
@@ -395,7 +397,7 @@ func (v *groupsView) deleteGroup(id string) tea.Cmd {
 
 func (v *groupsView) View() string {
 	if v.confirm != nil {
-		return v.confirm.view(v.c)
+		return v.confirm.View(v.c.Styles, v.c.Width)
 	}
 	if v.deleting != nil {
 		return progressLine(v.c, *v.deleting, "deleting records")

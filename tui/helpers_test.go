@@ -9,13 +9,15 @@ import (
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // testCommon is a Common with fixed size, colourless styles and a fixed clock.
 func testCommon(t testing.TB, w, h int) *Common {
 	t.Helper()
 	return &Common{
-		Ctx: context.Background(), Styles: NewStyles(true, true), Keys: DefaultKeyMap(false),
+		Ctx: context.Background(), Styles: theme.NewStyles(true, true), Keys: DefaultKeyMap(false),
 		Target: &Target{Name: "test"}, Logger: slog.New(slog.DiscardHandler), NoColor: true,
 		Width: w, Height: h, Now: func() time.Time { return time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC) },
 	}

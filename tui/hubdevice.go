@@ -18,6 +18,8 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
+	"github.com/dpsconsole/dpsconsole/tui/components/form"
+	"github.com/dpsconsole/dpsconsole/tui/components/table"
 )
 
 // hubDevicePoll is how often the hub device view re-reads the device and
@@ -45,7 +47,7 @@ type hubDeviceView struct {
 // hubEdit is the open form: a direct method call or a desired patch.
 type hubEdit struct {
 	method  bool // else a desired-properties patch
-	form    *form
+	form    *form.Form
 	etag    string // the twin version the patch is written over
 	working bool
 	err     string
@@ -160,7 +162,7 @@ func (v *hubDeviceView) Update(msg tea.Msg) tea.Cmd {
 		}
 		v.edit.working = false
 		if msg.err != nil {
-			v.edit.err, v.edit.answer = v.methodError(msg.edit.form.value(0), msg.err), ""
+			v.edit.err, v.edit.answer = v.methodError(msg.edit.form.Value(0), msg.err), ""
 			return nil
 		}
 		v.edit.err, v.edit.answer = "", methodAnswer(msg.res)
@@ -169,7 +171,7 @@ func (v *hubDeviceView) Update(msg tea.Msg) tea.Cmd {
 		return v.written(msg)
 	case tea.PasteMsg:
 		if v.edit != nil {
-			cmd, _ := v.edit.form.paste(msg)
+			cmd, _ := v.edit.form.Paste(msg)
 			return cmd
 		}
 	case tea.KeyPressMsg:
@@ -241,16 +243,16 @@ func (v *hubDeviceView) openEdit(method bool) tea.Cmd {
 	e := &hubEdit{method: method, etag: v.twin.ETag}
 	if method {
 		e.form = newForm(v.c, "Method", "Payload (JSON)", "Timeout (s)")
-		e.form.inputs[0].Placeholder = "e.g. reboot"
-		e.form.inputs[1].Placeholder = `e.g. {"delay":5}; empty sends null`
-		e.form.set(2, strconv.Itoa(int(hub.DefaultMethodResponseTimeout/time.Second)))
+		e.form.Inputs[0].Placeholder = "e.g. reboot"
+		e.form.Inputs[1].Placeholder = `e.g. {"delay":5}; empty sends null`
+		e.form.Set(2, strconv.Itoa(int(hub.DefaultMethodResponseTimeout/time.Second)))
 	} else {
 		e.form = newForm(v.c, "Desired patch")
-		e.form.inputs[0].Placeholder = `e.g. {"interval":30,"old":null}; a null removes that property`
+		e.form.Inputs[0].Placeholder = `e.g. {"interval":30,"old":null}; a null removes that property`
 	}
-	e.form.setWidth(min(v.c.Width-20, 90))
+	e.form.SetWidth(min(v.c.Width-20, 90))
 	v.edit = e
-	return e.form.focusOn(0)
+	return e.form.FocusOn(0)
 }
 
 func (v *hubDeviceView) editKey(msg tea.KeyPressMsg) tea.Cmd {
@@ -260,8 +262,8 @@ func (v *hubDeviceView) editKey(msg tea.KeyPressMsg) tea.Cmd {
 		v.edit = nil
 		return nil
 	case "enter":
-		if e.form.focus < len(e.form.inputs)-1 {
-			return e.form.focusOn(e.form.focus + 1)
+		if e.form.Focus() < len(e.form.Inputs)-1 {
+			return e.form.FocusOn(e.form.Focus() + 1)
 		}
 		if e.working {
 			return nil // a second enter would call (or write) again
@@ -271,21 +273,21 @@ func (v *hubDeviceView) editKey(msg tea.KeyPressMsg) tea.Cmd {
 		}
 		return v.patch()
 	}
-	cmd, _ := e.form.update(msg)
+	cmd, _ := e.form.Update(msg)
 	return cmd
 }
 
 // invoke calls the method the form names; input errors stay in the form.
 func (v *hubDeviceView) invoke() tea.Cmd {
 	e := v.edit
-	name := e.form.value(0)
+	name := e.form.Value(0)
 	var payload json.RawMessage
-	if p := e.form.value(1); p != "" {
+	if p := e.form.Value(1); p != "" {
 		payload = json.RawMessage(p)
 	}
-	secs, err := strconv.Atoi(e.form.value(2))
+	secs, err := strconv.Atoi(e.form.Value(2))
 	if err != nil {
-		e.err = fmt.Sprintf("Timeout: %q is not a whole number of seconds; give 5 to 300", e.form.value(2))
+		e.err = fmt.Sprintf("Timeout: %q is not a whole number of seconds; give 5 to 300", e.form.Value(2))
 		return nil
 	}
 	opts := hub.MethodOptions{ResponseTimeout: time.Duration(secs) * time.Second}
@@ -305,7 +307,7 @@ func (v *hubDeviceView) invoke() tea.Cmd {
 // version the form was opened on (or last shown after a 412).
 func (v *hubDeviceView) patch() tea.Cmd {
 	e := v.edit
-	desired, err := dps.ParseTwinCollection(e.form.value(0))
+	desired, err := dps.ParseTwinCollection(e.form.Value(0))
 	if err != nil {
 		e.err = `Desired patch: not a JSON object; give one such as {"interval":30} (a null removes that property)`
 		return nil
@@ -448,8 +450,8 @@ func (v *hubDeviceView) headLines() []string {
 			title = "Direct method (the device must be connected)"
 		}
 		lines = append(lines, "", st.Title.Render(title))
-		for i := range e.form.inputs {
-			lines = append(lines, e.form.row(i, 15, ""))
+		for i := range e.form.Inputs {
+			lines = append(lines, e.form.Row(i, 15, ""))
 		}
 		switch {
 		case e.working:
@@ -486,7 +488,7 @@ func (v *hubDeviceView) View() string {
 }
 
 // openHubDevice opens the hub device of the selected registration record.
-func openHubDevice(c *Common, t *Table[record]) tea.Cmd {
+func openHubDevice(c *Common, t *table.Table[record]) tea.Cmd {
 	r, ok := t.Selected()
 	switch {
 	case !ok:

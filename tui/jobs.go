@@ -8,11 +8,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"charm.land/bubbles/v2/progress"
 	tea "charm.land/bubbletea/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // recordPageSize is the page size for registration-record queries: large
@@ -282,7 +284,7 @@ const silentAfter = 2 * time.Second
 
 // rateLine is a deletion's rate, ETA (while it runs) and elapsed time.
 func rateLine(rate float64, eta, elapsed time.Duration, running bool) string {
-	s := fmt.Sprintf("  %s deletes/s", count(int(rate+0.5)))
+	s := fmt.Sprintf("  %s deletes/s", theme.Count(int(rate+0.5)))
 	if eta > 0 && running {
 		s += "  ETA " + eta.Round(time.Second).String()
 	}
@@ -296,7 +298,7 @@ func silenceLine(c *Common, silent time.Duration, retries, failed int) string {
 		return ""
 	}
 	return c.Styles.Warning.Render(fmt.Sprintf("  DPS not answering for %d s, retrying (%s attempts retried, %s failed); %s stops",
-		int(silent.Seconds()), count(retries), count(failed), c.Keys.Stop.Help().Key))
+		int(silent.Seconds()), theme.Count(retries), theme.Count(failed), c.Keys.Stop.Help().Key))
 }
 
 // resumable is a view running a clean-up job that outlives the console:
@@ -314,4 +316,21 @@ func (m *Model) InterruptedJobs() []string {
 		}
 	}
 	return ids
+}
+
+// progressLine renders a deletion's progress bar and counts.
+func progressLine(c *Common, p deleteProgress, label string) string {
+	bar := progress.New(progress.WithWidth(max(min(c.Width-40, 60), 10)), progress.WithoutPercentage())
+	if c.NoColor {
+		bar = progress.New(progress.WithWidth(max(min(c.Width-40, 60), 10)), progress.WithoutPercentage(), progress.WithFillCharacters('#', '.'))
+	}
+	pct := 0.0
+	if p.total > 0 {
+		pct = float64(p.deleted+p.failed) / float64(p.total)
+	}
+	s := label + " " + bar.ViewAs(pct) + " " + itoa(p.deleted+p.failed) + "/" + itoa(p.total)
+	if p.failed > 0 {
+		s += c.Styles.Error.Render("  " + itoa(p.failed) + " failed")
+	}
+	return s
 }

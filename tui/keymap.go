@@ -125,7 +125,7 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Palette:   bind("ctrl+p", "palette", "ctrl+p"),
 		// The status line keeps the last problem; ! shows it whole.
 		LastProblem: bind("!", "last error", "!"),
-		Help:      bind("?", "help", "?"),
+		Help:        bind("?", "help", "?"),
 
 		Up:       bind("↑/k", "up", "up", "k"),
 		Down:     bind("↓/j", "down", "down", "j"),

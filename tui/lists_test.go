@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	tea "charm.land/bubbletea/v2"
-
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 	"github.com/dpsconsole/dpsconsole/keys"
@@ -67,65 +65,6 @@ func TestCtrlAMarksOnlyTheShownRecords(t *testing.T) {
 	}
 }
 
-// TestClearingAFilterKeepsTheSelection: the row selected under the filter is
-// still selected once the filter is cleared, and narrowing keeps it too.
-func TestClearingAFilterKeepsTheSelection(t *testing.T) {
-	c := testCommon(t, 100, 12)
-	tb := newTestTable(t, c, 5000, false)
-	update := func(m tea.Msg) tea.Cmd { cmd, _ := tb.Update(m); return cmd }
-	update(press("/"))
-	var last tea.Cmd
-	for _, r := range "0001" {
-		last = update(tea.KeyPressMsg{Code: r, Text: string(r)})
-	}
-	drain(t, update, last, 5)
-	update(press("enter"))
-	tb.MoveBy(25)
-	want, _ := tb.Selected()
-	if !strings.Contains(want.id, "0001") {
-		t.Fatalf("unexpected selection %s", want.id)
-	}
-	update(press("esc"))
-	if got, _ := tb.Selected(); got.id != want.id || tb.Len() != 5000 {
-		t.Fatalf("after clearing the filter %s is selected (of %d rows), want %s", got.id, tb.Len(), want.id)
-	}
-	// Filtering again keeps the row when it still passes.
-	update(press("/"))
-	for _, r := range "0001" {
-		last = update(tea.KeyPressMsg{Code: r, Text: string(r)})
-	}
-	drain(t, update, last, 5)
-	if got, _ := tb.Selected(); got.id != want.id {
-		t.Fatalf("re-filtering selected %s, want %s", got.id, want.id)
-	}
-}
-
-// TestRefreshKeepsTheCursorOnTheSameRow: after a refresh the cursor is back
-// on the row it was on, by key, even when that row is pages deep; a row that
-// is gone leaves the cursor where it was.
-func TestRefreshKeepsTheCursorOnTheSameRow(t *testing.T) {
-	c := testCommon(t, 100, 12)
-	tb := newTestTable(t, c, 100, true)
-	tb.Append(makeRecords(300)[100:200], true)
-	tb.MoveBy(150)
-	tb.Reset()
-	all := makeRecords(300)
-	tb.Append(all[:100], true)
-	if !tb.WantsMore() {
-		t.Fatal("a refresh must load pages again until the selected row is back")
-	}
-	tb.Append(all[100:200], true)
-	if r, _ := tb.Selected(); r.id != "device-0000150" {
-		t.Fatalf("after the refresh %s is selected, want device-0000150", r.id)
-	}
-	// The selected row was deleted meanwhile: the row now in its place.
-	tb.Reset()
-	tb.Append(append(all[:150:150], all[151:200]...), false)
-	if r, _ := tb.Selected(); r.id != "device-0000151" {
-		t.Fatalf("after its row went, %s is selected, want the next one", r.id)
-	}
-}
-
 // TestToggleAsksAndKeepsTheCursorOnTheGroup: e asks first, and after the
 // refresh the cursor is still on the same group — pages deep — so a second
 // e acts on it again, not on row 1.
@@ -146,9 +85,9 @@ func TestToggleAsksAndKeepsTheCursorOnTheGroup(t *testing.T) {
 	if got := v.Status(); got != "100+ groups" {
 		t.Fatalf("header count of a partly loaded list = %q, want 100+ groups", got)
 	}
-	for i := 0; v.table.Loaded() < 132 || v.table.cursor < 120; i++ {
+	for i := 0; v.table.Loaded() < 132 || v.table.Cursor() < 120; i++ {
 		if i == 20 {
-			t.Fatalf("page-downs never reached row 120: %d loaded, cursor %d", v.table.Loaded(), v.table.cursor)
+			t.Fatalf("page-downs never reached row 120: %d loaded, cursor %d", v.table.Loaded(), v.table.Cursor())
 		}
 		h.press("pgdown")
 	}
@@ -175,28 +114,6 @@ func TestToggleAsksAndKeepsTheCursorOnTheGroup(t *testing.T) {
 	}
 	if first, _ := target.Service.GetEnrollmentGroup(ctx, emulator.DemoHashedGroup); first.ProvisioningStatus != dps.ProvisioningEnabled {
 		t.Fatal("the first row's group was toggled")
-	}
-}
-
-// TestPageDownBurstPassesTheLoadedEdge: page-downs pressed faster than pages
-// arrive carry on into the next page instead of stopping at its edge.
-func TestPageDownBurstPassesTheLoadedEdge(t *testing.T) {
-	c := testCommon(t, 100, 12)
-	tb := newTestTable(t, c, 100, true)
-	h := tb.rowsHeight()
-	for range 15 {
-		tb.Update(press("pgdown"))
-	}
-	if !tb.WantsMore() {
-		t.Fatal("the burst should want the next page")
-	}
-	tb.Append(makeRecords(300)[100:300], true)
-	if tb.cursor != 15*h {
-		t.Fatalf("after 15 page-downs and the next page the cursor is on row %d, want %d", tb.cursor, 15*h)
-	}
-	tb.Update(press("up"))
-	if tb.cursor != 15*h-1 {
-		t.Fatalf("up after the burst: row %d", tb.cursor)
 	}
 }
 
@@ -326,58 +243,5 @@ func TestAChangeElsewhereKeepsTheMarks(t *testing.T) {
 	h.press("r")
 	if strings.Contains(v.Status(), "r reloads") {
 		t.Fatalf("r reloads: %q", v.Status())
-	}
-}
-
-// TestRefreshReloadShowsProgressAndStops: a refresh reloading pages up to
-// the selected row says so, and esc stops it.
-func TestRefreshReloadShowsProgressAndStops(t *testing.T) {
-	c := testCommon(t, 100, 12)
-	tb := newTestTable(t, c, 3000, true)
-	tb.MoveBy(2500)
-	tb.Reset()
-	tb.Append(makeRecords(1000), true)
-	if !strings.Contains(tb.Meta(), "reloading up to the selected row: 1,000 of 3,000…") {
-		t.Fatalf("meta %q", tb.Meta())
-	}
-	tb.Update(press("esc"))
-	if tb.WantsMore() || strings.Contains(tb.Meta(), "reloading") {
-		t.Fatalf("esc should stop the reload: %q", tb.Meta())
-	}
-}
-
-// TestMarksFollowTheirRowsThroughRemove: marks are kept by row; removing
-// rows keeps the marks of the others on them.
-func TestMarksFollowTheirRowsThroughRemove(t *testing.T) {
-	c := testCommon(t, 100, 12)
-	tb := newTestTable(t, c, 10, false)
-	for _, i := range []int{1, 3, 5} {
-		tb.cursor = i
-		tb.ToggleMark()
-	}
-	tb.Remove(map[string]bool{"device-0000003": true, "device-0000004": true})
-	if got := tb.Marked(); len(got) != 2 || got[0] != "device-0000001" || got[1] != "device-0000005" || tb.MarkedCount() != 2 {
-		t.Fatalf("after Remove: marked %v (%d)", got, tb.MarkedCount())
-	}
-	if !tb.IsMarked("device-0000005") || tb.IsMarked("device-0000006") {
-		t.Fatal("the mark moved to another row")
-	}
-	if r, _ := tb.Selected(); r.id != "device-0000005" {
-		t.Fatalf("the cursor was on device-0000005; after rows above it went it is on %s", r.id)
-	}
-	tb.Remove(map[string]bool{"device-0000005": true})
-	if r, _ := tb.Selected(); r.id != "device-0000006" {
-		t.Fatalf("after its row went the cursor is on %s, want the next one", r.id)
-	}
-}
-
-// BenchmarkTableMarkShown1M is ctrl+a on 1,000,000 loaded records: it runs
-// in Update, so it must stay well under a frame.
-func BenchmarkTableMarkShown1M(b *testing.B) {
-	c := testCommon(b, 120, 35)
-	tb := newTestTable(b, c, 1_000_000, true)
-	b.ResetTimer()
-	for b.Loop() {
-		tb.ToggleShown()
 	}
 }

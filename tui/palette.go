@@ -7,6 +7,8 @@ import (
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // paletteEntry is one thing the palette offers: an action of the view (a
@@ -213,8 +215,8 @@ func (m *Model) paletteView() string {
 	p := m.palette
 	w, h := m.c.Width, m.c.Height
 	lines := []string{
-		st.Title.Render(fit("Palette: actions of "+m.top().Title()+" and every command", w)),
-		fit(st.Input(p.input).View(), w),
+		st.Title.Render(theme.Fit("Palette: actions of "+m.top().Title()+" and every command", w)),
+		theme.Fit(st.Input(p.input).View(), w),
 	}
 	if len(p.shown) == 0 {
 		return strings.Join(append(lines, st.Muted.Render("nothing matches")), "\n")
@@ -229,11 +231,11 @@ func (m *Model) paletteView() string {
 		e := p.entries[p.shown[r]]
 		label := e.label + strings.Repeat(" ", labelW-ansi.StringWidth(e.label))
 		if r == p.cursor {
-			lines = append(lines, st.Selected.Render(fit("▸ "+label+"  "+e.help, w)))
+			lines = append(lines, st.Selected.Render(theme.Fit("▸ "+label+"  "+e.help, w)))
 			continue
 		}
-		lines = append(lines, fit("  "+st.Key.Render(label)+"  "+e.help, w))
+		lines = append(lines, theme.Fit("  "+st.Key.Render(label)+"  "+e.help, w))
 	}
-	lines = append(lines, st.Muted.Render(fit("↑/↓ choose, enter runs, esc closes", w)))
+	lines = append(lines, st.Muted.Render(theme.Fit("↑/↓ choose, enter runs, esc closes", w)))
 	return strings.Join(lines, "\n")
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // reportView shows the end of a deletion in full: its summary, then every
@@ -28,7 +30,7 @@ func (v *reportView) Init() tea.Cmd    { return nil }
 func (v *reportView) Editing() bool    { return false }
 func (v *reportView) Busy() bool       { return false }
 func (v *reportView) SetSize(w, h int) { v.clamp() }
-func (v *reportView) Status() string   { return fmt.Sprintf("%s failures", count(len(v.failures))) }
+func (v *reportView) Status() string   { return fmt.Sprintf("%s failures", theme.Count(len(v.failures))) }
 func (v *reportView) Hints() []*Binding {
 	k := v.c.Keys
 	return []*Binding{k.Down, k.Up, k.PageDown, k.PageUp}
@@ -39,7 +41,7 @@ func (v *reportView) lines() []string {
 	st := v.c.Styles
 	out := append([]string{}, v.summary...)
 	if len(v.failures) > 0 {
-		out = append(out, "", st.Title.Render(fmt.Sprintf("%s failures", count(len(v.failures)))))
+		out = append(out, "", st.Title.Render(fmt.Sprintf("%s failures", theme.Count(len(v.failures)))))
 	}
 	wrap := st.Error.Width(max(v.c.Width-4, 20))
 	for i, f := range v.failures {

@@ -7,6 +7,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/tui/components/confirm"
 )
 
 // existingRecord is what the target already has for an ID about to be
@@ -71,6 +72,6 @@ func orDash(s string) string {
 
 // askReRegister holds a registration of an existing ID until the operator
 // says yes; start runs it.
-func askReRegister(e *existingRecord, start func() tea.Cmd) *confirm {
-	return &confirm{text: reRegisterWarning(e), choices: []choice{{"y", "register " + e.record.RegistrationID + " again", start}}}
+func askReRegister(e *existingRecord, start func() tea.Cmd) *confirm.Dialog {
+	return &confirm.Dialog{Text: reRegisterWarning(e), Choices: []confirm.Choice{{Key: "y", Label: "register " + e.record.RegistrationID + " again", Run: start}}}
 }

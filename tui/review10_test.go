@@ -13,6 +13,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
+	"github.com/dpsconsole/dpsconsole/tui/components/confirm"
 )
 
 // Review of issue #10: the groups the tutorial creates and removes show on
@@ -214,9 +215,9 @@ func TestToggleAlreadyDoneFlashesAWarning(t *testing.T) {
 func TestDialogFootersListNoViewKeys(t *testing.T) {
 	c := testCommon(t, 120, 30)
 	tv := newTutorialView(c)
-	tv.confirm = &confirm{text: "leave?"}
+	tv.confirm = &confirm.Dialog{Text: "leave?"}
 	sv := newSimulateView(c, "g", "dev")
-	sv.confirm = &confirm{text: "again?"}
+	sv.confirm = &confirm.Dialog{Text: "again?"}
 	for name, v := range map[string]view{"tutorial": tv, "simulate": sv} {
 		if h := v.Hints(); len(h) != 0 {
 			t.Errorf("%s under a dialog hints %d keys", name, len(h))

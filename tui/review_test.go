@@ -28,7 +28,7 @@ func TestGroupsViewOneDeletionAtATime(t *testing.T) {
 	v := h.v.(*groupsView)
 	g, _ := v.table.Selected() // the demo's first group has records
 	h.press("d")
-	if v.confirm == nil || !strings.Contains(v.confirm.text, "It still has") {
+	if v.confirm == nil || !strings.Contains(v.confirm.Text, "It still has") {
 		t.Fatalf("no records-first confirmation: %+v", v.confirm)
 	}
 	run := h.update(press("r")) // records first; not drained yet
@@ -113,17 +113,17 @@ func TestCreateFormsMaskPastedKeys(t *testing.T) {
 	g.Init()
 	g.Update(press("tab")) // the primary key field
 	g.Update(tea.PasteMsg{Content: key})
-	if g.f.value(gfPrimary) != key {
+	if g.f.Value(gfPrimary) != key {
 		t.Fatalf("paste did not land in the primary key field")
 	}
 	if strings.Contains(g.View(), key[:12]) {
 		t.Fatal("the group form shows a pasted group key unmasked")
 	}
 	g.Update(press("k")) // typed into the field, not a reveal
-	if g.f.value(gfPrimary) != key+"k" || strings.Contains(g.View(), key[:12]) {
+	if g.f.Value(gfPrimary) != key+"k" || strings.Contains(g.View(), key[:12]) {
 		t.Fatal("k typed into the key field revealed it or was lost")
 	}
-	g.f.set(gfPrimary, key)
+	g.f.Set(gfPrimary, key)
 	g.Update(press("ctrl+k"))
 	if !strings.Contains(g.View(), key[:12]) {
 		t.Fatal("ctrl+k does not reveal the key")
@@ -138,7 +138,7 @@ func TestCreateFormsMaskPastedKeys(t *testing.T) {
 	e.Update(press("n"))
 	e.Update(press("tab"))
 	e.Update(tea.PasteMsg{Content: key})
-	if e.create.value(1) != key || strings.Contains(e.View(), key[:12]) {
+	if e.create.Value(1) != key || strings.Contains(e.View(), key[:12]) {
 		t.Fatal("the enrollment form shows a pasted key unmasked")
 	}
 }
@@ -180,7 +180,7 @@ func TestLateResultsOfAnOlderKeyAreDropped(t *testing.T) {
 	g.confirm = nil // answered
 	g.Update(first().(routed).msg)
 	if g.confirm != nil {
-		t.Fatalf("a late count reopened a delete dialog: %q (the later d was for %s)", g.confirm.text, wantG.EnrollmentGroupID)
+		t.Fatalf("a late count reopened a delete dialog: %q (the later d was for %s)", g.confirm.Text, wantG.EnrollmentGroupID)
 	}
 }
 
@@ -250,7 +250,7 @@ func TestDeriveDropsAFetchForAnOldSourceOrGroup(t *testing.T) {
 		PrimaryKey: dps.Secret(keys.GenerateKey().Base64()), SecondaryKey: dps.Secret(keys.GenerateKey().Base64())}}
 	for _, change := range []string{"ctrl+s", "x"} {
 		v := newDeriveView(c, "group-a", "dev-1")
-		v.f.focusOn(fieldGroup)
+		v.f.FocusOn(fieldGroup)
 		v.fetchGen, v.fetching = 7, true // a fetch of group-a in flight
 		v.Update(press(change))
 		v.Update(attestationMsg{gen: 7, groupID: "group-a", att: att})
@@ -268,8 +268,8 @@ func TestGroupFormCreatesOnceAndClosesItself(t *testing.T) {
 	m.Update(press("esc"))
 	f := newGroupFormView(m.c, 0)
 	m.push(f)
-	f.f.set(gfID, "once")
-	f.f.focusOn(-1)
+	f.f.Set(gfID, "once")
+	f.f.FocusOn(-1)
 	f.saving = true
 	if cmd := f.Update(press("enter")); cmd != nil {
 		t.Fatal("enter while saving submits again")
@@ -292,8 +292,8 @@ func TestEnrollmentFormCreatesOnce(t *testing.T) {
 	v := newEnrollmentsView(c)
 	v.SetSize(c.Width, c.Height)
 	v.Update(press("n"))
-	v.create.set(0, "once")
-	v.create.focusOn(-1)
+	v.create.Set(0, "once")
+	v.create.FocusOn(-1)
 	v.working = true // the first enter's PUT is in flight
 	if cmd := v.Update(press("enter")); cmd != nil {
 		t.Fatal("enter while creating submits again")

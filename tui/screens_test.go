@@ -6,21 +6,19 @@ package tui
 import (
 	"context"
 	"fmt"
-	"image/color"
-	"math"
-	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
-	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
+	"github.com/dpsconsole/dpsconsole/tui/components/table"
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // footerLine is the screen's last line, plain.
@@ -124,12 +122,12 @@ func TestListsMoveWithJAndKWhichRevealsNothing(t *testing.T) {
 	v.group = &dps.EnrollmentGroup{EnrollmentGroupID: "g"}
 	m.Update(press("j"))
 	m.Update(press("j"))
-	if v.table.cursor != 2 {
-		t.Fatalf("j j: cursor %d, want 2", v.table.cursor)
+	if v.table.Cursor() != 2 {
+		t.Fatalf("j j: cursor %d, want 2", v.table.Cursor())
 	}
 	m.Update(press("k"))
-	if v.table.cursor != 1 || strings.Contains(screen(m), tutorialGroupKey) {
-		t.Fatalf("k moves up (cursor %d) and reveals nothing", v.table.cursor)
+	if v.table.Cursor() != 1 || strings.Contains(screen(m), tutorialGroupKey) {
+		t.Fatalf("k moves up (cursor %d) and reveals nothing", v.table.Cursor())
 	}
 	m.Update(press("v"))
 	if !strings.Contains(plain(screen(m)), tutorialGroupKey) {
@@ -265,8 +263,8 @@ func TestFlashesAreMarkedByWhatTheyReport(t *testing.T) {
 		t.Errorf("an unknown command is an error: %q", second())
 	}
 	d := m.top().(*deriveView)
-	d.f.set(fieldGroup, tutorialGroupKey)
-	d.f.set(fieldRegID, "dev-1")
+	d.f.Set(fieldGroup, tutorialGroupKey)
+	d.f.Set(fieldRegID, "dev-1")
 	d.recompute()
 	_, cmd = m.Update(press("c"))
 	feed(cmd)
@@ -375,74 +373,11 @@ func TestLightTerminalWithoutBackgroundAnswer(t *testing.T) {
 	}{{"0;15", false}, {"0;default;7", false}, {"15;0", true}, {"", true}, {"junk", true}} {
 		t.Setenv("COLORFGBG", tc.env)
 		m := New(context.Background(), Options{Target: &Target{Name: "test"}})
-		want := NewStyles(tc.dark, false).Muted.GetForeground()
+		want := theme.NewStyles(tc.dark, false).Muted.GetForeground()
 		if m.c.Styles.Muted.GetForeground() != want {
 			t.Errorf("COLORFGBG=%q: want the dark=%v palette", tc.env, tc.dark)
 		}
 	}
-}
-
-// TestPaletteContrast computes the WCAG contrast of every text colour of
-// both palettes, footer and hints first, against backgrounds of that kind:
-// each must reach 4.5:1.
-func TestPaletteContrast(t *testing.T) {
-	backgrounds := map[bool][]string{
-		false: {"#FFFFFF", "#FDF6E3", "#F5F5F5"}, // white, solarized light, off-white
-		true:  {"#000000", "#1E1E1E", "#282828"}, // black, VS Code dark, gruvbox dark
-	}
-	for _, dark := range []bool{false, true} {
-		st := NewStyles(dark, false)
-		// Every style with a text colour, found by reflection so that a new
-		// style cannot skip the check: the footer's (help.Styles) too.
-		styles := map[string]lipgloss.Style{}
-		for _, v := range []reflect.Value{reflect.ValueOf(*st), reflect.ValueOf(st.Help)} {
-			for i := range v.NumField() {
-				if s, ok := v.Field(i).Interface().(lipgloss.Style); ok {
-					styles[v.Type().Field(i).Name] = s
-				}
-			}
-		}
-		if len(styles) < 25 {
-			t.Fatalf("found only %d styles", len(styles))
-		}
-		for name, s := range styles {
-			fg := s.GetForeground()
-			if _, none := fg.(lipgloss.NoColor); none || fg == nil {
-				continue // the terminal's own foreground (Cursor reverses it)
-			}
-			if bg := s.GetBackground(); bg != nil {
-				if _, none := bg.(lipgloss.NoColor); !none {
-					if r := contrast(fg, bg); r < 4.5 {
-						t.Errorf("dark=%v: %s has contrast %.2f:1 on its own background, want ≥ 4.5", dark, name, r)
-					}
-					continue
-				}
-			}
-			for _, bg := range backgrounds[dark] {
-				if r := contrast(fg, lipgloss.Color(bg)); r < 4.5 {
-					t.Errorf("dark=%v: %s on %s has contrast %.2f:1, want ≥ 4.5", dark, name, bg, r)
-				}
-			}
-		}
-	}
-}
-
-// contrast is the WCAG 2 contrast ratio of two colours.
-func contrast(a, b color.Color) float64 {
-	la, lb := luminance(a), luminance(b)
-	return (math.Max(la, lb) + 0.05) / (math.Min(la, lb) + 0.05)
-}
-
-func luminance(c color.Color) float64 {
-	r, g, b, _ := c.RGBA()
-	lin := func(v uint32) float64 {
-		s := float64(v) / 0xffff
-		if s <= 0.03928 {
-			return s / 12.92
-		}
-		return math.Pow((s+0.055)/1.055, 2.4)
-	}
-	return 0.2126*lin(r) + 0.7152*lin(g) + 0.0722*lin(b)
 }
 
 // TestScreenCosmetics: column titles never run together, counts agree
@@ -461,11 +396,11 @@ func TestScreenCosmetics(t *testing.T) {
 	en.SetSize(c.Width, c.Height)
 	for name, tc := range map[string]struct {
 		header string
-		titles []Column
+		titles []table.Column
 	}{
-		"groups":      {strings.Split(plain(gs.View()), "\n")[0], gs.table.cols},
-		"records":     {strings.Split(plain(gr.table.View()), "\n")[0], gr.table.cols},
-		"enrollments": {strings.Split(plain(en.View()), "\n")[0], en.table.cols},
+		"groups":      {strings.Split(plain(gs.View()), "\n")[0], gs.table.Columns()},
+		"records":     {strings.Split(plain(gr.table.View()), "\n")[0], gr.table.Columns()},
+		"enrollments": {strings.Split(plain(en.View()), "\n")[0], en.table.Columns()},
 	} {
 		got := regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(tc.header), -1)
 		var want []string

@@ -14,6 +14,8 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/device"
 	"github.com/dpsconsole/dpsconsole/keys"
+	"github.com/dpsconsole/dpsconsole/tui/components/confirm"
+	"github.com/dpsconsole/dpsconsole/tui/components/form"
 )
 
 // Simulate fields.
@@ -29,14 +31,14 @@ const (
 type simulateView struct {
 	c         *Common
 	vid       int
-	f         *form
+	f         *form.Form
 	tl        *timeline
 	err       string
 	preparing bool
 	prepGen   int
 	// confirm asks before re-registering an ID that has a record; ownID is
 	// the ID this view registered (or was told yes for): no need to ask again.
-	confirm *confirm
+	confirm *confirm.Dialog
 	ownID   string
 }
 
@@ -55,29 +57,29 @@ type keyReadyMsg struct {
 func newSimulateView(c *Common, groupID, regID string) *simulateView {
 	v := &simulateView{c: c, vid: c.newID(), f: newForm(c, "Group ID", "Device key", "Registration ID", "Payload", "Transport")}
 	v.tl = newTimeline(c, v.vid)
-	v.f.inputs[sfGroup].Placeholder = "derive the key from this group's primary key"
-	v.f.inputs[sfDeviceKey].Placeholder = "or paste a device key (overrides the group)"
-	v.f.inputs[sfDeviceKey].EchoMode = textinput.EchoPassword
-	v.f.inputs[sfPayload].Placeholder = `optional JSON, e.g. {"model":"x1"}`
-	v.f.inputs[sfTransport].Placeholder = "https (default), mqtt or mqtt-ws (←/→ pick); telemetry follows it"
-	v.f.set(sfGroup, groupID)
-	v.f.set(sfRegID, regID)
+	v.f.Inputs[sfGroup].Placeholder = "derive the key from this group's primary key"
+	v.f.Inputs[sfDeviceKey].Placeholder = "or paste a device key (overrides the group)"
+	v.f.Inputs[sfDeviceKey].EchoMode = textinput.EchoPassword
+	v.f.Inputs[sfPayload].Placeholder = `optional JSON, e.g. {"model":"x1"}`
+	v.f.Inputs[sfTransport].Placeholder = "https (default), mqtt or mqtt-ws (←/→ pick); telemetry follows it"
+	v.f.Set(sfGroup, groupID)
+	v.f.Set(sfRegID, regID)
 	return v
 }
 
 func (v *simulateView) id() int          { return v.vid }
 func (v *simulateView) Title() string    { return "Simulate device" }
-func (v *simulateView) Editing() bool    { return v.f.editing() || v.confirm != nil }
+func (v *simulateView) Editing() bool    { return v.f.Editing() || v.confirm != nil }
 func (v *simulateView) Busy() bool       { return v.preparing || v.tl.running || v.tl.sending }
 func (v *simulateView) Status() string   { return "" }
-func (v *simulateView) SetSize(w, _ int) { v.f.setWidth(min(w-22, 80)) }
+func (v *simulateView) SetSize(w, _ int) { v.f.SetWidth(min(w-22, 80)) }
 
 func (v *simulateView) Hints() []*Binding {
 	k := v.c.Keys
 	switch {
 	case v.confirm != nil:
 		return nil // the dialog lists its keys
-	case v.f.editing():
+	case v.f.Editing():
 		return []*Binding{k.Submit, k.NextField, k.Telemetry, k.StayConnected, k.Leave}
 	}
 	return []*Binding{k.Submit, k.NextField, k.Telemetry, k.StayConnected}
@@ -87,11 +89,11 @@ func (v *simulateView) Hints() []*Binding {
 func (v *simulateView) Stop() { v.tl.stop() }
 
 func (v *simulateView) Init() tea.Cmd {
-	if v.f.value(sfRegID) == "" {
-		if v.f.value(sfGroup) == "" {
-			return v.f.focusOn(sfGroup)
+	if v.f.Value(sfRegID) == "" {
+		if v.f.Value(sfGroup) == "" {
+			return v.f.FocusOn(sfGroup)
 		}
-		return v.f.focusOn(sfRegID)
+		return v.f.FocusOn(sfRegID)
 	}
 	return nil
 }
@@ -124,14 +126,13 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 		}
 		return start()
 	case tea.PasteMsg:
-		cmd, _ := v.f.paste(msg)
+		cmd, _ := v.f.Paste(msg)
 		return cmd
 	case tea.KeyPressMsg:
 		if v.confirm != nil {
 			c := v.confirm
 			v.confirm = nil
-			cmd, _ := c.answer(msg)
-			return cmd
+			return answer(c, msg)
 		}
 		k := v.c.Keys
 		switch {
@@ -139,16 +140,16 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 			return v.tl.sendTelemetry()
 		case k.StayConnected.Matches(msg):
 			return v.tl.connectLive()
-		case msg.String() == "enter" && (!v.f.editing() || v.f.focus >= sfPayload):
-			v.f.focusOn(-1)
+		case msg.String() == "enter" && (!v.f.Editing() || v.f.Focus() >= sfPayload):
+			v.f.FocusOn(-1)
 			return v.run()
 		case msg.String() == "enter":
-			return v.f.focusOn(v.f.focus + 1)
-		case v.f.focus == sfTransport && (msg.String() == "left" || msg.String() == "right"):
-			v.f.set(sfTransport, string(nextTransport(v.f.value(sfTransport), msg.String() == "right")))
+			return v.f.FocusOn(v.f.Focus() + 1)
+		case v.f.Focus() == sfTransport && (msg.String() == "left" || msg.String() == "right"):
+			v.f.Set(sfTransport, string(nextTransport(v.f.Value(sfTransport), msg.String() == "right")))
 			return nil
 		}
-		cmd, _ := v.f.update(msg)
+		cmd, _ := v.f.Update(msg)
 		return cmd
 	}
 	return nil
@@ -157,10 +158,10 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 // registeredGroup is the group the run registered into, "" when a pasted
 // device key may belong to any enrollment.
 func (v *simulateView) registeredGroup() string {
-	if v.f.value(sfDeviceKey) != "" {
+	if v.f.Value(sfDeviceKey) != "" {
 		return ""
 	}
-	return v.f.value(sfGroup)
+	return v.f.Value(sfGroup)
 }
 
 // run validates the fields and starts a registration; the group's key is
@@ -174,27 +175,27 @@ func (v *simulateView) run() tea.Cmd {
 		return flashWarn("a registration is already running")
 	}
 	v.err = ""
-	tr, err := device.ParseTransport(v.f.value(sfTransport))
+	tr, err := device.ParseTransport(v.f.Value(sfTransport))
 	if err != nil {
 		v.err = "Transport: " + err.Error()
 		return nil
 	}
-	regID := v.f.value(sfRegID)
+	regID := v.f.Value(sfRegID)
 	if err := keys.ValidateRegistrationID(regID); err != nil {
 		v.err = "Registration ID: " + err.Error()
 		return nil
 	}
 	var payload json.RawMessage
-	if p := v.f.value(sfPayload); p != "" {
+	if p := v.f.Value(sfPayload); p != "" {
 		if !json.Valid([]byte(p)) {
 			v.err = "Payload: not valid JSON"
 			return nil
 		}
 		payload = json.RawMessage(p)
 	}
-	groupID := v.f.value(sfGroup)
+	groupID := v.f.Value(sfGroup)
 	var pasted keys.Key
-	if s := v.f.value(sfDeviceKey); s != "" {
+	if s := v.f.Value(sfDeviceKey); s != "" {
 		key, err := keys.ParseKey(s)
 		if err != nil {
 			v.err = "Device key: " + err.Error()
@@ -224,11 +225,11 @@ func (v *simulateView) run() tea.Cmd {
 func (v *simulateView) View() string {
 	st := v.c.Styles
 	if v.confirm != nil {
-		return v.confirm.view(v.c)
+		return v.confirm.View(v.c.Styles, v.c.Width)
 	}
 	var lines []string
-	for i := range v.f.inputs {
-		lines = append(lines, v.f.row(i, 16, ""))
+	for i := range v.f.Inputs {
+		lines = append(lines, v.f.Row(i, 16, ""))
 	}
 	if v.err != "" {
 		lines = append(lines, "", errorText(v.c, v.err))

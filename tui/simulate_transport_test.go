@@ -17,23 +17,23 @@ func TestSimulateOverMQTT(t *testing.T) {
 	const rid = "sn-007-888-abc-mac-a1-b2-c3-d4-e5-f6"
 	v := newSimulateView(c, "", rid)
 	h := harness(t, c, v)
-	v.f.set(sfDeviceKey, tutorialDeviceKey)
-	v.f.set(sfTransport, "amqp")
+	v.f.Set(sfDeviceKey, tutorialDeviceKey)
+	v.f.Set(sfTransport, "amqp")
 	h.press("esc", "enter")
 	if !strings.Contains(v.err, "Transport: unknown transport \"amqp\": use https, mqtt or mqtt-ws") || v.tl.regID != "" {
 		t.Fatalf("err %q, run %q", v.err, v.tl.regID)
 	}
 	// ←/→ on the field pick the transport.
-	v.f.set(sfTransport, "")
-	v.f.focusOn(sfTransport)
+	v.f.Set(sfTransport, "")
+	v.f.FocusOn(sfTransport)
 	for _, want := range []string{"https", "mqtt", "mqtt-ws", "https"} {
 		h.press("right")
-		if got := v.f.value(sfTransport); got != want {
+		if got := v.f.Value(sfTransport); got != want {
 			t.Fatalf("→ gave %q, want %q", got, want)
 		}
 	}
 	h.press("left", "left")
-	if got := v.f.value(sfTransport); got != "mqtt" {
+	if got := v.f.Value(sfTransport); got != "mqtt" {
 		t.Fatalf("← ← gave %q, want mqtt", got)
 	}
 	h.press("enter")
@@ -55,9 +55,9 @@ func TestSimulateOverMQTT(t *testing.T) {
 	}
 
 	// Through the group (its key fetched off the event loop) over WebSockets.
-	v.f.set(sfDeviceKey, "")
-	v.f.set(sfGroup, "mylegacydevices")
-	v.f.set(sfTransport, "mqtt-ws")
+	v.f.Set(sfDeviceKey, "")
+	v.f.Set(sfGroup, "mylegacydevices")
+	v.f.Set(sfTransport, "mqtt-ws")
 	h.press("enter")
 	if out := plain(v.View()); !strings.Contains(out, "connecting to wss://") || !strings.Contains(out, "✓ assigned → hub") {
 		t.Fatalf("over mqtt-ws through the group:\n%s", out)

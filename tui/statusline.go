@@ -6,6 +6,8 @@ import (
 
 	"charm.land/lipgloss/v2"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // statusLine keeps the last error or warning after its flash has gone, on
@@ -45,7 +47,7 @@ func (m *Model) statusView() string {
 	if ansi.StringWidth(line+text+more) > m.width {
 		text = ansi.Truncate(text, max(m.width-ansi.StringWidth(line+more), 1), "…")
 	}
-	return levelStyle(m.c.Styles, s.level).Render(fit(line+text+more, m.width))
+	return levelStyle(m.c.Styles, s.level).Render(theme.Fit(line+text+more, m.width))
 }
 
 // problemView is the last problem in full, wrapped, in place of the body.

@@ -326,8 +326,8 @@ func TestGroupSimulateStartsWithNoDeviceID(t *testing.T) {
 		t.Fatal("s should open the simulate view")
 	}
 	sv := msg.v.(*simulateView)
-	if sv.f.value(sfRegID) != "" || sv.f.value(sfGroup) != emulator.DemoHashedGroup {
-		t.Fatalf("simulate opened with group %q, ID %q", sv.f.value(sfGroup), sv.f.value(sfRegID))
+	if sv.f.Value(sfRegID) != "" || sv.f.Value(sfGroup) != emulator.DemoHashedGroup {
+		t.Fatalf("simulate opened with group %q, ID %q", sv.f.Value(sfGroup), sv.f.Value(sfRegID))
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
 	"github.com/dpsconsole/dpsconsole/keys"
+	"github.com/dpsconsole/dpsconsole/tui/components/confirm"
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // The tutorial's steps, in order.
@@ -71,7 +73,7 @@ type tutorialView struct {
 	checkedHubs []string
 	// leftovers are earlier runs' objects the journal says are still there.
 	leftovers []tutorialRun
-	confirm   *confirm
+	confirm   *confirm.Dialog
 }
 
 type tutorialStepMsg struct {
@@ -176,15 +178,15 @@ func (v *tutorialView) Escape() bool {
 		names[i] = o.String()
 	}
 	text := "You are leaving the tutorial at step " + itoa(v.current+1) + ". It created:\n  " + strings.Join(names, "\n  ")
-	keep := choice{"k", "keep them and leave (the next :tutorial offers to remove them)", func() tea.Cmd {
+	keep := confirm.Choice{Key: "k", Label: "keep them and leave (the next :tutorial offers to remove them)", Run: func() tea.Cmd {
 		return tea.Batch(back(v.vid), flashInfo("kept what the tutorial created; the next :tutorial offers to remove it"))
 	}}
-	remove := choice{"y", "remove them now, then leave", func() tea.Cmd { return v.removeOwn(true) }}
-	v.confirm = &confirm{text: text, choices: []choice{remove, keep}}
+	remove := confirm.Choice{Key: "y", Label: "remove them now, then leave", Run: func() tea.Cmd { return v.removeOwn(true) }}
+	v.confirm = &confirm.Dialog{Text: text, Choices: []confirm.Choice{remove, keep}}
 	if v.tl.running {
 		// DPS may still assign it after a removal now, re-creating the record.
-		v.confirm.text += "\nThe registration is still running: wait for its result to remove them now."
-		v.confirm.choices = []choice{keep}
+		v.confirm.Text += "\nThe registration is still running: wait for its result to remove them now."
+		v.confirm.Choices = []confirm.Choice{keep}
 	}
 	return true
 }
@@ -224,8 +226,7 @@ func (v *tutorialView) Update(msg tea.Msg) tea.Cmd {
 		if v.confirm != nil {
 			c := v.confirm
 			v.confirm = nil
-			cmd, _ := c.answer(msg)
-			return cmd
+			return answer(c, msg)
 		}
 		if v.regID.Focused() {
 			switch msg.String() {
@@ -491,7 +492,7 @@ func (v *tutorialView) removeOwn(closing bool) tea.Cmd {
 	})
 }
 
-func (v *tutorialView) leftoversDialog() *confirm {
+func (v *tutorialView) leftoversDialog() *confirm.Dialog {
 	var lines []string
 	for _, r := range v.leftovers {
 		lines = append(lines, "A tutorial run of "+stamp(r.Started)+" left on "+v.c.Target.Name+":")
@@ -500,8 +501,8 @@ func (v *tutorialView) leftoversDialog() *confirm {
 		}
 	}
 	lines = append(lines, "The journal in the state directory says that run created them.")
-	return &confirm{text: strings.Join(lines, "\n"), choices: []choice{
-		{"y", "remove them now", func() tea.Cmd {
+	return &confirm.Dialog{Text: strings.Join(lines, "\n"), Choices: []confirm.Choice{
+		{Key: "y", Label: "remove them now", Run: func() tea.Cmd {
 			v.working = true
 			ctx, target, j, runs := v.c.Ctx, v.c.Target, v.journal, v.leftovers
 			return do(v.vid, func() tea.Msg {
@@ -518,7 +519,7 @@ func (v *tutorialView) leftoversDialog() *confirm {
 				return tutorialRemovedMsg{removed: all, note: strings.Join(notes, "; "), earlier: true}
 			})
 		}},
-		{"n", "keep them (the next :tutorial asks again)", func() tea.Cmd { return flashInfo("kept; the next :tutorial asks again") }},
+		{Key: "n", Label: "keep them (the next :tutorial asks again)", Run: func() tea.Cmd { return flashInfo("kept; the next :tutorial asks again") }},
 	}}
 }
 
@@ -623,7 +624,7 @@ func removeTutorialObject(ctx context.Context, target *Target, o tutorialObject)
 func (v *tutorialView) View() string {
 	st := v.c.Styles
 	if v.confirm != nil {
-		return v.confirm.view(v.c)
+		return v.confirm.View(v.c.Styles, v.c.Width)
 	}
 	var lines []string
 	if v.c.ReadOnly {
@@ -645,7 +646,7 @@ func (v *tutorialView) View() string {
 		switch {
 		case i == stepChooseID && i == v.current:
 			lines = append(lines, "      "+v.regID.View(),
-				"      "+st.Muted.Render(fit("a fresh ID, not the docs' "+tutorialDocsID+": that may be a real device here", max(v.c.Width-6, 10))))
+				"      "+st.Muted.Render(theme.Fit("a fresh ID, not the docs' "+tutorialDocsID+": that may be a real device here", max(v.c.Width-6, 10))))
 		case i == stepProvision && showTimeline:
 		case v.notes[i] != "":
 			lines = indented(lines, lipgloss.NewStyle().Width(max(v.c.Width-6, 20)).Render(v.notes[i]))

@@ -161,18 +161,18 @@ func TestSimulateViewValidatesBeforeRunning(t *testing.T) {
 	if !strings.Contains(v.err, "Registration ID: invalid registration ID: it is empty") {
 		t.Fatalf("err %q", v.err)
 	}
-	v.f.set(sfRegID, "dev-1")
-	v.f.set(sfPayload, "{oops")
+	v.f.Set(sfRegID, "dev-1")
+	v.f.Set(sfPayload, "{oops")
 	h.press("enter")
 	if v.err != "Payload: not valid JSON" {
 		t.Fatalf("err %q", v.err)
 	}
-	v.f.set(sfPayload, "")
+	v.f.Set(sfPayload, "")
 	h.press("enter")
 	if !strings.Contains(v.err, "give a group ID") {
 		t.Fatalf("err %q", v.err)
 	}
-	v.f.set(sfDeviceKey, "not-a-key!")
+	v.f.Set(sfDeviceKey, "not-a-key!")
 	h.press("enter")
 	if !strings.Contains(v.err, "Device key: invalid key") || strings.Contains(v.err, "not-a-key") {
 		t.Fatalf("err %q", v.err)
@@ -188,7 +188,7 @@ func TestSimulateViewShowsFailureAdvice(t *testing.T) {
 	c.Target, c.Now = target, time.Now
 	v := newSimulateView(c, "", "dev-wrong-key")
 	h := harness(t, c, v)
-	v.f.set(sfDeviceKey, tutorialDeviceKey) // not this ID's key
+	v.f.Set(sfDeviceKey, tutorialDeviceKey) // not this ID's key
 	h.press("enter")
 	out := plain(v.View())
 	if !strings.Contains(out, "✗ registration refused by DPS (HTTP 401)") || !strings.Contains(out, "the ID scope (after") ||
@@ -224,20 +224,20 @@ func TestGroupFormNamesTheBadField(t *testing.T) {
 		{gfReprovision, "maybe", "Reprovision: give migrate, reset or never"},
 	} {
 		f := newGroupFormView(c, 0)
-		f.f.set(gfID, "ok-group")
-		f.f.set(tc.field, tc.value)
+		f.f.Set(gfID, "ok-group")
+		f.f.Set(tc.field, tc.value)
 		if _, err := f.build(); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
-			t.Errorf("%s=%q: %v, want %q", f.f.labels[tc.field], tc.value, err, tc.want)
+			t.Errorf("%s=%q: %v, want %q", f.f.Labels[tc.field], tc.value, err, tc.want)
 		}
 	}
-	v.f.set(gfID, "ok-group")
-	v.f.set(gfAllocation, "static")
-	v.f.set(gfHubs, "hub-a.example, hub-b.example")
+	v.f.Set(gfID, "ok-group")
+	v.f.Set(gfAllocation, "static")
+	v.f.Set(gfHubs, "hub-a.example, hub-b.example")
 	if _, err := v.build(); err == nil || !strings.Contains(err.Error(), "exactly one hub") {
 		t.Fatalf("static over two hubs: %v", err)
 	}
-	v.f.set(gfHubs, "hub-a.example")
-	v.f.set(gfEnabled, "no")
+	v.f.Set(gfHubs, "hub-a.example")
+	v.f.Set(gfEnabled, "no")
 	g, err := v.build()
 	if err != nil || g.ProvisioningStatus != dps.ProvisioningDisabled || len(g.Attestation.SymmetricKey.PrimaryKey) != 88 {
 		t.Fatalf("%+v %v", g, err)

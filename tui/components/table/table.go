@@ -1,4 +1,7 @@
-package tui
+// Package table is a windowed table of loaded items: it renders only the
+// visible rows, asks for the next page, filters off the event loop and marks
+// rows.
+package table
 
 import (
 	"fmt"
@@ -9,7 +12,8 @@ import (
 
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
-	"github.com/charmbracelet/x/ansi"
+
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // Column of a Table. Width 0 shares the space left by the fixed columns,
@@ -22,6 +26,24 @@ type Column struct {
 	Weight   int
 }
 
+// Binding is a key binding the table acts on.
+type Binding interface{ Matches(tea.KeyPressMsg) bool }
+
+// Keys are the bindings the table handles itself.
+type Keys struct {
+	Up, Down, PageUp, PageDown, Top, Bottom, Filter Binding
+}
+
+// Env is what a table shares with the view that owns it.
+type Env struct {
+	Styles *theme.Styles
+	Keys   Keys
+	// Route wraps a table message so that it reaches the owning view.
+	Route func(tea.Msg) tea.Msg
+	// Flash reports a finished step in the header.
+	Flash func(string) tea.Cmd
+}
+
 // filterDebounce is how long typing must pause before the filter runs.
 const filterDebounce = 120 * time.Millisecond
 
@@ -32,8 +54,7 @@ const filterDebounce = 120 * time.Millisecond
 // and marks rows — the shown ones, or "every row of the source", loaded or
 // not.
 type Table[V any] struct {
-	c     *Common
-	owner int
+	env   Env
 	cols  []Column
 	cells func(V) []string
 	key   func(V) string
@@ -80,16 +101,19 @@ type Table[V any] struct {
 	hidden int
 }
 
-// NewTable makes an empty table owned by the view with id owner.
-func NewTable[V any](c *Common, owner int, cols []Column, key func(V) string, cells func(V) []string, match func(V, string) bool) *Table[V] {
+// New makes an empty table.
+func New[V any](env Env, cols []Column, key func(V) string, cells func(V) []string, match func(V, string) bool) *Table[V] {
 	in := textinput.New()
 	in.Prompt = "/"
 	in.Placeholder = "filter"
-	return &Table[V]{c: c, owner: owner, cols: cols, key: key, cells: cells, match: match,
+	return &Table[V]{env: env, cols: cols, key: key, cells: cells, match: match,
 		input: in, unmarked: map[string]bool{}, allCount: -1, hidden: -1}
 }
 
-// filterTick and filterDone are the table's own messages, routed to its owner.
+// Msg is one of the table's own messages (filterTick, filterDone), routed to
+// its view, which hands it back to Update.
+type Msg interface{ tableMsg() }
+
 type filterTick struct{ tag int }
 
 type filterDone struct {
@@ -98,6 +122,9 @@ type filterDone struct {
 	scanned int
 	visible []int32
 }
+
+func (filterTick) tableMsg() {}
+func (filterDone) tableMsg() {}
 
 // SetSize sets the table's box, filter and meta lines included.
 func (t *Table[V]) SetSize(w, h int) {
@@ -268,10 +295,29 @@ func (t *Table[V]) Len() int {
 
 func (t *Table[V]) Loaded() int { return len(t.items) }
 
+// Items are the loaded items in load order, for reading only (the `:`
+// line completes names from them).
+func (t *Table[V]) Items() []V { return t.items }
+
 // More reports whether the source has pages not loaded yet.
 func (t *Table[V]) More() bool { return t.more }
 
-func (t *Table[V]) at(i int) V { return t.items[t.itemAt(i)] }
+// At is the item shown in row i (0 is the first row passing the filter).
+func (t *Table[V]) At(i int) V { return t.items[t.itemAt(i)] }
+
+// Window is the range [start, end) of the rows on screen.
+func (t *Table[V]) Window() (start, end int) {
+	return t.offset, min(t.offset+t.rowsHeight(), t.Len())
+}
+
+// Cursor is the row under the cursor.
+func (t *Table[V]) Cursor() int { return t.cursor }
+
+// Columns are the table's columns, hidden ones included.
+func (t *Table[V]) Columns() []Column { return t.cols }
+
+// Query is the active filter, lower-case; "" when unfiltered.
+func (t *Table[V]) Query() string { return t.query }
 
 // itemAt is the index into items of row i.
 func (t *Table[V]) itemAt(i int) int {
@@ -287,7 +333,7 @@ func (t *Table[V]) Selected() (V, bool) {
 		var zero V
 		return zero, false
 	}
-	return t.at(t.cursor), true
+	return t.At(t.cursor), true
 }
 
 // WantsMore reports whether the next page should be fetched now: the cursor
@@ -495,20 +541,20 @@ func (t *Table[V]) HiddenMarks() int {
 // Update handles the table's keys and its filter messages. It returns
 // handled=false for keys it does not own, so the view can act on them.
 func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
-	k := t.c.Keys
+	k := t.env.Keys
 	switch msg := msg.(type) {
 	case filterTick:
 		if msg.tag != t.filterTag {
 			return nil, true
 		}
-		items, query, match, tag, owner := t.items, t.query, t.match, t.filterTag, t.owner
+		items, query, match, tag, route := t.items, t.query, t.match, t.filterTag, t.env.Route
 		if query == "" {
 			t.setVisible(nil)
 			return nil, true
 		}
-		return do(owner, func() tea.Msg {
-			return filterDone{tag: tag, query: query, scanned: len(items), visible: filterIndices(items, query, match)}
-		}), true
+		return func() tea.Msg {
+			return route(filterDone{tag: tag, query: query, scanned: len(items), visible: filterIndices(items, query, match)})
+		}, true
 	case filterDone:
 		if msg.tag != t.filterTag || msg.query != t.query {
 			return nil, true
@@ -566,7 +612,7 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 			t.clamp()
 		case msg.String() == "esc" && (t.LoadingAll() || t.reloading()):
 			t.StopLoading()
-			return flash(fmt.Sprintf("stopped loading: %s rows loaded, more on scroll", count(len(t.items)))), true
+			return t.env.Flash(fmt.Sprintf("stopped loading: %s rows loaded, more on scroll", theme.Count(len(t.items)))), true
 		case k.Filter.Matches(msg):
 			t.filtering = true
 			t.input.SetValue(t.query)
@@ -603,12 +649,12 @@ func (t *Table[V]) setQuery(q string) tea.Cmd {
 	}
 	t.query, t.hidden = q, -1
 	t.filterTag++
-	tag, owner := t.filterTag, t.owner
+	tag, route := t.filterTag, t.env.Route
 	if q == "" {
 		t.setVisible(nil)
 		return nil
 	}
-	return tea.Tick(filterDebounce, func(time.Time) tea.Msg { return routed{to: owner, msg: filterTick{tag: tag}} })
+	return tea.Tick(filterDebounce, func(time.Time) tea.Msg { return route(filterTick{tag: tag}) })
 }
 
 // filterIndices is the filter itself; it runs inside a Cmd.
@@ -622,9 +668,9 @@ func filterIndices[V any](items []V, q string, match func(V, string) bool) []int
 	return out
 }
 
-// containsFold reports whether s contains the lower-case query q, ignoring
+// ContainsFold reports whether s contains the lower-case query q, ignoring
 // ASCII case without allocating.
-func containsFold(s, q string) bool {
+func ContainsFold(s, q string) bool {
 	n := len(q)
 	if n == 0 {
 		return true
@@ -671,9 +717,9 @@ func (t *Table[V]) Meta() string {
 	}
 	switch {
 	case t.LoadingAll():
-		s += fmt.Sprintf("  loading every page: %s loaded… (esc stops)", count(len(t.items)))
+		s += fmt.Sprintf("  loading every page: %s loaded… (esc stops)", theme.Count(len(t.items)))
 	case t.reloading():
-		s += fmt.Sprintf("  reloading up to the selected row: %s of %s… (esc stops)", count(len(t.items)), count(t.restoreUpTo))
+		s += fmt.Sprintf("  reloading up to the selected row: %s of %s… (esc stops)", theme.Count(len(t.items)), theme.Count(t.restoreUpTo))
 	case t.more && t.query != "":
 		s += "  the filter covers the loaded pages only: G loads the rest"
 	case t.more:
@@ -685,19 +731,19 @@ func (t *Table[V]) Meta() string {
 // View renders the filter line, the column titles, the visible rows and the
 // meta line: exactly the table's height, each line exactly its width.
 func (t *Table[V]) View() string {
-	st := t.c.Styles
+	st := t.env.Styles
 	widths := t.colWidths()
 	var b strings.Builder
 	b.Grow((t.width + 16) * t.height)
 	if t.filtering {
-		b.WriteString(fit(st.Input(t.input).View(), t.width))
+		b.WriteString(theme.Fit(st.Input(t.input).View(), t.width))
 		b.WriteByte('\n')
 	} else if t.query != "" {
 		scope := ""
 		if t.more {
-			scope = fmt.Sprintf("  searched the %s loaded rows only", count(len(t.items)))
+			scope = fmt.Sprintf("  searched the %s loaded rows only", theme.Count(len(t.items)))
 		}
-		b.WriteString(st.Muted.Render(fit("/"+t.query+scope+"  (/ to edit, esc to clear)", t.width)))
+		b.WriteString(st.Muted.Render(theme.Fit("/"+t.query+scope+"  (/ to edit, esc to clear)", t.width)))
 		b.WriteByte('\n')
 	}
 	titles := make([]string, len(t.cols))
@@ -714,7 +760,7 @@ func (t *Table[V]) View() string {
 			b.WriteString(strings.Repeat(" ", t.width))
 			continue
 		}
-		it := t.at(i)
+		it := t.At(i)
 		mark := "  "
 		if t.isMarkedAt(t.itemAt(i)) {
 			mark = "● "
@@ -733,7 +779,7 @@ func (t *Table[V]) View() string {
 	if n == 0 && !t.more {
 		meta = "nothing to show  " + meta
 	}
-	b.WriteString(st.Muted.Render(fit(meta, t.width)))
+	b.WriteString(st.Muted.Render(theme.Fit(meta, t.width)))
 	return b.String()
 }
 
@@ -776,32 +822,8 @@ func (t *Table[V]) row(prefix string, cells []string, widths []int) string {
 		if i < len(cells) {
 			c = cells[i]
 		}
-		b.WriteString(fit(c, w))
+		b.WriteString(theme.Fit(c, w))
 		b.WriteByte(' ')
 	}
-	return fit(b.String(), t.width)
-}
-
-// loadedCount is a header count of a list: "100+" while pages remain.
-func loadedCount(loaded int, more bool, one, many string) string {
-	if more {
-		return count(loaded) + "+ " + many
-	}
-	return plural(loaded, one, many)
-}
-
-// fit truncates or pads s to exactly w cells.
-func fit(s string, w int) string {
-	if w <= 0 {
-		return ""
-	}
-	sw := ansi.StringWidth(s)
-	if sw > w {
-		s = ansi.Truncate(s, w, "…")
-		sw = ansi.StringWidth(s)
-	}
-	if sw < w {
-		s += strings.Repeat(" ", w-sw)
-	}
-	return s
+	return theme.Fit(b.String(), t.width)
 }
