@@ -622,7 +622,9 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		}
 		tail = append(tail, l)
 	}
-	tail = append(tail, st.Muted.Width(w).Render("Commands: "+commandUsages(m.c.ReadOnly)), st.Muted.Render(theme.Fit("Any key closes this help.", w)))
+	// One paragraph: a line of its own for the last sentence would cost the
+	// sections a line at 80×24.
+	tail = append(tail, st.Muted.Width(w).Render("Commands: "+commandUsages(m.c.ReadOnly)+". Any key closes this help."))
 	end := strings.Join(tail, "\n")
 
 	var blocks []string
@@ -653,31 +655,16 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		blocks = append(blocks, strings.Join(lines, "\n"))
 	}
 	budget := h - lipgloss.Height(end)
-	var cols []string
-	var col []string
-	used := 0
-	for _, b := range blocks {
-		bh := lipgloss.Height(b)
-		if used > 0 && used+1+bh > budget {
-			cols = append(cols, strings.Join(col, "\n\n"))
-			col, used = nil, 0
+	// A blank line between sections when they fit so; packed tight when
+	// only that fits (the help grows with every view's keys).
+	for _, sep := range []string{"\n\n", "\n"} {
+		grid = helpColumns(blocks, budget, sep)
+		if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
+			if lipgloss.Height(grid) < budget {
+				grid += "\n"
+			}
+			return grid + "\n" + end, nil
 		}
-		if used > 0 {
-			used++
-		}
-		col = append(col, b)
-		used += bh
-	}
-	cols = append(cols, strings.Join(col, "\n\n"))
-	for i := range cols[:len(cols)-1] {
-		cols[i] = lipgloss.NewStyle().PaddingRight(2).Render(cols[i])
-	}
-	grid = lipgloss.JoinHorizontal(lipgloss.Top, cols...)
-	if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
-		if lipgloss.Height(grid) < budget {
-			grid += "\n"
-		}
-		return grid + "\n" + end, nil
 	}
 	// Too small a screen: one column, scrolled when taller than the screen.
 	all := strings.Join(blocks, "\n\n") + "\n\n" + end
@@ -685,6 +672,31 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		return "", lines
 	}
 	return all, nil
+}
+
+// helpColumns stacks the help's blocks, sep between them, in columns no
+// taller than budget, side by side.
+func helpColumns(blocks []string, budget int, sep string) string {
+	gap := strings.Count(sep, "\n") - 1
+	var cols, col []string
+	used := 0
+	for _, b := range blocks {
+		bh := lipgloss.Height(b)
+		if used > 0 && used+gap+bh > budget {
+			cols = append(cols, strings.Join(col, sep))
+			col, used = nil, 0
+		}
+		if used > 0 {
+			used += gap
+		}
+		col = append(col, b)
+		used += bh
+	}
+	cols = append(cols, strings.Join(col, sep))
+	for i := range cols[:len(cols)-1] {
+		cols[i] = lipgloss.NewStyle().PaddingRight(2).Render(cols[i])
+	}
+	return lipgloss.JoinHorizontal(lipgloss.Top, cols...)
 }
 
 // clip cuts a view to exactly w×h: long lines are truncated, never wrapped,

@@ -127,7 +127,7 @@ func (v *logView) first() int {
 func (v *logView) View() string {
 	st := v.c.Styles
 	n := v.events.Len()
-	head := "Recent events of this session (in memory, the latest " + theme.Count(len(v.events.buf)) + "; the full log is dpsconsole.log in the state directory)"
+	head := "This session's latest events, oldest first (dpsconsole.log in the state directory has them all)"
 	if n == 0 {
 		return st.Muted.Render(theme.Fit(head, v.c.Width)) + "\n\n" + st.Muted.Render("nothing has happened yet")
 	}

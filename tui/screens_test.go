@@ -206,8 +206,8 @@ func TestErrorsWrapInsteadOfBeingCut(t *testing.T) {
 	if len(lines) != 24 {
 		t.Fatalf("%d lines", len(lines))
 	}
-	joined := strings.ReplaceAll(strings.Join(lines[1:6], ""), " ", "")
-	if !strings.Contains(joined, strings.Repeat("xyzzy", 20)) || !strings.Contains(joined, ":cleanup:quit") || strings.Contains(out, "…") {
+	joined := strings.ReplaceAll(strings.Join(lines[1:7], ""), " ", "")
+	if !strings.Contains(joined, strings.Repeat("xyzzy", 20)) || !strings.Contains(joined, ":cleanup:log:quit") || strings.Contains(out, "…") {
 		t.Fatalf("the whole error should show, wrapped:\n%s", out)
 	}
 	if !strings.HasSuffix(lines[23], "q quit") {
