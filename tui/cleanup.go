@@ -167,7 +167,7 @@ func (v *cleanupView) setSelection(sel cleanup.Selection) {
 // openFindings shows the findings of one count row in a table.
 func (v *cleanupView) openFindings(n cleanup.Count) {
 	t := newTable(v.c, v.vid, []table.Column{{Title: "REGISTRATION ID", Weight: 2}, {Title: "DEVICE ID", Weight: 1}, {Title: "ASSIGNED HUB", Weight: 1},
-		{Title: "STATUS", Width: 10}, {Title: "HUB DEVICE", Width: 11}, {Title: "WHY", MinTable: 110, Weight: 2}},
+		{Title: "STATUS", Width: 10, Status: true}, {Title: "HUB DEVICE", Width: 11}, {Title: "WHY", MinTable: 110, Weight: 2}},
 		func(f cleanup.Finding) string { return f.RegistrationID },
 		func(f cleanup.Finding) []string {
 			return []string{f.RegistrationID, f.DeviceID, f.AssignedHub, f.Status, map[bool]string{true: "yes", false: "no"}[f.HubDevice], f.Detail}

@@ -60,14 +60,17 @@ type enrollmentChangedMsg struct {
 func newEnrollmentsView(c *Common) *enrollmentsView {
 	v := &enrollmentsView{c: c, vid: c.newID()}
 	v.table = newTable(c, v.vid, []table.Column{
-		{Title: "REGISTRATION ID", Weight: 2}, {Title: "ATTESTATION", Width: 12, MinTable: 100}, {Title: "STATUS", Width: 8}, {Title: "DEVICE ID", Weight: 1}, {Title: "REGISTRATION", Width: 13}, {Title: "ASSIGNED HUB", Weight: 1},
+		{Title: "REGISTRATION ID", Weight: 2, MaxWidth: 64}, {Title: "ATTESTATION", Width: 12, MinTable: 100}, {Title: "STATUS", Width: 8, Status: true},
+		{Title: "DEVICE ID", Weight: 1, MaxWidth: 48}, {Title: "REGISTRATION", Width: 13, Status: true}, {Title: "ASSIGNED HUB", Weight: 1, MaxWidth: 48},
+		{Title: "CREATED (UTC)", Width: 19, MinTable: 160}, {Title: "ERROR", Weight: 1, MinTable: 200},
 	}, func(e dps.IndividualEnrollment) string { return e.RegistrationID },
 		func(e dps.IndividualEnrollment) []string {
-			reg, hub := "—", ""
+			reg, hub, failure := "—", "", ""
 			if s := e.RegistrationState; s != nil {
-				reg, hub = string(s.Status), s.AssignedHub
+				reg, hub, failure = string(s.Status), s.AssignedHub, registrationError(*s)
 			}
-			return []string{e.RegistrationID, string(e.Attestation.Type), string(e.ProvisioningStatus), e.DeviceID, reg, hub}
+			return []string{e.RegistrationID, string(e.Attestation.Type), string(e.ProvisioningStatus), e.DeviceID, reg, hub,
+				stampCell(e.CreatedDateTimeUTC), failure}
 		},
 		func(e dps.IndividualEnrollment, q string) bool {
 			return table.ContainsFold(e.RegistrationID, q) || table.ContainsFold(e.DeviceID, q)

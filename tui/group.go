@@ -23,6 +23,8 @@ type record struct {
 	status          dps.RegistrationStatus
 	sub             dps.Substatus
 	updated         time.Time
+	created         time.Time
+	errMsg          string // "code message" of a failed registration
 }
 
 // toRecords converts a page, sharing equal strings within it.
@@ -39,7 +41,8 @@ func toRecords(states []dps.DeviceRegistrationState) []record {
 		if dev == s.RegistrationID {
 			dev = s.RegistrationID
 		}
-		out[i] = record{id: s.RegistrationID, device: dev, hub: h, status: canonStatus(s.Status), sub: canonSubstatus(s.Substatus), updated: s.LastUpdatedDateTimeUTC}
+		out[i] = record{id: s.RegistrationID, device: dev, hub: h, status: canonStatus(s.Status), sub: canonSubstatus(s.Substatus), updated: s.LastUpdatedDateTimeUTC,
+			created: s.CreatedDateTimeUTC, errMsg: registrationError(s)}
 	}
 	return out
 }
@@ -62,13 +65,25 @@ func canonSubstatus(s dps.Substatus) dps.Substatus {
 	return s
 }
 
-var recordColumns = []table.Column{{Title: "REGISTRATION ID", Weight: 2}, {Title: "DEVICE ID", Weight: 1}, {Title: "ASSIGNED HUB", Weight: 1}, {Title: "STATUS", Width: 10},
-	{Title: "SUBSTATUS", Width: 18, MinTable: 100}, {Title: "UPDATED (UTC)", Width: 19, MinTable: 140}}
+// recordColumns: a wide terminal shows the created time and the error
+// instead of ever wider IDs.
+var recordColumns = []table.Column{{Title: "REGISTRATION ID", Weight: 2, MaxWidth: 64}, {Title: "DEVICE ID", Weight: 1, MaxWidth: 48},
+	{Title: "ASSIGNED HUB", Weight: 1, MaxWidth: 48}, {Title: "STATUS", Width: 10, Status: true},
+	{Title: "SUBSTATUS", Width: 18, MinTable: 100}, {Title: "UPDATED (UTC)", Width: 19, MinTable: 140},
+	{Title: "CREATED (UTC)", Width: 19, MinTable: 170}, {Title: "ERROR", Weight: 1, MinTable: 220}}
 
 func recordKey(r record) string { return r.id }
 
 func recordCells(r record) []string {
-	return []string{r.id, r.device, r.hub, string(r.status), string(r.sub), stampCell(r.updated)}
+	return []string{r.id, r.device, r.hub, string(r.status), string(r.sub), stampCell(r.updated), stampCell(r.created), r.errMsg}
+}
+
+// registrationError is a failed registration's error code and message.
+func registrationError(s dps.DeviceRegistrationState) string {
+	if s.ErrorCode == 0 && s.ErrorMessage == "" {
+		return ""
+	}
+	return strings.TrimSpace(fmt.Sprintf("%d %s", s.ErrorCode, s.ErrorMessage))
 }
 
 func recordMatch(r record, q string) bool {

@@ -89,6 +89,8 @@ type KeyMap struct {
 	Quit, ForceQuit, Back, Command, Palette, LastProblem, Help *Binding
 	// Lists
 	Up, Down, PageUp, PageDown, Top, Bottom, Filter, Refresh, Open *Binding
+	// Sorting a table (o for "order": s simulates)
+	Sort, SortReverse *Binding
 	// While the filter prompt has the keys (the footer only; `/` explains them)
 	FilterApply, FilterClear *Binding
 	// Enrollment groups and enrollments
@@ -136,6 +138,9 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Filter:   bind("/", "filter", "/"),
 		Refresh:  bind("r", "refresh", "r", "ctrl+r"),
 		Open:     bind("enter", "open", "enter"),
+
+		Sort:        bind("o", "sort", "o"),
+		SortReverse: bind("O", "flip sort", "O"),
 
 		FilterApply: bind("enter", "keep the filter", "enter"),
 		FilterClear: bind("esc", "clear the filter", "esc"),
@@ -192,6 +197,7 @@ func (k *KeyMap) Sections() []Section {
 	return []Section{
 		{"Everywhere", []*Binding{k.Command, k.Back, k.Help, k.Quit, k.ForceQuit}},
 		{"Lists", []*Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter, k.Refresh, k.Open}},
+		{"Sorting lists", []*Binding{k.Sort, k.SortReverse}},
 		{"Groups and enrollments", []*Binding{k.New, k.Toggle, k.Delete}},
 		{"Groups and a group", []*Binding{k.Derive, k.Simulate}},
 		{"A group's records", []*Binding{k.Mark, k.MarkAll, k.MarkEvery}},
