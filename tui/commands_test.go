@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 	"github.com/dpsconsole/dpsconsole/keys"
+	"github.com/dpsconsole/dpsconsole/tui/components/table"
 )
 
 // appOn opens the console on target at home, its first pages loaded.
@@ -318,5 +320,91 @@ func TestMouseWheelScrollsTheList(t *testing.T) {
 	}
 	if v := m.View(); v.MouseMode != tea.MouseModeCellMotion {
 		t.Fatal("the console asks for mouse cell motion")
+	}
+}
+
+// Every table of the console colours its status column.
+func TestEveryTableColoursItsStatus(t *testing.T) {
+	c := testCommon(t, 120, 30)
+	tables := map[string][]table.Column{
+		"groups":      newGroupsView(c).table.Columns(),
+		"enrollments": newEnrollmentsView(c).table.Columns(),
+		"records":     recordColumns,
+	}
+	for name, cols := range tables {
+		n := 0
+		for _, col := range cols {
+			if col.Title == "STATUS" || col.Title == "REGISTRATION" {
+				if !col.Status {
+					t.Errorf("%s: column %s is not coloured", name, col.Title)
+				}
+				n++
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s has no status column", name)
+		}
+	}
+}
+
+// On a wide terminal a failed record shows its error and created time in
+// columns of their own; the IDs stop growing.
+func TestWideRecordTableShowsTheError(t *testing.T) {
+	c := testCommon(t, 260, 12)
+	tb := newRecordTable(c, 1)
+	tb.SetSize(260, 12)
+	created := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	tb.Append(toRecords([]dps.DeviceRegistrationState{{RegistrationID: "dev-1", Status: dps.StatusFailed, ErrorCode: 401002,
+		ErrorMessage: "The device is unauthorized", CreatedDateTimeUTC: created}}), false)
+	out := plain(tb.View())
+	for _, want := range []string{"CREATED (UTC)", "ERROR", "2026-11-20 08:00:00", "401002 The device is unauthorized"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("wide record table lacks %q:\n%s", want, out)
+		}
+	}
+	if i := strings.Index(out, "DEVICE ID"); i > 2+64+1 {
+		t.Fatalf("the ID column grew past its cap (DEVICE ID at %d):\n%s", i, out)
+	}
+}
+
+// A click in the group view selects the record under it: the root counts
+// Y from the body, the table from the settings above it.
+func TestClickSelectsARecordInTheGroupView(t *testing.T) {
+	m := New(context.Background(), Options{Target: &Target{Name: "test"}})
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 30})
+	g := newGroupView(m.c, "g")
+	m.push(g)
+	var states []dps.DeviceRegistrationState
+	for i := range 40 {
+		states = append(states, dps.DeviceRegistrationState{RegistrationID: fmt.Sprintf("dev-%02d", i), Status: dps.StatusAssigned})
+	}
+	g.table.Append(toRecords(states), false)
+	lines := strings.Split(plain(screen(m)), "\n")
+	y := -1
+	for i, l := range lines {
+		if strings.Contains(l, "dev-07") {
+			y = i
+		}
+	}
+	if y < 0 {
+		t.Fatalf("dev-07 is not on screen:\n%s", strings.Join(lines, "\n"))
+	}
+	m.Update(tea.MouseClickMsg{X: 10, Y: y, Button: tea.MouseLeft})
+	if r, _ := g.table.Selected(); r.id != "dev-07" {
+		t.Fatalf("click on dev-07's line selected %q", r.id)
+	}
+}
+
+// o sorts the group's records through the console's keys.
+func TestSortKeySortsTheRecords(t *testing.T) {
+	m := New(context.Background(), Options{Target: &Target{Name: "test"}})
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 30})
+	g := newGroupView(m.c, "g")
+	m.push(g)
+	g.table.Append(toRecords([]dps.DeviceRegistrationState{{RegistrationID: "b"}, {RegistrationID: "c"}, {RegistrationID: "a"}}), false)
+	drain(t, m.send, m.send(press("O")), 5)
+	if first := g.table.At(0).id; first != "c" || !strings.Contains(plain(screen(m)), "REGISTRATION ID ↓") ||
+		!strings.Contains(plain(screen(m)), "sorted by REGISTRATION ID ↓: 3 loaded rows") {
+		t.Fatalf("O sorts by ID descending (first %q):\n%s", first, plain(screen(m)))
 	}
 }

@@ -70,7 +70,7 @@ func canonSubstatus(s dps.Substatus) dps.Substatus {
 var recordColumns = []table.Column{{Title: "REGISTRATION ID", Weight: 2, MaxWidth: 64}, {Title: "DEVICE ID", Weight: 1, MaxWidth: 48},
 	{Title: "ASSIGNED HUB", Weight: 1, MaxWidth: 48}, {Title: "STATUS", Width: 10, Status: true},
 	{Title: "SUBSTATUS", Width: 18, MinTable: 100}, {Title: "UPDATED (UTC)", Width: 19, MinTable: 140},
-	{Title: "CREATED (UTC)", Width: 19, MinTable: 170}, {Title: "ERROR", Weight: 1, MinTable: 220}}
+	{Title: "CREATED (UTC)", Width: 19, MinTable: 170}, {Title: "ERROR", Weight: 2, MinTable: 220}}
 
 func recordKey(r record) string { return r.id }
 
@@ -511,5 +511,11 @@ func (v *groupView) View() string {
 		}
 		body = strings.Join(lines, "\n") + "\n" + clip(body, v.c.Width, max(v.c.Height-v.settingsHeight()-len(lines), 1))
 	}
-	return v.settings() + "\n" + body
+	// The table keeps its place (the bottom of the body) while the settings
+	// load: it does not jump, and a click lands on the row drawn there.
+	head := v.settings()
+	if n := strings.Count(head, "\n") + 1; n < v.settingsHeight() {
+		head += strings.Repeat("\n", v.settingsHeight()-n)
+	}
+	return head + "\n" + body
 }
