@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -78,6 +79,50 @@ func recordCells(r record) []string {
 	return []string{r.id, r.device, r.hub, string(r.status), string(r.sub), stampCell(r.updated), stampCell(r.created), r.errMsg}
 }
 
+// recordSortKey is what column col of r sorts by: the cell itself, made
+// alone (sorting a million records by ID makes no other cell), or for a
+// time a key that sorts as its cell does without formatting it.
+func recordSortKey(r record, col int) string {
+	switch col {
+	case 5:
+		return timeKey(r.updated)
+	case 6:
+		return timeKey(r.created)
+	}
+	return recordCell(r, col)
+}
+
+// timeKey sorts as stampCell's text does: by time, "—" (none) last.
+func timeKey(t time.Time) string {
+	if t.IsZero() {
+		return "\xff"
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(t.Unix())^1<<63)
+	return string(b[:])
+}
+
+// recordCell is recordCells(r)[col], made alone.
+func recordCell(r record, col int) string {
+	switch col {
+	case 0:
+		return r.id
+	case 1:
+		return r.device
+	case 2:
+		return r.hub
+	case 3:
+		return string(r.status)
+	case 4:
+		return string(r.sub)
+	case 5:
+		return stampCell(r.updated)
+	case 6:
+		return stampCell(r.created)
+	}
+	return r.errMsg
+}
+
 // registrationError is a failed registration's error code and message.
 func registrationError(s dps.DeviceRegistrationState) string {
 	if s.ErrorCode == 0 && s.ErrorMessage == "" {
@@ -92,7 +137,9 @@ func recordMatch(r record, q string) bool {
 
 // newRecordTable is the registration-record table of a group.
 func newRecordTable(c *Common, owner int) *table.Table[record] {
-	return newTable(c, owner, recordColumns, recordKey, recordCells, recordMatch)
+	t := newTable(c, owner, recordColumns, recordKey, recordCells, recordMatch)
+	t.SetSortCell(recordSortKey)
+	return t
 }
 
 // groupView shows one enrollment group and its registration records.

@@ -121,6 +121,7 @@ type Table[V any] struct {
 	sorted   int
 	sortGen  int
 	sorting  bool
+	sortCell func(V, int) string // nil: cells(v)[col]
 }
 
 // New makes an empty table.
@@ -147,7 +148,6 @@ type filterDone struct {
 
 func (filterTick) tableMsg() {}
 func (filterDone) tableMsg() {}
-func (sortDone) tableMsg()   {}
 
 // SetSize sets the table's box, filter and meta lines included.
 func (t *Table[V]) SetSize(w, h int) {
@@ -599,7 +599,7 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 		t.offset = 0
 		t.setVisible(vis)
 		return nil, true
-	case sortDone:
+	case sortDone[V]:
 		t.applySort(msg)
 		return nil, true
 	case tea.MouseClickMsg:
