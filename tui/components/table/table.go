@@ -6,6 +6,7 @@ package table
 import (
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -122,6 +123,12 @@ type Table[V any] struct {
 	sortGen  int
 	sorting  bool
 	sortCell func(V, int) string // nil: cells(v)[col]
+
+	// statusCells caches status cells as rendered, by their padded text:
+	// a frame shows a few values many times, and rendering is the cost.
+	// statusFor is the palette they were rendered in.
+	statusCells map[string]string
+	statusFor   uintptr
 }
 
 // New makes an empty table.
@@ -868,6 +875,25 @@ func (t *Table[V]) row(prefix string, cells []string, widths []int) string {
 	return t.layout(prefix, cells, widths, false)
 }
 
+// statusCell is a status cell (fitted to its column) in its colour.
+func (t *Table[V]) statusCell(c string) string {
+	st := t.env.Styles
+	if p := reflect.ValueOf(st.StatusCells).Pointer(); p != t.statusFor || t.statusCells == nil {
+		t.statusCells, t.statusFor = map[string]string{}, p // a new palette (the background changed)
+	}
+	if r, ok := t.statusCells[c]; ok {
+		return r
+	}
+	r := c
+	if style, ok := st.Status(strings.TrimSpace(c)); ok {
+		r = style.Render(c)
+	}
+	if len(t.statusCells) < 64 {
+		t.statusCells[c] = r
+	}
+	return r
+}
+
 // styledRow is row with the status columns coloured by their values.
 func (t *Table[V]) styledRow(prefix string, cells []string, widths []int) string {
 	return t.layout(prefix, cells, widths, true)
@@ -886,9 +912,7 @@ func (t *Table[V]) layout(prefix string, cells []string, widths []int, styled bo
 		}
 		c = theme.Fit(c, w)
 		if styled && t.cols[i].Status {
-			if st, ok := t.env.Styles.Status(strings.TrimSpace(c)); ok {
-				c = st.Render(c)
-			}
+			c = t.statusCell(c)
 		}
 		b.WriteString(c)
 		b.WriteByte(' ')
