@@ -174,6 +174,14 @@ func TestPaletteFuzzyMatchesAndRuns(t *testing.T) {
 	if g, ok := m.top().(*groupsView); !ok || !g.table.Filtering() {
 		t.Fatal("the palette's filter action opens home's filter")
 	}
+	// A list's table keys are there too.
+	m.Update(press("esc"))
+	m.Update(press("ctrl+p"))
+	typeInto(m, "flip")
+	if e := m.palette.entries[m.palette.shown[0]]; e.binding != m.c.Keys.SortReverse {
+		t.Fatalf("flip ranks %q first", e.label)
+	}
+	m.Update(press("esc"))
 	// A command that needs an argument opens the `:` line with its name.
 	m.Update(press("esc"))
 	m.Update(press("ctrl+p"))

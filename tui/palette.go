@@ -40,7 +40,11 @@ func (m *Model) paletteEntries() []paletteEntry {
 	if a, ok := m.top().(actioner); ok {
 		bs = a.Actions()
 	}
-	bs = append(slices.Clone(bs), k.Help)
+	bs = slices.Clone(bs)
+	if slices.Contains(bs, k.Filter) { // a list: its table's keys too
+		bs = append(bs, k.Sort, k.SortReverse, k.Top, k.Bottom)
+	}
+	bs = append(bs, k.Help)
 	if len(m.stack) > 1 {
 		bs = append(bs, k.Back)
 	}
