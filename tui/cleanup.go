@@ -434,7 +434,7 @@ func (v *cleanupView) Update(msg tea.Msg) tea.Cmd {
 		}
 		v.unfinished = msg.jobs
 		return nil
-	case table.Msg, tea.PasteMsg:
+	case table.Msg, tea.PasteMsg, tea.MouseClickMsg:
 		if t := v.table(); t != nil {
 			cmd, _ := t.Update(msg)
 			return cmd

@@ -195,12 +195,13 @@ func (m *Model) fetchKnownNames() tea.Cmd {
 	m.known.fetching = true
 	svc, ctx := t.Service, m.c.Ctx
 	return func() tea.Msg {
-		var k knownNames
-		k.fetched = true
+		// A failed listing is tried again on the next `:`.
+		k := knownNames{fetched: true}
 		gp := svc.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: groupPageSize})
 		for i := 0; i < completionPages && gp.More(); i++ {
 			page, err := gp.NextPage(ctx)
 			if err != nil {
+				k.fetched = false
 				break
 			}
 			for _, g := range page.Items {
@@ -212,6 +213,7 @@ func (m *Model) fetchKnownNames() tea.Cmd {
 		for i := 0; i < completionPages && ep.More(); i++ {
 			page, err := ep.NextPage(ctx)
 			if err != nil {
+				k.fetched = false
 				break
 			}
 			for _, e := range page.Items {
