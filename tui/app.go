@@ -300,7 +300,7 @@ const wheelLines = 3
 // wheel scrolls as the arrow keys do, so every list (and the help) loads
 // and counts as it would under ↑/↓; not while a field has the keys.
 func (m *Model) wheel(msg tea.MouseWheelMsg) tea.Cmd {
-	if m.cmdMode || m.palette != nil || m.top().Editing() {
+	if m.cmdMode || m.palette != nil || m.status.expanded || m.top().Editing() {
 		return nil
 	}
 	var name string

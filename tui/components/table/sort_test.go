@@ -82,8 +82,8 @@ func TestSortDropsStaleResults(t *testing.T) {
 	tb.Reset()
 	tb.Append(shuffled[:2], false)
 	run(stale)
-	if ids(tb) != "c a" {
-		t.Fatalf("a sort of the rows before a refresh was applied: %s", ids(tb))
+	if col, _ := tb.Sorted(); ids(tb) != "c a" || col != -1 || strings.Contains(tb.View(), "sorted") || strings.Contains(tb.View(), "↓") {
+		t.Fatalf("a refresh loads in load order, unmarked; a sort of the rows before it was applied: %s\n%s", ids(tb), plain(tb.View()))
 	}
 	stale = tb.SortBy(0, false)
 	tb.Remove(map[string]bool{"c": true})

@@ -186,7 +186,8 @@ func (t *Table[V]) Reset() {
 	t.ahead, t.toEnd = 0, false
 	t.marked, t.nMarked, t.unmarked = nil, 0, map[string]bool{}
 	t.allMarked, t.allCount, t.hidden = false, -1, -1
-	t.sorted, t.sorting = 0, false
+	// The rows come back in load order: a sort covered the rows it saw.
+	t.sortCol, t.sortDesc, t.sorted, t.sorting = -1, false, 0, false
 	t.sortGen++
 }
 
