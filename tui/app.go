@@ -567,7 +567,9 @@ func (m *Model) footer() string {
 	}
 	k := m.c.Keys
 	var hints, always []*Binding
-	if m.top().Editing() {
+	if m.palette != nil {
+		hints, always = paletteHints, []*Binding{k.ForceQuit}
+	} else if m.top().Editing() {
 		for _, b := range m.top().Hints() {
 			hints = append(hints, b.inField())
 		}

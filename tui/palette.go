@@ -128,6 +128,9 @@ func isWordByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c >= 0x80
 }
 
+// paletteHints are the footer while the palette has the keys.
+var paletteHints = []*Binding{bind("↑/↓", "choose", "up", "down"), bind("enter", "run", "enter"), bind("esc", "close", "esc")}
+
 // paletteKey handles a key while the palette is open.
 func (m *Model) paletteKey(msg tea.KeyPressMsg) tea.Cmd {
 	p := m.palette
@@ -229,7 +232,7 @@ func (m *Model) paletteView() string {
 	for _, i := range p.shown {
 		labelW = max(labelW, ansi.StringWidth(p.entries[i].label))
 	}
-	rows := max(h-len(lines)-1, 1)
+	rows := max(h-len(lines), 1)
 	top := max(min(p.cursor-rows/2, len(p.shown)-rows), 0)
 	for r := top; r < min(top+rows, len(p.shown)); r++ {
 		e := p.entries[p.shown[r]]
@@ -240,6 +243,5 @@ func (m *Model) paletteView() string {
 		}
 		lines = append(lines, theme.Fit("  "+st.Key.Render(label)+"  "+e.help, w))
 	}
-	lines = append(lines, st.Muted.Render(theme.Fit("↑/↓ choose, enter runs, esc closes", w)))
 	return strings.Join(lines, "\n")
 }
