@@ -11,12 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
-	"github.com/dpsconsole/dpsconsole/dps/hub"
 )
 
 type cleanupCmd struct {
@@ -133,13 +131,12 @@ func readGroupIDs(path string, warn io.Writer) ([]string, error) {
 
 // newEngine wires the cleanup engine to the target and its linked hubs.
 func (a *app) newEngine(t *target) (*cleanup.Engine, error) {
+	hubs, err := t.registries()
+	if err != nil {
+		return nil, err
+	}
 	e := &cleanup.Engine{DPS: t.client, StateDir: a.stateDir}
-	opts := &hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: t.transport}}
-	for i, cs := range t.hubConnectionStrings {
-		h, err := hub.NewRegistryClientFromConnectionString(cs, opts)
-		if err != nil {
-			return nil, usagef("hub connection string %d ($IOTHUB_CONNECTION_STRING*): %v", i+1, err)
-		}
+	for _, h := range hubs {
 		e.Hubs = append(e.Hubs, h)
 	}
 	return e, nil
