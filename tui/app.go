@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,6 +66,7 @@ type Model struct {
 	height    int
 	quitting  bool
 	quitArmed bool // q was pressed once while a deletion runs
+	findGen   int  // the latest :find or / lookup: an older answer is dropped
 }
 
 // New builds the console.
@@ -191,6 +193,10 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	case openMsg:
 		return m.push(msg.v)
+	case findRequest:
+		return m.find(msg.id, msg.quiet, false)
+	case foundMsg:
+		return m.found(msg)
 	case backMsg:
 		m.close(msg.from)
 		return nil
@@ -375,10 +381,10 @@ func (m *Model) commandKey(msg tea.KeyPressMsg) tea.Cmd {
 	return cmd
 }
 
-// switchTo makes v, the view of command name, the only one above home, so
-// the stack never grows deeper than the operator went: esc goes home.
+// switchToView makes v, the view of command name, the only one above home,
+// so the stack never grows deeper than the operator went: esc goes home.
 // :groups is home itself, opened fresh.
-func (m *Model) switchTo(name string, v view) tea.Cmd {
+func (m *Model) switchToView(name string, v view) tea.Cmd {
 	keep := 1
 	if name == "groups" {
 		keep = 0
@@ -613,22 +619,20 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 	st := m.c.Styles
 	k := m.c.Keys
 	w, h := m.c.Width, m.c.Height
+	// One closing paragraph: the disabled keys, the commands and the last
+	// sentence share lines, each line of its own would cost the sections
+	// one at 80×24.
 	var tail []string
 	if d := k.Disabled(); len(d) > 0 {
 		line := func(short bool) string {
-			return st.Warning.Width(w).Render("Disabled (" + d[0].DisabledReason() + "): " + strings.Join(k.DisabledNames(short), ", "))
+			return "Disabled (" + d[0].DisabledReason() + "): " + strings.Join(k.DisabledNames(short), ", ") + "."
 		}
 		l := line(false)
-		if lipgloss.Height(l) > 2 { // at 80 columns a third line would push the help into scrolling
+		if lipgloss.Height(ansi.Wrap(l, w, " ")) > 2 { // at 80 columns a third line would push the help into scrolling
 			l = line(true)
 		}
-		tail = append(tail, l)
+		tail = append(tail, st.Warning.Render(l))
 	}
-	// One paragraph: a line of its own for the last sentence would cost the
-	// sections a line at 80×24.
-	tail = append(tail, st.Muted.Width(w).Render("Commands: "+commandUsages(m.c.ReadOnly)+". Any key closes this help."))
-	end := strings.Join(tail, "\n")
-
 	var blocks []string
 	for _, s := range k.Sections() {
 		var bs []*Binding
@@ -656,30 +660,42 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		}
 		blocks = append(blocks, strings.Join(lines, "\n"))
 	}
-	budget := h - lipgloss.Height(end)
-	// A blank line between sections when they fit so; packed tight when
-	// only that fits (the help grows with every view's keys).
-	for _, sep := range []string{"\n\n", "\n"} {
-		grid = helpColumns(blocks, budget, sep)
-		if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
-			if lipgloss.Height(grid) < budget {
-				grid += "\n"
+	// The closing paragraph gives up what costs the sections their fit, in
+	// turn: its last sentence, then the arguments' names (read-only mode's
+	// list of disabled keys is long).
+	var ends []string
+	for _, v := range []struct{ commands, last string }{
+		{commandUsages(m.c.ReadOnly), " Any key closes this help."},
+		{commandUsages(m.c.ReadOnly), ""},
+		{":" + strings.Join(commandsFor(m.c.ReadOnly), " :"), ""},
+	} {
+		ends = append(ends, ansi.Wrap(strings.Join(append(slices.Clone(tail), st.Muted.Render("Commands: "+v.commands+"."+v.last)), " "), w, " "))
+	}
+	for _, end := range ends {
+		budget := h - lipgloss.Height(end)
+		// Spaced sections, else (many keys, 80×24) without the blank line between them.
+		for _, gap := range []int{1, 0} {
+			grid = packColumns(blocks, budget, gap)
+			if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
+				if lipgloss.Height(grid) < budget {
+					grid += "\n"
+				}
+				return grid + "\n" + end, nil
 			}
-			return grid + "\n" + end, nil
 		}
 	}
 	// Too small a screen: one column, scrolled when taller than the screen.
-	all := strings.Join(blocks, "\n\n") + "\n\n" + end
+	all := strings.Join(blocks, "\n\n") + "\n\n" + ends[0] // scrolled: room for all of it
 	if lines := strings.Split(all, "\n"); len(lines) > h {
 		return "", lines
 	}
 	return all, nil
 }
 
-// helpColumns stacks the help's blocks, sep between them, in columns no
-// taller than budget, side by side.
-func helpColumns(blocks []string, budget int, sep string) string {
-	gap := strings.Count(sep, "\n") - 1
+// packColumns stacks the help's blocks in columns of at most budget lines,
+// gap blank lines between blocks, and sets the columns side by side.
+func packColumns(blocks []string, budget, gap int) string {
+	sep := strings.Repeat("\n", gap+1)
 	var cols, col []string
 	used := 0
 	for _, b := range blocks {

@@ -240,10 +240,10 @@ func TestHelpFitsAt80x24(t *testing.T) {
 		}
 		body := strings.Join(lines[headerHeight:24-footerHeight], "\n")
 		want := []string{"Everywhere", "ctrl+c quit now", "r     refresh", "ctrl+t send telemetry", "ctrl+o stay connected", "p dry-run preview",
-			"Commands: :groups :group NAME :enrollments :enrollment ID :derive :simulate\n:tutorial :cleanup :log :quit. Any key closes this help."}
+			"Commands: :groups :group NAME :enrollments :enrollment ID :find ID :derive\n:simulate :tutorial :cleanup :log :quit. Any key closes this help."}
 		if ro { // simulate, telemetry and the tutorial are writes
 			want = []string{"Everywhere", "ctrl+c quit now", "r     refresh", "s simulate device,", "Devices (ctrl+t, ctrl+o, m, u)", "p dry-run preview",
-				"Commands: :groups :group NAME :enrollments :enrollment ID :derive :cleanup :log\n:quit. Any key closes this help."}
+				"Commands:\n:groups :group :enrollments :enrollment :find :derive :cleanup :log :quit."}
 		}
 		for _, s := range want {
 			if !strings.Contains(body, s) {

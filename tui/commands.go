@@ -16,11 +16,12 @@ import (
 
 // command is one `:` command. The `:` line, its completion, the palette and
 // the help all read commandTable, so a new command is one entry there.
-type command struct {
+type colonCommand struct {
 	name string
-	// arg names the argument in help ("NAME"); "" when the command takes none.
-	arg  string
-	help string
+	// arg names the argument in help ("NAME"); "" when the command takes
+	// none. what says what it is, for the message when it is missing.
+	arg, what string
+	help      string
 	// complete lists the candidates for the argument (nil: none known).
 	complete func(m *Model) []string
 	run      func(m *Model, arg string) tea.Cmd
@@ -28,23 +29,26 @@ type command struct {
 
 // commandTable is every `:` command, in completion order. It is filled in
 // by init: its run funcs reach code that reads it.
-var commandTable []command
+var commandTable []colonCommand
 
 func init() {
 	view := func(name string) func(*Model, string) tea.Cmd {
-		return func(m *Model, _ string) tea.Cmd { return m.switchTo(name, m.makeView(name)) }
+		return func(m *Model, _ string) tea.Cmd { return m.switchToView(name, m.makeView(name)) }
 	}
-	commandTable = []command{
+	commandTable = []colonCommand{
 		{name: "groups", help: "enrollment groups (home)", run: view("groups")},
-		{name: "group", arg: "NAME", help: "open an enrollment group and its records", complete: (*Model).groupNames, run: (*Model).openGroup},
+		{name: "group", arg: "NAME", what: "an enrollment group's name", help: "open an enrollment group and its records", complete: (*Model).groupNames, run: (*Model).openGroup},
 		{name: "enrollments", help: "individual enrollments", run: view("enrollments")},
-		{name: "enrollment", arg: "ID", help: "show an individual enrollment", complete: (*Model).enrollmentIDs, run: (*Model).openEnrollment},
+		{name: "enrollment", arg: "ID", what: "an individual enrollment's registration ID", help: "show an individual enrollment", complete: (*Model).enrollmentIDs, run: (*Model).openEnrollment},
+		{name: "find", arg: "ID", what: "a registration ID, e.g. :find sn-007-888", help: "look a registration record up by its ID and open it", run: func(m *Model, id string) tea.Cmd {
+			return m.find(id, false, true)
+		}},
 		{name: "derive", help: "derive device keys", run: view("derive")},
 		{name: "simulate", help: "register a simulated device", run: view("simulate")},
 		{name: "tutorial", help: "the symmetric-key tutorial, step by step", run: view("tutorial")},
 		{name: "cleanup", help: "find and delete orphaned registration records", run: view("cleanup")},
 		{name: "log", help: "the session's recent events", run: func(m *Model, _ string) tea.Cmd {
-			return m.switchTo("log", newLogView(m.c, m.events))
+			return m.switchToView("log", newLogView(m.c, m.events))
 		}},
 		{name: "quit", help: "leave the console", run: func(m *Model, _ string) tea.Cmd {
 			m.quitting = true
@@ -55,8 +59,8 @@ func init() {
 
 // offered lists the commands the console offers (none that write under
 // --readonly).
-func offered(readOnly bool) []command {
-	var out []command
+func offered(readOnly bool) []colonCommand {
+	var out []colonCommand
 	for _, c := range commandTable {
 		if readOnlyRefusal(readOnly, c.name) == "" {
 			out = append(out, c)
@@ -75,7 +79,7 @@ func commandsFor(readOnly bool) []string {
 }
 
 // usage is how help shows a command: ":group NAME".
-func (c command) usage() string {
+func (c colonCommand) usage() string {
 	if c.arg == "" {
 		return ":" + c.name
 	}
@@ -100,16 +104,23 @@ func splitCommand(line string) (name, arg string) {
 
 // lookup finds the command a word names: the exact name, or the one command
 // it is a prefix of among those that fit (with an argument, only commands
-// that take one; without, only those that need none).
-func lookup(readOnly bool, name string, hasArg bool) (command, error) {
-	var hits []command
+// that take one; without, only those that need none), else among all.
+func lookup(readOnly bool, name string, hasArg bool) (colonCommand, error) {
+	var hits, others []colonCommand
 	for _, c := range commandTable {
 		if c.name == name {
 			return c, nil
 		}
-		if strings.HasPrefix(c.name, name) && hasArg == (c.arg != "") {
+		switch {
+		case !strings.HasPrefix(c.name, name):
+		case hasArg == (c.arg != ""):
 			hits = append(hits, c)
+		default:
+			others = append(others, c)
 		}
+	}
+	if len(hits) == 0 { // then the argument is what is wrong: `:f` for :find ID
+		hits = others
 	}
 	if len(hits) == 1 {
 		return hits[0], nil
@@ -119,9 +130,9 @@ func lookup(readOnly bool, name string, hasArg bool) (command, error) {
 		names[i] = c.usage()
 	}
 	if len(hits) == 0 {
-		return command{}, fmt.Errorf("unknown command %q; try %s", name, commandUsages(readOnly))
+		return colonCommand{}, fmt.Errorf("unknown command %q; try %s", name, commandUsages(readOnly))
 	}
-	return command{}, fmt.Errorf("%q is ambiguous: %s", name, strings.Join(names, " "))
+	return colonCommand{}, fmt.Errorf("%q is ambiguous: %s", name, strings.Join(names, " "))
 }
 
 // runCommand runs a `:` line; a unique prefix of the command is enough.
@@ -142,7 +153,11 @@ func (m *Model) runCommand(line string) tea.Cmd {
 	}
 	switch {
 	case c.arg != "" && arg == "":
-		return flashWarn(fmt.Sprintf(":%s needs its %s: %s (tab completes it)", c.name, c.arg, c.usage()))
+		text := fmt.Sprintf(":%s needs %s (%s)", c.name, c.what, c.usage())
+		if c.complete != nil {
+			text += " (tab completes it)"
+		}
+		return flashWarn(text)
 	case c.arg == "" && arg != "":
 		return flashWarn(fmt.Sprintf(":%s takes no argument (got %q)", c.name, arg))
 	}
@@ -158,7 +173,7 @@ func (m *Model) openGroup(name string) tea.Cmd {
 	if m.c.Target == nil || m.c.Target.Service == nil {
 		return flashWarn("no DPS service to read group " + name + " from")
 	}
-	return m.switchTo("group "+name, newGroupView(m.c, name))
+	return m.switchToView("group "+name, newGroupView(m.c, name))
 }
 
 // openEnrollment is `:enrollment ID`: the enrollments, showing that one.
@@ -169,7 +184,7 @@ func (m *Model) openEnrollment(id string) tea.Cmd {
 	if m.c.Target == nil || m.c.Target.Service == nil {
 		return flashWarn("no DPS service to read enrollment " + id + " from")
 	}
-	return m.switchTo("enrollment "+id, newEnrollmentView(m.c, id))
+	return m.switchToView("enrollment "+id, newEnrollmentView(m.c, id))
 }
 
 // knownNames is what completes arguments: the names a fetch off the event

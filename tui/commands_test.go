@@ -105,9 +105,10 @@ func TestCommandArgumentErrorsAreClear(t *testing.T) {
 	m.known = knownNames{fetched: true, groups: []string{"a"}, groupsDone: true}
 	for line, want := range map[string]string{
 		":group nosuch":   `there is no enrollment group "nosuch"`,
-		":group":          ":group needs its NAME: :group NAME",
+		":group":          ":group needs an enrollment group's name (:group NAME) (tab completes it)",
 		":groups extra":   `:groups takes no argument (got "extra")`,
-		":enrollment":     ":enrollment needs its ID",
+		":enrollment":     ":enrollment needs an individual enrollment's registration ID (:enrollment ID)",
+		":f":              ":find needs a registration ID, e.g. :find sn-007-888 (:find ID)",
 		":frobnicate":     `unknown command "frobnicate"; try :groups :group NAME`,
 		":derive now foo": `:derive takes no argument (got "now foo")`,
 	} {
@@ -177,9 +178,9 @@ func TestPaletteFuzzyMatchesAndRuns(t *testing.T) {
 	// A list's table keys are there too.
 	m.Update(press("esc"))
 	m.Update(press("ctrl+p"))
-	typeInto(m, "flip")
+	typeInto(m, "flip the")
 	if e := m.palette.entries[m.palette.shown[0]]; e.binding != m.c.Keys.SortReverse {
-		t.Fatalf("flip ranks %q first", e.label)
+		t.Fatalf("flip the ranks %q first", e.label)
 	}
 	m.Update(press("esc"))
 	// A command that needs an argument opens the `:` line with its name.

@@ -108,7 +108,7 @@ func (v *enrollmentsView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Filter, k.New, k.Toggle, k.Delete, k.Refresh}
+	return []*Binding{k.Open, k.Describe, k.Filter, k.New, k.Toggle, k.Delete, k.Refresh}
 }
 
 // newEnrollmentView is the enrollments showing enrollment id (:enrollment).
@@ -226,11 +226,12 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	if v.shown != nil {
 		return v.detailKey(msg)
 	}
+	lookup := findOnEnter(v.table, msg)
 	if cmd, handled := v.table.Update(msg); handled {
 		if !v.loading && v.table.WantsMore() {
-			return tea.Batch(cmd, v.fetch())
+			return tea.Batch(cmd, v.fetch(), lookup)
 		}
-		return cmd
+		return tea.Batch(cmd, lookup)
 	}
 	e, ok := v.table.Selected()
 	switch {
@@ -249,6 +250,8 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	case k.Open.Matches(msg):
 		return v.show(e.RegistrationID)
+	case k.Describe.Matches(msg):
+		return open(newDescribeView(v.c, describeSubject{kind: describeEnrollment, id: e.RegistrationID}))
 	case k.Toggle.Matches(msg):
 		v.askToggle(e)
 	case k.Delete.Matches(msg):

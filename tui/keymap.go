@@ -108,6 +108,10 @@ type KeyMap struct {
 	// Devices: the simulated one (telemetry, staying connected) and a hub
 	// device (enter on a registration record); all write to the hub
 	Telemetry, StayConnected, Method, Desired *Binding
+	// Describe (i, a list key): any row's JSON; from a record its group (o)
+	// and its hub device (enter). CopyID's help names CopyJSON's key too:
+	// one line of help for both keeps the help on an 80×24 screen.
+	Describe, CopyID, CopyJSON, GoGroup *Binding
 }
 
 // Section is a titled group of bindings, for help and documentation.
@@ -139,8 +143,9 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Refresh:  bind("r", "refresh", "r", "ctrl+r"),
 		Open:     bind("enter", "open", "enter"),
 
-		Sort:        bind("o", "sort", "o"),
-		SortReverse: bind("O", "flip sort", "O"),
+		// o for "order": s simulates. Help shows both on Sort's line.
+		Sort:        bind("o/O", "sort / flip", "o"),
+		SortReverse: bind("O", "flip the sort", "O"),
 
 		FilterApply: bind("enter", "keep the filter", "enter"),
 		FilterClear: bind("esc", "clear the filter", "esc"),
@@ -178,6 +183,12 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Stop:       bind("ctrl+x", "stop a running deletion", "ctrl+x"),
 		Method:     danger("m", "call a direct method", "m"),
 		Desired:    danger("u", "update desired properties", "u"),
+
+		// i ("inspect"): d deletes.
+		Describe: bind("i", "describe", "i"),
+		CopyID:   bind("y/Y", "copy ID / JSON", "y"),
+		CopyJSON: bind("Y", "copy JSON", "Y"),
+		GoGroup:  bind("o", "open its group", "o"),
 	}
 	if readOnly {
 		for _, s := range k.Sections() {
@@ -196,18 +207,20 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 func (k *KeyMap) Sections() []Section {
 	return []Section{
 		{"Everywhere", []*Binding{k.Command, k.Back, k.Help, k.Quit, k.ForceQuit}},
-		{"Lists", []*Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter, k.Refresh, k.Open}},
-		{"Sorting lists", []*Binding{k.Sort, k.SortReverse}},
+		// Sort stands for SortReverse too (o/O): a line of its own would
+		// not fit the help at 80×24.
+		{"Lists", []*Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter, k.Refresh, k.Open, k.Describe, k.Sort}},
 		{"Groups and enrollments", []*Binding{k.New, k.Toggle, k.Delete}},
 		{"Groups and a group", []*Binding{k.Derive, k.Simulate}},
 		{"A group's records", []*Binding{k.Mark, k.MarkAll, k.MarkEvery}},
 		{"Keys", []*Binding{k.Reveal, k.Copy, k.KeySource}},
+		// Here: the help's columns have room for it at 80×24.
+		{"Palette and status line", []*Binding{k.Palette, k.LastProblem}},
 		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave}},
 		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
 		{"Running deletions", []*Binding{k.Stop}},
 		{"Devices", []*Binding{k.Telemetry, k.StayConnected, k.Method, k.Desired}},
-		// Last: the help's columns have room for it there at 80×24.
-		{"Palette and status line", []*Binding{k.Palette, k.LastProblem}},
+		{"Describe", []*Binding{k.CopyID, k.GoGroup}},
 	}
 }
 

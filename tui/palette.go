@@ -16,7 +16,7 @@ import (
 type paletteEntry struct {
 	label, help string
 	binding     *Binding // nil for a command
-	cmd         command
+	cmd         colonCommand
 }
 
 // palette is ctrl+p: every action of the focused view and every command,
