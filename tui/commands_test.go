@@ -238,17 +238,18 @@ func TestKeyPressOfEveryBinding(t *testing.T) {
 
 func TestStatusLineKeepsTheLastProblem(t *testing.T) {
 	m := newTestApp(t, 100, 30, false)
+	m.c.Now = testCommon(t, 1, 1).Now // 12:00:00 UTC
 	m.Update(press("esc"))
 	m.Update(flashMsg{text: "listing enrollment groups: 503 Service Unavailable: the DPS is busy, try again in a minute", level: levelError})
 	m.Update(flashMsg{text: "group g is now enabled", level: levelOK})
 	m.Update(flashExpired{tag: m.flashTag})
 	lines := strings.Split(plain(screen(m)), "\n")
-	if len(lines) != 30 || !strings.Contains(lines[28], "✗ 12:") || !strings.Contains(lines[28], "503 Service Unavailable") ||
+	if len(lines) != 30 || !strings.Contains(lines[28], "✗ 12:00:00") || !strings.Contains(lines[28], "503 Service Unavailable") ||
 		!strings.Contains(lines[28], "! shows it in full") {
 		t.Fatalf("the status line (above the footer) keeps the error after an OK flash:\n%s", strings.Join(lines, "\n"))
 	}
 	m.Update(press("!"))
-	if out := plain(screen(m)); !strings.Contains(out, "Last error, at") || !strings.Contains(out, "try again in a minute") {
+	if out := plain(screen(m)); !strings.Contains(out, "Last error, at 12:00:00 UTC") || !strings.Contains(out, "try again in a minute") {
 		t.Fatalf("! shows the error in full:\n%s", out)
 	}
 	m.Update(press("x"))
