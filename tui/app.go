@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -619,20 +618,18 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 	st := m.c.Styles
 	k := m.c.Keys
 	w, h := m.c.Width, m.c.Height
-	// One closing paragraph: the disabled keys, the commands and the last
-	// sentence share lines, each line of its own would cost the sections
-	// one at 80×24.
-	var tail []string
+	commands := st.Muted.Width(w).Render("Commands: "+commandUsages(m.c.ReadOnly)) + "\n" + st.Muted.Render(theme.Fit("Any key closes this help.", w))
+	// What read-only mode switches off, each binding named, or where that
+	// would push the help into scrolling, by section.
+	ends := []string{commands}
 	if d := k.Disabled(); len(d) > 0 {
 		line := func(short bool) string {
-			return "Disabled (" + d[0].DisabledReason() + "): " + strings.Join(k.DisabledNames(short), ", ") + "."
+			return st.Warning.Width(w).Render("Disabled ("+d[0].DisabledReason()+"): "+strings.Join(k.DisabledNames(short), ", ")) + "\n" + commands
 		}
-		l := line(false)
-		if lipgloss.Height(ansi.Wrap(l, w, " ")) > 2 { // at 80 columns a third line would push the help into scrolling
-			l = line(true)
-		}
-		tail = append(tail, st.Warning.Render(l))
+		ends = []string{line(false), line(true)}
 	}
+	end := ends[len(ends)-1]
+
 	var blocks []string
 	for _, s := range k.Sections() {
 		var bs []*Binding
@@ -660,22 +657,11 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		}
 		blocks = append(blocks, strings.Join(lines, "\n"))
 	}
-	// The closing paragraph gives up what costs the sections their fit, in
-	// turn: its last sentence, then the arguments' names (read-only mode's
-	// list of disabled keys is long).
-	var ends []string
-	for _, v := range []struct{ commands, last string }{
-		{commandUsages(m.c.ReadOnly), " Any key closes this help."},
-		{commandUsages(m.c.ReadOnly), ""},
-		{":" + strings.Join(commandsFor(m.c.ReadOnly), " :"), ""},
-	} {
-		ends = append(ends, ansi.Wrap(strings.Join(append(slices.Clone(tail), st.Muted.Render("Commands: "+v.commands+"."+v.last)), " "), w, " "))
-	}
+	// A blank line between blocks, unless only blocks packed tight fit.
 	for _, end := range ends {
 		budget := h - lipgloss.Height(end)
-		// Spaced sections, else (many keys, 80×24) without the blank line between them.
 		for _, gap := range []int{1, 0} {
-			grid = packColumns(blocks, budget, gap)
+			grid := helpColumns(blocks, budget, gap)
 			if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
 				if lipgloss.Height(grid) < budget {
 					grid += "\n"
@@ -685,16 +671,16 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		}
 	}
 	// Too small a screen: one column, scrolled when taller than the screen.
-	all := strings.Join(blocks, "\n\n") + "\n\n" + ends[0] // scrolled: room for all of it
+	all := strings.Join(blocks, "\n\n") + "\n\n" + end
 	if lines := strings.Split(all, "\n"); len(lines) > h {
 		return "", lines
 	}
 	return all, nil
 }
 
-// packColumns stacks the help's blocks in columns of at most budget lines,
-// gap blank lines between blocks, and sets the columns side by side.
-func packColumns(blocks []string, budget, gap int) string {
+// helpColumns stacks the blocks in columns of at most budget lines, gap
+// blank lines between blocks, the columns side by side.
+func helpColumns(blocks []string, budget, gap int) string {
 	sep := strings.Repeat("\n", gap+1)
 	var cols, col []string
 	used := 0

@@ -96,13 +96,13 @@ type KeyMap struct {
 	// Enrollment groups and enrollments
 	New, Toggle, Delete *Binding
 	// Groups and a group; a group's records
-	Derive, Simulate, Mark, MarkAll, MarkEvery *Binding
+	Derive, Simulate, Edit, Mark, MarkAll, MarkEvery *Binding
 	// Keys: group detail, enrollment detail, derive and the forms
 	Reveal, Copy, KeySource *Binding
 	// Forms, simulate and tutorial
 	NextField, PrevField, Submit, Leave *Binding
 	// Clean-up
-	HubDevices, Stale, Preview *Binding
+	HubDevices, Stale, Unregistered, Preview *Binding
 	// Running deletions (group view and clean-up)
 	Stop *Binding
 	// Devices: the simulated one (telemetry, staying connected) and a hub
@@ -143,8 +143,8 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Refresh:  bind("r", "refresh", "r", "ctrl+r"),
 		Open:     bind("enter", "open", "enter"),
 
-		// o for "order": s simulates. Help shows both on Sort's line.
-		Sort:        bind("o/O", "sort / flip", "o"),
+		// o for "order": s simulates.
+		Sort:        bind("o", "sort by the next column", "o"),
 		SortReverse: bind("O", "flip the sort", "O"),
 
 		FilterApply: bind("enter", "keep the filter", "enter"),
@@ -156,6 +156,7 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 
 		Derive:   bind("x", "derive device key", "x"),
 		Simulate: danger("s", "simulate device", "s"), // a registration is a write
+		Edit:     danger("E", "edit", "E"),            // short: read-only help names it in two lines at 80 columns
 		// Marks only choose records to delete, so read-only mode hides them
 		// with delete.
 		Mark:    danger("space", "mark", "space"),
@@ -179,10 +180,12 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 
 		HubDevices: bind("h", "hub devices: keep/delete", "h"),
 		Stale:      bind("s", "stale records: keep/delete", "s"),
-		Preview:    bind("p", "dry-run preview", "p"),
-		Stop:       bind("ctrl+x", "stop a running deletion", "ctrl+x"),
-		Method:     danger("m", "call a direct method", "m"),
-		Desired:    danger("u", "update desired properties", "u"),
+		// Devices no record explains: deleting them asks apart.
+		Unregistered: bind("u", "no-record devices", "u"),
+		Preview:      bind("p", "dry-run preview", "p"),
+		Stop:         bind("ctrl+x", "stop deletions", "ctrl+x"),
+		Method:       danger("m", "call a direct method", "m"),
+		Desired:      danger("u", "edit desired properties", "u"),
 
 		// i ("inspect"): d deletes.
 		Describe: bind("i", "describe", "i"),
@@ -207,21 +210,26 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 func (k *KeyMap) Sections() []Section {
 	return []Section{
 		{"Everywhere", []*Binding{k.Command, k.Back, k.Help, k.Quit, k.ForceQuit}},
-		// Sort stands for SortReverse too (o/O): a line of its own would
-		// not fit the help at 80×24.
-		{"Lists", []*Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter, k.Refresh, k.Open, k.Describe, k.Sort}},
+		{"Lists", []*Binding{pair(k.Up, k.Down, "up / down"), pair(k.PageUp, k.PageDown, "page up / down"), pair(k.Top, k.Bottom, "top / bottom"), k.Filter, k.Refresh, k.Open, k.Describe,
+			pair(k.Sort, k.SortReverse, "sort / flip")}},
 		{"Groups and enrollments", []*Binding{k.New, k.Toggle, k.Delete}},
-		{"Groups and a group", []*Binding{k.Derive, k.Simulate}},
+		{"Groups and a group", []*Binding{k.Derive, k.Simulate, k.Edit}},
 		{"A group's records", []*Binding{k.Mark, k.MarkAll, k.MarkEvery}},
 		{"Keys", []*Binding{k.Reveal, k.Copy, k.KeySource}},
-		// Here: the help's columns have room for it at 80×24.
 		{"Palette and status line", []*Binding{k.Palette, k.LastProblem}},
-		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave}},
-		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
+		{"Forms, simulate, tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave}},
+		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Unregistered, k.Preview}},
 		{"Running deletions", []*Binding{k.Stop}},
 		{"Devices", []*Binding{k.Telemetry, k.StayConnected, k.Method, k.Desired}},
 		{"Describe", []*Binding{k.CopyID, k.GoGroup}},
 	}
+}
+
+// pair shows two opposite bindings as one line of the help.
+func pair(a, b *Binding, desc string) *Binding {
+	p := bind(a.Help().Key+" "+b.Help().Key, desc, append(a.Keys(), b.Keys()...)...)
+	p.Dangerous, p.disabled = a.Dangerous || b.Dangerous, a.disabled+b.disabled
+	return p
 }
 
 // Disabled lists the bindings that are switched off, for the help screen.
