@@ -55,7 +55,7 @@ type Model struct {
 }
 
 // commands of the `:` line, in completion order.
-var commands = []string{"groups", "enrollments", "derive", "simulate", "tutorial", "cleanup", "quit"}
+var commands = []string{"groups", "enrollments", "derive", "simulate", "fleet", "tutorial", "cleanup", "quit"}
 
 // New builds the console.
 func New(ctx context.Context, opts Options) *Model {
@@ -97,6 +97,8 @@ func (m *Model) makeView(name string) view {
 		return newDeriveView(m.c, "", "")
 	case "simulate":
 		return newSimulateView(m.c, "", "")
+	case "fleet":
+		return newFleetView(m.c, m.selectedGroup())
 	case "tutorial":
 		return newTutorialView(m.c)
 	case "cleanup":
@@ -312,9 +314,27 @@ func (m *Model) switchTo(name string) tea.Cmd {
 	if job := runningJob(dropped); job != "" {
 		return flashWarn(fmt.Sprintf("%s is still running; :%s would drop it — wait, or esc back", job, name))
 	}
+	v := m.makeView(name) // before the stack drops the group it may start from
 	stopViews(dropped...)
 	m.stack = m.stack[:keep]
-	return m.push(m.makeView(name))
+	return m.push(v)
+}
+
+// selectedGroup is the group the operator is in or on (a group's view, or
+// the row of the groups list), for a command that starts from one; "" for none.
+func (m *Model) selectedGroup() string {
+	if len(m.stack) == 0 {
+		return ""
+	}
+	switch v := m.top().(type) {
+	case *groupView:
+		return v.groupID
+	case *groupsView:
+		if g, ok := v.table.Selected(); ok {
+			return g.EnrollmentGroupID
+		}
+	}
+	return ""
 }
 
 func (m *Model) push(v view) tea.Cmd {

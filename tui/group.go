@@ -168,7 +168,7 @@ func (v *groupView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Refresh}
+	return []*Binding{k.Open, k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Fleet, k.Refresh}
 }
 
 func (v *groupView) Init() tea.Cmd {
@@ -371,6 +371,8 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Simulate.Matches(msg):
 		// Never the selected record's ID: re-registering a real device is no demo.
 		return open(newSimulateView(v.c, v.groupID, ""))
+	case k.Fleet.Matches(msg):
+		return open(newFleetView(v.c, v.groupID))
 	}
 	return nil
 }

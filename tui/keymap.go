@@ -106,6 +106,8 @@ type KeyMap struct {
 	// Devices: the simulated one (telemetry, staying connected) and a hub
 	// device (enter on a registration record); all write to the hub
 	Telemetry, StayConnected, Method, Desired *Binding
+	// Fleet runs: start one from a group, stop and resume it (writes all)
+	Fleet, FleetStop, FleetResume *Binding
 }
 
 // Section is a titled group of bindings, for help and documentation.
@@ -170,6 +172,10 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Stop:       bind("ctrl+x", "stop a running deletion", "ctrl+x"),
 		Method:     danger("m", "call a direct method", "m"),
 		Desired:    danger("u", "update desired properties", "u"),
+
+		Fleet:       danger("f", "fleet run", "f"),
+		FleetStop:   bind("ctrl+x/s", "stop the fleet run", "ctrl+x", "s"),
+		FleetResume: danger("r", "resume the fleet run", "r"),
 	}
 	if readOnly {
 		for _, s := range k.Sections() {
@@ -197,6 +203,7 @@ func (k *KeyMap) Sections() []Section {
 		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
 		{"Running deletions", []*Binding{k.Stop}},
 		{"Devices", []*Binding{k.Telemetry, k.StayConnected, k.Method, k.Desired}},
+		{"Fleet runs", []*Binding{k.Fleet, k.FleetStop, k.FleetResume}},
 	}
 }
 

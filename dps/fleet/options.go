@@ -56,6 +56,18 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Interval, OptInterval, time.Second, "with --telemetry: the wait between a device's messages")
 }
 
+// OptionDefaults are the options' defaults as text, as the flags show them.
+func OptionDefaults() map[string]string {
+	var o Options
+	fs := pflag.NewFlagSet("fleet", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	out := map[string]string{}
+	for _, name := range OptionNames {
+		out[name] = fs.Lookup(name).DefValue
+	}
+	return out
+}
+
 // OptionError is a bad option, named by its flag (a form puts the cursor
 // on that field); its text is the same on the command line and in a form.
 type OptionError struct {
