@@ -52,10 +52,11 @@ type Model struct {
 	height    int
 	quitting  bool
 	quitArmed bool // q was pressed once while a deletion runs
+	findGen   int  // the latest :find or / lookup: an older answer is dropped
 }
 
 // commands of the `:` line, in completion order.
-var commands = []string{"groups", "enrollments", "derive", "simulate", "fleet", "tutorial", "cleanup", "quit"}
+var commands = []string{"groups", "enrollments", "find", "derive", "simulate", "fleet", "tutorial", "cleanup", "quit"}
 
 // New builds the console.
 func New(ctx context.Context, opts Options) *Model {
@@ -174,6 +175,10 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	case openMsg:
 		return m.push(msg.v)
+	case findRequest:
+		return m.find(msg.id, msg.quiet, false)
+	case foundMsg:
+		return m.found(msg)
 	case backMsg:
 		m.close(msg.from)
 		return nil
@@ -275,6 +280,9 @@ func (m *Model) runCommand(line string) tea.Cmd {
 	if name == "" {
 		return nil
 	}
+	if id, ok := findArgument(name); ok {
+		return m.find(id, false, true)
+	}
 	var hits []string
 	for _, c := range commands {
 		if c == name {
@@ -305,7 +313,9 @@ func (m *Model) runCommand(line string) tea.Cmd {
 // switchTo makes a `:` command's view the only one above home, so the
 // stack never grows deeper than the operator went: esc goes home. :groups
 // is home itself, opened fresh.
-func (m *Model) switchTo(name string) tea.Cmd {
+func (m *Model) switchTo(name string) tea.Cmd { return m.switchToView(name, m.makeView(name)) }
+
+func (m *Model) switchToView(name string, v view) tea.Cmd {
 	keep := 1
 	if name == "groups" {
 		keep = 0
@@ -314,7 +324,6 @@ func (m *Model) switchTo(name string) tea.Cmd {
 	if job := runningJob(dropped); job != "" {
 		return flashWarn(fmt.Sprintf("%s is still running; :%s would drop it — wait, or esc back", job, name))
 	}
-	v := m.makeView(name) // before the stack drops the group it may start from
 	stopViews(dropped...)
 	m.stack = m.stack[:keep]
 	return m.push(v)
@@ -544,19 +553,17 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 	st := m.c.Styles
 	k := m.c.Keys
 	w, h := m.c.Width, m.c.Height
-	var tail []string
+	commands := st.Muted.Width(w).Render("Commands: :"+strings.Join(commandsFor(m.c.ReadOnly), " :")) + "\n" + st.Muted.Render(theme.Fit("Any key closes this help.", w))
+	// What read-only mode switches off, each binding named, or where that
+	// would push the help into scrolling, by section.
+	ends := []string{commands}
 	if d := k.Disabled(); len(d) > 0 {
 		line := func(short bool) string {
-			return st.Warning.Width(w).Render("Disabled (" + d[0].DisabledReason() + "): " + strings.Join(k.DisabledNames(short), ", "))
+			return st.Warning.Width(w).Render("Disabled ("+d[0].DisabledReason()+"): "+strings.Join(k.DisabledNames(short), ", ")) + "\n" + commands
 		}
-		l := line(false)
-		if lipgloss.Height(l) > 2 { // at 80 columns a third line would push the help into scrolling
-			l = line(true)
-		}
-		tail = append(tail, l)
+		ends = []string{line(false), line(true)}
 	}
-	tail = append(tail, st.Muted.Width(w).Render("Commands: :"+strings.Join(commandsFor(m.c.ReadOnly), " :")), st.Muted.Render(theme.Fit("Any key closes this help.", w)))
-	end := strings.Join(tail, "\n")
+	end := ends[len(ends)-1]
 
 	var blocks []string
 	for _, s := range k.Sections() {
@@ -585,32 +592,18 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		}
 		blocks = append(blocks, strings.Join(lines, "\n"))
 	}
-	budget := h - lipgloss.Height(end)
-	var cols []string
-	var col []string
-	used := 0
-	for _, b := range blocks {
-		bh := lipgloss.Height(b)
-		if used > 0 && used+1+bh > budget {
-			cols = append(cols, strings.Join(col, "\n\n"))
-			col, used = nil, 0
+	// A blank line between blocks, unless only blocks packed tight fit.
+	for _, end := range ends {
+		budget := h - lipgloss.Height(end)
+		for _, gap := range []int{1, 0} {
+			grid := helpColumns(blocks, budget, gap)
+			if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
+				if lipgloss.Height(grid) < budget {
+					grid += "\n"
+				}
+				return grid + "\n" + end, nil
+			}
 		}
-		if used > 0 {
-			used++
-		}
-		col = append(col, b)
-		used += bh
-	}
-	cols = append(cols, strings.Join(col, "\n\n"))
-	for i := range cols[:len(cols)-1] {
-		cols[i] = lipgloss.NewStyle().PaddingRight(2).Render(cols[i])
-	}
-	grid = lipgloss.JoinHorizontal(lipgloss.Top, cols...)
-	if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
-		if lipgloss.Height(grid) < budget {
-			grid += "\n"
-		}
-		return grid + "\n" + end, nil
 	}
 	// Too small a screen: one column, scrolled when taller than the screen.
 	all := strings.Join(blocks, "\n\n") + "\n\n" + end
@@ -618,6 +611,31 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		return "", lines
 	}
 	return all, nil
+}
+
+// helpColumns stacks the blocks in columns of at most budget lines, gap
+// blank lines between blocks, the columns side by side.
+func helpColumns(blocks []string, budget, gap int) string {
+	sep := strings.Repeat("\n", gap+1)
+	var cols, col []string
+	used := 0
+	for _, b := range blocks {
+		bh := lipgloss.Height(b)
+		if used > 0 && used+gap+bh > budget {
+			cols = append(cols, strings.Join(col, sep))
+			col, used = nil, 0
+		}
+		if used > 0 {
+			used += gap
+		}
+		col = append(col, b)
+		used += bh
+	}
+	cols = append(cols, strings.Join(col, sep))
+	for i := range cols[:len(cols)-1] {
+		cols[i] = lipgloss.NewStyle().PaddingRight(2).Render(cols[i])
+	}
+	return lipgloss.JoinHorizontal(lipgloss.Top, cols...)
 }
 
 // clip cuts a view to exactly w×h: long lines are truncated, never wrapped,

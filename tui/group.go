@@ -168,7 +168,7 @@ func (v *groupView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Fleet, k.Refresh}
+	return []*Binding{k.Open, k.Describe, k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Fleet, k.Edit, k.Refresh}
 }
 
 func (v *groupView) Init() tea.Cmd {
@@ -181,8 +181,13 @@ func (v *groupView) refresh() tea.Cmd {
 	v.stale = false
 	v.table.Reset()
 	v.token = ""
+	return tea.Batch(v.loadGroup(), v.fetch())
+}
+
+// loadGroup reads the group's settings and keys (not its records).
+func (v *groupView) loadGroup() tea.Cmd {
 	gen, id, svc, ctx := v.gen, v.groupID, v.c.Target.Service, v.c.Ctx
-	load := do(v.vid, func() tea.Msg {
+	return do(v.vid, func() tea.Msg {
 		g, err := svc.GetEnrollmentGroup(ctx, id)
 		if err != nil {
 			return groupLoadedMsg{gen: gen, err: err}
@@ -193,7 +198,6 @@ func (v *groupView) refresh() tea.Cmd {
 		}
 		return groupLoadedMsg{gen: gen, group: g, att: att, err: err}
 	})
-	return tea.Batch(load, v.fetch())
 }
 
 func (v *groupView) fetch() tea.Cmd {
@@ -282,6 +286,8 @@ func (v *groupView) Update(msg tea.Msg) tea.Cmd {
 		}
 		v.table.Remove(msg.gone)
 		return tea.Batch(v.deleteReport(msg), v.more(), changed)
+	case groupsChangedMsg:
+		return v.loadGroup() // edited: the settings, not the records
 	case recordsChangedMsg:
 		if msg.from == v.vid || (msg.group != v.groupID && msg.group != "") {
 			return nil
@@ -331,12 +337,15 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		}
 		return nil
 	}
+	lookup := findOnEnter(v.table, msg)
 	if cmd, handled := v.table.Update(msg); handled {
-		return tea.Batch(cmd, v.more())
+		return tea.Batch(cmd, v.more(), lookup)
 	}
 	switch {
 	case k.Refresh.Matches(msg):
 		return v.refresh()
+	case k.Describe.Matches(msg):
+		return describeRecordOf(v.c, v.table, v.groupID)
 	case k.Mark.Matches(msg):
 		v.table.ToggleMark()
 		v.table.MoveBy(1)
@@ -364,10 +373,15 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		}
 		return tea.Batch(tea.SetClipboard(v.att.SymmetricKey.PrimaryKey.Reveal()), flash("primary key copied to the clipboard (OSC 52)"))
 	case k.Open.Matches(msg):
+		if r, ok := v.table.Selected(); ok && r.hub == "" { // no hub device: why is what it shows
+			return describeRecordOf(v.c, v.table, v.groupID)
+		}
 		return openHubDevice(v.c, v.table)
 	case k.Derive.Matches(msg):
 		r, _ := v.table.Selected()
 		return open(newDeriveView(v.c, v.groupID, r.id))
+	case k.Edit.Matches(msg):
+		return open(newGroupEditView(v.c, v.groupID))
 	case k.Simulate.Matches(msg):
 		// Never the selected record's ID: re-registering a real device is no demo.
 		return open(newSimulateView(v.c, v.groupID, ""))

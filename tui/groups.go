@@ -127,7 +127,7 @@ func (v *groupsView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Filter, k.New, k.Toggle, k.Delete, k.Derive, k.Simulate, k.Fleet, k.Refresh}
+	return []*Binding{k.Open, k.Describe, k.Filter, k.New, k.Toggle, k.Delete, k.Derive, k.Simulate, k.Fleet, k.Edit, k.Refresh}
 }
 
 func (v *groupsView) Init() tea.Cmd { return v.refresh() }
@@ -270,8 +270,9 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	if v.deleting != nil { // one deletion at a time: it ends with its group's
 		return nil
 	}
+	lookup := findOnEnter(v.table, msg)
 	if cmd, handled := v.table.Update(msg); handled {
-		return tea.Batch(cmd, v.more(), v.countVisible())
+		return tea.Batch(cmd, v.more(), v.countVisible(), lookup)
 	}
 	k := v.c.Keys
 	g, ok := v.table.Selected()
@@ -284,9 +285,13 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	case k.Open.Matches(msg):
 		return open(newGroupView(v.c, g.EnrollmentGroupID))
+	case k.Describe.Matches(msg):
+		return open(newDescribeView(v.c, describeSubject{kind: describeGroup, id: g.EnrollmentGroupID}))
 	case k.Toggle.Matches(msg):
 		v.askToggle(g)
 		return nil
+	case k.Edit.Matches(msg):
+		return open(newGroupEditView(v.c, g.EnrollmentGroupID))
 	case k.Derive.Matches(msg):
 		return open(newDeriveView(v.c, g.EnrollmentGroupID, ""))
 	case k.Simulate.Matches(msg):
@@ -323,18 +328,13 @@ func (v *groupsView) setStatus(id string, next dps.ProvisioningStatus) tea.Cmd {
 	v.working = "toggle"
 	svc, ctx := v.c.Target.Service, v.c.Ctx
 	return do(v.vid, func() tea.Msg {
-		cur, err := svc.GetEnrollmentGroup(ctx, id)
+		cur, err := readGroupWithKeys(ctx, svc, id)
 		if err != nil {
 			return groupChangedMsg{what: "reading " + id, err: err}
-		}
-		att, err := svc.GetEnrollmentGroupAttestation(ctx, id)
-		if err != nil {
-			return groupChangedMsg{what: "reading the keys of " + id, err: err}
 		}
 		if cur.ProvisioningStatus == next {
 			return groupChangedMsg{what: fmt.Sprintf("group %s is %s already", id, next), nothing: true}
 		}
-		cur.Attestation = att
 		cur.ProvisioningStatus = next
 		etag := azcore.ETag(cur.ETag)
 		if _, err := svc.CreateOrUpdateEnrollmentGroup(ctx, cur, &dps.WriteOptions{IfMatch: &etag}); err != nil {
