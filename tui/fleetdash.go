@@ -55,13 +55,16 @@ func (v *fleetView) dashboard() string {
 	var lines []string
 	lines = append(lines, v.headline()...)
 	label := func(s string) string { return st.Label.Render(theme.Fit(s, 9)) }
-	sparkW := max(w-9-16, 10)
-	lines = append(lines, label("rate/s")+chart.Spark(b.PerSecond, sparkW)+st.Muted.Render(fmt.Sprintf(" now %.1f, peak %d", b.Rate, chart.Max(b.PerSecond))))
-	throttle := fmt.Sprintf(" %d in all", b.Throttled)
+	// The numbers at the right edge, the sparkline (newest right) between.
+	spark := func(name string, series []int, note string) string {
+		return label(name) + chart.Spark(series, max(w-9-len([]rune(note))-1, 10)) + " " + st.Muted.Render(note)
+	}
+	lines = append(lines, spark("rate/s", b.PerSecond, fmt.Sprintf("now %.1f, peak %d", b.Rate, chart.Max(b.PerSecond))))
+	throttle := fmt.Sprintf("%d in all", b.Throttled)
 	if b.Throttled > 0 {
 		throttle += fmt.Sprintf(", waits %s, longest %s", b.ThrottleWait, b.MaxRetryAfter)
 	}
-	lines = append(lines, label("429/s")+chart.Spark(b.Throttles, sparkW)+st.Muted.Render(throttle))
+	lines = append(lines, spark("429/s", b.Throttles, throttle))
 	lines = append(lines, "")
 	lines = append(lines, v.histogram()...)
 	lines = append(lines, "")
@@ -84,7 +87,7 @@ func (v *fleetView) headline() []string {
 	if b.Total > 0 {
 		pct = float64(b.Done) / float64(b.Total)
 	}
-	barW := 20
+	barW := min(max(v.c.Width-70, 8), 20) // the counts after it fit 80 columns
 	filled := int(pct * float64(barW))
 	bar := strings.Repeat("█", filled) + strings.Repeat("░", barW-filled)
 	if s := v.summary; s != nil {
@@ -111,9 +114,10 @@ func (v *fleetView) headline() []string {
 	if b.ETA > 0 {
 		head += "  ETA " + b.ETA.Round(time.Second).String()
 	}
-	head += fmt.Sprintf("  in flight %d  assigned %d  failed %d", b.InFlight, b.Assigned, b.Failed)
-	sub := st.Muted.Render(fmt.Sprintf("%s-%d … over %s, %s · elapsed %s · ctrl+x or s stops",
-		v.start.spec.Prefix, v.start.spec.Start, v.start.spec.Transport, v.start.schedule, b.Elapsed.Round(time.Second)))
+	head += fmt.Sprintf("  flight %d  assigned %d  failed %d", b.InFlight, b.Assigned, b.Failed)
+	sp := v.start.spec
+	sub := st.Muted.Render(fmt.Sprintf("%s … %s over %s, %s · elapsed %s · ctrl+x or s stops",
+		sp.RegistrationID(0), sp.RegistrationID(sp.Count-1), sp.Transport, v.start.schedule, b.Elapsed.Round(time.Second)))
 	if v.stopping {
 		sub = st.Warning.Render("stopping: no new devices; the registrations in flight finish…")
 	}
@@ -223,7 +227,11 @@ func (v *fleetView) deviceTable(height int) []string {
 		if r.Outcome != fleet.OutcomeAssigned {
 			what = r.Error
 		}
-		line := fmt.Sprintf("%-22s %-9s %8s %3d× 429  %s", theme.Fit(r.ID, 22), r.Outcome, ms(r.Latency), r.Throttled, what)
+		took := "—"
+		if r.Latency > 0 {
+			took = ms(r.Latency)
+		}
+		line := fmt.Sprintf("%-22s %-9s %8s %3d× 429  %s", theme.Fit(r.ID, 22), r.Outcome, took, r.Throttled, what)
 		if i == v.cursor {
 			line = st.Selected.Render(theme.Fit(line, v.c.Width))
 		} else if r.Outcome != fleet.OutcomeAssigned {
