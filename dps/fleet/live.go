@@ -284,3 +284,36 @@ func bars(h *histogram, n int) []Bucket {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// Feed drives a Live without DPS, through the same tally a run counts in:
+// for a dashboard's benchmarks and tests. A Feed is safe for concurrent use.
+type Feed struct {
+	t    *tally
+	live *Live
+	spec Spec
+}
+
+// NewFeed returns a feed for a run of spec and the Live it drives.
+func NewFeed(spec Spec) (*Live, *Feed) {
+	l := NewLive()
+	t := newTally(spec.Count, spec.RegistrationID)
+	l.t, l.spec, l.start = t, spec, time.Now()
+	t.live = l
+	return l, &Feed{t: t, live: l, spec: spec}
+}
+
+// Step reports one step of device i, as the device client reports it.
+func (f *Feed) Step(i int, ev device.Event) { f.live.step(f.spec.RegistrationID(i), ev) }
+
+// Assigned reports device i assigned to hub after latency.
+func (f *Feed) Assigned(i int, hub string, latency time.Duration) {
+	f.t.add(logLine{N: i, Outcome: OutcomeAssigned, Hub: hub, Substatus: "initialAssignment", Millis: latency.Milliseconds()}, true)
+}
+
+// NotAssigned reports device i ended with outcome o and error text.
+func (f *Feed) NotAssigned(i int, o Outcome, text string) {
+	f.t.add(logLine{N: i, Outcome: o, Error: text}, true)
+}
+
+// Throttled reports a 429 with its Retry-After.
+func (f *Feed) Throttled(retryAfter time.Duration) { f.t.throttle(retryAfter) }
