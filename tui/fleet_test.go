@@ -58,7 +58,7 @@ func TestFlowFleetRunStopResume(t *testing.T) {
 	f.keys("backspace", "backspace", "backspace")
 	f.typeText("5")
 	f.keys("enter")
-	f.waitFor("running", "rate/s", "in flight", "/20 (")
+	f.waitFor("running", "rate/s", "  flight ", "/20 (")
 	f.waitForRe("progress", `assigned [1-9]`)
 	f.keys("s")
 	f.waitFor("stopped", "stopped", "pending", "r resumes the run")
@@ -192,5 +192,44 @@ func TestFleetReadOnly(t *testing.T) {
 	v := newFleetView(m.c, "g")
 	if cmd := v.submit(); cmd != nil || !strings.Contains(v.err, "off in read-only mode") {
 		t.Fatalf("submit under --readonly: %q", v.err)
+	}
+}
+
+// TestFleetFramesDoNotFollowTheDevices: however many devices finish, the
+// view gets one message a frame, each with the whole board.
+func TestFleetFramesDoNotFollowTheDevices(t *testing.T) {
+	c := testCommon(t, 120, 35)
+	v := newFleetView(c, "g")
+	spec := fleet.Spec{Prefix: "sim", Start: 1, Count: 5000, Transport: "https"}
+	live, feed := fleet.NewFeed(spec)
+	v.running, v.live, v.start = true, live, fleetStart{spec: spec}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range spec.Count {
+			feed.Assigned(i, "hub", time.Second)
+			if i%1000 == 0 {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}()
+	start := time.Now()
+	frames := 0
+	cmd := v.frame()
+	for v.board.Done < spec.Count {
+		msg := cmd()
+		frames++
+		cmd = v.Update(msg.(routed).msg)
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("board stuck at %d", v.board.Done)
+		}
+	}
+	<-done
+	elapsed := time.Since(start)
+	if most := int(elapsed/frameEvery) + 1; frames > most {
+		t.Fatalf("%d messages in %s for %d devices: more than one a frame", frames, elapsed, spec.Count)
+	}
+	if out := plain(v.View()); !strings.Contains(out, "5000/5000") || len(strings.Split(out, "\n")) > 35 {
+		t.Fatalf("the frame shows the board, in the body's lines:\n%s", out)
 	}
 }
