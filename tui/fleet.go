@@ -50,7 +50,8 @@ type fleetView struct {
 	board    fleet.Board
 	summary  *fleet.Summary
 	runErr   string
-	cursor   int // in the devices table
+	cursor   int  // in the devices table
+	escaped  bool // esc was pressed while the run goes
 }
 
 // fleetStart is a run ready to go: the key read, the records checked.
@@ -106,6 +107,13 @@ func (v *fleetView) Status() string {
 		return ""
 	}
 	return fmt.Sprintf("%d/%d devices", v.board.Done, v.board.Total)
+}
+
+// Escape keeps the dashboard while the run goes: leaving would stop it
+// unseen, so esc says how to stop it instead.
+func (v *fleetView) Escape() bool {
+	v.escaped = v.running
+	return v.running
 }
 
 // RunningJob names the run, so quitting or leaving asks first.
@@ -174,8 +182,8 @@ func (v *fleetView) Update(msg tea.Msg) tea.Cmd {
 		if msg.err != nil && !errors.Is(msg.err, fleet.ErrInterrupted) {
 			v.runErr = dps.ErrorMessage(msg.err)
 		}
-		if msg.summary.Run == "" {
-			v.summary = nil // nothing ran
+		if msg.summary.Run == "" { // nothing ran: the form says why
+			v.summary, v.err, v.field = nil, v.runErr, -1
 			return nil
 		}
 		done := recordsChanged(v.vid, v.start.spec.Group)
@@ -313,7 +321,7 @@ func (v *fleetView) begin(st fleetStart, resume bool) tea.Cmd {
 	}
 	v.gen++
 	ctx, cancel := context.WithCancel(v.c.Ctx)
-	v.running, v.stopping, v.cancel, v.start = true, false, cancel, st
+	v.running, v.stopping, v.escaped, v.cancel, v.start = true, false, false, cancel, st
 	v.summary, v.runErr, v.cursor, v.board = nil, "", 0, fleet.Board{}
 	v.live = fleet.NewLive()
 	cfg.Live = v.live

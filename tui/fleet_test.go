@@ -59,6 +59,8 @@ func TestFlowFleetRunStopResume(t *testing.T) {
 	f.typeText("5")
 	f.keys("enter")
 	f.waitFor("running", "rate/s", "  flight ", "/20 (")
+	f.keys("esc")
+	f.waitFor("esc keeps the run", "the run is still going: ctrl+x or s stops it", "Fleet")
 	f.waitForRe("progress", `assigned [1-9]`)
 	f.keys("s")
 	f.waitFor("stopped", "stopped", "pending", "r resumes the run")

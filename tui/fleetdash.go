@@ -118,8 +118,11 @@ func (v *fleetView) headline() []string {
 	sp := v.start.spec
 	sub := st.Muted.Render(fmt.Sprintf("%s … %s over %s, %s · elapsed %s · ctrl+x or s stops",
 		sp.RegistrationID(0), sp.RegistrationID(sp.Count-1), sp.Transport, v.start.schedule, b.Elapsed.Round(time.Second)))
-	if v.stopping {
+	switch {
+	case v.stopping:
 		sub = st.Warning.Render("stopping: no new devices; the registrations in flight finish…")
+	case v.escaped:
+		sub = st.Warning.Render("the run is still going: ctrl+x or s stops it, then esc leaves")
 	}
 	return []string{head, sub}
 }
