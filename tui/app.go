@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,6 +30,9 @@ type Options struct {
 	Logger   *slog.Logger // nil = discard
 	// Start is the first command to run, e.g. "derive"; "" opens the groups.
 	Start string
+	// Azure finds and opens a DPS in Azure for :targets; nil = not signed in.
+	// With no Target the console opens on the target picker.
+	Azure *Azure
 }
 
 // Model is the root model.
@@ -52,10 +56,14 @@ type Model struct {
 	height    int
 	quitting  bool
 	quitArmed bool // q was pressed once while a deletion runs
+
+	azure *Azure
+	// choosing: no DPS is open yet, only :targets can open one.
+	choosing bool
 }
 
 // commands of the `:` line, in completion order.
-var commands = []string{"groups", "enrollments", "derive", "simulate", "tutorial", "cleanup", "quit"}
+var commands = []string{"groups", "enrollments", "derive", "simulate", "tutorial", "cleanup", "targets", "quit"}
 
 // New builds the console.
 func New(ctx context.Context, opts Options) *Model {
@@ -76,11 +84,17 @@ func New(ctx context.Context, opts Options) *Model {
 	in.Prompt = ":"
 	in.ShowSuggestions = true
 	in.SetSuggestions(commandsFor(opts.ReadOnly))
-	m := &Model{c: c, help: help.New(), spin: spinner.New(spinner.WithSpinner(spinner.MiniDot)), cmdline: in}
+	m := &Model{c: c, azure: opts.Azure, help: help.New(), spin: spinner.New(spinner.WithSpinner(spinner.MiniDot)), cmdline: in}
 	m.help.Styles = c.Styles.Help
 	start := opts.Start
 	if start == "" || readOnlyRefusal(opts.ReadOnly, start) != "" {
 		start = "groups"
+	}
+	if c.Target == nil { // a DPS in Azure, still to choose
+		c.Target, start, m.choosing = &Target{Name: "no DPS chosen yet"}, "targets", true
+		if opts.Azure != nil {
+			c.Target.StateDir = opts.Azure.StateDir
+		}
 	}
 	m.stack = []view{m.makeView(start)}
 	return m
@@ -101,6 +115,8 @@ func (m *Model) makeView(name string) view {
 		return newTutorialView(m.c)
 	case "cleanup":
 		return newCleanupView(m.c)
+	case "targets":
+		return newTargetsView(m.c, m.azure)
 	}
 	return nil
 }
@@ -172,6 +188,8 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	case openMsg:
 		return m.push(msg.v)
+	case targetOpenedMsg:
+		return m.openTarget(msg.t)
 	case backMsg:
 		m.close(msg.from)
 		return nil
@@ -297,6 +315,9 @@ func (m *Model) runCommand(line string) tea.Cmd {
 		m.quitting = true
 		return tea.Quit
 	}
+	if m.choosing && hits[0] != "targets" {
+		return flashWarn("no DPS is open yet: choose one in :targets")
+	}
 	return m.switchTo(hits[0])
 }
 
@@ -315,6 +336,27 @@ func (m *Model) switchTo(name string) tea.Cmd {
 	stopViews(dropped...)
 	m.stack = m.stack[:keep]
 	return m.push(m.makeView(name))
+}
+
+// openTarget makes t the console's target (a pick in :targets) and opens
+// home on it; the views of the old target close.
+func (m *Model) openTarget(t *Target) tea.Cmd {
+	if job := m.runningJob(); job != "" {
+		return flashWarn(job + " is still running on " + m.c.Target.Name + "; wait for it (or stop it) before opening another DPS")
+	}
+	if t.StateDir == "" {
+		t.StateDir = m.c.Target.StateDir
+	}
+	stopViews(m.stack...)
+	m.c.Target, m.stack, m.choosing = t, nil, false
+	how := "connected to " + t.Name
+	if t.Auth != "" {
+		how += " with " + string(t.Auth)
+	}
+	if t.Identity != "" {
+		how += " as " + t.Identity
+	}
+	return tea.Batch(m.push(m.makeView("groups")), flash(how))
 }
 
 func (m *Model) push(v view) tea.Cmd {
@@ -427,9 +469,16 @@ func (m *Model) header() string {
 	if m.busy() {
 		left += " " + m.spin.View()
 	}
-	right := ""
+	// Right: who signed in and how, kept whole when the left is cut.
+	var right string
+	if t.Auth != "" {
+		right = st.Muted.Render(string(t.Auth))
+		if t.Identity != "" {
+			right += st.Muted.Render(" as ") + st.Header.Render(t.Identity)
+		}
+	}
 	if m.c.ReadOnly {
-		right = st.ReadOnly.Render("READ-ONLY")
+		right = strings.TrimSpace(right + " " + st.ReadOnly.Render("READ-ONLY"))
 	}
 	line1 := left
 	if gap := m.width - lipgloss.Width(left) - lipgloss.Width(right); gap > 0 {
@@ -535,7 +584,9 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		}
 		tail = append(tail, l)
 	}
-	tail = append(tail, st.Muted.Width(w).Render("Commands: :"+strings.Join(commandsFor(m.c.ReadOnly), " :")), st.Muted.Render(theme.Fit("Any key closes this help.", w)))
+	// :quit is left out: q quits, and one line at 80 columns holds the rest.
+	shown := slices.DeleteFunc(slices.Clone(commandsFor(m.c.ReadOnly)), func(c string) bool { return c == "quit" })
+	tail = append(tail, st.Muted.Width(w).Render("Commands: :"+strings.Join(shown, " :")), st.Muted.Render(theme.Fit("Any key closes this help.", w)))
 	end := strings.Join(tail, "\n")
 
 	var blocks []string

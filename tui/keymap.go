@@ -65,6 +65,14 @@ func (b *Binding) inField() *Binding {
 	return f
 }
 
+// described is b with another description, for a view's footer that can
+// say more than the help's column.
+func (b *Binding) described(desc string) *Binding {
+	c := *b
+	c.SetHelp(b.Help().Key, desc)
+	return &c
+}
+
 func bind(help, desc string, keys ...string) *Binding {
 	return &Binding{Binding: key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))}
 }
@@ -106,6 +114,9 @@ type KeyMap struct {
 	// Devices: the simulated one (telemetry, staying connected) and a hub
 	// device (enter on a registration record); all write to the hub
 	Telemetry, StayConnected, Method, Desired *Binding
+	// The target picker (:targets; enter connects) and its device-code
+	// sign-in; not in Sections
+	ListKeys, CopyCode *Binding
 }
 
 // Section is a titled group of bindings, for help and documentation.
@@ -170,6 +181,12 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Stop:       bind("ctrl+x", "stop a running deletion", "ctrl+x"),
 		Method:     danger("m", "call a direct method", "m"),
 		Desired:    danger("u", "update desired properties", "u"),
+
+		// The picker's own keys, named in its footer and dialog (the 80×24
+		// help has no line left for them). ListKeys reads a secret and
+		// changes nothing: allowed under --readonly.
+		ListKeys: bind("s", "use a shared access policy instead (ListKeys)", "s"),
+		CopyCode: bind("y", "copy the code", "y"),
 	}
 	if readOnly {
 		for _, s := range k.Sections() {
