@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -56,6 +55,7 @@ type Model struct {
 	height    int
 	quitting  bool
 	quitArmed bool // q was pressed once while a deletion runs
+	findGen   int  // the latest :find or / lookup: an older answer is dropped
 
 	azure *Azure
 	// choosing: no DPS is open yet, only :targets can open one.
@@ -63,7 +63,7 @@ type Model struct {
 }
 
 // commands of the `:` line, in completion order.
-var commands = []string{"groups", "enrollments", "derive", "simulate", "tutorial", "cleanup", "targets", "quit"}
+var commands = []string{"groups", "enrollments", "find", "derive", "simulate", "tutorial", "cleanup", "targets", "quit"}
 
 // New builds the console.
 func New(ctx context.Context, opts Options) *Model {
@@ -190,6 +190,10 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return m.push(msg.v)
 	case targetOpenedMsg:
 		return m.openTarget(msg.t)
+	case findRequest:
+		return m.find(msg.id, msg.quiet, false)
+	case foundMsg:
+		return m.found(msg)
 	case backMsg:
 		m.close(msg.from)
 		return nil
@@ -291,6 +295,12 @@ func (m *Model) runCommand(line string) tea.Cmd {
 	if name == "" {
 		return nil
 	}
+	if m.choosing && !strings.HasPrefix("targets", name) && !strings.HasPrefix("quit", name) {
+		return flashWarn("no DPS is open yet: choose one in :targets (or :quit)")
+	}
+	if id, ok := findArgument(name); ok {
+		return m.find(id, false, true)
+	}
 	var hits []string
 	for _, c := range commands {
 		if c == name {
@@ -315,16 +325,15 @@ func (m *Model) runCommand(line string) tea.Cmd {
 		m.quitting = true
 		return tea.Quit
 	}
-	if m.choosing && hits[0] != "targets" {
-		return flashWarn("no DPS is open yet: choose one in :targets")
-	}
 	return m.switchTo(hits[0])
 }
 
 // switchTo makes a `:` command's view the only one above home, so the
 // stack never grows deeper than the operator went: esc goes home. :groups
 // is home itself, opened fresh.
-func (m *Model) switchTo(name string) tea.Cmd {
+func (m *Model) switchTo(name string) tea.Cmd { return m.switchToView(name, m.makeView(name)) }
+
+func (m *Model) switchToView(name string, v view) tea.Cmd {
 	keep := 1
 	if name == "groups" {
 		keep = 0
@@ -335,7 +344,7 @@ func (m *Model) switchTo(name string) tea.Cmd {
 	}
 	stopViews(dropped...)
 	m.stack = m.stack[:keep]
-	return m.push(m.makeView(name))
+	return m.push(v)
 }
 
 // openTarget makes t the console's target (a pick in :targets) and opens
@@ -584,9 +593,13 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		}
 		tail = append(tail, l)
 	}
-	// :quit is left out: q quits, and one line at 80 columns holds the rest.
-	shown := slices.DeleteFunc(slices.Clone(commandsFor(m.c.ReadOnly)), func(c string) bool { return c == "quit" })
-	tail = append(tail, st.Muted.Width(w).Render("Commands: :"+strings.Join(shown, " :")), st.Muted.Render(theme.Fit("Any key closes this help.", w)))
+	// The label goes when it would wrap the list: at 80 columns a second
+	// line would push the help into scrolling.
+	cmds := ":" + strings.Join(commandsFor(m.c.ReadOnly), " :")
+	if label := "Commands: " + cmds; lipgloss.Width(label) <= w {
+		cmds = label
+	}
+	tail = append(tail, st.Muted.Width(w).Render(cmds), st.Muted.Render(theme.Fit("Any key closes this help.", w)))
 	end := strings.Join(tail, "\n")
 
 	var blocks []string
@@ -617,31 +630,15 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		blocks = append(blocks, strings.Join(lines, "\n"))
 	}
 	budget := h - lipgloss.Height(end)
-	var cols []string
-	var col []string
-	used := 0
-	for _, b := range blocks {
-		bh := lipgloss.Height(b)
-		if used > 0 && used+1+bh > budget {
-			cols = append(cols, strings.Join(col, "\n\n"))
-			col, used = nil, 0
+	// Spaced sections, else (many keys, 80×24) without the blank line between them.
+	for _, gap := range []int{1, 0} {
+		grid = packColumns(blocks, budget, gap)
+		if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
+			if lipgloss.Height(grid) < budget {
+				grid += "\n"
+			}
+			return grid + "\n" + end, nil
 		}
-		if used > 0 {
-			used++
-		}
-		col = append(col, b)
-		used += bh
-	}
-	cols = append(cols, strings.Join(col, "\n\n"))
-	for i := range cols[:len(cols)-1] {
-		cols[i] = lipgloss.NewStyle().PaddingRight(2).Render(cols[i])
-	}
-	grid = lipgloss.JoinHorizontal(lipgloss.Top, cols...)
-	if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
-		if lipgloss.Height(grid) < budget {
-			grid += "\n"
-		}
-		return grid + "\n" + end, nil
 	}
 	// Too small a screen: one column, scrolled when taller than the screen.
 	all := strings.Join(blocks, "\n\n") + "\n\n" + end
@@ -649,6 +646,31 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		return "", lines
 	}
 	return all, nil
+}
+
+// packColumns stacks the help's blocks in columns of at most budget lines,
+// gap blank lines between blocks, and sets the columns side by side.
+func packColumns(blocks []string, budget, gap int) string {
+	sep := strings.Repeat("\n", gap+1)
+	var cols, col []string
+	used := 0
+	for _, b := range blocks {
+		bh := lipgloss.Height(b)
+		if used > 0 && used+gap+bh > budget {
+			cols = append(cols, strings.Join(col, sep))
+			col, used = nil, 0
+		}
+		if used > 0 {
+			used += gap
+		}
+		col = append(col, b)
+		used += bh
+	}
+	cols = append(cols, strings.Join(col, sep))
+	for i := range cols[:len(cols)-1] {
+		cols[i] = lipgloss.NewStyle().PaddingRight(2).Render(cols[i])
+	}
+	return lipgloss.JoinHorizontal(lipgloss.Top, cols...)
 }
 
 // clip cuts a view to exactly w×h: long lines are truncated, never wrapped,

@@ -240,10 +240,10 @@ func TestHelpFitsAt80x24(t *testing.T) {
 		}
 		body := strings.Join(lines[headerHeight:24-footerHeight], "\n")
 		want := []string{"Everywhere", "ctrl+c quit now", "r     refresh", "ctrl+t send telemetry", "ctrl+o stay connected", "p dry-run preview",
-			"Commands: :groups :enrollments :derive :simulate :tutorial :cleanup :targets\nAny key closes this help."}
+			":groups :enrollments :find :derive :simulate :tutorial :cleanup :targets :quit\nAny key closes this help."}
 		if ro { // simulate, telemetry and the tutorial are writes
 			want = []string{"Everywhere", "ctrl+c quit now", "r     refresh", "s simulate device,", "Devices (ctrl+t, ctrl+o, m, u)", "p dry-run preview",
-				"Commands: :groups :enrollments :derive :cleanup :targets\nAny key closes this help."}
+				"Commands: :groups :enrollments :find :derive :cleanup :targets :quit\nAny key closes this help."}
 		}
 		for _, s := range want {
 			if !strings.Contains(body, s) {

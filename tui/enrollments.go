@@ -104,7 +104,7 @@ func (v *enrollmentsView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Filter, k.New, k.Toggle, k.Delete, k.Refresh}
+	return []*Binding{k.Open, k.Describe, k.Filter, k.New, k.Toggle, k.Delete, k.Refresh}
 }
 
 func (v *enrollmentsView) Init() tea.Cmd { return v.refresh() }
@@ -210,11 +210,12 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	if v.shown != nil {
 		return v.detailKey(msg)
 	}
+	lookup := findOnEnter(v.table, msg)
 	if cmd, handled := v.table.Update(msg); handled {
 		if !v.loading && v.table.WantsMore() {
-			return tea.Batch(cmd, v.fetch())
+			return tea.Batch(cmd, v.fetch(), lookup)
 		}
-		return cmd
+		return tea.Batch(cmd, lookup)
 	}
 	e, ok := v.table.Selected()
 	switch {
@@ -242,6 +243,8 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 			}
 			return enrollmentShownMsg{gen: gen, e: full, err: err}
 		})
+	case k.Describe.Matches(msg):
+		return open(newDescribeView(v.c, describeSubject{kind: describeEnrollment, id: e.RegistrationID}))
 	case k.Toggle.Matches(msg):
 		v.askToggle(e)
 	case k.Delete.Matches(msg):

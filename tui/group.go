@@ -168,7 +168,7 @@ func (v *groupView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Refresh}
+	return []*Binding{k.Open, k.Describe, k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Refresh}
 }
 
 func (v *groupView) Init() tea.Cmd {
@@ -331,12 +331,15 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		}
 		return nil
 	}
+	lookup := findOnEnter(v.table, msg)
 	if cmd, handled := v.table.Update(msg); handled {
-		return tea.Batch(cmd, v.more())
+		return tea.Batch(cmd, v.more(), lookup)
 	}
 	switch {
 	case k.Refresh.Matches(msg):
 		return v.refresh()
+	case k.Describe.Matches(msg):
+		return describeRecordOf(v.c, v.table, v.groupID)
 	case k.Mark.Matches(msg):
 		v.table.ToggleMark()
 		v.table.MoveBy(1)
@@ -364,6 +367,9 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		}
 		return tea.Batch(tea.SetClipboard(v.att.SymmetricKey.PrimaryKey.Reveal()), flash("primary key copied to the clipboard (OSC 52)"))
 	case k.Open.Matches(msg):
+		if r, ok := v.table.Selected(); ok && r.hub == "" { // no hub device: why is what it shows
+			return describeRecordOf(v.c, v.table, v.groupID)
+		}
 		return openHubDevice(v.c, v.table)
 	case k.Derive.Matches(msg):
 		r, _ := v.table.Selected()

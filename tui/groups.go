@@ -127,7 +127,7 @@ func (v *groupsView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Filter, k.New, k.Toggle, k.Delete, k.Derive, k.Simulate, k.Refresh}
+	return []*Binding{k.Open, k.Describe, k.Filter, k.New, k.Toggle, k.Delete, k.Derive, k.Simulate, k.Refresh}
 }
 
 func (v *groupsView) Init() tea.Cmd { return v.refresh() }
@@ -270,8 +270,9 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	if v.deleting != nil { // one deletion at a time: it ends with its group's
 		return nil
 	}
+	lookup := findOnEnter(v.table, msg)
 	if cmd, handled := v.table.Update(msg); handled {
-		return tea.Batch(cmd, v.more(), v.countVisible())
+		return tea.Batch(cmd, v.more(), v.countVisible(), lookup)
 	}
 	k := v.c.Keys
 	g, ok := v.table.Selected()
@@ -284,6 +285,8 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	case k.Open.Matches(msg):
 		return open(newGroupView(v.c, g.EnrollmentGroupID))
+	case k.Describe.Matches(msg):
+		return open(newDescribeView(v.c, describeSubject{kind: describeGroup, id: g.EnrollmentGroupID}))
 	case k.Toggle.Matches(msg):
 		v.askToggle(g)
 		return nil

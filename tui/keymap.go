@@ -117,6 +117,10 @@ type KeyMap struct {
 	// The target picker (:targets; enter connects) and its device-code
 	// sign-in; not in Sections
 	ListKeys, CopyCode *Binding
+	// Describe (i, a list key): any row's JSON; from a record its group (o)
+	// and its hub device (enter). CopyID's help names CopyJSON's key too:
+	// one line of help for both keeps the help on an 80×24 screen.
+	Describe, CopyID, CopyJSON, GoGroup *Binding
 }
 
 // Section is a titled group of bindings, for help and documentation.
@@ -187,6 +191,11 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		// changes nothing: allowed under --readonly.
 		ListKeys: bind("s", "use a shared access policy instead (ListKeys)", "s"),
 		CopyCode: bind("y", "copy the code", "y"),
+		// i ("inspect"): d deletes.
+		Describe: bind("i", "describe", "i"),
+		CopyID:   bind("y/Y", "copy ID / JSON", "y"),
+		CopyJSON: bind("Y", "copy JSON", "Y"),
+		GoGroup:  bind("o", "open its group", "o"),
 	}
 	if readOnly {
 		for _, s := range k.Sections() {
@@ -205,7 +214,7 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 func (k *KeyMap) Sections() []Section {
 	return []Section{
 		{"Everywhere", []*Binding{k.Command, k.Back, k.Help, k.Quit, k.ForceQuit}},
-		{"Lists", []*Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter, k.Refresh, k.Open}},
+		{"Lists", []*Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter, k.Refresh, k.Open, k.Describe}},
 		{"Groups and enrollments", []*Binding{k.New, k.Toggle, k.Delete}},
 		{"Groups and a group", []*Binding{k.Derive, k.Simulate}},
 		{"A group's records", []*Binding{k.Mark, k.MarkAll, k.MarkEvery}},
@@ -214,6 +223,7 @@ func (k *KeyMap) Sections() []Section {
 		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
 		{"Running deletions", []*Binding{k.Stop}},
 		{"Devices", []*Binding{k.Telemetry, k.StayConnected, k.Method, k.Desired}},
+		{"Describe", []*Binding{k.CopyID, k.GoGroup}},
 	}
 }
 

@@ -310,8 +310,9 @@ func writeFakeAz(t *testing.T, dir string, tokens map[string]string) (argsLog st
 	return argsLog
 }
 
-// With no identity in the environment and no az, sign-in falls back to a
-// device code, its prompt on stderr; the emulator approves it once polled.
+// --auth device-code signs in with a device code, its prompt on stderr (the
+// emulator approves it once polled). Without it, and with no terminal to
+// show a prompt on, no identity is a quick error saying what to do.
 func TestDeviceCodeSignInPromptsOnStderr(t *testing.T) {
 	c, env := entraEmulator(t, emulator.Options{}, false)
 	for _, k := range []string{"AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"} {
@@ -319,12 +320,17 @@ func TestDeviceCodeSignInPromptsOnStderr(t *testing.T) {
 	}
 	t.Setenv("AZURE_TOKEN_CREDENTIALS", "AzureCLICredential") // never a managed-identity probe from a test
 	t.Setenv("PATH", t.TempDir())                             // and no az
-	code, out, errOut := c.run("--tenant", env.TenantID, "targets", "list")
+	code, out, errOut := c.run("--auth", "device-code", "--tenant", env.TenantID, "targets", "list")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
 	if !strings.Contains(errOut, "enter the code") || !strings.Contains(out, env.DPSName) {
 		t.Errorf("stderr lacks the device-code prompt, or stdout the DPS:\nstdout: %s\nstderr: %s", out, errOut)
+	}
+	start := time.Now()
+	errOut = c.fails(1, []string{"--tenant", env.TenantID, "targets", "list"}, "AzureCLICredential", "az login", "--auth device-code")
+	if strings.Contains(errOut, "enter the code") || time.Since(start) > 20*time.Second {
+		t.Errorf("with no terminal, sign-in still offered a device code (%s):\n%s", time.Since(start), errOut)
 	}
 }
 

@@ -344,7 +344,10 @@ func hubConnectionStringsFromEnv() []string {
 // shared access key with ListKeys. The choice is remembered (names only).
 func (a *app) openAzure(ctx context.Context) (*target, error) {
 	q := discovery.Query{Name: a.azure.dps, ResourceGroup: a.azure.resourceGroup, Subscription: a.azure.subscription}
-	auth := cmp.Or(a.azure.auth, authLogin)
+	auth := a.azure.auth
+	if auth != authSASFromARM {
+		auth = authLogin // a device code is one way to sign in: the target is the same
+	}
 	if q.Name == "" {
 		c, ok, err := discovery.LoadChoice(a.stateDir)
 		if err != nil {

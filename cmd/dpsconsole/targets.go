@@ -25,6 +25,7 @@ const (
 	authSAS        = "sas"          // a connection string's shared access key
 	authLogin      = "login"        // Microsoft Entra ID (azidentity's default chain)
 	authSASFromARM = "sas-from-arm" // sign in, then read a shared access key with ARM's ListKeys
+	authDeviceCode = "device-code"  // Microsoft Entra ID with a device code alone
 
 	targetEmulator = "emulator"
 	targetAzure    = "azure"
@@ -37,7 +38,7 @@ type azureFlags struct {
 }
 
 func addAzureFlags(pf *pflag.FlagSet, f *azureFlags) {
-	pf.StringVar(&f.auth, "auth", "", "how to authenticate: sas (a connection string's key), login (Microsoft Entra ID: az login, environment, workload or managed identity, else a device code; the default with --dps) or sas-from-arm (a key read with ARM ListKeys)")
+	pf.StringVar(&f.auth, "auth", "", "how to authenticate: sas (a connection string's key), login (Microsoft Entra ID: az login, environment, workload or managed identity, else, on a terminal, a device code; the default with --dps), device-code (Entra ID with a device code alone) or sas-from-arm (a key read with ARM ListKeys)")
 	pf.StringVar(&f.target, "target", "", "emulator (the embedded emulator, the default without a connection string) or azure (a DPS found with ARM: --dps, else the one chosen last)")
 	pf.StringVar(&f.tenant, "tenant", "", "Microsoft Entra tenant (ID or domain) to sign in to; default: the one of your az login or $AZURE_TENANT_ID")
 	pf.StringVar(&f.dps, "dps", "", "name of a DPS in Azure to use, found with ARM and signed in with Microsoft Entra ID (dpsconsole targets list shows them)")
@@ -50,9 +51,9 @@ func addAzureFlags(pf *pflag.FlagSet, f *azureFlags) {
 func (a *app) wantsAzure() (bool, error) {
 	f := a.azure
 	switch f.auth {
-	case "", authSAS, authLogin, authSASFromARM:
+	case "", authSAS, authLogin, authDeviceCode, authSASFromARM:
 	default:
-		return false, usagef("flag --auth %q: use sas, login or sas-from-arm", f.auth)
+		return false, usagef("flag --auth %q: use sas, login, device-code or sas-from-arm", f.auth)
 	}
 	switch f.target {
 	case "", targetEmulator, targetAzure:
@@ -60,7 +61,7 @@ func (a *app) wantsAzure() (bool, error) {
 		return false, usagef("flag --target %q: use emulator or azure", f.target)
 	}
 	embeddedEntra := f.target == targetEmulator && f.auth == authLogin // the embedded emulator, signed in
-	azure := !embeddedEntra && (f.dps != "" || f.target == targetAzure || f.auth == authLogin || f.auth == authSASFromARM)
+	azure := !embeddedEntra && (f.dps != "" || f.target == targetAzure || f.auth == authLogin || f.auth == authDeviceCode || f.auth == authSASFromARM)
 	switch {
 	case f.target == targetEmulator && (azure || a.connectionString != "" || f.dps != ""):
 		return false, usagef("--target emulator is the embedded emulator: leave out --dps, --connection-string and --auth other than login with it")
@@ -80,19 +81,19 @@ type signedIn struct {
 	disc *discovery.Client
 }
 
-// signIn makes the Entra ID credential of the flags; device-code sign-in,
-// the last resort, prints its prompt to stderr.
+// signIn makes the Entra ID credential of the flags. A device code, the
+// last resort when stderr is a terminal (elsewhere nobody would enter it and
+// sign-in would wait for it to expire), prints its prompt there.
 func (a *app) signIn(tr *http.Client) (*signedIn, error) {
 	cloud := signin.CloudFromEnv()
-	cred, err := signin.NewCredential(signin.Options{
-		TenantID:  a.azure.tenant,
-		Cloud:     cloud,
-		Transport: tr,
-		DeviceCode: func(_ context.Context, p signin.DeviceCodePrompt) error {
+	o := signin.Options{TenantID: a.azure.tenant, Cloud: cloud, Transport: tr, DeviceCodeOnly: a.azure.auth == authDeviceCode}
+	if o.DeviceCodeOnly || isTerminal(a.err) {
+		o.DeviceCode = func(_ context.Context, p signin.DeviceCodePrompt) error {
 			fmt.Fprintln(a.err, p.Message)
 			return nil
-		},
-	})
+		}
+	}
+	cred, err := signin.NewCredential(o)
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
@@ -192,7 +193,7 @@ func signInError(err error) error {
 	var afe *azidentity.AuthenticationFailedError
 	// Without one, the chain's own message lists what it tried and why.
 	if errors.As(err, &afe) || strings.Contains(err.Error(), "ChainedTokenCredential") {
-		return fmt.Errorf("sign-in to Microsoft Entra ID failed: %s\nSign in with az login (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET), then try again", signin.ErrorMessage(err))
+		return fmt.Errorf("sign-in to Microsoft Entra ID failed: %s\nSign in with az login (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or use --auth device-code), then try again", signin.ErrorMessage(err))
 	}
 	return err
 }

@@ -15,7 +15,7 @@ func TestTargetFlagsRefuseContradictions(t *testing.T) {
 		{[]string{"--connection-string", cs, "--dps", "d", "groups", "list"}, "--connection-string names its DPS"},
 		{[]string{"--connection-string", cs, "--auth", "login", "groups", "list"}, "--auth login"},
 		{[]string{"--auth", "sas", "--dps", "d", "groups", "list"}, "sas-from-arm"},
-		{[]string{"--auth", "password", "groups", "list"}, "use sas, login or sas-from-arm"},
+		{[]string{"--auth", "password", "groups", "list"}, "use sas, login, device-code or sas-from-arm"},
 		{[]string{"--target", "mars", "groups", "list"}, "use emulator or azure"},
 		{[]string{"--resource-group", "rg", "groups", "list"}, "give --dps NAME"},
 		{[]string{"--tenant", "t", "groups", "list"}, "give --dps NAME"},

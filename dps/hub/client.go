@@ -288,6 +288,16 @@ func (c *RegistryClient) GetTwin(ctx context.Context, deviceID string) (Twin, er
 	return get[Twin](ctx, c, "/twins/", "get the twin of device", deviceID)
 }
 
+// GetDeviceJSON and GetTwinJSON read the identity and the twin as the hub
+// sent them, undecoded: the console's describe pane shows the hub's own JSON.
+func (c *RegistryClient) GetDeviceJSON(ctx context.Context, deviceID string) (json.RawMessage, error) {
+	return get[json.RawMessage](ctx, c, "/devices/", "get device", deviceID)
+}
+
+func (c *RegistryClient) GetTwinJSON(ctx context.Context, deviceID string) (json.RawMessage, error) {
+	return get[json.RawMessage](ctx, c, "/twins/", "get the twin of device", deviceID)
+}
+
 func get[T any](ctx context.Context, c *RegistryClient, prefix, what, deviceID string) (T, error) {
 	var v T
 	req, err := runtime.NewRequest(ctx, http.MethodGet, endpoint(c.host, prefix+url.PathEscape(deviceID)))

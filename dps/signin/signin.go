@@ -60,10 +60,15 @@ type Options struct {
 	// prints it to stderr, the console shows it) and sign-in waits until the
 	// person has entered the code or ctx ends; an error from it stops sign-in.
 	DeviceCode func(context.Context, DeviceCodePrompt) error
+
+	// DeviceCodeOnly skips the default chain and signs in with a device code
+	// alone (it needs DeviceCode), e.g. on a machine without az.
+	DeviceCodeOnly bool
 }
 
 // NewCredential returns the credential of opts: azidentity's
-// DefaultAzureCredential, then (with opts.DeviceCode) a DeviceCodeCredential.
+// DefaultAzureCredential, then (with opts.DeviceCode) a DeviceCodeCredential;
+// or the latter alone with opts.DeviceCodeOnly.
 // It asks for no token yet: the first request does.
 func NewCredential(opts Options) (azcore.TokenCredential, error) {
 	c := opts.Cloud
@@ -73,17 +78,23 @@ func NewCredential(opts Options) (azcore.TokenCredential, error) {
 	if err := checkTenant(opts.TenantID); err != nil {
 		return nil, err
 	}
+	if opts.DeviceCodeOnly && opts.DeviceCode == nil {
+		return nil, errors.New("sign-in: a device-code sign-in needs a way to show its prompt (Options.DeviceCode)")
+	}
 	co := azcore.ClientOptions{Cloud: c, Transport: opts.Transport}
 	private := IsPrivate(c)
-	dac, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{
-		ClientOptions:            co,
-		TenantID:                 opts.TenantID,
-		DisableInstanceDiscovery: private,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sign-in: %w", err)
+	var chain []azcore.TokenCredential
+	if !opts.DeviceCodeOnly {
+		dac, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{
+			ClientOptions:            co,
+			TenantID:                 opts.TenantID,
+			DisableInstanceDiscovery: private,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sign-in: %w", err)
+		}
+		chain = append(chain, dac)
 	}
-	chain := []azcore.TokenCredential{dac}
 	if opts.DeviceCode != nil {
 		dc, err := azidentity.NewDeviceCodeCredential(&azidentity.DeviceCodeCredentialOptions{
 			ClientOptions:            co,

@@ -65,3 +65,9 @@ func TestIdentityOf(t *testing.T) {
 		}
 	}
 }
+
+func TestDeviceCodeOnlyNeedsAPrompt(t *testing.T) {
+	if _, err := NewCredential(Options{DeviceCodeOnly: true}); err == nil || !strings.Contains(err.Error(), "prompt") {
+		t.Errorf("got %v, want a refusal: nobody would see the code", err)
+	}
+}
