@@ -125,7 +125,7 @@ func (m *Model) top() view { return m.stack[len(m.stack)-1] }
 
 // Init starts the first view and asks the terminal for its background.
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(tea.RequestBackgroundColor, m.top().Init())
+	return tea.Batch(tea.RequestBackgroundColor, m.top().Init(), whoSignedIn(m.c.Ctx, m.c.Target))
 }
 
 // Update routes messages: results to their owner, keys to the focus.
@@ -190,6 +190,11 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return m.push(msg.v)
 	case targetOpenedMsg:
 		return m.openTarget(msg.t)
+	case identityMsg:
+		if msg.t == m.c.Target {
+			m.c.Target.Identity = msg.name
+		}
+		return nil
 	case findRequest:
 		return m.find(msg.id, msg.quiet, false)
 	case foundMsg:

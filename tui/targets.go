@@ -259,6 +259,29 @@ func identity(ctx context.Context, cred azcore.TokenCredential) (string, error) 
 	return id.ObjectID, nil
 }
 
+// identityMsg names who signed in to target t.
+type identityMsg struct {
+	t    *Target
+	name string
+}
+
+// whoSignedIn reads the identity of a target opened signed in before the
+// console started (--target emulator --auth login), for the header; a
+// failure leaves it unnamed: the views report the sign-in's errors.
+func whoSignedIn(ctx context.Context, t *Target) tea.Cmd {
+	if t == nil || t.Credential == nil || t.Identity != "" {
+		return nil
+	}
+	cred := t.Credential
+	return func() tea.Msg {
+		name, err := identity(ctx, cred)
+		if err != nil {
+			return nil
+		}
+		return identityMsg{t: t, name: name}
+	}
+}
+
 // Escape cancels the sign-in or listing in flight, or clears the filter.
 func (v *targetsView) Escape() bool {
 	if v.doing != "" {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
@@ -240,5 +241,20 @@ func TestTargetsStaleLoadDropped(t *testing.T) {
 	v.Update(second().(routed).msg)
 	if v.table.Loaded() != 1 || v.Busy() {
 		t.Fatalf("the second load should list the DPS: loaded %d, busy %v, err %q", v.table.Loaded(), v.Busy(), v.err)
+	}
+}
+
+func TestTargetsHeaderNamesWhoSignedInBeforeTheConsole(t *testing.T) {
+	f := startEntra(t, emulator.Options{})
+	cred := f.secretCredential(t, f.env.ClientID, f.env.ClientSecret)
+	target := &Target{Name: "emulator", Auth: AuthEntraID, Credential: cred}
+	m := New(context.Background(), Options{Target: target, Start: "derive"})
+	m.Update(tea.WindowSizeMsg{Width: 120, Height: 30})
+	if s := plain(screen(m)); !strings.Contains(s, "Entra ID") || strings.Contains(s, " as ") {
+		t.Fatalf("before the identity is read the header says only the mode:\n%s", s)
+	}
+	m.Update(whoSignedIn(context.Background(), target)())
+	if s := plain(screen(m)); !strings.Contains(s, "Entra ID as "+f.env.ClientID) {
+		t.Fatalf("the header should name the principal:\n%s", s)
 	}
 }
