@@ -88,11 +88,12 @@ type targetFoundMsg struct {
 }
 
 type targetConnectedMsg struct {
-	gen  int
-	dps  discovery.DPS
-	auth AuthMode
-	t    *Target
-	err  error
+	gen      int
+	dps      discovery.DPS
+	auth     AuthMode
+	t        *Target
+	identity string // who signed in, from the token's claims
+	err      error
 }
 
 // deviceCodeMsg is a sign-in's prompt; rest waits on for the operation.
@@ -227,15 +228,16 @@ func (v *targetsView) connect(d discovery.DPS, auth AuthMode) tea.Cmd {
 	log := v.c.Logger
 	return v.start(doing, func(ctx context.Context, gen int) tea.Msg {
 		t, err := conn(ctx, d, auth)
-		if err == nil && t.Credential != nil && t.Identity == "" {
-			t.Identity, err = identity(ctx, t.Credential)
+		var who string
+		if err == nil && t.Credential != nil {
+			who, err = identity(ctx, t.Credential)
 		}
 		if err == nil && stateDir != "" {
 			if serr := discovery.SaveChoice(stateDir, discovery.ChoiceOf(d, tenant, rememberedAuth(auth))); serr != nil {
 				log.Warn("the next start will not reopen this target", "error", serr)
 			}
 		}
-		return targetConnectedMsg{gen: gen, dps: d, auth: auth, t: t, err: err}
+		return targetConnectedMsg{gen: gen, dps: d, auth: auth, t: t, identity: who, err: err}
 	})
 }
 
@@ -342,6 +344,9 @@ func (v *targetsView) Update(msg tea.Msg) tea.Cmd {
 				return v.load()
 			}
 			return nil
+		}
+		if msg.identity != "" {
+			msg.t.Identity = msg.identity
 		}
 		return func() tea.Msg { return targetOpenedMsg{msg.t} }
 	case tea.KeyPressMsg:
