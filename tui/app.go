@@ -587,25 +587,17 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 	st := m.c.Styles
 	k := m.c.Keys
 	w, h := m.c.Width, m.c.Height
-	var tail []string
+	commands := st.Muted.Width(w).Render("Commands: :"+strings.Join(commandsFor(m.c.ReadOnly), " :")) + "\n" + st.Muted.Render(theme.Fit("Any key closes this help.", w))
+	// What read-only mode switches off, each binding named, or where that
+	// would push the help into scrolling, by section.
+	ends := []string{commands}
 	if d := k.Disabled(); len(d) > 0 {
 		line := func(short bool) string {
-			return st.Warning.Width(w).Render("Disabled (" + d[0].DisabledReason() + "): " + strings.Join(k.DisabledNames(short), ", "))
+			return st.Warning.Width(w).Render("Disabled ("+d[0].DisabledReason()+"): "+strings.Join(k.DisabledNames(short), ", ")) + "\n" + commands
 		}
-		l := line(false)
-		if lipgloss.Height(l) > 2 { // at 80 columns a third line would push the help into scrolling
-			l = line(true)
-		}
-		tail = append(tail, l)
+		ends = []string{line(false), line(true)}
 	}
-	// The label goes when it would wrap the list: at 80 columns a second
-	// line would push the help into scrolling.
-	cmds := ":" + strings.Join(commandsFor(m.c.ReadOnly), " :")
-	if label := "Commands: " + cmds; lipgloss.Width(label) <= w {
-		cmds = label
-	}
-	tail = append(tail, st.Muted.Width(w).Render(cmds), st.Muted.Render(theme.Fit("Any key closes this help.", w)))
-	end := strings.Join(tail, "\n")
+	end := ends[len(ends)-1]
 
 	var blocks []string
 	for _, s := range k.Sections() {
@@ -634,15 +626,17 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		}
 		blocks = append(blocks, strings.Join(lines, "\n"))
 	}
-	budget := h - lipgloss.Height(end)
-	// Spaced sections, else (many keys, 80×24) without the blank line between them.
-	for _, gap := range []int{1, 0} {
-		grid = packColumns(blocks, budget, gap)
-		if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
-			if lipgloss.Height(grid) < budget {
-				grid += "\n"
+	// A blank line between blocks, unless only blocks packed tight fit.
+	for _, end := range ends {
+		budget := h - lipgloss.Height(end)
+		for _, gap := range []int{1, 0} {
+			grid := helpColumns(blocks, budget, gap)
+			if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
+				if lipgloss.Height(grid) < budget {
+					grid += "\n"
+				}
+				return grid + "\n" + end, nil
 			}
-			return grid + "\n" + end, nil
 		}
 	}
 	// Too small a screen: one column, scrolled when taller than the screen.
@@ -653,9 +647,9 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 	return all, nil
 }
 
-// packColumns stacks the help's blocks in columns of at most budget lines,
-// gap blank lines between blocks, and sets the columns side by side.
-func packColumns(blocks []string, budget, gap int) string {
+// helpColumns stacks the blocks in columns of at most budget lines, gap
+// blank lines between blocks, the columns side by side.
+func helpColumns(blocks []string, budget, gap int) string {
 	sep := strings.Repeat("\n", gap+1)
 	var cols, col []string
 	used := 0

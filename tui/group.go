@@ -168,7 +168,7 @@ func (v *groupView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Describe, k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Refresh}
+	return []*Binding{k.Open, k.Describe, k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Edit, k.Refresh}
 }
 
 func (v *groupView) Init() tea.Cmd {
@@ -181,8 +181,13 @@ func (v *groupView) refresh() tea.Cmd {
 	v.stale = false
 	v.table.Reset()
 	v.token = ""
+	return tea.Batch(v.loadGroup(), v.fetch())
+}
+
+// loadGroup reads the group's settings and keys (not its records).
+func (v *groupView) loadGroup() tea.Cmd {
 	gen, id, svc, ctx := v.gen, v.groupID, v.c.Target.Service, v.c.Ctx
-	load := do(v.vid, func() tea.Msg {
+	return do(v.vid, func() tea.Msg {
 		g, err := svc.GetEnrollmentGroup(ctx, id)
 		if err != nil {
 			return groupLoadedMsg{gen: gen, err: err}
@@ -193,7 +198,6 @@ func (v *groupView) refresh() tea.Cmd {
 		}
 		return groupLoadedMsg{gen: gen, group: g, att: att, err: err}
 	})
-	return tea.Batch(load, v.fetch())
 }
 
 func (v *groupView) fetch() tea.Cmd {
@@ -282,6 +286,8 @@ func (v *groupView) Update(msg tea.Msg) tea.Cmd {
 		}
 		v.table.Remove(msg.gone)
 		return tea.Batch(v.deleteReport(msg), v.more(), changed)
+	case groupsChangedMsg:
+		return v.loadGroup() // edited: the settings, not the records
 	case recordsChangedMsg:
 		if msg.from == v.vid || (msg.group != v.groupID && msg.group != "") {
 			return nil
@@ -374,6 +380,8 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Derive.Matches(msg):
 		r, _ := v.table.Selected()
 		return open(newDeriveView(v.c, v.groupID, r.id))
+	case k.Edit.Matches(msg):
+		return open(newGroupEditView(v.c, v.groupID))
 	case k.Simulate.Matches(msg):
 		// Never the selected record's ID: re-registering a real device is no demo.
 		return open(newSimulateView(v.c, v.groupID, ""))

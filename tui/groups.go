@@ -127,7 +127,7 @@ func (v *groupsView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Describe, k.Filter, k.New, k.Toggle, k.Delete, k.Derive, k.Simulate, k.Refresh}
+	return []*Binding{k.Open, k.Describe, k.Filter, k.New, k.Toggle, k.Delete, k.Derive, k.Simulate, k.Edit, k.Refresh}
 }
 
 func (v *groupsView) Init() tea.Cmd { return v.refresh() }
@@ -290,6 +290,8 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Toggle.Matches(msg):
 		v.askToggle(g)
 		return nil
+	case k.Edit.Matches(msg):
+		return open(newGroupEditView(v.c, g.EnrollmentGroupID))
 	case k.Derive.Matches(msg):
 		return open(newDeriveView(v.c, g.EnrollmentGroupID, ""))
 	case k.Simulate.Matches(msg):
@@ -324,18 +326,13 @@ func (v *groupsView) setStatus(id string, next dps.ProvisioningStatus) tea.Cmd {
 	v.working = "toggle"
 	svc, ctx := v.c.Target.Service, v.c.Ctx
 	return do(v.vid, func() tea.Msg {
-		cur, err := svc.GetEnrollmentGroup(ctx, id)
+		cur, err := readGroupWithKeys(ctx, svc, id)
 		if err != nil {
 			return groupChangedMsg{what: "reading " + id, err: err}
-		}
-		att, err := svc.GetEnrollmentGroupAttestation(ctx, id)
-		if err != nil {
-			return groupChangedMsg{what: "reading the keys of " + id, err: err}
 		}
 		if cur.ProvisioningStatus == next {
 			return groupChangedMsg{what: fmt.Sprintf("group %s is %s already", id, next), nothing: true}
 		}
-		cur.Attestation = att
 		cur.ProvisioningStatus = next
 		etag := azcore.ETag(cur.ETag)
 		if _, err := svc.CreateOrUpdateEnrollmentGroup(ctx, cur, &dps.WriteOptions{IfMatch: &etag}); err != nil {

@@ -102,13 +102,13 @@ type KeyMap struct {
 	// Enrollment groups and enrollments
 	New, Toggle, Delete *Binding
 	// Groups and a group; a group's records
-	Derive, Simulate, Mark, MarkAll, MarkEvery *Binding
+	Derive, Simulate, Edit, Mark, MarkAll, MarkEvery *Binding
 	// Keys: group detail, enrollment detail, derive and the forms
 	Reveal, Copy, KeySource *Binding
 	// Forms, simulate and tutorial
 	NextField, PrevField, Submit, Leave *Binding
 	// Clean-up
-	HubDevices, Stale, Preview *Binding
+	HubDevices, Stale, Unregistered, Preview *Binding
 	// Running deletions (group view and clean-up)
 	Stop *Binding
 	// Devices: the simulated one (telemetry, staying connected) and a hub
@@ -158,6 +158,7 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 
 		Derive:   bind("x", "derive device key", "x"),
 		Simulate: danger("s", "simulate device", "s"), // a registration is a write
+		Edit:     danger("E", "edit", "E"),            // short: read-only help names it in two lines at 80 columns
 		// Marks only choose records to delete, so read-only mode hides them
 		// with delete.
 		Mark:    danger("space", "mark", "space"),
@@ -181,10 +182,12 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 
 		HubDevices: bind("h", "hub devices: keep/delete", "h"),
 		Stale:      bind("s", "stale records: keep/delete", "s"),
-		Preview:    bind("p", "dry-run preview", "p"),
-		Stop:       bind("ctrl+x", "stop a running deletion", "ctrl+x"),
-		Method:     danger("m", "call a direct method", "m"),
-		Desired:    danger("u", "update desired properties", "u"),
+		// Devices no record explains: deleting them asks apart.
+		Unregistered: bind("u", "no-record devices", "u"),
+		Preview:      bind("p", "dry-run preview", "p"),
+		Stop:         bind("ctrl+x", "stop deletions", "ctrl+x"),
+		Method:       danger("m", "call a direct method", "m"),
+		Desired:      danger("u", "edit desired properties", "u"),
 
 		// The picker's own keys, named in its footer and dialog (the 80×24
 		// help has no line left for them). ListKeys reads a secret and
@@ -214,17 +217,24 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 func (k *KeyMap) Sections() []Section {
 	return []Section{
 		{"Everywhere", []*Binding{k.Command, k.Back, k.Help, k.Quit, k.ForceQuit}},
-		{"Lists", []*Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter, k.Refresh, k.Open, k.Describe}},
+		{"Lists", []*Binding{pair(k.Up, k.Down, "up / down"), pair(k.PageUp, k.PageDown, "page up / down"), pair(k.Top, k.Bottom, "top / bottom"), k.Filter, k.Refresh, k.Open, k.Describe}},
 		{"Groups and enrollments", []*Binding{k.New, k.Toggle, k.Delete}},
-		{"Groups and a group", []*Binding{k.Derive, k.Simulate}},
+		{"Groups and a group", []*Binding{k.Derive, k.Simulate, k.Edit}},
 		{"A group's records", []*Binding{k.Mark, k.MarkAll, k.MarkEvery}},
 		{"Keys", []*Binding{k.Reveal, k.Copy, k.KeySource}},
-		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave}},
-		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
+		{"Forms, simulate, tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave}},
+		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Unregistered, k.Preview}},
 		{"Running deletions", []*Binding{k.Stop}},
 		{"Devices", []*Binding{k.Telemetry, k.StayConnected, k.Method, k.Desired}},
 		{"Describe", []*Binding{k.CopyID, k.GoGroup}},
 	}
+}
+
+// pair shows two opposite bindings as one line of the help.
+func pair(a, b *Binding, desc string) *Binding {
+	p := bind(a.Help().Key+" "+b.Help().Key, desc, append(a.Keys(), b.Keys()...)...)
+	p.Dangerous, p.disabled = a.Dangerous || b.Dangerous, a.disabled+b.disabled
+	return p
 }
 
 // Disabled lists the bindings that are switched off, for the help screen.

@@ -115,8 +115,16 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 			v.err = dps.ErrorMessage(msg.err)
 			return nil
 		}
+		prev := ""
+		switch {
+		case msg.existing != nil && msg.existing.record.Status == dps.StatusAssigned:
+			prev = msg.existing.record.AssignedHub
+		case msg.regID == v.ownID && v.tl.assigned():
+			prev = v.tl.result.AssignedHub
+		}
 		start := func() tea.Cmd {
 			v.ownID = msg.regID
+			v.tl.prevHub = prev
 			v.tl.transport = msg.transport // set as the run starts: the last run's telemetry keeps its transport until then
 			return v.tl.start(msg.regID, msg.key, msg.payload)
 		}

@@ -49,14 +49,18 @@ type timeline struct {
 	// view sets it before start.
 	transport device.Transport
 	host      string
-	regID     string
-	key       keys.Key
-	started   time.Time
-	events    []device.Event
-	waitTil   time.Time // end of the current Retry-After, for the countdown
-	result    *dps.DeviceRegistrationState
-	err       error
-	elapsed   time.Duration
+	// prevHub is the hub the device was on before this run, "" when it had
+	// none (or nobody knows); the view sets it before start, so the result
+	// can say whether DPS moved the device.
+	prevHub string
+	regID   string
+	key     keys.Key
+	started time.Time
+	events  []device.Event
+	waitTil time.Time // end of the current Retry-After, for the countdown
+	result  *dps.DeviceRegistrationState
+	err     error
+	elapsed time.Duration
 
 	sent, sendFailed int
 	sending          bool
@@ -79,7 +83,7 @@ func (t *timeline) width() int { return max(t.c.Width-t.indent, 20) }
 func (t *timeline) start(regID string, key keys.Key, payload json.RawMessage) tea.Cmd {
 	t.stop()
 	t.run++
-	*t = timeline{c: t.c, owner: t.owner, indent: t.indent, run: t.run, transport: t.transport, running: true, regID: regID, key: key, started: t.c.Now()}
+	*t = timeline{c: t.c, owner: t.owner, indent: t.indent, run: t.run, transport: t.transport, prevHub: t.prevHub, running: true, regID: regID, key: key, started: t.c.Now()}
 	if t.c.Target == nil {
 		t.running, t.err = false, errors.New("no target")
 		return nil
@@ -245,6 +249,9 @@ func (t *timeline) view() string {
 		line += fmt.Sprintf(", in %.2fs", t.elapsed.Seconds())
 		if r.Status == dps.StatusAssigned {
 			lines = append(lines, st.OK.Render("✓ "+line))
+			if m := reprovisionNote(r.Substatus, t.prevHub, r.AssignedHub); m != "" {
+				lines = append(lines, st.Muted.Render("  "+m))
+			}
 		} else {
 			lines = append(lines, st.Error.Width(t.width()).Render("✗ "+line))
 		}
@@ -267,6 +274,29 @@ func (t *timeline) view() string {
 	}
 	lines = append(lines, t.liveView(at)...)
 	return strings.Join(lines, "\n")
+}
+
+// reprovisionNote says in words what DPS did to an assigned device, given
+// the hub it was on before ("" for none) and the one it is on now.
+func reprovisionNote(s dps.Substatus, from, to string) string {
+	moved := ""
+	if from != "" && !strings.EqualFold(from, to) {
+		moved = "moved from " + from + " to " + to + ", "
+	}
+	switch s {
+	case dps.SubstatusInitialAssignment:
+		if from == "" {
+			return "" // the name says it; the tutorial's timeline has no line to spare
+		}
+		return moved + "the record keeps how the device was first assigned"
+	case dps.SubstatusDeviceDataMigrated:
+		return moved + "twin migrated (the device keeps the twin it had)"
+	case dps.SubstatusDeviceDataReset:
+		return moved + "twin reset to the initial twin"
+	case dps.SubstatusReprovisionedToInitialAssignment:
+		return moved + "reprovisioned to its initial assignment"
+	}
+	return ""
 }
 
 // registerErrorText prefers the device client's own wording, which says
