@@ -115,7 +115,7 @@ type KeyMap struct {
 	// device (enter on a registration record); all write to the hub
 	Telemetry, StayConnected, Method, Desired *Binding
 	// The target picker (:targets; enter connects) and its device-code
-	// sign-in; not in Sections
+	// sign-in
 	ListKeys, CopyCode *Binding
 	// Describe (i, a list key): any row's JSON; from a record its group (o)
 	// and its hub device (enter). CopyID's help names CopyJSON's key too:
@@ -189,9 +189,8 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Method:       danger("m", "call a direct method", "m"),
 		Desired:      danger("u", "edit desired properties", "u"),
 
-		// The picker's own keys, named in its footer and dialog (the 80×24
-		// help has no line left for them). ListKeys reads a secret and
-		// changes nothing: allowed under --readonly.
+		// ListKeys reads a secret and changes nothing: allowed under
+		// --readonly.
 		ListKeys: bind("s", "use a shared access policy instead (ListKeys)", "s"),
 		CopyCode: bind("y", "copy the code", "y"),
 		// i ("inspect"): d deletes.
@@ -227,6 +226,7 @@ func (k *KeyMap) Sections() []Section {
 		{"Running deletions", []*Binding{k.Stop}},
 		{"Devices", []*Binding{k.Telemetry, k.StayConnected, k.Method, k.Desired}},
 		{"Describe", []*Binding{k.CopyID, k.GoGroup}},
+		{"Targets (:targets; enter connects)", []*Binding{k.ListKeys, k.CopyCode}},
 	}
 }
 
