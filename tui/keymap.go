@@ -192,7 +192,7 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		// ListKeys reads a secret and changes nothing: allowed under
 		// --readonly.
 		ListKeys: bind("s", "use a shared access policy instead (ListKeys)", "s"),
-		CopyCode: bind("y", "copy the code", "y"),
+		CopyCode: bind("y", "copy the sign-in code", "y"),
 		// i ("inspect"): d deletes.
 		Describe: bind("i", "describe", "i"),
 		CopyID:   bind("y/Y", "copy ID / JSON", "y"),
