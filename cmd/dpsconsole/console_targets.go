@@ -40,15 +40,16 @@ func (a *app) consoleTarget(t *target, logger *slog.Logger) *tui.Target {
 func (a *app) consoleAzure(tr *http.Client, caPEM []byte, logger *slog.Logger) (*tui.Azure, error) {
 	var reopen *discovery.Query
 	reopenAuth := tui.AuthEntraID
+	if a.azure.auth == authSASFromARM { // asked for on the command line: not silent
+		reopenAuth = tui.AuthSASFromARM
+	}
 	if a.azure.dps != "" {
 		reopen = &discovery.Query{Name: a.azure.dps, ResourceGroup: a.azure.resourceGroup, Subscription: a.azure.subscription}
-		if a.azure.auth == authSASFromARM { // asked for by name: not silent
-			reopenAuth = tui.AuthSASFromARM
-		}
 	} else if c, ok, err := discovery.LoadChoice(a.stateDir); err != nil {
 		return nil, err
 	} else if ok {
-		// Reopened signed in: a shared access key is read only when asked.
+		// Reopened signed in: a shared access key (c.Auth sas-from-arm) is
+		// read only when --auth asks for it again, as the CLI does.
 		q := c.Query()
 		reopen = &q
 		if a.azure.tenant == "" {
