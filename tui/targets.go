@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/dpsconsole/dpsconsole/dps/discovery"
 	"github.com/dpsconsole/dpsconsole/dps/signin"
@@ -142,7 +144,7 @@ func (v *targetsView) Status() string {
 	}
 	return plural(v.table.Loaded(), "DPS instance", "DPS instances")
 }
-func (v *targetsView) SetSize(w, h int) { v.table.SetSize(w, h-2) }
+func (v *targetsView) SetSize(int, int) { v.fit() } // the size is c's
 
 func (v *targetsView) Hints() []*Binding {
 	k := v.c.Keys
@@ -291,12 +293,19 @@ func (v *targetsView) Escape() bool {
 		v.stopOp()
 		v.reopen = nil
 		v.err = "cancelled " + what + "; r tries again"
+		v.fit()
 		return true
 	}
 	return v.table.ClearFilter()
 }
 
 func (v *targetsView) Update(msg tea.Msg) tea.Cmd {
+	cmd := v.update(msg)
+	v.fit()
+	return cmd
+}
+
+func (v *targetsView) update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case deviceCodeMsg:
 		if msg.gen != v.gen || v.doing == "" {
@@ -399,21 +408,29 @@ func (v *targetsView) View() string {
 		lines := []string{
 			st.Title.Render("Sign in to Microsoft Entra ID"), "",
 			"To sign in, use a web browser to open", "  " + st.Key.Render(p.VerificationURL), "and enter the code", "  " + st.Key.Render(p.UserCode), "",
-			st.Muted.Render(p.Message), "",
 			st.Key.Render("y") + "  copy the code    " + st.Key.Render("esc") + "  cancel the sign-in",
 		}
 		return st.Dialog.Width(min(v.c.Width, 90)).Render(strings.Join(lines, "\n"))
 	}
-	var top string
+	return v.topLine() + "\n\n" + v.table.View()
+}
+
+// topLine is what is in flight, the last error, or what the keys do.
+func (v *targetsView) topLine() string {
+	st := v.c.Styles
 	switch {
 	case v.doing != "":
-		top = st.Muted.Render(v.doing + "… (esc cancels)")
+		return st.Muted.Render(ansi.Wrap(v.doing+"… (esc cancels)", max(v.c.Width, 1), " "))
 	case v.err != "":
-		top = errorText(v.c, v.err)
-	default:
-		top = st.Muted.Render("enter connects with Microsoft Entra ID; s uses a shared access policy instead (its key read with ARM ListKeys)")
+		return errorText(v.c, v.err)
 	}
-	return top + "\n\n" + v.table.View()
+	return st.Muted.Render(ansi.Wrap("enter connects with Microsoft Entra ID; s uses a shared access policy instead (its key read with ARM ListKeys)", max(v.c.Width, 1), " "))
+}
+
+// fit gives the table the height the line above it leaves: that line
+// wraps (errors do). Called after every change to it, not in View.
+func (v *targetsView) fit() {
+	v.table.SetSize(v.c.Width, max(v.c.Height-lipgloss.Height(v.topLine())-1, 3))
 }
 
 // signInMessage words a failed listing or connection: Entra's own reason
