@@ -56,6 +56,9 @@ type Client struct {
 	endpoint string
 	// resourceID is where a missing role must be assigned (ClientOptions.ResourceID).
 	resourceID string
+	// auth and opts made the client, for Streaming.
+	auth policy.Policy
+	opts ClientOptions
 }
 
 // NewClientFromConnectionString makes a client from a service connection
@@ -105,6 +108,7 @@ func newClient(host string, auth policy.Policy, opts *ClientOptions) (*Client, e
 	if opts == nil {
 		opts = &ClientOptions{}
 	}
+	given := *opts
 	scheme := "https"
 	switch opts.Scheme {
 	case "", "https":
@@ -121,6 +125,7 @@ func newClient(host string, auth policy.Policy, opts *ClientOptions) (*Client, e
 		}
 		co.Transport = tr
 	}
+	given.Transport = co.Transport
 	co.Transport = untrustedIsFinal{co.Transport}
 	if co.Retry.MaxRetries == 0 {
 		co.Retry.MaxRetries = defaultMaxRetries
@@ -140,7 +145,7 @@ func newClient(host string, auth policy.Policy, opts *ClientOptions) (*Client, e
 	if err != nil {
 		return nil, err
 	}
-	return &Client{internal: c, retry: co.Retry, host: host, endpoint: scheme + "://" + host, resourceID: opts.ResourceID}, nil
+	return &Client{internal: c, retry: co.Retry, host: host, endpoint: scheme + "://" + host, resourceID: opts.ResourceID, auth: auth, opts: given}, nil
 }
 
 // SignedIn reports whether the client sends Microsoft Entra ID tokens (NewClient)

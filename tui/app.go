@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -63,7 +64,7 @@ type Model struct {
 }
 
 // commands of the `:` line, in completion order.
-var commands = []string{"groups", "enrollments", "find", "derive", "simulate", "tutorial", "cleanup", "targets", "quit"}
+var commands = []string{"groups", "enrollments", "find", "derive", "simulate", "tutorial", "cleanup", "quota", "export", "targets", "quit"}
 
 // New builds the console.
 func New(ctx context.Context, opts Options) *Model {
@@ -117,6 +118,10 @@ func (m *Model) makeView(name string) view {
 		return newCleanupView(m.c)
 	case "targets":
 		return newTargetsView(m.c, m.azure)
+	case "quota":
+		return newQuotaView(m.c)
+	case "export":
+		return newExportView(m.c)
 	}
 	return nil
 }
@@ -587,7 +592,10 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 	st := m.c.Styles
 	k := m.c.Keys
 	w, h := m.c.Width, m.c.Height
-	commands := st.Muted.Width(w).Render("Commands: :"+strings.Join(commandsFor(m.c.ReadOnly), " :")) + "\n" + st.Muted.Render(theme.Fit("Any key closes this help.", w))
+	// The commands without a label and without :quit (q is listed above): at
+	// 80 columns their line must not wrap.
+	shown := slices.DeleteFunc(slices.Clone(commandsFor(m.c.ReadOnly)), func(c string) bool { return c == "quit" })
+	commands := st.Muted.Width(w).Render(":"+strings.Join(shown, " :")) + "\n" + st.Muted.Render(theme.Fit("Any key closes this help.", w))
 	// What read-only mode switches off, each binding named, or where that
 	// would push the help into scrolling, by section.
 	ends := []string{commands}

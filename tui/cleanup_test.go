@@ -241,10 +241,10 @@ func TestHelpFitsAt120x30(t *testing.T) {
 		}
 		body := strings.Join(lines[headerHeight:30-footerHeight], "\n")
 		want := []string{"Everywhere", "ctrl+c quit now", "r         refresh", "ctrl+t send telemetry", "ctrl+o stay connected", "p dry-run preview",
-			"Commands: :groups :enrollments :find :derive :simulate :tutorial :cleanup :targets :quit\nAny key closes this help."}
+			":groups :enrollments :find :derive :simulate :tutorial :cleanup :quota :export :targets\nAny key closes this help."}
 		if ro { // simulate, telemetry and the tutorial are writes
 			want = []string{"Everywhere", "ctrl+c quit now", "r         refresh", "s simulate device,", "ctrl+t send telemetry, ctrl+o stay connected", "p dry-run preview",
-				"Commands: :groups :enrollments :find :derive :cleanup :targets :quit\nAny key closes this help."}
+				":groups :enrollments :find :derive :cleanup :quota :export :targets\nAny key closes this help."}
 		}
 		for _, s := range want {
 			if !strings.Contains(body, s) {

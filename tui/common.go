@@ -30,6 +30,7 @@ type Common struct {
 	// Now is the clock, replaced in tests that render times.
 	Now    func() time.Time
 	nextID int
+	quota  *quotaCount // the last :quota count, kept for the session
 }
 
 func (c *Common) newID() int {

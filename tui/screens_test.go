@@ -207,7 +207,7 @@ func TestErrorsWrapInsteadOfBeingCut(t *testing.T) {
 		t.Fatalf("%d lines", len(lines))
 	}
 	joined := strings.ReplaceAll(strings.Join(lines[1:6], ""), " ", "")
-	if !strings.Contains(joined, strings.Repeat("xyzzy", 20)) || !strings.Contains(joined, ":cleanup:targets:quit") || strings.Contains(out, "…") {
+	if !strings.Contains(joined, strings.Repeat("xyzzy", 20)) || !strings.Contains(joined, ":export:targets:quit") || strings.Contains(out, "…") {
 		t.Fatalf("the whole error should show, wrapped:\n%s", out)
 	}
 	if !strings.HasSuffix(lines[23], "q quit") {

@@ -65,6 +65,21 @@ func newGroupsListCmd(a *app) *cobra.Command {
 				return err
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
+				if output == outputJSONL {
+					var ids []string
+					_, err := streamJSONL(cmd.Context(), a.out, t.client.NewRawEnrollmentGroupPager(&dps.PagerOptions{PageSize: pageSize, Prefetch: true}),
+						func(item json.RawMessage) (json.RawMessage, error) {
+							var g struct {
+								ID string `json:"enrollmentGroupId"`
+							}
+							if json.Unmarshal(item, &g) == nil {
+								ids = append(ids, g.ID)
+							}
+							return groupKind.hiddenRaw(item)
+						})
+					a.rememberGroups(t, ids...)
+					return err
+				}
 				pager := t.client.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: pageSize, Prefetch: true})
 				_, err := streamList(cmd.Context(), a.out, output, pager, func(p dps.EnrollmentGroupPage) []dps.EnrollmentGroup {
 					ids := make([]string, len(p.Items))
@@ -78,7 +93,7 @@ func newGroupsListCmd(a *app) *cobra.Command {
 			})
 		},
 	}
-	addOutputFlag(cmd, &output)
+	addListOutputFlag(cmd, &output)
 	cmd.Flags().Int32Var(&pageSize, "page-size", 100, "groups fetched per request")
 	return cmd
 }

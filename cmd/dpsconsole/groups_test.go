@@ -163,7 +163,7 @@ func TestGroupsInputValidation(t *testing.T) {
 	c.fails(2, []string{"groups", "create", "g", "--allocation-policy", "random"}, "hashed, geoLatency, static or custom")
 	c.fails(2, []string{"groups", "create", "g", "--allocation-policy", "static"}, "exactly one hub")
 	c.fails(2, []string{"groups", "create", "g", "--initial-twin-tags", "[1]"}, "JSON object")
-	c.fails(2, []string{"groups", "list", "-o", "yaml"}, "table or json")
+	c.fails(2, []string{"groups", "list", "-o", "yaml"}, "table, json or jsonl")
 	c.fails(2, []string{"groups", "list", "--page-size", "abc"}, `invalid value "abc" for --page-size: give a whole number`)
 	c.fails(2, []string{"registrations", "list", "--group", "g", "--page-size", "0"}, "--page-size 0")
 	c.fails(2, []string{"groups", "show"}, "received 0", "usage: dpsconsole groups show ID")

@@ -172,6 +172,7 @@ az login, --dps NAME reaches a DPS in Azure with your own identity
 		newGroupsCmd(a),
 		newEnrollmentsCmd(a),
 		newRegistrationsCmd(a),
+		newQuotaCmd(a),
 		newRegisterCmd(a),
 		newCleanupCmd(a),
 		newHubCmd(a),
