@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -48,6 +46,20 @@ type Model struct {
 	helpTop  int // first help line shown when the help scrolls
 	cmdline  textinput.Model
 	cmdMode  bool
+	// suggestFor is the command word the `:` line's completions were made
+	// for; suggestStale asks for them again (new names arrived).
+	suggestFor   string
+	suggestStale bool
+	known        knownNames
+	history      []string
+	histPos      int // the history line shown; -1 = the line being typed
+	histDraft    string
+
+	palette *palette
+	status  statusLine
+	events  *eventLog
+	// job is the running job last seen, to log when one starts and ends.
+	job string
 
 	flash     string
 	flashLvl  flashLevel
@@ -62,9 +74,6 @@ type Model struct {
 	// choosing: no DPS is open yet, only :targets can open one.
 	choosing bool
 }
-
-// commands of the `:` line, in completion order.
-var commands = []string{"groups", "enrollments", "find", "derive", "simulate", "tutorial", "cleanup", "quota", "export", "targets", "quit"}
 
 // New builds the console.
 func New(ctx context.Context, opts Options) *Model {
@@ -84,8 +93,13 @@ func New(ctx context.Context, opts Options) *Model {
 	in := textinput.New()
 	in.Prompt = ":"
 	in.ShowSuggestions = true
-	in.SetSuggestions(commandsFor(opts.ReadOnly))
-	m := &Model{c: c, azure: opts.Azure, help: help.New(), spin: spinner.New(spinner.WithSpinner(spinner.MiniDot)), cmdline: in}
+	m := &Model{c: c, azure: opts.Azure, help: help.New(), spin: spinner.New(spinner.WithSpinner(spinner.MiniDot)), cmdline: in,
+		histPos: -1, events: newEventLog(eventLogSize), suggestStale: true}
+	if opts.Target != nil {
+		m.history = loadHistory(opts.Target.StateDir)
+	} else if opts.Azure != nil {
+		m.history = loadHistory(opts.Azure.StateDir)
+	}
 	m.help.Styles = c.Styles.Help
 	start := opts.Start
 	if start == "" || readOnlyRefusal(opts.ReadOnly, start) != "" {
@@ -136,6 +150,7 @@ func (m *Model) Init() tea.Cmd {
 // Update routes messages: results to their owner, keys to the focus.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	cmd := m.update(msg)
+	m.noteJobs()
 	if !m.spinning && m.busy() {
 		m.spinning = true
 		cmd = tea.Batch(cmd, m.spin.Tick)
@@ -169,6 +184,9 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return nil // its view was closed: drop the result
 	case broadcast:
+		if _, ok := msg.msg.(groupsChangedMsg); ok {
+			m.known.fetched = false // the completions list what is there
+		}
 		cmds := make([]tea.Cmd, len(m.stack))
 		for i, v := range m.stack {
 			cmds[i] = v.Update(msg.msg)
@@ -177,6 +195,8 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case flashMsg:
 		m.flash, m.flashLvl = msg.text, msg.level
 		m.flashTag++
+		m.logEvent(msg.level, msg.text)
+		m.keepProblem(msg.level, msg.text)
 		m.resize() // a long flash wraps: the body gives up lines
 		tag := m.flashTag
 		expire := tea.Tick(6*time.Second, func(time.Time) tea.Msg { return flashExpired{tag} })
@@ -209,12 +229,23 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	case tea.KeyPressMsg:
 		return m.key(msg)
+	case tea.MouseWheelMsg:
+		return m.wheel(msg)
+	case tea.MouseClickMsg:
+		return m.click(msg)
 	case tea.PasteMsg:
 		if m.cmdMode {
 			var cmd tea.Cmd
 			m.cmdline, cmd = m.cmdline.Update(msg)
+			m.refreshSuggestions()
 			return cmd
 		}
+	case knownNamesMsg:
+		m.known, m.suggestStale = msg.names, true
+		if m.cmdMode {
+			m.refreshSuggestions()
+		}
+		return nil
 	}
 	return m.top().Update(msg)
 }
@@ -230,7 +261,18 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	if m.cmdMode {
 		return m.commandKey(msg)
 	}
+	if m.palette != nil {
+		return m.paletteKey(msg)
+	}
 	m.quitArmed = m.quitArmed && k.Quit.Matches(msg)
+	if m.status.expanded { // any key closes the full text; x also clears it
+		m.status.expanded = false
+		if msg.String() == "x" {
+			m.status = statusLine{}
+			m.resize()
+		}
+		return nil
+	}
 	if m.showHelp {
 		// Arrows scroll a help taller than the screen; any other key closes it.
 		switch {
@@ -264,9 +306,15 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 			m.showHelp, m.helpTop = true, 0
 			return nil
 		case k.Command.Matches(msg):
-			m.cmdMode = true
-			m.cmdline.SetValue("")
-			return m.cmdline.Focus()
+			return m.openCommandLine("")
+		case k.Palette.Matches(msg):
+			return m.openPalette()
+		case k.LastProblem.Matches(msg):
+			if m.status.text == "" {
+				return flashInfo("no error or warning so far; :log lists the session's events")
+			}
+			m.status.expanded = true
+			return nil
 		case k.Back.Matches(msg) && len(m.stack) > 1:
 			// The view may use esc itself (clear a filter, leave a form).
 			if e, ok := m.top().(escaper); ok && e.Escape() {
@@ -279,10 +327,61 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	return m.top().Update(msg)
 }
 
+// wheelLines is how many rows one wheel notch scrolls.
+const wheelLines = 3
+
+// wheel scrolls as the arrow keys do, so every list (and the help) loads
+// and counts as it would under ↑/↓; not while a field has the keys.
+func (m *Model) wheel(msg tea.MouseWheelMsg) tea.Cmd {
+	if m.cmdMode || m.palette != nil || m.status.expanded || m.top().Editing() {
+		return nil
+	}
+	var name string
+	switch msg.Button {
+	case tea.MouseWheelUp:
+		name = m.c.Keys.Up.Keys()[0]
+	case tea.MouseWheelDown:
+		name = m.c.Keys.Down.Keys()[0]
+	default:
+		return nil
+	}
+	cmds := make([]tea.Cmd, wheelLines)
+	for i := range cmds {
+		cmds[i] = m.key(keyPress(name))
+	}
+	return tea.Batch(cmds...)
+}
+
+// click hands a click in the body to the focused view, its Y counted from
+// the body's first line (tables select the row clicked).
+func (m *Model) click(msg tea.MouseClickMsg) tea.Cmd {
+	if m.cmdMode || m.palette != nil || m.showHelp || m.status.expanded {
+		return nil
+	}
+	y := msg.Y - lipgloss.Height(m.header())
+	if y < 0 || y >= m.c.Height {
+		return nil
+	}
+	msg.Y = y
+	return m.top().Update(msg)
+}
+
 // escaper is a view that sometimes uses esc before the root pops it.
 // Escape reports whether the view used the esc.
 type escaper interface{ Escape() bool }
 
+// openCommandLine opens the `:` line holding text, and fetches the names
+// that complete arguments when the session has none yet.
+func (m *Model) openCommandLine(text string) tea.Cmd {
+	m.cmdMode, m.histPos = true, -1
+	m.cmdline.SetValue(text)
+	m.cmdline.CursorEnd()
+	m.refreshSuggestions()
+	return tea.Batch(m.cmdline.Focus(), m.fetchKnownNames())
+}
+
+// commandKey edits the `:` line: ↑/↓ recall the history, tab completes
+// (textinput accepts the suggestion shown), enter runs.
 func (m *Model) commandKey(msg tea.KeyPressMsg) tea.Cmd {
 	switch msg.String() {
 	case "esc":
@@ -292,57 +391,26 @@ func (m *Model) commandKey(msg tea.KeyPressMsg) tea.Cmd {
 	case "enter":
 		m.cmdMode = false
 		m.cmdline.Blur()
-		return m.runCommand(m.cmdline.Value())
+		line := m.cmdline.Value()
+		return tea.Batch(m.remember(line), m.runCommand(line))
+	case "up":
+		m.recall(-1)
+		m.refreshSuggestions()
+		return nil
+	case "down":
+		m.recall(+1)
+		m.refreshSuggestions()
+		return nil
 	}
 	var cmd tea.Cmd
 	m.cmdline, cmd = m.cmdline.Update(msg)
+	m.refreshSuggestions()
 	return cmd
 }
 
-// runCommand runs a `:` command; a unique prefix is enough.
-func (m *Model) runCommand(line string) tea.Cmd {
-	name := strings.TrimSpace(strings.TrimPrefix(line, ":"))
-	if name == "" {
-		return nil
-	}
-	if m.choosing && !strings.HasPrefix("targets", name) && !strings.HasPrefix("quit", name) {
-		return flashWarn("no DPS is open yet: choose one in :targets (or :quit)")
-	}
-	if id, ok := findArgument(name); ok {
-		return m.find(id, false, true)
-	}
-	var hits []string
-	for _, c := range commands {
-		if c == name {
-			hits = []string{c}
-			break
-		}
-		if strings.HasPrefix(c, name) {
-			hits = append(hits, c)
-		}
-	}
-	if len(hits) != 1 {
-		sort.Strings(hits)
-		if len(hits) == 0 {
-			return flashErr(fmt.Errorf("unknown command %q; try :%s", name, strings.Join(commandsFor(m.c.ReadOnly), " :")))
-		}
-		return flashWarn(fmt.Sprintf("%q is ambiguous: :%s", name, strings.Join(hits, " :")))
-	}
-	if why := readOnlyRefusal(m.c.ReadOnly, hits[0]); why != "" {
-		return flashWarn(why)
-	}
-	if hits[0] == "quit" {
-		m.quitting = true
-		return tea.Quit
-	}
-	return m.switchTo(hits[0])
-}
-
-// switchTo makes a `:` command's view the only one above home, so the
-// stack never grows deeper than the operator went: esc goes home. :groups
-// is home itself, opened fresh.
-func (m *Model) switchTo(name string) tea.Cmd { return m.switchToView(name, m.makeView(name)) }
-
+// switchToView makes v, the view of command name, the only one above home,
+// so the stack never grows deeper than the operator went: esc goes home.
+// :groups is home itself, opened fresh.
 func (m *Model) switchToView(name string, v view) tea.Cmd {
 	keep := 1
 	if name == "groups" {
@@ -448,7 +516,7 @@ func (m *Model) resize() {
 	if m.width == 0 {
 		return
 	}
-	m.c.Width, m.c.Height = m.width, max(m.height-lipgloss.Height(m.header())-footerHeight, 1)
+	m.c.Width, m.c.Height = m.width, max(m.height-lipgloss.Height(m.header())-m.statusHeight()-footerHeight, 1)
 	m.help.SetWidth(m.width)
 	m.cmdline.SetWidth(max(m.width-4, 1))
 	m.top().SetSize(m.c.Width, m.c.Height)
@@ -460,14 +528,26 @@ func (m *Model) View() tea.View {
 		return tea.NewView("starting…")
 	}
 	var body string
-	if m.showHelp {
+	switch {
+	case m.palette != nil:
+		body = m.paletteView()
+	case m.status.expanded:
+		body = m.problemView()
+	case m.showHelp:
 		body = m.fullHelp()
-	} else {
+	default:
 		body = m.top().View()
 	}
 	body = clip(body, m.c.Width, m.c.Height)
+	if m.cmdMode {
+		body = m.withCompletions(body)
+	}
+	if m.statusHeight() > 0 {
+		body += "\n" + m.statusView()
+	}
 	v := tea.NewView(m.header() + "\n" + body + "\n" + m.footer())
 	v.AltScreen = true
+	v.MouseMode = tea.MouseModeCellMotion
 	v.WindowTitle = "dpsconsole"
 	return v
 }
@@ -525,7 +605,7 @@ func (m *Model) header() string {
 // width; only a terminal too short for it all loses the end.
 func (m *Model) flashLines() string {
 	st := m.c.Styles
-	style := [...]lipgloss.Style{st.Flash, st.FlashInfo, st.FlashWarn, st.FlashError}[m.flashLvl]
+	style := levelStyle(st, m.flashLvl)
 	lines := strings.Split(ansi.Wrap(m.flashLvl.glyph()+" "+m.flash, m.width, " "), "\n")
 	if most := max(m.height-3, 1); len(lines) > most {
 		lines = lines[:most]
@@ -548,7 +628,9 @@ func (m *Model) footer() string {
 	}
 	k := m.c.Keys
 	var hints, always []*Binding
-	if m.top().Editing() {
+	if m.palette != nil {
+		hints, always = paletteHints, []*Binding{k.ForceQuit}
+	} else if m.top().Editing() {
 		for _, b := range m.top().Hints() {
 			hints = append(hints, b.inField())
 		}
@@ -592,10 +674,7 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 	st := m.c.Styles
 	k := m.c.Keys
 	w, h := m.c.Width, m.c.Height
-	// The commands without a label and without :quit (q is listed above): at
-	// 80 columns their line must not wrap.
-	shown := slices.DeleteFunc(slices.Clone(commandsFor(m.c.ReadOnly)), func(c string) bool { return c == "quit" })
-	commands := st.Muted.Width(w).Render(":"+strings.Join(shown, " :")) + "\n" + st.Muted.Render(theme.Fit("Any key closes this help.", w))
+	commands := st.Muted.Width(w).Render(commandUsages(m.c.ReadOnly)) + "\n" + st.Muted.Render(theme.Fit("Any key closes this help.", w))
 	// What read-only mode switches off, each binding named, or where that
 	// would push the help into scrolling, by section.
 	ends := []string{commands}

@@ -94,9 +94,11 @@ func danger(help, desc string, keys ...string) *Binding {
 // The footer hints, the `?` help and the README table are all built from it.
 type KeyMap struct {
 	// Global
-	Quit, ForceQuit, Back, Command, Help *Binding
+	Quit, ForceQuit, Back, Command, Palette, LastProblem, Help *Binding
 	// Lists
 	Up, Down, PageUp, PageDown, Top, Bottom, Filter, Refresh, Open *Binding
+	// Sorting a table (o for "order": s simulates)
+	Sort, SortReverse *Binding
 	// While the filter prompt has the keys (the footer only; `/` explains them)
 	FilterApply, FilterClear *Binding
 	// Enrollment groups and enrollments
@@ -137,7 +139,10 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		ForceQuit: bind("ctrl+c", "quit now", "ctrl+c"),
 		Back:      bind("esc", "back", "esc"),
 		Command:   bind(":", "command", ":"),
-		Help:      bind("?", "help", "?"),
+		Palette:   bind("ctrl+p", "palette", "ctrl+p"),
+		// The status line keeps the last problem; ! shows it whole.
+		LastProblem: bind("!", "last error", "!"),
+		Help:        bind("?", "help", "?"),
 
 		Up:       bind("↑/k", "up", "up", "k"),
 		Down:     bind("↓/j", "down", "down", "j"),
@@ -148,6 +153,10 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Filter:   bind("/", "filter", "/"),
 		Refresh:  bind("r", "refresh", "r", "ctrl+r"),
 		Open:     bind("enter", "open", "enter"),
+
+		// o for "order": s simulates.
+		Sort:        bind("o", "sort by the next column", "o"),
+		SortReverse: bind("O", "flip the sort", "O"),
 
 		FilterApply: bind("enter", "keep the filter", "enter"),
 		FilterClear: bind("esc", "clear the filter", "esc"),
@@ -216,11 +225,13 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 func (k *KeyMap) Sections() []Section {
 	return []Section{
 		{"Everywhere", []*Binding{k.Command, k.Back, k.Help, k.Quit, k.ForceQuit}},
-		{"Lists", []*Binding{pair(k.Up, k.Down, "up / down"), pair(k.PageUp, k.PageDown, "page up / down"), pair(k.Top, k.Bottom, "top / bottom"), k.Filter, k.Refresh, k.Open, k.Describe}},
+		{"Lists", []*Binding{pair(k.Up, k.Down, "up / down"), pair(k.PageUp, k.PageDown, "page up / down"), pair(k.Top, k.Bottom, "top / bottom"), k.Filter, k.Refresh, k.Open, k.Describe,
+			pair(k.Sort, k.SortReverse, "sort / flip")}},
 		{"Groups and enrollments", []*Binding{k.New, k.Toggle, k.Delete}},
 		{"Groups and a group", []*Binding{k.Derive, k.Simulate, k.Edit}},
 		{"A group's records", []*Binding{k.Mark, k.MarkAll, k.MarkEvery}},
 		{"Keys", []*Binding{k.Reveal, k.Copy, k.KeySource}},
+		{"Palette and status line", []*Binding{k.Palette, k.LastProblem}},
 		{"Forms, simulate, tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave}},
 		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Unregistered, k.Preview}},
 		{"Running deletions", []*Binding{k.Stop}},

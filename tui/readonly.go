@@ -7,20 +7,6 @@ var writeCommands = map[string]string{
 	"tutorial": "the tutorial creates and deletes a group, a registration and a hub device",
 }
 
-// commandsFor lists the `:` commands the console offers.
-func commandsFor(readOnly bool) []string {
-	if !readOnly {
-		return commands
-	}
-	var out []string
-	for _, c := range commands {
-		if writeCommands[c] == "" {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 // readOnlyRefusal says why command name is off, or "" when it may run.
 func readOnlyRefusal(readOnly bool, name string) string {
 	if why := writeCommands[name]; readOnly && why != "" {

@@ -290,7 +290,7 @@ func TestReadOnlyRefusesSimulateTelemetryAndTutorial(t *testing.T) {
 		t.Fatalf("s simulates in read-only mode:\n%s", s)
 	}
 	f.keys("?")
-	f.waitFor("help", "s simulate device", "ctrl+t send telemetry", ":groups :enrollments :find :derive :cleanup :quota :export :targets")
+	f.waitFor("help", "s simulate device", "ctrl+t send telemetry", ":groups :group NAME :enrollments :enrollment ID :find ID :derive :cleanup :quota :export :log")
 
 	c := testCommon(t, 100, 30)
 	c.Target, c.Now, c.ReadOnly, c.Keys = target, time.Now, true, DefaultKeyMap(true)
