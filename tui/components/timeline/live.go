@@ -36,8 +36,8 @@ type LiveMsg struct {
 // liveLinesShown caps the device's lines on screen: only the newest show.
 const liveLinesShown = 8
 
-// ErrLiveNeedsMQTT is why ToggleLive refuses a device on HTTPS.
-var ErrLiveNeedsMQTT = errors.New("the twin and direct methods need MQTT to the hub (IoT Hub's HTTPS device API has neither): set Transport to mqtt or mqtt-ws and run the registration again")
+// errLiveNeedsMQTT is why ToggleLive refuses a device on HTTPS.
+var errLiveNeedsMQTT = errors.New("the twin and direct methods need MQTT to the hub (IoT Hub's HTTPS device API has neither): set Transport to mqtt or mqtt-ws and run the registration again")
 
 // ToggleLive connects the assigned device to its hub and keeps it
 // connected until the run is stopped; called while connected it
@@ -55,7 +55,7 @@ func (t *Model) ToggleLive() tea.Cmd {
 	case !t.Assigned():
 		return t.env.Warn("the twin and methods need an assigned device: run the registration first")
 	case !t.OverMQTT():
-		return t.env.Warn(ErrLiveNeedsMQTT.Error())
+		return t.env.Warn(errLiveNeedsMQTT.Error())
 	}
 	t.liveGen++
 	t.liveOn = true

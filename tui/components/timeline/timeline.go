@@ -52,7 +52,7 @@ type Env struct {
 }
 
 // RegisterMsg is one progress event of a running registration; the last
-// one has done set and carries the result.
+// one carries its result (Finished tells it apart).
 type RegisterMsg struct {
 	run   int
 	ch    <-chan RegisterMsg
@@ -115,9 +115,9 @@ func New(env Env) *Model { return &Model{env: env} }
 
 // Run is a registration as a Model shows it.
 type Run struct {
-	RegID   string
-	Started time.Time
-	Elapsed time.Duration
+	RegID   string                       // the registration ID it ran as
+	Started time.Time                    // when it began: the event times count from here
+	Elapsed time.Duration                // how long it took
 	Result  *dps.DeviceRegistrationState // nil while running or after an error
 	Err     error
 }

@@ -62,3 +62,22 @@ func TestStaleMessagesAreDropped(t *testing.T) {
 		t.Fatal("a message of another kind was taken")
 	}
 }
+
+// The message that ends the current run is Finished and puts its result on
+// screen; the same message of an older run is neither.
+func TestFinishedEndsOnlyTheCurrentRun(t *testing.T) {
+	tl := testModel()
+	tl.Show(Run{RegID: "dev", Started: tl.env.Now()})
+	tl.running, tl.stopRun = true, func() {}
+	done := RegisterMsg{run: tl.run, done: true, state: dps.DeviceRegistrationState{Status: dps.StatusAssigned, AssignedHub: "hub-1", DeviceID: "dev"}}
+	if old := (RegisterMsg{run: tl.run - 1, done: true}); tl.Finished(old) {
+		t.Fatal("an older run's last message counts as finished")
+	}
+	if !tl.Finished(done) {
+		t.Fatal("the current run's last message is not finished")
+	}
+	tl.Update(done)
+	if tl.Running() || !tl.Assigned() || !strings.Contains(ansi.Strip(tl.View(theme.NewStyles(true, true), 80)), "✓ assigned → hub hub-1, in 0.00s") {
+		t.Fatalf("running %v, result %+v:\n%s", tl.Running(), tl.Result(), ansi.Strip(tl.View(theme.NewStyles(true, true), 80)))
+	}
+}
