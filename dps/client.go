@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -32,16 +34,31 @@ type ClientOptions struct {
 	// Scheme of the endpoint: "https" (the default) or "http" (test servers;
 	// needs InsecureAllowHTTP).
 	Scheme string
+
+	// ResourceID is the DPS's Azure resource ID (/subscriptions/…/provisioningServices/NAME,
+	// from ARM discovery). A client signed in with Microsoft Entra ID names it
+	// in refusals as the scope where the missing role must be assigned; "" says
+	// "the DPS resource" instead.
+	ResourceID string
 }
+
+// Scope is the OAuth 2.0 scope of the DPS service API: the tokens a Client
+// made by NewClient sends are for it.
+const Scope = "https://azure-devices-provisioning.net/.default"
 
 // Client talks to the DPS service (management) API of one DPS instance.
 // It is safe for concurrent use.
 type Client struct {
 	internal *azcore.Client
-	sas      *sasPolicy
+	sas      *sasPolicy // nil when signed in with Microsoft Entra ID
 	retry    policy.RetryOptions
 	host     string
 	endpoint string
+	// resourceID is where a missing role must be assigned (ClientOptions.ResourceID).
+	resourceID string
+	// auth and opts made the client, for Streaming.
+	auth policy.Policy
+	opts ClientOptions
 }
 
 // NewClientFromConnectionString makes a client from a service connection
@@ -52,7 +69,30 @@ func NewClientFromConnectionString(connStr string, opts *ClientOptions) (*Client
 	if err != nil {
 		return nil, err
 	}
-	return newClient(cs.HostName, newSASPolicy(cs.HostName, cs.SharedAccessKeyName, cs.SharedAccessKey, opts), opts)
+	sas := newSASPolicy(cs.HostName, cs.SharedAccessKeyName, cs.SharedAccessKey, opts)
+	c, err := newClient(cs.HostName, sas, opts)
+	if err != nil {
+		return nil, err
+	}
+	c.sas = sas
+	return c, nil
+}
+
+// NewClient makes a client of the DPS at host (name[:port], e.g.
+// mydps.azure-devices-provisioning.net) that signs every request with a
+// Microsoft Entra ID bearer token for Scope from cred, through the same
+// pipeline as the SAS client. The identity needs a DPS data role: "Device
+// Provisioning Service Data Reader" to read, "… Data Contributor" to write;
+// refusals come back as *AccessError naming it.
+func NewClient(host string, cred azcore.TokenCredential, opts *ClientOptions) (*Client, error) {
+	if host == "" || strings.ContainsAny(host, "/?#") {
+		return nil, fmt.Errorf("dps: the DPS host %q must be a host name or host:port, e.g. mydps.azure-devices-provisioning.net", host)
+	}
+	if cred == nil {
+		return nil, errors.New("dps: NewClient needs a credential")
+	}
+	allowHTTP := opts != nil && opts.InsecureAllowHTTP
+	return newClient(host, runtime.NewBearerTokenPolicy(cred, []string{Scope}, &policy.BearerTokenOptions{InsecureAllowCredentialWithHTTP: allowHTTP}), opts)
 }
 
 // Default retry settings: DPS throttles at 1,000 operations a minute and
@@ -64,10 +104,11 @@ const (
 	defaultMaxRetryDelay = 60 * time.Second
 )
 
-func newClient(host string, auth *sasPolicy, opts *ClientOptions) (*Client, error) {
+func newClient(host string, auth policy.Policy, opts *ClientOptions) (*Client, error) {
 	if opts == nil {
 		opts = &ClientOptions{}
 	}
+	given := *opts
 	scheme := "https"
 	switch opts.Scheme {
 	case "", "https":
@@ -84,6 +125,7 @@ func newClient(host string, auth *sasPolicy, opts *ClientOptions) (*Client, erro
 		}
 		co.Transport = tr
 	}
+	given.Transport = co.Transport
 	co.Transport = untrustedIsFinal{co.Transport}
 	if co.Retry.MaxRetries == 0 {
 		co.Retry.MaxRetries = defaultMaxRetries
@@ -103,8 +145,12 @@ func newClient(host string, auth *sasPolicy, opts *ClientOptions) (*Client, erro
 	if err != nil {
 		return nil, err
 	}
-	return &Client{internal: c, sas: auth, retry: co.Retry, host: host, endpoint: scheme + "://" + host}, nil
+	return &Client{internal: c, retry: co.Retry, host: host, endpoint: scheme + "://" + host, resourceID: opts.ResourceID, auth: auth, opts: given}, nil
 }
+
+// SignedIn reports whether the client sends Microsoft Entra ID tokens (NewClient)
+// rather than SAS tokens.
+func (c *Client) SignedIn() bool { return c.sas == nil }
 
 // Host is the DPS host name the client talks to (from the connection string).
 func (c *Client) Host() string { return c.host }

@@ -7,7 +7,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 )
 
-const enrollmentsPath = "/enrollments"
+const (
+	enrollmentsPath      = "/enrollments"
+	enrollmentsQueryPath = enrollmentsPath + "/query"
+)
 
 // CreateOrUpdateEnrollment creates the individual enrollment
 // e.RegistrationID or replaces it. The answer includes the symmetric keys,
@@ -59,7 +62,7 @@ type EnrollmentPage struct {
 
 // NewEnrollmentPager lists every individual enrollment, page by page.
 func (c *Client) NewEnrollmentPager(opts *PagerOptions) *runtime.Pager[EnrollmentPage] {
-	return newQueryPager(c, "NewEnrollmentPager", enrollmentsPath+"/query", nil, queryAll, opts, decodeJSON[IndividualEnrollment],
+	return newQueryPager(c, "NewEnrollmentPager", enrollmentsQueryPath, nil, queryAll, opts, decodeJSON[IndividualEnrollment],
 		func(items []IndividualEnrollment, token string) EnrollmentPage {
 			return EnrollmentPage{Items: items, ContinuationToken: token}
 		},

@@ -111,6 +111,12 @@ func ErrorMessage(err error) string {
 	if len(extra) > 0 {
 		b.WriteString(" (" + strings.Join(extra, ", ") + ")")
 	}
+	if access := (*AccessError)(nil); errors.As(err, &access) {
+		return b.String() + "; " + access.Hint()
+	}
+	if re.StatusCode == http.StatusUnauthorized && LocalAuthDisabled(b.String()) {
+		return b.String() + "; " + LocalAuthHint
+	}
 	switch re.StatusCode {
 	case http.StatusUnauthorized:
 		b.WriteString("; check the connection string's SharedAccessKeyName and SharedAccessKey")
@@ -131,4 +137,15 @@ func oneLine(s string) string {
 		s = s[:300] + "…"
 	}
 	return s
+}
+
+// LocalAuthHint is the way out when a service takes no SAS at all.
+const LocalAuthHint = "it accepts only Microsoft Entra ID: sign in instead of using a shared access key (dpsconsole --dps NAME, after az login)"
+
+// LocalAuthDisabled reports whether a refusal's text says the service has
+// local (shared access key) authentication turned off, so that no key can
+// work and only a Microsoft Entra ID sign-in can.
+func LocalAuthDisabled(msg string) bool {
+	m := strings.ToLower(msg)
+	return strings.Contains(m, "local auth") || strings.Contains(m, "disablelocalauth")
 }

@@ -35,11 +35,16 @@ type RegistrationStatePage struct {
 	ContinuationToken string
 }
 
+// registrationQueryPath is where a group's records are queried. The
+// 2021-10-01 spec gives this query no body (the CLI sends none).
+func registrationQueryPath(groupID string) (string, error) {
+	return idPath(registrationsPath, "enrollment group ID", groupID, "query")
+}
+
 // NewRegistrationStatePager lists the registration records of the devices
 // admitted by one enrollment group (the group need not exist any more).
 func (c *Client) NewRegistrationStatePager(groupID string, opts *PagerOptions) *runtime.Pager[RegistrationStatePage] {
-	path, err := idPath(registrationsPath, "enrollment group ID", groupID, "query")
-	// The 2021-10-01 spec gives this query no body (the CLI sends none).
+	path, err := registrationQueryPath(groupID)
 	return newQueryPager(c, "NewRegistrationStatePager", path, err, noQuery, opts, decodeRegistrationStates,
 		func(items []DeviceRegistrationState, token string) RegistrationStatePage {
 			return RegistrationStatePage{Items: items, ContinuationToken: token}

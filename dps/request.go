@@ -57,7 +57,11 @@ func (c *Client) do(req *policy.Request, want ...int) (*http.Response, error) {
 		return nil, err
 	}
 	if !runtime.HasStatusCode(resp, want...) {
-		return nil, newResponseError(resp)
+		err := newResponseError(resp)
+		if c.SignedIn() {
+			err = NewAccessError(err, "DPS", c.resourceID, req.Raw(), dpsDataAction)
+		}
+		return nil, err
 	}
 	return resp, nil
 }

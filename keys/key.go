@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -123,3 +124,19 @@ func (k Key) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
 // Mask is what a key looks like when printed.
 const Mask = "••••••••"
+
+// MaskURL hides a URL's query and password: a webhook's query usually
+// carries its function key (?code=...).
+func MaskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Mask
+	}
+	hasQuery := u.RawQuery != "" || u.ForceQuery
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
+	s := u.Redacted()
+	if hasQuery {
+		s += "?" + Mask
+	}
+	return s
+}

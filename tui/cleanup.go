@@ -1,6 +1,7 @@
 package tui
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,10 +33,14 @@ type cleanupView struct {
 	plan     *cleanup.Plan
 	sel      cleanup.Selection
 	counts   []cleanup.Count // plan.Counts(sel), kept so View does not recount
-	err      string
+	// unregistered is plan.UnregisteredCounts(): the rows after counts, one
+	// per hub with devices that have no registration record.
+	unregistered []cleanup.HubCount
+	err          string
 
 	row      int                           // the count row under the cursor
 	findings *table.Table[cleanup.Finding] // the drill-down of one row; nil = the counts
+	drilled  string                        // what the drill-down shows, its title
 	preview  *table.Table[previewRow]      // the dry run: plan.Actions(sel); nil = closed
 	planned  string                        // what the preview adds up to
 	confirm  *confirm.Dialog
@@ -116,7 +121,11 @@ func (v *cleanupView) Status() string {
 	if v.plan == nil {
 		return ""
 	}
-	return plural(len(v.plan.Findings), "finding", "findings")
+	s := plural(len(v.plan.Findings), "finding", "findings")
+	if n := len(v.plan.Unregistered); n > 0 {
+		s += ", " + plural(n, "hub device without a record", "hub devices without a record")
+	}
+	return s
 }
 
 func (v *cleanupView) Hints() []*Binding {
@@ -133,7 +142,7 @@ func (v *cleanupView) Hints() []*Binding {
 	case v.running:
 		return []*Binding{k.Stop}
 	}
-	return []*Binding{k.Open, k.Preview, k.Delete, k.HubDevices, k.Stale, k.Refresh}
+	return []*Binding{k.Open, k.Preview, k.Delete, k.HubDevices, k.Stale, k.Unregistered, k.Refresh}
 }
 
 // Escape closes the drill-down or the preview before the view. A running
@@ -157,33 +166,55 @@ func (v *cleanupView) Escape() bool {
 // setSelection changes what is deleted and recounts.
 func (v *cleanupView) setSelection(sel cleanup.Selection) {
 	v.sel = sel
-	v.counts = nil
+	v.counts, v.unregistered = nil, nil
 	if v.plan != nil {
-		v.counts = v.plan.Counts(sel)
+		v.counts, v.unregistered = v.plan.Counts(sel), v.plan.UnregisteredCounts()
 	}
-	v.row = min(v.row, max(len(v.counts)-1, 0))
+	v.row = min(v.row, max(v.rows()-1, 0))
 }
 
-// openFindings shows the findings of one count row in a table.
-func (v *cleanupView) openFindings(n cleanup.Count) {
+// rows is how many rows the counts screen moves over: the record counts,
+// then the hubs with unregistered devices.
+func (v *cleanupView) rows() int { return len(v.counts) + len(v.unregistered) }
+
+// openRow drills into the row under the cursor.
+func (v *cleanupView) openRow() {
+	if v.row < len(v.counts) {
+		n := v.counts[v.row]
+		group := cmp.Or(n.GroupID, "(unknown group)")
+		var rows []cleanup.Finding
+		for _, f := range v.plan.Findings {
+			if f.Reason == n.Reason && f.GroupID == n.GroupID {
+				rows = append(rows, f)
+			}
+		}
+		v.openFindings(fmt.Sprintf("Findings: %s, %s", n.Reason, group), rows)
+		return
+	}
+	hub := v.unregistered[v.row-len(v.counts)].Hub
+	var rows []cleanup.Finding
+	for _, d := range v.plan.Unregistered {
+		if d.Hub == hub {
+			rows = append(rows, cleanup.Finding{Reason: cleanup.ReasonUnregistered, DeviceID: d.DeviceID, AssignedHub: d.Hub, Detail: d.Detail, HubDevice: true})
+		}
+	}
+	v.openFindings("Hub devices without a registration record on "+hub, rows)
+}
+
+// openFindings shows the findings of one row in a table.
+func (v *cleanupView) openFindings(title string, rows []cleanup.Finding) {
 	t := newTable(v.c, v.vid, []table.Column{{Title: "REGISTRATION ID", Weight: 2}, {Title: "DEVICE ID", Weight: 1}, {Title: "ASSIGNED HUB", Weight: 1},
-		{Title: "STATUS", Width: 10}, {Title: "HUB DEVICE", Width: 11}, {Title: "WHY", MinTable: 110, Weight: 2}},
-		func(f cleanup.Finding) string { return f.RegistrationID },
+		{Title: "STATUS", Width: 10, Status: true}, {Title: "HUB DEVICE", Width: 11}, {Title: "WHY", MinTable: 110, Weight: 2}},
+		func(f cleanup.Finding) string { return f.RegistrationID + "\x00" + f.DeviceID },
 		func(f cleanup.Finding) []string {
 			return []string{f.RegistrationID, f.DeviceID, f.AssignedHub, f.Status, map[bool]string{true: "yes", false: "no"}[f.HubDevice], f.Detail}
 		},
 		func(f cleanup.Finding, q string) bool {
-			return table.ContainsFold(f.RegistrationID, q) || table.ContainsFold(f.AssignedHub, q)
+			return table.ContainsFold(f.RegistrationID, q) || table.ContainsFold(f.DeviceID, q) || table.ContainsFold(f.AssignedHub, q)
 		})
-	var rows []cleanup.Finding
-	for _, f := range v.plan.Findings {
-		if f.Reason == n.Reason && f.GroupID == n.GroupID {
-			rows = append(rows, f)
-		}
-	}
 	t.SetSize(v.c.Width, v.c.Height-2)
 	t.Append(rows, false)
-	v.findings = t
+	v.findings, v.drilled = t, title
 }
 
 // openPreview shows, as a dry run, the exact actions a run would carry out
@@ -219,7 +250,7 @@ func (v *cleanupView) openPreview() tea.Cmd {
 // describeDeletes says what actions delete, e.g. "12 registration records
 // (2 of them stale) and 12 hub device identities".
 func describeDeletes(actions []cleanup.Action) string {
-	records, devices, stale := tally(actions)
+	records, devices, stale, unregistered := tally(actions)
 	s := plural(records, "registration record", "registration records")
 	if stale > 0 {
 		s += fmt.Sprintf(" (%s of them stale)", theme.Count(stale))
@@ -227,23 +258,29 @@ func describeDeletes(actions []cleanup.Action) string {
 	if devices > 0 {
 		s += " and " + plural(devices, "hub device identity", "hub device identities")
 	}
+	if unregistered > 0 {
+		s += " and " + plural(unregistered, "unregistered hub device", "unregistered hub devices")
+	}
 	return s
 }
 
-// tally counts a selection's deletes by kind, and the stale records among them.
-func tally(actions []cleanup.Action) (records, devices, stale int) {
+// tally counts a selection's deletes by kind, the stale records among
+// them, and apart the hub devices that have no record.
+func tally(actions []cleanup.Action) (records, devices, stale, unregistered int) {
 	for _, a := range actions {
-		switch a.Kind {
-		case cleanup.DeleteRecord:
+		switch {
+		case a.Reason == cleanup.ReasonUnregistered:
+			unregistered++
+		case a.Kind == cleanup.DeleteRecord:
 			records++
 			if a.Reason == cleanup.ReasonStale {
 				stale++
 			}
-		case cleanup.DeleteHubDevice:
+		case a.Kind == cleanup.DeleteHubDevice:
 			devices++
 		}
 	}
-	return records, devices, stale
+	return records, devices, stale, unregistered
 }
 
 func (v *cleanupView) Init() tea.Cmd { return tea.Batch(v.scan(), v.listJobs()) }
@@ -434,7 +471,7 @@ func (v *cleanupView) Update(msg tea.Msg) tea.Cmd {
 		}
 		v.unfinished = msg.jobs
 		return nil
-	case table.Msg, tea.PasteMsg:
+	case table.Msg, tea.PasteMsg, tea.MouseClickMsg:
 		if t := v.table(); t != nil {
 			cmd, _ := t.Update(msg)
 			return cmd
@@ -514,17 +551,23 @@ func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Up.Matches(msg):
 		v.row = max(v.row-1, 0)
 	case k.Down.Matches(msg):
-		v.row = min(v.row+1, max(len(v.counts)-1, 0))
-	case k.Open.Matches(msg) && v.row < len(v.counts):
-		v.openFindings(v.counts[v.row])
+		v.row = min(v.row+1, max(v.rows()-1, 0))
+	case k.Open.Matches(msg) && v.row < v.rows():
+		v.openRow()
 	case k.Refresh.Matches(msg):
 		return tea.Batch(v.scan(), v.listJobs())
 	case len(msg.Text) == 1 && msg.Text >= "1" && msg.Text <= "9" && int(msg.Text[0]-'1') < len(v.unfinished) && !v.c.ReadOnly:
 		return v.askResume(v.unfinished[msg.Text[0]-'1'])
 	case k.HubDevices.Matches(msg):
-		v.setSelection(cleanup.Selection{HubDevices: !v.sel.HubDevices, IncludeStale: v.sel.IncludeStale})
+		sel := v.sel
+		sel.HubDevices = !sel.HubDevices
+		v.setSelection(sel)
 	case k.Stale.Matches(msg):
-		v.setSelection(cleanup.Selection{HubDevices: v.sel.HubDevices, IncludeStale: !v.sel.IncludeStale})
+		sel := v.sel
+		sel.IncludeStale = !sel.IncludeStale
+		v.setSelection(sel)
+	case k.Unregistered.Matches(msg):
+		return v.toggleUnregistered()
 	case (k.Preview.Matches(msg) || k.Delete.Matches(msg)) && v.summary != nil:
 		return flashWarn("the plan is from before the run: r scans again")
 	case k.Preview.Matches(msg), k.Delete.Matches(msg):
@@ -532,6 +575,33 @@ func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		// deletes before the confirmation.
 		return v.openPreview()
 	}
+	return nil
+}
+
+// toggleUnregistered deletes or keeps the hub devices that have no
+// registration record. They may be devices someone made on purpose, so
+// choosing to delete them asks first, naming how many on which hubs.
+func (v *cleanupView) toggleUnregistered() tea.Cmd {
+	sel := v.sel
+	sel.UnregisteredDevices = !sel.UnregisteredDevices
+	if !sel.UnregisteredDevices {
+		v.setSelection(sel)
+		return nil
+	}
+	if len(v.unregistered) == 0 {
+		return flashWarn("no hub device lacks a registration record: nothing to select")
+	}
+	var per []string
+	for _, n := range v.unregistered {
+		per = append(per, plural(n.Devices, "hub device", "hub devices")+" without a registration record on "+n.Hub)
+	}
+	text := "Also delete " + strings.Join(per, ", ") + "?\n" +
+		"DPS never provisioned them (they were made on the hub) or no longer has their record; they may be in use. " +
+		"Each is deleted only if it has not changed since the scan."
+	v.confirm = &confirm.Dialog{Text: text, Choices: []confirm.Choice{{Key: "y", Label: "select them for deletion", Run: func() tea.Cmd {
+		v.setSelection(sel)
+		return nil
+	}}}}
 	return nil
 }
 
@@ -561,12 +631,7 @@ func (v *cleanupView) View() string {
 		return v.confirm.View(v.c.Styles, v.c.Width)
 	}
 	if v.findings != nil {
-		n := v.counts[v.row]
-		group := n.GroupID
-		if group == "" {
-			group = "(unknown group)"
-		}
-		return st.Title.Render(fmt.Sprintf("Findings: %s, %s", n.Reason, group)) + "\n\n" + v.findings.View()
+		return st.Title.Render(theme.Fit(v.drilled, v.c.Width)) + "\n\n" + v.findings.View()
 	}
 	if v.preview != nil {
 		next := "nothing sent yet; d asks before deleting them, esc goes back"
@@ -608,32 +673,24 @@ func (v *cleanupView) View() string {
 func (v *cleanupView) countsView() []string {
 	st := v.c.Styles
 	lines := []string{st.Title.Render("Orphaned registration records"), ""}
-	if len(v.counts) == 0 {
-		lines = append(lines, st.OK.Render("  Nothing to clean up: every record belongs to a live enrollment."))
+	if v.rows() == 0 {
+		lines = append(lines, st.OK.Render("  Nothing to clean up: every record belongs to a live enrollment, every hub device has a record."))
 	} else {
 		lines = append(lines, st.TableHeader.Render(fmt.Sprintf("  %-15s %-28s %9s %12s  %s", "REASON", "GROUP", "RECORDS", "HUB DEVICES", "TO DELETE")))
 		// Only the rows that fit are drawn, the cursor's row among them.
 		rows := max(v.c.Height-v.countsChrome(), 3)
 		first := max(v.row-rows+1, 0)
-		for i, n := range v.counts {
+		for i := range v.rows() {
 			if i < first || i >= first+rows {
 				continue
 			}
-			group := n.GroupID
-			if group == "" {
-				group = "(unknown)"
-			}
-			sel := "no (s)"
-			if n.Selected {
-				sel = "yes"
-			}
-			line := fmt.Sprintf("  %-15s %-28s %9s %12s  %s", n.Reason, theme.Fit(group, 28), theme.Count(n.Records), theme.Count(n.HubDevices), sel)
+			line := v.countRow(i)
 			if i == v.row {
 				line = st.Selected.Render(line)
 			}
 			lines = append(lines, line)
 		}
-		if hidden := len(v.counts) - rows; hidden > 0 {
+		if hidden := v.rows() - rows; hidden > 0 {
 			lines = append(lines, st.Muted.Render(fmt.Sprintf("  %s more rows (↑/↓)", theme.Count(hidden))))
 		}
 	}
@@ -648,7 +705,8 @@ func (v *cleanupView) countsView() []string {
 	k := v.c.Keys
 	lines = append(lines, "",
 		toggle(k.HubDevices, "Hub device identities of deleted records:", v.sel.HubDevices, "deleted too"),
-		toggle(k.Stale, "Stale records of live enrollments:", v.sel.IncludeStale, "deleted too"))
+		toggle(k.Stale, "Stale records of live enrollments:", v.sel.IncludeStale, "deleted too"),
+		toggle(k.Unregistered, "Hub devices without a registration record:", v.sel.UnregisteredDevices, "deleted too"))
 	records, devices := 0, 0
 	for _, n := range v.counts {
 		if n.Selected {
@@ -664,8 +722,31 @@ func (v *cleanupView) countsView() []string {
 	} else if v.c.ReadOnly {
 		next = "read-only: p previews them"
 	}
-	lines = append(lines, "", "  Selected: "+plural(records, "record", "records")+", "+plural(devices, "hub device", "hub devices")+st.Muted.Render("  ("+next+")"))
+	selected := "  Selected: " + plural(records, "record", "records") + ", " + plural(devices, "hub device", "hub devices")
+	if v.sel.UnregisteredDevices && len(v.plan.Unregistered) > 0 {
+		selected += ", " + plural(len(v.plan.Unregistered), "unregistered hub device", "unregistered hub devices")
+	}
+	lines = append(lines, "", selected+st.Muted.Render("  ("+next+")"))
 	return lines
+}
+
+// countRow is row i of the counts: a reason and group's records, or (after
+// them) a hub's devices that have no registration record.
+func (v *cleanupView) countRow(i int) string {
+	if i < len(v.counts) {
+		n := v.counts[i]
+		sel := "no (s)"
+		if n.Selected {
+			sel = "yes"
+		}
+		return fmt.Sprintf("  %-15s %-28s %9s %12s  %s", n.Reason, theme.Fit(cmp.Or(n.GroupID, "(unknown)"), 28), theme.Count(n.Records), theme.Count(n.HubDevices), sel)
+	}
+	n := v.unregistered[i-len(v.counts)]
+	sel := "no (u)"
+	if v.sel.UnregisteredDevices {
+		sel = "yes"
+	}
+	return fmt.Sprintf("  %-15s %-28s %9s %12s  %s", "unregistered", theme.Fit("hub "+n.Hub, 28), "—", theme.Count(n.Devices), sel)
 }
 
 // notes are the plan's notes, wrapped: each says what to do, in full.
@@ -699,7 +780,7 @@ func (v *cleanupView) unfinishedView() []string {
 // rows: unfinished jobs, titles, notes, toggles, selection, and a run's
 // progress and summary.
 func (v *cleanupView) countsChrome() int {
-	n := 9 + len(v.notes()) + len(v.unfinishedView())
+	n := 10 + len(v.notes()) + len(v.unfinishedView())
 	if v.running || v.summary != nil {
 		n += 1 + len(v.progressView())
 	}

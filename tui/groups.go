@@ -88,7 +88,9 @@ type deleteCountMsg struct {
 func newGroupsView(c *Common) *groupsView {
 	v := &groupsView{c: c, vid: c.newID(), counts: map[string]recordCount{}}
 	v.table = newTable(c, v.vid, []table.Column{
-		{Title: "ENROLLMENT GROUP"}, {Title: "ATTESTATION", Width: 12, MinTable: 90}, {Title: "ALLOCATION", Width: 11}, {Title: "HUBS"}, {Title: "STATUS", Width: 8}, {Title: "RECORDS", Width: 8},
+		{Title: "ENROLLMENT GROUP", MaxWidth: 64}, {Title: "ATTESTATION", Width: 12, MinTable: 90}, {Title: "ALLOCATION", Width: 11}, {Title: "HUBS", MaxWidth: 80},
+		{Title: "STATUS", Width: 8, Status: true}, {Title: "RECORDS", Width: 8},
+		{Title: "CREATED (UTC)", Width: 19, MinTable: 160}, {Title: "UPDATED (UTC)", Width: 19, MinTable: 180},
 	}, func(g dps.EnrollmentGroup) string { return g.EnrollmentGroupID },
 		v.cells,
 		func(g dps.EnrollmentGroup, q string) bool {
@@ -107,7 +109,7 @@ func (v *groupsView) cells(g dps.EnrollmentGroup) []string {
 		hubs = "all linked hubs"
 	}
 	return []string{g.EnrollmentGroupID, string(g.Attestation.Type), string(g.AllocationPolicy), hubs,
-		string(g.ProvisioningStatus), v.counts[g.EnrollmentGroupID].String()}
+		string(g.ProvisioningStatus), v.counts[g.EnrollmentGroupID].String(), stampCell(g.CreatedDateTimeUTC), stampCell(g.LastUpdatedDateTimeUTC)}
 }
 
 func (v *groupsView) id() int       { return v.vid }
@@ -127,7 +129,7 @@ func (v *groupsView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Filter, k.New, k.Toggle, k.Delete, k.Derive, k.Simulate, k.Refresh}
+	return []*Binding{k.Open, k.Describe, k.Filter, k.New, k.Toggle, k.Delete, k.Derive, k.Simulate, k.Fleet, k.Edit, k.Refresh}
 }
 
 func (v *groupsView) Init() tea.Cmd { return v.refresh() }
@@ -270,8 +272,9 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	if v.deleting != nil { // one deletion at a time: it ends with its group's
 		return nil
 	}
+	lookup := findOnEnter(v.table, msg)
 	if cmd, handled := v.table.Update(msg); handled {
-		return tea.Batch(cmd, v.more(), v.countVisible())
+		return tea.Batch(cmd, v.more(), v.countVisible(), lookup)
 	}
 	k := v.c.Keys
 	g, ok := v.table.Selected()
@@ -284,13 +287,19 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	case k.Open.Matches(msg):
 		return open(newGroupView(v.c, g.EnrollmentGroupID))
+	case k.Describe.Matches(msg):
+		return open(newDescribeView(v.c, describeSubject{kind: describeGroup, id: g.EnrollmentGroupID}))
 	case k.Toggle.Matches(msg):
 		v.askToggle(g)
 		return nil
+	case k.Edit.Matches(msg):
+		return open(newGroupEditView(v.c, g.EnrollmentGroupID))
 	case k.Derive.Matches(msg):
 		return open(newDeriveView(v.c, g.EnrollmentGroupID, ""))
 	case k.Simulate.Matches(msg):
 		return open(newSimulateView(v.c, g.EnrollmentGroupID, ""))
+	case k.Fleet.Matches(msg):
+		return open(newFleetView(v.c, g.EnrollmentGroupID))
 	case k.Delete.Matches(msg):
 		v.working = "counting"
 		v.delGen++
@@ -321,18 +330,13 @@ func (v *groupsView) setStatus(id string, next dps.ProvisioningStatus) tea.Cmd {
 	v.working = "toggle"
 	svc, ctx := v.c.Target.Service, v.c.Ctx
 	return do(v.vid, func() tea.Msg {
-		cur, err := svc.GetEnrollmentGroup(ctx, id)
+		cur, err := readGroupWithKeys(ctx, svc, id)
 		if err != nil {
 			return groupChangedMsg{what: "reading " + id, err: err}
-		}
-		att, err := svc.GetEnrollmentGroupAttestation(ctx, id)
-		if err != nil {
-			return groupChangedMsg{what: "reading the keys of " + id, err: err}
 		}
 		if cur.ProvisioningStatus == next {
 			return groupChangedMsg{what: fmt.Sprintf("group %s is %s already", id, next), nothing: true}
 		}
-		cur.Attestation = att
 		cur.ProvisioningStatus = next
 		etag := azcore.ETag(cur.ETag)
 		if _, err := svc.CreateOrUpdateEnrollmentGroup(ctx, cur, &dps.WriteOptions{IfMatch: &etag}); err != nil {

@@ -105,7 +105,7 @@ func (v *hubDeviceView) Hints() []*Binding {
 	if v.edit != nil {
 		return []*Binding{k.NextField, k.Submit, k.Back}
 	}
-	return []*Binding{k.Method, k.Desired, k.Copy, k.Refresh}
+	return []*Binding{k.Method, k.Desired, k.Copy, k.Describe, k.Refresh}
 }
 
 func (v *hubDeviceView) Init() tea.Cmd { return v.read() }
@@ -229,6 +229,8 @@ func (v *hubDeviceView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return v.openEdit(true)
 	case k.Desired.Matches(msg):
 		return v.openEdit(false)
+	case k.Describe.Matches(msg):
+		return open(newDescribeView(v.c, describeSubject{kind: describeHubDevice, id: v.deviceID, hub: v.hubHost}))
 	default:
 		k.scrollKey(msg, &v.top, page, len(lines))
 	}

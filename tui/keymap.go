@@ -65,6 +65,14 @@ func (b *Binding) inField() *Binding {
 	return f
 }
 
+// described is b with another description, for a view's footer that can
+// say more than the help's column.
+func (b *Binding) described(desc string) *Binding {
+	c := *b
+	c.SetHelp(b.Help().Key, desc)
+	return &c
+}
+
 func bind(help, desc string, keys ...string) *Binding {
 	return &Binding{Binding: key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))}
 }
@@ -86,26 +94,37 @@ func danger(help, desc string, keys ...string) *Binding {
 // The footer hints, the `?` help and the README table are all built from it.
 type KeyMap struct {
 	// Global
-	Quit, ForceQuit, Back, Command, Help *Binding
+	Quit, ForceQuit, Back, Command, Palette, LastProblem, Help *Binding
 	// Lists
 	Up, Down, PageUp, PageDown, Top, Bottom, Filter, Refresh, Open *Binding
+	// Sorting a table (o for "order": s simulates)
+	Sort, SortReverse *Binding
 	// While the filter prompt has the keys (the footer only; `/` explains them)
 	FilterApply, FilterClear *Binding
 	// Enrollment groups and enrollments
 	New, Toggle, Delete *Binding
 	// Groups and a group; a group's records
-	Derive, Simulate, Mark, MarkAll, MarkEvery *Binding
+	Derive, Simulate, Edit, Mark, MarkAll, MarkEvery *Binding
 	// Keys: group detail, enrollment detail, derive and the forms
 	Reveal, Copy, KeySource *Binding
 	// Forms, simulate and tutorial
 	NextField, PrevField, Submit, Leave *Binding
 	// Clean-up
-	HubDevices, Stale, Preview *Binding
+	HubDevices, Stale, Unregistered, Preview *Binding
 	// Running deletions (group view and clean-up)
 	Stop *Binding
 	// Devices: the simulated one (telemetry, staying connected) and a hub
 	// device (enter on a registration record); all write to the hub
 	Telemetry, StayConnected, Method, Desired *Binding
+	// The target picker (:targets; enter connects) and its device-code
+	// sign-in
+	ListKeys, CopyCode *Binding
+	// Describe (i, a list key): any row's JSON; from a record its group (o)
+	// and its hub device (enter). CopyID's help names CopyJSON's key too:
+	// one line of help for both keeps the help on an 80×24 screen.
+	Describe, CopyID, CopyJSON, GoGroup *Binding
+	// Fleet runs: start one from a group, stop and resume it (writes all)
+	Fleet, FleetStop, FleetResume *Binding
 }
 
 // Section is a titled group of bindings, for help and documentation.
@@ -122,7 +141,10 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		ForceQuit: bind("ctrl+c", "quit now", "ctrl+c"),
 		Back:      bind("esc", "back", "esc"),
 		Command:   bind(":", "command", ":"),
-		Help:      bind("?", "help", "?"),
+		Palette:   bind("ctrl+p", "palette", "ctrl+p"),
+		// The status line keeps the last problem; ! shows it whole.
+		LastProblem: bind("!", "last error", "!"),
+		Help:        bind("?", "help", "?"),
 
 		Up:       bind("↑/k", "up", "up", "k"),
 		Down:     bind("↓/j", "down", "down", "j"),
@@ -134,6 +156,10 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Refresh:  bind("r", "refresh", "r", "ctrl+r"),
 		Open:     bind("enter", "open", "enter"),
 
+		// o for "order": s simulates.
+		Sort:        bind("o", "sort by the next column", "o"),
+		SortReverse: bind("O", "flip the sort", "O"),
+
 		FilterApply: bind("enter", "keep the filter", "enter"),
 		FilterClear: bind("esc", "clear the filter", "esc"),
 
@@ -143,6 +169,7 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 
 		Derive:   bind("x", "derive device key", "x"),
 		Simulate: danger("s", "simulate device", "s"), // a registration is a write
+		Edit:     danger("E", "edit", "E"),            // short: read-only help names it in two lines at 80 columns
 		// Marks only choose records to delete, so read-only mode hides them
 		// with delete.
 		Mark:    danger("space", "mark", "space"),
@@ -166,10 +193,26 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 
 		HubDevices: bind("h", "hub devices: keep/delete", "h"),
 		Stale:      bind("s", "stale records: keep/delete", "s"),
-		Preview:    bind("p", "dry-run preview", "p"),
-		Stop:       bind("ctrl+x", "stop a running deletion", "ctrl+x"),
-		Method:     danger("m", "call a direct method", "m"),
-		Desired:    danger("u", "update desired properties", "u"),
+		// Devices no record explains: deleting them asks apart.
+		Unregistered: bind("u", "no-record devices", "u"),
+		Preview:      bind("p", "dry-run preview", "p"),
+		Stop:         bind("ctrl+x", "stop deletions", "ctrl+x"),
+		Method:       danger("m", "call a direct method", "m"),
+		Desired:      danger("u", "edit desired properties", "u"),
+
+		// ListKeys reads a secret and changes nothing: allowed under
+		// --readonly.
+		ListKeys: bind("s", "use a shared access policy instead (ListKeys)", "s"),
+		CopyCode: bind("y", "copy the sign-in code", "y"),
+		// i ("inspect"): d deletes.
+		Describe: bind("i", "describe", "i"),
+		CopyID:   bind("y/Y", "copy ID / JSON", "y"),
+		CopyJSON: bind("Y", "copy JSON", "Y"),
+		GoGroup:  bind("o", "open its group", "o"),
+
+		Fleet:       danger("f", "fleet run", "f"),
+		FleetStop:   bind("ctrl+x/s", "stop the fleet run", "ctrl+x", "s"),
+		FleetResume: danger("r", "resume the fleet run", "r"),
 	}
 	if readOnly {
 		for _, s := range k.Sections() {
@@ -188,16 +231,28 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 func (k *KeyMap) Sections() []Section {
 	return []Section{
 		{"Everywhere", []*Binding{k.Command, k.Back, k.Help, k.Quit, k.ForceQuit}},
-		{"Lists", []*Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Filter, k.Refresh, k.Open}},
+		{"Lists", []*Binding{pair(k.Up, k.Down, "up / down"), pair(k.PageUp, k.PageDown, "page up / down"), pair(k.Top, k.Bottom, "top / bottom"), k.Filter, k.Refresh, k.Open, k.Describe,
+			pair(k.Sort, k.SortReverse, "sort / flip")}},
 		{"Groups and enrollments", []*Binding{k.New, k.Toggle, k.Delete}},
-		{"Groups and a group", []*Binding{k.Derive, k.Simulate}},
+		{"Groups and a group", []*Binding{k.Derive, k.Simulate, k.Edit}},
 		{"A group's records", []*Binding{k.Mark, k.MarkAll, k.MarkEvery}},
 		{"Keys", []*Binding{k.Reveal, k.Copy, k.KeySource}},
-		{"Forms, simulate and tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave}},
-		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Preview}},
+		{"Palette and status line", []*Binding{k.Palette, k.LastProblem}},
+		{"Forms, simulate, tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave}},
+		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Unregistered, k.Preview}},
 		{"Running deletions", []*Binding{k.Stop}},
 		{"Devices", []*Binding{k.Telemetry, k.StayConnected, k.Method, k.Desired}},
+		{"Describe", []*Binding{k.CopyID, k.GoGroup}},
+		{"Fleet runs", []*Binding{k.Fleet, k.FleetStop, k.FleetResume}},
+		{"Targets (:targets; enter connects)", []*Binding{k.ListKeys, k.CopyCode}},
 	}
+}
+
+// pair shows two opposite bindings as one line of the help.
+func pair(a, b *Binding, desc string) *Binding {
+	p := bind(a.Help().Key+" "+b.Help().Key, desc, append(a.Keys(), b.Keys()...)...)
+	p.Dangerous, p.disabled = a.Dangerous || b.Dangerous, a.disabled+b.disabled
+	return p
 }
 
 // Disabled lists the bindings that are switched off, for the help screen.

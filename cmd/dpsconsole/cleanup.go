@@ -11,12 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
-	"github.com/dpsconsole/dpsconsole/dps/hub"
 )
 
 type cleanupCmd struct {
@@ -26,10 +24,13 @@ type cleanupCmd struct {
 	groupIDsFile string
 	hubDevices   bool
 	includeStale bool
-	yes          bool
-	resume       string
-	concurrency  int
-	output       string
+	// deleteUnregistered also deletes hub devices that have no registration
+	// record: devices someone may have made on purpose, so it is its own flag.
+	deleteUnregistered bool
+	yes                bool
+	resume             string
+	concurrency        int
+	output             string
 }
 
 func newCleanupCmd(a *app) *cobra.Command {
@@ -46,6 +47,10 @@ that no longer exist), from --group-id / --group-ids-file, and from the linked
 hubs' device registries (hub connection strings from $IOTHUB_CONNECTION_STRING*,
 automatic on the embedded emulator). Records whose assigned hub no longer has
 the device are shown as stale and deleted only with --include-stale.
+
+The other direction is reported too: hub devices that have no registration
+record at all (created outside DPS, or whose record was deleted), per hub.
+They are deleted only with --delete-unregistered-devices.
 
 The plan is printed first, and nothing is deleted without confirmation (or
 --yes). Deletes adapt to DPS throttling; every outcome is logged to disk, so an
@@ -67,6 +72,7 @@ interrupted run continues with --resume JOB.`,
 	f.StringVar(&c.groupIDsFile, "group-ids-file", "", "file of deleted group IDs, one a line (# comments)")
 	f.BoolVar(&c.hubDevices, "hub-devices", false, "also delete the orphans' device identities in the linked hubs")
 	f.BoolVar(&c.includeStale, "include-stale", false, "also delete stale records (their assigned hub no longer has the device)")
+	f.BoolVar(&c.deleteUnregistered, "delete-unregistered-devices", false, "also delete the hub devices that have no registration record at all (created outside DPS, or whose record was deleted)")
 	f.BoolVarP(&c.yes, "yes", "y", false, "do not ask before deleting")
 	f.StringVar(&c.resume, "resume", "", "continue the interrupted job JOB (the id printed when it started)")
 	f.IntVar(&c.concurrency, "concurrency", cleanup.DefaultConcurrency, "most requests in flight at once (lowered automatically while DPS throttles)")
@@ -81,8 +87,8 @@ func (c *cleanupCmd) check() error {
 	if c.concurrency < 1 {
 		return usagef("invalid --concurrency %d: give at least 1", c.concurrency)
 	}
-	if c.resume != "" && (c.dryRun || len(c.groupIDs) > 0 || c.groupIDsFile != "" || c.hubDevices || c.includeStale) {
-		return usagef("cannot combine --resume with --dry-run, --group-id, --group-ids-file, --hub-devices or --include-stale: a resumed job runs as it was planned")
+	if c.resume != "" && (c.dryRun || len(c.groupIDs) > 0 || c.groupIDsFile != "" || c.hubDevices || c.includeStale || c.deleteUnregistered) {
+		return usagef("cannot combine --resume with --dry-run, --group-id, --group-ids-file, --hub-devices, --include-stale or --delete-unregistered-devices: a resumed job runs as it was planned")
 	}
 	if c.resume != "" {
 		if err := checkID("--resume", c.resume); err != nil {
@@ -133,13 +139,12 @@ func readGroupIDs(path string, warn io.Writer) ([]string, error) {
 
 // newEngine wires the cleanup engine to the target and its linked hubs.
 func (a *app) newEngine(t *target) (*cleanup.Engine, error) {
+	hubs, err := t.registries()
+	if err != nil {
+		return nil, err
+	}
 	e := &cleanup.Engine{DPS: t.client, StateDir: a.stateDir}
-	opts := &hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: t.transport}}
-	for i, cs := range t.hubConnectionStrings {
-		h, err := hub.NewRegistryClientFromConnectionString(cs, opts)
-		if err != nil {
-			return nil, usagef("hub connection string %d ($IOTHUB_CONNECTION_STRING*): %v", i+1, err)
-		}
+	for _, h := range hubs {
 		e.Hubs = append(e.Hubs, h)
 	}
 	return e, nil
@@ -161,7 +166,7 @@ func (c *cleanupCmd) run(ctx context.Context, t *target) error {
 		if plan, err = c.scan(ctx, eng, t); err != nil {
 			return err
 		}
-		sel := cleanup.Selection{HubDevices: c.hubDevices, IncludeStale: c.includeStale}
+		sel := cleanup.Selection{HubDevices: c.hubDevices, IncludeStale: c.includeStale, UnregisteredDevices: c.deleteUnregistered}
 		actions := plan.Actions(sel)
 		if c.output == outputJSON {
 			if c.dryRun || len(actions) == 0 {
@@ -178,7 +183,12 @@ func (c *cleanupCmd) run(ctx context.Context, t *target) error {
 			fmt.Fprintf(c.a.out, "dry run: %s would be deleted; nothing was\n", describeActions(actions))
 			return nil
 		}
-		if !c.yes && !c.confirm(fmt.Sprintf("Delete %s on %s? [y/N] ", describeActions(actions), t.name)) {
+		prompt := fmt.Sprintf("Delete %s on %s? [y/N] ", describeActions(actions), t.name)
+		if sel.UnregisteredDevices && len(plan.Unregistered) > 0 {
+			prompt = fmt.Sprintf("This deletes %s, which DPS never provisioned or no longer has a record of; they may be in use.\n%s",
+				unregisteredSummary(plan), prompt)
+		}
+		if !c.yes && !c.confirm(prompt) {
 			fmt.Fprintln(c.a.err, "nothing deleted")
 			return nil
 		}
@@ -267,6 +277,7 @@ func printPlan(w io.Writer, plan *cleanup.Plan, sel cleanup.Selection) {
 	for _, n := range plan.Notes {
 		fmt.Fprintln(w, "note: "+n)
 	}
+	defer printUnregistered(w, plan, sel)
 	if len(plan.Findings) == 0 {
 		fmt.Fprintf(w, "no orphaned or stale registration records on %s\n", plan.Host)
 		return
@@ -288,14 +299,51 @@ func printPlan(w io.Writer, plan *cleanup.Plan, sel cleanup.Selection) {
 	}
 }
 
+// printUnregistered lists the hub devices without a registration record,
+// per hub, and what becomes of them.
+func printUnregistered(w io.Writer, plan *cleanup.Plan, sel cleanup.Selection) {
+	if len(plan.Unregistered) == 0 {
+		if len(plan.Notes) == 0 || plan.Notes[0] != cleanup.NoHubsNote {
+			fmt.Fprintln(w, "no hub devices without a registration record")
+		}
+		return
+	}
+	action := "kept (--delete-unregistered-devices deletes them)"
+	if sel.UnregisteredDevices {
+		action = "to delete"
+	}
+	fmt.Fprintf(w, "%s, %s:\n", plural(len(plan.Unregistered), "hub device without a registration record"), action)
+	tw := newTable(w, column{"REASON", 20}, column{"HUB", 32}, column{"DEVICE ID", 0})
+	for _, d := range plan.Unregistered {
+		tw.row(string(cleanup.ReasonUnregistered), d.Hub, d.DeviceID)
+	}
+}
+
+// unregisteredSummary names how many unregistered devices each hub has.
+func unregisteredSummary(plan *cleanup.Plan) string {
+	var parts []string
+	for _, n := range plan.UnregisteredCounts() {
+		parts = append(parts, plural(n.Devices, "unregistered hub device")+" on "+n.Hub)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func describeActions(actions []cleanup.Action) string {
 	count := map[cleanup.ActionKind]int{}
+	unregistered := 0
 	for _, a := range actions {
+		if a.Reason == cleanup.ReasonUnregistered {
+			unregistered++
+			continue
+		}
 		count[a.Kind]++
 	}
 	parts := []string{plural(count[cleanup.DeleteRecord], "registration record")}
 	if n := count[cleanup.DeleteHubDevice]; n > 0 {
 		parts = append(parts, plural(n, "hub device identity"))
+	}
+	if unregistered > 0 {
+		parts = append(parts, plural(unregistered, "unregistered hub device"))
 	}
 	if n := count[cleanup.DeleteGroup]; n > 0 {
 		parts = append(parts, plural(n, "enrollment group"))

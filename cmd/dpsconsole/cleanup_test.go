@@ -317,3 +317,48 @@ func TestCleanupResumeWhileAnotherProcessRuns(t *testing.T) {
 		t.Errorf("a refused resume printed a summary:\n%s", out)
 	}
 }
+
+// A hub device with no registration record (here: its record was deleted)
+// is reported as its own finding, with its hub, and deleted only with
+// --delete-unregistered-devices; the fleet's provisioned devices never are.
+func TestCleanupReportsUnregisteredHubDevices(t *testing.T) {
+	c := newCLI(t)
+	c.ok("registrations", "delete", "fleet-sensor-001")
+	out := c.ok("cleanup", "--dry-run")
+	for _, want := range []string{"unregistered-device", "fleet-sensor-001", "1 hub device without a registration record", "--delete-unregistered-devices"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "fleet-sensor-002") {
+		t.Errorf("a provisioned device is reported:\n%s", out)
+	}
+	out = c.ok("cleanup", "--dry-run", "--output", "json")
+	var report struct {
+		Plan cleanup.Plan `json:"plan"`
+	}
+	if err := json.Unmarshal([]byte(out), &report); err != nil {
+		t.Fatal(err)
+	}
+	if u := report.Plan.Unregistered; len(u) != 1 || u[0].DeviceID != "fleet-sensor-001" || u[0].Hub == "" {
+		t.Fatalf("unregistered devices in JSON = %+v", u)
+	}
+	c.ok("cleanup", "--yes", "--hub-devices") // the orphans, with their devices: not this one
+	if out := c.ok("cleanup", "--dry-run"); !strings.Contains(out, "fleet-sensor-001") {
+		t.Fatalf("the unregistered device went without --delete-unregistered-devices:\n%s", out)
+	}
+	code, _, errOut := c.runIn("", "cleanup", "--delete-unregistered-devices")
+	if code != 0 || !strings.Contains(errOut, "1 unregistered hub device on "+u0hub(report.Plan)) || !strings.Contains(errOut, "nothing deleted") {
+		t.Fatalf("unconfirmed: exit %d, stderr %s", code, errOut)
+	}
+	out = c.ok("cleanup", "--delete-unregistered-devices", "--yes")
+	if !strings.Contains(out, "hub-device:  deleted 1") {
+		t.Errorf("run output:\n%s", out)
+	}
+	if out := c.ok("cleanup", "--dry-run"); strings.Contains(out, "fleet-sensor-001") || !strings.Contains(out, "no hub devices without a registration record") {
+		t.Errorf("after the deletion:\n%s", out)
+	}
+	c.fails(2, []string{"cleanup", "--resume", "20261122-203256-a1b2c3", "--delete-unregistered-devices"}, "unregistered-devices: a resumed job")
+}
+
+func u0hub(p cleanup.Plan) string { return p.Unregistered[0].Hub }

@@ -19,9 +19,11 @@ import (
 func newEmulatorCmd(a *app) *cobra.Command {
 	var (
 		dataDir, httpsAddr, mqttAddr, seed, throttle string
+		entraAddr, deviceCodeAs                      string
 		hubAddrs                                     []string
 		delay                                        time.Duration
 		faultRate                                    float64
+		entra, disableLocalAuth                      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "emulator",
@@ -48,10 +50,32 @@ DPS and each hub also serve MQTT 3.1.1: over TLS on their own listener (port
 8883 on the same host when their HTTPS is on 443, else a free port, named in
 DPS_MQTT_ENDPOINT / IOTHUB_MQTT_ENDPOINT_N) and over WebSockets at
 /$iothub/websocket on their HTTPS port. --mqtt ADDR moves DPS's MQTT listener;
---mqtt off serves no MQTT.`,
+--mqtt off serves no MQTT.
+
+--entra adds a Microsoft Entra ID-like sign-in and a small Azure Resource
+Manager surface on one more HTTPS listener (--entra-addr, same CA): the
+OpenID configuration, keys and OAuth2 token endpoint of a tenant (client
+credentials and device code), and the subscription, resource group and DPS
+resource describing this emulator (with its linked hubs and listkeys). The DPS
+and hub service APIs then take its bearer tokens besides SAS. Two service
+principals exist, each with a client secret, written to emulator.env:
+  AZURE_CLIENT_ID / AZURE_CLIENT_SECRET            Contributor: Device Provisioning
+      Service Data Contributor, IoT Hub Registry/Twin/Data Contributor, and
+      Contributor on the DPS resource (may list its keys)
+  DPS_READER_CLIENT_ID / DPS_READER_CLIENT_SECRET  Reader: Device Provisioning
+      Service Data Reader, IoT Hub Data Reader, Reader (listkeys refused)
+with AZURE_TENANT_ID, AZURE_AUTHORITY_HOST, AZURE_RESOURCE_MANAGER_ENDPOINT,
+AZURE_SUBSCRIPTION_ID, DPS_NAME and DPS_RESOURCE_GROUP. azidentity reads the
+AZURE_* lines itself (give DisableInstanceDiscovery and trust DPS_CA_FILE).
+A device-code sign-in is approved by the emulator itself once polled, as the
+Contributor (--device-code reader|decline changes that). The tenant, the
+principals and the token-signing key (entra-key.pem) persist in the data dir.
+--disable-local-auth then refuses SAS on the DPS and hub service APIs (401),
+as a hub with local authentication disabled does; devices keep their SAS.`,
 		Example: `  dpsconsole emulator
   dpsconsole emulator --https 127.0.0.1:443 --hub 127.0.0.2:443 --hub 127.0.0.3:443
-  dpsconsole emulator --throttle 1000/min --fault-rate 0.05`,
+  dpsconsole emulator --throttle 1000/min --fault-rate 0.05
+  dpsconsole emulator --entra`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			perMinute, err := parseThrottle(throttle)
@@ -67,6 +91,17 @@ DPS_MQTT_ENDPOINT / IOTHUB_MQTT_ENDPOINT_N) and over WebSockets at
 			}
 			if err := checkAddrs(map[string][]string{"--https": {httpsAddr}, "--hub": hubAddrs, "--mqtt": mqttAddrs}); err != nil {
 				return err
+			}
+			if (entraAddr != "" || deviceCodeAs != "" || disableLocalAuth) && !entra {
+				return usagef("--entra-addr, --device-code and --disable-local-auth need --entra")
+			}
+			if err := checkAddrs(map[string][]string{"--entra-addr": {entraAddr}}); err != nil {
+				return err
+			}
+			switch deviceCodeAs {
+			case "", emulator.DeviceCodeContributor, emulator.DeviceCodeReader, emulator.DeviceCodeDecline:
+			default:
+				return usagef("--device-code %q: use contributor, reader or decline", deviceCodeAs)
 			}
 			if seed != "demo" && seed != "none" {
 				return usagef("--seed %q: use demo or none", seed)
@@ -87,6 +122,10 @@ DPS_MQTT_ENDPOINT / IOTHUB_MQTT_ENDPOINT_N) and over WebSockets at
 				AssignmentDelay:   delay,
 				ThrottlePerMinute: perMinute,
 				FaultRate:         faultRate,
+				Entra:             entra,
+				EntraAddr:         entraAddr,
+				DeviceCodeAs:      deviceCodeAs,
+				DisableLocalAuth:  disableLocalAuth,
 				Logger:            slog.New(slog.NewTextHandler(a.err, &slog.HandlerOptions{Level: slog.LevelInfo})),
 			})
 			if err != nil {
@@ -109,7 +148,11 @@ DPS_MQTT_ENDPOINT / IOTHUB_MQTT_ENDPOINT_N) and over WebSockets at
 	f.DurationVar(&delay, "assignment-delay", time.Second, "how long a registration stays \"assigning\"")
 	f.StringVar(&throttle, "throttle", "", "answer 429 + Retry-After past N operations a minute, e.g. 1000/min (as DPS: service calls and registrations; polls are not counted)")
 	f.Float64Var(&faultRate, "fault-rate", 0, "fraction of DPS requests that fail with 500 or a dropped connection")
-	allowEmpty(f, "mqtt", "throttle") // "" is their default: the default MQTT address, no throttling
+	f.BoolVar(&entra, "entra", false, "serve an Entra ID-like sign-in and ARM for this emulator; the DPS and hub APIs then take bearer tokens")
+	f.StringVar(&entraAddr, "entra-addr", "", "address of the Entra/ARM listener (default 127.0.0.1, a free port kept across restarts)")
+	f.StringVar(&deviceCodeAs, "device-code", "", "who a device-code sign-in is approved as: contributor (default), reader, or decline")
+	f.BoolVar(&disableLocalAuth, "disable-local-auth", false, "with --entra: refuse shared access signatures on the DPS and hub service APIs; only bearer tokens")
+	allowEmpty(f, "mqtt", "throttle", "entra-addr", "device-code") // "" is their default: the default MQTT address, no throttling
 	return cmd
 }
 

@@ -73,10 +73,44 @@ func TestEmulatorCommandUsageErrors(t *testing.T) {
 		{"emulator", "--throttle", "fast"},
 		{"emulator", "--fault-rate", "2"},
 		{"emulator", "--seed", "lots"},
+		{"emulator", "--entra-addr", "127.0.0.1:0"},
+		{"emulator", "--disable-local-auth"},
+		{"emulator", "--entra", "--device-code", "admin"},
+		{"emulator", "--entra", "--entra-addr", "nowhere"},
 	} {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), args, stdio{in: strings.NewReader(""), out: &out, err: &errOut}); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d; %s", args, code, exitUsage, errOut.String())
 		}
+	}
+}
+
+func TestEmulatorCommandEntraWritesPrincipals(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"emulator", "--data", dir, "--https", "127.0.0.1:0", "--seed", "none", "--mqtt", "off", "--entra"}, stdio{in: strings.NewReader(""), out: &out, err: &errOut})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), "DPS_RESOURCE_GROUP=") { // the last line
+		if time.Now().After(deadline) {
+			t.Fatalf("no Entra lines; stdout %q stderr %q", out.String(), errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, k := range []string{"AZURE_TENANT_ID=", "AZURE_CLIENT_ID=", "AZURE_CLIENT_SECRET=", "DPS_READER_CLIENT_ID=", "DPS_READER_CLIENT_SECRET=", "AZURE_AUTHORITY_HOST=https://127.0.0.1:", "AZURE_RESOURCE_MANAGER_ENDPOINT=https://127.0.0.1:", "AZURE_SUBSCRIPTION_ID=", "DPS_NAME="} {
+		if !strings.Contains(out.String(), k) {
+			t.Errorf("output lacks %q:\n%s", k, out.String())
+		}
+	}
+	if strings.Contains(errOut.String(), "SECRET") {
+		t.Errorf("the log names a secret:\n%s", errOut.String())
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d; stderr %s", code, errOut.String())
 	}
 }

@@ -47,6 +47,10 @@ func newEnrollmentsListCmd(a *app) *cobra.Command {
 				return err
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
+				if output == outputJSONL {
+					_, err := streamJSONL(cmd.Context(), a.out, t.client.NewRawEnrollmentPager(&dps.PagerOptions{PageSize: pageSize, Prefetch: true}), individualKind.hiddenRaw)
+					return err
+				}
 				pager := t.client.NewEnrollmentPager(&dps.PagerOptions{PageSize: pageSize, Prefetch: true})
 				_, err := streamList(cmd.Context(), a.out, output, pager,
 					func(p dps.EnrollmentPage) []dps.IndividualEnrollment { return individualKind.hidden(p.Items) }, enrollmentColumns, enrollmentRow)
@@ -54,7 +58,7 @@ func newEnrollmentsListCmd(a *app) *cobra.Command {
 			})
 		},
 	}
-	addOutputFlag(cmd, &output)
+	addListOutputFlag(cmd, &output)
 	cmd.Flags().Int32Var(&pageSize, "page-size", 100, "enrollments fetched per request")
 	return cmd
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 // enrollmentKind is what the show, create and update commands need to know
@@ -112,7 +113,7 @@ func hideSecrets(f enrollmentFields) {
 	f.attestation.SymmetricKey = nil
 	if c := *f.customAllocation; c != nil {
 		masked := *c
-		masked.WebhookURL = maskURL(c.WebhookURL)
+		masked.WebhookURL = keys.MaskURL(c.WebhookURL)
 		*f.customAllocation = &masked
 	}
 }

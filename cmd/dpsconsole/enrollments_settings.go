@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -170,7 +169,7 @@ func (f *settingsFlags) apply(fs *pflag.FlagSet, dst enrollmentFields) error {
 	}
 	if set("webhook-url") {
 		if !strings.HasPrefix(f.webhookURL, "https://") && !strings.HasPrefix(f.webhookURL, "http://") {
-			return usagef("flag --webhook-url %q: give an http(s) URL", maskURL(f.webhookURL))
+			return usagef("flag --webhook-url %q: give an http(s) URL", keys.MaskURL(f.webhookURL))
 		}
 		*dst.customAllocation = &dps.CustomAllocationDefinition{WebhookURL: f.webhookURL, APIVersion: dps.APIVersion}
 		if !set("allocation-policy") {
@@ -260,7 +259,7 @@ func showSettings(w io.Writer, f enrollmentFields, showKeys bool) {
 	if c := *f.customAllocation; c != nil {
 		webhook = c.WebhookURL
 		if !showKeys {
-			webhook = maskURL(webhook)
+			webhook = keys.MaskURL(webhook)
 		}
 		webhook += " (api-version " + c.APIVersion + ")"
 	}
@@ -284,22 +283,6 @@ func showSettings(w io.Writer, f enrollmentFields, showKeys bool) {
 		"Initial twin tags", tags,
 		"Initial desired properties", desired,
 	)
-}
-
-// maskURL hides a URL's query and password: a webhook's query usually
-// carries its function key (?code=...).
-func maskURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return keys.Mask
-	}
-	hasQuery := u.RawQuery != "" || u.ForceQuery
-	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
-	s := u.Redacted()
-	if hasQuery {
-		s += "?" + keys.Mask
-	}
-	return s
 }
 
 func reprovisionName(p dps.ReprovisionPolicy) string {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -63,6 +65,21 @@ func newGroupsListCmd(a *app) *cobra.Command {
 				return err
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
+				if output == outputJSONL {
+					var ids []string
+					_, err := streamJSONL(cmd.Context(), a.out, t.client.NewRawEnrollmentGroupPager(&dps.PagerOptions{PageSize: pageSize, Prefetch: true}),
+						func(item json.RawMessage) (json.RawMessage, error) {
+							var g struct {
+								ID string `json:"enrollmentGroupId"`
+							}
+							if json.Unmarshal(item, &g) == nil {
+								ids = append(ids, g.ID)
+							}
+							return groupKind.hiddenRaw(item)
+						})
+					a.rememberGroups(t, ids...)
+					return err
+				}
 				pager := t.client.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: pageSize, Prefetch: true})
 				_, err := streamList(cmd.Context(), a.out, output, pager, func(p dps.EnrollmentGroupPage) []dps.EnrollmentGroup {
 					ids := make([]string, len(p.Items))
@@ -76,7 +93,7 @@ func newGroupsListCmd(a *app) *cobra.Command {
 			})
 		},
 	}
-	addOutputFlag(cmd, &output)
+	addListOutputFlag(cmd, &output)
 	cmd.Flags().Int32Var(&pageSize, "page-size", 100, "groups fetched per request")
 	return cmd
 }
@@ -157,25 +174,46 @@ func newGroupsCreateCmd(a *app) *cobra.Command {
 }
 
 func newGroupsUpdateCmd(a *app) *cobra.Command {
-	var output, etag string
+	var output, etag, file string
 	var f settingsFlags
 	cmd := &cobra.Command{
 		Use:   "update ID",
 		Short: "Change settings of an enrollment group",
 		Long: `Change the settings given as flags and keep every other one. The group is read,
 changed and written back with its ETag, so a concurrent change is refused
-rather than overwritten.`,
+rather than overwritten.
+
+With --file, the group's JSON (as "groups show ID --output json" prints it)
+replaces its settings, flags applied on top; keys the file leaves out stay as
+they are. The write is conditional on the file's etag (or --etag), so a group
+changed since the file was made is refused.`,
+		Example: `  dpsconsole groups update fleet-2 --allocation-policy static --iot-hubs hub-1.azure-devices.net
+  dpsconsole groups show fleet-2 --output json > group.json   # edit it, then:
+  dpsconsole groups update fleet-2 --file group.json`,
 		Args: idArgs("group ID", false),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			if !anyChanged(cmd.Flags()) {
-				return usagef("nothing to change: give at least one setting flag (see --help)")
+			if !anyChanged(cmd.Flags(), "file") {
+				return usagef("nothing to change: give --file or at least one setting flag (see --help)")
+			}
+			var change func(*dps.EnrollmentGroup)
+			if file != "" {
+				g, err := readGroupFile(file, id, a.in)
+				if err != nil {
+					return err
+				}
+				change = func(cur *dps.EnrollmentGroup) {
+					if g.ETag == "" { // no etag in the file: the version just read
+						g.ETag = cur.ETag
+					}
+					*cur = g
+				}
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
-				updated, err := groupKind.update(cmd.Context(), t.client, id, cmd.Flags(), &f, etag, nil)
+				updated, err := groupKind.update(cmd.Context(), t.client, id, cmd.Flags(), &f, etag, change)
 				if err != nil {
 					return err
 				}
@@ -184,9 +222,31 @@ rather than overwritten.`,
 		},
 	}
 	addOutputFlag(cmd, &output)
-	cmd.Flags().StringVar(&etag, "etag", "", "update only if the group still has this ETag (default: the ETag just read)")
+	cmd.Flags().StringVar(&etag, "etag", "", "update only if the group still has this ETag (default: the file's etag, else the ETag just read)")
+	cmd.Flags().StringVar(&file, "file", "", "the group's JSON to write ('-' reads stdin), as \"groups show ID --output json\" prints it")
 	f.register(cmd.Flags())
 	return cmd
+}
+
+// readGroupFile reads a group's JSON for update --file; it must name the
+// group being updated, or none.
+func readGroupFile(path, id string, stdin io.Reader) (dps.EnrollmentGroup, error) {
+	var g dps.EnrollmentGroup
+	in, closeFile, err := openInput("--file", path, stdin)
+	if err != nil {
+		return g, err
+	}
+	defer closeFile()
+	if err := json.NewDecoder(in).Decode(&g); err != nil {
+		return g, usagef("--file %s: not an enrollment group's JSON: %v", shown(path), err)
+	}
+	switch {
+	case g.EnrollmentGroupID == "":
+		g.EnrollmentGroupID = id
+	case !strings.EqualFold(g.EnrollmentGroupID, id):
+		return g, usagef("--file %s names group %q, not %q: update the group it names, or change its enrollmentGroupId", shown(path), g.EnrollmentGroupID, id)
+	}
+	return g, nil
 }
 
 // groupsDelete is the delete command's state, kept in a struct so further

@@ -163,7 +163,7 @@ func TestGroupsInputValidation(t *testing.T) {
 	c.fails(2, []string{"groups", "create", "g", "--allocation-policy", "random"}, "hashed, geoLatency, static or custom")
 	c.fails(2, []string{"groups", "create", "g", "--allocation-policy", "static"}, "exactly one hub")
 	c.fails(2, []string{"groups", "create", "g", "--initial-twin-tags", "[1]"}, "JSON object")
-	c.fails(2, []string{"groups", "list", "-o", "yaml"}, "table or json")
+	c.fails(2, []string{"groups", "list", "-o", "yaml"}, "table, json or jsonl")
 	c.fails(2, []string{"groups", "list", "--page-size", "abc"}, `invalid value "abc" for --page-size: give a whole number`)
 	c.fails(2, []string{"registrations", "list", "--group", "g", "--page-size", "0"}, "--page-size 0")
 	c.fails(2, []string{"groups", "show"}, "received 0", "usage: dpsconsole groups show ID")
@@ -302,4 +302,39 @@ func TestGroupsDeleteWithRegistrationsJSON(t *testing.T) {
 		t.Errorf("summary %+v, want the group and its records deleted", report.Summary)
 	}
 	c.fails(1, []string{"groups", "show", emulator.DemoHashedGroup}, "does not exist")
+}
+
+// groups update --file writes a group's JSON (as "groups show -o json"
+// prints it, keys left out) over the group, If-Match the file's ETag: the
+// keys stay, and a file older than the group is refused, not written.
+func TestGroupsUpdateFromFile(t *testing.T) {
+	c := newCLI(t)
+	out := c.ok("groups", "show", emulator.TutorialGroupID, "--output", "json")
+	var g dps.EnrollmentGroup
+	if err := json.Unmarshal([]byte(out), &g); err != nil {
+		t.Fatal(err)
+	}
+	g.AllocationPolicy = dps.AllocationHashed
+	g.InitialTwin = &dps.InitialTwin{Tags: dps.TwinCollection{"site": "oslo"}}
+	b, _ := json.Marshal(g)
+	file := filepath.Join(t.TempDir(), "group.json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.ok("groups", "update", emulator.TutorialGroupID, "--file", file)
+	var now dps.EnrollmentGroup
+	if err := json.Unmarshal([]byte(c.ok("groups", "show", emulator.TutorialGroupID, "--output", "json", "--show-keys")), &now); err != nil {
+		t.Fatal(err)
+	}
+	if now.AllocationPolicy != dps.AllocationHashed || now.InitialTwin == nil || now.InitialTwin.Tags["site"] != "oslo" ||
+		now.Attestation.SymmetricKey == nil || now.Attestation.SymmetricKey.PrimaryKey.Reveal() != emulator.TutorialGroupKey {
+		t.Fatalf("after update --file: %+v (keys %+v)", now, now.Attestation.SymmetricKey)
+	}
+	// The same file again: its ETag is stale now.
+	c.fails(1, []string{"groups", "update", emulator.TutorialGroupID, "--file", file}, "412 Precondition Failed", "read it again")
+	c.fails(2, []string{"groups", "update", "other-group", "--file", file}, "names group", emulator.TutorialGroupID)
+	if err := os.WriteFile(file, []byte("{\"enrollmentGroupId\": 1}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.fails(2, []string{"groups", "update", emulator.TutorialGroupID, "--file", file}, "--file", "enrollmentGroupId")
 }

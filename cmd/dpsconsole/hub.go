@@ -14,7 +14,6 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
-	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 func newHubCmd(a *app) *cobra.Command {
@@ -80,21 +79,7 @@ func openHub(ctx context.Context, t *target, hubHost, deviceID string) (*hub.Reg
 		}
 		hubHost = s.AssignedHub
 	}
-	var known []string
-	for i, cs := range t.hubConnectionStrings {
-		c, err := keys.ParseServiceConnectionString(cs)
-		if err != nil {
-			return nil, usagef("hub connection string %d ($IOTHUB_CONNECTION_STRING*): %v", i+1, err)
-		}
-		if strings.EqualFold(c.HostName, hubHost) {
-			return hub.NewRegistryClientFromConnectionString(cs, &hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: t.transport}})
-		}
-		known = append(known, c.HostName)
-	}
-	if len(known) == 0 {
-		return nil, usagef("no IoT hub connection string is set: set $IOTHUB_CONNECTION_STRING to the service connection string of %s (Azure portal: the hub → Shared access policies → iothubowner)", hubHost)
-	}
-	return nil, usagef("no hub connection string is for %s ($IOTHUB_CONNECTION_STRING* name %s): add one as $IOTHUB_CONNECTION_STRING_%d", hubHost, strings.Join(known, ", "), len(known)+1)
+	return t.registry(hubHost)
 }
 
 func hubError(what, deviceID string, reg *hub.RegistryClient, err error) error {

@@ -41,7 +41,13 @@ func checkListFlags(format string, pageSize int32) error {
 	if pageSize < 1 {
 		return usagef("flag --page-size %d: give 1 or more (DPS may serve fewer a page than asked)", pageSize)
 	}
-	return checkOutput(format)
+	if format == outputJSONL {
+		return nil
+	}
+	if checkOutput(format) != nil {
+		return usagef("flag --output %q: use table, json or jsonl", format)
+	}
+	return nil
 }
 
 // writeJSON writes v indented, as the service would send it.
@@ -123,10 +129,7 @@ func streamList[P, T any](ctx context.Context, out io.Writer, format string, pag
 			if format == outputJSON && n > 0 {
 				io.WriteString(w, "\n]\n") // keep what was printed valid JSON
 			}
-			if n == 0 {
-				return 0, fmt.Errorf("listing failed: %s", dps.ErrorMessage(err))
-			}
-			return n, fmt.Errorf("listing stopped after %d items: %s", n, dps.ErrorMessage(err))
+			return n, listError(n, err)
 		}
 		for _, it := range items(page) {
 			if format == outputJSON {

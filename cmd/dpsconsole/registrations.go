@@ -17,7 +17,7 @@ func newRegistrationsCmd(a *app) *cobra.Command {
 device's last registration. Records outlive the enrollment group that admitted
 the device.`,
 	}
-	cmd.AddCommand(newRegistrationsListCmd(a), newRegistrationsShowCmd(a), newRegistrationsDeleteCmd(a))
+	cmd.AddCommand(newRegistrationsListCmd(a), newRegistrationsShowCmd(a), newRegistrationsDeleteCmd(a), newRegistrationsExportCmd(a))
 	return cmd
 }
 
@@ -47,9 +47,15 @@ func newRegistrationsListCmd(a *app) *cobra.Command {
 				return err
 			}
 			return a.withTarget(cmd.Context(), func(t *target) error {
-				pager := t.client.NewRegistrationStatePager(group, &dps.PagerOptions{PageSize: pageSize, Prefetch: true})
-				n, err := streamList(cmd.Context(), a.out, output, pager,
-					func(p dps.RegistrationStatePage) []dps.DeviceRegistrationState { return p.Items }, registrationColumns, registrationRow)
+				var n int
+				var err error
+				opts := &dps.PagerOptions{PageSize: pageSize, Prefetch: true}
+				if output == outputJSONL {
+					n, err = streamJSONL(cmd.Context(), a.out, t.client.NewRawRegistrationStatePager(group, opts), nil)
+				} else {
+					n, err = streamList(cmd.Context(), a.out, output, t.client.NewRegistrationStatePager(group, opts),
+						func(p dps.RegistrationStatePage) []dps.DeviceRegistrationState { return p.Items }, registrationColumns, registrationRow)
+				}
 				if err == nil && n == 0 {
 					// A mistyped group ID lists nothing, like a group without devices: say which.
 					if _, gerr := t.client.GetEnrollmentGroup(cmd.Context(), group); dps.IsNotFound(gerr) {
@@ -60,7 +66,7 @@ func newRegistrationsListCmd(a *app) *cobra.Command {
 			})
 		},
 	}
-	addOutputFlag(cmd, &output)
+	addListOutputFlag(cmd, &output)
 	cmd.Flags().StringVar(&group, "group", "", "enrollment group ID (it may since have been deleted)")
 	cmd.Flags().Int32Var(&pageSize, "page-size", 1000, "records fetched per request")
 	return cmd

@@ -47,6 +47,7 @@ type app struct {
 	stateDir         string
 	connectionString string
 	caFile           string
+	azure            azureFlags
 	console          consoleFlags
 }
 
@@ -152,7 +153,9 @@ keys for symmetric-key enrollment groups, runs a simulated device registration
 and shows it live, and cleans up orphaned registration records.
 
 With no connection string it runs against its own built-in DPS + IoT Hub
-emulator, so everything works on a laptop with no Azure account.`,
+emulator, so everything works on a laptop with no Azure account. After
+az login, --dps NAME reaches a DPS in Azure with your own identity
+(dpsconsole targets list shows them).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runConsole(cmd, a) },
 	}
@@ -162,16 +165,19 @@ emulator, so everything works on a laptop with no Azure account.`,
 	pf.StringVar(&a.stateDir, "state-dir", defaultStateDir(), "state directory: emulator data, journals, job logs, log file")
 	pf.StringVar(&a.connectionString, "connection-string", "", "service connection string of a DPS (or $DPS_CONNECTION_STRING); without one the embedded emulator is used")
 	pf.StringVar(&a.caFile, "ca-file", "", "extra CA to trust, a PEM file (or $DPS_CA_FILE), e.g. a standalone emulator's ca.pem")
+	addAzureFlags(pf, &a.azure)
 	root.AddCommand(
 		newKeysCmd(a),
 		newEmulatorCmd(a),
 		newGroupsCmd(a),
 		newEnrollmentsCmd(a),
 		newRegistrationsCmd(a),
+		newQuotaCmd(a),
 		newRegisterCmd(a),
 		newCleanupCmd(a),
 		newHubCmd(a),
 		newFleetCmd(a),
+		newTargetsCmd(a),
 	)
 	withUsageLine(root)
 	withExitRule(root)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,8 +13,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/discovery"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
+	"github.com/dpsconsole/dpsconsole/dps/hub"
+	"github.com/dpsconsole/dpsconsole/dps/signin"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
@@ -32,6 +39,59 @@ type target struct {
 	transport            *http.Client      // trusts the system roots plus the target's CA; for other clients
 	caPEM                []byte            // the extra CA, or nil
 	emu                  *emulator.Emulator
+
+	// Set when signed in with Entra ID (--dps, --target emulator --auth login).
+	auth       string                 // authSAS, authLogin or authSASFromARM
+	credential azcore.TokenCredential // the Entra ID sign-in; nil with a connection string
+	linkedHubs []string               // host names of the DPS's linked hubs, reached with credential under --auth login
+}
+
+// registry returns the registry client of hubHost: signed in with Entra ID
+// when the target is (--auth login), else from the hub's connection string.
+func (t *target) registry(hubHost string) (*hub.RegistryClient, error) {
+	if t.auth == authLogin {
+		return hub.NewRegistryClient(hubHost, t.credential, &hub.RegistryOptions{ClientOptions: hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: t.transport}}})
+	}
+	var known []string
+	for i, cs := range t.hubConnectionStrings {
+		c, err := keys.ParseServiceConnectionString(cs)
+		if err != nil {
+			return nil, usagef("hub connection string %d ($IOTHUB_CONNECTION_STRING*): %v", i+1, err)
+		}
+		if strings.EqualFold(c.HostName, hubHost) {
+			return hub.NewRegistryClientFromConnectionString(cs, &hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: t.transport}})
+		}
+		known = append(known, c.HostName)
+	}
+	if len(known) == 0 {
+		return nil, usagef("no IoT hub connection string is set: set $IOTHUB_CONNECTION_STRING to the service connection string of %s (Azure portal: the hub → Shared access policies → iothubowner), or sign in with --auth login", hubHost)
+	}
+	return nil, usagef("no hub connection string is for %s ($IOTHUB_CONNECTION_STRING* name %s): add one as $IOTHUB_CONNECTION_STRING_%d", hubHost, strings.Join(known, ", "), len(known)+1)
+}
+
+// registries returns a registry client of every hub the target can reach:
+// signed in, each linked hub; else each hub connection string's.
+func (t *target) registries() ([]*hub.RegistryClient, error) {
+	hosts := t.linkedHubs
+	if t.auth != authLogin {
+		hosts = nil
+		for i, cs := range t.hubConnectionStrings {
+			c, err := keys.ParseServiceConnectionString(cs)
+			if err != nil {
+				return nil, usagef("hub connection string %d ($IOTHUB_CONNECTION_STRING*): %v", i+1, err)
+			}
+			hosts = append(hosts, c.HostName)
+		}
+	}
+	var out []*hub.RegistryClient
+	for _, h := range hosts {
+		r, err := t.registry(h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // Close stops the embedded emulator, if this target started one.
@@ -90,13 +150,22 @@ func hubEnvSuffixes() []string {
 // globalDeviceEndpoint is where real devices register.
 const globalDeviceEndpoint = "global.azure-devices-provisioning.net"
 
-// openTarget resolves the target: --connection-string or
-// $DPS_CONNECTION_STRING means a real DPS (or a standalone emulator, with
-// --ca-file/$DPS_CA_FILE); neither means the embedded emulator in
-// <state-dir>/emulator, started in-process.
+// openTarget resolves the target: --dps, --target azure or --auth login mean
+// a DPS found with ARM and signed in with Entra ID (openAzure);
+// --connection-string or $DPS_CONNECTION_STRING means a real DPS (or a
+// standalone emulator, with --ca-file/$DPS_CA_FILE) signed with its key;
+// none of them means the embedded emulator in <state-dir>/emulator, started
+// in-process (signed in with --target emulator --auth login).
 func (a *app) openTarget(ctx context.Context) (*target, error) {
+	azure, err := a.wantsAzure()
+	if err != nil {
+		return nil, err
+	}
+	if azure {
+		return a.openAzure(ctx)
+	}
 	cs, source := a.connectionString, "--connection-string"
-	if cs == "" {
+	if cs == "" && a.azure.target != targetEmulator {
 		cs, source = os.Getenv("DPS_CONNECTION_STRING"), "$DPS_CONNECTION_STRING"
 	}
 	if cs == "" {
@@ -160,6 +229,7 @@ func (a *app) openEmulator(ctx context.Context) (*target, error) {
 		HTTPSAddr:       "127.0.0.1:0",
 		Seed:            "demo",
 		AssignmentDelay: time.Second,
+		Entra:           a.azure.auth == authLogin,
 	})
 	if err != nil {
 		// Said once: "start the embedded emulator in …: emulator: …" named it twice.
@@ -167,10 +237,39 @@ func (a *app) openEmulator(ctx context.Context) (*target, error) {
 		return nil, fmt.Errorf("start the embedded emulator in %s: %s (set --connection-string or $DPS_CONNECTION_STRING to use a real DPS instead)", dir, why)
 	}
 	t, err := emulatorTarget(emu)
+	if err == nil && a.azure.auth == authLogin {
+		err = signInToEmulator(t, emu.Env())
+	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("connect to the embedded emulator: %w", err), emu.Close())
 	}
 	return t, nil
+}
+
+// signInToEmulator switches t to Entra ID (--target emulator --auth login):
+// signed in as the embedded emulator's Contributor principal through its
+// authority, the same code path (MSAL's client credentials) as the
+// environment credential against Azure, and bearer tokens on DPS and hubs.
+func signInToEmulator(t *target, env emulator.Env) error {
+	cloud := signin.Private(env.AuthorityHost, env.ResourceManagerEndpoint)
+	cred, err := azidentity.NewClientSecretCredential(env.TenantID, env.ClientID, env.ClientSecret, &azidentity.ClientSecretCredentialOptions{
+		ClientOptions: azcore.ClientOptions{Cloud: cloud, Transport: t.transport}, DisableInstanceDiscovery: true})
+	if err != nil {
+		return err
+	}
+	opts := clientOptions(t.transport)
+	opts.ResourceID = "/subscriptions/" + env.SubscriptionID + "/resourceGroups/" + env.DPSResourceGroup + "/providers/Microsoft.Devices/provisioningServices/" + env.DPSName
+	if t.client, err = dps.NewClient(t.client.Host(), cred, opts); err != nil {
+		return err
+	}
+	t.auth, t.credential = authLogin, cred
+	for _, cs := range env.HubConnectionStrings {
+		if c, err := keys.ParseServiceConnectionString(cs); err == nil {
+			t.linkedHubs = append(t.linkedHubs, c.HostName)
+		}
+	}
+	t.name += ", signed in with Entra ID"
+	return nil
 }
 
 func emulatorTarget(emu *emulator.Emulator) (*target, error) {
@@ -237,4 +336,91 @@ func hubConnectionStringsFromEnv() []string {
 		add(os.Getenv("IOTHUB_CONNECTION_STRING" + n))
 	}
 	return out
+}
+
+// openAzure resolves a DPS with ARM: --dps (with --resource-group and
+// --subscription), else the target chosen last in this state dir. It signs
+// in with Entra ID and, under --auth sas-from-arm and only then, reads a
+// shared access key with ListKeys. The choice is remembered (names only).
+func (a *app) openAzure(ctx context.Context) (*target, error) {
+	q := discovery.Query{Name: a.azure.dps, ResourceGroup: a.azure.resourceGroup, Subscription: a.azure.subscription}
+	auth := a.azure.auth
+	if auth != authSASFromARM {
+		auth = authLogin // a device code is one way to sign in: the target is the same
+	}
+	if q.Name == "" {
+		c, ok, err := discovery.LoadChoice(a.stateDir)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, usagef("no DPS chosen yet: name one with --dps NAME (dpsconsole targets list shows the ones you can see)")
+		}
+		// Reopened signed in: a shared access key (c.Auth sas-from-arm)
+		// is read only when --auth asks for it again, never silently.
+		q = c.Query()
+		if a.azure.tenant == "" {
+			a.azure.tenant = c.TenantID
+		}
+	}
+	caPEM, err := a.readCA()
+	if err != nil {
+		return nil, err
+	}
+	tr, err := dps.NewTransport(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	s, err := a.signIn(tr)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.disc.Find(ctx, q)
+	if err != nil {
+		return nil, signInError(err)
+	}
+	t, err := connectDPS(ctx, s, d, auth, tr, caPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := discovery.SaveChoice(a.stateDir, discovery.ChoiceOf(d, a.azure.tenant, auth)); err != nil {
+		fmt.Fprintf(a.err, "warning: %v\n", err) // the target still works; only the next start will not reopen it
+	}
+	return t, nil
+}
+
+// connectDPS makes the target of a DPS found with ARM: bearer tokens from
+// s (authLogin), or a shared access key read with ListKeys (authSASFromARM,
+// only when asked: the key stays in memory).
+func connectDPS(ctx context.Context, s *signedIn, d discovery.DPS, auth string, tr *http.Client, caPEM []byte) (*target, error) {
+	t := &target{
+		name:           "DPS " + d.Name + " (" + d.ServiceHost + ")",
+		idScope:        d.IDScope,
+		deviceEndpoint: cmp.Or(d.DeviceHost, globalDeviceEndpoint),
+		mqttEndpoint:   os.Getenv("DPS_MQTT_ENDPOINT"),
+		hubMQTT:        hubMQTTFromEnv(),
+		transport:      tr,
+		caPEM:          caPEM,
+		auth:           auth,
+		credential:     s.cred,
+	}
+	for _, h := range d.Hubs {
+		t.linkedHubs = append(t.linkedHubs, h.Host)
+	}
+	opts := clientOptions(tr)
+	opts.ResourceID = d.ResourceID
+	var err error
+	if auth == authSASFromARM {
+		cs, err := s.disc.ServiceConnectionString(ctx, d, "")
+		if err != nil {
+			return nil, err
+		}
+		if t.client, err = dps.NewClientFromConnectionString(cs, opts); err != nil {
+			return nil, fmt.Errorf("the shared access policy ARM listed for %s is not usable: %v", d.Name, err)
+		}
+		t.hubConnectionStrings = hubConnectionStringsFromEnv() // ARM masks the hubs' keys
+	} else if t.client, err = dps.NewClient(d.ServiceHost, s.cred, opts); err != nil {
+		return nil, fmt.Errorf("DPS %s: %v", d.Name, err)
+	}
+	return t, nil
 }

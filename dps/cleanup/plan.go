@@ -24,6 +24,10 @@ const (
 	// ReasonStale: the record belongs to a live enrollment, but the hub it
 	// assigned the device to no longer has the device. Deleted only when asked.
 	ReasonStale Reason = "stale"
+	// ReasonUnregistered: the other direction: a linked hub has a device
+	// with no registration record at all (created outside DPS, or its
+	// record was deleted). Deleted only when asked for by its own switch.
+	ReasonUnregistered Reason = "unregistered-device"
 )
 
 // Finding is one registration record cleanup would delete, and why.
@@ -56,6 +60,44 @@ type Plan struct {
 	// DeleteGroups are groups to delete after their records (safe group
 	// deletion); empty for an orphan cleanup.
 	DeleteGroups []GroupRef `json:"deleteGroups,omitempty"`
+	// Unregistered are hub devices that have no registration record: not
+	// records, so not Findings, and never deleted by HubDevices.
+	Unregistered []UnregisteredDevice `json:"unregisteredDevices,omitempty"`
+}
+
+// UnregisteredDevice is a device identity on a linked hub that DPS has no
+// registration record of.
+type UnregisteredDevice struct {
+	DeviceID string `json:"deviceId"`
+	Hub      string `json:"hub"`
+	// ETag is the identity's as scanned: a device changed since (say, it
+	// was provisioned meanwhile) is not deleted.
+	ETag   string `json:"etag,omitempty"`
+	Detail string `json:"detail"`
+}
+
+// HubCount is how many unregistered devices one hub has.
+type HubCount struct {
+	Hub     string `json:"hub"`
+	Devices int    `json:"devices"`
+}
+
+// UnregisteredCounts totals the unregistered devices per hub, by hub name.
+func (p *Plan) UnregisteredCounts() []HubCount {
+	idx := map[string]int{}
+	var out []HubCount
+	for _, d := range p.Unregistered {
+		k := strings.ToLower(d.Hub)
+		i, ok := idx[k]
+		if !ok {
+			i = len(out)
+			idx[k] = i
+			out = append(out, HubCount{Hub: d.Hub})
+		}
+		out[i].Devices++
+	}
+	slices.SortFunc(out, func(a, b HubCount) int { return strings.Compare(a.Hub, b.Hub) })
+	return out
 }
 
 // GroupRef names a group and the ETag it had when the plan was made.
@@ -68,6 +110,9 @@ type GroupRef struct {
 type Selection struct {
 	HubDevices   bool // also delete the hub device identities of deleted records
 	IncludeStale bool // also delete stale records of live enrollments
+	// UnregisteredDevices also deletes the hub devices that have no
+	// registration record (Plan.Unregistered).
+	UnregisteredDevices bool `json:",omitempty"`
 }
 
 // Selected reports whether f is deleted under s.
@@ -149,6 +194,11 @@ func (p *Plan) Actions(sel Selection) []Action {
 		out = append(out, Action{Kind: DeleteRecord, ID: f.RegistrationID, ETag: f.ETag, Reason: f.Reason, GroupID: f.GroupID})
 		if sel.HubDevices && f.HubDevice {
 			out = append(out, Action{Kind: DeleteHubDevice, ID: f.DeviceID, Hub: f.AssignedHub, Record: f.RegistrationID, Reason: f.Reason, GroupID: f.GroupID})
+		}
+	}
+	if sel.UnregisteredDevices {
+		for _, d := range p.Unregistered {
+			out = append(out, Action{Kind: DeleteHubDevice, ID: d.DeviceID, Hub: d.Hub, ETag: d.ETag, Reason: ReasonUnregistered})
 		}
 	}
 	for _, g := range p.DeleteGroups {

@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/dps/hub"
 )
 
 // RunOptions tune a run.
@@ -299,7 +300,7 @@ func Attempt(ctx context.Context, timeout time.Duration, try func(context.Contex
 	defer cancel()
 	err := try(actx)
 	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("no answer within %s", timeout)
+		return fmt.Errorf("no answer within %s", timeout.Round(time.Millisecond))
 	}
 	return err
 }
@@ -313,7 +314,12 @@ func (r *runner) try(ctx context.Context, a Action) error {
 		if h == nil {
 			return errNoHub
 		}
-		return h.DeleteDevice(ctx, a.ID, nil) // If-Match: "*"
+		var opts *hub.DeleteOptions // If-Match: "*"
+		if a.ETag != "" {
+			etag := azcore.ETag(a.ETag)
+			opts = &hub.DeleteOptions{IfMatch: &etag}
+		}
+		return h.DeleteDevice(ctx, a.ID, opts)
 	case DeleteGroup:
 		return r.e.DPS.DeleteEnrollmentGroup(ctx, a.ID, ifMatch(a.ETag))
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -64,7 +65,9 @@ type record struct {
 //  3. (c) Device ids in the linked hubs' registries that no live enrollment
 //     reaches and step 2 did not explain are looked up one by one with
 //     GET /registrations/{id}; a record that exists is an orphan whose group
-//     cannot be told (a deleted group nobody recorded).
+//     cannot be told (a deleted group nobody recorded); a 404 means the
+//     hub has a device DPS has no record of at all, the other direction of
+//     the reconciliation (Plan.Unregistered).
 //  4. (d) Live records whose assigned hub is linked here but no longer has
 //     the device are stale.
 //
@@ -132,6 +135,9 @@ func (e *Engine) Scan(ctx context.Context, opts ScanOptions, events chan<- Event
 	}
 	// (d) stale live records.
 	s.stale()
+	slices.SortFunc(plan.Unregistered, func(a, b UnregisteredDevice) int {
+		return cmp.Or(strings.Compare(a.Hub, b.Hub), strings.Compare(a.DeviceID, b.DeviceID))
+	})
 	return plan, nil
 }
 
@@ -143,28 +149,42 @@ const NoHubsNote = "no IoT Hub connection strings, so hub-based detection was sk
 // stalled DPS is reported at once rather than after the client's retries.
 var reachTimeout = 5 * time.Second
 
-// reach makes one request, without retries, to tell an unreachable target
-// from a slow scan. Any HTTP answer will do: the scan itself reports a 401
-// or a 429 in full.
+// reachRetryPause spaces the probe's tries after a dropped request.
+const reachRetryPause = 100 * time.Millisecond
+
+// reach tells an unreachable target from a slow scan, within reachTimeout
+// and without the client's retries. Any HTTP answer will do: the scan itself
+// reports a 401 or a 429 in full. A refused connection or no answer ends it
+// at once; a dropped request (a reset HTTP/2 stream) is a fault of a DPS
+// that is there, so the probe tries again while time is left.
 func (e *Engine) reach(ctx context.Context) error {
-	err := Attempt(ctx, reachTimeout, func(ctx context.Context) error {
-		_, err := e.DPS.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: 1}).NextPage(ctx)
-		return err
-	})
-	switch {
-	case Answered(err):
-		return nil
-	case ctx.Err() != nil:
-		return ctx.Err()
+	deadline := time.Now().Add(reachTimeout)
+	for {
+		err := Attempt(ctx, time.Until(deadline), func(ctx context.Context) error {
+			_, err := e.DPS.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: 1}).NextPage(ctx)
+			return err
+		})
+		switch {
+		case Answered(err):
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			err = op // "dial tcp …: connection refused", without the request around it
+		} else if time.Until(deadline) > reachRetryPause {
+			sleep(ctx, reachRetryPause)
+			continue
+		}
+		return fmt.Errorf("DPS %s is not reachable: %s. Check that it is running and reachable from here "+
+			"(a standalone emulator: that `dpsconsole emulator` still runs; Azure: the network, proxy and DPS_CONNECTION_STRING's HostName)",
+			e.DPS.Host(), dps.ErrorMessage(err))
 	}
-	var op *net.OpError
-	if errors.As(err, &op) {
-		err = op // "dial tcp …: connection refused", without the request around it
-	}
-	return fmt.Errorf("DPS %s is not reachable: %s. Check that it is running and reachable from here "+
-		"(a standalone emulator: that `dpsconsole emulator` still runs; Azure: the network, proxy and DPS_CONNECTION_STRING's HostName)",
-		e.DPS.Host(), dps.ErrorMessage(err))
 }
+
+// hubDevice is what the scan keeps of a hub's device identity.
+type hubDevice struct{ id, etag string }
 
 type scan struct {
 	e      *Engine
@@ -173,8 +193,8 @@ type scan struct {
 
 	reached   map[string]bool // lower-cased registration and device ids live enrollments reach
 	liveRecs  []record
-	hubDevs   map[string]map[string]bool // lower-cased hub host → device ids
-	found     map[string]bool            // lower-cased registration ids already findings
+	hubDevs   map[string]map[string]hubDevice // lower-cased hub host → lower-cased device id → the device
+	found     map[string]bool                 // lower-cased registration ids already findings
 	goneCount int
 }
 
@@ -257,10 +277,10 @@ func (s *scan) groupRecords(ctx context.Context, group string, each func(dps.Dev
 // read is noted and left out, so its devices are neither looked up nor
 // judged stale.
 func (s *scan) hubDevices(ctx context.Context) error {
-	s.hubDevs = map[string]map[string]bool{}
+	s.hubDevs = map[string]map[string]hubDevice{}
 	n := 0
 	for _, h := range s.e.Hubs {
-		ids := map[string]bool{}
+		ids := map[string]hubDevice{}
 		pager := h.NewDevicePager(&hub.PagerOptions{PageSize: pageSize})
 		var err error
 		for pager.More() {
@@ -269,7 +289,7 @@ func (s *scan) hubDevices(ctx context.Context) error {
 				break
 			}
 			for _, d := range page.Items {
-				ids[strings.ToLower(d.DeviceID)] = true
+				ids[strings.ToLower(d.DeviceID)] = hubDevice{d.DeviceID, d.DeviceETag} // a twin's etag is not the identity's
 			}
 			n += len(page.Items)
 			send(ctx, s.events, ScanProgress{Source: SourceHubDevices, Count: n})
@@ -289,7 +309,8 @@ func (s *scan) hubDevices(ctx context.Context) error {
 
 // hasHubDevice reports whether hubHost is a readable linked hub holding deviceID.
 func (s *scan) hasHubDevice(hubHost, deviceID string) bool {
-	return s.hubDevs[strings.ToLower(hubHost)][strings.ToLower(deviceID)]
+	_, ok := s.hubDevs[strings.ToLower(hubHost)][strings.ToLower(deviceID)]
+	return ok
 }
 
 func (s *scan) add(f Finding) {
@@ -320,12 +341,15 @@ func (s *scan) goneGroup(ctx context.Context, group string, why Reason) error {
 // lookUpHubDevices is step (c): GET /registrations/{id} for each hub device
 // no live enrollment reaches.
 func (s *scan) lookUpHubDevices(ctx context.Context) error {
-	type candidate struct{ hub, id string }
+	type candidate struct {
+		hub, id string
+		dev     hubDevice
+	}
 	var cands []candidate
 	for _, h := range s.e.Hubs {
-		for id := range s.hubDevs[strings.ToLower(h.Host())] {
+		for id, d := range s.hubDevs[strings.ToLower(h.Host())] {
 			if !s.reached[id] && !s.found[id] {
-				cands = append(cands, candidate{h.Host(), id})
+				cands = append(cands, candidate{h.Host(), id, d})
 			}
 		}
 	}
@@ -347,7 +371,9 @@ func (s *scan) lookUpHubDevices(ctx context.Context) error {
 				done++
 				switch {
 				case dps.IsNotFound(err):
-					// The hub has a device DPS never provisioned: not ours to judge.
+					// The other direction: a device DPS has no record of.
+					s.plan.Unregistered = append(s.plan.Unregistered, UnregisteredDevice{DeviceID: c.dev.id, Hub: c.hub, ETag: c.dev.etag,
+						Detail: fmt.Sprintf("hub %s has device %q, and DPS has no registration record of it (created outside DPS, or its record was deleted)", c.hub, c.dev.id)})
 				case err != nil:
 					if firstErr == nil {
 						firstErr = fmt.Errorf("look up registration %q: %s", c.id, dps.ErrorMessage(err))
@@ -391,8 +417,7 @@ func (s *scan) stale() {
 		if r.status != string(dps.StatusAssigned) || r.deviceID == "" || s.found[strings.ToLower(r.regID)] {
 			continue
 		}
-		devs, readable := s.hubDevs[strings.ToLower(r.hub)]
-		if !readable || devs[strings.ToLower(r.deviceID)] {
+		if _, readable := s.hubDevs[strings.ToLower(r.hub)]; !readable || s.hasHubDevice(r.hub, r.deviceID) {
 			continue
 		}
 		owner := "an individual enrollment"

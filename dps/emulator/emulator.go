@@ -38,6 +38,15 @@ type Options struct {
 	FaultRate         float64       // fraction of DPS requests failing with 500 or a dropped connection
 	Logger            *slog.Logger  // nil = discard
 
+	// Entra turns on the Entra ID-like authority and the ARM surface (one
+	// more HTTPS listener, EntraAddr) and bearer tokens on the DPS and hub
+	// service APIs; emulator.env then names the two principals.
+	Entra            bool
+	EntraAddr        string        // "" = "127.0.0.1:0", the port kept across restarts
+	TokenLifetime    time.Duration // of access tokens; 0 = 1 h
+	DeviceCodeAs     string        // who approves a device-code sign-in: DeviceCodeContributor (""), DeviceCodeReader or DeviceCodeDecline
+	DisableLocalAuth bool          // refuse SAS on the DPS and hub service APIs; only bearer tokens (needs Entra)
+
 	limits             *httpLimits   // nil = defaultHTTPLimits; tests shorten them
 	mqttConnectTimeout time.Duration // tests: accept to CONNECT; 0 = defaultMQTTConnectTimeout
 	mqttMaxKeepAlive   time.Duration // tests: keep-alive used for 0 and above; 0 = defaultMQTTMaxKeepAlive
@@ -67,6 +76,19 @@ type Env struct {
 	HubMQTTEndpoints     []string // host:port of each linked hub's MQTT/TLS listener
 	CAFile               string   // PEM of the CA that signed the emulator's certificates
 	HubConnectionStrings []string // service connection string (iothubowner) of each linked hub
+
+	// Set when Options.Entra is on. The secrets are client secrets: keep
+	// them like keys.
+	TenantID                string // the emulated Entra tenant
+	ClientID                string // Contributor principal
+	ClientSecret            string
+	ReaderClientID          string // Reader principal
+	ReaderClientSecret      string
+	AuthorityHost           string // https://host:port/, for cloud.Configuration.ActiveDirectoryAuthorityHost
+	ResourceManagerEndpoint string // https://host:port/, the ARM endpoint (same listener)
+	SubscriptionID          string
+	DPSName                 string // the emulated DPS's ARM resource name
+	DPSResourceGroup        string
 }
 
 // EnvFile is the name of the env file in the data dir.
@@ -100,6 +122,7 @@ type Emulator struct {
 	mqtt       *mqtt.Server    // nil when MQTT is off
 	mqttEPs    []*mqttEndpoint // DPS, then each hub; nil when MQTT is off
 	devices    hubSessions     // connected hub devices' state and method calls (mqtt_twin.go)
+	entra      *entraAuthority // nil unless Options.Entra
 	env        Env
 	serveWG    sync.WaitGroup
 	closeOnce  sync.Once
@@ -141,6 +164,9 @@ func Start(ctx context.Context, opts Options) (*Emulator, error) {
 	}
 	if len(opts.HubAddrs) == 0 {
 		return nil, errors.New("emulator: at least one hub address is needed")
+	}
+	if err := checkEntraOptions(&opts); err != nil {
+		return nil, err
 	}
 	e := &Emulator{opts: opts, log: opts.Logger}
 	if e.log == nil {
@@ -238,6 +264,15 @@ func (e *Emulator) start(ctx context.Context) error {
 		}
 	}
 
+	var entraLn net.Listener
+	if e.opts.Entra {
+		if entraLn, err = e.listenEntra(ctx); err != nil {
+			return closeAll(listeners, err)
+		}
+		listeners = append(listeners, entraLn)
+		hosts = append(hosts, hostOnly(e.opts.EntraAddr, entraLn.Addr()))
+	}
+
 	leaf, err := e.ca.issueLeaf(hosts)
 	if err != nil {
 		return closeAll(listeners, err)
@@ -265,11 +300,18 @@ func (e *Emulator) start(ctx context.Context) error {
 	for i, h := range e.hubs {
 		e.serve(listeners[i+1], tlsConf, withWebSocket(e.mqttEndpoint(i+1), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.serveHub(h, w, r) })))
 	}
+	if entraLn != nil {
+		e.serve(entraLn, tlsConf, http.HandlerFunc(e.serveEntra))
+	}
 	e.env = e.makeEnv()
 	if err := writeFileAtomic(filepath.Join(e.opts.DataDir, EnvFile), []byte(e.env.String()), 0o600); err != nil {
 		return err
 	}
-	e.log.Info("emulator started", "dps", e.dpsHost, "idScope", e.idScope, "hubs", len(e.hubs), "dataDir", e.opts.DataDir)
+	attrs := []any{"dps", e.dpsHost, "idScope", e.idScope, "hubs", len(e.hubs), "dataDir", e.opts.DataDir}
+	if e.entra != nil {
+		attrs = append(attrs, "entra", e.entra.base, "localAuth", !e.opts.DisableLocalAuth)
+	}
+	e.log.Info("emulator started", attrs...)
 	return nil
 }
 
@@ -399,6 +441,13 @@ func (e *Emulator) makeEnv() Env {
 			env.HubMQTTEndpoints = append(env.HubMQTTEndpoints, ep.host)
 		}
 	}
+	if a := e.entra; a != nil {
+		env.TenantID, env.SubscriptionID = a.tenant, a.subscription
+		env.ClientID, env.ClientSecret = a.contributor.clientID, a.contributor.secret
+		env.ReaderClientID, env.ReaderClientSecret = a.reader.clientID, a.reader.secret
+		env.AuthorityHost, env.ResourceManagerEndpoint = a.base+"/", a.base+"/"
+		env.DPSName, env.DPSResourceGroup = dpsResourceName, dpsResourceGroup
+	}
 	for _, h := range e.hubs {
 		env.HubConnectionStrings = append(env.HubConnectionStrings,
 			keys.ConnectionString{HostName: h.HostName, SharedAccessKeyName: h.PolicyName, SharedAccessKey: h.key}.Encode())
@@ -427,6 +476,18 @@ func (env Env) String() string {
 	}
 	for i, hp := range env.HubMQTTEndpoints {
 		line("IOTHUB_MQTT_ENDPOINT_"+strconv.Itoa(i+1), hp)
+	}
+	if env.TenantID != "" {
+		line("AZURE_TENANT_ID", env.TenantID)
+		line("AZURE_CLIENT_ID", env.ClientID)
+		line("AZURE_CLIENT_SECRET", env.ClientSecret)
+		line("DPS_READER_CLIENT_ID", env.ReaderClientID)
+		line("DPS_READER_CLIENT_SECRET", env.ReaderClientSecret)
+		line("AZURE_AUTHORITY_HOST", env.AuthorityHost)
+		line("AZURE_RESOURCE_MANAGER_ENDPOINT", env.ResourceManagerEndpoint)
+		line("AZURE_SUBSCRIPTION_ID", env.SubscriptionID)
+		line("DPS_NAME", env.DPSName)
+		line("DPS_RESOURCE_GROUP", env.DPSResourceGroup)
 	}
 	return b.String()
 }

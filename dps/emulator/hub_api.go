@@ -30,6 +30,7 @@ const (
 // (device SAS, sr = {host}/devices/{id}, no skn) and the registry API
 // (service SAS of the hub's iothubowner policy). Any api-version is accepted.
 func (e *Emulator) serveHub(h *hub, w http.ResponseWriter, r *http.Request) {
+	e.logRequest(r, h.HostName)
 	if !capBody(w, r, e.opts.limits.maxBody, func(msg string) { writeHubError(w, http.StatusRequestEntityTooLarge, "MessageTooLarge", msg) }) {
 		return
 	}
@@ -76,8 +77,12 @@ func writeHubError(w http.ResponseWriter, status int, code, msg string) {
 	})
 }
 
-// hubServiceAuth checks a service SAS: sr = the hub host, skn = its policy.
+// hubServiceAuth checks a service SAS (sr = the hub host, skn = its policy)
+// or a bearer token.
 func (e *Emulator) hubServiceAuth(h *hub, w http.ResponseWriter, r *http.Request) bool {
+	if ok, handled := e.hubServiceEntra(h, w, r); handled { // bearer tokens (entra_auth.go)
+		return ok
+	}
 	tok, err := keys.ParseSAS(r.Header.Get("Authorization"))
 	if err == nil && !strings.EqualFold(tok.KeyName, h.PolicyName) {
 		err = fmt.Errorf("policy %q is not this hub's %q", tok.KeyName, h.PolicyName)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dpsconsole/dpsconsole/dps"
@@ -169,4 +170,21 @@ func (e *Emulator) SeedRegistrations(ctx context.Context, groupID string, n int)
 func hashedHub(registrationID string, linked []linkedHub) linkedHub {
 	h, _ := rendezvous(registrationID, linked)
 	return h
+}
+
+// AddHubDevice creates a device identity with new keys straight in the hub
+// named hubHost, as `az iot hub device-identity create` does: a device DPS
+// never provisioned, with no registration record. It is for tests of the
+// clean-up's two-way reconciliation.
+func (e *Emulator) AddHubDevice(ctx context.Context, hubHost, deviceID string) error {
+	for _, h := range e.hubs {
+		if strings.EqualFold(h.HostName, hubHost) {
+			return e.store.tx(ctx, func(tx *sql.Tx) error {
+				_, err := e.store.putHubDeviceTx(ctx, tx, hubDevice{Hub: h.Index, DeviceID: deviceID,
+					PrimaryKey: keys.GenerateKey().Base64(), SecondaryKey: keys.GenerateKey().Base64()})
+				return err
+			})
+		}
+	}
+	return fmt.Errorf("no linked hub named %q", hubHost)
 }

@@ -28,6 +28,7 @@ const (
 // then the service API (paths matched case-insensitively, as DPS does) or the
 // device API.
 func (e *Emulator) serveDPS(w http.ResponseWriter, r *http.Request) {
+	e.logRequest(r, "dps")
 	if !capBody(w, r, e.opts.limits.maxBody, func(msg string) { writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, msg) }) {
 		return
 	}
@@ -101,10 +102,13 @@ func pathSegments(u *url.URL) ([]string, error) {
 	return parts, nil
 }
 
-// authorizeService checks the service SAS: signed with the
+// authorizeService checks a bearer token, or the service SAS: signed with the
 // provisioningserviceowner key over the literal sr, not expired, and naming
 // this host (case-insensitively).
 func (e *Emulator) authorizeService(w http.ResponseWriter, r *http.Request) bool {
+	if ok, handled := e.authorizeServiceEntra(w, r); handled { // bearer tokens (entra_auth.go)
+		return ok
+	}
 	fail := func(msg string) bool {
 		writeError(w, http.StatusUnauthorized, codeUnauthorized, msg)
 		return false

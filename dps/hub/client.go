@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 
+	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/internal/mqttconn"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
@@ -184,10 +185,79 @@ func (c *DeviceClient) Close() {
 	}
 }
 
-// RegistryClient reads and deletes device identities with a service policy.
+// RegistryClient reads and deletes device identities and reads and writes
+// twins, with a service policy or signed in with Microsoft Entra ID.
 type RegistryClient struct {
-	host string
-	pl   runtime.Pipeline
+	host       string
+	pl         runtime.Pipeline
+	signedIn   bool   // bearer tokens (NewRegistryClient), not SAS
+	resourceID string // the hub's Azure resource ID, for refusals; "" = unknown
+}
+
+// Scope is the OAuth 2.0 scope of the IoT Hub service API.
+const Scope = "https://iothubs.azure.net/.default"
+
+// The built-in Azure roles of the IoT Hub data plane.
+const (
+	RoleDataReader          = "IoT Hub Data Reader"
+	RoleRegistryContributor = "IoT Hub Registry Contributor"
+	RoleTwinContributor     = "IoT Hub Twin Contributor"
+	RoleDataContributor     = "IoT Hub Data Contributor"
+)
+
+// RegistryOptions are the options of NewRegistryClient.
+type RegistryOptions struct {
+	ClientOptions
+	// ResourceID is the hub's Azure resource ID, named in refusals as the
+	// scope where the missing role must be assigned; "" = "the IoT hub resource".
+	ResourceID string
+}
+
+// NewRegistryClient makes a registry client of the hub at host that signs
+// every request with a Microsoft Entra ID bearer token for Scope from cred.
+// Refusals come back as *dps.AccessError naming the missing role.
+func NewRegistryClient(host string, cred azcore.TokenCredential, opts *RegistryOptions) (*RegistryClient, error) {
+	if err := checkHost(host); err != nil {
+		return nil, err
+	}
+	if cred == nil {
+		return nil, errors.New("hub: NewRegistryClient needs a credential")
+	}
+	if opts == nil {
+		opts = &RegistryOptions{}
+	}
+	auth := runtime.NewBearerTokenPolicy(cred, []string{Scope}, nil)
+	pl := runtime.NewPipeline("dpsconsole/hub", "v1", runtime.PipelineOptions{PerRetry: []policy.Policy{auth}}, &opts.ClientOptions.ClientOptions)
+	return &RegistryClient{host: host, pl: pl, signedIn: true, resourceID: opts.ResourceID}, nil
+}
+
+// newError is the hub's error of a failed answer; signed in, a 401 or 403
+// becomes a *dps.AccessError naming the role.
+func (c *RegistryClient) newError(resp *http.Response) error {
+	err := newError(resp)
+	if c.signedIn {
+		err = dps.NewAccessError(err, "IoT hub", c.resourceID, resp.Request, hubDataAction)
+	}
+	return err
+}
+
+// hubDataAction maps a service API request to its data action and the least
+// role that grants it.
+func hubDataAction(method, path string) (action, role string) {
+	const prefix = "Microsoft.Devices/IotHubs/"
+	switch {
+	case strings.HasSuffix(path, "/methods"):
+		return prefix + "directMethods/invoke/action", RoleDataContributor
+	case strings.HasPrefix(path, "/twins/") && method != http.MethodGet:
+		return prefix + "twins/write", RoleTwinContributor
+	case strings.HasPrefix(path, "/twins/"):
+		return prefix + "twins/read", RoleDataReader
+	case method == http.MethodDelete:
+		return prefix + "devices/delete", RoleRegistryContributor
+	case method == http.MethodPut:
+		return prefix + "devices/write", RoleRegistryContributor
+	}
+	return prefix + "devices/read", RoleDataReader // GET and the query POST
 }
 
 // NewRegistryClientFromConnectionString takes a hub service connection string:
@@ -218,6 +288,16 @@ func (c *RegistryClient) GetTwin(ctx context.Context, deviceID string) (Twin, er
 	return get[Twin](ctx, c, "/twins/", "get the twin of device", deviceID)
 }
 
+// GetDeviceJSON and GetTwinJSON read the identity and the twin as the hub
+// sent them, undecoded: the console's describe pane shows the hub's own JSON.
+func (c *RegistryClient) GetDeviceJSON(ctx context.Context, deviceID string) (json.RawMessage, error) {
+	return get[json.RawMessage](ctx, c, "/devices/", "get device", deviceID)
+}
+
+func (c *RegistryClient) GetTwinJSON(ctx context.Context, deviceID string) (json.RawMessage, error) {
+	return get[json.RawMessage](ctx, c, "/twins/", "get the twin of device", deviceID)
+}
+
 func get[T any](ctx context.Context, c *RegistryClient, prefix, what, deviceID string) (T, error) {
 	var v T
 	req, err := runtime.NewRequest(ctx, http.MethodGet, endpoint(c.host, prefix+url.PathEscape(deviceID)))
@@ -229,7 +309,7 @@ func get[T any](ctx context.Context, c *RegistryClient, prefix, what, deviceID s
 		return v, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return v, fmt.Errorf("%s %q from %s: %w", what, deviceID, c.host, newError(resp))
+		return v, fmt.Errorf("%s %q from %s: %w", what, deviceID, c.host, c.newError(resp))
 	}
 	err = runtime.UnmarshalAsJSON(resp, &v)
 	return v, err
@@ -258,7 +338,7 @@ func (c *RegistryClient) DeleteDevice(ctx context.Context, deviceID string, opts
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("delete device %q from %s: %w", deviceID, c.host, newError(resp))
+		return fmt.Errorf("delete device %q from %s: %w", deviceID, c.host, c.newError(resp))
 	}
 	return nil
 }
@@ -320,7 +400,7 @@ func (c *RegistryClient) queryPage(ctx context.Context, size int32, token string
 		return DevicePage{}, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return DevicePage{}, fmt.Errorf("query devices of %s: %w", c.host, newError(resp))
+		return DevicePage{}, fmt.Errorf("query devices of %s: %w", c.host, c.newError(resp))
 	}
 	var items []Twin
 	if err := runtime.UnmarshalAsJSON(resp, &items); err != nil {

@@ -36,6 +36,12 @@ func ErrorMessage(err error) string {
 	if re.ErrorCode != "" {
 		b.WriteString(" (error code " + re.ErrorCode + ")")
 	}
+	if access := (*dps.AccessError)(nil); errors.As(err, &access) {
+		return b.String() + "; " + access.Hint()
+	}
+	if re.StatusCode == http.StatusUnauthorized && dps.LocalAuthDisabled(b.String()) {
+		return b.String() + "; " + dps.LocalAuthHint
+	}
 	switch re.StatusCode {
 	case http.StatusUnauthorized:
 		b.WriteString("; check the hub connection string's SharedAccessKeyName and SharedAccessKey")

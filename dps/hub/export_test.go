@@ -9,3 +9,6 @@ func SetReconnectDelay(d time.Duration) (restore func()) {
 	reconnectFirst = d
 	return func() { reconnectFirst = old }
 }
+
+// DataAction is hubDataAction, for the tests of the mapping.
+var DataAction = hubDataAction

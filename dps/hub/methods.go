@@ -83,7 +83,7 @@ func (c *RegistryClient) InvokeMethod(ctx context.Context, deviceID, name string
 		return MethodResult{}, fmt.Errorf("invoke method %q on device %q in %s: %w", name, deviceID, c.host, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return MethodResult{}, fmt.Errorf("invoke method %q on device %q in %s: %w", name, deviceID, c.host, newError(resp))
+		return MethodResult{}, fmt.Errorf("invoke method %q on device %q in %s: %w", name, deviceID, c.host, c.newError(resp))
 	}
 	var res MethodResult
 	if err := runtime.UnmarshalAsJSON(resp, &res); err != nil {

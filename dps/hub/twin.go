@@ -69,7 +69,7 @@ func (c *RegistryClient) writeTwin(ctx context.Context, method, what, deviceID s
 		return tw, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return tw, fmt.Errorf("%s %q in %s: %w", what, deviceID, c.host, newError(resp))
+		return tw, fmt.Errorf("%s %q in %s: %w", what, deviceID, c.host, c.newError(resp))
 	}
 	err = runtime.UnmarshalAsJSON(resp, &tw)
 	return tw, err
