@@ -14,6 +14,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/dpsconsole/dpsconsole/dps/inventory"
+	"github.com/dpsconsole/dpsconsole/keys"
 	"github.com/dpsconsole/dpsconsole/tui/components/form"
 	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
@@ -173,6 +174,10 @@ func (v *exportView) start() tea.Cmd {
 		return v.f.FocusOn(exportFile)
 	}
 	opts := inventory.ExportOptions{Group: v.f.Value(exportGroup), Format: format}
+	if err := checkGroupID(opts.Group); err != nil {
+		v.err = err.Error()
+		return v.f.FocusOn(exportGroup)
+	}
 	if opts.Group == "" {
 		opts.KnownGroups = inventory.KnownGroups(t.Journal)
 	}
@@ -197,6 +202,19 @@ func (v *exportView) start() tea.Cmd {
 		})
 		return r, err
 	})
+}
+
+// checkGroupID refuses a group ID DPS could not hold ("" is every group),
+// as `registrations export --group` does, before a file is written.
+func checkGroupID(id string) error {
+	var re *keys.RegistrationIDError
+	if id == "" || !errors.As(keys.ValidateRegistrationID(id), &re) {
+		return nil
+	}
+	if re.Pos > 0 {
+		return fmt.Errorf("invalid group %q: character %d: %s", id, re.Pos, re.Rule)
+	}
+	return fmt.Errorf("invalid group %q: %s", id, re.Rule)
 }
 
 // expected is how many records the session's :quota counted for the
