@@ -1,10 +1,16 @@
 package tui
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/dpsconsole/dpsconsole/dps"
 )
 
 // Outside review of #13: each test reproduces a defect found by running the
@@ -33,5 +39,39 @@ func TestExportRefusesAnInvalidGroupID(t *testing.T) {
 	}
 	if v.f.Focus() != exportGroup {
 		t.Errorf("focus %d: want the group field, to correct it", v.f.Focus())
+	}
+}
+
+// At 80×24 a 412 on save shows the fields that changed elsewhere: the twin
+// field gives up the lines the conflict needs. Before, the screen ended at
+// the conflict table's header and the operator saw no field.
+func TestGroupEditConflictFits80x24(t *testing.T) {
+	m, target := newEmulatorApp(t, 80, 24)
+	pressOn(t, m, "E") // the first group: hashed-fleet, with a twin
+	v, ok := m.top().(*groupEditView)
+	if !ok || v.base == nil {
+		t.Fatalf("E did not open the edit form:\n%s", plain(screen(m)))
+	}
+	ctx := context.Background()
+	elsewhere, err := readGroupWithKeys(ctx, target.Service, v.groupID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere.InitialTwin = &dps.InitialTwin{Tags: dps.TwinCollection{"site": "oslo"}}
+	etag := azcore.ETag(elsewhere.ETag)
+	if _, err := target.Service.CreateOrUpdateEnrollmentGroup(ctx, elsewhere, &dps.WriteOptions{IfMatch: &etag}); err != nil {
+		t.Fatal(err)
+	}
+	pressOn(t, m, "right", "enter") // Status: disabled, then save
+	wantScreen(t, m, "changed elsewhere", `Initial twin  {"tags":{"site":"oslo"}}`, "Status", "r reloads")
+	for i, l := range strings.Split(plain(screen(m)), "\n") {
+		if ansi.StringWidth(l) > 80 || i >= 24 {
+			t.Errorf("line %d does not fit 80×24: %q", i+1, l)
+		}
+	}
+	// r reloads theirs: the twin field has its lines again.
+	pressOn(t, m, "r")
+	if want := min(v.height-13, 8); v.conflict != nil || v.twin.Height() != want {
+		t.Errorf("after r: conflict %v, twin height %d, want none and %d", v.conflict, v.twin.Height(), want)
 	}
 }
