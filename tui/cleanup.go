@@ -198,17 +198,26 @@ func (v *cleanupView) openRow() {
 			rows = append(rows, cleanup.Finding{Reason: cleanup.ReasonUnregistered, DeviceID: d.DeviceID, AssignedHub: d.Hub, Detail: d.Detail, HubDevice: true})
 		}
 	}
-	v.openFindings("Hub devices without a registration record on "+hub, rows)
+	// No record: no registration ID or status, so the device ID gets the room.
+	v.openFindingsAs("Hub devices without a registration record on "+hub, rows,
+		[]table.Column{{Title: "DEVICE ID", Weight: 2}, {Title: "HUB", Weight: 1}, {Title: "WHY", MinTable: 110, Weight: 2}},
+		func(f cleanup.Finding) []string { return []string{f.DeviceID, f.AssignedHub, f.Detail} })
 }
 
 // openFindings shows the findings of one row in a table.
 func (v *cleanupView) openFindings(title string, rows []cleanup.Finding) {
-	t := newTable(v.c, v.vid, []table.Column{{Title: "REGISTRATION ID", Weight: 2}, {Title: "DEVICE ID", Weight: 1}, {Title: "ASSIGNED HUB", Weight: 1},
+	v.openFindingsAs(title, rows, []table.Column{{Title: "REGISTRATION ID", Weight: 2}, {Title: "DEVICE ID", Weight: 1}, {Title: "ASSIGNED HUB", Weight: 1},
 		{Title: "STATUS", Width: 10, Status: true}, {Title: "HUB DEVICE", Width: 11}, {Title: "WHY", MinTable: 110, Weight: 2}},
-		func(f cleanup.Finding) string { return f.RegistrationID + "\x00" + f.DeviceID },
 		func(f cleanup.Finding) []string {
 			return []string{f.RegistrationID, f.DeviceID, f.AssignedHub, f.Status, map[bool]string{true: "yes", false: "no"}[f.HubDevice], f.Detail}
-		},
+		})
+}
+
+// openFindingsAs shows findings in a table of the given columns and cells.
+func (v *cleanupView) openFindingsAs(title string, rows []cleanup.Finding, cols []table.Column, cells func(cleanup.Finding) []string) {
+	t := newTable(v.c, v.vid, cols,
+		func(f cleanup.Finding) string { return f.RegistrationID + "\x00" + f.DeviceID },
+		cells,
 		func(f cleanup.Finding, q string) bool {
 			return table.ContainsFold(f.RegistrationID, q) || table.ContainsFold(f.DeviceID, q) || table.ContainsFold(f.AssignedHub, q)
 		})

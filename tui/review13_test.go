@@ -75,3 +75,28 @@ func TestGroupEditConflictFits80x24(t *testing.T) {
 		t.Errorf("after r: conflict %v, twin height %d, want none and %d", v.conflict, v.twin.Height(), want)
 	}
 }
+
+// A clean-up's hub devices without a record list their device IDs whole at
+// 80 columns: before, they shared the records' columns, an empty
+// REGISTRATION ID and STATUS kept most of the width and the ID was cut.
+func TestCleanupUnregisteredListShowsWholeDeviceIDsAt80(t *testing.T) {
+	target, emu := startEmulator(t, 0)
+	hub1 := knownHubs(target, dps.EnrollmentGroup{})[0]
+	const id = "stray-device-000001"
+	if err := emu.AddHubDevice(context.Background(), hub1, id); err != nil {
+		t.Fatal(err)
+	}
+	c := testCommon(t, 80, 21)
+	c.Target = target
+	h := harness(t, c, newCleanupView(c))
+	v := h.v.(*cleanupView)
+	v.row = len(v.counts)
+	h.press("enter")
+	out := plain(v.View())
+	if !strings.Contains(out, id) || !strings.Contains(out, hub1) {
+		t.Fatalf("the drill-down cuts the device ID or its hub:\n%s", out)
+	}
+	if strings.Contains(out, "REGISTRATION ID") {
+		t.Errorf("a device without a record has a REGISTRATION ID column:\n%s", out)
+	}
+}
