@@ -100,3 +100,30 @@ func TestCleanupUnregisteredListShowsWholeDeviceIDsAt80(t *testing.T) {
 		t.Errorf("a device without a record has a REGISTRATION ID column:\n%s", out)
 	}
 }
+
+// Describe masks a custom allocation's webhook URL (its password and query:
+// the function's key) until v, as group edit and the CLI do; before, the
+// pane and Y showed the function key in clear.
+func TestDescribeMasksTheWebhookURLUntilRevealed(t *testing.T) {
+	m, target := newEmulatorApp(t, 120, 40)
+	const hook = "https://user:pw@fn.example/api/alloc?code=SECRET123&x=1"
+	g := dps.EnrollmentGroup{EnrollmentGroupID: "hooky", Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey},
+		AllocationPolicy: dps.AllocationCustom, CustomAllocationDefinition: &dps.CustomAllocationDefinition{WebhookURL: hook, APIVersion: dps.APIVersion}}
+	if _, err := target.Service.CreateOrUpdateEnrollmentGroup(context.Background(), g, nil); err != nil {
+		t.Fatal(err)
+	}
+	pressOn(t, m, "r", "down") // hashed-fleet, hooky, mylegacydevices
+	pressOn(t, m, "i")
+	d := topDescribe(t, m)
+	all := describeText(d)
+	if strings.Contains(all, "SECRET123") || strings.Contains(all, ":pw@") || !strings.Contains(all, `"webhookUrl": "https://user:xxxxx@fn.example/api/alloc?••••••••"`) {
+		t.Fatalf("the webhook URL is not masked:\n%s", all)
+	}
+	if got := clipboardOf(t, pressOn(t, m, "Y")); strings.Contains(got, "SECRET123") {
+		t.Fatal("Y copied the function key before v")
+	}
+	pressOn(t, m, "v")
+	if all := describeText(d); !strings.Contains(all, "code=SECRET123") {
+		t.Fatalf("v does not reveal the webhook URL:\n%s", all)
+	}
+}
