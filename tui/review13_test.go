@@ -127,3 +127,22 @@ func TestDescribeMasksTheWebhookURLUntilRevealed(t *testing.T) {
 		t.Fatalf("v does not reveal the webhook URL:\n%s", all)
 	}
 }
+
+// :enrollment ID masks a custom allocation's webhook URL until v, as it
+// masks the keys; before, the detail showed the function key in clear.
+func TestEnrollmentDetailMasksTheWebhookURL(t *testing.T) {
+	m, target := newEmulatorApp(t, 120, 40)
+	const hook = "https://fn.example/api/alloc?code=SECRET123"
+	e := dps.IndividualEnrollment{RegistrationID: "dev-hook", Attestation: dps.AttestationMechanism{Type: dps.AttestationSymmetricKey},
+		AllocationPolicy: dps.AllocationCustom, CustomAllocationDefinition: &dps.CustomAllocationDefinition{WebhookURL: hook, APIVersion: dps.APIVersion}}
+	if _, err := target.Service.CreateOrUpdateEnrollment(context.Background(), e, nil); err != nil {
+		t.Fatal(err)
+	}
+	command(t, m, "enrollment dev-hook")
+	s := wantScreen(t, m, `"webhookUrl": "https://fn.example/api/alloc?••••••••"`)
+	if strings.Contains(s, "SECRET123") {
+		t.Fatalf("the function key shows before v:\n%s", s)
+	}
+	pressOn(t, m, "v")
+	wantScreen(t, m, "code=SECRET123")
+}
