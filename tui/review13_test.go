@@ -2,11 +2,14 @@ package tui
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
+	tea "charm.land/bubbletea/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/charmbracelet/x/ansi"
 
@@ -145,4 +148,44 @@ func TestEnrollmentDetailMasksTheWebhookURL(t *testing.T) {
 	}
 	pressOn(t, m, "v")
 	wantScreen(t, m, "code=SECRET123")
+}
+
+// lockedBuffer is a log sink Cmds may write to from other goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// :log says dpsconsole.log has every event, and it does: warnings, news
+// and jobs too, whole, where :log cuts them to the width. Before, only
+// errors reached the file.
+func TestEveryLogEventReachesTheLogFile(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	var sink lockedBuffer
+	m := New(context.Background(), Options{Target: target, Logger: slog.New(slog.NewJSONHandler(&sink, nil))})
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	feed(t, m, m.Init(), 30)
+	command(t, m, "find no-such-device-with-a-long-registration-id-that-80-columns-cut")
+	pressOn(t, m, "enter", "space", "d", "y") // a deletion: a job starts and finishes
+	command(t, m, "log")
+	wantScreen(t, m, "has them all", "started: a deletion")
+	got := sink.String()
+	for _, want := range []string{"no registration record has the ID no-such-device-with-a-long-registration-id-that-80-columns-cut",
+		"started: a deletion of registration records", "finished: a deletion of registration records", "deleted 1 registration record"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("dpsconsole.log lacks %q:\n%s", want, got)
+		}
+	}
 }
