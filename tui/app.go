@@ -111,6 +111,8 @@ func (m *Model) makeView(name string) view {
 		return newDeriveView(m.c, "", "")
 	case "simulate":
 		return newSimulateView(m.c, "", "")
+	case "fleet":
+		return newFleetView(m.c, m.selectedGroup())
 	case "tutorial":
 		return newTutorialView(m.c)
 	case "cleanup":
@@ -396,6 +398,23 @@ func (m *Model) switchToView(name string, v view) tea.Cmd {
 	stopViews(dropped...)
 	m.stack = m.stack[:keep]
 	return m.push(v)
+}
+
+// selectedGroup is the group the operator is in or on (a group's view, or
+// the row of the groups list), for a command that starts from one; "" for none.
+func (m *Model) selectedGroup() string {
+	if len(m.stack) == 0 {
+		return ""
+	}
+	switch v := m.top().(type) {
+	case *groupView:
+		return v.groupID
+	case *groupsView:
+		if g, ok := v.table.Selected(); ok {
+			return g.EnrollmentGroupID
+		}
+	}
+	return ""
 }
 
 func (m *Model) push(v view) tea.Cmd {

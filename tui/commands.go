@@ -45,6 +45,7 @@ func init() {
 		}},
 		{name: "derive", help: "derive device keys", run: view("derive")},
 		{name: "simulate", help: "register a simulated device", run: view("simulate")},
+		{name: "fleet", help: "register a fleet of simulated devices, watched live", run: view("fleet")},
 		{name: "tutorial", help: "the symmetric-key tutorial, step by step", run: view("tutorial")},
 		{name: "cleanup", help: "find and delete orphaned registration records", run: view("cleanup")},
 		{name: "quota", help: "the DPS against its documented limits", run: view("quota")},

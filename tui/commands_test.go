@@ -108,7 +108,7 @@ func TestCommandArgumentErrorsAreClear(t *testing.T) {
 		":group":          ":group needs an enrollment group's name (:group NAME) (tab completes it)",
 		":groups extra":   `:groups takes no argument (got "extra")`,
 		":enrollment":     ":enrollment needs an individual enrollment's registration ID (:enrollment ID)",
-		":f":              ":find needs a registration ID, e.g. :find sn-007-888 (:find ID)",
+		":fi":             ":find needs a registration ID, e.g. :find sn-007-888 (:find ID)",
 		":frobnicate":     `unknown command "frobnicate"; try :groups :group NAME`,
 		":derive now foo": `:derive takes no argument (got "now foo")`,
 	} {

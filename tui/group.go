@@ -230,7 +230,7 @@ func (v *groupView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Describe, k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Edit, k.Refresh}
+	return []*Binding{k.Open, k.Describe, k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Fleet, k.Edit, k.Refresh}
 }
 
 func (v *groupView) Init() tea.Cmd {
@@ -447,6 +447,8 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Simulate.Matches(msg):
 		// Never the selected record's ID: re-registering a real device is no demo.
 		return open(newSimulateView(v.c, v.groupID, ""))
+	case k.Fleet.Matches(msg):
+		return open(newFleetView(v.c, v.groupID))
 	}
 	return nil
 }

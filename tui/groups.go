@@ -129,7 +129,7 @@ func (v *groupsView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Describe, k.Filter, k.New, k.Toggle, k.Delete, k.Derive, k.Simulate, k.Edit, k.Refresh}
+	return []*Binding{k.Open, k.Describe, k.Filter, k.New, k.Toggle, k.Delete, k.Derive, k.Simulate, k.Fleet, k.Edit, k.Refresh}
 }
 
 func (v *groupsView) Init() tea.Cmd { return v.refresh() }
@@ -298,6 +298,8 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return open(newDeriveView(v.c, g.EnrollmentGroupID, ""))
 	case k.Simulate.Matches(msg):
 		return open(newSimulateView(v.c, g.EnrollmentGroupID, ""))
+	case k.Fleet.Matches(msg):
+		return open(newFleetView(v.c, g.EnrollmentGroupID))
 	case k.Delete.Matches(msg):
 		v.working = "counting"
 		v.delGen++

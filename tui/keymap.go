@@ -112,6 +112,8 @@ type KeyMap struct {
 	// and its hub device (enter). CopyID's help names CopyJSON's key too:
 	// one line of help for both keeps the help on an 80×24 screen.
 	Describe, CopyID, CopyJSON, GoGroup *Binding
+	// Fleet runs: start one from a group, stop and resume it (writes all)
+	Fleet, FleetStop, FleetResume *Binding
 }
 
 // Section is a titled group of bindings, for help and documentation.
@@ -192,6 +194,10 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		CopyID:   bind("y/Y", "copy ID / JSON", "y"),
 		CopyJSON: bind("Y", "copy JSON", "Y"),
 		GoGroup:  bind("o", "open its group", "o"),
+
+		Fleet:       danger("f", "fleet run", "f"),
+		FleetStop:   bind("ctrl+x/s", "stop the fleet run", "ctrl+x", "s"),
+		FleetResume: danger("r", "resume the fleet run", "r"),
 	}
 	if readOnly {
 		for _, s := range k.Sections() {
@@ -222,6 +228,7 @@ func (k *KeyMap) Sections() []Section {
 		{"Running deletions", []*Binding{k.Stop}},
 		{"Devices", []*Binding{k.Telemetry, k.StayConnected, k.Method, k.Desired}},
 		{"Describe", []*Binding{k.CopyID, k.GoGroup}},
+		{"Fleet runs", []*Binding{k.Fleet, k.FleetStop, k.FleetResume}},
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
-	"github.com/dpsconsole/dpsconsole/dps/device"
 	"github.com/dpsconsole/dpsconsole/dps/fleet"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
@@ -25,21 +24,12 @@ import (
 // fleetCmd is `dpsconsole fleet`: many simulated devices register at once.
 type fleetCmd struct {
 	a                *app
-	group            string
+	fleet.Options    // the run's flags, shared with the console's :fleet form
 	groupKeyFile     string
 	secondary        bool
-	devices          int
-	prefix           string
-	start            int
-	transport        string
-	rate             string
-	ramp             string
-	concurrency      int
 	idScope          string
 	provisioningHost string
 	resume           string
-	telemetry        int
-	interval         time.Duration
 	deleteRun        string
 	yes              bool
 	output           string
@@ -83,20 +73,11 @@ the run made, and their devices in the linked hubs (asks first unless --yes).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&c.group, "group", "", "the enrollment group the devices belong to (its key derives theirs)")
+	c.AddFlags(f)
 	f.StringVar(&c.groupKeyFile, "group-key-file", "", "file holding the group key (base64), instead of reading it through the service API")
 	f.BoolVar(&c.secondary, "secondary", false, "derive from the group's secondary key")
-	f.IntVar(&c.devices, "devices", 0, "how many devices to register")
-	f.StringVar(&c.prefix, "prefix", "sim", "registration IDs are PREFIX-NUMBER")
-	f.IntVar(&c.start, "start", 1, "number of the first device")
-	f.StringVar(&c.transport, "transport", fleet.TransportHTTPS, "how the devices talk to DPS and their hubs: https, mqtt (port 8883) or mqtt-ws (WebSockets, port 443)")
-	f.StringVar(&c.rate, "rate", "", "devices started a second or a minute, e.g. 50/s or 1000/min (default: DPS's quota, 1000/min; unpaced against a local emulator)")
-	f.StringVar(&c.ramp, "ramp", "", "a rising (or falling) rate, FROM..TO/UNIT:DURATION, e.g. 0..500/s:60s; TO holds afterwards")
-	f.IntVar(&c.concurrency, "concurrency", 100, "most devices registering at once")
 	f.StringVar(&c.idScope, "id-scope", "", "the DPS ID scope (default: the emulator's, or $DPS_ID_SCOPE)")
 	f.StringVar(&c.provisioningHost, "provisioning-host", "", "device endpoint host[:port] (default: the emulator's, or global.azure-devices-provisioning.net)")
-	f.IntVar(&c.telemetry, "telemetry", 0, "after assignment, each device sends this many telemetry messages to its hub")
-	f.DurationVar(&c.interval, "interval", time.Second, "with --telemetry: the wait between a device's messages")
 	f.StringVar(&c.deleteRun, "delete", "", "delete the registration records (and hub devices) run RUN made, through the clean-up engine")
 	f.BoolVarP(&c.yes, "yes", "y", false, "with --delete: do not ask first")
 	f.StringVar(&c.resume, "resume", "", "continue the stopped run RUN (the id printed when it started)")
@@ -115,64 +96,32 @@ func (c *fleetCmd) check(cmd *cobra.Command) error {
 	if c.yes {
 		return usagef("--yes only goes with --delete")
 	}
-	if _, err := device.ParseTransport(c.transport); err != nil {
-		return usagef("--transport %q: use https, mqtt or mqtt-ws", c.transport)
-	}
+	changed := func(name string) bool { return cmd.Flags().Changed(name) }
 	if c.resume != "" {
 		for _, name := range []string{"group", "devices", "prefix", "start", "secondary", "id-scope", "transport"} {
-			if cmd.Flags().Changed(name) {
+			if changed(name) {
 				return usagef("--%s cannot be changed on --resume: the run keeps what it started with", name)
 			}
 		}
-	} else {
-		if c.group == "" {
-			return usagef("--group is required: the enrollment group whose key derives the device keys (dpsconsole groups list shows them)")
-		}
-		if c.devices < 1 {
-			return usagef("--devices is required: how many devices to register (1 or more)")
-		}
-		if _, err := fleet.NewSpec("", "", c.group, c.prefix, c.start, c.devices, c.transport); err != nil {
+		if err := c.CheckPacing(changed); err != nil {
 			return usagef("%v", err)
 		}
+	} else if err := c.Check(changed); err != nil {
+		return usagef("%v", err)
 	}
 	if c.secondary && c.groupKeyFile != "" {
 		return usagef("--secondary reads the group's secondary key through the service API; it does not go with --group-key-file")
 	}
-	if c.rate != "" && c.ramp != "" {
-		return usagef("give --rate or --ramp, not both (a ramp holds its last rate afterwards)")
-	}
-	if c.concurrency < 1 {
-		return usagef("--concurrency must be 1 or more")
-	}
-	if c.telemetry < 0 {
-		return usagef("--telemetry must be 0 or more")
-	}
-	if c.interval < 0 || (cmd.Flags().Changed("interval") && c.telemetry == 0) {
-		return usagef("--interval is the wait between telemetry messages: give a duration of 0 or more, with --telemetry")
-	}
-	_, err := c.schedule("")
-	return err
+	return nil
 }
 
 // schedule is the start schedule: --rate, --ramp, or the default for host.
 func (c *fleetCmd) schedule(host string) (fleet.Schedule, error) {
-	switch {
-	case c.rate != "":
-		r, err := fleet.ParseRate(c.rate)
-		if err != nil || r == 0 {
-			return fleet.Schedule{}, usagef("--rate: give devices a second or a minute above 0, e.g. 50/s or 1000/min (not %q)", c.rate)
-		}
-		return fleet.Schedule{From: r, To: r}, nil
-	case c.ramp != "":
-		s, err := fleet.ParseRamp(c.ramp)
-		if err != nil {
-			return fleet.Schedule{}, usagef("--ramp: %v", err)
-		}
-		return s, nil
-	case host == "" || fleet.IsLoopback(host):
-		return fleet.Schedule{}, nil
+	s, err := c.Schedule(host)
+	if err != nil {
+		return s, usagef("%v", err)
 	}
-	return fleet.Quota, nil
+	return s, nil
 }
 
 func (c *fleetCmd) run(ctx context.Context, t *target) error {
@@ -207,7 +156,7 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 		verb = "resuming"
 	}
 	fmt.Fprintf(c.a.err, "%s %s-%d … %s-%d (%d devices, group %s) on %s over %s, %s, %d at once\n",
-		verb, spec.Prefix, spec.Start, spec.Prefix, spec.Start+spec.Count-1, spec.Count, spec.Group, host, spec.Transport, sched, c.concurrency)
+		verb, spec.Prefix, spec.Start, spec.Prefix, spec.Start+spec.Count-1, spec.Count, spec.Group, host, spec.Transport, sched, c.Concurrency)
 	fmt.Fprintf(c.a.err, "run %s (continue a stopped run with: dpsconsole fleet --resume %s)\n", spec.ID, spec.ID)
 	draw := newFleetProgress(c.a.err)
 	stopNote := context.AfterFunc(ctx, func() {
@@ -221,7 +170,7 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 		GroupKey:         gk,
 		ProvisioningHost: host,
 		Schedule:         sched,
-		Concurrency:      c.concurrency,
+		Concurrency:      c.Concurrency,
 		// Each device gets its own transport, hence its own TLS connection
 		// and handshake, as a real device has: a shared pool would carry the
 		// whole fleet over a few kept-alive connections.
@@ -234,8 +183,8 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 		HubMQTTHost:   t.hubMQTTHost,
 		TLSConfig:     base.TLSClientConfig,
 		Lookup:        t.client.GetRegistrationState,
-		Telemetry:     c.telemetry,
-		Interval:      c.interval,
+		Telemetry:     c.Telemetry,
+		Interval:      c.Interval,
 		Progress:      draw.snapshot,
 		ProgressEvery: draw.every,
 	})
@@ -351,7 +300,7 @@ func (c *fleetCmd) spec(t *target) (fleet.Spec, error) {
 	if scope == "" {
 		return fleet.Spec{}, usagef("the ID scope is unknown: pass --id-scope or set $DPS_ID_SCOPE (Azure portal: your DPS → Overview → ID Scope)")
 	}
-	s, err := fleet.NewSpec(t.client.Host(), scope, c.group, c.prefix, c.start, c.devices, c.transport)
+	s, err := fleet.NewSpec(t.client.Host(), scope, c.Group, c.Prefix, c.Start, c.Devices, c.Transport)
 	if err != nil {
 		return s, usagef("%v", err)
 	}
@@ -468,7 +417,7 @@ func ms(d time.Duration) string {
 }
 
 func (c *fleetCmd) telemetryCell(s fleet.Summary) string {
-	if c.telemetry == 0 {
+	if c.Telemetry == 0 {
 		return ""
 	}
 	cell := fmt.Sprintf("%d messages sent", s.TelemetrySent)

@@ -268,7 +268,7 @@ func TestFleetDefaultPace(t *testing.T) {
 	if (fleet.Quota.At(1000) - time.Minute).Abs() > time.Millisecond {
 		t.Errorf("the quota starts 1,000 devices in %v, not a minute", fleet.Quota.At(1000))
 	}
-	c.rate = "2000/min"
+	c.Rate = "2000/min"
 	if got, _ := c.schedule("global.azure-devices-provisioning.net"); math.Abs(got.To*60-2000) > 1e-9 {
 		t.Errorf("--rate: %+v", got)
 	}

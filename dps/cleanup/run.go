@@ -300,7 +300,7 @@ func Attempt(ctx context.Context, timeout time.Duration, try func(context.Contex
 	defer cancel()
 	err := try(actx)
 	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("no answer within %s", timeout)
+		return fmt.Errorf("no answer within %s", timeout.Round(time.Millisecond))
 	}
 	return err
 }

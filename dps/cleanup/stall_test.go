@@ -176,3 +176,15 @@ func TestUnfinishedJobs(t *testing.T) {
 		t.Fatalf("unfinished jobs %v, want %s then %s", jobs, newer.ID, older.ID)
 	}
 }
+
+// A dropped first request is a fault, not an unreachable DPS: the probe
+// tries again. Every request faulted (half answered 500, half dropped):
+// each probe must end at an answer, never at "not reachable".
+func TestScanProbeRetriesADroppedRequest(t *testing.T) {
+	f := startFixture(t, emulator.Options{FaultRate: 1})
+	for range 20 {
+		if err := f.engine.reach(context.Background()); err != nil {
+			t.Fatalf("probe of a DPS that faults every request: %v; want the 500 taken as an answer", err)
+		}
+	}
+}

@@ -63,6 +63,8 @@ type Config struct {
 	// Lookup reads a registration record through the service API; a resumed
 	// run asks it about devices whose register went out with no answer logged.
 	Lookup func(ctx context.Context, registrationID string) (dps.DeviceRegistrationState, error)
+	// Live, when set, is fed the run for a dashboard (Live.Board).
+	Live *Live
 	// Progress is called every ProgressEvery (default 500 ms) and at the end.
 	Progress      func(Snapshot)
 	ProgressEvery time.Duration
@@ -155,6 +157,9 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	e := &engine{cfg: cfg, run: r, pacer: cleanup.NewPacer(cfg.Concurrency), tally: newTally(cfg.Spec.Count, r.RegistrationID),
 		start: time.Now(), probe: make(chan struct{}, 1)}
+	if cfg.Live != nil {
+		cfg.Live.attach(e)
+	}
 	// Registrations DPS ran in earlier runs count; refusals are tried again.
 	for _, l := range r.last {
 		if l.Outcome.final() {
