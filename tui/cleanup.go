@@ -589,7 +589,8 @@ func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
 
 // toggleUnregistered deletes or keeps the hub devices that have no
 // registration record. They may be devices someone made on purpose, so
-// choosing to delete them asks first, naming how many on which hubs.
+// choosing to delete them asks first, naming how many on which hubs
+// (under --readonly, which deletes nothing, it does not ask).
 func (v *cleanupView) toggleUnregistered() tea.Cmd {
 	sel := v.sel
 	sel.UnregisteredDevices = !sel.UnregisteredDevices
@@ -599,6 +600,10 @@ func (v *cleanupView) toggleUnregistered() tea.Cmd {
 	}
 	if len(v.unregistered) == 0 {
 		return flashWarn("no hub device lacks a registration record: nothing to select")
+	}
+	if v.c.ReadOnly { // nothing can be deleted: the selection only feeds the preview
+		v.setSelection(sel)
+		return nil
 	}
 	var per []string
 	for _, n := range v.unregistered {

@@ -189,3 +189,28 @@ func TestEveryLogEventReachesTheLogFile(t *testing.T) {
 		}
 	}
 }
+
+// Under --readonly u asks no "Also delete …?" (nothing can be deleted): it
+// selects the devices for the preview at once, as h and s do.
+func TestCleanupReadOnlyUOffersNoDeletion(t *testing.T) {
+	target, emu := startEmulator(t, 0)
+	hub1 := knownHubs(target, dps.EnrollmentGroup{})[0]
+	if err := emu.AddHubDevice(context.Background(), hub1, "stray-1"); err != nil {
+		t.Fatal(err)
+	}
+	c := testCommon(t, 80, 21)
+	c.Target, c.ReadOnly, c.Keys = target, true, DefaultKeyMap(true)
+	h := harness(t, c, newCleanupView(c))
+	v := h.v.(*cleanupView)
+	h.press("u")
+	if v.confirm != nil {
+		t.Fatalf("read-only u offers a deletion: %q", v.confirm.Text)
+	}
+	if !v.sel.UnregisteredDevices {
+		t.Fatal("u did not select the devices for the preview")
+	}
+	h.press("p")
+	if out := plain(v.View()); !strings.Contains(out, "stray-1") {
+		t.Errorf("the preview lacks the device u selected:\n%s", out)
+	}
+}
