@@ -54,3 +54,15 @@ func TestGroupUpdateFromShownJSONKeepsTheWebhookURL(t *testing.T) {
 		t.Errorf("a new webhook URL was not written:\n%s", got)
 	}
 }
+
+// An export of a group that does not exist, and whose ID no record
+// carries, says so, as registrations list does; before, it reported
+// "exported 0 records" as for an empty group.
+func TestExportOfAnUnknownGroupSaysSo(t *testing.T) {
+	c := newCLI(t)
+	file := filepath.Join(t.TempDir(), "x.jsonl")
+	code, _, errOut := c.run("registrations", "export", "--group", "nosuch", "--format", "jsonl", "--output-file", file)
+	if code != 0 || !strings.Contains(errOut, `no enrollment group "nosuch" exists, and no records carry that group ID`) {
+		t.Errorf("exit %d, stderr:\n%s", code, errOut)
+	}
+}
