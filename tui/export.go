@@ -13,6 +13,7 @@ import (
 	"charm.land/bubbles/v2/progress"
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/inventory"
 	"github.com/dpsconsole/dpsconsole/keys"
 	"github.com/dpsconsole/dpsconsole/tui/components/form"
@@ -49,6 +50,9 @@ type exportResult struct {
 	path    string // absolute
 	records int
 	exists  bool // the file exists and was not agreed to be replaced
+	// unknownGroup is the group exported when it has no record and does
+	// not exist (a mistyped ID exports nothing, like a group without devices).
+	unknownGroup string
 }
 
 // errFileExists stops an export before it starts, to ask first.
@@ -120,6 +124,9 @@ func (v *exportView) Update(msg tea.Msg) tea.Cmd {
 			v.err = msg.err.Error() + "; nothing was written"
 		default:
 			v.result = fmt.Sprintf("Exported %s to %s in %s.", plural(r.records, "record", "records"), r.path, v.c.Now().Sub(v.started).Round(10*time.Millisecond))
+			if r.unknownGroup != "" {
+				v.result += fmt.Sprintf(" No enrollment group %q exists, and no record carries that group ID; :groups lists them.", r.unknownGroup)
+			}
 		}
 		return nil
 	case tea.PasteMsg:
@@ -200,6 +207,12 @@ func (v *exportView) start() tea.Cmd {
 			r.records, err = inventory.Export(ctx, svc, w, opts, report)
 			return err
 		})
+		if err == nil && r.records == 0 && opts.Group != "" {
+			_, gerr := svc.GetEnrollmentGroup(ctx, opts.Group)
+			if dps.IsNotFound(gerr) {
+				r.unknownGroup = opts.Group
+			}
+		}
 		return r, err
 	})
 }

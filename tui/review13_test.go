@@ -214,3 +214,20 @@ func TestCleanupReadOnlyUOffersNoDeletion(t *testing.T) {
 		t.Errorf("the preview lacks the device u selected:\n%s", out)
 	}
 }
+
+// :export of a group that does not exist, and whose ID no record carries,
+// says so beside "Exported 0 records", as the CLI does.
+func TestExportOfAnUnknownGroupSaysSoInTheConsole(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	c := testCommon(t, 120, 30)
+	c.Target = target
+	v := newExportView(c)
+	v.Init()
+	typeText(v.Update, "nosuch")
+	v.f.Set(exportFile, filepath.Join(t.TempDir(), "x.jsonl"))
+	v.f.FocusOn(exportFile)
+	runUntil(t, v.Update, v.Update(press("enter")), func() bool { return !v.Busy() })
+	if got := plain(v.View()); !strings.Contains(got, `No enrollment group "nosuch" exists, and no record carries that group ID`) {
+		t.Errorf("view:\n%s", got)
+	}
+}
