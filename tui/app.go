@@ -28,6 +28,9 @@ type Options struct {
 	Logger   *slog.Logger // nil = discard
 	// Start is the first command to run, e.g. "derive"; "" opens the groups.
 	Start string
+	// Azure finds and opens a DPS in Azure for :targets; nil = not signed in.
+	// With no Target the console opens on the target picker.
+	Azure *Azure
 }
 
 // Model is the root model.
@@ -66,6 +69,10 @@ type Model struct {
 	quitting  bool
 	quitArmed bool // q was pressed once while a deletion runs
 	findGen   int  // the latest :find or / lookup: an older answer is dropped
+
+	azure *Azure
+	// choosing: no DPS is open yet, only :targets can open one.
+	choosing bool
 }
 
 // New builds the console.
@@ -86,15 +93,23 @@ func New(ctx context.Context, opts Options) *Model {
 	in := textinput.New()
 	in.Prompt = ":"
 	in.ShowSuggestions = true
-	m := &Model{c: c, help: help.New(), spin: spinner.New(spinner.WithSpinner(spinner.MiniDot)), cmdline: in,
+	m := &Model{c: c, azure: opts.Azure, help: help.New(), spin: spinner.New(spinner.WithSpinner(spinner.MiniDot)), cmdline: in,
 		histPos: -1, events: newEventLog(eventLogSize), suggestStale: true}
 	if opts.Target != nil {
 		m.history = loadHistory(opts.Target.StateDir)
+	} else if opts.Azure != nil {
+		m.history = loadHistory(opts.Azure.StateDir)
 	}
 	m.help.Styles = c.Styles.Help
 	start := opts.Start
 	if start == "" || readOnlyRefusal(opts.ReadOnly, start) != "" {
 		start = "groups"
+	}
+	if c.Target == nil { // a DPS in Azure, still to choose
+		c.Target, start, m.choosing = &Target{Name: "no DPS chosen yet"}, "targets", true
+		if opts.Azure != nil {
+			c.Target.StateDir = opts.Azure.StateDir
+		}
 	}
 	m.stack = []view{m.makeView(start)}
 	return m
@@ -117,6 +132,8 @@ func (m *Model) makeView(name string) view {
 		return newTutorialView(m.c)
 	case "cleanup":
 		return newCleanupView(m.c)
+	case "targets":
+		return newTargetsView(m.c, m.azure)
 	case "quota":
 		return newQuotaView(m.c)
 	case "export":
@@ -129,7 +146,7 @@ func (m *Model) top() view { return m.stack[len(m.stack)-1] }
 
 // Init starts the first view and asks the terminal for its background.
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(tea.RequestBackgroundColor, m.top().Init())
+	return tea.Batch(tea.RequestBackgroundColor, m.top().Init(), whoSignedIn(m.c.Ctx, m.c.Target))
 }
 
 // Update routes messages: results to their owner, keys to the focus.
@@ -195,6 +212,13 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	case openMsg:
 		return m.push(msg.v)
+	case targetOpenedMsg:
+		return m.openTarget(msg.t)
+	case identityMsg:
+		if msg.t == m.c.Target {
+			m.c.Target.Identity = msg.name
+		}
+		return nil
 	case findRequest:
 		return m.find(msg.id, msg.quiet, false)
 	case foundMsg:
@@ -417,6 +441,27 @@ func (m *Model) selectedGroup() string {
 	return ""
 }
 
+// openTarget makes t the console's target (a pick in :targets) and opens
+// home on it; the views of the old target close.
+func (m *Model) openTarget(t *Target) tea.Cmd {
+	if job := m.runningJob(); job != "" {
+		return flashWarn(job + " is still running on " + m.c.Target.Name + "; wait for it (or stop it) before opening another DPS")
+	}
+	if t.StateDir == "" {
+		t.StateDir = m.c.Target.StateDir
+	}
+	stopViews(m.stack...)
+	m.c.Target, m.stack, m.choosing = t, nil, false
+	how := "connected to " + t.Name
+	if t.Auth != "" {
+		how += " with " + string(t.Auth)
+	}
+	if t.Identity != "" {
+		how += " as " + t.Identity
+	}
+	return tea.Batch(m.push(m.makeView("groups")), flash(how))
+}
+
 func (m *Model) push(v view) tea.Cmd {
 	m.stack = append(m.stack, v)
 	m.resize()
@@ -539,9 +584,16 @@ func (m *Model) header() string {
 	if m.busy() {
 		left += " " + m.spin.View()
 	}
-	right := ""
+	// Right: who signed in and how, kept whole when the left is cut.
+	var right string
+	if t.Auth != "" {
+		right = st.Muted.Render(string(t.Auth))
+		if t.Identity != "" {
+			right += st.Muted.Render(" as ") + st.Header.Render(t.Identity)
+		}
+	}
 	if m.c.ReadOnly {
-		right = st.ReadOnly.Render("READ-ONLY")
+		right = strings.TrimSpace(right + " " + st.ReadOnly.Render("READ-ONLY"))
 	}
 	line1 := left
 	if gap := m.width - lipgloss.Width(left) - lipgloss.Width(right); gap > 0 {

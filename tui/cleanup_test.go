@@ -260,7 +260,7 @@ func TestHelpFitsAt120x30(t *testing.T) {
 	if !strings.Contains(first, "↑/↓ scroll, lines 1–8 of") {
 		t.Fatalf("a small screen scrolls the help:\n%s", first)
 	}
-	for range 12 {
+	for range 12 { // more than enough pages for the whole help
 		m.Update(press("pgdown"))
 	}
 	if out := plain(screen(m)); !m.showHelp || !strings.Contains(out, "Any key closes this help.") {

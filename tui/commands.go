@@ -50,6 +50,7 @@ func init() {
 		{name: "cleanup", help: "find and delete orphaned registration records", run: view("cleanup")},
 		{name: "quota", help: "the DPS against its documented limits", run: view("quota")},
 		{name: "export", help: "write every registration record to a CSV or JSON lines file", run: view("export")},
+		{name: "targets", help: "choose a DPS in Azure (signed in with Entra ID)", run: view("targets")},
 		{name: "log", help: "the session's recent events", run: func(m *Model, _ string) tea.Cmd {
 			return m.switchToView("log", newLogView(m.c, m.events))
 		}},
@@ -93,8 +94,8 @@ func (c colonCommand) usage() string {
 func commandUsages(readOnly bool) string {
 	var out []string
 	for _, c := range offered(readOnly) {
-		if c.name == "quit" {
-			continue // q is in the help above; the line must fit 120 columns
+		if c.name == "quit" || c.name == "targets" {
+			continue // q and :targets are in the help above; the line must fit 120 columns
 		}
 		out = append(out, c.usage())
 	}
@@ -148,6 +149,9 @@ func (m *Model) runCommand(line string) tea.Cmd {
 		return nil
 	}
 	c, err := lookup(m.c.ReadOnly, name, arg != "")
+	if err == nil && m.choosing && c.name != "targets" && c.name != "quit" {
+		return flashWarn("no DPS is open yet: choose one in :targets (or :quit)")
+	}
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "unknown") {
 			return flashErr(err)

@@ -65,6 +65,14 @@ func (b *Binding) inField() *Binding {
 	return f
 }
 
+// described is b with another description, for a view's footer that can
+// say more than the help's column.
+func (b *Binding) described(desc string) *Binding {
+	c := *b
+	c.SetHelp(b.Help().Key, desc)
+	return &c
+}
+
 func bind(help, desc string, keys ...string) *Binding {
 	return &Binding{Binding: key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))}
 }
@@ -108,6 +116,9 @@ type KeyMap struct {
 	// Devices: the simulated one (telemetry, staying connected) and a hub
 	// device (enter on a registration record); all write to the hub
 	Telemetry, StayConnected, Method, Desired *Binding
+	// The target picker (:targets; enter connects) and its device-code
+	// sign-in
+	ListKeys, CopyCode *Binding
 	// Describe (i, a list key): any row's JSON; from a record its group (o)
 	// and its hub device (enter). CopyID's help names CopyJSON's key too:
 	// one line of help for both keeps the help on an 80×24 screen.
@@ -189,6 +200,10 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Method:       danger("m", "call a direct method", "m"),
 		Desired:      danger("u", "edit desired properties", "u"),
 
+		// ListKeys reads a secret and changes nothing: allowed under
+		// --readonly.
+		ListKeys: bind("s", "use a shared access policy instead (ListKeys)", "s"),
+		CopyCode: bind("y", "copy the sign-in code", "y"),
 		// i ("inspect"): d deletes.
 		Describe: bind("i", "describe", "i"),
 		CopyID:   bind("y/Y", "copy ID / JSON", "y"),
@@ -229,6 +244,7 @@ func (k *KeyMap) Sections() []Section {
 		{"Devices", []*Binding{k.Telemetry, k.StayConnected, k.Method, k.Desired}},
 		{"Describe", []*Binding{k.CopyID, k.GoGroup}},
 		{"Fleet runs", []*Binding{k.Fleet, k.FleetStop, k.FleetResume}},
+		{"Targets (:targets; enter connects)", []*Binding{k.ListKeys, k.CopyCode}},
 	}
 }
 

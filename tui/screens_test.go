@@ -19,6 +19,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 	"github.com/dpsconsole/dpsconsole/tui/components/table"
 	"github.com/dpsconsole/dpsconsole/tui/components/theme"
+	"github.com/dpsconsole/dpsconsole/tui/components/timeline"
 )
 
 // footerLine is the screen's last line, plain.
@@ -440,13 +441,11 @@ func TestScreenCosmetics(t *testing.T) {
 	}
 
 	s := newSimulateView(c, "g", "dev")
-	s.tl.regID, s.tl.started = "dev", c.Now()
-	s.tl.result = &dps.DeviceRegistrationState{Status: dps.StatusFailed}
+	s.tl.Show(timeline.Run{RegID: "dev", Started: c.Now(), Result: &dps.DeviceRegistrationState{Status: dps.StatusFailed}})
 	if out := plain(s.View()); strings.Contains(out, "reprovisioning") {
 		t.Errorf("a failed registration does not reprovision:\n%s", out)
 	}
-	s.tl.result = &dps.DeviceRegistrationState{Status: dps.StatusAssigned, AssignedHub: "hub", DeviceID: "dev"}
-	s.tl.elapsed = time.Second
+	s.tl.Show(timeline.Run{RegID: "dev", Started: c.Now(), Elapsed: time.Second, Result: &dps.DeviceRegistrationState{Status: dps.StatusAssigned, AssignedHub: "hub", DeviceID: "dev"}})
 	if out := plain(s.View()); !strings.Contains(out, "the substatus says if DPS moved or reset it") {
 		t.Errorf("after an assignment the hint shows:\n%s", out)
 	}
