@@ -88,47 +88,65 @@ func splitJSONArray(data []byte) ([]json.RawMessage, error) {
 }
 
 // skipNested moves past the object or array starting at s.i; false when it
-// is not closed, or closed by the wrong bracket.
+// is not closed, or closed by the wrong bracket. It works on locals (the
+// compiler keeps them in registers) and jumps over strings with
+// bytes.IndexByte: a record is mostly strings.
 func (s *scanner) skipNested() bool {
 	var stack []byte // open brackets beyond the first (records nest 2–3 deep)
 	var first [8]byte
 	stack = first[:0]
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		s.i++
+	b, i := s.b, s.i
+	for i < len(b) {
+		c := b[i]
+		i++
 		switch c {
 		case '{', '[':
 			stack = append(stack, c)
 		case '}', ']':
 			if len(stack) == 0 || stack[len(stack)-1] != c-2 { // '{'+2 == '}', '['+2 == ']'
+				s.i = i
 				return false
 			}
 			stack = stack[:len(stack)-1]
 			if len(stack) == 0 {
+				s.i = i
 				return true
 			}
 		case '"':
-			if !s.skipString() {
+			if i = stringEnd(b, i); i < 0 {
+				s.i = len(b)
 				return false
 			}
 		}
 	}
+	s.i = i
 	return false
 }
 
-// skipString moves past a string whose opening quote was just read.
-func (s *scanner) skipString() bool {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case '"':
-			s.i++
-			return true
-		case '\\':
-			s.i++
+// stringEnd returns the index just past the closing quote of the string
+// whose content starts at i, or -1 when it is not closed.
+func stringEnd(b []byte, i int) int {
+	for {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			return -1
 		}
-		s.i++
+		end := i + q
+		if bytes.IndexByte(b[i:end], '\\') < 0 {
+			return end + 1
+		}
+		// An escape before the quote: step through it byte by byte.
+		for i < end {
+			if b[i] == '\\' {
+				i++
+			}
+			i++
+		}
+		if i == end {
+			return end + 1 // the quote is not escaped
+		}
+		// i == end+1: the quote was escaped; look for the next one.
 	}
-	return false
 }
 
 // GetRawRegistrationState is GetRegistrationState with the record left as

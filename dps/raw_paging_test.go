@@ -154,3 +154,14 @@ func TestStreamingClientSpeaksHTTP1(t *testing.T) {
 		t.Errorf("HTTP/%d for the client, HTTP/%d for its streaming client; want 2 and 1", a, b)
 	}
 }
+
+// BenchmarkSplitJSONArray cuts a page of 1,000 records, the most DPS sends.
+func BenchmarkSplitJSONArray(b *testing.B) {
+	page := samplePage(1000)
+	b.SetBytes(int64(len(page)))
+	for b.Loop() {
+		if items, err := splitJSONArray(page); err != nil || len(items) != 1000 {
+			b.Fatal(len(items), err)
+		}
+	}
+}
