@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -163,5 +166,38 @@ func BenchmarkSplitJSONArray(b *testing.B) {
 		if items, err := splitJSONArray(page); err != nil || len(items) != 1000 {
 			b.Fatal(len(items), err)
 		}
+	}
+}
+
+// A page is read into one buffer of its Content-Length, not grown from 512
+// bytes by doubling (ten copies of a 300 KB page), and a body that breaks
+// off is still retried.
+func TestRawPagerReadsAPageInOneBuffer(t *testing.T) {
+	page := samplePage(1000)
+	var calls atomic.Int32
+	c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+		if calls.Add(1) == 1 {
+			w.Write(page[:len(page)/2]) // the connection drops mid-body
+			panic(http.ErrAbortHandler)
+		}
+		w.Write(page)
+	}, nil)
+	ctx := context.Background()
+	p, err := c.NewRawRegistrationStatePager("g", nil).NextPage(ctx)
+	if err != nil || len(p.Items) != 1000 || calls.Load() != 2 {
+		t.Fatalf("%d items after %d requests, err %v; want 1000 after a retry", len(p.Items), calls.Load(), err)
+	}
+	var before, after runtime.MemStats
+	const pages = 20
+	runtime.ReadMemStats(&before)
+	for range pages {
+		if _, err := c.NewRawRegistrationStatePager("g", nil).NextPage(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / pages; per > uint64(len(page))*3/2 {
+		t.Errorf("a %d-byte page allocated %d bytes; want less than 1.5 times the page", len(page), per)
 	}
 }
