@@ -126,28 +126,23 @@ func (s *scanner) skipNested() bool {
 }
 
 // stringEnd returns the index just past the closing quote of the string
-// whose content starts at i, or -1 when it is not closed.
-func stringEnd(b []byte, i int) int {
-	for {
+// whose content starts at start, or -1 when it is not closed. A quote is
+// escaped when an odd run of backslashes (inside the string) precedes it.
+func stringEnd(b []byte, start int) int {
+	for i := start; ; {
 		q := bytes.IndexByte(b[i:], '"')
 		if q < 0 {
 			return -1
 		}
 		end := i + q
-		if bytes.IndexByte(b[i:end], '\\') < 0 {
+		k := end
+		for k > start && b[k-1] == '\\' {
+			k--
+		}
+		if (end-k)%2 == 0 {
 			return end + 1
 		}
-		// An escape before the quote: step through it byte by byte.
-		for i < end {
-			if b[i] == '\\' {
-				i++
-			}
-			i++
-		}
-		if i == end {
-			return end + 1 // the quote is not escaped
-		}
-		// i == end+1: the quote was escaped; look for the next one.
+		i = end + 1
 	}
 }
 
