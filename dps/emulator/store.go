@@ -177,10 +177,7 @@ func openStore(dir string, used bool) (s *store, fresh bool, err error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	// Readers map the file (mmap_size) instead of copying each page through
-	// a read syscall into a 2 MB cache: a long listing reads every page of
-	// the table.
-	r, err := sql.Open("sqlite", dsn+"&mode=ro&_pragma=mmap_size(1073741824)")
+	r, err := sql.Open("sqlite", dsn+"&mode=ro")
 	if err != nil {
 		w.Close()
 		return nil, false, err
