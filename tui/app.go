@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -30,6 +28,9 @@ type Options struct {
 	Logger   *slog.Logger // nil = discard
 	// Start is the first command to run, e.g. "derive"; "" opens the groups.
 	Start string
+	// Azure finds and opens a DPS in Azure for :targets; nil = not signed in.
+	// With no Target the console opens on the target picker.
+	Azure *Azure
 }
 
 // Model is the root model.
@@ -45,6 +46,20 @@ type Model struct {
 	helpTop  int // first help line shown when the help scrolls
 	cmdline  textinput.Model
 	cmdMode  bool
+	// suggestFor is the command word the `:` line's completions were made
+	// for; suggestStale asks for them again (new names arrived).
+	suggestFor   string
+	suggestStale bool
+	known        knownNames
+	history      []string
+	histPos      int // the history line shown; -1 = the line being typed
+	histDraft    string
+
+	palette *palette
+	status  statusLine
+	events  *eventLog
+	// job is the running job last seen, to log when one starts and ends.
+	job string
 
 	flash     string
 	flashLvl  flashLevel
@@ -54,10 +69,11 @@ type Model struct {
 	quitting  bool
 	quitArmed bool // q was pressed once while a deletion runs
 	findGen   int  // the latest :find or / lookup: an older answer is dropped
-}
 
-// commands of the `:` line, in completion order.
-var commands = []string{"groups", "enrollments", "find", "derive", "simulate", "tutorial", "cleanup", "quota", "export", "quit"}
+	azure *Azure
+	// choosing: no DPS is open yet, only :targets can open one.
+	choosing bool
+}
 
 // New builds the console.
 func New(ctx context.Context, opts Options) *Model {
@@ -77,12 +93,23 @@ func New(ctx context.Context, opts Options) *Model {
 	in := textinput.New()
 	in.Prompt = ":"
 	in.ShowSuggestions = true
-	in.SetSuggestions(commandsFor(opts.ReadOnly))
-	m := &Model{c: c, help: help.New(), spin: spinner.New(spinner.WithSpinner(spinner.MiniDot)), cmdline: in}
+	m := &Model{c: c, azure: opts.Azure, help: help.New(), spin: spinner.New(spinner.WithSpinner(spinner.MiniDot)), cmdline: in,
+		histPos: -1, events: newEventLog(eventLogSize), suggestStale: true}
+	if opts.Target != nil {
+		m.history = loadHistory(opts.Target.StateDir)
+	} else if opts.Azure != nil {
+		m.history = loadHistory(opts.Azure.StateDir)
+	}
 	m.help.Styles = c.Styles.Help
 	start := opts.Start
 	if start == "" || readOnlyRefusal(opts.ReadOnly, start) != "" {
 		start = "groups"
+	}
+	if c.Target == nil { // a DPS in Azure, still to choose
+		c.Target, start, m.choosing = &Target{Name: "no DPS chosen yet"}, "targets", true
+		if opts.Azure != nil {
+			c.Target.StateDir = opts.Azure.StateDir
+		}
 	}
 	m.stack = []view{m.makeView(start)}
 	return m
@@ -99,10 +126,14 @@ func (m *Model) makeView(name string) view {
 		return newDeriveView(m.c, "", "")
 	case "simulate":
 		return newSimulateView(m.c, "", "")
+	case "fleet":
+		return newFleetView(m.c, m.selectedGroup())
 	case "tutorial":
 		return newTutorialView(m.c)
 	case "cleanup":
 		return newCleanupView(m.c)
+	case "targets":
+		return newTargetsView(m.c, m.azure)
 	case "quota":
 		return newQuotaView(m.c)
 	case "export":
@@ -115,12 +146,13 @@ func (m *Model) top() view { return m.stack[len(m.stack)-1] }
 
 // Init starts the first view and asks the terminal for its background.
 func (m *Model) Init() tea.Cmd {
-	return tea.Batch(tea.RequestBackgroundColor, m.top().Init())
+	return tea.Batch(tea.RequestBackgroundColor, m.top().Init(), whoSignedIn(m.c.Ctx, m.c.Target))
 }
 
 // Update routes messages: results to their owner, keys to the focus.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	cmd := m.update(msg)
+	m.noteJobs()
 	if !m.spinning && m.busy() {
 		m.spinning = true
 		cmd = tea.Batch(cmd, m.spin.Tick)
@@ -154,6 +186,9 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return nil // its view was closed: drop the result
 	case broadcast:
+		if _, ok := msg.msg.(groupsChangedMsg); ok {
+			m.known.fetched = false // the completions list what is there
+		}
 		cmds := make([]tea.Cmd, len(m.stack))
 		for i, v := range m.stack {
 			cmds[i] = v.Update(msg.msg)
@@ -162,6 +197,8 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case flashMsg:
 		m.flash, m.flashLvl = msg.text, msg.level
 		m.flashTag++
+		m.logEvent(msg.level, msg.text)
+		m.keepProblem(msg.level, msg.text)
 		m.resize() // a long flash wraps: the body gives up lines
 		tag := m.flashTag
 		expire := tea.Tick(6*time.Second, func(time.Time) tea.Msg { return flashExpired{tag} })
@@ -178,6 +215,13 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	case openMsg:
 		return m.push(msg.v)
+	case targetOpenedMsg:
+		return m.openTarget(msg.t)
+	case identityMsg:
+		if msg.t == m.c.Target {
+			m.c.Target.Identity = msg.name
+		}
+		return nil
 	case findRequest:
 		return m.find(msg.id, msg.quiet, false)
 	case foundMsg:
@@ -187,12 +231,23 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		return nil
 	case tea.KeyPressMsg:
 		return m.key(msg)
+	case tea.MouseWheelMsg:
+		return m.wheel(msg)
+	case tea.MouseClickMsg:
+		return m.click(msg)
 	case tea.PasteMsg:
 		if m.cmdMode {
 			var cmd tea.Cmd
 			m.cmdline, cmd = m.cmdline.Update(msg)
+			m.refreshSuggestions()
 			return cmd
 		}
+	case knownNamesMsg:
+		m.known, m.suggestStale = msg.names, true
+		if m.cmdMode {
+			m.refreshSuggestions()
+		}
+		return nil
 	}
 	return m.top().Update(msg)
 }
@@ -208,7 +263,18 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	if m.cmdMode {
 		return m.commandKey(msg)
 	}
+	if m.palette != nil {
+		return m.paletteKey(msg)
+	}
 	m.quitArmed = m.quitArmed && k.Quit.Matches(msg)
+	if m.status.expanded { // any key closes the full text; x also clears it
+		m.status.expanded = false
+		if msg.String() == "x" {
+			m.status = statusLine{}
+			m.resize()
+		}
+		return nil
+	}
 	if m.showHelp {
 		// Arrows scroll a help taller than the screen; any other key closes it.
 		switch {
@@ -242,9 +308,15 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 			m.showHelp, m.helpTop = true, 0
 			return nil
 		case k.Command.Matches(msg):
-			m.cmdMode = true
-			m.cmdline.SetValue("")
-			return m.cmdline.Focus()
+			return m.openCommandLine("")
+		case k.Palette.Matches(msg):
+			return m.openPalette()
+		case k.LastProblem.Matches(msg):
+			if m.status.text == "" {
+				return flashInfo("no error or warning so far; :log lists the session's events")
+			}
+			m.status.expanded = true
+			return nil
 		case k.Back.Matches(msg) && len(m.stack) > 1:
 			// The view may use esc itself (clear a filter, leave a form).
 			if e, ok := m.top().(escaper); ok && e.Escape() {
@@ -257,10 +329,61 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	return m.top().Update(msg)
 }
 
+// wheelLines is how many rows one wheel notch scrolls.
+const wheelLines = 3
+
+// wheel scrolls as the arrow keys do, so every list (and the help) loads
+// and counts as it would under ↑/↓; not while a field has the keys.
+func (m *Model) wheel(msg tea.MouseWheelMsg) tea.Cmd {
+	if m.cmdMode || m.palette != nil || m.status.expanded || m.top().Editing() {
+		return nil
+	}
+	var name string
+	switch msg.Button {
+	case tea.MouseWheelUp:
+		name = m.c.Keys.Up.Keys()[0]
+	case tea.MouseWheelDown:
+		name = m.c.Keys.Down.Keys()[0]
+	default:
+		return nil
+	}
+	cmds := make([]tea.Cmd, wheelLines)
+	for i := range cmds {
+		cmds[i] = m.key(keyPress(name))
+	}
+	return tea.Batch(cmds...)
+}
+
+// click hands a click in the body to the focused view, its Y counted from
+// the body's first line (tables select the row clicked).
+func (m *Model) click(msg tea.MouseClickMsg) tea.Cmd {
+	if m.cmdMode || m.palette != nil || m.showHelp || m.status.expanded {
+		return nil
+	}
+	y := msg.Y - lipgloss.Height(m.header())
+	if y < 0 || y >= m.c.Height {
+		return nil
+	}
+	msg.Y = y
+	return m.top().Update(msg)
+}
+
 // escaper is a view that sometimes uses esc before the root pops it.
 // Escape reports whether the view used the esc.
 type escaper interface{ Escape() bool }
 
+// openCommandLine opens the `:` line holding text, and fetches the names
+// that complete arguments when the session has none yet.
+func (m *Model) openCommandLine(text string) tea.Cmd {
+	m.cmdMode, m.histPos = true, -1
+	m.cmdline.SetValue(text)
+	m.cmdline.CursorEnd()
+	m.refreshSuggestions()
+	return tea.Batch(m.cmdline.Focus(), m.fetchKnownNames())
+}
+
+// commandKey edits the `:` line: ↑/↓ recall the history, tab completes
+// (textinput accepts the suggestion shown), enter runs.
 func (m *Model) commandKey(msg tea.KeyPressMsg) tea.Cmd {
 	switch msg.String() {
 	case "esc":
@@ -270,54 +393,26 @@ func (m *Model) commandKey(msg tea.KeyPressMsg) tea.Cmd {
 	case "enter":
 		m.cmdMode = false
 		m.cmdline.Blur()
-		return m.runCommand(m.cmdline.Value())
+		line := m.cmdline.Value()
+		return tea.Batch(m.remember(line), m.runCommand(line))
+	case "up":
+		m.recall(-1)
+		m.refreshSuggestions()
+		return nil
+	case "down":
+		m.recall(+1)
+		m.refreshSuggestions()
+		return nil
 	}
 	var cmd tea.Cmd
 	m.cmdline, cmd = m.cmdline.Update(msg)
+	m.refreshSuggestions()
 	return cmd
 }
 
-// runCommand runs a `:` command; a unique prefix is enough.
-func (m *Model) runCommand(line string) tea.Cmd {
-	name := strings.TrimSpace(strings.TrimPrefix(line, ":"))
-	if name == "" {
-		return nil
-	}
-	if id, ok := findArgument(name); ok {
-		return m.find(id, false, true)
-	}
-	var hits []string
-	for _, c := range commands {
-		if c == name {
-			hits = []string{c}
-			break
-		}
-		if strings.HasPrefix(c, name) {
-			hits = append(hits, c)
-		}
-	}
-	if len(hits) != 1 {
-		sort.Strings(hits)
-		if len(hits) == 0 {
-			return flashErr(fmt.Errorf("unknown command %q; try :%s", name, strings.Join(commandsFor(m.c.ReadOnly), " :")))
-		}
-		return flashWarn(fmt.Sprintf("%q is ambiguous: :%s", name, strings.Join(hits, " :")))
-	}
-	if why := readOnlyRefusal(m.c.ReadOnly, hits[0]); why != "" {
-		return flashWarn(why)
-	}
-	if hits[0] == "quit" {
-		m.quitting = true
-		return tea.Quit
-	}
-	return m.switchTo(hits[0])
-}
-
-// switchTo makes a `:` command's view the only one above home, so the
-// stack never grows deeper than the operator went: esc goes home. :groups
-// is home itself, opened fresh.
-func (m *Model) switchTo(name string) tea.Cmd { return m.switchToView(name, m.makeView(name)) }
-
+// switchToView makes v, the view of command name, the only one above home,
+// so the stack never grows deeper than the operator went: esc goes home.
+// :groups is home itself, opened fresh.
 func (m *Model) switchToView(name string, v view) tea.Cmd {
 	keep := 1
 	if name == "groups" {
@@ -330,6 +425,44 @@ func (m *Model) switchToView(name string, v view) tea.Cmd {
 	stopViews(dropped...)
 	m.stack = m.stack[:keep]
 	return m.push(v)
+}
+
+// selectedGroup is the group the operator is in or on (a group's view, or
+// the row of the groups list), for a command that starts from one; "" for none.
+func (m *Model) selectedGroup() string {
+	if len(m.stack) == 0 {
+		return ""
+	}
+	switch v := m.top().(type) {
+	case *groupView:
+		return v.groupID
+	case *groupsView:
+		if g, ok := v.table.Selected(); ok {
+			return g.EnrollmentGroupID
+		}
+	}
+	return ""
+}
+
+// openTarget makes t the console's target (a pick in :targets) and opens
+// home on it; the views of the old target close.
+func (m *Model) openTarget(t *Target) tea.Cmd {
+	if job := m.runningJob(); job != "" {
+		return flashWarn(job + " is still running on " + m.c.Target.Name + "; wait for it (or stop it) before opening another DPS")
+	}
+	if t.StateDir == "" {
+		t.StateDir = m.c.Target.StateDir
+	}
+	stopViews(m.stack...)
+	m.c.Target, m.stack, m.choosing = t, nil, false
+	how := "connected to " + t.Name
+	if t.Auth != "" {
+		how += " with " + string(t.Auth)
+	}
+	if t.Identity != "" {
+		how += " as " + t.Identity
+	}
+	return tea.Batch(m.push(m.makeView("groups")), flash(how))
 }
 
 func (m *Model) push(v view) tea.Cmd {
@@ -402,7 +535,7 @@ func (m *Model) resize() {
 	if m.width == 0 {
 		return
 	}
-	m.c.Width, m.c.Height = m.width, max(m.height-lipgloss.Height(m.header())-footerHeight, 1)
+	m.c.Width, m.c.Height = m.width, max(m.height-lipgloss.Height(m.header())-m.statusHeight()-footerHeight, 1)
 	m.help.SetWidth(m.width)
 	m.cmdline.SetWidth(max(m.width-4, 1))
 	m.top().SetSize(m.c.Width, m.c.Height)
@@ -414,14 +547,26 @@ func (m *Model) View() tea.View {
 		return tea.NewView("starting…")
 	}
 	var body string
-	if m.showHelp {
+	switch {
+	case m.palette != nil:
+		body = m.paletteView()
+	case m.status.expanded:
+		body = m.problemView()
+	case m.showHelp:
 		body = m.fullHelp()
-	} else {
+	default:
 		body = m.top().View()
 	}
 	body = clip(body, m.c.Width, m.c.Height)
+	if m.cmdMode {
+		body = m.withCompletions(body)
+	}
+	if m.statusHeight() > 0 {
+		body += "\n" + m.statusView()
+	}
 	v := tea.NewView(m.header() + "\n" + body + "\n" + m.footer())
 	v.AltScreen = true
+	v.MouseMode = tea.MouseModeCellMotion
 	v.WindowTitle = "dpsconsole"
 	return v
 }
@@ -442,9 +587,16 @@ func (m *Model) header() string {
 	if m.busy() {
 		left += " " + m.spin.View()
 	}
-	right := ""
+	// Right: who signed in and how, kept whole when the left is cut.
+	var right string
+	if t.Auth != "" {
+		right = st.Muted.Render(string(t.Auth))
+		if t.Identity != "" {
+			right += st.Muted.Render(" as ") + st.Header.Render(t.Identity)
+		}
+	}
 	if m.c.ReadOnly {
-		right = st.ReadOnly.Render("READ-ONLY")
+		right = strings.TrimSpace(right + " " + st.ReadOnly.Render("READ-ONLY"))
 	}
 	line1 := left
 	if gap := m.width - lipgloss.Width(left) - lipgloss.Width(right); gap > 0 {
@@ -472,7 +624,7 @@ func (m *Model) header() string {
 // width; only a terminal too short for it all loses the end.
 func (m *Model) flashLines() string {
 	st := m.c.Styles
-	style := [...]lipgloss.Style{st.Flash, st.FlashInfo, st.FlashWarn, st.FlashError}[m.flashLvl]
+	style := levelStyle(st, m.flashLvl)
 	lines := strings.Split(ansi.Wrap(m.flashLvl.glyph()+" "+m.flash, m.width, " "), "\n")
 	if most := max(m.height-3, 1); len(lines) > most {
 		lines = lines[:most]
@@ -495,7 +647,9 @@ func (m *Model) footer() string {
 	}
 	k := m.c.Keys
 	var hints, always []*Binding
-	if m.top().Editing() {
+	if m.palette != nil {
+		hints, always = paletteHints, []*Binding{k.ForceQuit}
+	} else if m.top().Editing() {
 		for _, b := range m.top().Hints() {
 			hints = append(hints, b.inField())
 		}
@@ -539,10 +693,7 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 	st := m.c.Styles
 	k := m.c.Keys
 	w, h := m.c.Width, m.c.Height
-	// The commands without a label and without :quit (q is listed above): at
-	// 80 columns their line must not wrap.
-	shown := slices.DeleteFunc(slices.Clone(commandsFor(m.c.ReadOnly)), func(c string) bool { return c == "quit" })
-	commands := st.Muted.Width(w).Render(":"+strings.Join(shown, " :")) + "\n" + st.Muted.Render(theme.Fit("Any key closes this help.", w))
+	commands := st.Muted.Width(w).Render(commandUsages(m.c.ReadOnly)) + "\n" + st.Muted.Render(theme.Fit("Any key closes this help.", w))
 	// What read-only mode switches off, each binding named, or where that
 	// would push the help into scrolling, by section.
 	ends := []string{commands}

@@ -98,7 +98,7 @@ func TestLayoutFitsSmallAndWideTerminals(t *testing.T) {
 	for _, size := range [][2]int{{80, 24}, {300, 60}, {40, 12}} {
 		for _, ro := range []bool{false, true} {
 			m := newTestApp(t, size[0], size[1], ro)
-			for _, v := range []string{"derive", "simulate", "tutorial", "cleanup"} {
+			for _, v := range []string{"derive", "simulate", "fleet", "tutorial", "cleanup"} {
 				m.push(m.makeView(v))
 				for _, show := range []bool{false, true} {
 					m.showHelp = show

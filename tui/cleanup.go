@@ -204,7 +204,7 @@ func (v *cleanupView) openRow() {
 // openFindings shows the findings of one row in a table.
 func (v *cleanupView) openFindings(title string, rows []cleanup.Finding) {
 	t := newTable(v.c, v.vid, []table.Column{{Title: "REGISTRATION ID", Weight: 2}, {Title: "DEVICE ID", Weight: 1}, {Title: "ASSIGNED HUB", Weight: 1},
-		{Title: "STATUS", Width: 10}, {Title: "HUB DEVICE", Width: 11}, {Title: "WHY", MinTable: 110, Weight: 2}},
+		{Title: "STATUS", Width: 10, Status: true}, {Title: "HUB DEVICE", Width: 11}, {Title: "WHY", MinTable: 110, Weight: 2}},
 		func(f cleanup.Finding) string { return f.RegistrationID + "\x00" + f.DeviceID },
 		func(f cleanup.Finding) []string {
 			return []string{f.RegistrationID, f.DeviceID, f.AssignedHub, f.Status, map[bool]string{true: "yes", false: "no"}[f.HubDevice], f.Detail}
@@ -471,7 +471,7 @@ func (v *cleanupView) Update(msg tea.Msg) tea.Cmd {
 		}
 		v.unfinished = msg.jobs
 		return nil
-	case table.Msg, tea.PasteMsg:
+	case table.Msg, tea.PasteMsg, tea.MouseClickMsg:
 		if t := v.table(); t != nil {
 			cmd, _ := t.Update(msg)
 			return cmd

@@ -241,10 +241,10 @@ func TestHelpFitsAt120x30(t *testing.T) {
 		}
 		body := strings.Join(lines[headerHeight:30-footerHeight], "\n")
 		want := []string{"Everywhere", "ctrl+c quit now", "r         refresh", "ctrl+t send telemetry", "ctrl+o stay connected", "p dry-run preview",
-			":groups :enrollments :find :derive :simulate :tutorial :cleanup :quota :export\nAny key closes this help."}
+			":groups :group NAME :enrollments :enrollment ID :find ID :derive :simulate :fleet :tutorial :cleanup :quota :export :log\nAny key closes this help."}
 		if ro { // simulate, telemetry and the tutorial are writes
 			want = []string{"Everywhere", "ctrl+c quit now", "r         refresh", "s simulate device,", "ctrl+t send telemetry, ctrl+o stay connected", "p dry-run preview",
-				":groups :enrollments :find :derive :cleanup :quota :export\nAny key closes this help."}
+				":groups :group NAME :enrollments :enrollment ID :find ID :derive :cleanup :quota :export :log\nAny key closes this help."}
 		}
 		for _, s := range want {
 			if !strings.Contains(body, s) {
@@ -260,7 +260,7 @@ func TestHelpFitsAt120x30(t *testing.T) {
 	if !strings.Contains(first, "↑/↓ scroll, lines 1–8 of") {
 		t.Fatalf("a small screen scrolls the help:\n%s", first)
 	}
-	for range 8 {
+	for range 12 { // more than enough pages for the whole help
 		m.Update(press("pgdown"))
 	}
 	if out := plain(screen(m)); !m.showHelp || !strings.Contains(out, "Any key closes this help.") {

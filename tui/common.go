@@ -159,9 +159,11 @@ func newTable[V any](c *Common, owner int, cols []table.Column, key func(V) stri
 	k := c.Keys
 	return table.New(table.Env{
 		Styles: c.Styles,
-		Keys:   table.Keys{Up: k.Up, Down: k.Down, PageUp: k.PageUp, PageDown: k.PageDown, Top: k.Top, Bottom: k.Bottom, Filter: k.Filter},
-		Route:  func(msg tea.Msg) tea.Msg { return routed{to: owner, msg: msg} },
-		Flash:  flash,
+		Keys: table.Keys{Up: k.Up, Down: k.Down, PageUp: k.PageUp, PageDown: k.PageDown, Top: k.Top, Bottom: k.Bottom, Filter: k.Filter,
+			Sort: k.Sort, SortReverse: k.SortReverse},
+		Route:      func(msg tea.Msg) tea.Msg { return routed{to: owner, msg: msg} },
+		Flash:      flash,
+		BodyHeight: func() int { return c.Height },
 	}, cols, key, cells, match)
 }
 

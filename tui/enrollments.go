@@ -34,6 +34,7 @@ type enrollmentsView struct {
 	reveal  bool // the detail shows the keys in clear
 	create  *form.Form
 	err     string
+	opening string // the enrollment :enrollment asked for, shown once read
 }
 
 type enrollmentsPageMsg struct {
@@ -59,14 +60,17 @@ type enrollmentChangedMsg struct {
 func newEnrollmentsView(c *Common) *enrollmentsView {
 	v := &enrollmentsView{c: c, vid: c.newID()}
 	v.table = newTable(c, v.vid, []table.Column{
-		{Title: "REGISTRATION ID", Weight: 2}, {Title: "ATTESTATION", Width: 12, MinTable: 100}, {Title: "STATUS", Width: 8}, {Title: "DEVICE ID", Weight: 1}, {Title: "REGISTRATION", Width: 13}, {Title: "ASSIGNED HUB", Weight: 1},
+		{Title: "REGISTRATION ID", Weight: 2, MaxWidth: 64}, {Title: "ATTESTATION", Width: 12, MinTable: 100}, {Title: "STATUS", Width: 8, Status: true},
+		{Title: "DEVICE ID", Weight: 1, MaxWidth: 48}, {Title: "REGISTRATION", Width: 13, Status: true}, {Title: "ASSIGNED HUB", Weight: 1, MaxWidth: 48},
+		{Title: "CREATED (UTC)", Width: 19, MinTable: 160}, {Title: "ERROR", Weight: 1, MinTable: 200},
 	}, func(e dps.IndividualEnrollment) string { return e.RegistrationID },
 		func(e dps.IndividualEnrollment) []string {
-			reg, hub := "—", ""
+			reg, hub, failure := "—", "", ""
 			if s := e.RegistrationState; s != nil {
-				reg, hub = string(s.Status), s.AssignedHub
+				reg, hub, failure = string(s.Status), s.AssignedHub, registrationError(*s)
 			}
-			return []string{e.RegistrationID, string(e.Attestation.Type), string(e.ProvisioningStatus), e.DeviceID, reg, hub}
+			return []string{e.RegistrationID, string(e.Attestation.Type), string(e.ProvisioningStatus), e.DeviceID, reg, hub,
+				stampCell(e.CreatedDateTimeUTC), failure}
 		},
 		func(e dps.IndividualEnrollment, q string) bool {
 			return table.ContainsFold(e.RegistrationID, q) || table.ContainsFold(e.DeviceID, q)
@@ -107,7 +111,19 @@ func (v *enrollmentsView) Hints() []*Binding {
 	return []*Binding{k.Open, k.Describe, k.Filter, k.New, k.Toggle, k.Delete, k.Refresh}
 }
 
-func (v *enrollmentsView) Init() tea.Cmd { return v.refresh() }
+// newEnrollmentView is the enrollments showing enrollment id (:enrollment).
+func newEnrollmentView(c *Common, id string) *enrollmentsView {
+	v := newEnrollmentsView(c)
+	v.opening = id
+	return v
+}
+
+func (v *enrollmentsView) Init() tea.Cmd {
+	if v.opening != "" {
+		return tea.Batch(v.refresh(), v.show(v.opening))
+	}
+	return v.refresh()
+}
 
 func (v *enrollmentsView) refresh() tea.Cmd {
 	v.gen++
@@ -233,16 +249,7 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case !ok:
 		return nil
 	case k.Open.Matches(msg):
-		v.working = true
-		v.showGen++
-		gen, id, svc, ctx := v.showGen, e.RegistrationID, v.c.Target.Service, v.c.Ctx
-		return do(v.vid, func() tea.Msg {
-			full, err := svc.GetEnrollment(ctx, id)
-			if err == nil && full.Attestation.Type == dps.AttestationSymmetricKey {
-				full.Attestation, err = svc.GetEnrollmentAttestation(ctx, id)
-			}
-			return enrollmentShownMsg{gen: gen, e: full, err: err}
-		})
+		return v.show(e.RegistrationID)
 	case k.Describe.Matches(msg):
 		return open(newDescribeView(v.c, describeSubject{kind: describeEnrollment, id: e.RegistrationID}))
 	case k.Toggle.Matches(msg):
@@ -263,6 +270,20 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		}
 	}
 	return nil
+}
+
+// show reads enrollment id in full and shows it.
+func (v *enrollmentsView) show(id string) tea.Cmd {
+	v.working = true
+	v.showGen++
+	gen, svc, ctx := v.showGen, v.c.Target.Service, v.c.Ctx
+	return do(v.vid, func() tea.Msg {
+		full, err := svc.GetEnrollment(ctx, id)
+		if err == nil && full.Attestation.Type == dps.AttestationSymmetricKey {
+			full.Attestation, err = svc.GetEnrollmentAttestation(ctx, id)
+		}
+		return enrollmentShownMsg{gen: gen, e: full, err: err}
+	})
 }
 
 // askToggle asks before enabling or disabling the enrollment as listed.

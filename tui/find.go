@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -13,13 +12,6 @@ import (
 	"github.com/dpsconsole/dpsconsole/keys"
 	"github.com/dpsconsole/dpsconsole/tui/components/table"
 )
-
-// findArgument reports whether a `:` line is :find (or a prefix of it,
-// :f), and its argument: the registration ID to look up.
-func findArgument(line string) (id string, ok bool) {
-	word, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
-	return strings.TrimSpace(arg), word != "" && strings.HasPrefix("find", word)
-}
 
 // findRequest asks the root to look a registration up: `/` in a list sends
 // it with a full ID. quiet: a miss says nothing (the filter still shows

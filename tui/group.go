@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -23,6 +24,8 @@ type record struct {
 	status          dps.RegistrationStatus
 	sub             dps.Substatus
 	updated         time.Time
+	created         time.Time
+	errMsg          string // "code message" of a failed registration
 }
 
 // toRecords converts a page, sharing equal strings within it.
@@ -39,7 +42,8 @@ func toRecords(states []dps.DeviceRegistrationState) []record {
 		if dev == s.RegistrationID {
 			dev = s.RegistrationID
 		}
-		out[i] = record{id: s.RegistrationID, device: dev, hub: h, status: canonStatus(s.Status), sub: canonSubstatus(s.Substatus), updated: s.LastUpdatedDateTimeUTC}
+		out[i] = record{id: s.RegistrationID, device: dev, hub: h, status: canonStatus(s.Status), sub: canonSubstatus(s.Substatus), updated: s.LastUpdatedDateTimeUTC,
+			created: s.CreatedDateTimeUTC, errMsg: registrationError(s)}
 	}
 	return out
 }
@@ -62,13 +66,69 @@ func canonSubstatus(s dps.Substatus) dps.Substatus {
 	return s
 }
 
-var recordColumns = []table.Column{{Title: "REGISTRATION ID", Weight: 2}, {Title: "DEVICE ID", Weight: 1}, {Title: "ASSIGNED HUB", Weight: 1}, {Title: "STATUS", Width: 10},
-	{Title: "SUBSTATUS", Width: 18, MinTable: 100}, {Title: "UPDATED (UTC)", Width: 19, MinTable: 140}}
+// recordColumns: a wide terminal shows the created time and the error
+// instead of ever wider IDs.
+var recordColumns = []table.Column{{Title: "REGISTRATION ID", Weight: 2, MaxWidth: 64}, {Title: "DEVICE ID", Weight: 1, MaxWidth: 48},
+	{Title: "ASSIGNED HUB", Weight: 1, MaxWidth: 48}, {Title: "STATUS", Width: 10, Status: true},
+	{Title: "SUBSTATUS", Width: 18, MinTable: 100}, {Title: "UPDATED (UTC)", Width: 19, MinTable: 140},
+	{Title: "CREATED (UTC)", Width: 19, MinTable: 170}, {Title: "ERROR", Weight: 2, MinTable: 220}}
 
 func recordKey(r record) string { return r.id }
 
 func recordCells(r record) []string {
-	return []string{r.id, r.device, r.hub, string(r.status), string(r.sub), stampCell(r.updated)}
+	return []string{r.id, r.device, r.hub, string(r.status), string(r.sub), stampCell(r.updated), stampCell(r.created), r.errMsg}
+}
+
+// recordSortKey is what column col of r sorts by: the cell itself, made
+// alone (sorting a million records by ID makes no other cell), or for a
+// time a key that sorts as its cell does without formatting it.
+func recordSortKey(r record, col int) string {
+	switch col {
+	case 5:
+		return timeKey(r.updated)
+	case 6:
+		return timeKey(r.created)
+	}
+	return recordCell(r, col)
+}
+
+// timeKey sorts as stampCell's text does: by time, "—" (none) last.
+func timeKey(t time.Time) string {
+	if t.IsZero() {
+		return "\xff"
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(t.Unix())^1<<63)
+	return string(b[:])
+}
+
+// recordCell is recordCells(r)[col], made alone.
+func recordCell(r record, col int) string {
+	switch col {
+	case 0:
+		return r.id
+	case 1:
+		return r.device
+	case 2:
+		return r.hub
+	case 3:
+		return string(r.status)
+	case 4:
+		return string(r.sub)
+	case 5:
+		return stampCell(r.updated)
+	case 6:
+		return stampCell(r.created)
+	}
+	return r.errMsg
+}
+
+// registrationError is a failed registration's error code and message.
+func registrationError(s dps.DeviceRegistrationState) string {
+	if s.ErrorCode == 0 && s.ErrorMessage == "" {
+		return ""
+	}
+	return strings.TrimSpace(fmt.Sprintf("%d %s", s.ErrorCode, s.ErrorMessage))
 }
 
 func recordMatch(r record, q string) bool {
@@ -77,7 +137,9 @@ func recordMatch(r record, q string) bool {
 
 // newRecordTable is the registration-record table of a group.
 func newRecordTable(c *Common, owner int) *table.Table[record] {
-	return newTable(c, owner, recordColumns, recordKey, recordCells, recordMatch)
+	t := newTable(c, owner, recordColumns, recordKey, recordCells, recordMatch)
+	t.SetSortCell(recordSortKey)
+	return t
 }
 
 // groupView shows one enrollment group and its registration records.
@@ -168,7 +230,7 @@ func (v *groupView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Describe, k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Edit, k.Refresh}
+	return []*Binding{k.Open, k.Describe, k.Mark, k.MarkAll, k.MarkEvery, k.Delete, k.Filter, k.Reveal, k.Copy, k.Derive, k.Simulate, k.Fleet, k.Edit, k.Refresh}
 }
 
 func (v *groupView) Init() tea.Cmd {
@@ -385,6 +447,8 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Simulate.Matches(msg):
 		// Never the selected record's ID: re-registering a real device is no demo.
 		return open(newSimulateView(v.c, v.groupID, ""))
+	case k.Fleet.Matches(msg):
+		return open(newFleetView(v.c, v.groupID))
 	}
 	return nil
 }
@@ -510,5 +574,11 @@ func (v *groupView) View() string {
 		}
 		body = strings.Join(lines, "\n") + "\n" + clip(body, v.c.Width, max(v.c.Height-v.settingsHeight()-len(lines), 1))
 	}
-	return v.settings() + "\n" + body
+	// The table keeps its place (the bottom of the body) while the settings
+	// load: it does not jump, and a click lands on the row drawn there.
+	head := v.settings()
+	if n := strings.Count(head, "\n") + 1; n < v.settingsHeight() {
+		head += strings.Repeat("\n", v.settingsHeight()-n)
+	}
+	return head + "\n" + body
 }

@@ -56,9 +56,9 @@ func TestSimulateShowsReprovisioningAfterAGroupEdit(t *testing.T) {
 	sim := newSimulateView(c, group, "mover-1")
 	h := harness(t, c, sim)
 	h.press("enter")
-	first := sim.tl.result
+	first := sim.tl.Result()
 	if first == nil || first.Substatus != dps.SubstatusInitialAssignment {
-		t.Fatalf("first registration: %+v %v", first, sim.tl.err)
+		t.Fatalf("first registration: %+v %v", first, sim.tl.Err())
 	}
 	hubs := knownHubs(target, dps.EnrollmentGroup{})
 	from := first.AssignedHub
@@ -89,9 +89,9 @@ func TestSimulateShowsReprovisioningAfterAGroupEdit(t *testing.T) {
 		setTwin(v, `{"tags":{"config":"v2"}}`)
 	})
 	h.press("enter")
-	r := sim.tl.result
+	r := sim.tl.Result()
 	if r == nil || r.Substatus != dps.SubstatusDeviceDataMigrated || !strings.EqualFold(r.AssignedHub, other) {
-		t.Fatalf("after moving the group: %+v %v", r, sim.tl.err)
+		t.Fatalf("after moving the group: %+v %v", r, sim.tl.Err())
 	}
 	out := plain(sim.View())
 	for _, want := range []string{"substatus deviceDataMigrated", "moved from " + from + " to " + other + ", twin migrated"} {
@@ -110,9 +110,9 @@ func TestSimulateShowsReprovisioningAfterAGroupEdit(t *testing.T) {
 		v.Update(press("right")) // migrate → reset
 	})
 	h.press("enter")
-	r = sim.tl.result
+	r = sim.tl.Result()
 	if r == nil || r.Substatus != dps.SubstatusDeviceDataReset || !strings.EqualFold(r.AssignedHub, from) {
-		t.Fatalf("after reset and moving back: %+v %v", r, sim.tl.err)
+		t.Fatalf("after reset and moving back: %+v %v", r, sim.tl.Err())
 	}
 	if out := plain(sim.View()); !strings.Contains(out, "substatus deviceDataReset") || !strings.Contains(out, "twin reset to the initial twin") {
 		t.Errorf("timeline after the reset:\n%s", out)
@@ -124,8 +124,8 @@ func TestSimulateShowsReprovisioningAfterAGroupEdit(t *testing.T) {
 	// A device never registered: initialAssignment.
 	sim.f.Set(sfRegID, "mover-2")
 	h.press("enter")
-	if r := sim.tl.result; r == nil || r.Substatus != dps.SubstatusInitialAssignment {
-		t.Fatalf("new device: %+v %v", r, sim.tl.err)
+	if r := sim.tl.Result(); r == nil || r.Substatus != dps.SubstatusInitialAssignment {
+		t.Fatalf("new device: %+v %v", r, sim.tl.Err())
 	}
 	if out := plain(sim.View()); !strings.Contains(out, "substatus initialAssignment") || strings.Contains(out, "moved from") || strings.Contains(out, "twin reset") {
 		t.Errorf("timeline for a new device:\n%s", out)

@@ -88,7 +88,9 @@ type deleteCountMsg struct {
 func newGroupsView(c *Common) *groupsView {
 	v := &groupsView{c: c, vid: c.newID(), counts: map[string]recordCount{}}
 	v.table = newTable(c, v.vid, []table.Column{
-		{Title: "ENROLLMENT GROUP"}, {Title: "ATTESTATION", Width: 12, MinTable: 90}, {Title: "ALLOCATION", Width: 11}, {Title: "HUBS"}, {Title: "STATUS", Width: 8}, {Title: "RECORDS", Width: 8},
+		{Title: "ENROLLMENT GROUP", MaxWidth: 64}, {Title: "ATTESTATION", Width: 12, MinTable: 90}, {Title: "ALLOCATION", Width: 11}, {Title: "HUBS", MaxWidth: 80},
+		{Title: "STATUS", Width: 8, Status: true}, {Title: "RECORDS", Width: 8},
+		{Title: "CREATED (UTC)", Width: 19, MinTable: 160}, {Title: "UPDATED (UTC)", Width: 19, MinTable: 180},
 	}, func(g dps.EnrollmentGroup) string { return g.EnrollmentGroupID },
 		v.cells,
 		func(g dps.EnrollmentGroup, q string) bool {
@@ -107,7 +109,7 @@ func (v *groupsView) cells(g dps.EnrollmentGroup) []string {
 		hubs = "all linked hubs"
 	}
 	return []string{g.EnrollmentGroupID, string(g.Attestation.Type), string(g.AllocationPolicy), hubs,
-		string(g.ProvisioningStatus), v.counts[g.EnrollmentGroupID].String()}
+		string(g.ProvisioningStatus), v.counts[g.EnrollmentGroupID].String(), stampCell(g.CreatedDateTimeUTC), stampCell(g.LastUpdatedDateTimeUTC)}
 }
 
 func (v *groupsView) id() int       { return v.vid }
@@ -127,7 +129,7 @@ func (v *groupsView) Hints() []*Binding {
 	case v.table.Filtering():
 		return filterHints(k)
 	}
-	return []*Binding{k.Open, k.Describe, k.Filter, k.New, k.Toggle, k.Delete, k.Derive, k.Simulate, k.Edit, k.Refresh}
+	return []*Binding{k.Open, k.Describe, k.Filter, k.New, k.Toggle, k.Delete, k.Derive, k.Simulate, k.Fleet, k.Edit, k.Refresh}
 }
 
 func (v *groupsView) Init() tea.Cmd { return v.refresh() }
@@ -296,6 +298,8 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return open(newDeriveView(v.c, g.EnrollmentGroupID, ""))
 	case k.Simulate.Matches(msg):
 		return open(newSimulateView(v.c, g.EnrollmentGroupID, ""))
+	case k.Fleet.Matches(msg):
+		return open(newFleetView(v.c, g.EnrollmentGroupID))
 	case k.Delete.Matches(msg):
 		v.working = "counting"
 		v.delGen++

@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/dpsconsole/dpsconsole/tui/components/theme"
+	"github.com/dpsconsole/dpsconsole/tui/components/timeline"
 )
 
 // testCommon is a Common with fixed size, colourless styles and a fixed clock.
@@ -82,7 +83,7 @@ func drain(t testing.TB, update func(tea.Msg) tea.Cmd, cmd tea.Cmd, depth int) {
 			drain(t, update, c, depth)
 		}
 	case routed:
-		if _, tick := m.msg.(countdownTick); !tick {
+		if _, tick := m.msg.(timeline.TickMsg); !tick {
 			drain(t, update, update(m.msg), depth-1)
 		}
 	case flashMsg:

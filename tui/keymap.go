@@ -65,6 +65,14 @@ func (b *Binding) inField() *Binding {
 	return f
 }
 
+// described is b with another description, for a view's footer that can
+// say more than the help's column.
+func (b *Binding) described(desc string) *Binding {
+	c := *b
+	c.SetHelp(b.Help().Key, desc)
+	return &c
+}
+
 func bind(help, desc string, keys ...string) *Binding {
 	return &Binding{Binding: key.NewBinding(key.WithKeys(keys...), key.WithHelp(help, desc))}
 }
@@ -86,9 +94,11 @@ func danger(help, desc string, keys ...string) *Binding {
 // The footer hints, the `?` help and the README table are all built from it.
 type KeyMap struct {
 	// Global
-	Quit, ForceQuit, Back, Command, Help *Binding
+	Quit, ForceQuit, Back, Command, Palette, LastProblem, Help *Binding
 	// Lists
 	Up, Down, PageUp, PageDown, Top, Bottom, Filter, Refresh, Open *Binding
+	// Sorting a table (o for "order": s simulates)
+	Sort, SortReverse *Binding
 	// While the filter prompt has the keys (the footer only; `/` explains them)
 	FilterApply, FilterClear *Binding
 	// Enrollment groups and enrollments
@@ -106,10 +116,15 @@ type KeyMap struct {
 	// Devices: the simulated one (telemetry, staying connected) and a hub
 	// device (enter on a registration record); all write to the hub
 	Telemetry, StayConnected, Method, Desired *Binding
+	// The target picker (:targets; enter connects) and its device-code
+	// sign-in
+	ListKeys, CopyCode *Binding
 	// Describe (i, a list key): any row's JSON; from a record its group (o)
 	// and its hub device (enter). CopyID's help names CopyJSON's key too:
 	// one line of help for both keeps the help on an 80×24 screen.
 	Describe, CopyID, CopyJSON, GoGroup *Binding
+	// Fleet runs: start one from a group, stop and resume it (writes all)
+	Fleet, FleetStop, FleetResume *Binding
 }
 
 // Section is a titled group of bindings, for help and documentation.
@@ -126,7 +141,10 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		ForceQuit: bind("ctrl+c", "quit now", "ctrl+c"),
 		Back:      bind("esc", "back", "esc"),
 		Command:   bind(":", "command", ":"),
-		Help:      bind("?", "help", "?"),
+		Palette:   bind("ctrl+p", "palette", "ctrl+p"),
+		// The status line keeps the last problem; ! shows it whole.
+		LastProblem: bind("!", "last error", "!"),
+		Help:        bind("?", "help", "?"),
 
 		Up:       bind("↑/k", "up", "up", "k"),
 		Down:     bind("↓/j", "down", "down", "j"),
@@ -137,6 +155,10 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Filter:   bind("/", "filter", "/"),
 		Refresh:  bind("r", "refresh", "r", "ctrl+r"),
 		Open:     bind("enter", "open", "enter"),
+
+		// o for "order": s simulates.
+		Sort:        bind("o", "sort by the next column", "o"),
+		SortReverse: bind("O", "flip the sort", "O"),
 
 		FilterApply: bind("enter", "keep the filter", "enter"),
 		FilterClear: bind("esc", "clear the filter", "esc"),
@@ -178,11 +200,19 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 		Method:       danger("m", "call a direct method", "m"),
 		Desired:      danger("u", "edit desired properties", "u"),
 
+		// ListKeys reads a secret and changes nothing: allowed under
+		// --readonly.
+		ListKeys: bind("s", "use a shared access policy instead (ListKeys)", "s"),
+		CopyCode: bind("y", "copy the sign-in code", "y"),
 		// i ("inspect"): d deletes.
 		Describe: bind("i", "describe", "i"),
 		CopyID:   bind("y/Y", "copy ID / JSON", "y"),
 		CopyJSON: bind("Y", "copy JSON", "Y"),
 		GoGroup:  bind("o", "open its group", "o"),
+
+		Fleet:       danger("f", "fleet run", "f"),
+		FleetStop:   bind("ctrl+x/s", "stop the fleet run", "ctrl+x", "s"),
+		FleetResume: danger("r", "resume the fleet run", "r"),
 	}
 	if readOnly {
 		for _, s := range k.Sections() {
@@ -201,16 +231,20 @@ func DefaultKeyMap(readOnly bool) *KeyMap {
 func (k *KeyMap) Sections() []Section {
 	return []Section{
 		{"Everywhere", []*Binding{k.Command, k.Back, k.Help, k.Quit, k.ForceQuit}},
-		{"Lists", []*Binding{pair(k.Up, k.Down, "up / down"), pair(k.PageUp, k.PageDown, "page up / down"), pair(k.Top, k.Bottom, "top / bottom"), k.Filter, k.Refresh, k.Open, k.Describe}},
+		{"Lists", []*Binding{pair(k.Up, k.Down, "up / down"), pair(k.PageUp, k.PageDown, "page up / down"), pair(k.Top, k.Bottom, "top / bottom"), k.Filter, k.Refresh, k.Open, k.Describe,
+			pair(k.Sort, k.SortReverse, "sort / flip")}},
 		{"Groups and enrollments", []*Binding{k.New, k.Toggle, k.Delete}},
 		{"Groups and a group", []*Binding{k.Derive, k.Simulate, k.Edit}},
 		{"A group's records", []*Binding{k.Mark, k.MarkAll, k.MarkEvery}},
 		{"Keys", []*Binding{k.Reveal, k.Copy, k.KeySource}},
+		{"Palette and status line", []*Binding{k.Palette, k.LastProblem}},
 		{"Forms, simulate, tutorial", []*Binding{k.NextField, k.PrevField, k.Submit, k.Leave}},
 		{"Clean-up", []*Binding{k.HubDevices, k.Stale, k.Unregistered, k.Preview}},
 		{"Running deletions", []*Binding{k.Stop}},
 		{"Devices", []*Binding{k.Telemetry, k.StayConnected, k.Method, k.Desired}},
 		{"Describe", []*Binding{k.CopyID, k.GoGroup}},
+		{"Fleet runs", []*Binding{k.Fleet, k.FleetStop, k.FleetResume}},
+		{"Targets (:targets; enter connects)", []*Binding{k.ListKeys, k.CopyCode}},
 	}
 }
 

@@ -4,21 +4,8 @@ package tui
 // target, with why: under --readonly they are hidden and refused, as delete is.
 var writeCommands = map[string]string{
 	"simulate": "a simulated registration is a write (it can move a device to another hub or reset its twin)",
+	"fleet":    "a fleet run registers devices, and a registration is a write",
 	"tutorial": "the tutorial creates and deletes a group, a registration and a hub device",
-}
-
-// commandsFor lists the `:` commands the console offers.
-func commandsFor(readOnly bool) []string {
-	if !readOnly {
-		return commands
-	}
-	var out []string
-	for _, c := range commands {
-		if writeCommands[c] == "" {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 // readOnlyRefusal says why command name is off, or "" when it may run.

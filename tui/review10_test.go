@@ -14,6 +14,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 	"github.com/dpsconsole/dpsconsole/tui/components/confirm"
+	"github.com/dpsconsole/dpsconsole/tui/components/timeline"
 )
 
 // Review of issue #10: the groups the tutorial creates and removes show on
@@ -151,8 +152,8 @@ func TestSimulateAgainHintIsTrueOnTheSameHub(t *testing.T) {
 	h := harness(t, c, v)
 	h.press("enter")
 	h.press("enter")
-	if !v.tl.assigned() || v.tl.result.Substatus != "initialAssignment" {
-		t.Fatalf("the second run: %+v %v", v.tl.result, v.tl.err)
+	if !v.tl.Assigned() || v.tl.Result().Substatus != "initialAssignment" {
+		t.Fatalf("the second run: %+v %v", v.tl.Result(), v.tl.Err())
 	}
 	out := plain(v.View())
 	if strings.Contains(out, "shows its reprovisioning substatus") || !strings.Contains(out, "the substatus says if DPS moved or reset it") {
@@ -274,8 +275,7 @@ func TestTutorialTimelineErrorFitsTheWidth(t *testing.T) {
 	c := testCommon(t, 80, 60)
 	v := newTutorialView(c)
 	v.current = stepProvision
-	v.tl.regID, v.tl.started = "dev-1", c.Now()
-	v.tl.err = errors.New("refused: " + strings.Repeat("0123456789", 12) + " and here is what to do at the end")
+	v.tl.Show(timeline.Run{RegID: "dev-1", Started: c.Now(), Err: errors.New("refused: " + strings.Repeat("0123456789", 12) + " and here is what to do at the end")})
 	v.failed = "short"
 	out := plain(v.View())
 	for _, l := range strings.Split(out, "\n") {
@@ -283,32 +283,10 @@ func TestTutorialTimelineErrorFitsTheWidth(t *testing.T) {
 			t.Fatalf("a line of %d columns at 80 (cut by the root):\n%s", ansi.StringWidth(l), out)
 		}
 	}
-	v.tl.err = nil
-	v.tl.result = &dps.DeviceRegistrationState{Status: dps.StatusFailed, RegistrationID: "dev-1", AssignedHub: strings.Repeat("h", 60), DeviceID: strings.Repeat("d", 30)}
+	v.tl.Show(timeline.Run{RegID: "dev-1", Started: c.Now(), Result: &dps.DeviceRegistrationState{Status: dps.StatusFailed, RegistrationID: "dev-1", AssignedHub: strings.Repeat("h", 60), DeviceID: strings.Repeat("d", 30)}})
 	for _, l := range strings.Split(plain(v.View()), "\n") {
 		if ansi.StringWidth(l) > 80 {
 			t.Fatalf("a failed result of %d columns at 80:\n%s", ansi.StringWidth(l), plain(v.View()))
 		}
-	}
-}
-
-// The result line names the device only when its ID is not the
-// registration ID shown above it, so the usual line fits a tutorial's
-// indented 120 columns without being cut.
-func TestTimelineResultNamesTheDeviceOnlyWhenItDiffers(t *testing.T) {
-	c := testCommon(t, 120, 40)
-	tl := newTimeline(c, 1)
-	tl.indent = 8
-	tl.regID = "sn-007-888-abc-mac-09-42-52-d8-a0-a0"
-	tl.started = c.Now()
-	tl.result = &dps.DeviceRegistrationState{Status: dps.StatusAssigned, AssignedHub: "127.0.0.1:33125", DeviceID: tl.regID, Substatus: "initialAssignment"}
-	tl.elapsed = 1010 * time.Millisecond
-	out := plain(tl.view())
-	if !strings.Contains(out, "✓ assigned → hub 127.0.0.1:33125, substatus initialAssignment, in 1.01s") || strings.Contains(out, ", device ") {
-		t.Fatalf("result line:\n%s", out)
-	}
-	tl.result.DeviceID = "other-device"
-	if out := plain(tl.view()); !strings.Contains(out, "→ hub 127.0.0.1:33125, device other-device, substatus") {
-		t.Fatalf("a device ID that differs must show:\n%s", out)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 	"github.com/dpsconsole/dpsconsole/tui/components/table"
 	"github.com/dpsconsole/dpsconsole/tui/components/theme"
+	"github.com/dpsconsole/dpsconsole/tui/components/timeline"
 )
 
 // footerLine is the screen's last line, plain.
@@ -206,8 +207,8 @@ func TestErrorsWrapInsteadOfBeingCut(t *testing.T) {
 	if len(lines) != 24 {
 		t.Fatalf("%d lines", len(lines))
 	}
-	joined := strings.ReplaceAll(strings.Join(lines[1:6], ""), " ", "")
-	if !strings.Contains(joined, strings.Repeat("xyzzy", 20)) || !strings.Contains(joined, ":export:quit") || strings.Contains(out, "…") {
+	joined := strings.ReplaceAll(strings.Join(lines[1:7], ""), " ", "")
+	if !strings.Contains(joined, strings.Repeat("xyzzy", 20)) || !strings.Contains(joined, ":cleanup:quota:export:log") || strings.Contains(out, "…") {
 		t.Fatalf("the whole error should show, wrapped:\n%s", out)
 	}
 	if !strings.HasSuffix(lines[23], "q quit") {
@@ -405,7 +406,9 @@ func TestScreenCosmetics(t *testing.T) {
 		got := regexp.MustCompile(`\s{2,}`).Split(strings.TrimSpace(tc.header), -1)
 		var want []string
 		for _, col := range tc.titles {
-			want = append(want, col.Title)
+			if col.MinTable <= c.Width { // the wide-terminal columns stay hidden here
+				want = append(want, col.Title)
+			}
 		}
 		if strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Errorf("%s: column titles run together: %q", name, tc.header)
@@ -438,13 +441,11 @@ func TestScreenCosmetics(t *testing.T) {
 	}
 
 	s := newSimulateView(c, "g", "dev")
-	s.tl.regID, s.tl.started = "dev", c.Now()
-	s.tl.result = &dps.DeviceRegistrationState{Status: dps.StatusFailed}
+	s.tl.Show(timeline.Run{RegID: "dev", Started: c.Now(), Result: &dps.DeviceRegistrationState{Status: dps.StatusFailed}})
 	if out := plain(s.View()); strings.Contains(out, "reprovisioning") {
 		t.Errorf("a failed registration does not reprovision:\n%s", out)
 	}
-	s.tl.result = &dps.DeviceRegistrationState{Status: dps.StatusAssigned, AssignedHub: "hub", DeviceID: "dev"}
-	s.tl.elapsed = time.Second
+	s.tl.Show(timeline.Run{RegID: "dev", Started: c.Now(), Elapsed: time.Second, Result: &dps.DeviceRegistrationState{Status: dps.StatusAssigned, AssignedHub: "hub", DeviceID: "dev"}})
 	if out := plain(s.View()); !strings.Contains(out, "the substatus says if DPS moved or reset it") {
 		t.Errorf("after an assignment the hint shows:\n%s", out)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
+	"github.com/dpsconsole/dpsconsole/tui/components/timeline"
 )
 
 // simulateOver opens :simulate and registers the tutorial device through
@@ -113,18 +114,18 @@ func TestSimulateReadOnlyHidesStayConnected(t *testing.T) {
 	c.ReadOnly, c.Keys = true, DefaultKeyMap(true)
 	v := newSimulateView(c, "", flowRegID)
 	h := harness(t, c, v)
-	v.tl.regID, v.tl.transport = flowRegID, "mqtt"
-	v.tl.result = &dps.DeviceRegistrationState{Status: dps.StatusAssigned, AssignedHub: "hub-1.azure-devices.net", DeviceID: flowRegID}
+	v.tl.Transport = "mqtt"
+	v.tl.Show(timeline.Run{RegID: flowRegID, Result: &dps.DeviceRegistrationState{Status: dps.StatusAssigned, AssignedHub: "hub-1.azure-devices.net", DeviceID: flowRegID}})
 	for _, b := range keyBindings(v.Hints()...) {
 		if b.Help().Key == "ctrl+o" {
 			t.Fatal("read-only hints offer ctrl+o")
 		}
 	}
 	h.press("ctrl+o")
-	if v.tl.liveOn || len(v.tl.live) != 0 || strings.Contains(plain(v.View()), "ctrl+o") {
+	if v.tl.LiveOn() || strings.Contains(plain(v.View()), " over mqtt") || strings.Contains(plain(v.View()), "ctrl+o") {
 		t.Fatalf("read-only connected the device:\n%s", plain(v.View()))
 	}
-	if msg, ok := v.tl.connectLive()().(flashMsg); !ok || !strings.Contains(msg.text, "read-only") {
+	if msg, ok := v.tl.ToggleLive()().(flashMsg); !ok || !strings.Contains(msg.text, "read-only") {
 		t.Fatalf("the timeline itself must refuse under --readonly: %#v", msg)
 	}
 }

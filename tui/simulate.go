@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
@@ -16,6 +17,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/keys"
 	"github.com/dpsconsole/dpsconsole/tui/components/confirm"
 	"github.com/dpsconsole/dpsconsole/tui/components/form"
+	"github.com/dpsconsole/dpsconsole/tui/components/timeline"
 )
 
 // Simulate fields.
@@ -32,7 +34,7 @@ type simulateView struct {
 	c         *Common
 	vid       int
 	f         *form.Form
-	tl        *timeline
+	tl        *timeline.Model
 	err       string
 	preparing bool
 	prepGen   int
@@ -70,7 +72,7 @@ func newSimulateView(c *Common, groupID, regID string) *simulateView {
 func (v *simulateView) id() int          { return v.vid }
 func (v *simulateView) Title() string    { return "Simulate device" }
 func (v *simulateView) Editing() bool    { return v.f.Editing() || v.confirm != nil }
-func (v *simulateView) Busy() bool       { return v.preparing || v.tl.running || v.tl.sending }
+func (v *simulateView) Busy() bool       { return v.preparing || v.tl.Running() || v.tl.Sending() }
 func (v *simulateView) Status() string   { return "" }
 func (v *simulateView) SetSize(w, _ int) { v.f.SetWidth(min(w-22, 80)) }
 
@@ -86,7 +88,7 @@ func (v *simulateView) Hints() []*Binding {
 }
 
 // Stop cancels a registration still running when the view is closed.
-func (v *simulateView) Stop() { v.tl.stop() }
+func (v *simulateView) Stop() { v.tl.Stop() }
 
 func (v *simulateView) Init() tea.Cmd {
 	if v.f.Value(sfRegID) == "" {
@@ -99,8 +101,8 @@ func (v *simulateView) Init() tea.Cmd {
 }
 
 func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
-	if cmd, ok := v.tl.update(msg); ok {
-		if e, isRun := msg.(registerEvent); isRun && e.done && e.run == v.tl.run {
+	if cmd, ok := v.tl.Update(msg); ok {
+		if v.tl.Finished(msg) {
 			cmd = tea.Batch(cmd, recordsChanged(v.vid, v.registeredGroup())) // its record changed
 		}
 		return cmd
@@ -119,14 +121,14 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 		switch {
 		case msg.existing != nil && msg.existing.record.Status == dps.StatusAssigned:
 			prev = msg.existing.record.AssignedHub
-		case msg.regID == v.ownID && v.tl.assigned():
-			prev = v.tl.result.AssignedHub
+		case msg.regID == v.ownID && v.tl.Assigned():
+			prev = v.tl.Result().AssignedHub
 		}
 		start := func() tea.Cmd {
 			v.ownID = msg.regID
-			v.tl.prevHub = prev
-			v.tl.transport = msg.transport // set as the run starts: the last run's telemetry keeps its transport until then
-			return v.tl.start(msg.regID, msg.key, msg.payload)
+			v.tl.PrevHub = prev
+			v.tl.Transport = msg.transport // set as the run starts: the last run's telemetry keeps its transport until then
+			return v.tl.Start(msg.regID, msg.key, msg.payload)
 		}
 		if msg.existing != nil {
 			v.confirm = askReRegister(msg.existing, start)
@@ -145,9 +147,9 @@ func (v *simulateView) Update(msg tea.Msg) tea.Cmd {
 		k := v.c.Keys
 		switch {
 		case k.Telemetry.Matches(msg):
-			return v.tl.sendTelemetry()
+			return v.tl.SendTelemetry()
 		case k.StayConnected.Matches(msg):
-			return v.tl.connectLive()
+			return v.tl.ToggleLive()
 		case msg.String() == "enter" && (!v.f.Editing() || v.f.Focus() >= sfPayload):
 			v.f.FocusOn(-1)
 			return v.run()
@@ -176,10 +178,10 @@ func (v *simulateView) registeredGroup() string {
 // fetched and the device key derived off the event loop.
 func (v *simulateView) run() tea.Cmd {
 	if v.c.ReadOnly {
-		v.err = errReadOnlyRegister.Error()
+		v.err = timeline.ErrReadOnly.Error()
 		return nil
 	}
-	if v.tl.running || v.preparing {
+	if v.tl.Running() || v.preparing {
 		return flashWarn("a registration is already running")
 	}
 	v.err = ""
@@ -245,17 +247,17 @@ func (v *simulateView) View() string {
 	if v.preparing {
 		lines = append(lines, "", st.Muted.Render("deriving the device key and checking for an existing record…"))
 	}
-	lines = append(lines, "", st.Title.Render("Timeline"), v.tl.view())
-	if !v.tl.running && v.tl.regID != "" {
+	lines = append(lines, "", st.Title.Render("Timeline"), v.tl.View(v.c.Styles, v.c.Width))
+	if !v.tl.Running() && v.tl.RegID() != "" {
 		again := "enter runs it again"
-		if v.tl.assigned() { // only a device that registered reprovisions; on the same hub it keeps its substatus
+		if v.tl.Assigned() { // only a device that registered reprovisions; on the same hub it keeps its substatus
 			again = "enter re-registers it (the substatus says if DPS moved or reset it)"
 		}
 		switch {
 		case v.c.Keys.StayConnected.DisabledReason() != "":
-		case v.tl.liveOn:
+		case v.tl.LiveOn():
 			again += "; ctrl+o disconnects the device"
-		case v.tl.assigned() && v.tl.overMQTT():
+		case v.tl.Assigned() && v.tl.OverMQTT():
 			again += "; ctrl+o keeps it connected (twin, methods)"
 		}
 		lines = append(lines, "", st.Muted.Render(again))
@@ -279,16 +281,35 @@ func nextTransport(s string, forward bool) device.Transport {
 
 // groupDeviceKey derives regID's device key from the group's primary key.
 func groupDeviceKey(ctx context.Context, svc *dps.Client, groupID, regID string) (keys.Key, error) {
+	gk, err := groupKey(ctx, svc, groupID)
+	if err != nil {
+		return keys.Key{}, err
+	}
+	return keys.DeriveDeviceKey(gk, regID)
+}
+
+// groupKey reads a group's primary key through the service API.
+func groupKey(ctx context.Context, svc *dps.Client, groupID string) (keys.Key, error) {
 	att, err := svc.GetEnrollmentGroupAttestation(ctx, groupID)
 	if err != nil {
 		return keys.Key{}, fmt.Errorf("reading the keys of group %s: %w", groupID, err)
 	}
 	if att.SymmetricKey == nil {
-		return keys.Key{}, errors.New("group " + groupID + " has no symmetric keys; paste a device key instead")
+		return keys.Key{}, errors.New("group " + groupID + " has no symmetric keys, so no device key derives from it; paste a device key instead")
 	}
-	gk, err := keys.ParseKey(att.SymmetricKey.PrimaryKey.Reveal())
-	if err != nil {
-		return keys.Key{}, err
+	return keys.ParseKey(att.SymmetricKey.PrimaryKey.Reveal())
+}
+
+// newTimeline is a timeline whose messages reach view owner. Target and
+// ReadOnly never change at run time, so its environment is built once.
+func newTimeline(c *Common, owner int) *timeline.Model {
+	env := timeline.Env{
+		Ctx: c.Ctx, Now: func() time.Time { return c.Now() }, ReadOnly: c.ReadOnly,
+		Route: func(msg tea.Msg) tea.Msg { return routed{to: owner, msg: msg} },
+		Warn:  flashWarn,
 	}
-	return keys.DeriveDeviceKey(gk, regID)
+	if c.Target != nil { // a nil *Target in the interface would not be nil
+		env.Target = c.Target
+	}
+	return timeline.New(env)
 }

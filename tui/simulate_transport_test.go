@@ -20,8 +20,8 @@ func TestSimulateOverMQTT(t *testing.T) {
 	v.f.Set(sfDeviceKey, tutorialDeviceKey)
 	v.f.Set(sfTransport, "amqp")
 	h.press("esc", "enter")
-	if !strings.Contains(v.err, "Transport: unknown transport \"amqp\": use https, mqtt or mqtt-ws") || v.tl.regID != "" {
-		t.Fatalf("err %q, run %q", v.err, v.tl.regID)
+	if !strings.Contains(v.err, "Transport: unknown transport \"amqp\": use https, mqtt or mqtt-ws") || v.tl.RegID() != "" {
+		t.Fatalf("err %q, run %q", v.err, v.tl.RegID())
 	}
 	// ←/→ on the field pick the transport.
 	v.f.Set(sfTransport, "")
@@ -49,7 +49,7 @@ func TestSimulateOverMQTT(t *testing.T) {
 	if out := plain(v.View()); !strings.Contains(out, "Telemetry: 1 sent") {
 		t.Fatalf("telemetry over MQTT:\n%s", out)
 	}
-	hub := v.tl.result.AssignedHub
+	hub := v.tl.Result().AssignedHub
 	if d, err := emu.HubDevice(t.Context(), hub, rid); err != nil || d.MessageCount != 1 {
 		t.Fatalf("hub device %+v, %v; want 1 message", d, err)
 	}

@@ -7,6 +7,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/dpsconsole/dpsconsole/keys"
+	"github.com/dpsconsole/dpsconsole/tui/components/timeline"
 )
 
 // A registration still polling when its view is closed must end: nobody
@@ -23,12 +24,12 @@ func TestClosingSimulateStopsItsRegistration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, ok := v.tl.start(flowRegID, key, nil)().(tea.BatchMsg)
+	batch, ok := v.tl.Start(flowRegID, key, nil)().(tea.BatchMsg)
 	if !ok || len(batch) == 0 {
 		t.Fatal("start did not return the registration and its ticker")
 	}
-	first, ok := batch[0]().(routed).msg.(registerEvent)
-	if !ok || first.ch == nil {
+	first, ok := batch[0]().(routed).msg.(timeline.RegisterMsg)
+	if !ok || first.Ended() == nil {
 		t.Fatalf("first message %#v", first)
 	}
 	m.update(press("esc")) // closes the simulate view
@@ -38,10 +39,8 @@ func TestClosingSimulateStopsItsRegistration(t *testing.T) {
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
-		case _, open := <-first.ch:
-			if !open {
-				return // the registration goroutine ended
-			}
+		case <-first.Ended():
+			return // the registration goroutine ended
 		case <-deadline:
 			t.Fatal("the registration kept running after its view was closed")
 		}
@@ -56,17 +55,15 @@ func TestNewRunStopsTheOldOne(t *testing.T) {
 	c.Target, c.Now = target, time.Now
 	tl := newTimeline(c, 1)
 	key, _ := keys.ParseKey(tutorialDeviceKey)
-	batch := tl.start(flowRegID, key, nil)().(tea.BatchMsg)
-	old := batch[0]().(routed).msg.(registerEvent)
-	tl.start(flowRegID, key, nil)
+	batch := tl.Start(flowRegID, key, nil)().(tea.BatchMsg)
+	old := batch[0]().(routed).msg.(timeline.RegisterMsg)
+	tl.Start(flowRegID, key, nil)
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
-		case _, open := <-old.ch:
-			if !open {
-				tl.stop()
-				return
-			}
+		case <-old.Ended():
+			tl.Stop()
+			return
 		case <-deadline:
 			t.Fatal("the replaced run kept running")
 		}

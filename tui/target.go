@@ -39,7 +39,31 @@ type Target struct {
 	StateDir string
 	// HTTPClient trusts the target's CA (the emulator's); nil = system roots.
 	HTTPClient *http.Client
+
+	// Auth is how the console signs its requests, for the header; "" is a
+	// connection string's key, said nowhere.
+	Auth AuthMode
+	// Credential is the Microsoft Entra ID sign-in of a DPS found with ARM
+	// (Auth AuthEntraID or AuthSASFromARM); nil otherwise.
+	Credential azcore.TokenCredential
+	// LinkedHubs are the host names of the DPS's linked hubs, reached with
+	// Credential under AuthEntraID (no hub connection string is needed).
+	LinkedHubs []string
+	// Identity is who signed in (a user's sign-in name or an app ID, from
+	// the token's claims, never the token); the console fills it in.
+	Identity string
 }
+
+// AuthMode is how a target's requests are signed.
+type AuthMode string
+
+const (
+	AuthEntraID    AuthMode = "Entra ID"           // bearer tokens of Credential
+	AuthSASFromARM AuthMode = "SAS (ARM ListKeys)" // a shared access key read with ListKeys, signed in for it
+)
+
+// bearer reports whether the hubs are reached with Credential.
+func (t *Target) bearer() bool { return t.Auth == AuthEntraID && t.Credential != nil }
 
 func (t *Target) clientOptions() azcore.ClientOptions {
 	var o azcore.ClientOptions
@@ -120,9 +144,13 @@ func (t *Target) HubDevice(hubHost, deviceID string, key keys.Key, tr device.Tra
 	return hub.NewDeviceClient(hubHost, deviceID, key, &hub.ClientOptions{ClientOptions: t.clientOptions(), Transport: tr, MQTTHost: t.HubMQTTEndpoints[strings.ToLower(hubHost)]})
 }
 
-// Registry returns the registry client of the hub named hubHost, when the
-// target has its service connection string.
+// Registry returns the registry client of the hub named hubHost: signed in
+// with Entra ID when the target is, else when the target has its service
+// connection string.
 func (t *Target) Registry(hubHost string) (*hub.RegistryClient, error) {
+	if t.bearer() {
+		return hub.NewRegistryClient(hubHost, t.Credential, &hub.RegistryOptions{ClientOptions: hub.ClientOptions{ClientOptions: t.clientOptions()}})
+	}
 	for _, cs := range t.HubConnectionStrings {
 		parsed, err := keys.ParseServiceConnectionString(cs)
 		if err != nil || !strings.EqualFold(parsed.HostName, hubHost) {
@@ -133,9 +161,20 @@ func (t *Target) Registry(hubHost string) (*hub.RegistryClient, error) {
 	return nil, fmt.Errorf("no IoT Hub connection string for %s: set IOTHUB_CONNECTION_STRING to reach its registry", hubHost)
 }
 
-// Registries returns a registry client for every hub connection string.
+// Registries returns a registry client for every linked hub (signed in
+// with Entra ID) or every hub connection string.
 func (t *Target) Registries() ([]*hub.RegistryClient, error) {
 	var out []*hub.RegistryClient
+	if t.bearer() {
+		for _, h := range t.LinkedHubs {
+			r, err := t.Registry(h)
+			if err != nil {
+				return nil, fmt.Errorf("IoT hub %s: %w", h, err)
+			}
+			out = append(out, r)
+		}
+		return out, nil
+	}
 	for i, cs := range t.HubConnectionStrings {
 		r, err := hub.NewRegistryClientFromConnectionString(cs, &hub.ClientOptions{ClientOptions: t.clientOptions()})
 		if err != nil {

@@ -149,7 +149,7 @@ func TestTerminalTrustUnderTmux(t *testing.T) {
 			t.Fatalf("s opened simulate in read-only mode:\n%s", s)
 		}
 		m.send("?")
-		m.waitFor("help", "Disabled (read-only mode)", "s simulate device", "ctrl+t send telemetry", ":groups :enrollments :find :derive :cleanup :quota :export")
+		m.waitFor("help", "Disabled (read-only mode)", "s simulate device", "ctrl+t send telemetry", ":groups :group NAME :enrollments :enrollment ID :find ID :derive :cleanup :quota :export :log")
 		m.send("Escape")
 		m.quit()
 

@@ -12,6 +12,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
 	"github.com/dpsconsole/dpsconsole/keys"
+	"github.com/dpsconsole/dpsconsole/tui/components/timeline"
 )
 
 // registerThroughTutorialGroup registers id through mylegacydevices, as an
@@ -118,7 +119,7 @@ func TestTutorialRefusesTakenIDsAndDeletesOnlyItsOwn(t *testing.T) {
 	if out := plain(v.View()); !v.done[stepTelemetry] || !strings.Contains(out, "✓ assigned → hub") || !strings.Contains(out, "register request sent") {
 		t.Fatalf("the step-4 timeline must stay on screen after it succeeded:\n%s", out)
 	}
-	mine := v.tl.result
+	mine := v.tl.Result()
 	h.press("enter") // confirm: the record, then the device on its hub
 	w, ht := c.Width, c.Height
 	c.Width, c.Height = 80, 24-headerHeight-footerHeight
@@ -290,7 +291,7 @@ func TestReadOnlyRefusesSimulateTelemetryAndTutorial(t *testing.T) {
 		t.Fatalf("s simulates in read-only mode:\n%s", s)
 	}
 	f.keys("?")
-	f.waitFor("help", "s simulate device", "ctrl+t send telemetry", ":groups :enrollments :find :derive :cleanup :quota :export")
+	f.waitFor("help", "s simulate device", "ctrl+t send telemetry", ":groups :group NAME :enrollments :enrollment ID :find ID :derive :cleanup :quota :export :log")
 
 	c := testCommon(t, 100, 30)
 	c.Target, c.Now, c.ReadOnly, c.Keys = target, time.Now, true, DefaultKeyMap(true)
@@ -298,15 +299,15 @@ func TestReadOnlyRefusesSimulateTelemetryAndTutorial(t *testing.T) {
 	h := harness(t, c, v)
 	h.press("enter")
 	key, _ := keys.ParseKey(tutorialDeviceKey)
-	h.run(v.tl.start(flowRegID, key, nil))
+	h.run(v.tl.Start(flowRegID, key, nil))
 	if _, err := target.Service.GetRegistrationState(ctx, flowRegID); !dps.IsNotFound(err) {
 		t.Fatalf("a read-only simulate registered %s: %v", flowRegID, err)
 	}
 	if !strings.Contains(plain(v.View()), "read-only mode") {
 		t.Fatalf("the simulate view must say why:\n%s", plain(v.View()))
 	}
-	v.tl.result = &dps.DeviceRegistrationState{Status: dps.StatusAssigned, AssignedHub: "hub.example", DeviceID: flowRegID}
-	if msg, ok := v.tl.sendTelemetry()().(flashMsg); !ok || !strings.Contains(msg.text, "read-only") {
+	v.tl.Show(timeline.Run{RegID: flowRegID, Result: &dps.DeviceRegistrationState{Status: dps.StatusAssigned, AssignedHub: "hub.example", DeviceID: flowRegID}})
+	if msg, ok := v.tl.SendTelemetry()().(flashMsg); !ok || !strings.Contains(msg.text, "read-only") {
 		t.Fatalf("telemetry in read-only mode: %#v", msg)
 	}
 }
@@ -353,22 +354,22 @@ func TestSimulateAsksBeforeReRegisteringAnExistingRecord(t *testing.T) {
 			t.Fatalf("the warning lacks %q:\n%s", want, out)
 		}
 	}
-	if v.tl.regID != "" {
+	if v.tl.RegID() != "" {
 		t.Fatal("it registered before the operator said yes")
 	}
 	h.press("n")
-	if v.confirm != nil || v.tl.regID != "" {
+	if v.confirm != nil || v.tl.RegID() != "" {
 		t.Fatal("n must cancel without registering")
 	}
 	if after, _ := target.Service.GetRegistrationState(ctx, before.RegistrationID); !after.LastUpdatedDateTimeUTC.Equal(before.LastUpdatedDateTimeUTC) {
 		t.Fatal("the record changed without a yes")
 	}
 	h.press("enter", "y")
-	if !v.tl.assigned() {
-		t.Fatalf("y should register it again: %v", v.tl.err)
+	if !v.tl.Assigned() {
+		t.Fatalf("y should register it again: %v", v.tl.Err())
 	}
 	h.press("enter") // the view's own device now: no second question
-	if v.confirm != nil || !v.tl.assigned() {
+	if v.confirm != nil || !v.tl.Assigned() {
 		t.Fatal("re-running the ID just confirmed must not ask again")
 	}
 }

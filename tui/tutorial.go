@@ -16,6 +16,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/keys"
 	"github.com/dpsconsole/dpsconsole/tui/components/confirm"
 	"github.com/dpsconsole/dpsconsole/tui/components/theme"
+	"github.com/dpsconsole/dpsconsole/tui/components/timeline"
 )
 
 // The tutorial's steps, in order.
@@ -62,7 +63,7 @@ type tutorialView struct {
 	groupKey  keys.Key
 	regID     textinput.Model
 	deviceKey keys.Key
-	tl        *timeline
+	tl        *timeline.Model
 	record    *dps.DeviceRegistrationState
 
 	journal *tutorialJournal
@@ -110,7 +111,6 @@ type tutorialRemovedMsg struct {
 func newTutorialView(c *Common) *tutorialView {
 	v := &tutorialView{c: c, vid: c.newID(), journal: newTutorialJournal(c.Target), groupID: freshTutorialGroupID()}
 	v.tl = newTimeline(c, v.vid)
-	v.tl.indent = len("      ") // see indented
 	v.regID = textinput.New()
 	v.regID.Prompt = ""
 	v.regID.SetValue(freshTutorialRegID())
@@ -135,7 +135,7 @@ func freshTutorialRegID() string {
 func (v *tutorialView) id() int       { return v.vid }
 func (v *tutorialView) Title() string { return "Tutorial: symmetric-key group" }
 func (v *tutorialView) Editing() bool { return v.regID.Focused() || v.confirm != nil }
-func (v *tutorialView) Busy() bool    { return v.working || v.tl.running || v.tl.sending }
+func (v *tutorialView) Busy() bool    { return v.working || v.tl.Running() || v.tl.Sending() }
 func (v *tutorialView) Status() string {
 	return fmt.Sprintf("step %d/%d", min(v.current+1, stepCount), stepCount)
 }
@@ -153,7 +153,7 @@ func (v *tutorialView) Hints() []*Binding {
 }
 
 // Stop cancels a registration still running when the view is closed.
-func (v *tutorialView) Stop() { v.tl.stop() }
+func (v *tutorialView) Stop() { v.tl.Stop() }
 
 // Init looks for what earlier runs left behind.
 func (v *tutorialView) Init() tea.Cmd {
@@ -183,7 +183,7 @@ func (v *tutorialView) Escape() bool {
 	}}
 	remove := confirm.Choice{Key: "y", Label: "remove them now, then leave", Run: func() tea.Cmd { return v.removeOwn(true) }}
 	v.confirm = &confirm.Dialog{Text: text, Choices: []confirm.Choice{remove, keep}}
-	if v.tl.running {
+	if v.tl.Running() {
 		// DPS may still assign it after a removal now, re-creating the record.
 		v.confirm.Text += "\nThe registration is still running: wait for its result to remove them now."
 		v.confirm.Choices = []confirm.Choice{keep}
@@ -192,7 +192,7 @@ func (v *tutorialView) Escape() bool {
 }
 
 func (v *tutorialView) Update(msg tea.Msg) tea.Cmd {
-	if cmd, ok := v.tl.update(msg); ok {
+	if cmd, ok := v.tl.Update(msg); ok {
 		return tea.Batch(cmd, v.checkTimeline())
 	}
 	switch msg := msg.(type) {
@@ -204,7 +204,7 @@ func (v *tutorialView) Update(msg tea.Msg) tea.Cmd {
 			v.failed = "not registering: " + msg.err.Error()
 			return nil
 		}
-		return v.tl.start(v.regID.Value(), v.deviceKey, nil)
+		return v.tl.Start(v.regID.Value(), v.deviceKey, nil)
 	case tutorialLeftoversMsg:
 		if msg.err != nil {
 			return flashErr(msg.err)
@@ -242,7 +242,7 @@ func (v *tutorialView) Update(msg tea.Msg) tea.Cmd {
 		}
 		switch {
 		case v.c.Keys.Telemetry.Matches(msg) && v.current >= stepTelemetry: // step 5 says ctrl+t sends
-			return v.tl.sendTelemetry()
+			return v.tl.SendTelemetry()
 		case v.c.Keys.Submit.Matches(msg):
 			return v.runStep()
 		}
@@ -297,19 +297,19 @@ func (v *tutorialView) complete(step int, note string) tea.Cmd {
 // checkTimeline ticks the provisioning and telemetry steps off.
 func (v *tutorialView) checkTimeline() tea.Cmd {
 	switch {
-	case v.current == stepProvision && !v.tl.running && v.tl.regID != "":
-		if v.tl.assigned() {
-			r := v.tl.result
+	case v.current == stepProvision && !v.tl.Running() && v.tl.RegID() != "":
+		if v.tl.Assigned() {
+			r := v.tl.Result()
 			return tea.Batch(v.madeDevice(r.AssignedHub, r.DeviceID), recordsChanged(v.vid, v.groupID),
 				v.complete(stepProvision, fmt.Sprintf("assigned to %s as %s (%s)", r.AssignedHub, r.DeviceID, r.Substatus)))
 		}
-		if v.tl.err != nil {
-			v.failed = registerErrorText(v.tl.err)
+		if v.tl.Err() != nil {
+			v.failed = timeline.ErrorText(v.tl.Err())
 		}
-	case v.current == stepTelemetry && v.tl.sent > 0:
-		return v.complete(stepTelemetry, plural(v.tl.sent, "message", "messages")+" accepted by "+v.tl.result.AssignedHub)
-	case v.current == stepTelemetry && v.tl.sendErr != nil:
-		v.failed = v.tl.sendErr.Error()
+	case v.current == stepTelemetry && v.tl.Sent() > 0:
+		return v.complete(stepTelemetry, plural(v.tl.Sent(), "message", "messages")+" accepted by "+v.tl.Result().AssignedHub)
+	case v.current == stepTelemetry && v.tl.SendErr() != nil:
+		v.failed = v.tl.SendErr().Error()
 	}
 	return nil
 }
@@ -398,7 +398,7 @@ func (v *tutorialView) runStep() tea.Cmd {
 	if v.c.ReadOnly {
 		return flashWarn("the tutorial creates and deletes things on the target; it is off in read-only mode")
 	}
-	if v.working || v.tl.running || v.current >= stepCount {
+	if v.working || v.tl.Running() || v.current >= stepCount {
 		return nil
 	}
 	v.failed = ""
@@ -429,7 +429,7 @@ func (v *tutorialView) runStep() tea.Cmd {
 		run := v.groupID
 		return do(v.vid, func() tea.Msg { return tutorialJournaledMsg{err: j.made(run, o)} })
 	case stepTelemetry:
-		return v.tl.sendTelemetry()
+		return v.tl.SendTelemetry()
 	case stepConfirm:
 		v.working = true
 		id, target := v.regID.Value(), v.c.Target
@@ -481,7 +481,7 @@ func createTutorialGroup(ctx context.Context, svc *dps.Client, j *tutorialJourna
 
 // removeOwn removes what this run created; closing leaves the view after.
 func (v *tutorialView) removeOwn(closing bool) tea.Cmd {
-	v.tl.stop()
+	v.tl.Stop()
 	v.working = true
 	ctx, target, j := v.c.Ctx, v.c.Target, v.journal
 	run := tutorialRun{Group: v.groupID, Objects: slices.Clone(v.created)}
@@ -631,7 +631,7 @@ func (v *tutorialView) View() string {
 		lines = append(lines, st.Warning.Render("Read-only mode: the tutorial creates and deletes things, so its steps are off."), "")
 	}
 	// The timeline stays under step 4 once it ran: the demo's best moment.
-	showTimeline := v.tl.running || v.tl.regID != ""
+	showTimeline := v.tl.Running() || v.tl.RegID() != ""
 	tlAt, tlLen := 0, 0
 	for i := range stepCount {
 		box := "[ ]"
@@ -657,7 +657,7 @@ func (v *tutorialView) View() string {
 		}
 		if i == stepProvision && showTimeline {
 			tlAt = len(lines)
-			lines = indented(lines, v.tl.view())
+			lines = indented(lines, v.tl.View(v.c.Styles, v.c.Width-6))
 			tlLen = len(lines) - tlAt
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dpsconsole/dpsconsole/dps"
-	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 	"github.com/dpsconsole/dpsconsole/tui"
 )
 
@@ -74,27 +73,35 @@ func runConsole(cmd *cobra.Command, a *app) (err error) {
 	defer logFile.Close()
 	defer dps.LogToSlog(nil)
 
-	t, err := a.openTarget(ctx)
+	opts := tui.Options{ReadOnly: a.console.readOnly, Logger: logger}
+	azure, err := a.wantsAzure()
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, t.Close()) }()
-	tui.FailFast(t.transport)
-	defer cancel() // on quit, stop work still in flight before the target closes
-	journal, jerr := cleanup.OpenJournal(a.stateDir, t.client.Host())
-	if jerr != nil {
-		logger.Warn("no known-groups journal; orphan detection will be weaker", "error", jerr)
+	if azure {
+		// Signed in inside the console: the target picker shows a device
+		// code, which stderr under the alternate screen would hide.
+		tr, caPEM, err := a.azureTransport()
+		if err != nil {
+			return err
+		}
+		defer tr.CloseIdleConnections()
+		if opts.Azure, err = a.consoleAzure(tr, caPEM, logger); err != nil {
+			return err
+		}
+		logger.Info("console started on the target picker", "readonly", a.console.readOnly)
+	} else {
+		var t *target // err stays the named result: Close's error joins it
+		if t, err = a.openTarget(ctx); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, t.Close()) }()
+		tui.FailFast(t.transport)
+		opts.Target = a.consoleTarget(t, logger)
+		logger.Info("console started", "target", t.name, "readonly", a.console.readOnly)
 	}
-	logger.Info("console started", "target", t.name, "readonly", a.console.readOnly)
-	m := tui.New(ctx, tui.Options{
-		Target: &tui.Target{
-			Name: t.name, IDScope: t.idScope, DeviceEndpoint: t.deviceEndpoint, Service: t.client,
-			MQTTEndpoint: t.mqttEndpoint, HubMQTTEndpoints: t.hubMQTT,
-			HubConnectionStrings: t.hubConnectionStrings, HTTPClient: t.transport, Journal: journal, StateDir: a.stateDir,
-		},
-		ReadOnly: a.console.readOnly,
-		Logger:   logger,
-	})
+	defer cancel() // on quit, stop work still in flight before the target closes
+	m := tui.New(ctx, opts)
 	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(a.in), tea.WithOutput(a.out))
 	_, err = p.Run()
 	hints = resumeHints(m.InterruptedJobs(), a.stateDir, cmd.Flags().Changed("state-dir"))

@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
-	"github.com/dpsconsole/dpsconsole/dps/device"
 	"github.com/dpsconsole/dpsconsole/dps/fleet"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
@@ -25,21 +24,13 @@ import (
 // fleetCmd is `dpsconsole fleet`: many simulated devices register at once.
 type fleetCmd struct {
 	a                *app
-	group            string
+	fleet.Options    // the run's flags, shared with the console's :fleet form
 	groupKeyFile     string
 	secondary        bool
-	devices          int
-	prefix           string
-	start            int
-	transport        string
-	rate             string
-	ramp             string
-	concurrency      int
 	idScope          string
 	provisioningHost string
 	resume           string
-	telemetry        int
-	interval         time.Duration
+	reregister       bool
 	deleteRun        string
 	yes              bool
 	output           string
@@ -67,7 +58,8 @@ retry-after) pauses the whole fleet.
 Progress is drawn on stderr; the summary goes to stdout. Every device's
 outcome is logged under <state-dir>/fleet-runs/<RUN>: ctrl+c stops the run
 (registrations in flight finish first) and --resume RUN continues it without
-registering any device twice. --delete RUN deletes the registration records
+registering any device twice (--reregister registers them all again, after
+asking unless --yes). --delete RUN deletes the registration records
 the run made, and their devices in the linked hubs (asks first unless --yes).`,
 		Example: `  dpsconsole fleet --group mylegacydevices --devices 100 --prefix sensor
   dpsconsole fleet --group plant-a --devices 10000 --ramp 0..500/s:60s --concurrency 500
@@ -83,23 +75,15 @@ the run made, and their devices in the linked hubs (asks first unless --yes).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&c.group, "group", "", "the enrollment group the devices belong to (its key derives theirs)")
+	c.AddFlags(f)
 	f.StringVar(&c.groupKeyFile, "group-key-file", "", "file holding the group key (base64), instead of reading it through the service API")
 	f.BoolVar(&c.secondary, "secondary", false, "derive from the group's secondary key")
-	f.IntVar(&c.devices, "devices", 0, "how many devices to register")
-	f.StringVar(&c.prefix, "prefix", "sim", "registration IDs are PREFIX-NUMBER")
-	f.IntVar(&c.start, "start", 1, "number of the first device")
-	f.StringVar(&c.transport, "transport", fleet.TransportHTTPS, "how the devices talk to DPS and their hubs: https, mqtt (port 8883) or mqtt-ws (WebSockets, port 443)")
-	f.StringVar(&c.rate, "rate", "", "devices started a second or a minute, e.g. 50/s or 1000/min (default: DPS's quota, 1000/min; unpaced against a local emulator)")
-	f.StringVar(&c.ramp, "ramp", "", "a rising (or falling) rate, FROM..TO/UNIT:DURATION, e.g. 0..500/s:60s; TO holds afterwards")
-	f.IntVar(&c.concurrency, "concurrency", 100, "most devices registering at once")
 	f.StringVar(&c.idScope, "id-scope", "", "the DPS ID scope (default: the emulator's, or $DPS_ID_SCOPE)")
 	f.StringVar(&c.provisioningHost, "provisioning-host", "", "device endpoint host[:port] (default: the emulator's, or global.azure-devices-provisioning.net)")
-	f.IntVar(&c.telemetry, "telemetry", 0, "after assignment, each device sends this many telemetry messages to its hub")
-	f.DurationVar(&c.interval, "interval", time.Second, "with --telemetry: the wait between a device's messages")
 	f.StringVar(&c.deleteRun, "delete", "", "delete the registration records (and hub devices) run RUN made, through the clean-up engine")
-	f.BoolVarP(&c.yes, "yes", "y", false, "with --delete: do not ask first")
+	f.BoolVarP(&c.yes, "yes", "y", false, "with --delete or --reregister: do not ask first")
 	f.StringVar(&c.resume, "resume", "", "continue the stopped run RUN (the id printed when it started)")
+	f.BoolVar(&c.reregister, "reregister", false, "with --resume: register every device of the run again, those already registered included")
 	addOutputFlag(cmd, &c.output)
 	return cmd
 }
@@ -112,67 +96,38 @@ func (c *fleetCmd) check(cmd *cobra.Command) error {
 	if c.deleteRun != "" {
 		return c.checkDelete(cmd)
 	}
-	if c.yes {
-		return usagef("--yes only goes with --delete")
+	if c.reregister && c.resume == "" {
+		return usagef("--reregister goes with --resume RUN (a new run registers all its devices anyway)")
 	}
-	if _, err := device.ParseTransport(c.transport); err != nil {
-		return usagef("--transport %q: use https, mqtt or mqtt-ws", c.transport)
+	if c.yes && !c.reregister {
+		return usagef("--yes only goes with --delete or --reregister")
 	}
+	changed := func(name string) bool { return cmd.Flags().Changed(name) }
 	if c.resume != "" {
 		for _, name := range []string{"group", "devices", "prefix", "start", "secondary", "id-scope", "transport"} {
-			if cmd.Flags().Changed(name) {
+			if changed(name) {
 				return usagef("--%s cannot be changed on --resume: the run keeps what it started with", name)
 			}
 		}
-	} else {
-		if c.group == "" {
-			return usagef("--group is required: the enrollment group whose key derives the device keys (dpsconsole groups list shows them)")
-		}
-		if c.devices < 1 {
-			return usagef("--devices is required: how many devices to register (1 or more)")
-		}
-		if _, err := fleet.NewSpec("", "", c.group, c.prefix, c.start, c.devices, c.transport); err != nil {
+		if err := c.CheckPacing(changed); err != nil {
 			return usagef("%v", err)
 		}
+	} else if err := c.Check(changed); err != nil {
+		return usagef("%v", err)
 	}
 	if c.secondary && c.groupKeyFile != "" {
 		return usagef("--secondary reads the group's secondary key through the service API; it does not go with --group-key-file")
 	}
-	if c.rate != "" && c.ramp != "" {
-		return usagef("give --rate or --ramp, not both (a ramp holds its last rate afterwards)")
-	}
-	if c.concurrency < 1 {
-		return usagef("--concurrency must be 1 or more")
-	}
-	if c.telemetry < 0 {
-		return usagef("--telemetry must be 0 or more")
-	}
-	if c.interval < 0 || (cmd.Flags().Changed("interval") && c.telemetry == 0) {
-		return usagef("--interval is the wait between telemetry messages: give a duration of 0 or more, with --telemetry")
-	}
-	_, err := c.schedule("")
-	return err
+	return nil
 }
 
 // schedule is the start schedule: --rate, --ramp, or the default for host.
 func (c *fleetCmd) schedule(host string) (fleet.Schedule, error) {
-	switch {
-	case c.rate != "":
-		r, err := fleet.ParseRate(c.rate)
-		if err != nil || r == 0 {
-			return fleet.Schedule{}, usagef("--rate: give devices a second or a minute above 0, e.g. 50/s or 1000/min (not %q)", c.rate)
-		}
-		return fleet.Schedule{From: r, To: r}, nil
-	case c.ramp != "":
-		s, err := fleet.ParseRamp(c.ramp)
-		if err != nil {
-			return fleet.Schedule{}, usagef("--ramp: %v", err)
-		}
-		return s, nil
-	case host == "" || fleet.IsLoopback(host):
-		return fleet.Schedule{}, nil
+	s, err := c.Schedule(host)
+	if err != nil {
+		return s, usagef("%v", err)
 	}
-	return fleet.Quota, nil
+	return s, nil
 }
 
 func (c *fleetCmd) run(ctx context.Context, t *target) error {
@@ -200,14 +155,24 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 	}
 	base, ok := t.transport.Transport.(*http.Transport)
 	if !ok {
-		return errors.New("fleet: the target's HTTP transport cannot be cloned per device")
+		return errors.New("fleet: the target's HTTP transport has no TLS settings to give the devices")
 	}
 	verb := "registering"
-	if c.resume != "" {
+	switch {
+	case c.reregister:
+		// Each device's registration record and hub identity are redone
+		// (its twin reset, as the group's reprovision policy says).
+		if !c.yes && !c.confirm(fmt.Sprintf("Register all %d devices of fleet run %s (%s-%d … %s-%d) again on %s? DPS re-provisions each, as its group's reprovision policy says. [y/N] ",
+			spec.Count, spec.ID, spec.Prefix, spec.Start, spec.Prefix, spec.Start+spec.Count-1, t.name)) {
+			fmt.Fprintln(c.a.err, "nothing registered")
+			return nil
+		}
+		verb = "registering again"
+	case c.resume != "":
 		verb = "resuming"
 	}
 	fmt.Fprintf(c.a.err, "%s %s-%d … %s-%d (%d devices, group %s) on %s over %s, %s, %d at once\n",
-		verb, spec.Prefix, spec.Start, spec.Prefix, spec.Start+spec.Count-1, spec.Count, spec.Group, host, spec.Transport, sched, c.concurrency)
+		verb, spec.Prefix, spec.Start, spec.Prefix, spec.Start+spec.Count-1, spec.Count, spec.Group, host, spec.Transport, sched, c.Concurrency)
 	fmt.Fprintf(c.a.err, "run %s (continue a stopped run with: dpsconsole fleet --resume %s)\n", spec.ID, spec.ID)
 	draw := newFleetProgress(c.a.err)
 	stopNote := context.AfterFunc(ctx, func() {
@@ -218,24 +183,22 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 		StateDir:         c.a.stateDir,
 		Spec:             spec,
 		Resume:           c.resume != "",
+		Reregister:       c.reregister,
 		GroupKey:         gk,
 		ProvisioningHost: host,
 		Schedule:         sched,
-		Concurrency:      c.concurrency,
-		// Each device gets its own transport, hence its own TLS connection
-		// and handshake, as a real device has: a shared pool would carry the
-		// whole fleet over a few kept-alive connections.
-		NewHTTPClient: func() *http.Client {
-			return &http.Client{Transport: base.Clone(), Timeout: 30 * time.Second}
-		},
-		// MQTT and MQTT-over-WebSockets connections trust what HTTPS does
-		// and go where the target says (an emulator's own ports).
+		Concurrency:      c.Concurrency,
+		// Each device gets its own connection (over HTTPS its own transport,
+		// the engine's default), as a real device has: a shared pool would
+		// carry the whole fleet over a few kept-alive connections. Devices
+		// trust what the target's client does and their MQTT goes where
+		// the target says (an emulator's own ports).
 		MQTTHost:      t.mqttEndpoint,
 		HubMQTTHost:   t.hubMQTTHost,
 		TLSConfig:     base.TLSClientConfig,
 		Lookup:        t.client.GetRegistrationState,
-		Telemetry:     c.telemetry,
-		Interval:      c.interval,
+		Telemetry:     c.Telemetry,
+		Interval:      c.Interval,
 		Progress:      draw.snapshot,
 		ProgressEvery: draw.every,
 	})
@@ -351,7 +314,7 @@ func (c *fleetCmd) spec(t *target) (fleet.Spec, error) {
 	if scope == "" {
 		return fleet.Spec{}, usagef("the ID scope is unknown: pass --id-scope or set $DPS_ID_SCOPE (Azure portal: your DPS → Overview → ID Scope)")
 	}
-	s, err := fleet.NewSpec(t.client.Host(), scope, c.group, c.prefix, c.start, c.devices, c.transport)
+	s, err := fleet.NewSpec(t.client.Host(), scope, c.Group, c.Prefix, c.Start, c.Devices, c.Transport)
 	if err != nil {
 		return s, usagef("%v", err)
 	}
@@ -367,16 +330,17 @@ func (c *fleetCmd) spec(t *target) (fleet.Spec, error) {
 }
 
 // groupKey is the group key: from --group-key-file, or read through the
-// service API. A bad key is input data, not usage: exit status 1.
+// service API. A key file that cannot be read or holds no key is a
+// command-line mistake (exit status 2), as for keys derive.
 func (c *fleetCmd) groupKey(ctx context.Context, t *target, group string, secondary bool) (keys.Key, error) {
 	if c.groupKeyFile != "" {
-		b, err := os.ReadFile(c.groupKeyFile)
+		b, err := readInput("--group-key-file", c.groupKeyFile)
 		if err != nil {
-			return keys.Key{}, fmt.Errorf("--group-key-file: %v", err)
+			return keys.Key{}, err
 		}
 		k, err := keys.ParseKey(strings.TrimSpace(string(b)))
 		if err != nil {
-			return keys.Key{}, fmt.Errorf("--group-key-file %s does not hold a group key: %v (it should hold the group's primary or secondary key, base64, on one line)", c.groupKeyFile, err)
+			return keys.Key{}, usagef("--group-key-file %s does not hold a group key: %v (it should hold the group's primary or secondary key, base64, on one line)", shown(c.groupKeyFile), err)
 		}
 		if fi, err := os.Stat(c.groupKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
 			fmt.Fprintf(c.a.err, "note: %s is readable by other users (mode %04o); a group key file should be 0600 (chmod 600 %s)\n", c.groupKeyFile, fi.Mode().Perm(), c.groupKeyFile)
@@ -468,7 +432,7 @@ func ms(d time.Duration) string {
 }
 
 func (c *fleetCmd) telemetryCell(s fleet.Summary) string {
-	if c.telemetry == 0 {
+	if c.Telemetry == 0 {
 		return ""
 	}
 	cell := fmt.Sprintf("%d messages sent", s.TelemetrySent)

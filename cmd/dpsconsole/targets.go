@@ -84,10 +84,14 @@ type signedIn struct {
 // signIn makes the Entra ID credential of the flags. A device code, the
 // last resort when stderr is a terminal (elsewhere nobody would enter it and
 // sign-in would wait for it to expire), prints its prompt there.
-func (a *app) signIn(tr *http.Client) (*signedIn, error) {
+func (a *app) signIn(tr *http.Client) (*signedIn, error) { return a.signInShowing(tr, nil) }
+
+// signInShowing is signIn with the device-code prompt shown by show (the
+// console's dialog) instead of on stderr; nil is stderr.
+func (a *app) signInShowing(tr *http.Client, show func(context.Context, signin.DeviceCodePrompt) error) (*signedIn, error) {
 	cloud := signin.CloudFromEnv()
-	o := signin.Options{TenantID: a.azure.tenant, Cloud: cloud, Transport: tr, DeviceCodeOnly: a.azure.auth == authDeviceCode}
-	if o.DeviceCodeOnly || isTerminal(a.err) {
+	o := signin.Options{TenantID: a.azure.tenant, Cloud: cloud, Transport: tr, DeviceCodeOnly: a.azure.auth == authDeviceCode, DeviceCode: show}
+	if show == nil && (o.DeviceCodeOnly || isTerminal(a.err)) {
 		o.DeviceCode = func(_ context.Context, p signin.DeviceCodePrompt) error {
 			fmt.Fprintln(a.err, p.Message)
 			return nil
@@ -151,19 +155,9 @@ func (a *app) listTargets(ctx context.Context, output string) error {
 	if err != nil {
 		return err
 	}
-	sub := a.azure.subscription
-	if sub != "" {
-		// Find resolves a subscription name too; listing needs the ID.
-		if sub, err = s.disc.SubscriptionID(ctx, sub); err != nil {
-			return err
-		}
-	}
-	all, err := s.disc.ListDPS(ctx, sub)
+	all, err := a.listDPS(ctx, s)
 	if err != nil {
-		return signInError(err)
-	}
-	if rg := a.azure.resourceGroup; rg != "" {
-		all = slices.DeleteFunc(all, func(d discovery.DPS) bool { return !strings.EqualFold(d.ResourceGroup, rg) })
+		return err
 	}
 	if output == outputJSON {
 		if all == nil {
@@ -186,6 +180,27 @@ func (a *app) listTargets(ctx context.Context, output string) error {
 	}
 	fmt.Fprintln(a.out, plural(len(all), "DPS instance"))
 	return nil
+}
+
+// listDPS lists the DPS instances s sees, narrowed by --subscription and
+// --resource-group.
+func (a *app) listDPS(ctx context.Context, s *signedIn) ([]discovery.DPS, error) {
+	sub := a.azure.subscription
+	if sub != "" {
+		// Find resolves a subscription name too; listing needs the ID.
+		var err error
+		if sub, err = s.disc.SubscriptionID(ctx, sub); err != nil {
+			return nil, err
+		}
+	}
+	all, err := s.disc.ListDPS(ctx, sub)
+	if err != nil {
+		return nil, signInError(err)
+	}
+	if rg := a.azure.resourceGroup; rg != "" {
+		all = slices.DeleteFunc(all, func(d discovery.DPS) bool { return !strings.EqualFold(d.ResourceGroup, rg) })
+	}
+	return all, nil
 }
 
 // signInError words a failed sign-in with the way out; other errors pass.

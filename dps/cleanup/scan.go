@@ -149,27 +149,38 @@ const NoHubsNote = "no IoT Hub connection strings, so hub-based detection was sk
 // stalled DPS is reported at once rather than after the client's retries.
 var reachTimeout = 5 * time.Second
 
-// reach makes one request, without retries, to tell an unreachable target
-// from a slow scan. Any HTTP answer will do: the scan itself reports a 401
-// or a 429 in full.
+// reachRetryPause spaces the probe's tries after a dropped request.
+const reachRetryPause = 100 * time.Millisecond
+
+// reach tells an unreachable target from a slow scan, within reachTimeout
+// and without the client's retries. Any HTTP answer will do: the scan itself
+// reports a 401 or a 429 in full. A refused connection or no answer ends it
+// at once; a dropped request (a reset HTTP/2 stream) is a fault of a DPS
+// that is there, so the probe tries again while time is left.
 func (e *Engine) reach(ctx context.Context) error {
-	err := Attempt(ctx, reachTimeout, func(ctx context.Context) error {
-		_, err := e.DPS.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: 1}).NextPage(ctx)
-		return err
-	})
-	switch {
-	case Answered(err):
-		return nil
-	case ctx.Err() != nil:
-		return ctx.Err()
+	deadline := time.Now().Add(reachTimeout)
+	for {
+		err := Attempt(ctx, time.Until(deadline), func(ctx context.Context) error {
+			_, err := e.DPS.NewEnrollmentGroupPager(&dps.PagerOptions{PageSize: 1}).NextPage(ctx)
+			return err
+		})
+		switch {
+		case Answered(err):
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			err = op // "dial tcp …: connection refused", without the request around it
+		} else if time.Until(deadline) > reachRetryPause {
+			sleep(ctx, reachRetryPause)
+			continue
+		}
+		return fmt.Errorf("DPS %s is not reachable: %s. Check that it is running and reachable from here "+
+			"(a standalone emulator: that `dpsconsole emulator` still runs; Azure: the network, proxy and DPS_CONNECTION_STRING's HostName)",
+			e.DPS.Host(), dps.ErrorMessage(err))
 	}
-	var op *net.OpError
-	if errors.As(err, &op) {
-		err = op // "dial tcp …: connection refused", without the request around it
-	}
-	return fmt.Errorf("DPS %s is not reachable: %s. Check that it is running and reachable from here "+
-		"(a standalone emulator: that `dpsconsole emulator` still runs; Azure: the network, proxy and DPS_CONNECTION_STRING's HostName)",
-		e.DPS.Host(), dps.ErrorMessage(err))
 }
 
 // hubDevice is what the scan keeps of a hub's device identity.

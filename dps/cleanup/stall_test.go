@@ -154,8 +154,8 @@ func TestUnfinishedJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log.record(0, OutcomeDeleted, "")
-	if err := log.close(); err != nil {
+	log.Append(logLine{N: 0, Outcome: OutcomeDeleted})
+	if err := log.Close(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1100 * time.Millisecond) // job ids are to the second
@@ -174,5 +174,17 @@ func TestUnfinishedJobs(t *testing.T) {
 	if len(jobs) != 2 || jobs[0] != (JobStatus{ID: newer.ID, Created: newer.Created, Actions: 2, Pending: 2}) ||
 		jobs[1] != (JobStatus{ID: older.ID, Created: older.Created, Actions: 2, Pending: 1}) {
 		t.Fatalf("unfinished jobs %v, want %s then %s", jobs, newer.ID, older.ID)
+	}
+}
+
+// A dropped first request is a fault, not an unreachable DPS: the probe
+// tries again. Every request faulted (half answered 500, half dropped):
+// each probe must end at an answer, never at "not reachable".
+func TestScanProbeRetriesADroppedRequest(t *testing.T) {
+	f := startFixture(t, emulator.Options{FaultRate: 1})
+	for range 20 {
+		if err := f.engine.reach(context.Background()); err != nil {
+			t.Fatalf("probe of a DPS that faults every request: %v; want the 500 taken as an answer", err)
+		}
 	}
 }

@@ -27,9 +27,20 @@ type methodCall struct {
 	ConnectTimeoutInSeconds  *int            `json:"connectTimeoutInSeconds"`
 }
 
-// readMethodCall decodes and checks a method call; msg says what is wrong.
-func readMethodCall(body io.Reader) (c methodCall, msg string) {
-	b, err := io.ReadAll(io.LimitReader(body, 2*maxMethodPayload+1))
+// readMethodCall decodes and checks a method call of size bytes (-1 when
+// not known); msg says what is wrong.
+func readMethodCall(body io.Reader, size int64) (c methodCall, msg string) {
+	var b []byte
+	var err error
+	switch {
+	case size > 2*maxMethodPayload:
+		return c, "the method call is larger than the hub accepts"
+	case size >= 0: // one read of the right size, not ReadAll's doubling from 512 bytes
+		b = make([]byte, size)
+		_, err = io.ReadFull(body, b)
+	default:
+		b, err = io.ReadAll(io.LimitReader(body, 2*maxMethodPayload+1))
+	}
 	if err != nil || len(b) > 2*maxMethodPayload {
 		return c, "the method call is larger than the hub accepts"
 	}
@@ -65,16 +76,22 @@ func readMethodCall(body io.Reader) (c methodCall, msg string) {
 // connectTimeoutInSeconds is 404 DeviceNotOnline (404103); no answer within
 // responseTimeoutInSeconds is 504 GatewayTimeout (504101).
 func (e *Emulator) hubInvokeMethod(h *hub, w http.ResponseWriter, r *http.Request, deviceID string) {
-	call, msg := readMethodCall(r.Body)
+	call, msg := readMethodCall(r.Body, r.ContentLength)
 	if msg != "" {
 		writeHubError(w, http.StatusBadRequest, "ArgumentInvalid", msg)
 		return
 	}
-	if _, ok := e.hubFind(h, w, r, deviceID); !ok {
-		return
-	}
 	ctx := r.Context()
-	cl := e.methodClient(ctx, h, deviceID, time.Duration(*call.ConnectTimeoutInSeconds)*time.Second)
+	// A device connected and subscribed needs no registry read: its session
+	// proves the identity (deleting one ends its session). Only a device
+	// that is not is looked up, to tell DeviceNotFound from DeviceNotOnline.
+	cl := e.methodReady(h, deviceID)
+	if cl == nil {
+		if _, ok := e.hubFind(h, w, r, deviceID); !ok {
+			return
+		}
+		cl = e.methodClient(ctx, h, deviceID, time.Duration(*call.ConnectTimeoutInSeconds)*time.Second)
+	}
 	if cl == nil {
 		writeHubError(w, http.StatusNotFound, "DeviceNotOnline",
 			"404103 device "+strconv.Quote(deviceID)+" is not connected, so it cannot run method "+strconv.Quote(call.MethodName)+

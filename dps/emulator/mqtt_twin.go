@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,8 +35,8 @@ const (
 // connection state last changed, and the method calls awaiting an answer.
 type hubSessions struct {
 	mu      sync.Mutex
-	changed map[string]time.Time         // by sessionKey
-	calls   map[string]chan methodAnswer // by sessionKey + "/" + $rid
+	changed map[string]time.Time // by sessionKey
+	calls   map[callKey]chan methodAnswer
 	seq     uint64
 	writing sync.Map // sessionKey → *sync.Mutex: one service twin write (and its notification) at a time
 }
@@ -45,6 +46,14 @@ type hubSessions struct {
 func (s *hubSessions) twinWriteLock(h *hub, deviceID string) *sync.Mutex {
 	m, _ := s.writing.LoadOrStore(sessionKey(h, deviceID), new(sync.Mutex))
 	return m.(*sync.Mutex)
+}
+
+// callKey is a method call awaiting its device's answer: the $rid alone
+// would let another device answer it.
+type callKey struct {
+	hub      int
+	deviceID string
+	rid      uint64
 }
 
 type methodAnswer struct {
@@ -67,8 +76,13 @@ func (e *Emulator) deviceClient(h *hub, deviceID string) *mqtt.Client {
 	return cl
 }
 
-// subscribedTo says whether cl has a subscription that covers topic.
+// subscribedTo says whether cl has a subscription that covers topic. The
+// SDKs subscribe to topic+"#", found without copying the client's
+// subscriptions (GetAll does, on every method call and notification).
 func subscribedTo(cl *mqtt.Client, topic string) bool {
+	if _, ok := cl.State.Subscriptions.Get(topic + "#"); ok {
+		return true
+	}
 	for filter := range cl.State.Subscriptions.GetAll() {
 		if filter == topic || strings.HasSuffix(filter, "#") && strings.HasPrefix(topic, strings.TrimSuffix(filter, "#")) {
 			return true
@@ -224,12 +238,21 @@ func (e *Emulator) notifyDesired(h *hub, d hubDevice, change map[string]any) {
 	cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topic, Payload: b})
 }
 
+// methodReady is deviceID's connection to h if it is subscribed to method
+// calls, else nil.
+func (e *Emulator) methodReady(h *hub, deviceID string) *mqtt.Client {
+	if cl := e.deviceClient(h, deviceID); cl != nil && subscribedTo(cl, topicMethodsPOST) {
+		return cl
+	}
+	return nil
+}
+
 // methodClient waits up to connect for deviceID to be connected to h and
 // subscribed to method calls; nil if it is not by then.
 func (e *Emulator) methodClient(ctx context.Context, h *hub, deviceID string, connect time.Duration) *mqtt.Client {
 	deadline := time.Now().Add(connect)
 	for {
-		if cl := e.deviceClient(h, deviceID); cl != nil && subscribedTo(cl, topicMethodsPOST) {
+		if cl := e.methodReady(h, deviceID); cl != nil {
 			return cl
 		}
 		if !time.Now().Before(deadline) {
@@ -249,11 +272,10 @@ func (e *Emulator) callMethod(ctx context.Context, cl *mqtt.Client, h *hub, devi
 	s := &e.devices
 	s.mu.Lock()
 	if s.calls == nil {
-		s.calls = map[string]chan methodAnswer{}
+		s.calls = map[callKey]chan methodAnswer{}
 	}
 	s.seq++
-	rid := strconv.FormatUint(s.seq, 16)
-	key := sessionKey(h, deviceID) + "/" + rid
+	key := callKey{h.Index, deviceID, s.seq}
 	answer := make(chan methodAnswer, 1)
 	s.calls[key] = answer
 	s.mu.Unlock()
@@ -266,7 +288,7 @@ func (e *Emulator) callMethod(ctx context.Context, cl *mqtt.Client, h *hub, devi
 	if len(payload) == 0 {
 		payload = []byte("null")
 	}
-	topic := topicMethodsPOST + call.MethodName + "/?$rid=" + rid
+	topic := topicMethodsPOST + call.MethodName + "/?$rid=" + strconv.FormatUint(key.rid, 16)
 	if err := cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topic, Payload: payload}); err != nil {
 		return ans, false
 	}
@@ -285,16 +307,20 @@ func (e *Emulator) callMethod(ctx context.Context, cl *mqtt.Client, h *hub, devi
 // answer nobody waits for (late, or another $rid) is dropped, as IoT Hub
 // does. A payload that is not JSON is passed on as a JSON string.
 func (e *Emulator) methodAnswered(h *hub, deviceID, rid string, status int, payload []byte) {
+	n, err := strconv.ParseUint(rid, 16, 64)
+	if err != nil {
+		return // not a $rid the hub gave out
+	}
 	p := json.RawMessage(payload)
 	switch {
-	case len(strings.TrimSpace(string(payload))) == 0:
+	case len(bytes.TrimSpace(payload)) == 0:
 		p = json.RawMessage("null")
 	case !json.Valid(payload):
 		p, _ = json.Marshal(string(payload))
 	}
 	s := &e.devices
 	s.mu.Lock()
-	answer := s.calls[sessionKey(h, deviceID)+"/"+rid]
+	answer := s.calls[callKey{h.Index, deviceID, n}]
 	s.mu.Unlock()
 	if answer != nil {
 		select {

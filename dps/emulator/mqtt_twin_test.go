@@ -205,6 +205,19 @@ func TestMQTTDirectMethods(t *testing.T) {
 		t.Errorf("call that waited for the device: HTTP %d %s", w.Code, w.Body)
 	}
 
+	// An identity the hub does not have is DeviceNotFound; deleting one
+	// that is connected and subscribed ends its session, so a call after
+	// the delete finds no device either.
+	if w := <-th.invoke(`{"x-device":"m-none","methodName":"reboot"}`); w.Code != http.StatusNotFound || w.Header().Get("iothub-errorcode") != "DeviceNotFound" {
+		t.Errorf("unknown device: HTTP %d %s %s", w.Code, w.Header().Get("iothub-errorcode"), w.Body)
+	}
+	if w := th.do("DELETE", "/devices/m-b", "", "If-Match", "*"); w.Code != http.StatusNoContent {
+		t.Fatalf("delete m-b: HTTP %d %s", w.Code, w.Body)
+	}
+	if w := <-th.invoke(`{"x-device":"m-b","methodName":"reboot"}`); w.Code != http.StatusNotFound || w.Header().Get("iothub-errorcode") != "DeviceNotFound" {
+		t.Errorf("deleted device: HTTP %d %s %s", w.Code, w.Header().Get("iothub-errorcode"), w.Body)
+	}
+
 	for body, want := range map[string]string{
 		`{"x-device":"m-a","methodName":"a/b"}`:                            "cannot hold",
 		`{"x-device":"m-a","methodName":""}`:                               "methodName is required",

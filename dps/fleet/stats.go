@@ -152,6 +152,7 @@ type tally struct {
 	telError  string
 	samples   [8]sample // ring of (time, done) for the recent rate
 	nsamples  int
+	live      *Live // a dashboard's feed, when one watches
 }
 
 // failures is one error's count and its lowest device numbers.
@@ -176,6 +177,9 @@ func (t *tally) add(l logLine, now bool) {
 	t.done++
 	if now {
 		t.thisRun++
+		if t.live != nil {
+			t.live.finished(l, time.Now())
+		}
 	}
 	t.status[StatusCount{Status: string(l.Outcome), Substatus: l.Substatus}]++
 	if l.Outcome == OutcomeAssigned {
@@ -204,6 +208,9 @@ func (t *tally) throttle(retryAfter time.Duration) {
 	t.throttled++
 	t.wait += retryAfter
 	t.maxWait = max(t.maxWait, retryAfter)
+	if t.live != nil {
+		t.live.throttled(time.Now())
+	}
 	t.mu.Unlock()
 }
 

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
@@ -81,16 +83,7 @@ func (l *deviceLink) methodCalled(conn paho.Client, topic string, payload []byte
 		return
 	}
 	go func() {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() {
-			select {
-			case <-l.closed:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		res := handler(ctx, call)
+		res := handler(linkContext{l.closed}, call)
 		body := res.Payload
 		switch {
 		case body == nil:
@@ -99,8 +92,25 @@ func (l *deviceLink) methodCalled(conn paho.Client, topic string, payload []byte
 			res.Status = 500
 			body, _ = json.Marshal(map[string]string{"error": "the device's answer to " + call.Name + " was not valid JSON"})
 		}
-		conn.Publish(fmt.Sprintf("%s%d/?$rid=%s", methodResPrefix, res.Status, call.RequestID), 0, false, []byte(body))
+		conn.Publish(methodResPrefix+strconv.Itoa(res.Status)+"/?$rid="+call.RequestID, 0, false, []byte(body))
 	}()
+}
+
+// linkContext is the context of a method handler: it ends when the client
+// is closed, without a goroutine per call to watch for that.
+type linkContext struct{ closed <-chan struct{} }
+
+func (linkContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c linkContext) Done() <-chan struct{}     { return c.closed }
+func (linkContext) Value(any) any               { return nil }
+
+func (c linkContext) Err() error {
+	select {
+	case <-c.closed:
+		return context.Canceled
+	default:
+		return nil
+	}
 }
 
 // EchoAnswer is the canned answer of a simulated device: status 200 and

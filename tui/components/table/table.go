@@ -6,6 +6,7 @@ package table
 import (
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -24,6 +25,11 @@ type Column struct {
 	Width    int
 	MinTable int
 	Weight   int
+	// MaxWidth caps a shared column (0: no cap), so a wide terminal shows
+	// more columns instead of an ever wider ID.
+	MaxWidth int
+	// Status colours the column's cells by their value (assigned, failed…).
+	Status bool
 }
 
 // Binding is a key binding the table acts on.
@@ -32,6 +38,9 @@ type Binding interface{ Matches(tea.KeyPressMsg) bool }
 // Keys are the bindings the table handles itself.
 type Keys struct {
 	Up, Down, PageUp, PageDown, Top, Bottom, Filter Binding
+	// Sort sorts by the next column (the last one back to load order);
+	// SortReverse flips the direction.
+	Sort, SortReverse Binding
 }
 
 // Env is what a table shares with the view that owns it.
@@ -42,6 +51,10 @@ type Env struct {
 	Route func(tea.Msg) tea.Msg
 	// Flash reports a finished step in the header.
 	Flash func(string) tea.Cmd
+	// BodyHeight is the height of the screen area the owning view draws
+	// in; a click's Y counts from its top, and the table sits at its
+	// bottom. nil: clicks are ignored.
+	BodyHeight func() int
 }
 
 // filterDebounce is how long typing must pause before the filter runs.
@@ -99,6 +112,23 @@ type Table[V any] struct {
 	// hidden caches HiddenMarks (-1 = stale): View must not scan every
 	// filtered row each frame.
 	hidden int
+
+	// sortCol is the column items are sorted by (-1: load order), sortDesc
+	// its direction; items[:sorted] are in that order, rows loaded since
+	// follow unsorted. sortGen drops a sort result the table has moved past
+	// (a newer sort, a refresh, a deletion); sorting is true while one runs.
+	sortCol  int
+	sortDesc bool
+	sorted   int
+	sortGen  int
+	sorting  bool
+	sortCell func(V, int) string // nil: cells(v)[col]
+
+	// statusCells caches status cells as rendered, by their padded text:
+	// a frame shows a few values many times, and rendering is the cost.
+	// statusFor is the palette they were rendered in.
+	statusCells map[string]string
+	statusFor   uintptr
 }
 
 // New makes an empty table.
@@ -107,7 +137,7 @@ func New[V any](env Env, cols []Column, key func(V) string, cells func(V) []stri
 	in.Prompt = "/"
 	in.Placeholder = "filter"
 	return &Table[V]{env: env, cols: cols, key: key, cells: cells, match: match,
-		input: in, unmarked: map[string]bool{}, allCount: -1, hidden: -1}
+		input: in, unmarked: map[string]bool{}, allCount: -1, hidden: -1, sortCol: -1}
 }
 
 // Msg is one of the table's own messages (filterTick, filterDone), routed to
@@ -156,6 +186,9 @@ func (t *Table[V]) Reset() {
 	t.ahead, t.toEnd = 0, false
 	t.marked, t.nMarked, t.unmarked = nil, 0, map[string]bool{}
 	t.allMarked, t.allCount, t.hidden = false, -1, -1
+	// The rows come back in load order: a sort covered the rows it saw.
+	t.sortCol, t.sortDesc, t.sorted, t.sorting = -1, false, 0, false
+	t.sortGen++
 }
 
 // Append adds a fetched page; more says whether pages remain.
@@ -253,12 +286,16 @@ func (t *Table[V]) Remove(gone map[string]bool) {
 	var marks []bool
 	sel, keptSel := t.selectedItem(), -1
 	t.nMarked = 0
+	sorted := 0
 	for i, it := range t.items {
 		if i == sel {
 			keptSel = len(kept)
 		}
 		if gone[t.key(it)] {
 			continue
+		}
+		if i < t.sorted {
+			sorted++ // the rows kept stay in their order
 		}
 		kept = append(kept, it)
 		if i < len(t.marked) && t.marked[i] {
@@ -268,6 +305,8 @@ func (t *Table[V]) Remove(gone map[string]bool) {
 		}
 	}
 	t.items, t.marked = kept, marks
+	t.sorted, t.sorting = sorted, false
+	t.sortGen++ // a sort in flight sorted the rows before the deletion
 	t.refilter()
 	if keptSel >= 0 {
 		t.cursor, _ = t.rowOf(keptSel) // the next row shown, when it is hidden or gone
@@ -294,6 +333,10 @@ func (t *Table[V]) Len() int {
 }
 
 func (t *Table[V]) Loaded() int { return len(t.items) }
+
+// Items are the loaded items in load order, for reading only (the `:`
+// line completes names from them).
+func (t *Table[V]) Items() []V { return t.items }
 
 // More reports whether the source has pages not loaded yet.
 func (t *Table[V]) More() bool { return t.more }
@@ -564,6 +607,11 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 		t.offset = 0
 		t.setVisible(vis)
 		return nil, true
+	case sortDone[V]:
+		t.applySort(msg)
+		return nil, true
+	case tea.MouseClickMsg:
+		return nil, t.click(msg.Mouse())
 	case tea.PasteMsg:
 		if !t.filtering {
 			return nil, false
@@ -609,6 +657,13 @@ func (t *Table[V]) Update(msg tea.Msg) (cmd tea.Cmd, handled bool) {
 		case msg.String() == "esc" && (t.LoadingAll() || t.reloading()):
 			t.StopLoading()
 			return t.env.Flash(fmt.Sprintf("stopped loading: %s rows loaded, more on scroll", theme.Count(len(t.items)))), true
+		case k.Sort != nil && k.Sort.Matches(msg):
+			return t.SortBy(t.nextSortColumn(), false), true
+		case k.SortReverse != nil && k.SortReverse.Matches(msg):
+			if t.sortCol < 0 {
+				return t.SortBy(t.nextSortColumn(), true), true
+			}
+			return t.SortBy(t.sortCol, !t.sortDesc), true
 		case k.Filter.Matches(msg):
 			t.filtering = true
 			t.input.SetValue(t.query)
@@ -711,6 +766,7 @@ func (t *Table[V]) Meta() string {
 			s += fmt.Sprintf(" (%d hidden by the filter)", h)
 		}
 	}
+	s += t.sortMeta()
 	switch {
 	case t.LoadingAll():
 		s += fmt.Sprintf("  loading every page: %s loaded… (esc stops)", theme.Count(len(t.items)))
@@ -745,6 +801,9 @@ func (t *Table[V]) View() string {
 	titles := make([]string, len(t.cols))
 	for i, c := range t.cols {
 		titles[i] = c.Title
+		if i == t.sortCol {
+			titles[i] += sortArrow(t.sortDesc)
+		}
 	}
 	b.WriteString(st.TableHeader.Render(t.row("  ", titles, widths)))
 	h := t.rowsHeight()
@@ -761,12 +820,15 @@ func (t *Table[V]) View() string {
 		if t.isMarkedAt(t.itemAt(i)) {
 			mark = "● "
 		}
-		line := t.row(mark, t.cells(it), widths)
+		var line string
 		switch {
 		case i == t.cursor:
-			line = st.Selected.Render(line)
+			line = st.Selected.Render(t.row(mark, t.cells(it), widths))
 		case mark != "  ":
-			line = st.Marked.Render(line)
+			line = st.Marked.Render(t.row(mark, t.cells(it), widths))
+		default: // only a plain row colours its status: a style inside the
+			// cursor's would end its background mid-row
+			line = t.styledRow(mark, t.cells(it), widths)
 		}
 		b.WriteString(line)
 	}
@@ -799,6 +861,9 @@ func (t *Table[V]) colWidths() []int {
 			ws[i] = -1
 		case c.Width == 0:
 			ws[i] = max(spare*max(c.Weight, 1)/max(flex, 1), 4)
+			if c.MaxWidth > 0 {
+				ws[i] = min(ws[i], c.MaxWidth)
+			}
 		default:
 			ws[i] = c.Width
 		}
@@ -808,6 +873,34 @@ func (t *Table[V]) colWidths() []int {
 
 // row lays out cells in columns, exactly t.width wide.
 func (t *Table[V]) row(prefix string, cells []string, widths []int) string {
+	return t.layout(prefix, cells, widths, false)
+}
+
+// statusCell is a status cell (fitted to its column) in its colour.
+func (t *Table[V]) statusCell(c string) string {
+	st := t.env.Styles
+	if p := reflect.ValueOf(st.StatusCells).Pointer(); p != t.statusFor || t.statusCells == nil {
+		t.statusCells, t.statusFor = map[string]string{}, p // a new palette (the background changed)
+	}
+	if r, ok := t.statusCells[c]; ok {
+		return r
+	}
+	r := c
+	if style, ok := st.Status(strings.TrimSpace(c)); ok {
+		r = style.Render(c)
+	}
+	if len(t.statusCells) < 64 {
+		t.statusCells[c] = r
+	}
+	return r
+}
+
+// styledRow is row with the status columns coloured by their values.
+func (t *Table[V]) styledRow(prefix string, cells []string, widths []int) string {
+	return t.layout(prefix, cells, widths, true)
+}
+
+func (t *Table[V]) layout(prefix string, cells []string, widths []int, styled bool) string {
 	var b strings.Builder
 	b.WriteString(prefix)
 	for i, w := range widths {
@@ -818,7 +911,11 @@ func (t *Table[V]) row(prefix string, cells []string, widths []int) string {
 		if i < len(cells) {
 			c = cells[i]
 		}
-		b.WriteString(theme.Fit(c, w))
+		c = theme.Fit(c, w)
+		if styled && t.cols[i].Status {
+			c = t.statusCell(c)
+		}
+		b.WriteString(c)
 		b.WriteByte(' ')
 	}
 	return theme.Fit(b.String(), t.width)

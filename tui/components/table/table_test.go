@@ -16,7 +16,7 @@ import (
 // row is the item of the test tables: a registration ID and its hub.
 type row struct{ id, hub string }
 
-var rowColumns = []Column{{"ID", 0, 0, 2}, {"HUB", 0, 0, 1}}
+var rowColumns = []Column{{Title: "ID", Weight: 2}, {Title: "HUB", Weight: 1}}
 
 func rowKey(r row) string { return r.id }
 

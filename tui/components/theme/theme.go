@@ -22,6 +22,16 @@ type Styles struct {
 	TableHeader, Selected, Marked, Cursor          lipgloss.Style
 	Box, Dialog, Code, Key, CommandLine            lipgloss.Style
 	Help                                           help.Styles
+	// StatusCells colours a table's status cells by value; nil under NO_COLOR,
+	// where they stay plain (the word says it).
+	StatusCells map[string]lipgloss.Style
+}
+
+// Status is the style of a status cell showing v (assigned, failed,
+// disabled, assigning…); ok is false when v has none.
+func (s *Styles) Status(v string) (st lipgloss.Style, ok bool) {
+	st, ok = s.StatusCells[v]
+	return st, ok
 }
 
 // NewStyles builds the styles for the terminal's background.
@@ -80,6 +90,11 @@ func NewStyles(isDark, noColor bool) *Styles {
 		Code:        base.Foreground(c(lipgloss.Color("#0B5394"), lipgloss.Color("#8FD3FF"))),
 		Key:         base.Foreground(accent).Bold(true),
 		CommandLine: base.Foreground(accent),
+		StatusCells: map[string]lipgloss.Style{
+			"assigned": base.Foreground(green), "enabled": base.Foreground(green),
+			"failed": base.Foreground(red).Bold(true), "assigning": base.Foreground(yellow),
+			"disabled": base.Foreground(muted), "unassigned": base.Foreground(muted),
+		},
 		// Not help.DefaultStyles: its greys fade into the background.
 		Help: help.Styles{
 			ShortKey: base.Foreground(fg).Bold(true), ShortDesc: base.Foreground(muted), ShortSeparator: base.Foreground(muted),

@@ -29,6 +29,9 @@ func TestPaletteContrast(t *testing.T) {
 				}
 			}
 		}
+		for v, s := range st.StatusCells {
+			styles["status "+v] = s
+		}
 		if len(styles) < 25 {
 			t.Fatalf("found only %d styles", len(styles))
 		}

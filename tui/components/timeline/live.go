@@ -1,4 +1,4 @@
-package tui
+package timeline
 
 import (
 	"context"
@@ -11,17 +11,18 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/device"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
 // The simulated device can stay connected to its hub after it registered:
 // it shows each desired-property change and answers each direct method
 // (hub.EchoAnswer), so an operator sees both sides at once.
 
-// liveEvent is one thing the connected device saw; the first one reports
+// LiveMsg is one thing the connected device saw; the first one reports
 // the connection (or its error), done that the connection ended.
-type liveEvent struct {
+type LiveMsg struct {
 	run, gen int
-	ch       <-chan liveEvent
+	ch       <-chan LiveMsg
 	ctx      context.Context
 	at       time.Time
 	up       bool
@@ -35,41 +36,42 @@ type liveEvent struct {
 // liveLinesShown caps the device's lines on screen: only the newest show.
 const liveLinesShown = 8
 
+// errLiveNeedsMQTT is why ToggleLive refuses a device on HTTPS.
 var errLiveNeedsMQTT = errors.New("the twin and direct methods need MQTT to the hub (IoT Hub's HTTPS device API has neither): set Transport to mqtt or mqtt-ws and run the registration again")
 
-// connectLive connects the assigned device to its hub and keeps it
-// connected until the run is stopped; pressed while connected it
+// ToggleLive connects the assigned device to its hub and keeps it
+// connected until the run is stopped; called while connected it
 // disconnects.
-func (t *timeline) connectLive() tea.Cmd {
+func (t *Model) ToggleLive() tea.Cmd {
 	switch {
-	case t.c.ReadOnly:
-		return flashWarn("answering methods is a write to the hub; it is off in read-only mode")
+	case t.env.ReadOnly:
+		return t.env.Warn("answering methods is a write to the hub; it is off in read-only mode")
 	case t.liveOn:
 		t.stopLiveLink()
 		t.liveGen++
 		t.liveOn, t.liveUp = false, false
-		t.live = append(t.live, liveLine{at: t.c.Now(), text: "disconnected"})
+		t.live = append(t.live, liveLine{at: t.env.Now(), text: "disconnected"})
 		return nil
-	case !t.assigned():
-		return flashWarn("the twin and methods need an assigned device: run the registration first")
-	case !t.overMQTT():
-		return flashWarn(errLiveNeedsMQTT.Error())
+	case !t.Assigned():
+		return t.env.Warn("the twin and methods need an assigned device: run the registration first")
+	case !t.OverMQTT():
+		return t.env.Warn(errLiveNeedsMQTT.Error())
 	}
 	t.liveGen++
 	t.liveOn = true
-	ctx, cancel := context.WithCancel(t.c.Ctx)
+	ctx, cancel := context.WithCancel(t.env.Ctx)
 	t.stopLive = cancel
-	run, gen, owner, target, tr := t.run, t.liveGen, t.owner, t.c.Target, t.transport
+	run, gen, target, tr := t.run, t.liveGen, t.env.Target, t.Transport
 	hubHost, devID, key := t.result.AssignedHub, t.result.DeviceID, t.key
-	t.live = append(t.live, liveLine{at: t.c.Now(), text: "connecting to " + hubHost + " as " + devID + " over " + string(tr)})
-	return do(owner, func() tea.Msg {
-		ev := func(e liveEvent) liveEvent { e.run, e.gen, e.at = run, gen, time.Now(); return e }
+	t.live = append(t.live, liveLine{at: t.env.Now(), text: "connecting to " + hubHost + " as " + devID + " over " + string(tr)})
+	return t.do(func() tea.Msg {
+		ev := func(e LiveMsg) LiveMsg { e.run, e.gen, e.at = run, gen, time.Now(); return e }
 		client, err := target.HubDevice(hubHost, devID, key, tr)
 		if err != nil {
-			return ev(liveEvent{err: err, done: true})
+			return ev(LiveMsg{err: err, done: true})
 		}
-		ch := make(chan liveEvent, 64)
-		send := func(e liveEvent) {
+		ch := make(chan LiveMsg, 64)
+		send := func(e LiveMsg) {
 			e = ev(e)
 			e.ch, e.ctx = ch, ctx
 			select {
@@ -81,46 +83,47 @@ func (t *timeline) connectLive() tea.Cmd {
 		if err == nil {
 			err = client.OnMethod(ctx, func(_ context.Context, c hub.MethodCall) hub.MethodResponse {
 				res := hub.EchoAnswer(c)
-				send(liveEvent{call: &c, answer: res})
+				send(LiveMsg{call: &c, answer: res})
 				return res
 			})
 		}
 		if err != nil {
 			client.Close()
-			return ev(liveEvent{err: err, done: true})
+			return ev(LiveMsg{err: err, done: true})
 		}
 		go func() {
 			defer client.Close() // the watch ends with ctx: the view closed, a new run, or a disconnect
 			for p := range watch {
-				send(liveEvent{patch: &p})
+				send(LiveMsg{patch: &p})
 			}
 		}()
-		e := ev(liveEvent{up: true})
+		e := ev(LiveMsg{up: true})
 		e.ch, e.ctx = ch, ctx
 		return e
 	})
 }
 
-// overMQTT reports whether the run's device talks MQTT to its hub.
-func (t *timeline) overMQTT() bool {
-	return t.transport != "" && t.transport != device.TransportHTTPS
+// OverMQTT reports whether the run's device talks MQTT to its hub, which
+// ToggleLive needs.
+func (t *Model) OverMQTT() bool {
+	return t.Transport != "" && t.Transport != device.TransportHTTPS
 }
 
 // listenLive waits for the connected device's next event; once the
 // connection is stopped it reports that instead.
-func listenLive(owner int, e liveEvent) tea.Cmd {
+func (t *Model) listenLive(e LiveMsg) tea.Cmd {
 	ch, ctx, run, gen := e.ch, e.ctx, e.run, e.gen
-	return do(owner, func() tea.Msg {
+	return t.do(func() tea.Msg {
 		select {
 		case next := <-ch:
 			return next
 		case <-ctx.Done():
-			return liveEvent{run: run, gen: gen, done: true}
+			return LiveMsg{run: run, gen: gen, done: true}
 		}
 	})
 }
 
-func (t *timeline) stopLiveLink() {
+func (t *Model) stopLiveLink() {
 	if t.stopLive != nil {
 		t.stopLive()
 	}
@@ -135,7 +138,7 @@ type liveLine struct {
 
 // updateLive takes one event of the connected device; old ones (another
 // run or connection) are dropped.
-func (t *timeline) updateLive(e liveEvent) tea.Cmd {
+func (t *Model) updateLive(e LiveMsg) tea.Cmd {
 	if e.run != t.run || e.gen != t.liveGen {
 		return nil
 	}
@@ -160,15 +163,14 @@ func (t *timeline) updateLive(e liveEvent) tea.Cmd {
 	case e.call != nil:
 		t.live = append(t.live, liveLine{at: e.at, text: fmt.Sprintf("direct method %q called with %s: answered %d %s", e.call.Name, e.call.Payload, e.answer.Status, e.answer.Payload)})
 	}
-	return listenLive(t.owner, e)
+	return t.listenLive(e)
 }
 
 // liveView renders the connected device's newest lines.
-func (t *timeline) liveView(at func(time.Time) string) []string {
+func (t *Model) liveView(st *theme.Styles, width int, at func(time.Time) string) []string {
 	if len(t.live) == 0 {
 		return nil
 	}
-	st := t.c.Styles
 	lines := []string{""}
 	shown := t.live[max(len(t.live)-liveLinesShown, 0):]
 	if len(shown) < len(t.live) {
@@ -177,7 +179,7 @@ func (t *timeline) liveView(at func(time.Time) string) []string {
 	for _, l := range shown {
 		text := l.text
 		if l.err { // wrapped, not cut: the advice at the end is the useful part
-			text = st.Error.Width(max(t.width()-9, 20)).Render(text)
+			text = st.Error.Width(max(width-9, 20)).Render(text)
 		}
 		lines = append(lines, at(l.at)+text)
 	}

@@ -1,0 +1,237 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/charmbracelet/x/exp/golden"
+	"github.com/dpsconsole/dpsconsole/dps"
+
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
+	"github.com/dpsconsole/dpsconsole/dps/fleet"
+	"github.com/dpsconsole/dpsconsole/tui/components/theme"
+)
+
+// waitForRe waits until the screen matches re.
+func (f *flow) waitForRe(step, re string) {
+	f.t.Helper()
+	r := regexp.MustCompile(re)
+	deadline := time.Now().Add(20 * time.Second)
+	for !r.MatchString(f.screen()) {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%s: screen never matched %s:\n%s", step, re, f.screen())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestFlowFleetRunStopResume drives :fleet in a real Program against the
+// emulator: the form (prefilled from the selected group) refuses a bad
+// count with the CLI's text, the run starts and its frames show progress,
+// s stops it saying how many finished, r resumes it to the summary, no
+// device is registered twice, a device's timeline opens, and a second run
+// over the same IDs asks before registering them again.
+func TestFlowFleetRunStopResume(t *testing.T) {
+	target, _ := startEmulator(t, time.Second)
+	f := startFlow(t, target, false)
+	f.waitFor("browse", "hashed-fleet", emulator.TutorialGroupID)
+	f.keys("/")
+	f.typeText("legacy")
+	f.waitFor("filter", "1/2")
+	f.keys("enter", "f")
+	f.waitFor("form", "Group        mylegacydevices", "Concurrency  100")
+
+	f.keys("tab")
+	f.typeText("x")
+	f.keys("enter")
+	f.waitFor("validation", `invalid argument "x" for "--devices" flag`)
+	f.keys("backspace")
+	f.typeText("20")
+	for range 6 { // to Concurrency
+		f.keys("tab")
+	}
+	f.keys("backspace", "backspace", "backspace")
+	f.typeText("5")
+	f.keys("enter")
+	f.waitFor("running", "rate/s", "  flight ", "/20 (")
+	f.keys("esc")
+	f.waitFor("esc keeps the run", "the run is still going: ctrl+x or s stops it", "Fleet")
+	f.waitForRe("progress", `assigned [1-9]`)
+	f.keys("s")
+	f.waitFor("stopped", "stopped", "pending", "r resumes the run")
+	if strings.Contains(f.screen(), "20 of 20 finished") {
+		t.Fatalf("the stop came too late to test a resume:\n%s", f.screen())
+	}
+	f.keys("r")
+	f.waitFor("resumed to the end", "complete", "20 of 20 finished", "0 pending", "assigned 20")
+
+	recs := map[string]dps.DeviceRegistrationState{}
+	pager := target.Service.NewRegistrationStatePager(emulator.TutorialGroupID, nil)
+	for pager.More() {
+		page, err := pager.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range page.Items {
+			recs[r.RegistrationID] = r
+		}
+	}
+	if len(recs) != 20 {
+		t.Fatalf("%d records, want 20", len(recs))
+	}
+	for id, r := range recs {
+		if r.Status != dps.StatusAssigned || r.Substatus != dps.SubstatusInitialAssignment {
+			t.Errorf("%s: %s/%s: registered twice?", id, r.Status, r.Substatus)
+		}
+	}
+
+	f.keys("enter")
+	f.waitFor("timeline", "request sent", "assigned to ")
+	f.keys("esc")
+	f.waitFor("back on the dashboard", "20 of 20 finished")
+
+	f.keys("tab", "enter")
+	f.waitFor("re-register question", "20 of the run's 20 device IDs already have registration records", "register all 20 again")
+	f.keys("n")
+	f.waitFor("cancelled", "Group        mylegacydevices")
+	if len(recs) != 20 {
+		t.Fatal("unreachable")
+	}
+}
+
+// testBoard is a run in the middle: fixed numbers for goldens.
+func testBoard() fleet.Board {
+	b := fleet.Board{Snapshot: fleet.Snapshot{Total: 1000, Done: 420, InFlight: 100, Assigned: 417, Failed: 3, Throttled: 12,
+		Rate: 84.5, ETA: 7 * time.Second, Elapsed: 5 * time.Second,
+		Latency: fleet.Latency{P50: 1010 * time.Millisecond, P95: 1300 * time.Millisecond, P99: 2100 * time.Millisecond, Max: 2400 * time.Millisecond}},
+		PerSecond: []int{0, 40, 85, 90, 120, 85}, Throttles: []int{0, 0, 0, 7, 5, 0},
+		ThrottleWait: 12 * time.Second, MaxRetryAfter: time.Second,
+		ByStatus: []fleet.StatusCount{{Status: "assigned", Substatus: "initialAssignment", Count: 417}, {Status: "error", Count: 3}},
+		ByHub:    []fleet.HubCount{{Hub: "hub-1.azure-devices.net", Count: 210}, {Hub: "hub-2.azure-devices.net", Count: 207}}}
+	for i := range fleet.HistogramBars {
+		lo := time.Second + time.Duration(i)*60*time.Millisecond
+		b.Histogram = append(b.Histogram, fleet.Bucket{Lower: lo, Upper: lo + 60*time.Millisecond, Count: max(200-i*i, 1)})
+	}
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		b.NotAssigned = append(b.NotAssigned, fleet.DeviceTrace{ID: fmt.Sprintf("sim-%d", 7+i), Outcome: fleet.OutcomeError, Error: "HTTP 401 401002: the device key does not match",
+			Events: []fleet.TraceEvent{{At: at, What: "request sent"}, {At: at.Add(20 * time.Millisecond), What: "error (401)", Err: true}}})
+	}
+	for i := range 20 {
+		b.Slowest = append(b.Slowest, fleet.DeviceTrace{ID: fmt.Sprintf("sim-%d", 100+i), Outcome: fleet.OutcomeAssigned, Hub: "hub-1.azure-devices.net",
+			Latency: 2400*time.Millisecond - time.Duration(i)*50*time.Millisecond, Throttled: i % 2})
+	}
+	return b
+}
+
+func TestFleetDashboardGolden(t *testing.T) {
+	for _, size := range [][2]int{{80, 24}, {120, 35}} {
+		t.Run(fmt.Sprintf("%dx%d", size[0], size[1]), func(t *testing.T) {
+			m := newTestApp(t, size[0], size[1], false)
+			m.c.Styles = theme.NewStyles(true, true)
+			m.Update(press("esc"))
+			v := newFleetView(m.c, "plant-a")
+			m.pushForTest(v)
+			v.running, v.board = true, testBoard()
+			v.start = fleetStart{spec: fleet.Spec{Prefix: "sim", Start: 1, Count: 1000, Transport: "https"}, schedule: fleet.Schedule{}}
+			golden.RequireEqual(t, plain(screen(m)))
+		})
+	}
+}
+
+// TestFleetFormChecksWithTheFlagsTexts: the form refuses what the flags
+// refuse, with their text, and puts the cursor on the field.
+func TestFleetFormChecksWithTheFlagsTexts(t *testing.T) {
+	c := testCommon(t, 100, 30)
+	v := newFleetView(c, "")
+	v.Init()
+	if v.f.Value(2) != "sim" || v.f.Value(3) != "1" || v.f.Value(7) != "100" || v.f.Value(4) != "https" {
+		t.Fatalf("the defaults are the flags': %q %q %q %q", v.f.Value(2), v.f.Value(3), v.f.Value(7), v.f.Value(4))
+	}
+	v.Update(press("enter"))
+	if !strings.Contains(v.err, "--group is required") || v.f.Focus() != 0 {
+		t.Fatalf("err %q, focus %d", v.err, v.f.Focus())
+	}
+	typeText(v.Update, "g")
+	v.Update(press("tab"))
+	typeText(v.Update, "5")
+	for range 4 {
+		v.Update(press("tab"))
+	}
+	typeText(v.Update, "fast") // rate
+	v.Update(press("enter"))
+	if !strings.Contains(v.err, "--rate: give devices a second or a minute above 0") || v.f.Focus() != 5 {
+		t.Fatalf("err %q, focus %d", v.err, v.f.Focus())
+	}
+	if !strings.Contains(plain(v.View()), "--rate: give devices") {
+		t.Fatalf("the error shows under its field:\n%s", plain(v.View()))
+	}
+}
+
+// TestFleetReadOnly: under --readonly :fleet is hidden and refused, f does
+// nothing, and a form reached anyway registers nothing.
+func TestFleetReadOnly(t *testing.T) {
+	m := newTestApp(t, 100, 30, true)
+	if slices.Contains(commandsFor(true), "fleet") || !slices.Contains(commandsFor(false), "fleet") {
+		t.Fatal(":fleet is hidden in read-only mode only")
+	}
+	m.Update(press("esc"))
+	cmd := m.runCommand("fleet")
+	if f, ok := cmd().(flashMsg); !ok || !strings.Contains(f.text, ":fleet is off in read-only mode: a fleet run registers devices") {
+		t.Fatalf("got %#v", cmd())
+	}
+	if _, ok := m.top().(*fleetView); ok {
+		t.Fatal("the fleet view opened")
+	}
+	if m.c.Keys.Fleet.Matches(press("f")) || m.c.Keys.FleetResume.Matches(press("r")) {
+		t.Fatal("f and r are off in read-only mode")
+	}
+	v := newFleetView(m.c, "g")
+	if cmd := v.submit(); cmd != nil || !strings.Contains(v.err, "off in read-only mode") {
+		t.Fatalf("submit under --readonly: %q", v.err)
+	}
+}
+
+// TestFleetFramesDoNotFollowTheDevices: however many devices finish, the
+// view gets one message a frame, each with the whole board.
+func TestFleetFramesDoNotFollowTheDevices(t *testing.T) {
+	c := testCommon(t, 120, 35)
+	v := newFleetView(c, "g")
+	spec := fleet.Spec{Prefix: "sim", Start: 1, Count: 5000, Transport: "https"}
+	live, feed := fleet.NewFeed(spec)
+	v.running, v.live, v.start = true, live, fleetStart{spec: spec}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range spec.Count {
+			feed.Assigned(i, "hub", time.Second)
+			if i%1000 == 0 {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}()
+	start := time.Now()
+	frames := 0
+	cmd := v.frame()
+	for v.board.Done < spec.Count {
+		msg := cmd()
+		frames++
+		cmd = v.Update(msg.(routed).msg)
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("board stuck at %d", v.board.Done)
+		}
+	}
+	<-done
+	elapsed := time.Since(start)
+	if most := int(elapsed/frameEvery) + 1; frames > most {
+		t.Fatalf("%d messages in %s for %d devices: more than one a frame", frames, elapsed, spec.Count)
+	}
+	if out := plain(v.View()); !strings.Contains(out, "5000/5000") || len(strings.Split(out, "\n")) > 35 {
+		t.Fatalf("the frame shows the board, in the body's lines:\n%s", out)
+	}
+}
