@@ -171,7 +171,7 @@ func (v *quotaView) View() string {
 		}
 		b.WriteString(line + "\n")
 	}
-	b.WriteString(note(v.c, "Support can raise every limit but the fixed ones. Linked hubs: those the enrollments and the hub connection strings name (the service API cannot list them).") + "\n")
+	b.WriteString(note(v.c, "Support can raise every limit but the fixed ones. Linked hubs: those the enrollments and the hub connection strings name (the service API cannot list them). Records: counted through the groups and enrollments, so a group deleted before dpsconsole saw it leaves records no listing reaches (:cleanup finds them through the hubs).") + "\n")
 	if c.UnreadEnrollments > 0 {
 		b.WriteString(st.Warning.Render(ansi.Wrap(fmt.Sprintf("The records of %s were not read (one request each) and are not in the count.",
 			plural(c.UnreadEnrollments, "individual enrollment", "individual enrollments")), max(v.c.Width, 1), " ")) + "\n")

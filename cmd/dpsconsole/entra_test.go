@@ -72,6 +72,11 @@ func TestTargetsListFindsTheEmulatorsDPS(t *testing.T) {
 	if len(got) != 1 || got[0].Name != env.DPSName || got[0].IDScope != env.IDScope || got[0].DeviceHost != env.DeviceEndpoint || len(got[0].Hubs) != 2 {
 		t.Fatalf("targets list: %+v, want %s with scope %s, device host %s and 2 hubs", got, env.DPSName, env.IDScope, env.DeviceEndpoint)
 	}
+	lines := strings.Split(strings.TrimSpace(c.ok("targets", "list", "--output", "jsonl")), "\n")
+	var line discovery.DPS
+	if len(lines) != 1 || json.Unmarshal([]byte(lines[0]), &line) != nil || line.Name != env.DPSName || line.IDScope != env.IDScope {
+		t.Fatalf("targets list --output jsonl: %q, want one line naming %s", lines, env.DPSName)
+	}
 	table := c.ok("targets", "list", "--subscription", env.SubscriptionID)
 	for _, want := range []string{"NAME", env.DPSName, env.DPSResourceGroup, env.IDScope, got[0].Hubs[0].Host, "1 DPS instance"} {
 		if !strings.Contains(table, want) {

@@ -25,6 +25,10 @@ stderr).
 
 The DPS service API cannot list linked hubs: the hubs counted are those the
 enrollments name and those of the hub connection strings, a lower bound.
+Nor can it list every registration record: records are counted through the
+groups (live ones, and deleted ones dpsconsole has seen) and the individual
+enrollments, so the records of a group deleted before dpsconsole first saw it
+are not in the count (clean-up finds them through the hubs).
 Individual enrollments' records take one request each (the enrollment query
 leaves them out); past 1,000 enrollments the rest are reported as unread.`,
 		Args: cobra.NoArgs,
@@ -118,6 +122,7 @@ func printQuota(w io.Writer, c inventory.Counts) {
 	}
 	fmt.Fprintf(w, "\nLimits from %s.\n", inventory.LimitsSource)
 	fmt.Fprintf(w, "Linked hubs counted: those the enrollments name and the hub connection strings give (%d); the service API cannot list them.\n", len(c.Hubs))
+	fmt.Fprintln(w, "Registration records counted through the groups and enrollments: a group deleted before dpsconsole saw it leaves records no listing reaches (clean-up finds them through the hubs).")
 	if c.UnreadEnrollments > 0 {
 		fmt.Fprintf(w, "The records of %d individual enrollments were not read (one request each); the registrations count leaves them out.\n", c.UnreadEnrollments)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -127,7 +128,7 @@ given with --dps NAME to every other command.`,
   dpsconsole targets list --subscription "My subscription" --resource-group iot-rg --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
+			if err := checkListFlags(output, 1); err != nil {
 				return err
 			}
 			if a.azure.dps != "" || a.azure.target == targetEmulator || a.connectionString != "" {
@@ -136,7 +137,8 @@ given with --dps NAME to every other command.`,
 			return a.listTargets(cmd.Context(), output)
 		},
 	}
-	addOutputFlag(list, &output)
+	list.Flags().StringVarP(&output, "output", "o", outputTable,
+		"output format: table, json (one array) or jsonl (one DPS a line; the ARM SDK decodes what ARM sends, so these are discovery's items, not ARM's bytes)")
 	cmd.AddCommand(list)
 	return cmd
 }
@@ -159,11 +161,20 @@ func (a *app) listTargets(ctx context.Context, output string) error {
 	if err != nil {
 		return err
 	}
-	if output == outputJSON {
+	switch output {
+	case outputJSON:
 		if all == nil {
 			all = []discovery.DPS{}
 		}
 		return writeJSON(a.out, all)
+	case outputJSONL:
+		enc := json.NewEncoder(a.out)
+		for _, d := range all {
+			if err := enc.Encode(d); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	t := newTable(a.out, column{"NAME", 26}, column{"RESOURCE GROUP", 26}, column{"LOCATION", 14}, column{"ID SCOPE", 12},
 		column{"SERVICE HOST", 36}, column{"DEVICE HOST", 36}, column{"LINKED HUBS (weight, applies allocation)", 0})
