@@ -280,6 +280,10 @@ func TestAzureCLICredentialThroughAFakeAz(t *testing.T) {
 		t.Fatalf("groups list through az:\n%s", out)
 	}
 	args := string(mustRead(t, argsLog))
+	// az is a process per token (a second or so each): one per resource.
+	if n := strings.Count(args, "--resource https://management.core.windows.net/ "); n != 1 {
+		t.Errorf("az was asked %d times for an ARM token in one command, want once:\n%s", n, args)
+	}
 	for _, want := range []string{
 		"account get-access-token -o json --resource https://management.core.windows.net/ --tenant " + env.TenantID,
 		"account get-access-token -o json --resource https://azure-devices-provisioning.net --tenant " + env.TenantID,
