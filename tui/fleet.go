@@ -352,14 +352,13 @@ func (v *fleetView) config(st fleetStart, resume bool) (fleet.Config, error) {
 	return fleet.Config{
 		StateDir: t.StateDir, Spec: st.spec, Resume: resume, GroupKey: st.key,
 		ProvisioningHost: st.host, Schedule: st.schedule, Concurrency: st.opts.Concurrency,
-		// Each device its own transport, hence its own TLS connection, as the CLI's.
-		NewHTTPClient: func() *http.Client { return &http.Client{Transport: base.Clone(), Timeout: 30 * time.Second} },
-		MQTTHost:      t.MQTTEndpoint,
-		HubMQTTHost:   func(h string) string { return hubs[strings.ToLower(h)] },
-		TLSConfig:     base.TLSClientConfig,
-		Lookup:        t.Service.GetRegistrationState,
-		Telemetry:     st.opts.Telemetry,
-		Interval:      st.opts.Interval,
+		// Each device its own connection (the engine's default client), as the CLI's.
+		MQTTHost:    t.MQTTEndpoint,
+		HubMQTTHost: func(h string) string { return hubs[strings.ToLower(h)] },
+		TLSConfig:   base.TLSClientConfig,
+		Lookup:      t.Service.GetRegistrationState,
+		Telemetry:   st.opts.Telemetry,
+		Interval:    st.opts.Interval,
 	}, nil
 }
 

@@ -152,7 +152,7 @@ as a hub with local authentication disabled does; devices keep their SAS.`,
 	f.StringVar(&mqttAddr, "mqtt", "", "address of DPS's MQTT/TLS listener, or off for no MQTT (default: port 8883 when DPS is on 443, else a free port)")
 	f.StringVar(&seed, "seed", "demo", "data for a new data dir: demo or none")
 	f.DurationVar(&delay, "assignment-delay", time.Second, "how long a registration stays \"assigning\"")
-	f.StringVar(&throttle, "throttle", "", "answer 429 + Retry-After past N operations a minute, e.g. 1000/min (as DPS)")
+	f.StringVar(&throttle, "throttle", "", "answer 429 + Retry-After past N operations a minute, e.g. 1000/min (as DPS: service calls and registrations; polls are not counted)")
 	f.Float64Var(&faultRate, "fault-rate", 0, "fraction of DPS requests that fail with 500 or a dropped connection")
 	f.BoolVar(&entra, "entra", false, "serve an Entra ID-like sign-in and ARM for this emulator; the DPS and hub APIs then take bearer tokens")
 	f.StringVar(&entraAddr, "entra-addr", "", "address of the Entra/ARM listener (default 127.0.0.1, a free port kept across restarts)")

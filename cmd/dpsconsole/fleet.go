@@ -30,6 +30,7 @@ type fleetCmd struct {
 	idScope          string
 	provisioningHost string
 	resume           string
+	reregister       bool
 	deleteRun        string
 	yes              bool
 	output           string
@@ -57,7 +58,8 @@ retry-after) pauses the whole fleet.
 Progress is drawn on stderr; the summary goes to stdout. Every device's
 outcome is logged under <state-dir>/fleet-runs/<RUN>: ctrl+c stops the run
 (registrations in flight finish first) and --resume RUN continues it without
-registering any device twice. --delete RUN deletes the registration records
+registering any device twice (--reregister registers them all again, after
+asking unless --yes). --delete RUN deletes the registration records
 the run made, and their devices in the linked hubs (asks first unless --yes).`,
 		Example: `  dpsconsole fleet --group mylegacydevices --devices 100 --prefix sensor
   dpsconsole fleet --group plant-a --devices 10000 --ramp 0..500/s:60s --concurrency 500
@@ -79,8 +81,9 @@ the run made, and their devices in the linked hubs (asks first unless --yes).`,
 	f.StringVar(&c.idScope, "id-scope", "", "the DPS ID scope (default: the emulator's, or $DPS_ID_SCOPE)")
 	f.StringVar(&c.provisioningHost, "provisioning-host", "", "device endpoint host[:port] (default: the emulator's, or global.azure-devices-provisioning.net)")
 	f.StringVar(&c.deleteRun, "delete", "", "delete the registration records (and hub devices) run RUN made, through the clean-up engine")
-	f.BoolVarP(&c.yes, "yes", "y", false, "with --delete: do not ask first")
+	f.BoolVarP(&c.yes, "yes", "y", false, "with --delete or --reregister: do not ask first")
 	f.StringVar(&c.resume, "resume", "", "continue the stopped run RUN (the id printed when it started)")
+	f.BoolVar(&c.reregister, "reregister", false, "with --resume: register every device of the run again, those already registered included")
 	addOutputFlag(cmd, &c.output)
 	return cmd
 }
@@ -93,8 +96,11 @@ func (c *fleetCmd) check(cmd *cobra.Command) error {
 	if c.deleteRun != "" {
 		return c.checkDelete(cmd)
 	}
-	if c.yes {
-		return usagef("--yes only goes with --delete")
+	if c.reregister && c.resume == "" {
+		return usagef("--reregister goes with --resume RUN (a new run registers all its devices anyway)")
+	}
+	if c.yes && !c.reregister {
+		return usagef("--yes only goes with --delete or --reregister")
 	}
 	changed := func(name string) bool { return cmd.Flags().Changed(name) }
 	if c.resume != "" {
@@ -149,10 +155,20 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 	}
 	base, ok := t.transport.Transport.(*http.Transport)
 	if !ok {
-		return errors.New("fleet: the target's HTTP transport cannot be cloned per device")
+		return errors.New("fleet: the target's HTTP transport has no TLS settings to give the devices")
 	}
 	verb := "registering"
-	if c.resume != "" {
+	switch {
+	case c.reregister:
+		// Each device's registration record and hub identity are redone
+		// (its twin reset, as the group's reprovision policy says).
+		if !c.yes && !c.confirm(fmt.Sprintf("Register all %d devices of fleet run %s (%s-%d … %s-%d) again on %s? DPS re-provisions each, as its group's reprovision policy says. [y/N] ",
+			spec.Count, spec.ID, spec.Prefix, spec.Start, spec.Prefix, spec.Start+spec.Count-1, t.name)) {
+			fmt.Fprintln(c.a.err, "nothing registered")
+			return nil
+		}
+		verb = "registering again"
+	case c.resume != "":
 		verb = "resuming"
 	}
 	fmt.Fprintf(c.a.err, "%s %s-%d … %s-%d (%d devices, group %s) on %s over %s, %s, %d at once\n",
@@ -167,18 +183,16 @@ func (c *fleetCmd) run(ctx context.Context, t *target) error {
 		StateDir:         c.a.stateDir,
 		Spec:             spec,
 		Resume:           c.resume != "",
+		Reregister:       c.reregister,
 		GroupKey:         gk,
 		ProvisioningHost: host,
 		Schedule:         sched,
 		Concurrency:      c.Concurrency,
-		// Each device gets its own transport, hence its own TLS connection
-		// and handshake, as a real device has: a shared pool would carry the
-		// whole fleet over a few kept-alive connections.
-		NewHTTPClient: func() *http.Client {
-			return &http.Client{Transport: base.Clone(), Timeout: 30 * time.Second}
-		},
-		// MQTT and MQTT-over-WebSockets connections trust what HTTPS does
-		// and go where the target says (an emulator's own ports).
+		// Each device gets its own connection (over HTTPS its own transport,
+		// the engine's default), as a real device has: a shared pool would
+		// carry the whole fleet over a few kept-alive connections. Devices
+		// trust what the target's client does and their MQTT goes where
+		// the target says (an emulator's own ports).
 		MQTTHost:      t.mqttEndpoint,
 		HubMQTTHost:   t.hubMQTTHost,
 		TLSConfig:     base.TLSClientConfig,
@@ -316,16 +330,17 @@ func (c *fleetCmd) spec(t *target) (fleet.Spec, error) {
 }
 
 // groupKey is the group key: from --group-key-file, or read through the
-// service API. A bad key is input data, not usage: exit status 1.
+// service API. A key file that cannot be read or holds no key is a
+// command-line mistake (exit status 2), as for keys derive.
 func (c *fleetCmd) groupKey(ctx context.Context, t *target, group string, secondary bool) (keys.Key, error) {
 	if c.groupKeyFile != "" {
-		b, err := os.ReadFile(c.groupKeyFile)
+		b, err := readInput("--group-key-file", c.groupKeyFile)
 		if err != nil {
-			return keys.Key{}, fmt.Errorf("--group-key-file: %v", err)
+			return keys.Key{}, err
 		}
 		k, err := keys.ParseKey(strings.TrimSpace(string(b)))
 		if err != nil {
-			return keys.Key{}, fmt.Errorf("--group-key-file %s does not hold a group key: %v (it should hold the group's primary or secondary key, base64, on one line)", c.groupKeyFile, err)
+			return keys.Key{}, usagef("--group-key-file %s does not hold a group key: %v (it should hold the group's primary or secondary key, base64, on one line)", shown(c.groupKeyFile), err)
 		}
 		if fi, err := os.Stat(c.groupKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
 			fmt.Fprintf(c.a.err, "note: %s is readable by other users (mode %04o); a group key file should be 0600 (chmod 600 %s)\n", c.groupKeyFile, fi.Mode().Perm(), c.groupKeyFile)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -144,8 +145,9 @@ func TestFleetErrors(t *testing.T) {
 	c.fails(2, []string{"fleet", "--resume", "20990101-000000-abcdef"}, `no run "20990101-000000-abcdef"`)
 	c.fails(2, []string{"fleet", "--resume", "x", "--devices", "3"}, "--devices cannot be changed on --resume")
 	c.fails(1, []string{"fleet", "--group", "nope", "--devices", "3"}, `group "nope" does not exist`)
-	c.fails(1, append(g, "--devices", "3", "--group-key-file", garbage), "does not hold a group key")
-	c.fails(1, append(g, "--devices", "3", "--group-key-file", filepath.Join(keyDir, "missing")), "--group-key-file", "no such file")
+	c.fails(2, append(g, "--devices", "3", "--group-key-file", garbage), "does not hold a group key")
+	c.fails(2, append(g, "--devices", "3", "--group-key-file", filepath.Join(keyDir, "missing")), "--group-key-file", "no such file")
+	c.fails(2, append(g, "--devices", "3", "--group-key-file", keyDir), "--group-key-file", "is a directory")
 }
 
 // TestFleetInterruptAndResume: ctrl+c (the context fang cancels) stops the
@@ -248,7 +250,7 @@ func TestFleetDelete(t *testing.T) {
 		t.Errorf("%d records left", n)
 	}
 	c.fails(2, []string{"fleet", "--delete", run[1], "--devices", "3"}, "--delete takes only --yes and --output, not --devices")
-	c.fails(2, []string{"fleet", "--group", "g", "--devices", "3", "--yes"}, "--yes only goes with --delete")
+	c.fails(2, []string{"fleet", "--group", "g", "--devices", "3", "--yes"}, "--yes only goes with --delete or --reregister")
 }
 
 // TestFleetDefaultPace: a real DPS gets its documented quota by default, an
@@ -272,4 +274,60 @@ func TestFleetDefaultPace(t *testing.T) {
 	if got, _ := c.schedule("global.azure-devices-provisioning.net"); math.Abs(got.To*60-2000) > 1e-9 {
 		t.Errorf("--rate: %+v", got)
 	}
+}
+
+// TestFleetResumeReregister: --resume RUN --reregister registers the run's
+// devices a second time, after asking (declined: nothing registered);
+// without it a finished run registers none.
+func TestFleetResumeReregister(t *testing.T) {
+	c := newCLI(t)
+	_, _, errOut := c.run("fleet", "--group", "mylegacydevices", "--devices", "4", "--prefix", "again")
+	run := regexp.MustCompile(`run (\d{8}-\d{6}-[0-9a-f]{6})`).FindStringSubmatch(errOut)
+	if run == nil {
+		t.Fatalf("no run id:\n%s", errOut)
+	}
+	// updated is when each device's record was last written.
+	updated := func() map[string]string {
+		var states []struct {
+			RegistrationID string `json:"registrationId"`
+			Updated        string `json:"lastUpdatedDateTimeUtc"`
+		}
+		if err := json.Unmarshal([]byte(c.ok("registrations", "list", "--group", "mylegacydevices", "-o", "json")), &states); err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, s := range states {
+			if strings.HasPrefix(s.RegistrationID, "again-") {
+				m[s.RegistrationID] = s.Updated
+			}
+		}
+		return m
+	}
+	first := updated()
+	if len(first) != 4 {
+		t.Fatalf("records %v", first)
+	}
+	var sum struct {
+		FinishedNow int `json:"finishedNow"`
+	}
+	if err := json.Unmarshal([]byte(c.ok("fleet", "--resume", run[1], "-o", "json")), &sum); err != nil || sum.FinishedNow != 0 {
+		t.Fatalf("plain resume of a finished run: %+v, %v", sum, err)
+	}
+	code, _, errOut := c.runIn("n\n", "fleet", "--resume", run[1], "--reregister")
+	if code != 0 || !strings.Contains(errOut, "Register all 4 devices of fleet run "+run[1]+" (again-1 … again-4) again") || !strings.Contains(errOut, "nothing registered") {
+		t.Fatalf("declined: exit %d\n%s", code, errOut)
+	}
+	if got := updated(); !maps.Equal(got, first) {
+		t.Fatalf("declining registered again: %v, before %v", got, first)
+	}
+	if err := json.Unmarshal([]byte(c.ok("fleet", "--resume", run[1], "--reregister", "--yes", "-o", "json")), &sum); err != nil || sum.FinishedNow != 4 {
+		t.Fatalf("reregistered: %+v, %v", sum, err)
+	}
+	for id, at := range updated() {
+		if at == first[id] || at == "" {
+			t.Errorf("%s not registered again (record written %s)", id, at)
+		}
+	}
+	c.fails(2, []string{"fleet", "--group", "g", "--devices", "3", "--reregister"}, "--reregister goes with --resume")
+	c.fails(2, []string{"fleet", "--resume", run[1], "--yes"}, "--yes only goes with --delete or --reregister")
 }

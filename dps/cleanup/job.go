@@ -10,10 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"github.com/dpsconsole/dpsconsole/internal/filelock"
 	"github.com/dpsconsole/dpsconsole/internal/journalfile"
 )
 
@@ -193,14 +191,25 @@ func (e *Engine) openJob(id string, actions bool) (*Job, error) {
 func (j *Job) replay(data []byte) (whole int, err error) {
 	whole = bytes.LastIndexByte(data, '\n') + 1
 	for line := range bytes.Lines(data[:whole]) {
-		var l logLine
-		if err := json.Unmarshal(line, &l); err != nil || l.N < 0 || l.N >= len(j.outcomes) {
-			return 0, fmt.Errorf("cleanup: the log of job %s is damaged at %q", j.ID, bytes.TrimSpace(line))
+		if err := j.apply(line); err != nil {
+			return 0, err
 		}
-		j.outcomes[l.N] = l.Outcome
 	}
 	return whole, nil
 }
+
+// apply replays one whole line of the outcome log.
+func (j *Job) apply(line []byte) error {
+	var l logLine
+	if err := json.Unmarshal(line, &l); err != nil || l.N < 0 || l.N >= len(j.outcomes) {
+		return damagedLog{fmt.Errorf("cleanup: the log of job %s is damaged at %q", j.ID, bytes.TrimSpace(line))}
+	}
+	j.outcomes[l.N] = l.Outcome
+	return nil
+}
+
+// damagedLog is a log line that is not one of ours.
+type damagedLog struct{ error }
 
 func sameHost(a, b string) bool { return strings.EqualFold(a, b) }
 
@@ -266,106 +275,23 @@ func (j *Job) Pending() int {
 	return n
 }
 
-// outcomeLog appends outcomes with group commit: a writer goroutine takes
-// every line queued meanwhile, writes them at once and syncs once, so the
+// outcomeLog is the job's outcome log, appended with group commit: the
 // cost of fsync is shared by all workers instead of paid per delete.
-type outcomeLog struct {
-	f      *os.File
-	ch     chan logLine
-	done   chan error
-	failed atomic.Pointer[error]
-}
+type outcomeLog = journalfile.Log[logLine]
 
 // openLog locks the job's log for this run, so that two processes never run
 // one job at once, and brings the outcomes up to date: another process may
-// have run the job since it was opened.
+// have run the job since it was opened. A torn last line is cut off.
 func (j *Job) openLog() (*outcomeLog, error) {
-	f, err := os.OpenFile(filepath.Join(j.dir, logFile), os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
+	l, err := journalfile.OpenLog[logLine](filepath.Join(j.dir, logFile), "cleanup: write the job log", j.apply)
+	var damaged damagedLog
+	switch {
+	case errors.Is(err, journalfile.ErrLocked):
+		return nil, fmt.Errorf("cleanup: job %s is %w; wait for it to finish, or stop it (ctrl+c there) and resume it here", j.ID, ErrJobRunning)
+	case errors.As(err, &damaged):
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("cleanup: open the log of job %s: %w", j.ID, err)
 	}
-	if err := j.takeLog(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	l := &outcomeLog{f: f, ch: make(chan logLine, 4096), done: make(chan error, 1)}
-	go l.run()
 	return l, nil
-}
-
-// takeLog locks the log open in f, replays it and cuts a torn last line off,
-// so the next append starts on a clean line.
-func (j *Job) takeLog(f *os.File) error {
-	if err := filelock.TryLock(f); errors.Is(err, filelock.ErrLocked) {
-		return fmt.Errorf("cleanup: job %s is %w; wait for it to finish, or stop it (ctrl+c there) and resume it here", j.ID, ErrJobRunning)
-	} else if err != nil {
-		return fmt.Errorf("cleanup: lock the log of job %s: %w", j.ID, err)
-	}
-	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
-	if err != nil {
-		return fmt.Errorf("cleanup: read the log of job %s: %w", j.ID, err)
-	}
-	whole, err := j.replay(data)
-	if err != nil {
-		return err
-	}
-	if whole < len(data) {
-		if err := f.Truncate(int64(whole)); err != nil {
-			return fmt.Errorf("cleanup: repair the log of job %s: %w", j.ID, err)
-		}
-	}
-	return nil
-}
-
-func (l *outcomeLog) run() {
-	var failed error
-	var buf []byte
-	for first := range l.ch {
-		buf = buf[:0]
-		journalfile.Batch(first, l.ch, func(next logLine) { buf = appendLine(buf, next) })
-		if failed != nil {
-			continue
-		}
-		if _, err := l.f.Write(buf); err != nil {
-			failed = err
-		} else if err := l.f.Sync(); err != nil {
-			failed = err
-		}
-		if failed != nil {
-			err := fmt.Errorf("cleanup: write the job log: %w", failed)
-			l.failed.Store(&err)
-		}
-	}
-	if err := l.f.Close(); failed == nil {
-		failed = err
-	}
-	l.done <- failed
-}
-
-func appendLine(buf []byte, l logLine) []byte {
-	b, _ := json.Marshal(l)
-	return append(append(buf, b...), '\n')
-}
-
-// err reports a failed write: the run must stop, since what it does next
-// would not be remembered.
-func (l *outcomeLog) err() error {
-	if e := l.failed.Load(); e != nil {
-		return *e
-	}
-	return nil
-}
-
-// record queues an outcome.
-func (l *outcomeLog) record(n int, o Outcome, errText string) {
-	l.ch <- logLine{N: n, Outcome: o, Error: errText}
-}
-
-// close flushes every queued outcome to disk.
-func (l *outcomeLog) close() error {
-	close(l.ch)
-	if err := <-l.done; err != nil {
-		return fmt.Errorf("cleanup: write the job log: %w", err)
-	}
-	return nil
 }

@@ -148,7 +148,7 @@ func (e *Engine) Run(ctx context.Context, job *Job, opts RunOptions, events chan
 		}
 	}
 	stopProgress()
-	logErr := log.close()
+	logErr := log.Close()
 	sum := r.summary()
 	send(ctx, events, r.progress(true))
 	if cause := context.Cause(ctx); cause != nil {
@@ -210,7 +210,7 @@ func (r *runner) work(ctx context.Context, cancel context.CancelCauseFunc, todo 
 	}
 	handle := func(t task) {
 		a := r.job.Actions[t.n]
-		if err := r.log.err(); err != nil {
+		if err := r.log.Err(); err != nil {
 			cancel(err)
 			return
 		}
@@ -343,7 +343,7 @@ func (r *runner) settle(n int, o Outcome, errText string) {
 		r.tally[o]++
 	}
 	r.mu.Unlock()
-	r.log.record(n, o, errText)
+	r.log.Append(logLine{N: n, Outcome: o, Error: errText})
 }
 
 func (r *runner) giveUp(n int, err error) {

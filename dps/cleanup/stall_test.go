@@ -154,8 +154,8 @@ func TestUnfinishedJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log.record(0, OutcomeDeleted, "")
-	if err := log.close(); err != nil {
+	log.Append(logLine{N: 0, Outcome: OutcomeDeleted})
+	if err := log.Close(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1100 * time.Millisecond) // job ids are to the second

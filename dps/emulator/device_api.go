@@ -473,6 +473,16 @@ func (d *devState) lookup(opID string) *pendingOp {
 
 func (e *Emulator) devicePoll(w http.ResponseWriter, r *http.Request, scope, rid, opID string) {
 	ctx := r.Context()
+	// A poll due now (at the Retry-After) usually meets the operation's
+	// commit on its way: wait for it, and answer from memory as for any
+	// finished operation rather than down the full path.
+	if op := e.dev.lookup(opID); op != nil && !time.Now().Before(op.readyAt) {
+		select {
+		case <-op.done:
+		case <-ctx.Done():
+			return
+		}
+	}
 	if op := e.dev.finished(r, scope, rid, opID); op != nil {
 		writeJSON(w, http.StatusOK, operationStatus(op.rec))
 		return

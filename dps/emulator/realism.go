@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -43,9 +44,11 @@ func (x *realism) take(now time.Time) (retryAfter int, ok bool) {
 	return max(1, int(math.Ceil((1-x.tokens)/rate-1e-9))), false
 }
 
-// wrap applies the throttle and the faults before h.
+// wrap applies the throttle and the faults before h. The throttle counts
+// operations, as DPS's quota does: service calls and registrations, not a
+// device's polls (not billed, limited per device apart, dps-protocol.md §7).
 func (x *realism) wrap(w http.ResponseWriter, r *http.Request, h func(http.ResponseWriter, *http.Request)) {
-	if after, ok := x.take(time.Now()); !ok {
+	if after, ok := x.spend(r); !ok {
 		x.stats.throttledOnce()
 		w.Header().Set("Retry-After", strconv.Itoa(after))
 		writeError(w, http.StatusTooManyRequests, codeThrottled, "too many requests: the emulator allows "+strconv.Itoa(x.perMinute)+" operations a minute; retry after "+strconv.Itoa(after)+" s")
@@ -72,4 +75,19 @@ func dropConnection(w http.ResponseWriter) {
 		}
 	}
 	panic(http.ErrAbortHandler)
+}
+
+// spend takes an operation for r unless it is a poll.
+func (x *realism) spend(r *http.Request) (retryAfter int, ok bool) {
+	if isPoll(r) {
+		return 0, true
+	}
+	return x.take(time.Now())
+}
+
+// isPoll reports whether r is a device's operation-status poll, GET
+// /{idScope}/registrations/{registrationId}/operations/{operationId}.
+func isPoll(r *http.Request) bool {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	return r.Method == http.MethodGet && len(parts) == 5 && strings.EqualFold(parts[1], "registrations") && strings.EqualFold(parts[3], "operations")
 }

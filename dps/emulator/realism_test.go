@@ -2,13 +2,16 @@ package emulator
 
 import (
 	"context"
+	"encoding/json"
 	"math"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dpsconsole/dpsconsole/dps"
+	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 func TestThrottleTokenBucket(t *testing.T) {
@@ -87,5 +90,29 @@ func TestFaultRateMustBeANumberIn0To1(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "between 0 and 1") {
 			t.Errorf("fault rate %v: %v, want it refused", r, err)
 		}
+	}
+}
+
+// TestThrottleSparesPolls: the quota counts operations (service calls and
+// registrations); polls are not billed and have their own per-device limit
+// (dps-protocol.md §7), so a spent quota still answers a device's poll.
+func TestThrottleSparesPolls(t *testing.T) {
+	e := startTest(t, Options{Seed: "none", ThrottlePerMinute: 3, AssignmentDelay: time.Hour})
+	gk := createGroup(t, e, map[string]any{"enrollmentGroupId": "g"}) // operation 1
+	k, _ := keys.DeriveDeviceKey(gk, "dev")
+	d := newRawDevice(t, e, "dev", k)
+	resp, b := d.do(http.MethodPut, "/register?api-version=2019-03-31", `{"registrationId":"dev"}`) // 2
+	var st dps.RegistrationOperationStatus
+	if resp.StatusCode != http.StatusAccepted || json.Unmarshal(b, &st) != nil {
+		t.Fatalf("register: HTTP %d %s", resp.StatusCode, b)
+	}
+	newSvc(t, e).must(http.StatusOK, "POST", "/enrollmentGroups/query"+av, nil) // 3: the quota is spent
+	for range 5 {
+		if resp, b := d.do(http.MethodGet, "/operations/"+st.OperationID+"?api-version=2021-06-01", ""); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("poll with the quota spent: HTTP %d %s", resp.StatusCode, b)
+		}
+	}
+	if resp, _ := d.do(http.MethodPut, "/register?api-version=2019-03-31", `{"registrationId":"dev"}`); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a second register with the quota spent: HTTP %d, want 429", resp.StatusCode)
 	}
 }

@@ -130,7 +130,11 @@ func (a *authority) issueLeaf(hosts []string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	return tls.Certificate{Certificate: [][]byte{der, a.cert.Raw}, PrivateKey: key, Leaf: leaf}, nil
+	// The leaf alone: clients trust the CA itself (it is a root, which a
+	// chain may leave out, RFC 8446 §4.4.2), and sending it too made every
+	// Go client check two more signatures a handshake (the leaf against the
+	// sent copy, and the copy's own).
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 // addSAN adds a listener host: an IP (every interface address when it is the

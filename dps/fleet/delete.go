@@ -18,7 +18,7 @@ func DeletionPlan(stateDir string, s Spec, hubLinked func(hub string) bool) (*cl
 	if err != nil {
 		return nil, err
 	}
-	defer r.log.close()
+	defer r.log.Close()
 	plan := &cleanup.Plan{Host: s.Host, Scanned: time.Now().UTC(), Findings: []cleanup.Finding{}}
 	detail := "registered by fleet run " + s.ID
 	for i, l := range r.last {

@@ -2,8 +2,9 @@
 // DPS: IDs PREFIX-K … PREFIX-(K+N-1), keys derived from a group key, each
 // device on its own connection the way real devices are (a TLS connection
 // over HTTPS, an MQTT connection over mqtt and mqtt-ws). Devices start
-// on a schedule (a rate or a ramp); every request passes one pacer that
-// honours each Retry-After for the whole fleet. Every device's start and
+// on a schedule (a rate or a ramp); every request passes a pacer that
+// honours each Retry-After for the whole fleet: one for the registrations,
+// which DPS's quota counts, one for the polls, which DPS limits apart. Every device's start and
 // outcome are logged (fsynced) under <state-dir>/fleet-runs/<run>, so a
 // stopped run resumes without registering any device twice.
 package fleet
@@ -40,22 +41,28 @@ type Config struct {
 	StateDir string
 	// Spec is the run: a new one from NewSpec, or with Resume one from
 	// OpenSpec to continue.
-	Spec             Spec
-	Resume           bool
+	Spec   Spec
+	Resume bool
+	// Reregister, with Resume, registers every device of the run again,
+	// those DPS registered already included, and asks DPS about none: a
+	// second registration of each, counted on its own.
+	Reregister       bool
 	GroupKey         keys.Key // device keys derive from it
 	ProvisioningHost string   // device endpoint host[:port]
 	Schedule         Schedule // when devices start; the zero one starts them all at once
 	Concurrency      int      // devices registering at once (and requests in flight)
 	// NewHTTPClient returns a client with its own transport for one HTTPS
-	// device: its own TLS connection, closed when the device is done. MQTT
-	// devices do not use it: each opens its own MQTT connection.
+	// device: its own TLS connection, closed when the device is done (nil =
+	// the fleet's own: deviceDialer.client). MQTT devices do not
+	// use it: each opens its own MQTT connection.
 	NewHTTPClient func() *http.Client
 	// MQTTHost is DPS's MQTT host:port for --transport mqtt ("" = the
 	// provisioning host's name on 8883); HubMQTTHost names a hub's ("" =
 	// the hub's name on 8883). MQTT over WebSockets goes to the HTTPS hosts.
 	MQTTHost    string
 	HubMQTTHost func(hub string) string
-	// TLSConfig is the TLS of the MQTT connections (nil = system roots).
+	// TLSConfig says what the devices trust (nil = the system roots); each
+	// connection uses DeviceTLS of it.
 	TLSConfig *tls.Config
 	// OnEvent, when set, hears every step of every device's registration
 	// (from the device's goroutine): a verbose log, or a test's eye.
@@ -87,7 +94,10 @@ var ErrInterrupted = errors.New("interrupted")
 type engine struct {
 	cfg   Config
 	run   *run
-	pacer *cleanup.Pacer
+	pacer *cleanup.Pacer // registrations: DPS's quota of operations
+	polls *cleanup.Pacer // polls: not operations, throttled by DPS apart
+	tls   *tls.Config    // every device connection's: DeviceTLS(cfg.TLSConfig)
+	dial  *deviceDialer  // the HTTPS devices' connections
 	tally *tally
 	start time.Time
 	stop  context.Context // the run's own: cancelled, no device starts, telemetry ends
@@ -155,21 +165,23 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	e := &engine{cfg: cfg, run: r, pacer: cleanup.NewPacer(cfg.Concurrency), tally: newTally(cfg.Spec.Count, r.RegistrationID),
-		start: time.Now(), probe: make(chan struct{}, 1)}
+	e := &engine{cfg: cfg, run: r, pacer: cleanup.NewPacer(cfg.Concurrency), polls: cleanup.NewPacer(cfg.Concurrency), tally: newTally(cfg.Spec.Count, r.RegistrationID),
+		start: time.Now(), probe: make(chan struct{}, 1), tls: DeviceTLS(cfg.TLSConfig)}
+	e.dial = newDeviceDialer(e.tls)
 	if cfg.Live != nil {
 		cfg.Live.attach(e)
 	}
-	// Registrations DPS ran in earlier runs count; refusals are tried again.
+	// Registrations DPS ran in earlier runs count (unless they are done
+	// again); refusals are tried again.
 	for _, l := range r.last {
-		if l.Outcome.final() {
+		if e.skips(l) {
 			e.tally.add(l, false)
 		}
 	}
 	stopProgress := e.progress()
 	runErr := e.startAll(ctx)
 	stopProgress()
-	if cerr := r.log.close(); runErr == nil {
+	if cerr := r.log.Close(); runErr == nil {
 		runErr = cerr
 	}
 	s := e.tally.summary(r.ID, time.Since(e.start))
@@ -240,7 +252,7 @@ func (e *engine) startAll(ctx context.Context) error {
 	var err error
 loop:
 	for i := range e.run.last {
-		if e.run.last[i].Outcome.final() {
+		if e.skips(e.run.last[i]) {
 			continue
 		}
 		if wait := time.Until(e.start.Add(e.cfg.Schedule.At(started))); wait > 0 {
@@ -261,7 +273,7 @@ loop:
 			<-slots
 			break
 		}
-		if err = e.run.log.err(); err != nil {
+		if err = e.run.log.Err(); err != nil {
 			<-slots
 			break
 		}
@@ -275,16 +287,20 @@ loop:
 	}
 	wg.Wait()
 	if err == nil {
-		err = e.run.log.err()
+		err = e.run.log.Err()
 	}
 	return err
 }
+
+// skips reports whether the run leaves alone a device whose last logged
+// line is l: DPS ran its registration, and a second one was not asked for.
+func (e *engine) skips(l logLine) bool { return l.Outcome.final() && !e.cfg.Reregister }
 
 // device registers device i, or finds it registered already.
 func (e *engine) device(ctx context.Context, i int) {
 	id := e.run.RegistrationID(i)
 	prev := e.run.last[i].Outcome
-	if prev == OutcomeSent || prev == OutcomeLost {
+	if (prev == OutcomeSent || prev == OutcomeLost) && !e.cfg.Reregister {
 		// The register went out before, with no answer logged: DPS may have
 		// run it. Ask rather than register the device a second time.
 		if l, ok := e.lookup(ctx, id); ok {
@@ -292,7 +308,7 @@ func (e *engine) device(ctx context.Context, i int) {
 			return
 		}
 	}
-	if err := <-e.run.log.record(logLine{N: i, Outcome: OutcomeSent}); err != nil {
+	if err := <-e.run.log.AppendSynced(logLine{N: i, Outcome: OutcomeSent}); err != nil {
 		return // the run stops on the log's error
 	}
 	l := e.register(ctx, id)
@@ -304,7 +320,7 @@ func (e *engine) device(ctx context.Context, i int) {
 
 func (e *engine) finish(i int, id string, l logLine) {
 	l.N = i
-	e.run.log.note(l)
+	e.run.log.Append(l)
 	if l.Outcome.final() || l.Outcome == OutcomeError || l.Outcome == OutcomeLost {
 		e.tally.add(l, true)
 	}
@@ -340,6 +356,29 @@ type deviceThrottles struct{ n int }
 
 type throttlesKey struct{}
 
+// newHTTPClient is one HTTPS device's client: Config.NewHTTPClient's, or
+// by default its own transport with the fleet's device TLS (deviceDialer).
+func (e *engine) newHTTPClient() *http.Client {
+	if e.cfg.NewHTTPClient != nil {
+		return e.cfg.NewHTTPClient()
+	}
+	return e.dial.client()
+}
+
+// deviceTLS is the TLS of a device's own MQTT connection to DPS: over
+// mqtt to the MQTT host (by default the provisioning host's name), over
+// mqtt-ws to the provisioning host. HTTPS devices dial through e.dial.
+func (e *engine) deviceTLS(tr device.Transport) *tls.Config {
+	if !tr.IsMQTT() {
+		return e.tls
+	}
+	host := e.cfg.ProvisioningHost
+	if tr == device.TransportMQTT && e.cfg.MQTTHost != "" {
+		host = e.cfg.MQTTHost
+	}
+	return e.dial.tlsFor(host)
+}
+
 // register runs one registration on the device's own connection: a TLS
 // connection over HTTPS, one MQTT connection (one CONNECT) over MQTT, closed
 // when the device is done.
@@ -351,12 +390,12 @@ func (e *engine) register(ctx context.Context, id string) logLine {
 	tr := device.Transport(e.run.Transport)
 	opts := azcore.ClientOptions{Retry: e.cfg.Retry}
 	if !tr.IsMQTT() {
-		hc := e.cfg.NewHTTPClient()
+		hc := e.newHTTPClient()
 		defer hc.CloseIdleConnections()
 		opts.Transport, opts.PerRetryPolicies = hc, []policy.Policy{gate{e}}
 	}
 	dc, err := device.NewClient(e.run.IDScope, &device.ClientOptions{ClientOptions: opts,
-		ProvisioningHost: e.cfg.ProvisioningHost, Transport: tr, MQTTHost: e.cfg.MQTTHost, TLSConfig: e.cfg.TLSConfig})
+		ProvisioningHost: e.cfg.ProvisioningHost, Transport: tr, MQTTHost: e.cfg.MQTTHost, TLSConfig: e.deviceTLS(tr)})
 	if err != nil {
 		return logLine{Outcome: OutcomeError, Error: err.Error()}
 	}
@@ -414,8 +453,9 @@ func (e *engine) register(ctx context.Context, id string) logLine {
 // sent" steps holds the publish back exactly as the gate holds an HTTPS
 // request, and the answer's step (accepted, polled, retry with the
 // retry-after of a 429, or error) releases it. Every request of the fleet,
-// the resends of a 429 included, thus passes the one pacer, and a 429 pauses
-// the whole fleet for its retry-after, not only the device it met.
+// the resends of a 429 included, thus passes its pacer, and a 429 pauses
+// the whole fleet's registrations (or polls) for its retry-after, not only
+// the device it met.
 type mqttPacing struct {
 	e         *engine
 	ctx       context.Context
@@ -432,7 +472,7 @@ func (m *mqttPacing) step(ev device.Event) {
 		}
 		// An error here is the device's context ending: its publish then
 		// ends on the same context, unanswered.
-		m.pending, _ = m.e.pass(m.ctx)
+		m.pending, _ = m.e.pass(m.ctx, ev.Step == device.StepPollSent)
 	case device.StepAccepted, device.StepPolled, device.StepRetry, device.StepError:
 		m.answered(ev)
 	}
@@ -454,7 +494,7 @@ func (m *mqttPacing) answered(ev device.Event) {
 // transport (opts carry its HTTP client); a failed message ends the
 // device's telemetry. An MQTT connection to the hub closes when it is done.
 func (e *engine) sendTelemetry(ctx context.Context, opts azcore.ClientOptions, tr device.Transport, st dps.DeviceRegistrationState, key keys.Key) {
-	ho := &hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: opts.Transport, Retry: e.cfg.Retry}, Transport: tr, TLSConfig: e.cfg.TLSConfig}
+	ho := &hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: opts.Transport, Retry: e.cfg.Retry}, Transport: tr, TLSConfig: e.tls}
 	if e.cfg.HubMQTTHost != nil {
 		ho.MQTTHost = e.cfg.HubMQTTHost(st.AssignedHub)
 	}
@@ -536,12 +576,13 @@ func errorGroup(err error, id string) string {
 	return strings.ReplaceAll(err.Error(), id, "<id>")
 }
 
-// gate passes every request of every device through the fleet's pacer, so a
-// 429 pauses the whole fleet for its Retry-After, not just one device.
+// gate passes every request of every device through the fleet's pacers, so
+// a 429 pauses the whole fleet for its Retry-After, not just one device.
 type gate struct{ e *engine }
 
 func (g gate) Do(req *policy.Request) (*http.Response, error) {
-	done, err := g.e.pass(req.Raw().Context())
+	// A device sends PUT register and GET polls.
+	done, err := g.e.pass(req.Raw().Context(), req.Raw().Method == http.MethodGet)
 	if err != nil {
 		return nil, err
 	}
@@ -558,12 +599,17 @@ func (g gate) Do(req *policy.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// pass waits for the fleet's pacer to let one request go (one at a time
-// while probing) and returns the call that hands it the request's answer:
-// its status (0 for none), whether it failed, and a 429's retry-after.
-func (e *engine) pass(ctx context.Context) (done func(status int, failed bool, retryAfter time.Duration), err error) {
+// pass waits for the fleet's pacer of registrations, or of polls, to let one
+// request go (a registration one at a time while probing) and returns the
+// call that hands it the request's answer: its status (0 for none), whether
+// it failed, and a 429's retry-after.
+func (e *engine) pass(ctx context.Context, poll bool) (done func(status int, failed bool, retryAfter time.Duration), err error) {
+	p := e.pacer
+	if poll {
+		p = e.polls
+	}
 	unprobe := func() {}
-	if e.probing.Load() {
+	if !poll && e.probing.Load() {
 		select {
 		case e.probe <- struct{}{}:
 			unprobe = func() { <-e.probe }
@@ -571,7 +617,7 @@ func (e *engine) pass(ctx context.Context) (done func(status int, failed bool, r
 			return nil, ctx.Err()
 		}
 	}
-	sent, err := e.pacer.Acquire(ctx)
+	sent, err := p.Acquire(ctx)
 	if err != nil {
 		unprobe()
 		return nil, err
@@ -585,8 +631,8 @@ func (e *engine) pass(ctx context.Context) (done func(status int, failed bool, r
 				th.n++
 			}
 		}
-		e.pacer.Release(sent, throttled, failed, wait)
-		if throttled || e.probing.Load() {
+		p.Release(sent, throttled, failed, wait)
+		if !poll && (throttled || e.probing.Load()) {
 			_, rate := e.pacer.State()
 			e.probing.Store(rate == 0 && (throttled || e.probing.Load()))
 		}

@@ -352,7 +352,7 @@ func throttledFleet(t *testing.T, devices int, left time.Duration, tr string) {
 }
 
 // drain spends the emulator's token bucket with service reads.
-func drain(t *testing.T, f *fixture) {
+func drain(t testing.TB, f *fixture) {
 	t.Helper()
 	var wg sync.WaitGroup
 	var done atomic.Bool
@@ -521,4 +521,135 @@ func TestFleetResumeAfterACrashAsksDPS(t *testing.T) {
 			t.Errorf("%s registered twice: %s", id, r.Substatus)
 		}
 	}
+}
+
+// TestFleetReregister: a resumed run asked to (Reregister) registers every
+// device of the run again, those DPS registered already included, and
+// counts only its own outcomes; without it a finished run registers none.
+func TestFleetReregister(t *testing.T) {
+	f := start(t, emulator.Options{})
+	cfg := f.config(t, 8)
+	sum, err := fleet.Run(t.Context(), cfg)
+	if err != nil || sum.Assigned != 8 {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	// One device lost its answer: a reregistering run does not ask DPS
+	// about it, it registers it like the others.
+	logPath := filepath.Join(fleet.RunsDir(f.stateDir), sum.Run, "outcomes.jsonl")
+	lf, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf.WriteString(`{"n":7,"o":"lost","e":"EOF"}` + "\n")
+	lf.Close()
+	spec, err := fleet.OpenSpec(f.stateDir, sum.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Spec, cfg.Resume, cfg.Reregister = spec, true, true
+	var looked atomic.Int64
+	lookup := cfg.Lookup
+	cfg.Lookup = func(ctx context.Context, id string) (dps.DeviceRegistrationState, error) {
+		looked.Add(1)
+		return lookup(ctx, id)
+	}
+	before := f.clients.Load()
+	sum, err = fleet.Run(t.Context(), cfg)
+	if err != nil || sum.Assigned != 8 || sum.ThisRun != 8 || sum.Finished != 8 {
+		t.Fatalf("reregistered: %+v, %v", sum, err)
+	}
+	if n := f.clients.Load() - before; n != 8 || looked.Load() != 0 {
+		t.Errorf("%d devices registered again, %d looked up; want 8 and 0", n, looked.Load())
+	}
+	for id, r := range f.records(t) {
+		if r.Substatus != dps.SubstatusDeviceDataReset {
+			t.Errorf("%s not registered a second time: substatus %s", id, r.Substatus)
+		}
+	}
+	// Done again: a plain resume registers nothing.
+	cfg.Reregister = false
+	before = f.clients.Load()
+	if sum, err = fleet.Run(t.Context(), cfg); err != nil || sum.ThisRun != 0 || sum.Assigned != 8 || f.clients.Load() != before {
+		t.Fatalf("resuming the reregistered run: %+v, %v", sum, err)
+	}
+}
+
+// TestFleetAtTheQuota is the 3-minute benchmark BenchmarkFleetThrottled
+// scaled down 10×: the emulator throttles at 600 operations a minute, its
+// quota already spent by another client, and the fleet paces at that
+// quota, as it does by default against a real DPS. It finishes in about
+// the time the quota allows, at ≥ 90 % of the allowed rate, with < 1 % of
+// its requests answered 429.
+func TestFleetAtTheQuota(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for about 30 s")
+	}
+	res := quotaRun(t, 600, 300)
+	t.Logf("%+v", res)
+	res.check(t)
+}
+
+// quotaResult is one run at the quota.
+type quotaResult struct {
+	devices, requests, throttled int
+	elapsed                      time.Duration
+	share                        float64 // registrations a minute ÷ the quota
+}
+
+func (r quotaResult) check(t testing.TB) {
+	t.Helper()
+	if r.share < 0.9 {
+		t.Errorf("%d devices in %v: %.0f %% of the allowed rate, want ≥ 90 %%", r.devices, r.elapsed.Round(time.Millisecond), 100*r.share)
+	}
+	if float64(r.throttled) >= 0.01*float64(r.requests) {
+		t.Errorf("%d of %d requests answered 429, want < 1 %%", r.throttled, r.requests)
+	}
+}
+
+// quotaRun registers devices against an emulator throttled at perMinute
+// whose bucket is spent, the fleet paced at perMinute.
+func quotaRun(t testing.TB, perMinute, devices int) quotaResult {
+	f := start(t, emulator.Options{ThrottlePerMinute: perMinute, AssignmentDelay: time.Second})
+	drain(t, f)
+	before := f.em.Stats().Throttled
+	cfg := f.config(t, devices)
+	cfg.Concurrency = 100
+	rate := float64(perMinute) / 60
+	cfg.Schedule = fleet.Schedule{From: rate, To: rate}
+	t0 := time.Now()
+	sum, err := fleet.Run(t.Context(), cfg)
+	el := time.Since(t0)
+	if err != nil || sum.Assigned != devices {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	f.mu.Lock()
+	requests := len(f.requests)
+	f.mu.Unlock()
+	return quotaResult{devices: devices, requests: requests, throttled: f.em.Stats().Throttled - before, elapsed: el,
+		share: float64(devices) / el.Minutes() / float64(perMinute)}
+}
+
+// TestFleetDefaultClientOneConnectionPerDevice: the engine's own HTTPS
+// client (no Config.NewHTTPClient) gives each device one connection, for
+// its register and its poll, closed when it is done.
+func TestFleetDefaultClientOneConnectionPerDevice(t *testing.T) {
+	f := start(t, emulator.Options{AssignmentDelay: 300 * time.Millisecond})
+	cfg := f.config(t, 20)
+	relayed := relay(t, f.em.Env().DeviceEndpoint)
+	cfg.NewHTTPClient, cfg.ProvisioningHost = nil, relayed.addr
+	cfg.TLSConfig = f.base.Transport.(*http.Transport).TLSClientConfig
+	var polls atomic.Int64
+	cfg.OnEvent = func(_ string, ev device.Event) {
+		if ev.Step == device.StepPolled {
+			polls.Add(1)
+		}
+	}
+	sum, err := fleet.Run(t.Context(), cfg)
+	if err != nil || sum.Assigned != 20 {
+		t.Fatalf("%+v, %v", sum, err)
+	}
+	if n := relayed.accepted.Load(); n != 20 || polls.Load() < 20 {
+		t.Errorf("%d connections and %d polls for 20 devices, want one connection each and a poll each", n, polls.Load())
+	}
+	relayed.closed(t)
 }

@@ -1,6 +1,8 @@
 package fleet_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -9,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/device"
@@ -191,4 +195,20 @@ func TestFleetOverMQTTWrongKey(t *testing.T) {
 		t.Errorf("%d records", n)
 	}
 	conns.closed(t)
+}
+
+// TestFleetOverMQTTChecksTheServer: an MQTT device refuses a server no
+// trusted root vouches for, as an HTTPS one does (the fleet checks the
+// certificate itself, its chain once for the fleet).
+func TestFleetOverMQTTChecksTheServer(t *testing.T) {
+	f := start(t, emulator.Options{})
+	for _, tr := range []string{"mqtt", "mqtt-ws"} {
+		cfg, _ := f.mqttConfig(t, 2, tr)
+		cfg.TLSConfig = &tls.Config{RootCAs: x509.NewCertPool()}
+		cfg.Retry = policy.RetryOptions{MaxRetries: -1}
+		sum, err := fleet.Run(t.Context(), cfg)
+		if err != nil || sum.Assigned != 0 || sum.Failed != 2 || len(sum.Failures) != 1 || !strings.Contains(sum.Failures[0].Error, "certificate") {
+			t.Errorf("%s with an untrusted server: %+v, %v", tr, sum, err)
+		}
+	}
 }

@@ -1,21 +1,16 @@
 package fleet
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
-	"github.com/dpsconsole/dpsconsole/internal/filelock"
 	"github.com/dpsconsole/dpsconsole/internal/journalfile"
 )
 
@@ -92,8 +87,8 @@ func RunsDir(stateDir string) string { return filepath.Join(stateDir, "fleet-run
 type run struct {
 	Spec
 	dir  string
-	last []logLine // by device index; Outcome "" = never started
-	log  *outcomeLog
+	last []logLine                 // by device index; Outcome "" = never started
+	log  *journalfile.Log[logLine] // appended with group commit; the "sent" before a register is waited for
 }
 
 // createRun writes a new run's spec.
@@ -142,136 +137,34 @@ func openRun(stateDir string, s Spec) (*run, error) {
 
 // openLog locks the outcome log, replays it and cuts a torn last line off.
 func (r *run) openLog() error {
-	f, err := os.OpenFile(filepath.Join(r.dir, logFile), os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
+	l, err := journalfile.OpenLog[logLine](filepath.Join(r.dir, logFile), "fleet: write the run log", r.apply)
+	var damaged damagedLog
+	switch {
+	case errors.Is(err, journalfile.ErrLocked):
+		return fmt.Errorf("fleet: run %s is %w; wait for it to finish, or stop it (ctrl+c there) and resume it here", r.ID, ErrRunning)
+	case errors.As(err, &damaged):
+		return err
+	case err != nil:
 		return fmt.Errorf("fleet: open the log of run %s: %w", r.ID, err)
 	}
-	if err := filelock.TryLock(f); errors.Is(err, filelock.ErrLocked) {
-		f.Close()
-		return fmt.Errorf("fleet: run %s is %w; wait for it to finish, or stop it (ctrl+c there) and resume it here", r.ID, ErrRunning)
-	} else if err != nil {
-		f.Close()
-		return fmt.Errorf("fleet: lock the log of run %s: %w", r.ID, err)
-	}
-	data, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<62))
-	if err == nil {
-		var whole int
-		whole, err = r.replay(data)
-		if err == nil && whole < len(data) {
-			err = f.Truncate(int64(whole))
-		}
-	}
-	if err != nil {
-		f.Close()
-		return err
-	}
-	r.log = newOutcomeLog(f)
+	r.log = l
 	return nil
 }
 
-// replay applies the log's whole lines; a torn last line is ignored.
-func (r *run) replay(data []byte) (whole int, err error) {
-	whole = bytes.LastIndexByte(data, '\n') + 1
-	sc := bufio.NewScanner(bytes.NewReader(data[:whole]))
-	sc.Buffer(make([]byte, 0, 4096), 1<<20)
-	for sc.Scan() {
-		var l logLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l.N < 0 || l.N >= len(r.last) {
-			return 0, fmt.Errorf("fleet: the log of run %s is damaged at %q", r.ID, strings.TrimSpace(sc.Text()))
-		}
-		// A "sent" after a final outcome can only come from a run asked to
-		// register again; keep the final outcome until its own answer.
-		if l.Outcome == OutcomeSent && r.last[l.N].Outcome.final() {
-			continue
-		}
-		r.last[l.N] = l
+// damagedLog is a log line that is not one of ours.
+type damagedLog struct{ error }
+
+// apply replays one whole line of the log.
+func (r *run) apply(line []byte) error {
+	var l logLine
+	if err := json.Unmarshal(line, &l); err != nil || l.N < 0 || l.N >= len(r.last) {
+		return damagedLog{fmt.Errorf("fleet: the log of run %s is damaged at %q", r.ID, bytes.TrimSpace(line))}
 	}
-	return whole, sc.Err()
-}
-
-// outcomeLog appends lines with group commit: a writer goroutine takes every
-// line queued meanwhile, writes them at once and syncs once. A caller that
-// must know its line is on disk (the "sent" before a register) waits on the
-// channel record returns.
-type outcomeLog struct {
-	f    *os.File
-	ch   chan pending
-	done chan error
-
-	mu     sync.Mutex
-	failed error
-}
-
-type pending struct {
-	line   logLine
-	synced chan error
-}
-
-func newOutcomeLog(f *os.File) *outcomeLog {
-	l := &outcomeLog{f: f, ch: make(chan pending, 1024), done: make(chan error, 1)}
-	go l.run()
-	return l
-}
-
-func (l *outcomeLog) run() {
-	var failed error
-	var buf []byte
-	var waiters []chan error
-	for first := range l.ch {
-		buf, waiters = buf[:0], waiters[:0]
-		add := func(p pending) {
-			b, _ := json.Marshal(p.line)
-			buf = append(append(buf, b...), '\n')
-			if p.synced != nil {
-				waiters = append(waiters, p.synced)
-			}
-		}
-		journalfile.Batch(first, l.ch, add)
-		if failed == nil {
-			if _, err := l.f.Write(buf); err != nil {
-				failed = err
-			} else if err := l.f.Sync(); err != nil {
-				failed = err
-			}
-			if failed != nil {
-				l.mu.Lock()
-				l.failed = fmt.Errorf("fleet: write the run log: %w", failed)
-				l.mu.Unlock()
-			}
-		}
-		for _, w := range waiters {
-			w <- failed
-		}
+	// A "sent" after a final outcome can only come from a run asked to
+	// register again; keep the final outcome until its own answer.
+	if l.Outcome == OutcomeSent && r.last[l.N].Outcome.final() {
+		return nil
 	}
-	if err := l.f.Close(); failed == nil {
-		failed = err
-	}
-	l.done <- failed
-}
-
-// record queues a line; the returned channel gets the result of its sync.
-func (l *outcomeLog) record(line logLine) <-chan error {
-	ch := make(chan error, 1)
-	l.ch <- pending{line: line, synced: ch}
-	return ch
-}
-
-// note queues a line without waiting for it.
-func (l *outcomeLog) note(line logLine) { l.ch <- pending{line: line} }
-
-// err is a failed write: the run must stop, since what it does next would
-// not be remembered.
-func (l *outcomeLog) err() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.failed
-}
-
-// close flushes every queued line to disk.
-func (l *outcomeLog) close() error {
-	close(l.ch)
-	if err := <-l.done; err != nil {
-		return fmt.Errorf("fleet: write the run log: %w", err)
-	}
+	r.last[l.N] = l
 	return nil
 }

@@ -38,8 +38,8 @@ func TestRunLogReplay(t *testing.T) {
 	if _, err := openRun(dir, got); err == nil || !strings.Contains(err.Error(), "running in another process") {
 		t.Errorf("a second opener: %v", err)
 	}
-	r.log.note(logLine{N: 2, Outcome: OutcomeAssigned})
-	if err := r.log.close(); err != nil {
+	r.log.Append(logLine{N: 2, Outcome: OutcomeAssigned})
+	if err := r.log.Close(); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(filepath.Join(r.dir, logFile))
