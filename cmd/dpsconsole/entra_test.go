@@ -184,7 +184,8 @@ func TestLocalAuthDisabledRefusesSASWhileEntraWorks(t *testing.T) {
 	if strings.Contains(errOut, "check the connection string") {
 		t.Errorf("a key cannot help, yet the message suggests checking it:\n%s", errOut)
 	}
-	c.fails(1, []string{"--dps", env.DPSName, "--auth", "sas-from-arm", "groups", "list"}, "401")
+	// Already --dps: the way out is to drop sas-from-arm, and it says so.
+	c.fails(1, []string{"--dps", env.DPSName, "--auth", "sas-from-arm", "groups", "list"}, "401", "--auth login")
 	if out := c.ok("--dps", env.DPSName, "groups", "list"); !strings.Contains(out, "mylegacydevices") {
 		t.Errorf("Entra refused with local auth disabled:\n%s", out)
 	}
