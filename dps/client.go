@@ -126,7 +126,7 @@ func newClient(host string, auth policy.Policy, opts *ClientOptions) (*Client, e
 		co.Transport = tr
 	}
 	given.Transport = co.Transport
-	co.Transport = untrustedIsFinal{co.Transport}
+	co.Transport = untrustedIsFinal{wholeBody{co.Transport}}
 	if co.Retry.MaxRetries == 0 {
 		co.Retry.MaxRetries = defaultMaxRetries
 	}

@@ -47,10 +47,11 @@ func newQueryPager[T, P any](c *Client, name, path string, pathErr error, query 
 		o = *opts
 	}
 	fetch := func(ctx context.Context, continuation string) pageResponse {
-		req, err := c.queryCreateRequest(ctx, path, query, o.PageSize, continuation)
+		req, err := c.queryCreateRequest(withWholeBody(ctx), path, query, o.PageSize, continuation)
 		if err != nil {
 			return pageResponse{err: err}
 		}
+		runtime.SkipBodyDownload(req) // wholeBody reads it
 		resp, err := c.do(req, http.StatusOK)
 		return pageResponse{resp, err}
 	}
@@ -86,7 +87,7 @@ func newQueryPager[T, P any](c *Client, name, path string, pathErr error, query 
 				prefetched = make(chan pageResponse, 1)
 				go func(ch chan<- pageResponse) { ch <- fetch(ctx, next) }(prefetched)
 			}
-			body, err := runtime.Payload(r.resp)
+			body, err := pageBody(r.resp)
 			if err != nil {
 				return page, err
 			}

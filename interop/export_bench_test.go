@@ -66,7 +66,7 @@ func BenchmarkExportVsNode(b *testing.B) {
 			"--format", "jsonl", "--output-file", goFile)
 	}
 	// The fixed cost of a dpsconsole process: start, target, one empty page.
-	startWall, _ := run(exportCmd("no-records"))
+	startWall, startCPU := run(exportCmd("no-records"))
 	var goTime, nodeTime, goCPU, nodeCPU time.Duration
 	for b.Loop() {
 		wall, cpu := run(exportCmd(group))
@@ -92,5 +92,6 @@ func BenchmarkExportVsNode(b *testing.B) {
 	b.ReportMetric(float64(goCPU.Nanoseconds())/float64(records*b.N), "dpsconsole-cpu-ns/record")
 	b.ReportMetric(float64(nodeCPU.Nanoseconds())/float64(records*b.N), "node-cpu-ns/record")
 	b.ReportMetric(float64(startWall.Milliseconds()), "dpsconsole-empty-ms")
+	b.ReportMetric(float64(startCPU.Milliseconds()), "dpsconsole-empty-cpu-ms")
 	b.ReportMetric(0, "ns/op")
 }

@@ -152,7 +152,9 @@ func (m *Model) Init() tea.Cmd {
 // Update routes messages: results to their owner, keys to the focus.
 func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	cmd := m.update(msg)
-	m.noteJobs()
+	if note := m.noteJobs(); note != nil {
+		cmd = tea.Batch(cmd, note)
+	}
 	if !m.spinning && m.busy() {
 		m.spinning = true
 		cmd = tea.Batch(cmd, m.spin.Tick)
@@ -197,16 +199,11 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case flashMsg:
 		m.flash, m.flashLvl = msg.text, msg.level
 		m.flashTag++
-		m.logEvent(msg.level, msg.text)
+		logged := m.logEvent(msg.level, msg.text)
 		m.keepProblem(msg.level, msg.text)
 		m.resize() // a long flash wraps: the body gives up lines
 		tag := m.flashTag
-		expire := tea.Tick(6*time.Second, func(time.Time) tea.Msg { return flashExpired{tag} })
-		if msg.level == levelError { // the log is a file: written by a Cmd, not in Update
-			logger, text := m.c.Logger, msg.text
-			return tea.Batch(expire, func() tea.Msg { logger.Warn("console error", "error", text); return nil })
-		}
-		return expire
+		return tea.Batch(logged, tea.Tick(6*time.Second, func(time.Time) tea.Msg { return flashExpired{tag} }))
 	case flashExpired:
 		if msg.tag == m.flashTag {
 			m.flash = ""

@@ -214,11 +214,18 @@ func TestQuitAsksAgainWhileADeletionRuns(t *testing.T) {
 		t.Fatal("the first q must not quit while a deletion runs")
 	}
 	var warned bool
-	for _, c := range cmd().(tea.BatchMsg) { // the flash, and the spinner of the busy view
-		if f, ok := c().(flashMsg); ok && strings.Contains(f.text, "q again quits") {
-			warned = true
+	var look func(tea.Cmd) // the flash, the spinner of the busy view, the job's log line: batches in batches
+	look = func(c tea.Cmd) {
+		switch msg := c().(type) {
+		case tea.BatchMsg:
+			for _, c := range msg {
+				look(c)
+			}
+		case flashMsg:
+			warned = warned || strings.Contains(msg.text, "q again quits")
 		}
 	}
+	look(cmd)
 	if !warned {
 		t.Fatal("want a warning")
 	}

@@ -198,17 +198,26 @@ func (v *cleanupView) openRow() {
 			rows = append(rows, cleanup.Finding{Reason: cleanup.ReasonUnregistered, DeviceID: d.DeviceID, AssignedHub: d.Hub, Detail: d.Detail, HubDevice: true})
 		}
 	}
-	v.openFindings("Hub devices without a registration record on "+hub, rows)
+	// No record: no registration ID or status, so the device ID gets the room.
+	v.openFindingsAs("Hub devices without a registration record on "+hub, rows,
+		[]table.Column{{Title: "DEVICE ID", Weight: 2}, {Title: "HUB", Weight: 1}, {Title: "WHY", MinTable: 110, Weight: 2}},
+		func(f cleanup.Finding) []string { return []string{f.DeviceID, f.AssignedHub, f.Detail} })
 }
 
 // openFindings shows the findings of one row in a table.
 func (v *cleanupView) openFindings(title string, rows []cleanup.Finding) {
-	t := newTable(v.c, v.vid, []table.Column{{Title: "REGISTRATION ID", Weight: 2}, {Title: "DEVICE ID", Weight: 1}, {Title: "ASSIGNED HUB", Weight: 1},
+	v.openFindingsAs(title, rows, []table.Column{{Title: "REGISTRATION ID", Weight: 2}, {Title: "DEVICE ID", Weight: 1}, {Title: "ASSIGNED HUB", Weight: 1},
 		{Title: "STATUS", Width: 10, Status: true}, {Title: "HUB DEVICE", Width: 11}, {Title: "WHY", MinTable: 110, Weight: 2}},
-		func(f cleanup.Finding) string { return f.RegistrationID + "\x00" + f.DeviceID },
 		func(f cleanup.Finding) []string {
 			return []string{f.RegistrationID, f.DeviceID, f.AssignedHub, f.Status, map[bool]string{true: "yes", false: "no"}[f.HubDevice], f.Detail}
-		},
+		})
+}
+
+// openFindingsAs shows findings in a table of the given columns and cells.
+func (v *cleanupView) openFindingsAs(title string, rows []cleanup.Finding, cols []table.Column, cells func(cleanup.Finding) []string) {
+	t := newTable(v.c, v.vid, cols,
+		func(f cleanup.Finding) string { return f.RegistrationID + "\x00" + f.DeviceID },
+		cells,
 		func(f cleanup.Finding, q string) bool {
 			return table.ContainsFold(f.RegistrationID, q) || table.ContainsFold(f.DeviceID, q) || table.ContainsFold(f.AssignedHub, q)
 		})
@@ -580,7 +589,8 @@ func (v *cleanupView) key(msg tea.KeyPressMsg) tea.Cmd {
 
 // toggleUnregistered deletes or keeps the hub devices that have no
 // registration record. They may be devices someone made on purpose, so
-// choosing to delete them asks first, naming how many on which hubs.
+// choosing to delete them asks first, naming how many on which hubs
+// (under --readonly, which deletes nothing, it does not ask).
 func (v *cleanupView) toggleUnregistered() tea.Cmd {
 	sel := v.sel
 	sel.UnregisteredDevices = !sel.UnregisteredDevices
@@ -590,6 +600,10 @@ func (v *cleanupView) toggleUnregistered() tea.Cmd {
 	}
 	if len(v.unregistered) == 0 {
 		return flashWarn("no hub device lacks a registration record: nothing to select")
+	}
+	if v.c.ReadOnly { // nothing can be deleted: the selection only feeds the preview
+		v.setSelection(sel)
+		return nil
 	}
 	var per []string
 	for _, n := range v.unregistered {

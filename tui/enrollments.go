@@ -353,6 +353,12 @@ func (v *enrollmentsView) detailLines() []string {
 		e.Attestation.SymmetricKey = &dps.SymmetricKeyAttestation{PrimaryKey: dps.Secret(sk.PrimaryKey.String()),
 			SecondaryKey: dps.Secret(sk.SecondaryKey.String())}
 	}
+	// So is a webhook URL's password and query (the function's key).
+	if c := e.CustomAllocationDefinition; c != nil && !v.reveal {
+		masked := *c
+		masked.WebhookURL = keys.MaskURL(c.WebhookURL)
+		e.CustomAllocationDefinition = &masked
+	}
 	b, _ := json.MarshalIndent(e, "", "  ")
 	// Wrapped to the width: a revealed key outgrows 80 columns, and a cut
 	// line would lose the key's end.

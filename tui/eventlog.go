@@ -53,25 +53,33 @@ func (l *eventLog) at(i int) event {
 // dropped is how many older events the ring has let go.
 func (l *eventLog) dropped() int { return l.total - l.Len() }
 
-// logEvent records an event stamped with the console's clock.
-func (m *Model) logEvent(level flashLevel, text string) {
+// logEvent records an event stamped with the console's clock, and returns
+// the Cmd that writes it to the log file (never written in Update).
+func (m *Model) logEvent(level flashLevel, text string) tea.Cmd {
 	m.events.add(event{at: m.c.Now(), level: level, text: text})
+	logger := m.c.Logger
+	if level == levelError {
+		return func() tea.Msg { logger.Warn("console error", "error", text); return nil }
+	}
+	return func() tea.Msg { logger.Info("console event", "level", level.glyph(), "text", text); return nil }
 }
 
 // noteJobs logs a job starting or finishing: the root sees every view's
 // running job, so views need not report their own.
-func (m *Model) noteJobs() {
+func (m *Model) noteJobs() tea.Cmd {
 	job := m.runningJob()
 	if job == m.job {
-		return
+		return nil
 	}
+	var cmds []tea.Cmd
 	if m.job != "" {
-		m.logEvent(levelInfo, "finished: "+m.job)
+		cmds = append(cmds, m.logEvent(levelInfo, "finished: "+m.job))
 	}
 	if job != "" {
-		m.logEvent(levelInfo, "started: "+job)
+		cmds = append(cmds, m.logEvent(levelInfo, "started: "+job))
 	}
 	m.job = job
+	return tea.Sequence(cmds...)
 }
 
 // logView is :log, the session's recent events, newest at the bottom.
@@ -127,7 +135,7 @@ func (v *logView) first() int {
 func (v *logView) View() string {
 	st := v.c.Styles
 	n := v.events.Len()
-	head := "This session's latest events, oldest first (dpsconsole.log in the state directory has them all)"
+	head := "The session's latest events, oldest first; dpsconsole.log has them all, whole"
 	if n == 0 {
 		return st.Muted.Render(theme.Fit(head, v.c.Width)) + "\n\n" + st.Muted.Render("nothing has happened yet")
 	}

@@ -13,7 +13,9 @@ import (
 	"charm.land/bubbles/v2/progress"
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/inventory"
+	"github.com/dpsconsole/dpsconsole/keys"
 	"github.com/dpsconsole/dpsconsole/tui/components/form"
 	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
@@ -48,6 +50,9 @@ type exportResult struct {
 	path    string // absolute
 	records int
 	exists  bool // the file exists and was not agreed to be replaced
+	// unknownGroup is the group exported when it has no record and does
+	// not exist (a mistyped ID exports nothing, like a group without devices).
+	unknownGroup string
 }
 
 // errFileExists stops an export before it starts, to ask first.
@@ -119,6 +124,9 @@ func (v *exportView) Update(msg tea.Msg) tea.Cmd {
 			v.err = msg.err.Error() + "; nothing was written"
 		default:
 			v.result = fmt.Sprintf("Exported %s to %s in %s.", plural(r.records, "record", "records"), r.path, v.c.Now().Sub(v.started).Round(10*time.Millisecond))
+			if r.unknownGroup != "" {
+				v.result += fmt.Sprintf(" No enrollment group %q exists, and no record carries that group ID; :groups lists them.", r.unknownGroup)
+			}
 		}
 		return nil
 	case tea.PasteMsg:
@@ -173,6 +181,10 @@ func (v *exportView) start() tea.Cmd {
 		return v.f.FocusOn(exportFile)
 	}
 	opts := inventory.ExportOptions{Group: v.f.Value(exportGroup), Format: format}
+	if err := checkGroupID(opts.Group); err != nil {
+		v.err = err.Error()
+		return v.f.FocusOn(exportGroup)
+	}
 	if opts.Group == "" {
 		opts.KnownGroups = inventory.KnownGroups(t.Journal)
 	}
@@ -195,8 +207,27 @@ func (v *exportView) start() tea.Cmd {
 			r.records, err = inventory.Export(ctx, svc, w, opts, report)
 			return err
 		})
+		if err == nil && r.records == 0 && opts.Group != "" {
+			_, gerr := svc.GetEnrollmentGroup(ctx, opts.Group)
+			if dps.IsNotFound(gerr) {
+				r.unknownGroup = opts.Group
+			}
+		}
 		return r, err
 	})
+}
+
+// checkGroupID refuses a group ID DPS could not hold ("" is every group),
+// as `registrations export --group` does, before a file is written.
+func checkGroupID(id string) error {
+	var re *keys.RegistrationIDError
+	if id == "" || !errors.As(keys.ValidateRegistrationID(id), &re) {
+		return nil
+	}
+	if re.Pos > 0 {
+		return fmt.Errorf("invalid group %q: character %d: %s", id, re.Pos, re.Rule)
+	}
+	return fmt.Errorf("invalid group %q: %s", id, re.Rule)
 }
 
 // expected is how many records the session's :quota counted for the

@@ -55,6 +55,7 @@ type groupEditView struct {
 	// the group as it is now, for r to reload.
 	conflict []settingChange
 	theirs   *dps.EnrollmentGroup
+	height   int // the body's, for fitTwin
 }
 
 type groupEditLoadedMsg struct {
@@ -91,7 +92,20 @@ func (v *groupEditView) Status() string { return "" }
 func (v *groupEditView) SetSize(w, h int) {
 	v.webhook.SetWidth(max(min(w-20, 90), 8))
 	v.twin.SetWidth(max(min(w-18, 90), 20))
-	v.twin.SetHeight(min(max(h-13, 3), 8)) // the other rows and notes take 13 lines
+	v.height = h
+	v.fitTwin()
+}
+
+// fitTwin gives the twin field the lines the rest of the form leaves: the
+// other rows and notes take 13, a conflict's table its own (it replaces
+// the one-line ETag note), down to one line of twin while the conflict,
+// not the twin, is what to read.
+func (v *groupEditView) fitTwin() {
+	rest, least := 13, 3
+	if v.conflict != nil {
+		rest, least = rest+len(v.conflictView())-1, 1
+	}
+	v.twin.SetHeight(min(max(v.height-rest, least), 8))
 }
 
 func (v *groupEditView) Hints() []*Binding {
@@ -167,6 +181,7 @@ func (v *groupEditView) Update(msg tea.Msg) tea.Cmd {
 // open fills the form with s over group g, the version a save writes over.
 func (v *groupEditView) open(g dps.EnrollmentGroup, s groupSettings) {
 	v.base, v.conflict, v.theirs, v.err = &g, nil, nil, ""
+	v.fitTwin()
 	v.hubs = knownHubs(v.c.Target, g)
 	ticked := splitHubs(s.hubs)
 	v.picks = make([]bool, len(v.hubs))
@@ -361,6 +376,7 @@ func (v *groupEditView) saved(msg groupSavedMsg) tea.Cmd {
 		v.conflict = append(v.conflict, settingChange{field: "Keys", theirs: "changed (masked)", yours: "as opened"})
 	}
 	v.theirs = msg.theirs
+	v.fitTwin()
 	v.focusOn(-1)
 	return flashWarn(v.groupID + " changed elsewhere: nothing was saved")
 }

@@ -312,7 +312,7 @@ func printUnregistered(w io.Writer, plan *cleanup.Plan, sel cleanup.Selection) {
 	if sel.UnregisteredDevices {
 		action = "to delete"
 	}
-	fmt.Fprintf(w, "%s, %s:\n", plural(len(plan.Unregistered), "hub device without a registration record"), action)
+	fmt.Fprintf(w, "%s without a registration record, %s:\n", plural(len(plan.Unregistered), "hub device"), action)
 	tw := newTable(w, column{"REASON", 20}, column{"HUB", 32}, column{"DEVICE ID", 0})
 	for _, d := range plan.Unregistered {
 		tw.row(string(cleanup.ReasonUnregistered), d.Hub, d.DeviceID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/spf13/pflag"
@@ -67,11 +68,15 @@ func (k enrollmentKind[T]) update(ctx context.Context, c *dps.Client, id string,
 	if err != nil {
 		return v, resourceError(k.noun, id, err)
 	}
+	hook := webhookOf(k.fields(&v))
 	if change != nil {
 		change(&v)
 	}
 	fields := k.fields(&v)
 	if err := f.apply(fs, fields); err != nil {
+		return v, err
+	}
+	if err := keepWebhook(fields, hook); err != nil {
 		return v, err
 	}
 	readKeys := func(ctx context.Context) (dps.AttestationMechanism, error) { return k.getKeys(c, ctx, id) }
@@ -87,6 +92,34 @@ func (k enrollmentKind[T]) update(ctx context.Context, c *dps.Client, id string,
 		return updated, resourceError(k.noun, id, err)
 	}
 	return updated, nil
+}
+
+// webhookOf is the custom allocation's webhook URL, "" when none.
+func webhookOf(f enrollmentFields) string {
+	if c := *f.customAllocation; c != nil {
+		return c.WebhookURL
+	}
+	return ""
+}
+
+// keepWebhook puts the current webhook URL back where a file (JSON as show
+// prints it) carries it masked, as keepKeys does the keys; a URL changed
+// around its masked password or query is refused rather than written.
+func keepWebhook(f enrollmentFields, current string) error {
+	c := *f.customAllocation
+	if c == nil || c.WebhookURL == current {
+		return nil
+	}
+	if current != "" && c.WebhookURL == keys.MaskURL(current) {
+		kept := *c
+		kept.WebhookURL = current
+		*f.customAllocation = &kept
+		return nil
+	}
+	if strings.Contains(c.WebhookURL, keys.Mask) || strings.Contains(c.WebhookURL, ":xxxxx@") {
+		return usagef("the webhook URL %s holds a masked password or query: give the whole URL (show --show-keys prints it)", keys.MaskURL(c.WebhookURL))
+	}
+	return nil
 }
 
 // printJSON writes an enrollment in the service's shape, without its

@@ -58,6 +58,9 @@ and renamed, so an interrupted export leaves FILE as it was. It is created
 					return exportError(file, n, err)
 				}
 				fmt.Fprintf(a.err, "exported %d records to %s\n", n, shown(file))
+				if n == 0 && group != "" {
+					noteUnknownGroup(cmd.Context(), a.err, t.client, group)
+				}
 				return nil
 			})
 		},

@@ -184,8 +184,8 @@ changed and written back with its ETag, so a concurrent change is refused
 rather than overwritten.
 
 With --file, the group's JSON (as "groups show ID --output json" prints it)
-replaces its settings, flags applied on top; keys the file leaves out stay as
-they are. The write is conditional on the file's etag (or --etag), so a group
+replaces its settings, flags applied on top; keys the file leaves out, and a
+webhook URL it holds masked, stay as they are. The write is conditional on the file's etag (or --etag), so a group
 changed since the file was made is refused.`,
 		Example: `  dpsconsole groups update fleet-2 --allocation-policy static --iot-hubs hub-1.azure-devices.net
   dpsconsole groups show fleet-2 --output json > group.json   # edit it, then:

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -57,10 +58,7 @@ func newRegistrationsListCmd(a *app) *cobra.Command {
 						func(p dps.RegistrationStatePage) []dps.DeviceRegistrationState { return p.Items }, registrationColumns, registrationRow)
 				}
 				if err == nil && n == 0 {
-					// A mistyped group ID lists nothing, like a group without devices: say which.
-					if _, gerr := t.client.GetEnrollmentGroup(cmd.Context(), group); dps.IsNotFound(gerr) {
-						fmt.Fprintf(a.err, "no enrollment group %q exists, and no records carry that group ID; check it with \"dpsconsole groups list\"\n", group)
-					}
+					noteUnknownGroup(cmd.Context(), a.err, t.client, group)
 				}
 				return err
 			})
@@ -70,6 +68,15 @@ func newRegistrationsListCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&group, "group", "", "enrollment group ID (it may since have been deleted)")
 	cmd.Flags().Int32Var(&pageSize, "page-size", 1000, "records fetched per request")
 	return cmd
+}
+
+// noteUnknownGroup says so when group, which matched no record, does not
+// exist either: a mistyped group ID lists nothing, like a group without
+// devices.
+func noteUnknownGroup(ctx context.Context, w io.Writer, c *dps.Client, group string) {
+	if _, err := c.GetEnrollmentGroup(ctx, group); dps.IsNotFound(err) {
+		fmt.Fprintf(w, "no enrollment group %q exists, and no records carry that group ID; check it with \"dpsconsole groups list\"\n", group)
+	}
 }
 
 func registrationError(id string, err error) error {

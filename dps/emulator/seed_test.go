@@ -3,6 +3,7 @@ package emulator
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"net"
 	"testing"
 
@@ -35,7 +36,7 @@ func TestDemoSeed(t *testing.T) {
 	}
 	groupKey, _ := keys.ParseKey(fleet.Attestation.SymmetricKey.PrimaryKey.Reveal())
 	p, err := e.store.registrationDocs(ctx, DemoHashedGroup, "", 1000)
-	docs := p.docs
+	docs := decode[[]json.RawMessage](t, p.body)
 	if err != nil || len(docs) != demoFleetSize {
 		t.Fatalf("%d fleet records, err %v", len(docs), err)
 	}
@@ -64,7 +65,7 @@ func TestDemoSeed(t *testing.T) {
 	// The retired group is gone but its records and devices remain.
 	s.must(404, "GET", "/enrollmentGroups/"+DemoDeletedGroup+av, nil)
 	op, err := e.store.registrationDocs(ctx, DemoDeletedGroup, "", 1000)
-	orphans := op.docs
+	orphans := decode[[]json.RawMessage](t, op.body)
 	if err != nil || len(orphans) != demoRetiredSize {
 		t.Fatalf("%d orphans, err %v", len(orphans), err)
 	}

@@ -252,22 +252,8 @@ func (e *Emulator) writeDocsPage(w http.ResponseWriter, p docsPage, size int, it
 	for _, err := range p.damaged {
 		e.log.Error("listing leaves out a damaged row", "err", err)
 	}
-	docs, next := p.docs, p.next
-	n := 2
-	for _, d := range docs {
-		n += len(d) + 1
-	}
-	b := make([]byte, 0, n)
-	b = append(b, '[')
-	for i, d := range docs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, d...)
-	}
-	b = append(b, ']')
-	pageHeaders(w, next, size, itemType)
-	writeRawJSON(w, http.StatusOK, b)
+	pageHeaders(w, p.next, size, itemType)
+	writeRawJSON(w, http.StatusOK, p.body)
 }
 
 func pageHeaders(w http.ResponseWriter, next string, size int, itemType string) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/dpsconsole/dpsconsole/keys"
 	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
@@ -160,7 +161,7 @@ func (m *Model) add(text string, title, code bool) {
 var secretLine = regexp.MustCompile(`(?i)^(\s*"(?:primaryKey|secondaryKey)":\s*)"[^"]+"(,?)$`)
 
 // Pretty indents a JSON document (member order and values as sent) and,
-// unless reveal, masks its symmetric keys. A body that is not JSON is
+// unless reveal, masks its symmetric keys and webhook URLs. A body that is not JSON is
 // returned as it is.
 func Pretty(raw json.RawMessage, reveal bool) string {
 	var buf bytes.Buffer
@@ -172,7 +173,22 @@ func Pretty(raw json.RawMessage, reveal bool) string {
 	}
 	lines := strings.Split(buf.String(), "\n")
 	for i, l := range lines {
-		lines[i] = secretLine.ReplaceAllString(l, `$1"`+Mask+`"$2`)
+		lines[i] = maskWebhook(secretLine.ReplaceAllString(l, `$1"`+Mask+`"$2`))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// webhookLine matches a custom allocation's webhook URL member: its
+// password and query (the function's key) are secrets too.
+var webhookLine = regexp.MustCompile(`(?i)^(\s*"webhookUrl":\s*)("(?:[^"\\]|\\.)*")(,?)$`)
+
+// maskWebhook masks the webhook URL of line, as the CLI and group edit do.
+func maskWebhook(line string) string {
+	m := webhookLine.FindStringSubmatch(line)
+	var url string
+	if m == nil || json.Unmarshal([]byte(m[2]), &url) != nil {
+		return line
+	}
+	masked, _ := json.Marshal(keys.MaskURL(url))
+	return m[1] + string(masked) + m[3]
 }
