@@ -140,7 +140,7 @@ func oneLine(s string) string {
 }
 
 // LocalAuthHint is the way out when a service takes no SAS at all.
-const LocalAuthHint = "it accepts only Microsoft Entra ID: sign in instead of using a shared access key (dpsconsole --dps NAME, after az login)"
+const LocalAuthHint = "it accepts only Microsoft Entra ID: sign in instead of using a shared access key (dpsconsole --dps NAME --auth login, after az login; --auth sas-from-arm reads a key, refused too)"
 
 // LocalAuthDisabled reports whether a refusal's text says the service has
 // local (shared access key) authentication turned off, so that no key can

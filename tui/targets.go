@@ -32,8 +32,9 @@ type Azure struct {
 	TenantID string
 	// StateDir is where a pick is remembered (discovery.SaveChoice).
 	StateDir string
-	// Reopen is the DPS to open once listed (--dps, or the one chosen last
-	// in the state dir); nil lists and waits for a pick.
+	// Reopen is the DPS the first screen opens (--dps, or the one chosen
+	// last in the state dir); the first picker takes it, later ones list.
+	// nil lists and waits for a pick.
 	Reopen *discovery.Query
 	// ReopenAuth is how to open Reopen; "" is AuthEntraID.
 	ReopenAuth AuthMode
@@ -111,7 +112,9 @@ type targetOpenedMsg struct{ t *Target }
 func newTargetsView(c *Common, az *Azure) *targetsView {
 	v := &targetsView{c: c, vid: c.newID(), az: az}
 	if az != nil {
-		v.reopen = az.Reopen
+		// Taken once, by the first screen: a later :targets is the picker,
+		// else it would reopen the same DPS and no other could be chosen.
+		v.reopen, az.Reopen = az.Reopen, nil
 	}
 	v.table = newTable(c, v.vid, []table.Column{
 		{Title: "DPS"}, {Title: "RESOURCE GROUP"}, {Title: "LOCATION", Width: 10, MinTable: 100}, {Title: "ID SCOPE", Width: 12}, {Title: "LINKED HUBS"},

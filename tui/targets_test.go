@@ -162,6 +162,13 @@ func TestTargetsReopensTheRememberedDPSWithoutAPick(t *testing.T) {
 	az.Reopen = &discovery.Query{Name: f.env.DPSName, ResourceGroup: f.env.DPSResourceGroup}
 	f2 := startPicker(t, az, false)
 	f2.waitFor("the remembered DPS opens at once", "Enrollment groups", "hashed-fleet", "Entra ID as "+f.env.ClientID)
+
+	// Reopened once, at start: :targets afterwards is the picker, so
+	// another DPS can be chosen (it reopened the same one again).
+	f2.keys(":")
+	f2.typeText("targets")
+	f2.keys("enter")
+	f2.waitFor(":targets lists the DPS instances", "Enrollment groups › Targets in Azure", f.env.DPSResourceGroup, "enter connects")
 }
 
 func TestTargetsListKeysOfferedAndRefusedForTheReader(t *testing.T) {

@@ -85,6 +85,24 @@ func TestEmulatorCommandUsageErrors(t *testing.T) {
 	}
 }
 
+// The flags that pick a target to talk to mean nothing to the emulator,
+// which is one: given to it they are refused, not silently ignored.
+func TestEmulatorCommandRefusesTargetFlags(t *testing.T) {
+	for _, flags := range [][]string{
+		{"--dps", "contoso-dps"}, {"--auth", "sas-from-arm"}, {"--target", "azure"}, {"--tenant", "contoso.onmicrosoft.com"},
+		{"--resource-group", "iot-rg"}, {"--subscription", "Contoso IoT"}, {"--connection-string", "HostName=x;SharedAccessKeyName=y;SharedAccessKey=eg=="},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second) // a start that is not refused ends here
+		args := append([]string{"emulator", "--entra", "--state-dir", t.TempDir(), "--https", "127.0.0.1:0"}, flags...)
+		var out, errOut bytes.Buffer
+		code := run(ctx, args, stdio{in: strings.NewReader(""), out: &out, err: &errOut})
+		cancel()
+		if code != exitUsage || !strings.Contains(errOut.String(), flags[0]) {
+			t.Errorf("%v: exit %d, want %d naming %s; %s", flags, code, exitUsage, flags[0], errOut.String())
+		}
+	}
+}
+
 func TestEmulatorCommandEntraWritesPrincipals(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -187,7 +189,8 @@ func TestLocalAuthDisabledRefusesSASWhileEntraWorks(t *testing.T) {
 	if strings.Contains(errOut, "check the connection string") {
 		t.Errorf("a key cannot help, yet the message suggests checking it:\n%s", errOut)
 	}
-	c.fails(1, []string{"--dps", env.DPSName, "--auth", "sas-from-arm", "groups", "list"}, "401")
+	// Already --dps: the way out is to drop sas-from-arm, and it says so.
+	c.fails(1, []string{"--dps", env.DPSName, "--auth", "sas-from-arm", "groups", "list"}, "401", "--auth login")
 	if out := c.ok("--dps", env.DPSName, "groups", "list"); !strings.Contains(out, "mylegacydevices") {
 		t.Errorf("Entra refused with local auth disabled:\n%s", out)
 	}
@@ -283,6 +286,10 @@ func TestAzureCLICredentialThroughAFakeAz(t *testing.T) {
 		t.Fatalf("groups list through az:\n%s", out)
 	}
 	args := string(mustRead(t, argsLog))
+	// az is a process per token (a second or so each): one per resource.
+	if n := strings.Count(args, "--resource https://management.core.windows.net/ "); n != 1 {
+		t.Errorf("az was asked %d times for an ARM token in one command, want once:\n%s", n, args)
+	}
 	for _, want := range []string{
 		"account get-access-token -o json --resource https://management.core.windows.net/ --tenant " + env.TenantID,
 		"account get-access-token -o json --resource https://azure-devices-provisioning.net --tenant " + env.TenantID,
@@ -365,5 +372,42 @@ func TestEmbeddedEmulatorSignedIn(t *testing.T) {
 	defer tg.Close()
 	if !tg.client.SignedIn() || tg.auth != authLogin || len(tg.linkedHubs) != 2 {
 		t.Errorf("target signed in %v, auth %q, linked hubs %q", tg.client.SignedIn(), tg.auth, tg.linkedHubs)
+	}
+}
+
+// After az login, a managed identity endpoint that answers with an error (an
+// HTTP proxy answering for IMDS, a half-configured App Service identity)
+// stops the default chain before az: the message says how to skip it.
+func TestFailedManagedIdentityPointsPastItToAz(t *testing.T) {
+	c, env := entraEmulator(t, emulator.Options{}, false)
+	tr, err := dps.NewTransport(mustRead(t, env.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint, err := azidentity.NewClientSecretCredential(env.TenantID, env.ClientID, env.ClientSecret, &azidentity.ClientSecretCredentialOptions{
+		ClientOptions: azcore.ClientOptions{Cloud: signin.Private(env.AuthorityHost, env.ResourceManagerEndpoint), Transport: tr}, DisableInstanceDiscovery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := mint.GetToken(context.Background(), policy.TokenRequestOptions{Scopes: []string{"https://management.core.windows.net//.default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFakeAz(t, dir, map[string]string{"https://management.core.windows.net/": tk.Token})
+	for _, k := range []string{"AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"} {
+		os.Unsetenv(k)
+	}
+	t.Setenv("PATH", dir+":/usr/bin:/bin")
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "denied destination", http.StatusForbidden)
+	}))
+	defer refusing.Close()
+	t.Setenv("IDENTITY_ENDPOINT", refusing.URL)
+	t.Setenv("IDENTITY_HEADER", "x")
+	c.fails(1, []string{"targets", "list"}, "ManagedIdentityCredential", "AZURE_TOKEN_CREDENTIALS=dev")
+	t.Setenv("AZURE_TOKEN_CREDENTIALS", "dev")
+	if out := c.ok("targets", "list"); !strings.Contains(out, env.DPSName) {
+		t.Errorf("with AZURE_TOKEN_CREDENTIALS=dev, az's sign-in:\n%s", out)
 	}
 }

@@ -193,13 +193,31 @@ func (c *Client) Find(ctx context.Context, q Query) (DPS, error) {
 		if q.ResourceGroup != "" {
 			where = "resource group " + q.ResourceGroup + " of " + where
 		}
-		return DPS{}, fmt.Errorf("no DPS named %q in %s (%d DPS instances seen; dpsconsole targets list shows them)", q.Name, where, len(all))
+		return DPS{}, fmt.Errorf("no DPS named %q in %s; %s", q.Name, where, candidates(all))
 	}
 	var ids []string
 	for _, d := range found {
 		ids = append(ids, d.ResourceID)
 	}
 	return DPS{}, fmt.Errorf("%d DPS instances are named %q: %s; choose one with --resource-group and --subscription", len(found), q.Name, strings.Join(ids, ", "))
+}
+
+// candidates names the DPS instances seen, for a name not among them: the
+// one meant is often there under another spelling or group.
+func candidates(all []DPS) string {
+	const shown = 10
+	if len(all) == 0 {
+		return "it sees no DPS at all: check --tenant, --subscription and its role assignments (Reader on a DPS is enough to see it)"
+	}
+	var names []string
+	for _, d := range all[:min(len(all), shown)] {
+		names = append(names, d.Name+" (resource group "+d.ResourceGroup+")")
+	}
+	more := ""
+	if len(all) > shown {
+		more = fmt.Sprintf(" and %d more", len(all)-shown)
+	}
+	return "it sees " + strings.Join(names, ", ") + more + " (dpsconsole targets list shows them all)"
 }
 
 var guid = regexp.MustCompile(`^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$`)

@@ -125,8 +125,14 @@ func TestDiscoveryFindsTheEmulatorsDPS(t *testing.T) {
 	if got, err := c.Find(ctx, discovery.Query{Name: f.env.DPSName, ResourceGroup: f.env.DPSResourceGroup, Subscription: subs[0].Name}); err != nil || got.IDScope != d.IDScope || len(got.Hubs) != len(d.Hubs) {
 		t.Errorf("Find by name, group and subscription name: %+v, %v", got, err)
 	}
-	if _, err := c.Find(ctx, discovery.Query{Name: "nope"}); err == nil || !strings.Contains(err.Error(), `no DPS named "nope"`) {
-		t.Errorf("Find nope: %v", err)
+	// Not found: the error names the instances there are, to pick from.
+	candidate := f.env.DPSName + " (resource group " + f.env.DPSResourceGroup + ")"
+	if _, err := c.Find(ctx, discovery.Query{Name: "nope"}); err == nil || !strings.Contains(err.Error(), `no DPS named "nope"`) ||
+		!strings.Contains(err.Error(), candidate) || strings.Contains(err.Error(), "1 DPS instances") {
+		t.Errorf("Find nope: %v, want it to name %s", err, candidate)
+	}
+	if _, err := c.Find(ctx, discovery.Query{Name: f.env.DPSName, ResourceGroup: "other-rg"}); err == nil || !strings.Contains(err.Error(), candidate) {
+		t.Errorf("Find in another group, by listing: %v, want it to name %s", err, candidate)
 	}
 	if _, err := c.Find(ctx, discovery.Query{Name: f.env.DPSName, ResourceGroup: "other-rg", Subscription: f.env.SubscriptionID}); err == nil || !strings.Contains(err.Error(), "other-rg") {
 		t.Errorf("Find in another group: %v", err)

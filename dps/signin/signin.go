@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
@@ -111,7 +113,33 @@ func NewCredential(opts Options) (azcore.TokenCredential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sign-in: %w", err)
 	}
-	return cred, nil
+	return &sharedTokens{next: cred, tokens: map[string]azcore.AccessToken{}}, nil
+}
+
+// sharedTokens hands every client the same token per scope: the Azure CLI
+// and Azure Developer CLI credentials cache nothing and start a process (a
+// second or so) per token, and each ARM client asks for its own.
+type sharedTokens struct {
+	next   azcore.TokenCredential
+	mu     sync.Mutex
+	tokens map[string]azcore.AccessToken
+}
+
+func (s *sharedTokens) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	if o.Claims != "" { // a claims challenge needs a new token
+		return s.next.GetToken(ctx, o)
+	}
+	key := o.TenantID + "|" + strings.Join(o.Scopes, " ")
+	s.mu.Lock()
+	defer s.mu.Unlock() // one sign-in at a time: a device code is not asked for twice
+	if tk, ok := s.tokens[key]; ok && time.Until(tk.ExpiresOn) > 5*time.Minute {
+		return tk, nil
+	}
+	tk, err := s.next.GetToken(ctx, o)
+	if err == nil {
+		s.tokens[key] = tk
+	}
+	return tk, err
 }
 
 // checkTenant refuses --tenant when the environment credential is set up
