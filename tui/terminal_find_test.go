@@ -16,10 +16,7 @@ import (
 func TestTerminalDescribeAndFindUnderTmux(t *testing.T) {
 	ensureTmux(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dpsconsole")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/dpsconsole/dpsconsole/cmd/dpsconsole").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildConsole(t, dir)
 	m := &tmuxTerm{t: t, socket: fmt.Sprintf("dpsconsole-find-%d", os.Getpid())}
 	cmdline := fmt.Sprintf("env -u DPS_CONNECTION_STRING TERM=xterm-256color %s --state-dir %s; sleep 60", bin, filepath.Join(dir, "state"))
 	m.tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40", cmdline)

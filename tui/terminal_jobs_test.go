@@ -20,10 +20,7 @@ import (
 func TestTerminalQuitMidJobPrintsTheResumeCommand(t *testing.T) {
 	ensureTmux(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dpsconsole")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/dpsconsole/dpsconsole/cmd/dpsconsole").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildConsole(t, dir)
 	// The embedded emulator's data dir, seeded beforehand with the records
 	// of a deleted group the journal knows: enough for a job of some seconds.
 	state := filepath.Join(dir, "state")

@@ -18,10 +18,7 @@ func startTmuxConsole(t *testing.T, w, h int) *tmuxTerm {
 	t.Helper()
 	ensureTmux(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dpsconsole")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/dpsconsole/dpsconsole/cmd/dpsconsole").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildConsole(t, dir)
 	m := &tmuxTerm{t: t, socket: fmt.Sprintf("dpsconsole-lists-%d-%s", os.Getpid(), t.Name())}
 	cmdline := fmt.Sprintf("env -u DPS_CONNECTION_STRING TERM=xterm-256color %s --state-dir %s; sleep 60", bin, filepath.Join(dir, "state"))
 	m.tmux("new-session", "-d", "-s", "console", "-x", fmt.Sprint(w), "-y", fmt.Sprint(h), cmdline)

@@ -3,7 +3,6 @@ package tui
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -19,10 +18,7 @@ import (
 func TestTerminalTargetPickerUnderTmux(t *testing.T) {
 	ensureTmux(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dpsconsole")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/dpsconsole/dpsconsole/cmd/dpsconsole").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildConsole(t, dir)
 	emu, err := emulator.Start(context.Background(), emulator.Options{DataDir: filepath.Join(dir, "emulator"), HTTPSAddr: "127.0.0.1:0",
 		Seed: "demo", Entra: true, MQTTAddr: emulator.MQTTOff})
 	if err != nil {

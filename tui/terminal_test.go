@@ -60,16 +60,24 @@ func (m *tmuxTerm) waitFor(step string, want ...string) string {
 	}
 }
 
+// buildConsole builds the real dpsconsole binary into dir, for a test that
+// runs it in a real terminal.
+func buildConsole(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "dpsconsole")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/dpsconsole/dpsconsole/cmd/dpsconsole").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // TestTerminalFlowUnderTmux builds the real binary and runs it in a real
 // terminal (tmux) on its embedded emulator, through the same flow as the
 // teatest flow. With -update it also refreshes the README's screen captures.
 func TestTerminalFlowUnderTmux(t *testing.T) {
 	ensureTmux(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dpsconsole")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/dpsconsole/dpsconsole/cmd/dpsconsole").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildConsole(t, dir)
 	m := &tmuxTerm{t: t, socket: fmt.Sprintf("dpsconsole-test-%d", os.Getpid())}
 	cmdline := fmt.Sprintf("env -u DPS_CONNECTION_STRING TERM=xterm-256color %s --state-dir %s; sleep 60", bin, filepath.Join(dir, "state"))
 	m.tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40", cmdline)

@@ -54,10 +54,7 @@ func (m *tmuxTerm) openLegacyGroup() {
 func TestTerminalTrustUnderTmux(t *testing.T) {
 	ensureTmux(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dpsconsole")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/dpsconsole/dpsconsole/cmd/dpsconsole").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildConsole(t, dir)
 	ctx := context.Background()
 
 	t.Run("tutorial deletes only its own", func(t *testing.T) {
