@@ -167,3 +167,27 @@ func TestSignSASRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A SASSigner's token is SignSAS's for the same expiry, whichever second
+// was asked before, and concurrent callers agree.
+func TestSASSignerIsSignSAS(t *testing.T) {
+	k := GenerateKey()
+	s := NewSASSigner("hub.azure-devices.net/devices/dev-1", k, "")
+	base := time.Unix(1700000000, 0)
+	for _, off := range []time.Duration{0, 300 * time.Millisecond, time.Second, 1500 * time.Millisecond, 0, time.Hour} {
+		exp := base.Add(off)
+		if got, want := s.Sign(exp), SignSAS("hub.azure-devices.net/devices/dev-1", k, "", exp); got != want {
+			t.Fatalf("expiry %v: %q, want %q", exp, got, want)
+		}
+	}
+	want := SignSAS("hub.azure-devices.net/devices/dev-1", k, "", base)
+	done := make(chan string)
+	for range 8 {
+		go func() { done <- s.Sign(base.Add(999 * time.Millisecond)) }()
+	}
+	for range 8 {
+		if got := <-done; got != want {
+			t.Fatalf("concurrent Sign: %q, want %q", got, want)
+		}
+	}
+}

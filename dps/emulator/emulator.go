@@ -111,8 +111,9 @@ type Emulator struct {
 	store      *store
 	ca         *authority
 	idScope    string
-	serviceKey keys.Key // key of the provisioningserviceowner policy
-	dpsHost    string   // DPS host name as clients address it (host[:port])
+	serviceKey keys.Key       // key of the provisioningserviceowner policy
+	verified   verifiedTokens // service tokens for dpsHost that passed authorizeService
+	dpsHost    string         // DPS host name as clients address it (host[:port])
 	hubs       []*hub
 	servers    []*http.Server
 	realism    *realism
@@ -132,7 +133,8 @@ type Emulator struct {
 // hub is a linked IoT hub with its listener.
 type hub struct {
 	linkedHub
-	key keys.Key // key of the iothubowner policy
+	key      keys.Key       // key of the iothubowner policy
+	verified verifiedTokens // service tokens that passed hubServiceAuth
 }
 
 // Start opens (or creates) the data dir, starts every listener and returns

@@ -39,19 +39,21 @@ type ClientOptions struct {
 	TLSConfig *tls.Config
 }
 
-// tokenLifetime is how long each signed token is valid; every request gets a
-// fresh one, as the Node SDKs do.
+// tokenLifetime is how long each signed token is valid; every request gets
+// one valid for that long from now, as the Node SDKs do (azure-iothub's
+// RestApiClient extends its token to an hour from now on each request).
 const tokenLifetime = time.Hour
 
-// sasPolicy signs every request (and every retry) with a fresh SAS.
-type sasPolicy struct {
-	resource string
-	key      keys.Key
-	keyName  string // "" for device tokens
+// sasPolicy signs every request (and every retry) with a token expiring
+// tokenLifetime from now; within one second the requests share a token.
+type sasPolicy struct{ signer *keys.SASSigner }
+
+func newSASPolicy(resource string, key keys.Key, keyName string) *sasPolicy {
+	return &sasPolicy{keys.NewSASSigner(resource, key, keyName)}
 }
 
 func (p *sasPolicy) Do(req *policy.Request) (*http.Response, error) {
-	req.Raw().Header.Set("Authorization", keys.SignSAS(p.resource, p.key, p.keyName, time.Now().Add(tokenLifetime)))
+	req.Raw().Header.Set("Authorization", p.signer.Sign(time.Now().Add(tokenLifetime)))
 	return req.Next()
 }
 
@@ -107,7 +109,7 @@ func NewDeviceClient(hubHost, deviceID string, key keys.Key, opts *ClientOptions
 	if err != nil {
 		return nil, err
 	}
-	auth := &sasPolicy{resource: hubHost + "/devices/" + deviceID, key: key}
+	auth := newSASPolicy(hubHost+"/devices/"+deviceID, key, "")
 	c := &DeviceClient{host: hubHost, deviceID: deviceID, pl: newPipeline(auth, opts)}
 	if tr.IsMQTT() {
 		if c.mqtt, err = newMQTTSender(hubHost, deviceID, key, tr, opts); err != nil {
@@ -270,7 +272,7 @@ func NewRegistryClientFromConnectionString(cs string, opts *ClientOptions) (*Reg
 	if err := checkHost(c.HostName); err != nil {
 		return nil, err
 	}
-	auth := &sasPolicy{resource: c.HostName, key: c.SharedAccessKey, keyName: c.SharedAccessKeyName}
+	auth := newSASPolicy(c.HostName, c.SharedAccessKey, c.SharedAccessKeyName)
 	return &RegistryClient{host: c.HostName, pl: newPipeline(auth, opts)}, nil
 }
 

@@ -106,23 +106,9 @@ func BenchmarkReportProperties(b *testing.B) {
 // once and in-flight=200 is each of the 200 devices with one call in
 // flight. It reports the latency percentiles of the calls.
 func BenchmarkDirectMethod(b *testing.B) {
-	reg, clients := mqttDevices(b, benchDevices)
+	reg, ids := methodDevices(b)
 	ctx := context.Background()
-	ids := make([]string, len(clients))
-	for i, c := range clients {
-		ids[i] = fmt.Sprintf("dev-%02d", i)
-		if err := c.OnMethod(ctx, func(_ context.Context, m hub.MethodCall) hub.MethodResponse {
-			return hub.MethodResponse{Status: 200, Payload: m.Payload}
-		}); err != nil {
-			b.Fatal(err)
-		}
-	}
 	payload := json.RawMessage(`{"delay":1}`)
-	for _, id := range ids { // warm the service side's connections
-		if _, err := reg.InvokeMethod(ctx, id, "warm", payload, nil); err != nil {
-			b.Fatal(err)
-		}
-	}
 	for _, inFlight := range []int{8, 50, benchDevices} {
 		b.Run(fmt.Sprintf("in-flight=%d", inFlight), func(b *testing.B) {
 			lat := make([][]time.Duration, inFlight) // by caller: no lock on the clock's path
@@ -138,12 +124,84 @@ func BenchmarkDirectMethod(b *testing.B) {
 				}
 				return err
 			})
-			all := slices.Concat(lat...)
-			slices.Sort(all)
-			pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000 }
-			b.ReportMetric(pct(0.5), "p50-ms")
-			b.ReportMetric(pct(0.99), "p99-ms")
+			reportLatency(b, slices.Concat(lat...))
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 		})
 	}
+}
+
+// BenchmarkDirectMethodAtRate is the same round trip with the calls coming
+// at a fixed rate instead of back to back: call k is due at k/rate seconds,
+// to device k mod 200, started when due whether or not earlier calls have
+// returned (an open loop, as calls from an operator's services arrive). A
+// call's latency counts from when it was due, so a late start counts
+// against it. BenchmarkDirectMethod's in-flight=200 is the saturated case:
+// every caller waits behind the 199 others, so its latency is 200 ÷ the
+// throughput whatever the hub does (Little's law).
+func BenchmarkDirectMethodAtRate(b *testing.B) {
+	reg, ids := methodDevices(b)
+	ctx := context.Background()
+	payload := json.RawMessage(`{"delay":1}`)
+	for _, rate := range []int{1000, 2000, 4000} {
+		b.Run(fmt.Sprintf("calls-per-s=%d", rate), func(b *testing.B) {
+			lat := make([]time.Duration, b.N)
+			var wg sync.WaitGroup
+			interval := time.Second / time.Duration(rate)
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			start := time.Now()
+			for k := range b.N {
+				due := start.Add(time.Duration(k) * interval)
+				time.Sleep(time.Until(due))
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res, err := reg.InvokeMethod(ctx, ids[k%len(ids)], "reboot", payload, nil)
+					lat[k] = time.Since(due)
+					if err == nil && (res.Status != 200 || string(res.Payload) != string(payload)) {
+						err = fmt.Errorf("answer %+v", res)
+					}
+					if err != nil {
+						b.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+			reportLatency(b, lat)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+		})
+	}
+}
+
+// methodDevices connects benchDevices devices that answer every direct
+// method with status 200 and the call's payload, and warms the service
+// side's connection; it returns the service client and the device IDs.
+func methodDevices(b *testing.B) (*hub.RegistryClient, []string) {
+	reg, clients := mqttDevices(b, benchDevices)
+	ctx := context.Background()
+	ids := make([]string, len(clients))
+	for i, c := range clients {
+		ids[i] = fmt.Sprintf("dev-%02d", i)
+		if err := c.OnMethod(ctx, func(_ context.Context, m hub.MethodCall) hub.MethodResponse {
+			return hub.MethodResponse{Status: 200, Payload: m.Payload}
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, id := range ids {
+		if _, err := reg.InvokeMethod(ctx, id, "warm", json.RawMessage(`{}`), nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return reg, ids
+}
+
+// reportLatency reports the median and 99th percentile of lat in ms.
+func reportLatency(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(pct(0.5), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
 }
