@@ -359,6 +359,10 @@ func usedBefore(dir string) bool {
 	return false
 }
 
+// maxStreamsPerConn is how many requests one HTTP/2 connection may have in
+// flight at once.
+const maxStreamsPerConn = 1000
+
 func (e *Emulator) serve(ln net.Listener, conf *tls.Config, h http.Handler) {
 	lim := e.opts.limits
 	srv := &http.Server{
@@ -370,6 +374,12 @@ func (e *Emulator) serve(ln net.Listener, conf *tls.Config, h http.Handler) {
 		IdleTimeout:       lim.idle,
 		MaxHeaderBytes:    64 << 10, // a SAS token is a few hundred bytes
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
+		// A direct-method call holds its stream until the device answers, so
+		// one service client can have hundreds waiting. Past a connection's
+		// stream limit (250 by default) net/http's client dials one more TLS
+		// connection per waiting request: a burst of calls dialed thousands
+		// and starved itself.
+		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: maxStreamsPerConn},
 	}
 	e.servers = append(e.servers, srv)
 	e.serveWG.Add(1)
