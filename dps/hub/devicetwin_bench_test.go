@@ -61,8 +61,13 @@ func parallelPerDevice(b *testing.B, n int, do func(i int) error) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	// Client and emulator share the process: the CPU cost of an operation
-	// whole, the figure that does not depend on the machine's load.
+	reportCPU(b, cpu0)
+}
+
+// reportCPU reports the process's CPU time since cpu0 per operation: client
+// and emulator share the process, so it is an operation's whole cost, the
+// figure that depends least on the machine's load.
+func reportCPU(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 }
 
@@ -105,33 +110,33 @@ func BenchmarkReportProperties(b *testing.B) {
 // BenchmarkDirectMethod is a direct-method round trip: the service calls
 // through the hub's REST API, the hub sends the call over the device's MQTT
 // connection, the device answers and the hub returns the answer. 200
-// devices are connected; in-flight=N runs N callers at once, caller i
-// calling devices i, i+N, i+2N, ... in turn, so no device has two calls at
-// once and in-flight=200 is each of the 200 devices with one call in
-// flight. It reports the latency percentiles of the calls.
+// devices are connected throughout.
+//
+//   - in-flight=N runs N callers back to back, caller i calling devices i,
+//     i+N, i+2N, ... in turn, so no device has two calls at once;
+//     in-flight=200 is each device with one call in flight at all times.
+//   - burst=200 calls all 200 devices at once, waits for every answer, and
+//     again (rounds 10 ms apart); latency counts from the round's start.
+//
+// Both saturate the 2 cores: a call's latency is mostly its wait behind the
+// others (BenchmarkBareHTTP2 is the same shapes with nothing behind HTTP).
+// BenchmarkDirectMethodAtRate is the round trip under a given load.
 func BenchmarkDirectMethod(b *testing.B) {
 	reg, ids := methodDevices(b)
-	ctx := context.Background()
-	payload := json.RawMessage(`{"delay":1}`)
+	invoke := methodCaller(reg)
 	for _, inFlight := range []int{8, 50, benchDevices} {
 		b.Run(fmt.Sprintf("in-flight=%d", inFlight), func(b *testing.B) {
-			lat := make([][]time.Duration, inFlight) // by caller: no lock on the clock's path
 			turns := make([]int, inFlight)
-			parallelPerDevice(b, inFlight, func(caller int) error {
+			backToBack(b, inFlight, func(caller int) error {
 				id := ids[(caller+turns[caller]*inFlight)%len(ids)]
 				turns[caller]++
-				t0 := time.Now()
-				res, err := reg.InvokeMethod(ctx, id, "reboot", payload, nil)
-				lat[caller] = append(lat[caller], time.Since(t0))
-				if err == nil && (res.Status != 200 || string(res.Payload) != string(payload)) {
-					err = fmt.Errorf("answer %+v", res)
-				}
-				return err
+				return invoke(id)
 			})
-			reportLatency(b, slices.Concat(lat...))
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 		})
 	}
+	b.Run(fmt.Sprintf("burst=%d", len(ids)), func(b *testing.B) {
+		inRounds(b, len(ids), func(i int) error { return invoke(ids[i]) })
+	})
 }
 
 // BenchmarkDirectMethodAtRate is the same round trip with the calls coming
@@ -139,13 +144,10 @@ func BenchmarkDirectMethod(b *testing.B) {
 // to device k mod 200, started when due whether or not earlier calls have
 // returned (an open loop, as calls from an operator's services arrive). A
 // call's latency counts from when it was due, so a late start counts
-// against it. BenchmarkDirectMethod's in-flight=200 is the saturated case:
-// every caller waits behind the 199 others, so its latency is 200 ÷ the
-// throughput whatever the hub does (Little's law).
+// against it.
 func BenchmarkDirectMethodAtRate(b *testing.B) {
 	reg, ids := methodDevices(b)
-	ctx := context.Background()
-	payload := json.RawMessage(`{"delay":1}`)
+	invoke := methodCaller(reg)
 	for _, rate := range []int{1000, 2000, 4000} {
 		b.Run(fmt.Sprintf("calls-per-s=%d", rate), func(b *testing.B) {
 			lat := make([]time.Duration, b.N)
@@ -157,26 +159,53 @@ func BenchmarkDirectMethodAtRate(b *testing.B) {
 			for k := range b.N {
 				due := start.Add(time.Duration(k) * interval)
 				time.Sleep(time.Until(due))
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					res, err := reg.InvokeMethod(ctx, ids[k%len(ids)], "reboot", payload, nil)
-					lat[k] = time.Since(due)
-					if err == nil && (res.Status != 200 || string(res.Payload) != string(payload)) {
-						err = fmt.Errorf("answer %+v", res)
-					}
-					if err != nil {
+				wg.Go(func() {
+					if err := invoke(ids[k%len(ids)]); err != nil {
 						b.Error(err)
 					}
-				}()
+					lat[k] = time.Since(due)
+				})
 			}
 			wg.Wait()
 			b.StopTimer()
-			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+			reportCPU(b, cpu0)
 			reportLatency(b, lat)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 		})
 	}
+}
+
+// BenchmarkBareHTTP2 is the floor under BenchmarkDirectMethod's shapes:
+// net/http's own HTTP/2 over TLS on this machine, one connection, to a
+// handler that only echoes a method call's body (no azcore, no hub, no MQTT,
+// no device). A round trip in the same shape cannot be faster than this.
+func BenchmarkBareHTTP2(b *testing.B) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Write(body)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	c := srv.Client()
+	body := []byte(`{"methodName":"reboot","responseTimeoutInSeconds":30,"payload":{"delay":1}}`)
+	call := func(int) error {
+		res, err := c.Post(srv.URL+"/twins/dev-00/methods?api-version="+hub.APIVersion, "application/json; charset=utf-8", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		if _, err := io.Copy(io.Discard, res.Body); err != nil || res.ProtoMajor != 2 {
+			return fmt.Errorf("%s: %v", res.Proto, err)
+		}
+		return nil
+	}
+	if err := call(0); err != nil {
+		b.Fatal(err)
+	}
+	b.Run(fmt.Sprintf("in-flight=%d", benchDevices), func(b *testing.B) { backToBack(b, benchDevices, call) })
+	b.Run(fmt.Sprintf("burst=%d", benchDevices), func(b *testing.B) { inRounds(b, benchDevices, call) })
 }
 
 // methodDevices connects benchDevices devices that answer every direct
@@ -202,51 +231,64 @@ func methodDevices(b *testing.B) (*hub.RegistryClient, []string) {
 	return reg, ids
 }
 
+// methodCaller returns a call of the "reboot" method that checks the
+// device's echo.
+func methodCaller(reg *hub.RegistryClient) func(id string) error {
+	payload := json.RawMessage(`{"delay":1}`)
+	return func(id string) error {
+		res, err := reg.InvokeMethod(context.Background(), id, "reboot", payload, nil)
+		if err == nil && (res.Status != 200 || string(res.Payload) != string(payload)) {
+			err = fmt.Errorf("answer %+v", res)
+		}
+		return err
+	}
+}
+
+// backToBack makes b.N calls from n callers, each starting its next call as
+// its last returns, and reports their latency and throughput.
+func backToBack(b *testing.B, n int, call func(caller int) error) {
+	lat := make([][]time.Duration, n) // by caller: no lock on the clock's path
+	parallelPerDevice(b, n, func(caller int) error {
+		t0 := time.Now()
+		err := call(caller)
+		lat[caller] = append(lat[caller], time.Since(t0))
+		return err
+	})
+	reportLatency(b, slices.Concat(lat...))
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+}
+
+// inRounds makes b.N calls (at least one round) in rounds of n at once,
+// call i of a round with i, each round 10 ms after the last returned, and
+// reports the latency of each call from its round's start.
+func inRounds(b *testing.B, n int, call func(i int) error) {
+	rounds := max(1, b.N/n)
+	lat := make([]time.Duration, rounds*n)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	for r := range rounds {
+		var wg sync.WaitGroup
+		t0 := time.Now()
+		for i := range n {
+			wg.Go(func() {
+				if err := call(i); err != nil {
+					b.Error(err)
+				}
+				lat[r*n+i] = time.Since(t0)
+			})
+		}
+		wg.Wait()
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.StopTimer()
+	reportCPU(b, cpu0)
+	reportLatency(b, lat)
+}
+
 // reportLatency reports the median and 99th percentile of lat in ms.
 func reportLatency(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
 	b.ReportMetric(pct(0.5), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
-}
-
-// BenchmarkBareHTTP2 is the floor under BenchmarkDirectMethod's
-// in-flight=200: net/http's own HTTP/2 over TLS on this machine, 200
-// callers back to back on one connection to a handler that only echoes a
-// method call's body (no azcore, no hub, no MQTT, no device). Whatever the
-// hub does, a round trip at 200 in flight cannot be faster than this.
-func BenchmarkBareHTTP2(b *testing.B) {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.Write(body)
-	}))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	defer srv.Close()
-	c := srv.Client()
-	body := []byte(`{"methodName":"reboot","responseTimeoutInSeconds":30,"payload":{"delay":1}}`)
-	call := func() error {
-		res, err := c.Post(srv.URL+"/twins/dev-00/methods?api-version="+hub.APIVersion, "application/json; charset=utf-8", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		defer res.Body.Close()
-		if _, err := io.Copy(io.Discard, res.Body); err != nil || res.ProtoMajor != 2 {
-			return fmt.Errorf("%s: %v", res.Proto, err)
-		}
-		return nil
-	}
-	if err := call(); err != nil {
-		b.Fatal(err)
-	}
-	lat := make([][]time.Duration, benchDevices)
-	parallelPerDevice(b, benchDevices, func(caller int) error {
-		t0 := time.Now()
-		err := call()
-		lat[caller] = append(lat[caller], time.Since(t0))
-		return err
-	})
-	reportLatency(b, slices.Concat(lat...))
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 }
