@@ -50,10 +50,14 @@ type Model struct {
 	// for; suggestStale asks for them again (new names arrived).
 	suggestFor   string
 	suggestStale bool
-	known        knownNames
-	history      []string
-	histPos      int // the history line shown; -1 = the line being typed
-	histDraft    string
+	// every lists all the commands while tab steps through them from an
+	// empty line (textinput matches nothing there); everyAt is the one shown.
+	every     []string
+	everyAt   int
+	known     knownNames
+	history   []string
+	histPos   int // the history line shown; -1 = the line being typed
+	histDraft string
 
 	palette *palette
 	status  statusLine
@@ -372,7 +376,7 @@ type escaper interface{ Escape() bool }
 // openCommandLine opens the `:` line holding text, and fetches the names
 // that complete arguments when the session has none yet.
 func (m *Model) openCommandLine(text string) tea.Cmd {
-	m.cmdMode, m.histPos = true, -1
+	m.cmdMode, m.histPos, m.every = true, -1, nil
 	m.cmdline.SetValue(text)
 	m.cmdline.CursorEnd()
 	m.refreshSuggestions()
@@ -382,6 +386,9 @@ func (m *Model) openCommandLine(text string) tea.Cmd {
 // commandKey edits the `:` line: ↑/↓ recall the history, tab completes
 // (textinput accepts the suggestion shown), enter runs.
 func (m *Model) commandKey(msg tea.KeyPressMsg) tea.Cmd {
+	if m.stepEvery(msg.String()) {
+		return nil
+	}
 	switch msg.String() {
 	case "esc":
 		m.cmdMode = false

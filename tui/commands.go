@@ -421,10 +421,42 @@ func (m *Model) recall(dir int) {
 	m.cmdline.CursorEnd()
 }
 
+// stepEvery handles tab on an empty `:` line, which textinput cannot
+// complete: the first command fills the line and every command is listed;
+// tab (ctrl+n) and shift+tab (ctrl+p) step through them. Any other key ends
+// the list and goes on to the line. It reports whether it used the key.
+func (m *Model) stepEvery(key string) bool {
+	step := map[string]int{"tab": 1, "ctrl+n": 1, "shift+tab": -1, "ctrl+p": -1}[key]
+	switch {
+	case step == 0:
+		m.every = nil
+		return false
+	case m.every == nil && m.cmdline.Value() != "":
+		return false
+	case m.every == nil:
+		m.every, m.everyAt = commandsFor(m.c.ReadOnly), 0
+	default:
+		m.everyAt = (m.everyAt + step + len(m.every)) % len(m.every)
+	}
+	m.cmdline.SetValue(m.every[m.everyAt])
+	m.cmdline.CursorEnd()
+	m.refreshSuggestions()
+	return true
+}
+
+// completions are the choices the line above the `:` line lists, and the
+// one tab takes.
+func (m *Model) completions() (choices []string, current int) {
+	if m.every != nil {
+		return m.every, m.everyAt
+	}
+	return m.cmdline.MatchedSuggestions(), m.cmdline.CurrentSuggestionIndex()
+}
+
 // withCompletions puts the `:` line's completions on the body's last line
 // while more than one fits what is typed, so tab's choice is visible.
 func (m *Model) withCompletions(body string) string {
-	matched := m.cmdline.MatchedSuggestions()
+	matched, current := m.completions()
 	if len(matched) < 2 {
 		return body
 	}
@@ -435,7 +467,7 @@ func (m *Model) withCompletions(body string) string {
 		if hasArg {
 			s = strings.TrimPrefix(s, name+" ")
 		}
-		if i == m.cmdline.CurrentSuggestionIndex() {
+		if i == current {
 			s = "[" + s + "]"
 		}
 		if b.Len()+len(s)+2 > m.width-12 {

@@ -418,3 +418,50 @@ func TestSortKeySortsTheRecords(t *testing.T) {
 		t.Fatalf("O sorts by ID descending (first %q):\n%s", first, plain(screen(m)))
 	}
 }
+
+// `:` then tab on an empty line offers every command: the first fills the
+// line, the line above lists them all, tab steps on, typing ends it.
+func TestTabOnAnEmptyLineOffersEveryCommand(t *testing.T) {
+	m := New(context.Background(), Options{Target: &Target{Name: "test"}, Start: "derive"})
+	m.Update(tea.WindowSizeMsg{Width: 200, Height: 30})
+	m.Update(press(":"))
+	m.Update(press("tab"))
+	all := commandsFor(false)
+	if got := m.cmdline.Value(); got != all[0] {
+		t.Fatalf("tab on an empty line filled %q, want %q", got, all[0])
+	}
+	list := plain(screen(m))
+	if !strings.Contains(list, "tab: ["+all[0]+"]") {
+		t.Fatalf("the line above should list every command:\n%s", list)
+	}
+	for _, name := range all[1:5] {
+		if !strings.Contains(list, "  "+name+"  ") {
+			t.Errorf("%s is not offered:\n%s", name, list)
+		}
+	}
+	m.Update(press("tab"))
+	m.Update(press("tab"))
+	if got := m.cmdline.Value(); got != all[2] {
+		t.Fatalf("two more tabs = %q, want %q", got, all[2])
+	}
+	m.Update(press("shift+tab"))
+	if got := m.cmdline.Value(); got != all[1] {
+		t.Fatalf("shift+tab = %q, want %q", got, all[1])
+	}
+	typeInto(m, " x")
+	if got := m.cmdline.Value(); got != all[1]+" x" {
+		t.Fatalf("typing after the choice = %q, want %q", got, all[1]+" x")
+	}
+	if strings.Contains(plain(screen(m)), "tab: [") {
+		t.Fatalf("typing ends the list of every command:\n%s", plain(screen(m)))
+	}
+
+	// Under --readonly the list holds only what is offered there.
+	ro := New(context.Background(), Options{Target: &Target{Name: "test"}, ReadOnly: true, Start: "derive"})
+	ro.Update(tea.WindowSizeMsg{Width: 200, Height: 30})
+	ro.Update(press(":"))
+	ro.Update(press("tab"))
+	if got := plain(screen(ro)); strings.Contains(got, "simulate") || !strings.Contains(got, "tab: [groups]") {
+		t.Fatalf("read-only tab offers the read-only commands:\n%s", got)
+	}
+}
