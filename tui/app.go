@@ -215,6 +215,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		}
 		return nil
 	case openMsg:
+		m.c.opened(msg.v)
 		return m.push(msg.v)
 	case targetOpenedMsg:
 		return m.openTarget(msg.t)
@@ -260,6 +261,9 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	if k.ForceQuit.Matches(msg) {
 		m.quitting = true
 		return tea.Quit
+	}
+	if m.c.holdingKeys() { // a view is opening: the key would land beneath it
+		return nil
 	}
 	if m.cmdMode {
 		return m.commandKey(msg)
@@ -336,7 +340,7 @@ const wheelLines = 3
 // wheel scrolls as the arrow keys do, so every list (and the help) loads
 // and counts as it would under ↑/↓; not while a field has the keys.
 func (m *Model) wheel(msg tea.MouseWheelMsg) tea.Cmd {
-	if m.cmdMode || m.palette != nil || m.status.expanded || m.top().Editing() {
+	if m.cmdMode || m.palette != nil || m.status.expanded || m.top().Editing() || m.c.holdingKeys() {
 		return nil
 	}
 	var name string
@@ -358,7 +362,7 @@ func (m *Model) wheel(msg tea.MouseWheelMsg) tea.Cmd {
 // click hands a click in the body to the focused view, its Y counted from
 // the body's first line (tables select the row clicked).
 func (m *Model) click(msg tea.MouseClickMsg) tea.Cmd {
-	if m.cmdMode || m.palette != nil || m.showHelp || m.status.expanded {
+	if m.cmdMode || m.palette != nil || m.showHelp || m.status.expanded || m.c.holdingKeys() {
 		return nil
 	}
 	y := msg.Y - lipgloss.Height(m.header())

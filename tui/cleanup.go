@@ -507,7 +507,7 @@ func (v *cleanupView) finished(s cleanup.Summary) tea.Cmd {
 		failures[i] = f.Error
 	}
 	report := newReportView(v.c, "Clean-up job "+s.JobID, v.runView(), failures)
-	return tea.Batch(flashErr(fmt.Errorf("%s with %s failures; resuming the job tries them again", text, theme.Count(len(s.Failures)))), open(report))
+	return tea.Batch(flashErr(fmt.Errorf("%s with %s failures; resuming the job tries them again", text, theme.Count(len(s.Failures)))), v.c.open(report))
 }
 
 // resumeHint says how a stopped job is resumed.

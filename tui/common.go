@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
@@ -31,6 +32,10 @@ type Common struct {
 	Now    func() time.Time
 	nextID int
 	quota  *quotaCount // the last :quota count, kept for the session
+	// opening are the views asked for by c.open and not pushed yet: until
+	// they are, the root drops keys, which would reach the view beneath.
+	opening   []view
+	openingAt time.Time
 }
 
 func (c *Common) newID() int {
@@ -126,6 +131,29 @@ func filterHints(k *KeyMap) []*Binding { return []*Binding{k.FilterApply, k.Filt
 type openMsg struct{ v view }
 
 func open(v view) tea.Cmd { return func() tea.Msg { return openMsg{v} } }
+
+// open asks the root to push v, and holds the keys typed until it is.
+func (c *Common) open(v view) tea.Cmd {
+	c.opening, c.openingAt = append(c.opening, v), c.Now()
+	return open(v)
+}
+
+// openWait bounds how long keys are held for a view asked for: an open
+// whose Cmd never ran must not leave the keyboard dead.
+const openWait = 2 * time.Second
+
+// holdingKeys is true while a view asked for is still to be pushed.
+func (c *Common) holdingKeys() bool {
+	if len(c.opening) > 0 && c.Now().Sub(c.openingAt) > openWait {
+		c.opening = nil
+	}
+	return len(c.opening) > 0
+}
+
+// opened drops v from the views still to be pushed.
+func (c *Common) opened(v view) {
+	c.opening = slices.DeleteFunc(c.opening, func(o view) bool { return o == v })
+}
 
 // backMsg asks the root to close view `from` (the focused one, unless the
 // operator moved on while it worked).

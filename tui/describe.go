@@ -225,19 +225,19 @@ func (v *describeView) goHubDevice() tea.Cmd {
 	case r.AssignedHub == "":
 		return flashWarn(fmt.Sprintf("registration record %s is %s and names no hub: it has no hub device to show", r.RegistrationID, cmp.Or(string(r.Status), "without a status")))
 	}
-	return open(newHubDeviceView(v.c, cmp.Or(r.DeviceID, r.RegistrationID), r.AssignedHub))
+	return v.c.open(newHubDeviceView(v.c, cmp.Or(r.DeviceID, r.RegistrationID), r.AssignedHub))
 }
 
 func (v *describeView) goGroup() tea.Cmd {
 	switch v.subject.kind {
 	case describeGroup:
-		return open(newGroupView(v.c, v.subject.id))
+		return v.c.open(newGroupView(v.c, v.subject.id))
 	case describeRecord:
 		if v.overGroup {
 			return back(v.vid)
 		}
 		if v.subject.group != "" {
-			return open(newGroupView(v.c, v.subject.group))
+			return v.c.open(newGroupView(v.c, v.subject.group))
 		}
 		if v.record == nil {
 			return flashWarn("the record is not read yet; wait for it or press r")
@@ -258,10 +258,10 @@ func (v *describeView) resolved(msg groupResolvedMsg) tea.Cmd {
 	case msg.err != nil:
 		return flashErr(msg.err)
 	case msg.enrollment:
-		return open(newDescribeView(v.c, describeSubject{kind: describeEnrollment, id: v.subject.id}))
+		return v.c.open(newDescribeView(v.c, describeSubject{kind: describeEnrollment, id: v.subject.id}))
 	}
 	v.subject.group = msg.group
-	return open(newGroupView(v.c, msg.group))
+	return v.c.open(newGroupView(v.c, msg.group))
 }
 
 func (v *describeView) head() string {
@@ -432,5 +432,5 @@ func describeRecordOf(c *Common, t *table.Table[record], group string) tea.Cmd {
 	}
 	v := newDescribeView(c, describeSubject{kind: describeRecord, id: r.id, group: group})
 	v.overGroup = true
-	return open(v)
+	return c.open(v)
 }

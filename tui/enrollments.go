@@ -251,7 +251,7 @@ func (v *enrollmentsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Open.Matches(msg):
 		return v.show(e.RegistrationID)
 	case k.Describe.Matches(msg):
-		return open(newDescribeView(v.c, describeSubject{kind: describeEnrollment, id: e.RegistrationID}))
+		return v.c.open(newDescribeView(v.c, describeSubject{kind: describeEnrollment, id: e.RegistrationID}))
 	case k.Toggle.Matches(msg):
 		v.askToggle(e)
 	case k.Delete.Matches(msg):

@@ -382,7 +382,7 @@ func (v *groupView) deleteReport(p deleteProgress) tea.Cmd {
 	summary += fmt.Sprintf("; %s failed", theme.Count(p.failed))
 	report := newReportView(v.c, "Deletion of records", []string{v.c.Styles.Title.Render(summary),
 		v.c.Styles.Muted.Render(rateLine(p.rate, 0, p.elapsed, false) + fmt.Sprintf("  %s attempts retried", theme.Count(p.retries)))}, p.failures)
-	return tea.Batch(flashErr(errors.New(summary)), open(report))
+	return tea.Batch(flashErr(errors.New(summary)), v.c.open(report))
 }
 
 func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
@@ -441,14 +441,14 @@ func (v *groupView) key(msg tea.KeyPressMsg) tea.Cmd {
 		return openHubDevice(v.c, v.table)
 	case k.Derive.Matches(msg):
 		r, _ := v.table.Selected()
-		return open(newDeriveView(v.c, v.groupID, r.id))
+		return v.c.open(newDeriveView(v.c, v.groupID, r.id))
 	case k.Edit.Matches(msg):
-		return open(newGroupEditView(v.c, v.groupID))
+		return v.c.open(newGroupEditView(v.c, v.groupID))
 	case k.Simulate.Matches(msg):
 		// Never the selected record's ID: re-registering a real device is no demo.
-		return open(newSimulateView(v.c, v.groupID, ""))
+		return v.c.open(newSimulateView(v.c, v.groupID, ""))
 	case k.Fleet.Matches(msg):
-		return open(newFleetView(v.c, v.groupID))
+		return v.c.open(newFleetView(v.c, v.groupID))
 	}
 	return nil
 }

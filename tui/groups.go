@@ -114,8 +114,14 @@ func (v *groupsView) cells(g dps.EnrollmentGroup) []string {
 
 func (v *groupsView) id() int       { return v.vid }
 func (v *groupsView) Title() string { return "Enrollment groups" }
-func (v *groupsView) Editing() bool { return v.table.Filtering() || v.confirm != nil }
-func (v *groupsView) Busy() bool    { return v.loading || v.working != "" }
+func (v *groupsView) Editing() bool {
+	return v.table.Filtering() || v.confirm != nil || v.askingDelete()
+}
+
+// askingDelete is true while d counts the records its dialog states: the
+// keys are the dialog's already, so none reaches the list.
+func (v *groupsView) askingDelete() bool { return v.working == "counting" }
+func (v *groupsView) Busy() bool         { return v.loading || v.working != "" }
 func (v *groupsView) Status() string {
 	return loadedCount(v.table.Loaded(), v.table.More(), "group", "groups")
 }
@@ -126,6 +132,8 @@ func (v *groupsView) Hints() []*Binding {
 	switch {
 	case v.confirm != nil:
 		return nil // the dialog lists its keys
+	case v.askingDelete():
+		return []*Binding{k.Back}
 	case v.table.Filtering():
 		return filterHints(k)
 	}
@@ -269,6 +277,14 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 		v.confirm = nil
 		return answer(c, msg)
 	}
+	if v.askingDelete() { // esc gives the delete up; the count is dropped
+		if v.c.Keys.Back.Matches(msg) {
+			v.working = ""
+			v.delGen++
+			return flashInfo("cancelled")
+		}
+		return nil
+	}
 	if v.deleting != nil { // one deletion at a time: it ends with its group's
 		return nil
 	}
@@ -282,24 +298,24 @@ func (v *groupsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Refresh.Matches(msg):
 		return v.refresh()
 	case k.New.Matches(msg):
-		return open(newGroupFormView(v.c, v.vid))
+		return v.c.open(newGroupFormView(v.c, v.vid))
 	case !ok:
 		return nil
 	case k.Open.Matches(msg):
-		return open(newGroupView(v.c, g.EnrollmentGroupID))
+		return v.c.open(newGroupView(v.c, g.EnrollmentGroupID))
 	case k.Describe.Matches(msg):
-		return open(newDescribeView(v.c, describeSubject{kind: describeGroup, id: g.EnrollmentGroupID}))
+		return v.c.open(newDescribeView(v.c, describeSubject{kind: describeGroup, id: g.EnrollmentGroupID}))
 	case k.Toggle.Matches(msg):
 		v.askToggle(g)
 		return nil
 	case k.Edit.Matches(msg):
-		return open(newGroupEditView(v.c, g.EnrollmentGroupID))
+		return v.c.open(newGroupEditView(v.c, g.EnrollmentGroupID))
 	case k.Derive.Matches(msg):
-		return open(newDeriveView(v.c, g.EnrollmentGroupID, ""))
+		return v.c.open(newDeriveView(v.c, g.EnrollmentGroupID, ""))
 	case k.Simulate.Matches(msg):
-		return open(newSimulateView(v.c, g.EnrollmentGroupID, ""))
+		return v.c.open(newSimulateView(v.c, g.EnrollmentGroupID, ""))
 	case k.Fleet.Matches(msg):
-		return open(newFleetView(v.c, g.EnrollmentGroupID))
+		return v.c.open(newFleetView(v.c, g.EnrollmentGroupID))
 	case k.Delete.Matches(msg):
 		v.working = "counting"
 		v.delGen++

@@ -230,7 +230,7 @@ func (v *hubDeviceView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Desired.Matches(msg):
 		return v.openEdit(false)
 	case k.Describe.Matches(msg):
-		return open(newDescribeView(v.c, describeSubject{kind: describeHubDevice, id: v.deviceID, hub: v.hubHost}))
+		return v.c.open(newDescribeView(v.c, describeSubject{kind: describeHubDevice, id: v.deviceID, hub: v.hubHost}))
 	default:
 		k.scrollKey(msg, &v.top, page, len(lines))
 	}
@@ -498,5 +498,5 @@ func openHubDevice(c *Common, t *table.Table[record]) tea.Cmd {
 	case r.hub == "":
 		return flashWarn(fmt.Sprintf("registration record %s is %s and names no hub: it has no hub device to show", r.id, cmp.Or(string(r.status), "without a status")))
 	}
-	return open(newHubDeviceView(c, cmp.Or(r.device, r.id), r.hub))
+	return c.open(newHubDeviceView(c, cmp.Or(r.device, r.id), r.hub))
 }
