@@ -110,36 +110,43 @@ func splitCommand(line string) (name, arg string) {
 }
 
 // lookup finds the command a word names: the exact name, or the one command
-// it is a prefix of among those that fit (with an argument, only commands
-// that take one; without, only those that need none), else among all.
+// it is a prefix of. A prefix of the two forms of one word (group, groups)
+// takes the form the argument fits: with one, the command that takes one.
+// A prefix of different commands (find, fleet) names them and runs none.
 func lookup(readOnly bool, name string, hasArg bool) (colonCommand, error) {
-	var hits, others []colonCommand
+	var hits []colonCommand
 	for _, c := range commandTable {
 		if c.name == name {
 			return c, nil
 		}
-		switch {
-		case !strings.HasPrefix(c.name, name):
-		case hasArg == (c.arg != ""):
+		if strings.HasPrefix(c.name, name) {
 			hits = append(hits, c)
-		default:
-			others = append(others, c)
 		}
 	}
-	if len(hits) == 0 { // then the argument is what is wrong: `:f` for :find ID
-		hits = others
-	}
-	if len(hits) == 1 {
-		return hits[0], nil
-	}
-	names := make([]string, len(hits))
-	for i, c := range hits {
-		names[i] = c.usage()
-	}
-	if len(hits) == 0 {
+	switch {
+	case len(hits) == 0:
 		return colonCommand{}, fmt.Errorf("unknown command %q; try %s", name, commandUsages(readOnly))
+	case len(hits) == 2 && oneWord(hits[0].name, hits[1].name):
+		if hasArg != (hits[0].arg != "") {
+			return hits[1], nil
+		}
+		return hits[0], nil
+	case len(hits) > 1:
+		return colonCommand{}, fmt.Errorf(":%s could be %s", name, orList(hits))
 	}
-	return colonCommand{}, fmt.Errorf("%q is ambiguous: %s", name, strings.Join(names, " "))
+	return hits[0], nil
+}
+
+// oneWord is true for the two forms of one word, plural and singular.
+func oneWord(a, b string) bool { return a == b+"s" || b == a+"s" }
+
+// orList names commands as "a, b or c".
+func orList(cs []colonCommand) string {
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = ":" + c.name
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // runCommand runs a `:` line; a unique prefix of the command is enough.

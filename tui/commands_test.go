@@ -465,3 +465,29 @@ func TestTabOnAnEmptyLineOffersEveryCommand(t *testing.T) {
 		t.Fatalf("read-only tab offers the read-only commands:\n%s", got)
 	}
 }
+
+// A prefix of two different commands runs neither and names both; only
+// the forms of one word (group, groups) are told apart by the argument.
+func TestAmbiguousPrefixNamesTheCommandsAndRunsNone(t *testing.T) {
+	for line, want := range map[string]string{
+		":f":       ":f could be :find or :fleet",
+		":f sn-1":  ":f could be :find or :fleet",
+		":t":       ":t could be :tutorial or :targets",
+		":e":       ":e could be :enrollments, :enrollment or :export",
+		":q":       ":q could be :quota or :quit",
+		":fi":      ":find needs a registration ID",
+		":enr x":   "enrollment x",
+		":gr nope": `there is no enrollment group "nope"`,
+	} {
+		m := New(context.Background(), Options{Target: &Target{Name: "test"}, Start: "derive"})
+		m.known = knownNames{fetched: true, groups: []string{"a"}, groupsDone: true}
+		cmd := m.runCommand(line)
+		if _, still := m.top().(*deriveView); !still || len(m.stack) != 1 || m.quitting {
+			t.Errorf("%s ran a command: top %T, stack %d", line, m.top(), len(m.stack))
+			continue
+		}
+		if f := flashOf(t, cmd); !strings.Contains(f.text, want) || f.level < levelWarning {
+			t.Errorf("%s flashed %q (level %d), want %q", line, f.text, f.level, want)
+		}
+	}
+}
