@@ -214,6 +214,11 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 			m.resize()
 		}
 		return nil
+	case quitMsg:
+		m.quitting = true
+		return tea.Quit
+	case switchMsg:
+		return m.switchToView(msg.name, msg.v)
 	case openMsg:
 		m.c.opened(msg.v)
 		return m.push(msg.v)
@@ -307,8 +312,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 				m.quitArmed = true
 				return flashWarn(job + " is still running; q again quits and stops it (the rest stays undone)")
 			}
-			m.quitting = true
-			return tea.Quit
+			return m.quit()
 		case k.Help.Matches(msg):
 			m.showHelp, m.helpTop = true, 0
 			return nil
@@ -430,9 +434,43 @@ func (m *Model) switchToView(name string, v view) tea.Cmd {
 	if job := runningJob(dropped); job != "" {
 		return flashWarn(fmt.Sprintf("%s is still running; :%s would drop it — wait, or esc back", job, name))
 	}
+	if m.askLeave(":"+name+" closes it", func() tea.Msg { return switchMsg{name, v} }) {
+		return nil
+	}
 	stopViews(dropped...)
 	m.stack = m.stack[:keep]
 	return m.push(v)
+}
+
+// leaveAsker is a view that asks before q or a `:` command leaves it
+// part-way (the tutorial): AskLeave puts its question, how saying what
+// leaves it, whose yes runs then; it reports whether it asked.
+type leaveAsker interface {
+	AskLeave(how string, then tea.Cmd) bool
+}
+
+// askLeave asks the focused view whether it may be left.
+func (m *Model) askLeave(how string, then tea.Cmd) bool {
+	a, ok := m.top().(leaveAsker)
+	return ok && a.AskLeave(how, then)
+}
+
+// quitMsg and switchMsg are a leave the focused view asked about and the
+// operator confirmed: quit, or run the `:` command's switch.
+type quitMsg struct{}
+
+type switchMsg struct {
+	name string
+	v    view
+}
+
+// quit leaves the console, once the focused view agrees.
+func (m *Model) quit() tea.Cmd {
+	if m.askLeave("q quits the console", func() tea.Msg { return quitMsg{} }) {
+		return nil
+	}
+	m.quitting = true
+	return tea.Quit
 }
 
 // selectedGroup is the group the operator is in or on (a group's view, or

@@ -54,10 +54,7 @@ func init() {
 		{name: "log", help: "the session's recent events", run: func(m *Model, _ string) tea.Cmd {
 			return m.switchToView("log", newLogView(m.c, m.events))
 		}},
-		{name: "quit", help: "leave the console", run: func(m *Model, _ string) tea.Cmd {
-			m.quitting = true
-			return tea.Quit
-		}},
+		{name: "quit", help: "leave the console", run: func(m *Model, _ string) tea.Cmd { return m.quit() }},
 	}
 }
 

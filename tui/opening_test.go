@@ -20,7 +20,7 @@ func keysBeforeOpen(t *testing.T, m *Model, key string, early ...string) {
 }
 
 // deliver is drain that also delivers the requests to open a view, as the
-// Program does (drain drops them).
+// Program does, and the root's own requests (drain drops them).
 func deliver(t *testing.T, m *Model, cmd tea.Cmd) {
 	t.Helper()
 	if cmd == nil {
@@ -31,7 +31,7 @@ func deliver(t *testing.T, m *Model, cmd tea.Cmd) {
 		for _, c := range msg {
 			deliver(t, m, c)
 		}
-	case openMsg:
+	case openMsg, switchMsg, quitMsg:
 		drain(t, m.send, m.send(msg), 20)
 	default:
 		drain(t, m.send, func() tea.Msg { return msg }, 20)

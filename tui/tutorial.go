@@ -75,6 +75,8 @@ type tutorialView struct {
 	// leftovers are earlier runs' objects the journal says are still there.
 	leftovers []tutorialRun
 	confirm   *confirm.Dialog
+	// leaveOK: the operator said yes to leaving by q or a `:` command.
+	leaveOK bool
 }
 
 type tutorialStepMsg struct {
@@ -188,6 +190,40 @@ func (v *tutorialView) Escape() bool {
 		v.confirm.Text += "\nThe registration is still running: wait for its result to remove them now."
 		v.confirm.Choices = []confirm.Choice{keep}
 	}
+	return true
+}
+
+// AskLeave asks before q or a `:` command leaves part-way: once a step
+// runs or the run created something. Leaving removes nothing (esc is the way
+// that offers to), and the question says so.
+func (v *tutorialView) AskLeave(how string, then tea.Cmd) bool {
+	busy := v.working || v.tl.Running()
+	if v.leaveOK || v.c.ReadOnly || (len(v.created) == 0 && !busy) {
+		return false
+	}
+	text := "Leave the tutorial at step " + itoa(v.current+1) + "? " + how + "."
+	if len(v.created) > 0 {
+		names := make([]string, len(v.created))
+		for i, o := range v.created {
+			names[i] = o.String()
+		}
+		text += "\nIt created:\n  " + strings.Join(names, "\n  ") + "\nLeaving removes none of it: "
+		if v.journal != nil {
+			text += "the next :tutorial offers to remove it."
+		} else {
+			text += "no journal keeps it for a later run (there is no state directory)."
+		}
+		text += " To remove it now, answer no, then esc."
+	}
+	if v.tl.Running() {
+		text += "\nThe registration still running is stopped."
+	} else if v.working {
+		text += "\nThe step under way still completes; what it makes stays too."
+	}
+	v.confirm = &confirm.Dialog{Text: text, Choices: []confirm.Choice{{Key: "y", Label: "leave, keeping it", Run: func() tea.Cmd {
+		v.leaveOK = true
+		return then
+	}}}}
 	return true
 }
 

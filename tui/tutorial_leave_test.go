@@ -1,0 +1,84 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	tea "charm.land/bubbletea/v2"
+)
+
+// tutorialPastStepOne opens the tutorial on home and runs step 1, which
+// creates a group; esc leaves the ID field step 2 focuses.
+func tutorialPastStepOne(t *testing.T) (*Model, *tutorialView, *Target) {
+	t.Helper()
+	target, _ := startEmulator(t, 0)
+	m := appOn(t, target, false)
+	deliver(t, m, m.runCommand(":tutorial"))
+	tv, ok := m.top().(*tutorialView)
+	if !ok {
+		t.Fatalf(":tutorial opened %T", m.top())
+	}
+	deliver(t, m, m.send(press("enter")))
+	if len(tv.created) != 1 {
+		t.Fatalf("step 1 should have created the group:\n%s", plain(screen(m)))
+	}
+	m.send(press("esc"))
+	return m, tv, target
+}
+
+// q and a `:` command part-way through the tutorial ask first, saying that
+// leaving keeps (does not delete) what it created; any other key stays.
+func TestLeavingTheTutorialByQOrCommandAsksFirst(t *testing.T) {
+	m, tv, target := tutorialPastStepOne(t)
+	for _, leave := range []func() tea.Cmd{
+		func() tea.Cmd { return m.send(press("q")) },
+		func() tea.Cmd { m.send(press(":")); typeInto(m, "log"); return m.send(press("enter")) },
+		func() tea.Cmd { return m.runCommand(":quit") },
+	} {
+		cmd := leave()
+		if m.quitting || m.top() != tv {
+			t.Fatalf("leaving part-way did not ask: quitting %v, top %T", m.quitting, m.top())
+		}
+		text := plain(screen(m))
+		for _, want := range []string{"Leave the tutorial at step 2?", "group " + tv.groupID, "Leaving removes none of it", "the next :tutorial offers to remove it"} {
+			if !strings.Contains(text, want) {
+				t.Fatalf("the question should say %q:\n%s", want, text)
+			}
+		}
+		deliver(t, m, cmd)
+		deliver(t, m, m.send(press("n")))
+		if m.quitting || m.top() != tv || tv.confirm != nil {
+			t.Fatalf("n should stay in the tutorial: quitting %v, top %T", m.quitting, m.top())
+		}
+	}
+
+	m.send(press(":"))
+	typeInto(m, "log")
+	deliver(t, m, m.send(press("enter")))
+	deliver(t, m, m.send(press("y")))
+	if _, ok := m.top().(*logView); !ok {
+		t.Fatalf("y should run :log: top %T", m.top())
+	}
+	if _, err := target.Service.GetEnrollmentGroup(context.Background(), tv.groupID); err != nil {
+		t.Fatalf("leaving must keep the tutorial's group: %v", err)
+	}
+
+	m, _, _ = tutorialPastStepOne(t)
+	deliver(t, m, m.send(press("q")))
+	deliver(t, m, m.send(press("y")))
+	if !m.quitting {
+		t.Fatal("y to q's question should quit")
+	}
+}
+
+// Before it has created anything or started a step, q leaves at once.
+func TestLeavingAFreshTutorialDoesNotAsk(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	m := appOn(t, target, false)
+	deliver(t, m, m.runCommand(":tutorial"))
+	m.send(press("q"))
+	if !m.quitting {
+		t.Fatalf("q on a fresh tutorial should quit:\n%s", plain(screen(m)))
+	}
+}
