@@ -362,12 +362,14 @@ func readDoc(ctx context.Context, svc *dps.Client, r dps.RawRead, id string) (de
 }
 
 // describeCommands are the same reads from a shell: dpsconsole, the Azure
-// CLI (azure-iot extension) and curl with a SAS token in $TOKEN. A long
-// command goes on two lines joined by a backslash: it fits 80 columns and
-// still pastes whole.
+// CLI (azure-iot extension) and curl with a token in $TOKEN: a SAS token,
+// or on an Entra ID target a bearer token for the service's resource. A
+// long command goes on two lines joined by a backslash: it fits 80 columns
+// and still pastes whole.
 func describeCommands(t *Target, s describeSubject) []string {
 	id := shellQuote(s.id)
 	host := t.Service.Host()
+	entra := t.Auth == AuthEntraID
 	var out []string
 	add := func(head string, tail ...string) {
 		if len(tail) == 0 {
@@ -375,6 +377,10 @@ func describeCommands(t *Target, s describeSubject) []string {
 			return
 		}
 		out = append(out, head+` \`, "  "+strings.Join(tail, " "))
+	}
+	auth := "$TOKEN"
+	if entra {
+		auth = "Bearer $TOKEN"
 	}
 	curl := func(method, path, api string) {
 		opts := ""
@@ -384,11 +390,18 @@ func describeCommands(t *Target, s describeSubject) []string {
 		if isLoopback(host) { // the emulator's own CA
 			opts += ` --cacert "$DPS_CA_FILE"`
 		}
-		add(`curl`+opts+` -H "Authorization: $TOKEN"`, fmt.Sprintf("'https://%s%s?api-version=%s'", host, path, api))
+		add(`curl`+opts+` -H "Authorization: `+auth+`"`, fmt.Sprintf("'https://%s%s?api-version=%s'", host, path, api))
 	}
 	dpsPath := func(r dps.RawRead) string { p, _ := r.Path(s.id); return p }
-	const login = `--login "$DPS_CONNECTION_STRING"`
-	token := func(policy string) {
+	login := `--login "$DPS_CONNECTION_STRING"`
+	if entra {
+		login = "--dps-name " + firstLabel(host) + " --auth-type login"
+	}
+	token := func(policy, scope string) {
+		if entra {
+			add("TOKEN=$(az account get-access-token --resource "+strings.TrimSuffix(scope, "/.default"), "--query accessToken -o tsv)")
+			return
+		}
 		add("TOKEN=$(dpsconsole keys sas --resource "+host, "--policy "+policy+" --key-file policy.key)")
 	}
 	switch s.kind {
@@ -408,18 +421,25 @@ func describeCommands(t *Target, s describeSubject) []string {
 	default: // a hub device
 		host = s.hub
 		esc := url.PathEscape(s.id)
-		const hubLogin = `--login "$IOTHUB_CONNECTION_STRING"`
+		hubLogin := `--login "$` + t.hubEnvName(s.hub) + `"`
+		if entra {
+			hubLogin = "--hub-name " + firstLabel(s.hub) + " --auth-type login"
+		}
 		add("dpsconsole hub device show "+id, "--hub "+s.hub+" --show-keys")
 		add("az iot hub device-identity show", hubLogin, "--device-id "+id)
 		add("az iot hub device-twin show", hubLogin, "--device-id "+id)
 		curl(http.MethodGet, "/devices/"+esc, hub.APIVersion)
 		curl(http.MethodGet, "/twins/"+esc, hub.APIVersion)
-		token("iothubowner")
+		token("iothubowner", hub.Scope)
 		return out
 	}
-	token("provisioningserviceowner")
+	token("provisioningserviceowner", dps.Scope)
 	return out
 }
+
+// firstLabel is a service's name in its host: contoso of
+// contoso.azure-devices-provisioning.net.
+func firstLabel(host string) string { name, _, _ := strings.Cut(host, "."); return name }
 
 // shellQuote quotes s for a POSIX shell.
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -249,8 +249,13 @@ func TestDescribeEnrollmentAndHubDevice(t *testing.T) {
 	pressOn(t, m, "i")
 	d := topDescribe(t, m)
 	all = describeText(d)
+	// Its hub's own connection string: the second hub's is the env file's _2.
+	env := "IOTHUB_CONNECTION_STRING"
+	if second, _ := keys.ParseServiceConnectionString(m.c.Target.HubConnectionStrings[1]); second.HostName == d.subject.hub {
+		env += "_2"
+	}
 	for _, w := range []string{"GET /devices/fleet-sensor-001", "GET /twins/fleet-sensor-001", `"deviceId": "fleet-sensor-001"`, `"primaryKey": "••••••••"`,
-		"az iot hub device-identity show \\\n  --login \"$IOTHUB_CONNECTION_STRING\" --device-id 'fleet-sensor-001'", "/devices/fleet-sensor-001?api-version=2021-04-12'"} {
+		"az iot hub device-identity show \\\n  --login \"$" + env + "\" --device-id 'fleet-sensor-001'", "/devices/fleet-sensor-001?api-version=2021-04-12'"} {
 		if !strings.Contains(all, w) {
 			t.Fatalf("hub device describe lacks %q:\n%s", w, all)
 		}

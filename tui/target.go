@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -159,6 +160,19 @@ func (t *Target) Registry(hubHost string) (*hub.RegistryClient, error) {
 		return hub.NewRegistryClientFromConnectionString(cs, &hub.ClientOptions{ClientOptions: t.clientOptions()})
 	}
 	return nil, fmt.Errorf("no IoT Hub connection string for %s: set IOTHUB_CONNECTION_STRING to reach its registry", hubHost)
+}
+
+// hubEnvName is the variable that holds hubHost's connection string, as
+// the emulator's env file and the hub CLI name them: IOTHUB_CONNECTION_STRING
+// for the first hub, IOTHUB_CONNECTION_STRING_N for hub N after it.
+func (t *Target) hubEnvName(hubHost string) string {
+	for i, cs := range t.HubConnectionStrings {
+		parsed, err := keys.ParseServiceConnectionString(cs)
+		if err == nil && strings.EqualFold(parsed.HostName, hubHost) && i > 0 {
+			return "IOTHUB_CONNECTION_STRING_" + strconv.Itoa(i+1)
+		}
+	}
+	return "IOTHUB_CONNECTION_STRING"
 }
 
 // Registries returns a registry client for every linked hub (signed in
