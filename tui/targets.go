@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	tea "charm.land/bubbletea/v2"
@@ -159,7 +160,24 @@ func (v *targetsView) Hints() []*Binding {
 	case v.doing != "":
 		return []*Binding{k.Back}
 	}
-	return []*Binding{k.Open.described("connect with Entra ID"), k.ListKeys, k.Filter, k.Refresh}
+	hints := []*Binding{k.Open.described("connect with Entra ID"), k.ListKeys, k.Filter, k.Refresh}
+	if d, ok := v.table.Selected(); !ok || noListKeys(d) != "" {
+		hints = slices.Delete(hints, 1, 2)
+	}
+	return hints
+}
+
+// noListKeys says why ARM's ListKeys cannot give d's shared access key, or
+// "" when it can: it names the DPS's ARM resource, and a DPS that is not
+// active serves no requests, with a key or without.
+func noListKeys(d discovery.DPS) string {
+	switch {
+	case d.SubscriptionID == "" || d.ResourceGroup == "":
+		return "DPS " + d.Name + " has no ARM resource group and subscription to ask ListKeys for its keys"
+	case d.State != "" && !strings.EqualFold(d.State, "Active"):
+		return "DPS " + d.Name + " is " + d.State + ": it serves no requests until it is Active, so no shared access key is read"
+	}
+	return ""
 }
 
 func (v *targetsView) Init() tea.Cmd { return v.load() }
@@ -398,9 +416,13 @@ func (v *targetsView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Open.Matches(msg) && ok:
 		return v.connect(sel, AuthEntraID)
 	case k.ListKeys.Matches(msg) && ok:
+		if why := noListKeys(sel); why != "" {
+			return flashWarn(why + "; enter connects with Entra ID")
+		}
 		return v.connect(sel, AuthSASFromARM)
 	}
 	cmd, _ := v.table.Update(msg)
+	v.fit() // the line above says what the row's keys do
 	return cmd
 }
 
@@ -427,7 +449,11 @@ func (v *targetsView) topLine() string {
 	case v.err != "":
 		return errorText(v.c, v.err)
 	}
-	return st.Muted.Render(ansi.Wrap("enter connects with Microsoft Entra ID; s uses a shared access policy instead (its key read with ARM ListKeys)", max(v.c.Width, 1), " "))
+	text := "enter connects with Microsoft Entra ID; s uses a shared access policy instead (its key read with ARM ListKeys)"
+	if d, ok := v.table.Selected(); ok && noListKeys(d) != "" {
+		text = "enter connects with Microsoft Entra ID (" + noListKeys(d) + ")"
+	}
+	return st.Muted.Render(ansi.Wrap(text, max(v.c.Width, 1), " "))
 }
 
 // fit gives the table the height the line above it leaves: that line
