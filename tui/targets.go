@@ -462,11 +462,12 @@ func (v *targetsView) fit() {
 	v.table.SetSize(v.c.Width, max(v.c.Height-lipgloss.Height(v.topLine())-1, 3))
 }
 
-// signInMessage words a failed listing or connection: Entra's own reason
-// when it refused the sign-in, else the error, which names the role.
+// signInMessage words a failed listing or connection as the CLI does: a
+// failed sign-in with the way out (signin.Explain), else the error, which
+// names the role.
 func signInMessage(err error) string {
 	if errors.Is(err, context.Canceled) {
 		return "cancelled; r tries again"
 	}
-	return signin.ErrorMessage(err)
+	return signin.Explain(err).Error()
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/cleanup"
 	"github.com/dpsconsole/dpsconsole/dps/discovery"
+	"github.com/dpsconsole/dpsconsole/dps/signin"
 	"github.com/dpsconsole/dpsconsole/tui"
 )
 
@@ -65,7 +66,7 @@ func (a *app) consoleAzure(tr *http.Client, caPEM []byte, logger *slog.Logger) (
 		Find: func(ctx context.Context, q discovery.Query) (discovery.DPS, error) {
 			d, err := s.disc.Find(ctx, q)
 			if err != nil {
-				return d, signInError(err)
+				return d, signin.Explain(err)
 			}
 			return d, nil
 		},
@@ -76,7 +77,7 @@ func (a *app) consoleAzure(tr *http.Client, caPEM []byte, logger *slog.Logger) (
 			}
 			t, err := connectDPS(ctx, s, d, how, tr, caPEM)
 			if err != nil {
-				return nil, signInError(err)
+				return nil, signin.Explain(err)
 			}
 			return a.consoleTarget(t, logger), nil
 		},

@@ -377,7 +377,7 @@ func (a *app) openAzure(ctx context.Context) (*target, error) {
 	}
 	d, err := s.disc.Find(ctx, q)
 	if err != nil {
-		return nil, signInError(err)
+		return nil, signin.Explain(err)
 	}
 	t, err := connectDPS(ctx, s, d, auth, tr, caPEM)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -206,25 +204,10 @@ func (a *app) listDPS(ctx context.Context, s *signedIn) ([]discovery.DPS, error)
 	}
 	all, err := s.disc.ListDPS(ctx, sub)
 	if err != nil {
-		return nil, signInError(err)
+		return nil, signin.Explain(err)
 	}
 	if rg := a.azure.resourceGroup; rg != "" {
 		all = slices.DeleteFunc(all, func(d discovery.DPS) bool { return !strings.EqualFold(d.ResourceGroup, rg) })
 	}
 	return all, nil
-}
-
-// signInError words a failed sign-in with the way out; other errors pass.
-func signInError(err error) error {
-	var afe *azidentity.AuthenticationFailedError
-	// Without one, the chain's own message lists what it tried and why.
-	if errors.As(err, &afe) || strings.Contains(err.Error(), "ChainedTokenCredential") {
-		out := fmt.Errorf("sign-in to Microsoft Entra ID failed: %s\nSign in with az login (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or use --auth device-code), then try again", signin.ErrorMessage(err))
-		if strings.Contains(err.Error(), "ManagedIdentityCredential authentication failed") {
-			// The chain stops at a failing managed identity, before az and azd.
-			out = fmt.Errorf("%w.\nAlready signed in with az login? A managed identity endpoint answered first with an error (an HTTP proxy answering for 169.254.169.254 does that): set AZURE_TOKEN_CREDENTIALS=dev to sign in with az or azd only, or add 169.254.169.254 to $NO_PROXY", out)
-		}
-		return out
-	}
-	return err
 }

@@ -286,3 +286,34 @@ func ErrorMessage(err error) string {
 	}
 	return fmt.Sprintf("Microsoft Entra ID refused the sign-in (%d %s): %s", afe.RawResponse.StatusCode, e.Error, e.Description)
 }
+
+// explained is a failed sign-in worded with the way out; it unwraps to the
+// failure itself.
+type explained struct {
+	text string
+	err  error
+}
+
+func (e *explained) Error() string { return e.text }
+func (e *explained) Unwrap() error { return e.err }
+
+// Explain words a failed sign-in with the way out (sign in with az login, or
+// the environment; past a failing managed identity, how to skip it), for the
+// CLI and the console's target picker alike. Other errors, and one already
+// explained, pass unchanged.
+func Explain(err error) error {
+	var afe *azidentity.AuthenticationFailedError
+	var done *explained
+	// Without one, the chain's own message lists what it tried and why.
+	if err == nil || errors.As(err, &done) || !errors.As(err, &afe) && !strings.Contains(err.Error(), "ChainedTokenCredential") {
+		return err
+	}
+	text := "sign-in to Microsoft Entra ID failed: " + ErrorMessage(err) +
+		"\nSign in with az login (or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET, or use --auth device-code), then try again"
+	if strings.Contains(err.Error(), "ManagedIdentityCredential authentication failed") {
+		// The chain stops at a failing managed identity, before az and azd.
+		text += ".\nAlready signed in with az login? A managed identity endpoint answered first with an error (an HTTP proxy answering for 169.254.169.254 does that): " +
+			"set AZURE_TOKEN_CREDENTIALS=dev to sign in with az or azd only, or add 169.254.169.254 to $NO_PROXY"
+	}
+	return &explained{text: text, err: err}
+}
