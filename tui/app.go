@@ -286,23 +286,7 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		return nil
 	}
 	if m.showHelp {
-		// Arrows scroll a help taller than the screen; any other key closes it.
-		switch {
-		case k.Down.Matches(msg), k.PageDown.Matches(msg):
-			m.helpTop++
-			if k.PageDown.Matches(msg) {
-				m.helpTop += m.c.Height - 2
-			}
-		case k.Up.Matches(msg), k.PageUp.Matches(msg):
-			m.helpTop--
-			if k.PageUp.Matches(msg) {
-				m.helpTop -= m.c.Height - 2
-			}
-		default:
-			m.showHelp = false
-		}
-		_, lines := m.helpLayout()
-		m.helpTop = max(min(m.helpTop, len(lines)-(m.c.Height-1)), 0)
+		m.helpKey(msg)
 		return nil
 	}
 	if !m.top().Editing() {
@@ -717,12 +701,51 @@ func (m *Model) footer() string {
 	}
 }
 
-// fullHelp shows the help: all of it when it fits, else the window of the
-// scrolling column that starts at helpTop, the last line saying so.
+// helpKey turns the help's pages (↓ → pgdn next, ↑ ← pgup back) or
+// scrolls a help taller than the screen; any other key closes it.
+func (m *Model) helpKey(msg tea.KeyPressMsg) {
+	k := m.c.Keys
+	pages, lines := m.helpLayout()
+	next := k.Down.Matches(msg) || k.PageDown.Matches(msg) || msg.String() == "right"
+	back := k.Up.Matches(msg) || k.PageUp.Matches(msg) || msg.String() == "left"
+	switch {
+	case lines == nil && next:
+		m.helpTop++
+	case lines == nil && back:
+		m.helpTop--
+	case next:
+		m.helpTop++
+		if k.PageDown.Matches(msg) {
+			m.helpTop += m.c.Height - 2
+		}
+	case back:
+		m.helpTop--
+		if k.PageUp.Matches(msg) {
+			m.helpTop -= m.c.Height - 2
+		}
+	default:
+		m.showHelp = false
+	}
+	last := len(pages) - 1
+	if lines != nil {
+		last = len(lines) - (m.c.Height - 1)
+	}
+	m.helpTop = max(min(m.helpTop, last), 0)
+}
+
+// fullHelp shows the help: its page at helpTop, the last line saying which
+// when there are several, else the window of the scrolling column that
+// starts at helpTop, the last line saying so.
 func (m *Model) fullHelp() string {
-	grid, lines := m.helpLayout()
+	pages, lines := m.helpLayout()
 	if lines == nil {
-		return grid
+		// A resize may have left fewer pages than the one shown.
+		top := max(min(m.helpTop, len(pages)-1), 0)
+		if len(pages) == 1 {
+			return pages[0]
+		}
+		more := fmt.Sprintf("page %d/%d: ↓/→ next, ↑/← back; any other key closes", top+1, len(pages))
+		return pages[top] + "\n" + m.c.Styles.Muted.Render(theme.Fit(more, m.c.Width))
 	}
 	h := m.c.Height
 	// A resize may have made the scroll position too deep for the new height.
@@ -732,10 +755,11 @@ func (m *Model) fullHelp() string {
 }
 
 // helpLayout lays out every section as a block and stacks the blocks in
-// columns as tall as the screen allows, columns side by side, so the whole
-// help fits 80×24. When it cannot fit, it returns the lines of one column
-// for fullHelp to scroll instead.
-func (m *Model) helpLayout() (grid string, scroll []string) {
+// columns as tall as the screen allows, columns side by side: one page when
+// they fit the width, else pages of as many columns as fit (80×24 takes
+// pages). When a column cannot fit at all, it returns the lines of one
+// column for fullHelp to scroll instead.
+func (m *Model) helpLayout() (pages []string, scroll []string) {
 	st := m.c.Styles
 	k := m.c.Keys
 	w, h := m.c.Width, m.c.Height
@@ -778,30 +802,44 @@ func (m *Model) helpLayout() (grid string, scroll []string) {
 		}
 		blocks = append(blocks, strings.Join(lines, "\n"))
 	}
-	// A blank line between blocks, unless only blocks packed tight fit.
-	for _, end := range ends {
-		budget := h - lipgloss.Height(end)
-		for _, gap := range []int{1, 0} {
-			grid := helpColumns(blocks, budget, gap)
-			if lipgloss.Width(grid) <= w && lipgloss.Height(grid) <= budget {
-				if lipgloss.Height(grid) < budget {
-					grid += "\n"
+	// page lays a page's columns over the end, the end at the bottom.
+	page := func(grid, end string, budget int) string {
+		if lipgloss.Height(grid) < budget {
+			grid += "\n"
+		}
+		return grid + "\n" + end
+	}
+	// One page, with a blank line between blocks unless only blocks packed
+	// tight fit; else pages, one line under each saying which.
+	for _, paged := range []bool{false, true} {
+		for _, end := range ends {
+			budget := h - lipgloss.Height(end)
+			if paged {
+				budget--
+			}
+			for _, gap := range []int{1, 0} {
+				grids := helpPages(helpColumns(blocks, budget, gap), budget, w)
+				if len(grids) == 0 || len(grids) > 1 && !paged {
+					continue
 				}
-				return grid + "\n" + end, nil
+				for i, g := range grids {
+					grids[i] = page(g, end, budget)
+				}
+				return grids, nil
 			}
 		}
 	}
 	// Too small a screen: one column, scrolled when taller than the screen.
 	all := strings.Join(blocks, "\n\n") + "\n\n" + end
 	if lines := strings.Split(all, "\n"); len(lines) > h {
-		return "", lines
+		return nil, lines
 	}
-	return all, nil
+	return []string{all}, nil
 }
 
-// helpColumns stacks the blocks in columns of at most budget lines, gap
-// blank lines between blocks, the columns side by side.
-func helpColumns(blocks []string, budget, gap int) string {
+// helpColumns stacks the blocks in columns of at most budget lines (a block
+// taller than that alone in one), gap blank lines between blocks.
+func helpColumns(blocks []string, budget, gap int) []string {
 	sep := strings.Repeat("\n", gap+1)
 	var cols, col []string
 	used := 0
@@ -817,11 +855,36 @@ func helpColumns(blocks []string, budget, gap int) string {
 		col = append(col, b)
 		used += bh
 	}
-	cols = append(cols, strings.Join(col, sep))
-	for i := range cols[:len(cols)-1] {
-		cols[i] = lipgloss.NewStyle().PaddingRight(2).Render(cols[i])
+	return append(cols, strings.Join(col, sep))
+}
+
+// helpPages sets the columns side by side, two spaces apart, in pages no
+// wider than w; nil when a column is taller than budget or wider than w.
+func helpPages(cols []string, budget, w int) []string {
+	var pages, cur []string
+	width := 0
+	flush := func() {
+		for i := range cur[:len(cur)-1] {
+			cur[i] = lipgloss.NewStyle().PaddingRight(2).Render(cur[i])
+		}
+		pages = append(pages, lipgloss.JoinHorizontal(lipgloss.Top, cur...))
+		cur, width = nil, 0
 	}
-	return lipgloss.JoinHorizontal(lipgloss.Top, cols...)
+	for _, c := range cols {
+		cw := lipgloss.Width(c)
+		if cw > w || lipgloss.Height(c) > budget {
+			return nil
+		}
+		if cur != nil && width+2+cw > w {
+			flush()
+		}
+		if cur != nil {
+			width += 2
+		}
+		cur, width = append(cur, c), width+cw
+	}
+	flush()
+	return pages
 }
 
 // clip cuts a view to exactly w×h: long lines are truncated, never wrapped,

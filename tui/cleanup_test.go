@@ -225,6 +225,62 @@ func TestCleanupViewReadOnlyPreviewsButNeverDeletes(t *testing.T) {
 // TestHelpFitsAt120x30 checks that the whole help, to its last line, is on
 // a 120×30 screen, and that a smaller one scrolls (80×24 does since #13's
 // describe and edit keys).
+// At 80×24 the help is pages that each fit, no line cut and none
+// scrolling; ↓ (→, pgdn) turns the page, ↑ back; every binding is on one
+// of the pages.
+func TestHelpFitsAt80x24(t *testing.T) {
+	for _, ro := range []bool{false, true} {
+		m := newTestApp(t, 80, 24, ro)
+		m.Update(press("esc"))
+		m.Update(press("?"))
+		var all strings.Builder
+		pages := 0
+		for range 10 {
+			lines := strings.Split(plain(screen(m)), "\n")
+			if len(lines) != 24 {
+				t.Fatalf("readonly=%v: %d lines", ro, len(lines))
+			}
+			for i, l := range lines {
+				if w := ansi.StringWidth(l); w > 80 || strings.HasSuffix(l, "…") && i < 23 {
+					t.Fatalf("readonly=%v: line %d is cut: %q", ro, i, l)
+				}
+			}
+			body := strings.Join(lines[headerHeight:24-footerHeight], "\n")
+			if strings.Contains(body, "scroll") {
+				t.Fatalf("readonly=%v: the help scrolls at 80×24:\n%s", ro, body)
+			}
+			all.WriteString(body + "\n")
+			pages++
+			if !strings.Contains(body, fmt.Sprintf("page %d/", pages)) {
+				t.Fatalf("readonly=%v: page %d does not say so:\n%s", ro, pages, body)
+			}
+			if strings.Contains(body, fmt.Sprintf("page %d/%d", pages, pages)) {
+				break
+			}
+			m.Update(press("down"))
+		}
+		m.Update(press("up"))
+		if !m.showHelp || (pages > 1 && !strings.Contains(plain(screen(m)), fmt.Sprintf("page %d/", pages-1))) {
+			t.Fatalf("readonly=%v: up should go back a page:\n%s", ro, plain(screen(m)))
+		}
+		text := all.String()
+		for _, s := range m.c.Keys.Sections() {
+			for _, b := range s.Bindings {
+				if b.DisabledReason() == "" && !strings.Contains(text, b.Help().Desc) {
+					t.Errorf("readonly=%v: no page has %q (%s)", ro, b.Help().Desc, s.Title)
+				}
+			}
+		}
+		if !strings.Contains(text, "Any key closes this help.") || !strings.Contains(text, ":groups") {
+			t.Errorf("readonly=%v: the commands are on no page:\n%s", ro, text)
+		}
+		m.Update(press("x"))
+		if m.showHelp {
+			t.Fatalf("readonly=%v: another key closes the help", ro)
+		}
+	}
+}
+
 func TestHelpFitsAt120x30(t *testing.T) {
 	for _, ro := range []bool{false, true} {
 		m := newTestApp(t, 120, 30, ro)
