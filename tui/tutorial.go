@@ -77,6 +77,9 @@ type tutorialView struct {
 	confirm   *confirm.Dialog
 	// leaveOK: the operator said yes to leaving by q or a `:` command.
 	leaveOK bool
+	// checking: the journal is being read for leftovers, whose dialog
+	// would come up under a step the keys started meanwhile.
+	checking bool
 }
 
 type tutorialStepMsg struct {
@@ -137,7 +140,9 @@ func freshTutorialRegID() string {
 func (v *tutorialView) id() int       { return v.vid }
 func (v *tutorialView) Title() string { return "Tutorial: symmetric-key group" }
 func (v *tutorialView) Editing() bool { return v.regID.Focused() || v.confirm != nil }
-func (v *tutorialView) Busy() bool    { return v.working || v.tl.Running() || v.tl.Sending() }
+func (v *tutorialView) Busy() bool {
+	return v.working || v.checking || v.tl.Running() || v.tl.Sending()
+}
 func (v *tutorialView) Status() string {
 	return fmt.Sprintf("step %d/%d", min(v.current+1, stepCount), stepCount)
 }
@@ -163,6 +168,7 @@ func (v *tutorialView) Init() tea.Cmd {
 		return nil
 	}
 	j := v.journal
+	v.checking = true
 	return do(v.vid, func() tea.Msg {
 		runs, err := j.leftovers()
 		return tutorialLeftoversMsg{runs: runs, err: err}
@@ -242,6 +248,7 @@ func (v *tutorialView) Update(msg tea.Msg) tea.Cmd {
 		}
 		return v.tl.Start(v.regID.Value(), v.deviceKey, nil)
 	case tutorialLeftoversMsg:
+		v.checking = false
 		if msg.err != nil {
 			return flashErr(msg.err)
 		}
@@ -263,6 +270,9 @@ func (v *tutorialView) Update(msg tea.Msg) tea.Cmd {
 			c := v.confirm
 			v.confirm = nil
 			return answer(c, msg)
+		}
+		if v.checking { // the leftovers dialog may be about to ask
+			return nil
 		}
 		if v.regID.Focused() {
 			switch msg.String() {

@@ -82,3 +82,21 @@ func TestLeavingAFreshTutorialDoesNotAsk(t *testing.T) {
 		t.Fatalf("q on a fresh tutorial should quit:\n%s", plain(screen(m)))
 	}
 }
+
+// Keys typed while the tutorial looks for an earlier run's leftovers go to
+// nothing: enter would start step 1 under the dialog about to ask.
+func TestKeysWhileTheTutorialChecksLeftoversStartNoStep(t *testing.T) {
+	m, tv, _ := tutorialPastStepOne(t)
+	deliver(t, m, m.send(press("q")))
+	deliver(t, m, m.send(press("y"))) // quits, keeping the group: a leftover
+	m = appOn(t, tv.c.Target, false)
+	check := m.runCommand(":tutorial")
+	next := m.top().(*tutorialView)
+	if m.send(press("enter")); next.working {
+		t.Fatalf("enter while the leftovers are looked for started step 1:\n%s", plain(screen(m)))
+	}
+	deliver(t, m, check)
+	if next.confirm == nil || !strings.Contains(next.confirm.Text, tv.groupID) {
+		t.Fatalf("the leftovers dialog should ask about %s:\n%s", tv.groupID, plain(screen(m)))
+	}
+}
