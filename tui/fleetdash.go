@@ -41,7 +41,7 @@ func (v *fleetView) formView() string {
 	if v.preparing {
 		lines = append(lines, "", st.Muted.Render("reading the group's key and checking for existing registration records…"))
 	} else {
-		lines = append(lines, "", st.Muted.Render("Registers Prefix-Start … with keys derived from the group's primary key, as `dpsconsole fleet` does."))
+		lines = append(lines, "", st.Muted.Render("Registers Prefix-Start … with keys derived from the group's primary key (its secondary with Secondary true, ←/→ toggles; or the key in Key file), as `dpsconsole fleet` does."))
 	}
 	return strings.Join(lines, "\n")
 }
