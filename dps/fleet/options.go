@@ -159,6 +159,9 @@ func ReadGroupKeyFile(path string) (k keys.Key, warn string, err error) {
 	if !strconv.CanBackquote(path) { // a control character would reach the terminal
 		shown = strconv.Quote(path)
 	}
+	if path == "-" {
+		return keys.Key{}, "", optErrorf(OptGroupKeyFile, "--group-key-file takes a file, not standard input (-): write the key to a file with mode 0600")
+	}
 	b, err := readSmallFile(path)
 	if err != nil {
 		return keys.Key{}, "", optErrorf(OptGroupKeyFile, "cannot read --group-key-file %s: %v", shown, err)
