@@ -306,3 +306,32 @@ func TestFleetFormKeyFields(t *testing.T) {
 		t.Errorf("the form:\n%s", out)
 	}
 }
+
+// TestFleetDeviceTimeline: enter on a device shows its steps with their
+// offsets from the first, an error step marked, under a header with its
+// outcome; a long trace scrolls and never draws past the screen.
+func TestFleetDeviceTimeline(t *testing.T) {
+	c := testCommon(t, 100, 20)
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	tr := fleet.DeviceTrace{ID: "sim-7", Outcome: fleet.OutcomeError, Error: "HTTP 401 401002", Latency: 1500 * time.Millisecond, Throttled: 2}
+	for i := range 40 {
+		tr.Events = append(tr.Events, fleet.TraceEvent{At: at.Add(time.Duration(i) * 100 * time.Millisecond), What: fmt.Sprintf("step %02d", i)})
+	}
+	tr.Events[39].What, tr.Events[39].Err = "error: HTTP 401 401002", true
+	v := newFleetDeviceView(c, tr)
+	out := plain(v.View())
+	if !strings.Contains(out, "sim-7: error in 1.5s, throttled 2×") || !strings.Contains(out, "step 00") || strings.Contains(out, "step 39") {
+		t.Fatalf("the first page:\n%s", out)
+	}
+	if n := len(strings.Split(out, "\n")); n > c.Height {
+		t.Fatalf("%d lines on a %d-line screen", n, c.Height)
+	}
+	v.Update(press("end"))
+	out = plain(v.View())
+	if !strings.Contains(out, "error: HTTP 401 401002") || !strings.Contains(out, "3.9") || strings.Contains(out, "step 00") || len(strings.Split(out, "\n")) > c.Height {
+		t.Fatalf("the last page:\n%s", out)
+	}
+	if v.Status() != "error" || v.Title() != "sim-7" {
+		t.Errorf("status %q, title %q", v.Status(), v.Title())
+	}
+}
