@@ -1,7 +1,6 @@
 package fleet_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -114,14 +113,7 @@ func TestLiveBoardAfterResumeShowsTheWholeRun(t *testing.T) {
 	f := start(t, emulator.Options{AssignmentDelay: 100 * time.Millisecond})
 	cfg := f.config(t, 12)
 	cfg.Concurrency = 2
-	ctx, cancel := context.WithCancel(t.Context())
-	cfg.Progress = func(s fleet.Snapshot) {
-		if s.Done >= 4 {
-			cancel()
-		}
-	}
-	cfg.ProgressEvery = 10 * time.Millisecond
-	sum, err := fleet.Run(ctx, cfg)
+	sum, err := runStoppedAfter(t, cfg, 4)
 	if !errors.Is(err, fleet.ErrInterrupted) || sum.Finished >= 12 {
 		t.Fatalf("stopped run: %+v, %v", sum, err)
 	}
