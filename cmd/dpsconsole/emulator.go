@@ -79,10 +79,8 @@ as a hub with local authentication disabled does; devices keep their SAS.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The global flags that pick a DPS to talk to: the emulator is one.
-			for _, f := range []string{"connection-string", "dps", "auth", "target", "tenant", "resource-group", "subscription"} {
-				if cmd.Flags().Changed(f) {
-					return usagef("--%s picks a DPS to talk to; the emulator is one, and takes none (its Entra ID sign-in is --entra)", f)
-				}
+			if f := changedTargetFlag(cmd, "ca-file"); f != "" {
+				return usagef("--%s picks a DPS to talk to; the emulator is one, and takes none (its Entra ID sign-in is --entra)", f)
 			}
 			perMinute, err := parseThrottle(throttle)
 			if err != nil {

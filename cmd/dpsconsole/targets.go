@@ -47,6 +47,21 @@ func addAzureFlags(pf *pflag.FlagSet, f *azureFlags) {
 	pf.StringVar(&f.subscription, "subscription", "", "subscription (ID or name) to look in; default: every subscription the identity can see")
 }
 
+// targetFlags are the global flags that pick a DPS to talk to, or how to
+// reach it and sign in to it.
+var targetFlags = []string{"connection-string", "ca-file", "dps", "auth", "target", "tenant", "resource-group", "subscription"}
+
+// changedTargetFlag is the first target flag given on cmd's command line,
+// but those in except; "" if none.
+func changedTargetFlag(cmd *cobra.Command, except ...string) string {
+	for _, f := range targetFlags {
+		if cmd.Flags().Changed(f) && !slices.Contains(except, f) {
+			return f
+		}
+	}
+	return ""
+}
+
 // wantsAzure reports whether the flags ask for a DPS found with ARM, and
 // refuses combinations that ask for two targets at once.
 func (a *app) wantsAzure() (bool, error) {
