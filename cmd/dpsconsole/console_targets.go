@@ -52,9 +52,7 @@ func (a *app) consoleAzure(tr *http.Client, caPEM []byte, logger *slog.Logger) (
 		// read only when --auth asks for it again, as the CLI does.
 		q := c.Query()
 		reopen = &q
-		if a.azure.tenant == "" {
-			a.azure.tenant = c.TenantID
-		}
+		a.adoptTenant(c)
 	}
 	s, err := a.signInShowing(tr, tui.DeviceCode)
 	if err != nil {

@@ -359,9 +359,7 @@ func (a *app) openAzure(ctx context.Context) (*target, error) {
 		// Reopened signed in: a shared access key (c.Auth sas-from-arm)
 		// is read only when --auth asks for it again, never silently.
 		q = c.Query()
-		if a.azure.tenant == "" {
-			a.azure.tenant = c.TenantID
-		}
+		a.adoptTenant(c)
 	}
 	caPEM, err := a.readCA()
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +37,17 @@ const (
 type azureFlags struct {
 	auth, target, tenant             string
 	dps, resourceGroup, subscription string
+	tenantSource                     string // where tenant came from, for messages; "" is --tenant
+}
+
+// adoptTenant takes the tenant remembered with c unless --tenant was given,
+// and remembers where it came from, so no message calls it --tenant.
+func (a *app) adoptTenant(c discovery.Choice) {
+	if a.azure.tenant != "" || c.TenantID == "" {
+		return
+	}
+	a.azure.tenant = c.TenantID
+	a.azure.tenantSource = fmt.Sprintf("the tenant remembered in %s (from an earlier --tenant)", filepath.Join(a.stateDir, discovery.ChoiceFile))
 }
 
 func addAzureFlags(pf *pflag.FlagSet, f *azureFlags) {
@@ -106,7 +118,7 @@ func (a *app) signIn(tr *http.Client) (*signedIn, error) { return a.signInShowin
 // console's dialog) instead of on stderr; nil is stderr.
 func (a *app) signInShowing(tr *http.Client, show func(context.Context, signin.DeviceCodePrompt) error) (*signedIn, error) {
 	cloud := signin.CloudFromEnv()
-	o := signin.Options{TenantID: a.azure.tenant, Cloud: cloud, Transport: tr, DeviceCodeOnly: a.azure.auth == authDeviceCode, DeviceCode: show}
+	o := signin.Options{TenantID: a.azure.tenant, TenantSource: a.azure.tenantSource, Cloud: cloud, Transport: tr, DeviceCodeOnly: a.azure.auth == authDeviceCode, DeviceCode: show}
 	if show == nil && (o.DeviceCodeOnly || isTerminal(a.err)) {
 		o.DeviceCode = func(_ context.Context, p signin.DeviceCodePrompt) error {
 			fmt.Fprintln(a.err, p.Message)
@@ -117,7 +129,7 @@ func (a *app) signInShowing(tr *http.Client, show func(context.Context, signin.D
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	disc, err := discovery.New(cred, discovery.Options{Cloud: cloud, Transport: tr})
+	disc, err := discovery.New(cred, discovery.Options{Cloud: cloud, Transport: tr, TenantSource: a.azure.tenantSource})
 	if err != nil {
 		return nil, err
 	}
