@@ -54,7 +54,8 @@ func (a *app) consoleAzure(tr *http.Client, caPEM []byte, logger *slog.Logger) (
 		reopen = &q
 		a.adoptTenant(c)
 	}
-	s, err := a.signInShowing(tr, tui.DeviceCode)
+	// Stderr is the console's screen: a listing's notes go to its log.
+	s, err := a.signInShowing(tr, tui.DeviceCode, func(msg string) { logger.Warn(msg) })
 	if err != nil {
 		return nil, err
 	}

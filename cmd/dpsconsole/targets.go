@@ -112,11 +112,15 @@ type signedIn struct {
 // signIn makes the Entra ID credential of the flags. A device code, the
 // last resort when stderr is a terminal (elsewhere nobody would enter it and
 // sign-in would wait for it to expire), prints its prompt there.
-func (a *app) signIn(tr *http.Client) (*signedIn, error) { return a.signInShowing(tr, nil) }
+// Notes on a listing (a subscription skipped) go to stderr too.
+func (a *app) signIn(tr *http.Client) (*signedIn, error) {
+	return a.signInShowing(tr, nil, func(msg string) { fmt.Fprintf(a.err, "note: %s\n", msg) })
+}
 
 // signInShowing is signIn with the device-code prompt shown by show (the
-// console's dialog) instead of on stderr; nil is stderr.
-func (a *app) signInShowing(tr *http.Client, show func(context.Context, signin.DeviceCodePrompt) error) (*signedIn, error) {
+// console's dialog) instead of on stderr, nil is stderr; and the notes of
+// ARM listings given to note.
+func (a *app) signInShowing(tr *http.Client, show func(context.Context, signin.DeviceCodePrompt) error, note func(string)) (*signedIn, error) {
 	cloud := signin.CloudFromEnv()
 	o := signin.Options{TenantID: a.azure.tenant, TenantSource: a.azure.tenantSource, Cloud: cloud, Transport: tr, DeviceCodeOnly: a.azure.auth == authDeviceCode, DeviceCode: show}
 	if show == nil && (o.DeviceCodeOnly || isTerminal(a.err)) {
@@ -129,7 +133,7 @@ func (a *app) signInShowing(tr *http.Client, show func(context.Context, signin.D
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	disc, err := discovery.New(cred, discovery.Options{Cloud: cloud, Transport: tr, TenantSource: a.azure.tenantSource})
+	disc, err := discovery.New(cred, discovery.Options{Cloud: cloud, Transport: tr, TenantSource: a.azure.tenantSource, Note: note})
 	if err != nil {
 		return nil, err
 	}

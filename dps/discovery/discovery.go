@@ -36,6 +36,9 @@ type Options struct {
 	// TenantSource names the tenant in advice ("check --tenant"); "" is
 	// "--tenant". A tenant remembered from an earlier run says so.
 	TenantSource string
+	// Note receives what the operator should know about a listing that
+	// still went on, e.g. a subscription skipped; nil drops them.
+	Note func(string)
 }
 
 // Client lists subscriptions and DPS instances. It is safe for concurrent use.
@@ -43,6 +46,7 @@ type Client struct {
 	cred   azcore.TokenCredential
 	opts   *arm.ClientOptions
 	tenant string // how advice names the tenant: "--tenant" or where it was remembered
+	note   func(string)
 	subs   *armsubscriptions.Client
 
 	mu   sync.Mutex
@@ -51,7 +55,10 @@ type Client struct {
 
 // New makes a Client that signs in to ARM with cred.
 func New(cred azcore.TokenCredential, opts Options) (*Client, error) {
-	ao := &arm.ClientOptions{ClientOptions: azcore.ClientOptions{Cloud: opts.Cloud, Transport: opts.Transport}}
+	// DisableRPRegistration: on a 409 MissingSubscriptionRegistration the SDK
+	// would register the resource provider itself, a write on the
+	// subscription nobody asked for; the listing skips it with a note instead.
+	ao := &arm.ClientOptions{ClientOptions: azcore.ClientOptions{Cloud: opts.Cloud, Transport: opts.Transport}, DisableRPRegistration: true}
 	if ao.Cloud.ActiveDirectoryAuthorityHost == "" {
 		ao.Cloud = cloud.AzurePublic
 	}
@@ -59,7 +66,7 @@ func New(cred azcore.TokenCredential, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
-	return &Client{cred: cred, opts: ao, subs: subs, tenant: cmp.Or(opts.TenantSource, "--tenant"), dpsc: map[string]*armdeviceprovisioningservices.IotDpsResourceClient{}}, nil
+	return &Client{cred: cred, opts: ao, subs: subs, tenant: cmp.Or(opts.TenantSource, "--tenant"), note: opts.Note, dpsc: map[string]*armdeviceprovisioningservices.IotDpsResourceClient{}}, nil
 }
 
 // Subscription is one subscription the identity can see.
@@ -127,23 +134,52 @@ func (c *Client) ListDPS(ctx context.Context, subscriptionID string) ([]DPS, err
 	}
 	var out []DPS
 	for _, id := range ids {
-		dc, err := c.dpsClient(id)
+		found, err := c.listDPSOf(ctx, id)
+		if isUnregisteredProvider(err) {
+			// One subscription without the provider has no DPS; the others may.
+			c.notef("subscription %s has not registered the Microsoft.Devices resource provider; skipped: az provider register --namespace Microsoft.Devices --subscription %s", id, id)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		pager := dc.NewListBySubscriptionPager(nil)
-		for pager.More() {
-			page, err := pager.NextPage(ctx)
-			if err != nil {
-				return nil, c.armError("list the DPS instances of subscription "+id, err)
-			}
-			for _, d := range page.Value {
-				out = append(out, describe(d))
-			}
-		}
+		out = append(out, found...)
 	}
 	slices.SortFunc(out, func(a, b DPS) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
 	return out, nil
+}
+
+// listDPSOf lists the DPS instances of one subscription.
+func (c *Client) listDPSOf(ctx context.Context, subscriptionID string) ([]DPS, error) {
+	dc, err := c.dpsClient(subscriptionID)
+	if err != nil {
+		return nil, err
+	}
+	var out []DPS
+	pager := dc.NewListBySubscriptionPager(nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, c.armError("list the DPS instances of subscription "+subscriptionID, err)
+		}
+		for _, d := range page.Value {
+			out = append(out, describe(d))
+		}
+	}
+	return out, nil
+}
+
+// isUnregisteredProvider reports whether err is ARM's 409 for a
+// subscription that has not registered the resource provider.
+func isUnregisteredProvider(err error) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusConflict && strings.EqualFold(re.ErrorCode, "MissingSubscriptionRegistration")
+}
+
+func (c *Client) notef(format string, args ...any) {
+	if c.note != nil {
+		c.note(fmt.Sprintf(format, args...))
+	}
 }
 
 // Query names a DPS: its resource name and, to tell apart same-named
