@@ -18,18 +18,8 @@ func (a *app) consoleTarget(t *target, logger *slog.Logger) *tui.Target {
 	if err != nil {
 		logger.Warn("no known-groups journal; orphan detection will be weaker", "error", err)
 	}
-	ct := &tui.Target{
-		Name: t.name, IDScope: t.idScope, DeviceEndpoint: t.deviceEndpoint, Service: t.client,
-		MQTTEndpoint: t.mqttEndpoint, HubMQTTEndpoints: t.hubMQTT,
-		HubConnectionStrings: t.hubConnectionStrings, HTTPClient: t.transport, Journal: journal, StateDir: a.stateDir,
-		Credential: t.credential, LinkedHubs: t.linkedHubs,
-	}
-	switch t.auth {
-	case authLogin:
-		ct.Auth = tui.AuthEntraID
-	case authSASFromARM:
-		ct.Auth = tui.AuthSASFromARM
-	}
+	ct := t.tuiTarget()
+	ct.Journal, ct.StateDir = journal, a.stateDir
 	return ct
 }
 
