@@ -199,7 +199,8 @@ func TestListDPSSkipsASubscriptionWithoutTheProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	var notes []string
-	c, err := discovery.New(cred, discovery.Options{Cloud: cloud, Transport: f.rec, Note: func(s string) { notes = append(notes, s) }})
+	const remembered = "the tenant remembered in target.json (from an earlier --tenant)"
+	c, err := discovery.New(cred, discovery.Options{Cloud: cloud, Transport: f.rec, Note: func(s string) { notes = append(notes, s) }, TenantSource: remembered})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,5 +219,10 @@ func TestListDPSSkipsASubscriptionWithoutTheProvider(t *testing.T) {
 	notes = nil
 	if all, err := c.ListDPS(context.Background(), unregistered); err != nil || len(all) != 0 || len(notes) != 1 {
 		t.Errorf("ListDPS(%s): %+v, %v, notes %q", unregistered, all, err, notes)
+	}
+	// Nothing found there: the advice names the tenant as it was given.
+	if _, err := c.Find(context.Background(), discovery.Query{Name: f.env.DPSName, Subscription: unregistered}); err == nil ||
+		!strings.Contains(err.Error(), "check "+remembered) || strings.Contains(err.Error(), "check --tenant") {
+		t.Errorf("Find in %s: %v, want it to say check %s", unregistered, err, remembered)
 	}
 }
