@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
 )
 
 // TestFailedListPrintsNothingOnStdout checks that a listing whose first
@@ -30,6 +32,19 @@ func TestFailedListPrintsNothingOnStdout(t *testing.T) {
 			if code != exitInvalid || out != "" || !strings.Contains(errOut, "401") {
 				t.Errorf("%v: exit %d, want %d with nothing on stdout\nstdout: %q\nstderr: %s", args, code, exitInvalid, out, errOut)
 			}
+		}
+	}
+}
+
+// TestFailedTargetsListPrintsNothingOnStdout: targets list reads every
+// subscription before it prints, so a failed sign-in leaves stdout empty.
+func TestFailedTargetsListPrintsNothingOnStdout(t *testing.T) {
+	c, _ := entraEmulator(t, emulator.Options{}, true)
+	t.Setenv("AZURE_CLIENT_SECRET", "wrong-secret")
+	for _, output := range []string{outputTable, outputJSON, outputJSONL} {
+		code, out, errOut := c.run("targets", "list", "--output", output)
+		if code != exitInvalid || out != "" {
+			t.Errorf("targets list --output %s: exit %d, want %d with nothing on stdout\nstdout: %q\nstderr: %s", output, code, exitInvalid, out, errOut)
 		}
 	}
 }
