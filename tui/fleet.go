@@ -28,7 +28,7 @@ import (
 const frameEvery = 100 * time.Millisecond
 
 // fleetLabels are the form's fields, in fleet.OptionNames' order.
-var fleetLabels = []string{"Group", "Devices", "Prefix", "Start", "Transport", "Rate", "Ramp", "Concurrency", "Telemetry", "Interval"}
+var fleetLabels = []string{"Group", "Devices", "Prefix", "Start", "Transport", "Rate", "Ramp", "Concurrency", "Telemetry", "Interval", "Secondary", "Key file"}
 
 type fleetView struct {
 	c     *Common
@@ -67,6 +67,7 @@ type fleetReadyMsg struct {
 	gen      int
 	start    fleetStart
 	existing []string // IDs of the run that have a registration record
+	warn     string   // about the key file, when others may read it
 	err      error
 }
 
@@ -93,6 +94,7 @@ func newFleetView(c *Common, groupID string) *fleetView {
 	v.f.Set(0, groupID)
 	v.f.Set(1, "") // no default: the operator says how many
 	v.f.Inputs[1].Placeholder = "how many devices to register"
+	v.f.Inputs[fieldOf(fleet.OptGroupKeyFile)].Placeholder = "a file holding the group key, instead of the group's own (read when the run starts)"
 	return v
 }
 
@@ -159,13 +161,21 @@ func (v *fleetView) Update(msg tea.Msg) tea.Cmd {
 		v.preparing = false
 		if msg.err != nil {
 			v.err, v.field = dps.ErrorMessage(msg.err), -1
+			if oe := (*fleet.OptionError)(nil); errors.As(msg.err, &oe) { // the key file
+				v.err, v.field = oe.Text, fieldOf(oe.Option)
+				return v.f.FocusOn(v.field)
+			}
 			return nil
+		}
+		warn := tea.Cmd(nil)
+		if msg.warn != "" {
+			warn = flashWarn(msg.warn)
 		}
 		if len(msg.existing) > 0 {
 			v.confirm = askFleetReRegister(msg.start, msg.existing, func() tea.Cmd { return v.begin(msg.start, false) })
-			return nil
+			return warn
 		}
-		return v.begin(msg.start, false)
+		return tea.Batch(warn, v.begin(msg.start, false))
 	case fleetFrameMsg:
 		if msg.gen != v.gen || !v.running {
 			return nil
@@ -214,6 +224,9 @@ func (v *fleetView) key(msg tea.KeyPressMsg) tea.Cmd {
 			return v.submit()
 		case v.f.Focus() == 4 && (msg.String() == "left" || msg.String() == "right"):
 			v.f.Set(4, string(nextTransport(v.f.Value(4), msg.String() == "right")))
+			return nil
+		case v.f.Focus() == fieldOf(fleet.OptSecondary) && (msg.String() == "left" || msg.String() == "right"):
+			v.f.Set(v.f.Focus(), strconv.FormatBool(v.f.Value(v.f.Focus()) != "true"))
 			return nil
 		}
 		cmd, _ := v.f.Update(msg)
@@ -281,7 +294,7 @@ func (v *fleetView) submit() tea.Cmd {
 		v.err, v.field = err.Error(), -1
 		return nil
 	}
-	spec.KeySource = fleet.KeyPrimary
+	spec.KeySource = o.KeySource()
 	sched, err := o.Schedule(t.DeviceEndpoint)
 	if err != nil {
 		v.err, v.field = err.Error(), fieldOf(fleet.OptRate)
@@ -293,14 +306,24 @@ func (v *fleetView) submit() tea.Cmd {
 	gen, svc, ctx := v.gen, t.Service, v.c.Ctx
 	st := fleetStart{spec: spec, opts: o, schedule: sched, host: t.DeviceEndpoint}
 	return do(v.vid, func() tea.Msg {
-		key, err := groupKey(ctx, svc, spec.Group)
+		key, warn, err := fleetGroupKey(ctx, svc, o, spec.Group)
 		if err != nil {
 			return fleetReadyMsg{gen: gen, err: err}
 		}
 		st.key = key
 		existing, err := existingFleetRecords(ctx, svc, spec)
-		return fleetReadyMsg{gen: gen, start: st, existing: existing, err: err}
+		return fleetReadyMsg{gen: gen, start: st, existing: existing, warn: warn, err: err}
 	})
+}
+
+// fleetGroupKey reads the run's group key (a file, or the group's own
+// through the service API), off the loop, as the CLI does.
+func fleetGroupKey(ctx context.Context, svc *dps.Client, o fleet.Options, group string) (keys.Key, string, error) {
+	if o.GroupKeyFile != "" {
+		return fleet.ReadGroupKeyFile(o.GroupKeyFile)
+	}
+	k, err := groupKey(ctx, svc, group, o.Secondary)
+	return k, "", err
 }
 
 func fieldOf(option string) int {

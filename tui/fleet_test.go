@@ -3,6 +3,8 @@ package tui
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 	"github.com/dpsconsole/dpsconsole/dps/fleet"
+	"github.com/dpsconsole/dpsconsole/keys"
 	"github.com/dpsconsole/dpsconsole/tui/components/theme"
 )
 
@@ -90,8 +93,10 @@ func TestFlowFleetRunStopResume(t *testing.T) {
 		}
 	}
 
+	// The table holds the whole run: its first row may have finished before
+	// the stop (its log kept the outcome, not the steps) or after the resume.
 	f.keys("enter")
-	f.waitFor("timeline", "request sent", "assigned to ")
+	f.waitForRe("timeline", `(request sent|finished before the run was resumed)(.|\n)*assigned to `)
 	f.keys("esc")
 	f.waitFor("back on the dashboard", "20 of 20 finished")
 
@@ -233,5 +238,102 @@ func TestFleetFramesDoNotFollowTheDevices(t *testing.T) {
 	}
 	if out := plain(v.View()); !strings.Contains(out, "5000/5000") || len(strings.Split(out, "\n")) > 35 {
 		t.Fatalf("the frame shows the board, in the body's lines:\n%s", out)
+	}
+}
+
+// TestFleetFormKeyFields: the form has the CLI's --secondary and
+// --group-key-file: the key file is read off the loop, a bad one gets the
+// CLI's text under its field without its content, a good one is the run's
+// key (the run remembers it came from a file), and --secondary reads the
+// group's secondary key; the two do not go together.
+func TestFleetFormKeyFields(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	c := testCommon(t, 120, 35)
+	c.Target = target
+	secondary, keyFile := fieldOf(fleet.OptSecondary), fieldOf(fleet.OptGroupKeyFile)
+	if secondary < 0 || keyFile < 0 || len(fleetLabels) != len(fleet.OptionNames) {
+		t.Fatalf("no form fields for --secondary (%d) and --group-key-file (%d)", secondary, keyFile)
+	}
+	dir := t.TempDir()
+	garbage, good := filepath.Join(dir, "garbage"), filepath.Join(dir, "good")
+	os.WriteFile(garbage, []byte("not-a-key-at-all"), 0o600)
+	os.WriteFile(good, []byte(emulator.TutorialGroupKey+"\n"), 0o600)
+	// ready submits the form and runs its off-loop read.
+	ready := func(fields map[int]string) (*fleetView, fleetReadyMsg) {
+		v := newFleetView(c, emulator.TutorialGroupID)
+		v.f.Set(1, "3")
+		v.f.Set(2, "keyform")
+		for i, s := range fields {
+			v.f.Set(i, s)
+		}
+		cmd := v.submit()
+		if !v.preparing { // refused in the form, nothing read
+			return v, fleetReadyMsg{}
+		}
+		msg := cmd().(routed).msg.(fleetReadyMsg)
+		v.Update(msg)
+		return v, msg
+	}
+	v, _ := ready(map[int]string{secondary: "true", keyFile: good})
+	if !strings.Contains(v.err, "--secondary reads the group's secondary key through the service API; it does not go with --group-key-file") || v.field != secondary {
+		t.Errorf("both: %q, field %d", v.err, v.field)
+	}
+	missing := filepath.Join(dir, "missing")
+	v, _ = ready(map[int]string{keyFile: missing})
+	if v.err != "cannot read --group-key-file "+missing+": no such file or directory" || v.field != keyFile {
+		t.Errorf("missing file: %q, field %d", v.err, v.field)
+	}
+	v, _ = ready(map[int]string{keyFile: garbage})
+	if !strings.HasPrefix(v.err, "--group-key-file "+garbage+" does not hold a group key") || v.field != keyFile {
+		t.Errorf("garbage: %q, field %d", v.err, v.field)
+	}
+	if out := plain(v.View()); strings.Contains(out, "not-a-key-at-all") || !strings.Contains(out, "does not hold a group key") {
+		t.Errorf("the error shows, the file's content does not:\n%s", out)
+	}
+	_, msg := ready(map[int]string{keyFile: good})
+	want, _ := keys.ParseKey(emulator.TutorialGroupKey)
+	if msg.err != nil || msg.start.spec.KeySource != fleet.KeyFile || !msg.start.key.Equal(want) {
+		t.Errorf("good file: %v, source %q", msg.err, msg.start.spec.KeySource)
+	}
+	att, err := target.Service.GetEnrollmentGroupAttestation(t.Context(), emulator.TutorialGroupID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ = keys.ParseKey(att.SymmetricKey.SecondaryKey.Reveal())
+	_, msg = ready(map[int]string{secondary: "true"})
+	if msg.err != nil || msg.start.spec.KeySource != fleet.KeySecondary || !msg.start.key.Equal(want) {
+		t.Errorf("secondary: %v, source %q", msg.err, msg.start.spec.KeySource)
+	}
+	if out := plain(newFleetView(c, "g").View()); strings.Contains(out, emulator.TutorialGroupKey) || !strings.Contains(out, "Key file") {
+		t.Errorf("the form:\n%s", out)
+	}
+}
+
+// TestFleetDeviceTimeline: enter on a device shows its steps with their
+// offsets from the first, an error step marked, under a header with its
+// outcome; a long trace scrolls and never draws past the screen.
+func TestFleetDeviceTimeline(t *testing.T) {
+	c := testCommon(t, 100, 20)
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	tr := fleet.DeviceTrace{ID: "sim-7", Outcome: fleet.OutcomeError, Error: "HTTP 401 401002", Latency: 1500 * time.Millisecond, Throttled: 2}
+	for i := range 40 {
+		tr.Events = append(tr.Events, fleet.TraceEvent{At: at.Add(time.Duration(i) * 100 * time.Millisecond), What: fmt.Sprintf("step %02d", i)})
+	}
+	tr.Events[39].What, tr.Events[39].Err = "error: HTTP 401 401002", true
+	v := newFleetDeviceView(c, tr)
+	out := plain(v.View())
+	if !strings.Contains(out, "sim-7: error in 1.5s, throttled 2×") || !strings.Contains(out, "step 00") || strings.Contains(out, "step 39") {
+		t.Fatalf("the first page:\n%s", out)
+	}
+	if n := len(strings.Split(out, "\n")); n > c.Height {
+		t.Fatalf("%d lines on a %d-line screen", n, c.Height)
+	}
+	v.Update(press("end"))
+	out = plain(v.View())
+	if !strings.Contains(out, "error: HTTP 401 401002") || !strings.Contains(out, "3.9") || strings.Contains(out, "step 00") || len(strings.Split(out, "\n")) > c.Height {
+		t.Fatalf("the last page:\n%s", out)
+	}
+	if v.Status() != "error" || v.Title() != "sim-7" {
+		t.Errorf("status %q, title %q", v.Status(), v.Title())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps/fleet"
 	"github.com/dpsconsole/dpsconsole/tui/components/chart"
 	"github.com/dpsconsole/dpsconsole/tui/components/theme"
+	"github.com/dpsconsole/dpsconsole/tui/components/timeline"
 )
 
 // histHeight is the latency histogram's height in lines.
@@ -41,7 +42,7 @@ func (v *fleetView) formView() string {
 	if v.preparing {
 		lines = append(lines, "", st.Muted.Render("reading the group's key and checking for existing registration records…"))
 	} else {
-		lines = append(lines, "", st.Muted.Render("Registers Prefix-Start … with keys derived from the group's primary key, as `dpsconsole fleet` does."))
+		lines = append(lines, "", st.Muted.Render("Registers Prefix-Start … with keys derived from the group's primary key (its secondary with Secondary true, ←/→ toggles; or the key in Key file), as `dpsconsole fleet` does."))
 	}
 	return strings.Join(lines, "\n")
 }
@@ -245,16 +246,29 @@ func (v *fleetView) deviceTable(height int) []string {
 	return out
 }
 
-// fleetDeviceView is one device's timeline from the run.
+// fleetDeviceView is one device's timeline from the run, drawn by the
+// timeline widget :simulate uses, under a line with its outcome.
 type fleetDeviceView struct {
 	c   *Common
 	vid int
 	tr  fleet.DeviceTrace
+	tl  *timeline.Model
 	top int
 }
 
 func newFleetDeviceView(c *Common, tr fleet.DeviceTrace) *fleetDeviceView {
-	return &fleetDeviceView{c: c, vid: c.newID(), tr: tr}
+	v := &fleetDeviceView{c: c, vid: c.newID(), tr: tr}
+	v.tl = newTimeline(c, v.vid)
+	steps := make([]timeline.Step, len(tr.Events))
+	for i, e := range tr.Events {
+		steps[i] = timeline.Step{At: e.At, Text: e.What, Err: e.Err}
+	}
+	run := timeline.Run{RegID: tr.ID, Elapsed: tr.Latency, Steps: steps}
+	if len(steps) > 0 {
+		run.Started = steps[0].At
+	}
+	v.tl.Show(run)
+	return v
 }
 
 func (v *fleetDeviceView) id() int           { return v.vid }
@@ -267,14 +281,16 @@ func (v *fleetDeviceView) Busy() bool        { return false }
 func (v *fleetDeviceView) Status() string    { return string(v.tr.Outcome) }
 func (v *fleetDeviceView) Update(msg tea.Msg) tea.Cmd {
 	if k, ok := msg.(tea.KeyPressMsg); ok {
-		v.c.Keys.scrollKey(k, &v.top, v.c.Height-3, len(v.tr.Events))
-		v.top = max(min(v.top, len(v.tr.Events)-(v.c.Height-3)), 0)
+		v.c.Keys.scrollKey(k, &v.top, v.page(), len(v.tr.Events))
+		v.top = max(min(v.top, len(v.tr.Events)-v.page()), 0)
 	}
 	return nil
 }
 
+// page is how many steps fit under the header.
+func (v *fleetDeviceView) page() int { return max(v.c.Height-3, 1) }
+
 func (v *fleetDeviceView) View() string {
-	st := v.c.Styles
 	tr := v.tr
 	head := fmt.Sprintf("%s: %s in %s", tr.ID, tr.Outcome, ms(tr.Latency))
 	if tr.Hub != "" {
@@ -283,22 +299,9 @@ func (v *fleetDeviceView) View() string {
 	if tr.Throttled > 0 {
 		head += fmt.Sprintf(", throttled %d×", tr.Throttled)
 	}
-	lines := []string{st.Title.Render(head), ""}
-	var t0 time.Time
-	if len(tr.Events) > 0 {
-		t0 = tr.Events[0].At
-	}
-	evs := tr.Events[min(v.top, len(tr.Events)):]
-	for _, e := range evs[:min(len(evs), max(v.c.Height-3, 1))] {
-		text := e.What
-		if e.Err {
-			text = st.Error.Render(text)
-		}
-		lines = append(lines, st.Muted.Render(fmt.Sprintf("+%8s  ", ms(e.At.Sub(t0))))+text)
-	}
-	if len(tr.Events) == 0 {
-		lines = append(lines, st.Muted.Render("no steps recorded (DPS was asked about the device on resume)"))
-	}
+	steps := strings.Split(v.tl.View(v.c.Styles, v.c.Width), "\n")
+	steps = steps[min(v.top, len(steps)):]
+	lines := append([]string{v.c.Styles.Title.Render(head), ""}, steps[:min(len(steps), v.page())]...)
 	return strings.Join(lines, "\n")
 }
 

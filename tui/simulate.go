@@ -281,7 +281,7 @@ func nextTransport(s string, forward bool) device.Transport {
 
 // groupDeviceKey derives regID's device key from the group's primary key.
 func groupDeviceKey(ctx context.Context, svc *dps.Client, groupID, regID string) (keys.Key, error) {
-	gk, err := groupKey(ctx, svc, groupID)
+	gk, err := groupKey(ctx, svc, groupID, false)
 	if err != nil {
 		return keys.Key{}, err
 	}
@@ -289,13 +289,16 @@ func groupDeviceKey(ctx context.Context, svc *dps.Client, groupID, regID string)
 }
 
 // groupKey reads a group's primary key through the service API.
-func groupKey(ctx context.Context, svc *dps.Client, groupID string) (keys.Key, error) {
+func groupKey(ctx context.Context, svc *dps.Client, groupID string, secondary bool) (keys.Key, error) {
 	att, err := svc.GetEnrollmentGroupAttestation(ctx, groupID)
 	if err != nil {
 		return keys.Key{}, fmt.Errorf("reading the keys of group %s: %w", groupID, err)
 	}
 	if att.SymmetricKey == nil {
 		return keys.Key{}, errors.New("group " + groupID + " has no symmetric keys, so no device key derives from it; paste a device key instead")
+	}
+	if secondary {
+		return keys.ParseKey(att.SymmetricKey.SecondaryKey.Reveal())
 	}
 	return keys.ParseKey(att.SymmetricKey.PrimaryKey.Reveal())
 }

@@ -19,18 +19,8 @@ func (a *app) consoleTarget(t *target, logger *slog.Logger) *tui.Target {
 	if err != nil {
 		logger.Warn("no known-groups journal; orphan detection will be weaker", "error", err)
 	}
-	ct := &tui.Target{
-		Name: t.name, IDScope: t.idScope, DeviceEndpoint: t.deviceEndpoint, Service: t.client,
-		MQTTEndpoint: t.mqttEndpoint, HubMQTTEndpoints: t.hubMQTT,
-		HubConnectionStrings: t.hubConnectionStrings, HTTPClient: t.transport, Journal: journal, StateDir: a.stateDir,
-		Credential: t.credential, LinkedHubs: t.linkedHubs,
-	}
-	switch t.auth {
-	case authLogin:
-		ct.Auth = tui.AuthEntraID
-	case authSASFromARM:
-		ct.Auth = tui.AuthSASFromARM
-	}
+	ct := t.tuiTarget()
+	ct.Journal, ct.StateDir = journal, a.stateDir
 	return ct
 }
 
@@ -53,11 +43,10 @@ func (a *app) consoleAzure(tr *http.Client, caPEM []byte, logger *slog.Logger) (
 		// read only when --auth asks for it again, as the CLI does.
 		q := c.Query()
 		reopen = &q
-		if a.azure.tenant == "" {
-			a.azure.tenant = c.TenantID
-		}
+		a.adoptTenant(c)
 	}
-	s, err := a.signInShowing(tr, tui.DeviceCode)
+	// Stderr is the console's screen: a listing's notes go to its log.
+	s, err := a.signInShowing(tr, tui.DeviceCode, func(msg string) { logger.Warn(msg) })
 	if err != nil {
 		return nil, err
 	}

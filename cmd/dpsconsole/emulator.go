@@ -33,7 +33,7 @@ func newEmulatorCmd(a *app) *cobra.Command {
 On start it writes emulator.env (mode 0600: it holds keys) into its data dir and
 prints the same KEY=VALUE lines: DPS_CONNECTION_STRING, DPS_ID_SCOPE,
 DPS_DEVICE_ENDPOINT, DPS_MQTT_ENDPOINT, DPS_CA_FILE, IOTHUB_CONNECTION_STRING[_N]
-and IOTHUB_MQTT_ENDPOINT[_N].
+and IOTHUB_MQTT_ENDPOINT[_N] (with --mqtt off, no MQTT endpoint lines).
 Other programs trust the emulator through DPS_CA_FILE (for Node:
 NODE_EXTRA_CA_CERTS). The official SDKs, which cannot take a port, need the
 listeners on port 443 (run as root, e.g. --https 127.0.0.1:443 --hub 127.0.0.2:443
@@ -79,10 +79,8 @@ as a hub with local authentication disabled does; devices keep their SAS.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The global flags that pick a DPS to talk to: the emulator is one.
-			for _, f := range []string{"connection-string", "dps", "auth", "target", "tenant", "resource-group", "subscription"} {
-				if cmd.Flags().Changed(f) {
-					return usagef("--%s picks a DPS to talk to; the emulator is one, and takes none (its Entra ID sign-in is --entra)", f)
-				}
+			if f := changedTargetFlag(cmd, "ca-file"); f != "" {
+				return usagef("--%s picks a DPS to talk to; the emulator is one, and takes none (its Entra ID sign-in is --entra)", f)
 			}
 			perMinute, err := parseThrottle(throttle)
 			if err != nil {

@@ -132,3 +132,40 @@ func TestEmulatorCommandEntraWritesPrincipals(t *testing.T) {
 		t.Fatalf("exit %d; stderr %s", code, errOut.String())
 	}
 }
+
+// TestEmulatorMQTTOffWritesNoEmptyLine checks that --mqtt off leaves the
+// MQTT endpoint lines out of the env lines (and emulator.env) instead of
+// writing an empty DPS_MQTT_ENDPOINT=, which a shell would export as "".
+func TestEmulatorMQTTOffWritesNoEmptyLine(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"emulator", "--data", dir, "--https", "127.0.0.1:0", "--seed", "none", "--mqtt", "off"}, stdio{in: strings.NewReader(""), out: &out, err: &errOut})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(errOut.String(), "emulator running") {
+		if time.Now().After(deadline) {
+			t.Fatalf("not started; stdout %q stderr %q", out.String(), errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	file, err := os.ReadFile(filepath.Join(dir, "emulator.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"stdout": out.String(), "emulator.env": string(file)} {
+		if !strings.Contains(text, "DPS_CONNECTION_STRING=HostName=") || strings.Contains(text, "MQTT_ENDPOINT") {
+			t.Errorf("%s with --mqtt off: want the connection string and no MQTT endpoint line:\n%s", name, text)
+		}
+		for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
+			if _, v, _ := strings.Cut(l, "="); v == "" {
+				t.Errorf("%s: empty line %q", name, l)
+			}
+		}
+	}
+	cancel()
+	<-done
+}

@@ -33,6 +33,13 @@ import (
 // environment as principal clientID (the Contributor unless reader).
 func entraEmulator(t *testing.T, opts emulator.Options, reader bool) (*cli, emulator.Env) {
 	t.Helper()
+	c, env, _ := entraEmulatorOf(t, opts, reader)
+	return c, env
+}
+
+// entraEmulatorOf is entraEmulator, with the emulator.
+func entraEmulatorOf(t *testing.T, opts emulator.Options, reader bool) (*cli, emulator.Env, *emulator.Emulator) {
+	t.Helper()
 	opts.DataDir, opts.Entra, opts.MQTTAddr = t.TempDir(), true, emulator.MQTTOff
 	if opts.Seed == "" {
 		opts.Seed = "demo"
@@ -62,7 +69,7 @@ func entraEmulator(t *testing.T, opts emulator.Options, reader bool) (*cli, emul
 	}
 	t.Setenv("AZURE_TOKEN_CREDENTIALS", "")
 	os.Unsetenv("AZURE_TOKEN_CREDENTIALS")
-	return c, env
+	return c, env, em
 }
 
 func TestTargetsListFindsTheEmulatorsDPS(t *testing.T) {

@@ -25,8 +25,6 @@ import (
 type fleetCmd struct {
 	a                *app
 	fleet.Options    // the run's flags, shared with the console's :fleet form
-	groupKeyFile     string
-	secondary        bool
 	idScope          string
 	provisioningHost string
 	resume           string
@@ -76,8 +74,6 @@ the run made, and their devices in the linked hubs (asks first unless --yes).`,
 	}
 	f := cmd.Flags()
 	c.AddFlags(f)
-	f.StringVar(&c.groupKeyFile, "group-key-file", "", "file holding the group key (base64), instead of reading it through the service API")
-	f.BoolVar(&c.secondary, "secondary", false, "derive from the group's secondary key")
 	f.StringVar(&c.idScope, "id-scope", "", "the DPS ID scope (default: the emulator's, or $DPS_ID_SCOPE)")
 	f.StringVar(&c.provisioningHost, "provisioning-host", "", "device endpoint host[:port] (default: the emulator's, or global.azure-devices-provisioning.net)")
 	f.StringVar(&c.deleteRun, "delete", "", "delete the registration records (and hub devices) run RUN made, through the clean-up engine")
@@ -114,9 +110,6 @@ func (c *fleetCmd) check(cmd *cobra.Command) error {
 		}
 	} else if err := c.Check(changed); err != nil {
 		return usagef("%v", err)
-	}
-	if c.secondary && c.groupKeyFile != "" {
-		return usagef("--secondary reads the group's secondary key through the service API; it does not go with --group-key-file")
 	}
 	return nil
 }
@@ -299,10 +292,10 @@ func (c *fleetCmd) spec(t *target) (fleet.Spec, error) {
 		if !strings.EqualFold(s.Host, t.client.Host()) {
 			return s, fmt.Errorf("run %s was made for DPS %s, but the target is %s", s.ID, s.Host, t.client.Host())
 		}
-		if s.KeySource == fleet.KeyFile && c.groupKeyFile == "" {
+		if s.KeySource == fleet.KeyFile && c.GroupKeyFile == "" {
 			return s, usagef("run %s derived its device keys from a key file: pass --group-key-file again", s.ID)
 		}
-		if s.KeySource != fleet.KeyFile && c.groupKeyFile != "" {
+		if s.KeySource != fleet.KeyFile && c.GroupKeyFile != "" {
 			return s, usagef("run %s derived its device keys from the group's %s key: resume it without --group-key-file", s.ID, s.KeySource)
 		}
 		return s, nil
@@ -318,14 +311,7 @@ func (c *fleetCmd) spec(t *target) (fleet.Spec, error) {
 	if err != nil {
 		return s, usagef("%v", err)
 	}
-	switch {
-	case c.groupKeyFile != "":
-		s.KeySource = fleet.KeyFile
-	case c.secondary:
-		s.KeySource = fleet.KeySecondary
-	default:
-		s.KeySource = fleet.KeyPrimary
-	}
+	s.KeySource = c.KeySource()
 	return s, nil
 }
 
@@ -333,17 +319,13 @@ func (c *fleetCmd) spec(t *target) (fleet.Spec, error) {
 // service API. A key file that cannot be read or holds no key is a
 // command-line mistake (exit status 2), as for keys derive.
 func (c *fleetCmd) groupKey(ctx context.Context, t *target, group string, secondary bool) (keys.Key, error) {
-	if c.groupKeyFile != "" {
-		b, err := readInput("--group-key-file", c.groupKeyFile)
+	if c.GroupKeyFile != "" {
+		k, warn, err := fleet.ReadGroupKeyFile(c.GroupKeyFile)
 		if err != nil {
-			return keys.Key{}, err
+			return keys.Key{}, usagef("%v", err)
 		}
-		k, err := keys.ParseKey(strings.TrimSpace(string(b)))
-		if err != nil {
-			return keys.Key{}, usagef("--group-key-file %s does not hold a group key: %v (it should hold the group's primary or secondary key, base64, on one line)", shown(c.groupKeyFile), err)
-		}
-		if fi, err := os.Stat(c.groupKeyFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			fmt.Fprintf(c.a.err, "note: %s is readable by other users (mode %04o); a group key file should be 0600 (chmod 600 %s)\n", c.groupKeyFile, fi.Mode().Perm(), c.groupKeyFile)
+		if warn != "" {
+			fmt.Fprintln(c.a.err, "note: "+warn)
 		}
 		return k, nil
 	}

@@ -148,6 +148,8 @@ func TestFleetErrors(t *testing.T) {
 	c.fails(2, append(g, "--devices", "3", "--group-key-file", garbage), "does not hold a group key")
 	c.fails(2, append(g, "--devices", "3", "--group-key-file", filepath.Join(keyDir, "missing")), "--group-key-file", "no such file")
 	c.fails(2, append(g, "--devices", "3", "--group-key-file", keyDir), "--group-key-file", "is a directory")
+	c.fails(2, append(g, "--devices", "3", "--group-key-file", "-"), "--group-key-file takes a file, not standard input")
+	c.fails(2, append(g, "--devices", "3", "--group-key-file", garbage, "--secondary"), "--secondary", "does not go with --group-key-file")
 }
 
 // TestFleetInterruptAndResume: ctrl+c (the context fang cancels) stops the

@@ -21,6 +21,15 @@ func newKeysCmd(a *app) *cobra.Command {
 		Long: `Offline key tools: derive device keys for a symmetric-key enrollment group,
 generate a new key, sign a SAS token. Nothing here touches the network.`,
 		Args: cobra.NoArgs,
+		// A flag that picks a DPS would be silently ignored; refuse it, so an
+		// operator who meant it to matter learns that it cannot. The same
+		// settings from the environment are not the operator's ask here.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if f := changedTargetFlag(cmd); f != "" {
+				return usagef("%q works offline: --%s has no effect on it; leave it out", cmd.CommandPath(), f)
+			}
+			return nil
+		},
 	}
 	cmd.AddCommand(newKeysDeriveCmd(a), newKeysGenerateCmd(a), newKeysSASCmd(a))
 	return cmd

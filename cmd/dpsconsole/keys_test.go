@@ -260,3 +260,31 @@ func mustDecode(t *testing.T, s string) []byte {
 	}
 	return k.Bytes()
 }
+
+// TestKeysRefuseTargetFlags checks that the offline key tools refuse a flag
+// that picks a DPS or signs in (it could have no effect), and still work
+// with a connection string in the environment.
+func TestKeysRefuseTargetFlags(t *testing.T) {
+	t.Setenv(groupKeyEnv, "")
+	for _, flags := range [][]string{
+		{"--dps", "contoso-dps"}, {"--auth", "login"}, {"--target", "azure"}, {"--tenant", "contoso.onmicrosoft.com"},
+		{"--resource-group", "iot-rg"}, {"--subscription", "Contoso IoT"}, {"--ca-file", "ca.pem"},
+		{"--connection-string", "HostName=x;SharedAccessKeyName=y;SharedAccessKey=eg=="},
+	} {
+		for _, cmd := range [][]string{
+			{"keys", "derive", "--group-key", tutGroupKey, "--registration-id", tutRegID},
+			{"keys", "generate"},
+			{"keys", "sas", "--resource", "h", "--key", tutGroupKey},
+		} {
+			args := append(append([]string{}, flags...), cmd...)
+			code, out, errOut := keysRun(t, "", args...)
+			if code != exitUsage || out != "" || !mentions(errOut, flags[0]) || !mentions(errOut, "works offline") {
+				t.Errorf("%v: exit %d, want %d naming %s and saying it works offline\nstdout: %s\nstderr: %s", args, code, exitUsage, flags[0], out, errOut)
+			}
+		}
+	}
+	t.Setenv("DPS_CONNECTION_STRING", "HostName=x;SharedAccessKeyName=y;SharedAccessKey=eg==")
+	if code, out, errOut := keysRun(t, "", "keys", "derive", "--group-key", tutGroupKey, "--registration-id", tutRegID); code != 0 || out != tutDevKey+"\n" {
+		t.Errorf("with $DPS_CONNECTION_STRING: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+}

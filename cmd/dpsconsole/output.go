@@ -111,25 +111,34 @@ func (t *tableWriter) row(cells ...string) {
 
 // streamList prints every item of every page: a table with a header, rows
 // written page by page, and a count at the end; or a JSON array written
-// page by page as well. It returns how many items it printed.
+// page by page as well. Nothing is written before the first page arrives,
+// so a listing that fails at once leaves stdout empty. It returns how many
+// items it printed.
 func streamList[P, T any](ctx context.Context, out io.Writer, format string, pager *runtime.Pager[P], items func(P) []T, cols []column, row func(T) []string) (int, error) {
 	// One write a page rather than one a row; flushed as each page is done.
 	w := bufio.NewWriterSize(out, 64<<10)
 	defer w.Flush()
 	var tw *tableWriter
-	n := 0
-	if format == outputJSON {
-		io.WriteString(w, "[")
-	} else {
-		tw = newTable(w, cols...)
+	started := false
+	begin := func() {
+		if format == outputJSON {
+			io.WriteString(w, "[")
+		} else {
+			tw = newTable(w, cols...)
+		}
+		started = true
 	}
+	n := 0
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			if format == outputJSON && n > 0 {
+			if format == outputJSON && started {
 				io.WriteString(w, "\n]\n") // keep what was printed valid JSON
 			}
 			return n, listError(n, err)
+		}
+		if !started {
+			begin()
 		}
 		for _, it := range items(page) {
 			if format == outputJSON {
@@ -150,6 +159,9 @@ func streamList[P, T any](ctx context.Context, out io.Writer, format string, pag
 		if err := w.Flush(); err != nil {
 			return n, err
 		}
+	}
+	if !started {
+		begin() // a listing of no pages: still a header, or []
 	}
 	if format == outputJSON {
 		if n > 0 {

@@ -22,6 +22,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps/hub"
 	"github.com/dpsconsole/dpsconsole/dps/signin"
 	"github.com/dpsconsole/dpsconsole/keys"
+	"github.com/dpsconsole/dpsconsole/tui"
 )
 
 // target is the DPS the commands talk to: a real one named by a connection
@@ -48,50 +49,65 @@ type target struct {
 
 // registry returns the registry client of hubHost: signed in with Entra ID
 // when the target is (--auth login), else from the hub's connection string.
+// The client is the console's (tui.Target.Registry); a hub the target has
+// no connection string for is a usage error naming the variable to set.
 func (t *target) registry(hubHost string) (*hub.RegistryClient, error) {
-	if t.auth == authLogin {
-		return hub.NewRegistryClient(hubHost, t.credential, &hub.RegistryOptions{ClientOptions: hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: t.transport}}})
-	}
-	var known []string
-	for i, cs := range t.hubConnectionStrings {
-		c, err := keys.ParseServiceConnectionString(cs)
+	if t.auth != authLogin {
+		known, err := t.hubHosts()
 		if err != nil {
-			return nil, usagef("hub connection string %d ($IOTHUB_CONNECTION_STRING*): %v", i+1, err)
+			return nil, err
 		}
-		if strings.EqualFold(c.HostName, hubHost) {
-			return hub.NewRegistryClientFromConnectionString(cs, &hub.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: t.transport}})
+		switch {
+		case len(known) == 0:
+			return nil, usagef("no IoT hub connection string is set: set $IOTHUB_CONNECTION_STRING to the service connection string of %s (Azure portal: the hub → Shared access policies → iothubowner), or sign in with --auth login", hubHost)
+		case !slices.ContainsFunc(known, func(h string) bool { return strings.EqualFold(h, hubHost) }):
+			return nil, usagef("no hub connection string is for %s ($IOTHUB_CONNECTION_STRING* name %s): add one as $IOTHUB_CONNECTION_STRING_%d", hubHost, strings.Join(known, ", "), len(known)+1)
 		}
-		known = append(known, c.HostName)
 	}
-	if len(known) == 0 {
-		return nil, usagef("no IoT hub connection string is set: set $IOTHUB_CONNECTION_STRING to the service connection string of %s (Azure portal: the hub → Shared access policies → iothubowner), or sign in with --auth login", hubHost)
-	}
-	return nil, usagef("no hub connection string is for %s ($IOTHUB_CONNECTION_STRING* name %s): add one as $IOTHUB_CONNECTION_STRING_%d", hubHost, strings.Join(known, ", "), len(known)+1)
+	return t.tuiTarget().Registry(hubHost)
 }
 
 // registries returns a registry client of every hub the target can reach:
 // signed in, each linked hub; else each hub connection string's.
 func (t *target) registries() ([]*hub.RegistryClient, error) {
-	hosts := t.linkedHubs
 	if t.auth != authLogin {
-		hosts = nil
-		for i, cs := range t.hubConnectionStrings {
-			c, err := keys.ParseServiceConnectionString(cs)
-			if err != nil {
-				return nil, usagef("hub connection string %d ($IOTHUB_CONNECTION_STRING*): %v", i+1, err)
-			}
-			hosts = append(hosts, c.HostName)
-		}
-	}
-	var out []*hub.RegistryClient
-	for _, h := range hosts {
-		r, err := t.registry(h)
-		if err != nil {
+		if _, err := t.hubHosts(); err != nil {
 			return nil, err
 		}
-		out = append(out, r)
 	}
-	return out, nil
+	return t.tuiTarget().Registries()
+}
+
+// hubHosts are the host names of the hub connection strings; one that does
+// not parse is a usage error naming it.
+func (t *target) hubHosts() ([]string, error) {
+	var hosts []string
+	for i, cs := range t.hubConnectionStrings {
+		c, err := keys.ParseServiceConnectionString(cs)
+		if err != nil {
+			return nil, usagef("hub connection string %d ($IOTHUB_CONNECTION_STRING*): %v", i+1, err)
+		}
+		hosts = append(hosts, c.HostName)
+	}
+	return hosts, nil
+}
+
+// tuiTarget is t as the console's code takes it, without the state the
+// console adds (consoleTarget): one way to reach a hub for both.
+func (t *target) tuiTarget() *tui.Target {
+	ct := &tui.Target{
+		Name: t.name, IDScope: t.idScope, DeviceEndpoint: t.deviceEndpoint, Service: t.client,
+		MQTTEndpoint: t.mqttEndpoint, HubMQTTEndpoints: t.hubMQTT,
+		HubConnectionStrings: t.hubConnectionStrings, HTTPClient: t.transport,
+		Credential: t.credential, LinkedHubs: t.linkedHubs,
+	}
+	switch t.auth {
+	case authLogin:
+		ct.Auth = tui.AuthEntraID
+	case authSASFromARM:
+		ct.Auth = tui.AuthSASFromARM
+	}
+	return ct
 }
 
 // Close stops the embedded emulator, if this target started one.
@@ -359,9 +375,7 @@ func (a *app) openAzure(ctx context.Context) (*target, error) {
 		// Reopened signed in: a shared access key (c.Auth sas-from-arm)
 		// is read only when --auth asks for it again, never silently.
 		q = c.Query()
-		if a.azure.tenant == "" {
-			a.azure.tenant = c.TenantID
-		}
+		a.adoptTenant(c)
 	}
 	caPEM, err := a.readCA()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +35,17 @@ const (
 type azureFlags struct {
 	auth, target, tenant             string
 	dps, resourceGroup, subscription string
+	tenantSource                     string // where tenant came from, for messages; "" is --tenant
+}
+
+// adoptTenant takes the tenant remembered with c unless --tenant was given,
+// and remembers where it came from, so no message calls it --tenant.
+func (a *app) adoptTenant(c discovery.Choice) {
+	if a.azure.tenant != "" || c.TenantID == "" {
+		return
+	}
+	a.azure.tenant = c.TenantID
+	a.azure.tenantSource = fmt.Sprintf("the tenant remembered in %s (from an earlier --tenant)", filepath.Join(a.stateDir, discovery.ChoiceFile))
 }
 
 func addAzureFlags(pf *pflag.FlagSet, f *azureFlags) {
@@ -43,6 +55,21 @@ func addAzureFlags(pf *pflag.FlagSet, f *azureFlags) {
 	pf.StringVar(&f.dps, "dps", "", "name of a DPS in Azure to use, found with ARM and signed in with Microsoft Entra ID (dpsconsole targets list shows them)")
 	pf.StringVar(&f.resourceGroup, "resource-group", "", "resource group of the --dps, when its name is not unique")
 	pf.StringVar(&f.subscription, "subscription", "", "subscription (ID or name) to look in; default: every subscription the identity can see")
+}
+
+// targetFlags are the global flags that pick a DPS to talk to, or how to
+// reach it and sign in to it.
+var targetFlags = []string{"connection-string", "ca-file", "dps", "auth", "target", "tenant", "resource-group", "subscription"}
+
+// changedTargetFlag is the first target flag given on cmd's command line,
+// but those in except; "" if none.
+func changedTargetFlag(cmd *cobra.Command, except ...string) string {
+	for _, f := range targetFlags {
+		if cmd.Flags().Changed(f) && !slices.Contains(except, f) {
+			return f
+		}
+	}
+	return ""
 }
 
 // wantsAzure reports whether the flags ask for a DPS found with ARM, and
@@ -83,13 +110,17 @@ type signedIn struct {
 // signIn makes the Entra ID credential of the flags. A device code, the
 // last resort when stderr is a terminal (elsewhere nobody would enter it and
 // sign-in would wait for it to expire), prints its prompt there.
-func (a *app) signIn(tr *http.Client) (*signedIn, error) { return a.signInShowing(tr, nil) }
+// Notes on a listing (a subscription skipped) go to stderr too.
+func (a *app) signIn(tr *http.Client) (*signedIn, error) {
+	return a.signInShowing(tr, nil, func(msg string) { fmt.Fprintf(a.err, "note: %s\n", msg) })
+}
 
 // signInShowing is signIn with the device-code prompt shown by show (the
-// console's dialog) instead of on stderr; nil is stderr.
-func (a *app) signInShowing(tr *http.Client, show func(context.Context, signin.DeviceCodePrompt) error) (*signedIn, error) {
+// console's dialog) instead of on stderr, nil is stderr; and the notes of
+// ARM listings given to note.
+func (a *app) signInShowing(tr *http.Client, show func(context.Context, signin.DeviceCodePrompt) error, note func(string)) (*signedIn, error) {
 	cloud := signin.CloudFromEnv()
-	o := signin.Options{TenantID: a.azure.tenant, Cloud: cloud, Transport: tr, DeviceCodeOnly: a.azure.auth == authDeviceCode, DeviceCode: show}
+	o := signin.Options{TenantID: a.azure.tenant, TenantSource: a.azure.tenantSource, Cloud: cloud, Transport: tr, DeviceCodeOnly: a.azure.auth == authDeviceCode, DeviceCode: show}
 	if show == nil && (o.DeviceCodeOnly || isTerminal(a.err)) {
 		o.DeviceCode = func(_ context.Context, p signin.DeviceCodePrompt) error {
 			fmt.Fprintln(a.err, p.Message)
@@ -100,7 +131,7 @@ func (a *app) signInShowing(tr *http.Client, show func(context.Context, signin.D
 	if err != nil {
 		return nil, usagef("%v", err)
 	}
-	disc, err := discovery.New(cred, discovery.Options{Cloud: cloud, Transport: tr})
+	disc, err := discovery.New(cred, discovery.Options{Cloud: cloud, Transport: tr, TenantSource: a.azure.tenantSource, Note: note})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,11 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+
+	"github.com/dpsconsole/dpsconsole/dps/emulator"
+)
 
 // Flags that ask for two targets at once, or for Azure in a way that cannot
 // work, are refused before anything starts or signs in.
@@ -24,4 +29,23 @@ func TestTargetFlagsRefuseContradictions(t *testing.T) {
 	} {
 		c.fails(2, tc.args, tc.want)
 	}
+}
+
+// TestTargetsListSkipsASubscriptionWithoutTheProvider checks that one
+// subscription answering 409 MissingSubscriptionRegistration is skipped
+// with a note on stderr saying how to register it, and the others listed.
+func TestTargetsListSkipsASubscriptionWithoutTheProvider(t *testing.T) {
+	c, env, em := entraEmulatorOf(t, emulator.Options{}, true)
+	const unregistered = "00000000-0000-0000-0000-00000000dead"
+	em.AddUnregisteredSubscription(unregistered)
+	code, out, errOut := c.run("targets", "list")
+	if code != 0 || !strings.Contains(out, env.DPSName) || !strings.Contains(out, "1 DPS instance") {
+		t.Fatalf("targets list: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	note := "subscription " + unregistered + " has not registered the Microsoft.Devices resource provider; skipped: az provider register --namespace Microsoft.Devices --subscription " + unregistered
+	if !strings.Contains(errOut, note) || strings.Contains(out, "Microsoft.Devices") {
+		t.Errorf("stderr lacks the note %q (or stdout has it)\nstdout: %s\nstderr: %s", note, out, errOut)
+	}
+	// The picker's path: --dps finds the DPS past the skipped subscription.
+	c.ok("--dps", env.DPSName, "groups", "list")
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
+	"github.com/dpsconsole/dpsconsole/internal/retryafter"
 )
 
 // RunOptions tune a run.
@@ -513,34 +513,13 @@ func classify(err error) classification {
 	case s == http.StatusPreconditionFailed:
 		return classification{kind: ClassDone, outcome: OutcomeChanged}
 	case s == http.StatusTooManyRequests:
-		return classification{kind: ClassThrottled, retryAfter: retryAfter(re.RawResponse)}
+		return classification{kind: ClassThrottled, retryAfter: retryafter.Response(re.RawResponse, time.Now())}
 	case s == http.StatusUnauthorized, s == http.StatusForbidden:
 		return classification{kind: ClassFatal}
 	case s == http.StatusRequestTimeout, s >= 500:
 		return classification{kind: ClassFault}
 	}
 	return classification{kind: ClassFailed}
-}
-
-// retryAfter reads the wait a 429 asks for: retry-after-ms, x-ms-retry-after-ms,
-// or Retry-After in seconds or as an HTTP date.
-func retryAfter(resp *http.Response) time.Duration {
-	if resp == nil {
-		return 0
-	}
-	for _, h := range []string{"retry-after-ms", "x-ms-retry-after-ms"} {
-		if ms, err := strconv.Atoi(resp.Header.Get(h)); err == nil && ms > 0 {
-			return time.Duration(ms) * time.Millisecond
-		}
-	}
-	v := resp.Header.Get("Retry-After")
-	if s, err := strconv.Atoi(v); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return time.Until(t)
-	}
-	return 0
 }
 
 // errorText says in one line what failed, without secrets.

@@ -27,6 +27,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/internal/mqttconn"
+	"github.com/dpsconsole/dpsconsole/internal/retryafter"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
@@ -330,7 +331,7 @@ func (c *Client) BeginRegister(ctx context.Context, registrationID string, key k
 		return nil, err
 	}
 	h.opID = st.OperationID
-	h.emit(Event{Step: StepAccepted, HTTPStatus: resp.StatusCode, Status: st.Status, RetryAfter: retryAfter(resp)})
+	h.emit(Event{Step: StepAccepted, HTTPStatus: resp.StatusCode, Status: st.Status, RetryAfter: retryafter.Response(resp, time.Now())})
 	h.update(resp, st)
 	return runtime.NewPoller(resp, c.pl, &runtime.NewPollerOptions[dps.DeviceRegistrationState]{Handler: h})
 }
@@ -428,7 +429,7 @@ func (h *handler) Poll(ctx context.Context) (*http.Response, error) {
 		h.emit(Event{Step: StepError, Poll: n, HTTPStatus: resp.StatusCode, Err: err})
 		return nil, err
 	}
-	h.emit(Event{Step: StepPolled, Poll: n, HTTPStatus: resp.StatusCode, Status: st.Status, RetryAfter: retryAfter(resp), State: st.RegistrationState})
+	h.emit(Event{Step: StepPolled, Poll: n, HTTPStatus: resp.StatusCode, Status: st.Status, RetryAfter: retryafter.Response(resp, time.Now()), State: st.RegistrationState})
 	h.update(resp, st)
 	return resp, nil
 }
@@ -524,13 +525,4 @@ func decodeStatus(answer string, b []byte, opID string) (*dps.RegistrationOperat
 		return nil, fmt.Errorf("DPS answered %s with unknown registration status %q", answer, st.Status)
 	}
 	return &st, nil
-}
-
-// retryAfter reads integer-second Retry-After, as DPS sends it.
-func retryAfter(resp *http.Response) time.Duration {
-	var n int
-	if _, err := fmt.Sscanf(resp.Header.Get("Retry-After"), "%d", &n); err != nil || n < 0 {
-		return 0
-	}
-	return time.Duration(n) * time.Second
 }

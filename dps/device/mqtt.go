@@ -15,6 +15,7 @@ import (
 
 	"github.com/dpsconsole/dpsconsole/dps"
 	"github.com/dpsconsole/dpsconsole/internal/mqttconn"
+	"github.com/dpsconsole/dpsconsole/internal/retryafter"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
@@ -57,9 +58,7 @@ func parseAnswer(topic string, payload []byte) (answer, bool) {
 	}
 	q, _ := url.ParseQuery(query)
 	a := answer{status: status, rid: q.Get("$rid"), topic: topic, payload: payload}
-	if n, err := strconv.Atoi(q.Get("retry-after")); err == nil && n >= 0 {
-		a.retryAfter, a.hasRetryAfter = time.Duration(n)*time.Second, true
-	}
+	a.retryAfter, a.hasRetryAfter = retryafter.Parse(q.Get("retry-after"), time.Now())
 	return a, true
 }
 

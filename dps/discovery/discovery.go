@@ -6,6 +6,7 @@
 package discovery
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,13 +33,21 @@ type Options struct {
 	Cloud cloud.Configuration
 	// Transport sends the requests, e.g. trusting the emulator's CA.
 	Transport policy.Transporter
+	// TenantSource names the tenant in advice ("check --tenant"); "" is
+	// "--tenant". A tenant remembered from an earlier run says so.
+	TenantSource string
+	// Note receives what the operator should know about a listing that
+	// still went on, e.g. a subscription skipped; nil drops them.
+	Note func(string)
 }
 
 // Client lists subscriptions and DPS instances. It is safe for concurrent use.
 type Client struct {
-	cred azcore.TokenCredential
-	opts *arm.ClientOptions
-	subs *armsubscriptions.Client
+	cred   azcore.TokenCredential
+	opts   *arm.ClientOptions
+	tenant string // how advice names the tenant: "--tenant" or where it was remembered
+	note   func(string)
+	subs   *armsubscriptions.Client
 
 	mu   sync.Mutex
 	dpsc map[string]*armdeviceprovisioningservices.IotDpsResourceClient // by subscription ID
@@ -46,7 +55,10 @@ type Client struct {
 
 // New makes a Client that signs in to ARM with cred.
 func New(cred azcore.TokenCredential, opts Options) (*Client, error) {
-	ao := &arm.ClientOptions{ClientOptions: azcore.ClientOptions{Cloud: opts.Cloud, Transport: opts.Transport}}
+	// DisableRPRegistration: on a 409 MissingSubscriptionRegistration the SDK
+	// would register the resource provider itself, a write on the
+	// subscription nobody asked for; the listing skips it with a note instead.
+	ao := &arm.ClientOptions{ClientOptions: azcore.ClientOptions{Cloud: opts.Cloud, Transport: opts.Transport}, DisableRPRegistration: true}
 	if ao.Cloud.ActiveDirectoryAuthorityHost == "" {
 		ao.Cloud = cloud.AzurePublic
 	}
@@ -54,7 +66,7 @@ func New(cred azcore.TokenCredential, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
-	return &Client{cred: cred, opts: ao, subs: subs, dpsc: map[string]*armdeviceprovisioningservices.IotDpsResourceClient{}}, nil
+	return &Client{cred: cred, opts: ao, subs: subs, tenant: cmp.Or(opts.TenantSource, "--tenant"), note: opts.Note, dpsc: map[string]*armdeviceprovisioningservices.IotDpsResourceClient{}}, nil
 }
 
 // Subscription is one subscription the identity can see.
@@ -72,7 +84,7 @@ func (c *Client) Subscriptions(ctx context.Context) ([]Subscription, error) {
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			return nil, armError("list the subscriptions", err)
+			return nil, c.armError("list the subscriptions", err)
 		}
 		for _, s := range page.Value {
 			out = append(out, Subscription{ID: str(s.SubscriptionID), Name: str(s.DisplayName), State: str((*string)(s.State)), TenantID: str(s.TenantID)})
@@ -122,23 +134,52 @@ func (c *Client) ListDPS(ctx context.Context, subscriptionID string) ([]DPS, err
 	}
 	var out []DPS
 	for _, id := range ids {
-		dc, err := c.dpsClient(id)
+		found, err := c.listDPSOf(ctx, id)
+		if isUnregisteredProvider(err) {
+			// One subscription without the provider has no DPS; the others may.
+			c.notef("subscription %s has not registered the Microsoft.Devices resource provider; skipped: az provider register --namespace Microsoft.Devices --subscription %s", id, id)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		pager := dc.NewListBySubscriptionPager(nil)
-		for pager.More() {
-			page, err := pager.NextPage(ctx)
-			if err != nil {
-				return nil, armError("list the DPS instances of subscription "+id, err)
-			}
-			for _, d := range page.Value {
-				out = append(out, describe(d))
-			}
-		}
+		out = append(out, found...)
 	}
 	slices.SortFunc(out, func(a, b DPS) int { return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)) })
 	return out, nil
+}
+
+// listDPSOf lists the DPS instances of one subscription.
+func (c *Client) listDPSOf(ctx context.Context, subscriptionID string) ([]DPS, error) {
+	dc, err := c.dpsClient(subscriptionID)
+	if err != nil {
+		return nil, err
+	}
+	var out []DPS
+	pager := dc.NewListBySubscriptionPager(nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, c.armError("list the DPS instances of subscription "+subscriptionID, err)
+		}
+		for _, d := range page.Value {
+			out = append(out, describe(d))
+		}
+	}
+	return out, nil
+}
+
+// isUnregisteredProvider reports whether err is ARM's 409 for a
+// subscription that has not registered the resource provider.
+func isUnregisteredProvider(err error) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusConflict && strings.EqualFold(re.ErrorCode, "MissingSubscriptionRegistration")
+}
+
+func (c *Client) notef(format string, args ...any) {
+	if c.note != nil {
+		c.note(fmt.Sprintf(format, args...))
+	}
 }
 
 // Query names a DPS: its resource name and, to tell apart same-named
@@ -168,7 +209,7 @@ func (c *Client) Find(ctx context.Context, q Query) (DPS, error) {
 			return DPS{}, fmt.Errorf("no DPS %q in resource group %s of subscription %s (dpsconsole targets list --subscription %s shows them)", q.Name, q.ResourceGroup, sub, sub)
 		}
 		if err != nil {
-			return DPS{}, armError("read DPS "+q.Name, err)
+			return DPS{}, c.armError("read DPS "+q.Name, err)
 		}
 		return describe(&r.ProvisioningServiceDescription), nil
 	}
@@ -193,7 +234,7 @@ func (c *Client) Find(ctx context.Context, q Query) (DPS, error) {
 		if q.ResourceGroup != "" {
 			where = "resource group " + q.ResourceGroup + " of " + where
 		}
-		return DPS{}, fmt.Errorf("no DPS named %q in %s; %s", q.Name, where, candidates(all))
+		return DPS{}, fmt.Errorf("no DPS named %q in %s; %s", q.Name, where, c.candidates(all))
 	}
 	var ids []string
 	for _, d := range found {
@@ -204,10 +245,10 @@ func (c *Client) Find(ctx context.Context, q Query) (DPS, error) {
 
 // candidates names the DPS instances seen, for a name not among them: the
 // one meant is often there under another spelling or group.
-func candidates(all []DPS) string {
+func (c *Client) candidates(all []DPS) string {
 	const shown = 10
 	if len(all) == 0 {
-		return "it sees no DPS at all: check --tenant, --subscription and its role assignments (Reader on a DPS is enough to see it)"
+		return "it sees no DPS at all: check " + c.tenant + ", --subscription and its role assignments (Reader on a DPS is enough to see it)"
 	}
 	var names []string
 	for _, d := range all[:min(len(all), shown)] {
@@ -270,7 +311,7 @@ func (c *Client) ServiceConnectionString(ctx context.Context, d DPS, keyName str
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
-			return "", armError("list the shared access keys of DPS "+d.Name, err)
+			return "", c.armError("list the shared access keys of DPS "+d.Name, err)
 		}
 		rules = append(rules, page.Value...)
 	}
@@ -329,7 +370,7 @@ func statusOf(err error) int {
 
 // armError words an ARM failure: what was being done, ARM's code and
 // message (AuthorizationFailed names the action and scope itself).
-func armError(what string, err error) error {
+func (c *Client) armError(what string, err error) error {
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
 		return fmt.Errorf("%s: %w", what, err)
@@ -343,7 +384,7 @@ func armError(what string, err error) error {
 	}
 	switch re.StatusCode {
 	case http.StatusUnauthorized:
-		msg += "; sign in again (az login), or check --tenant"
+		msg += "; sign in again (az login), or check " + c.tenant
 	case http.StatusForbidden:
 		msg += "; the signed-in identity needs a role on that scope (Reader lists; listing keys needs Contributor or another role with Microsoft.Devices/provisioningServices/listkeys/action)"
 	}

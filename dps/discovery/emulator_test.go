@@ -184,3 +184,45 @@ func TestListKeysOnlyWithARoleThatMayListThem(t *testing.T) {
 		t.Errorf("an unknown policy: %v, want the policies it has", err)
 	}
 }
+
+// TestListDPSSkipsASubscriptionWithoutTheProvider checks that a
+// subscription answering 409 MissingSubscriptionRegistration is skipped with
+// a note saying how to register the provider, and the others still listed.
+func TestListDPSSkipsASubscriptionWithoutTheProvider(t *testing.T) {
+	f := start(t)
+	const unregistered = "00000000-0000-0000-0000-00000000dead"
+	f.em.AddUnregisteredSubscription(unregistered)
+	cloud := signin.Private(f.env.AuthorityHost, f.env.ResourceManagerEndpoint)
+	cred, err := azidentity.NewClientSecretCredential(f.env.TenantID, f.env.ReaderClientID, f.env.ReaderClientSecret, &azidentity.ClientSecretCredentialOptions{
+		ClientOptions: azcore.ClientOptions{Cloud: cloud, Transport: f.rec}, DisableInstanceDiscovery: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notes []string
+	const remembered = "the tenant remembered in target.json (from an earlier --tenant)"
+	c, err := discovery.New(cred, discovery.Options{Cloud: cloud, Transport: f.rec, Note: func(s string) { notes = append(notes, s) }, TenantSource: remembered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := c.ListDPS(context.Background(), "")
+	if err != nil {
+		t.Fatalf("ListDPS: %v", err)
+	}
+	if len(all) != 1 || all[0].Name != f.env.DPSName {
+		t.Errorf("DPS instances %+v, want the emulator's %s", all, f.env.DPSName)
+	}
+	want := "subscription " + unregistered + " has not registered the Microsoft.Devices resource provider; skipped: az provider register --namespace Microsoft.Devices --subscription " + unregistered
+	if len(notes) != 1 || notes[0] != want {
+		t.Errorf("notes %q, want [%q]", notes, want)
+	}
+	// Named alone, it is skipped the same way: no DPS, the note, no error.
+	notes = nil
+	if all, err := c.ListDPS(context.Background(), unregistered); err != nil || len(all) != 0 || len(notes) != 1 {
+		t.Errorf("ListDPS(%s): %+v, %v, notes %q", unregistered, all, err, notes)
+	}
+	// Nothing found there: the advice names the tenant as it was given.
+	if _, err := c.Find(context.Background(), discovery.Query{Name: f.env.DPSName, Subscription: unregistered}); err == nil ||
+		!strings.Contains(err.Error(), "check "+remembered) || strings.Contains(err.Error(), "check --tenant") {
+		t.Errorf("Find in %s: %v, want it to say check %s", unregistered, err, remembered)
+	}
+}

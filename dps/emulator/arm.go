@@ -40,14 +40,46 @@ type armError struct {
 }
 
 type armErrorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code    string           `json:"code"`
+	Target  string           `json:"target,omitempty"`
+	Message string           `json:"message"`
+	Details []armErrorDetail `json:"details,omitempty"`
 }
 
 func writeARMError(w http.ResponseWriter, status int, code, msg string) {
+	writeARMErrorDetail(w, status, armErrorDetail{Code: code, Message: msg})
+}
+
+func writeARMErrorDetail(w http.ResponseWriter, status int, d armErrorDetail) {
 	w.Header().Set("x-ms-failure-cause", "gateway")
 	w.Header().Set("x-ms-request-id", newGUID())
-	writeJSON(w, status, armError{armErrorDetail{Code: code, Message: msg}})
+	writeJSON(w, status, armError{d})
+}
+
+// AddUnregisteredSubscription adds a subscription (GUID) to the ones the
+// identity sees, one that has not registered the Microsoft.Devices resource
+// provider: listing its DPS instances answers ARM's 409
+// MissingSubscriptionRegistration. It needs Options.Entra.
+func (e *Emulator) AddUnregisteredSubscription(id string) {
+	a := e.entra
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.unregistered = append(a.unregistered, id)
+}
+
+// unregisteredSubscription reports whether id is one of AddUnregisteredSubscription's.
+func (a *entraAuthority) unregisteredSubscription(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.ContainsFunc(a.unregistered, func(s string) bool { return strings.EqualFold(s, id) })
+}
+
+// refuseUnregistered answers as ARM does a call on a resource provider the
+// subscription has not registered.
+func refuseUnregistered(w http.ResponseWriter) {
+	msg := "The subscription is not registered to use namespace 'Microsoft.Devices'. See https://aka.ms/rps-not-found for how to register subscriptions."
+	writeARMErrorDetail(w, http.StatusConflict, armErrorDetail{Code: "MissingSubscriptionRegistration", Message: msg,
+		Details: []armErrorDetail{{Code: "MissingSubscriptionRegistration", Target: "Microsoft.Devices", Message: msg}}})
 }
 
 // serveARM answers /subscriptions/... and /tenants; false when the path is
@@ -150,9 +182,24 @@ func (a *entraAuthority) serveTenants(w http.ResponseWriter) {
 }
 
 func (a *entraAuthority) subscriptionJSON() map[string]any {
+	return a.subscriptionJSONOf(a.subscription, "dpsconsole emulator")
+}
+
+// subscriptions are the JSON of every subscription the identity sees.
+func (a *entraAuthority) subscriptions() []any {
+	all := []any{a.subscriptionJSON()}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, id := range a.unregistered {
+		all = append(all, a.subscriptionJSONOf(id, "dpsconsole emulator, no Microsoft.Devices"))
+	}
+	return all
+}
+
+func (a *entraAuthority) subscriptionJSONOf(id, name string) map[string]any {
 	return map[string]any{
-		"id": "/subscriptions/" + a.subscription, "authorizationSource": "RoleBased", "managedByTenants": []any{},
-		"subscriptionId": a.subscription, "tenantId": a.tenant, "displayName": "dpsconsole emulator", "state": "Enabled",
+		"id": "/subscriptions/" + id, "authorizationSource": "RoleBased", "managedByTenants": []any{},
+		"subscriptionId": id, "tenantId": a.tenant, "displayName": name, "state": "Enabled",
 		"subscriptionPolicies": map[string]any{"locationPlacementId": "Public_2014-09-01", "quotaId": "PayAsYouGo_2014-09-01", "spendingLimit": "Off"},
 	}
 }
@@ -167,8 +214,13 @@ func (e *Emulator) serveSubscriptions(w http.ResponseWriter, r *http.Request, p 
 		if r.Method != http.MethodGet {
 			notFound()
 		} else if a.checkAPIVersion(w, r, subscriptionAPIVersions) {
-			writeJSON(w, http.StatusOK, map[string]any{"value": []any{a.subscriptionJSON()}, "count": map[string]any{"type": "Total", "value": 1}})
+			subs := a.subscriptions()
+			writeJSON(w, http.StatusOK, map[string]any{"value": subs, "count": map[string]any{"type": "Total", "value": len(subs)}})
 		}
+		return
+	}
+	if len(rest) > 1 && eqFold(rest, 1, "providers") && eqFold(rest, 2, "Microsoft.Devices") && a.unregisteredSubscription(rest[0]) {
+		refuseUnregistered(w)
 		return
 	}
 	if !strings.EqualFold(rest[0], a.subscription) {
@@ -254,6 +306,11 @@ func (e *Emulator) serveDPSResource(w http.ResponseWriter, r *http.Request, p *p
 	default:
 		writeARMError(w, http.StatusNotFound, "NotFound", "no such ARM path: "+r.Method+" "+r.URL.Path)
 	}
+}
+
+// eqFold reports whether segs[i] is s, ignoring case.
+func eqFold(segs []string, i int, s string) bool {
+	return len(segs) > i && strings.EqualFold(segs[i], s)
 }
 
 func (e *Emulator) dpsResourceID() string {

@@ -475,7 +475,9 @@ func (env Env) String() string {
 	line("DPS_CONNECTION_STRING", env.DPSConnectionString)
 	line("DPS_ID_SCOPE", env.IDScope)
 	line("DPS_DEVICE_ENDPOINT", env.DeviceEndpoint)
-	line("DPS_MQTT_ENDPOINT", env.MQTTEndpoint)
+	if env.MQTTEndpoint != "" { // MQTTOff: no line, rather than an empty value a shell would export
+		line("DPS_MQTT_ENDPOINT", env.MQTTEndpoint)
+	}
 	line("DPS_CA_FILE", env.CAFile)
 	if len(env.HubConnectionStrings) > 0 {
 		line("IOTHUB_CONNECTION_STRING", env.HubConnectionStrings[0])

@@ -84,8 +84,9 @@ type entraAuthority struct {
 	contributor  *principal
 	reader       *principal
 
-	mu          sync.Mutex
-	deviceCodes map[string]*pendingDeviceCode // by device_code
+	mu           sync.Mutex
+	deviceCodes  map[string]*pendingDeviceCode // by device_code
+	unregistered []string                      // more subscriptions, without Microsoft.Devices (AddUnregisteredSubscription)
 }
 
 type pendingDeviceCode struct {

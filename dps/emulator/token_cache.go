@@ -15,8 +15,13 @@ type verifiedTokens struct {
 	m  map[string]time.Time // Authorization header → the token's expiry
 }
 
-// maxVerifiedTokens bounds the cache; when full it starts again empty.
-const maxVerifiedTokens = 1024
+// The cache's bounds: when full it starts again empty, and a token longer
+// than any SDK sends (a key holder can pad one: ParseSAS ignores unknown
+// fields) is checked every time instead of held.
+const (
+	maxVerifiedTokens   = 1024
+	maxVerifiedTokenLen = 1024
+)
 
 // valid reports whether token passed the checks before and has not expired.
 func (v *verifiedTokens) valid(token string, now time.Time) bool {
@@ -32,6 +37,9 @@ func (v *verifiedTokens) valid(token string, now time.Time) bool {
 
 // add remembers a token that passed every check.
 func (v *verifiedTokens) add(token string, expiry time.Time) {
+	if len(token) > maxVerifiedTokenLen {
+		return
+	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.m == nil || len(v.m) >= maxVerifiedTokens {

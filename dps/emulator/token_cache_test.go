@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +25,11 @@ func TestVerifiedTokensExpireAndStayBounded(t *testing.T) {
 	}
 	if v.valid("tok", now.Add(time.Second)) || v.valid("tok", now) {
 		t.Fatal("a remembered token is valid at its expiry, or again after it")
+	}
+	long := strings.Repeat("x", maxVerifiedTokenLen+1)
+	v.add(long, now.Add(time.Hour))
+	if v.valid(long, now) {
+		t.Fatal("a token longer than any SDK sends is held")
 	}
 	for i := range maxVerifiedTokens + 1 {
 		v.add(fmt.Sprint(i), now.Add(time.Hour))

@@ -29,6 +29,7 @@ import (
 	"github.com/dpsconsole/dpsconsole/dps/device"
 	"github.com/dpsconsole/dpsconsole/dps/hub"
 	"github.com/dpsconsole/dpsconsole/internal/journalfile"
+	"github.com/dpsconsole/dpsconsole/internal/retryafter"
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
@@ -593,7 +594,7 @@ func (g gate) Do(req *policy.Request) (*http.Response, error) {
 	}
 	var wait time.Duration
 	if resp.StatusCode == http.StatusTooManyRequests {
-		wait = retryAfter(resp)
+		wait = retryafter.Response(resp, time.Now())
 	}
 	done(resp.StatusCode, resp.StatusCode >= 500, wait)
 	return resp, err
@@ -637,13 +638,4 @@ func (e *engine) pass(ctx context.Context, poll bool) (done func(status int, fai
 			e.probing.Store(rate == 0 && (throttled || e.probing.Load()))
 		}
 	}, nil
-}
-
-// retryAfter reads integer-second Retry-After, as DPS sends it.
-func retryAfter(resp *http.Response) time.Duration {
-	n, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After")))
-	if err != nil || n < 0 {
-		return 0
-	}
-	return time.Duration(n) * time.Second
 }

@@ -397,14 +397,7 @@ func resumeOnce(t *testing.T, tr string) {
 		}
 	}
 	cfg.Concurrency = 8
-	ctx, cancel := context.WithCancel(t.Context())
-	cfg.Progress = func(s fleet.Snapshot) {
-		if s.Done >= 20 {
-			cancel()
-		}
-	}
-	cfg.ProgressEvery = 20 * time.Millisecond
-	sum, err := fleet.Run(ctx, cfg)
+	sum, err := runStoppedAfter(t, cfg, 20)
 	if !errors.Is(err, fleet.ErrInterrupted) {
 		t.Fatalf("stopped run: %v", err)
 	}
@@ -442,6 +435,19 @@ func resumeOnce(t *testing.T, tr string) {
 	if sum, err = fleet.Run(t.Context(), cfg); err != nil || sum.ThisRun != 0 || f.clients.Load() != n || connects.Load() != m {
 		t.Fatalf("resuming a finished run: %+v, %v", sum, err)
 	}
+}
+
+// runStoppedAfter runs cfg and stops it (as ctrl+c does) once n devices finished.
+func runStoppedAfter(t *testing.T, cfg fleet.Config, n int) (fleet.Summary, error) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	cfg.Progress = func(s fleet.Snapshot) {
+		if s.Done >= n {
+			cancel()
+		}
+	}
+	cfg.ProgressEvery = 10 * time.Millisecond
+	return fleet.Run(ctx, cfg)
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

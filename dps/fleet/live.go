@@ -138,13 +138,20 @@ func describeStep(ev device.Event) string {
 }
 
 // finished moves a device that got its outcome (logged line ln) out of
-// flight; called by the tally, under its lock, for this run's devices.
-func (l *Live) finished(ln logLine, now time.Time) {
+// flight; called by the tally, under its lock. A device an earlier part of
+// a resumed run finished (thisRun false) is kept the same way, so the
+// tables show the whole run, but is not counted in the rate of this one;
+// its log line holds its outcome, not its steps.
+func (l *Live) finished(ln logLine, now time.Time, thisRun bool) {
 	id := l.spec.RegistrationID(ln.N)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.second(now).done++
 	evs := l.flying[id]
+	if thisRun {
+		l.second(now).done++
+	} else {
+		evs = []TraceEvent{{At: now, What: "finished before the run was resumed (its log keeps the outcome, not the steps)"}}
+	}
 	delete(l.flying, id)
 	tr := DeviceTrace{ID: id, Outcome: ln.Outcome, Hub: ln.Hub, Error: ln.Error,
 		Latency: time.Duration(ln.Millis) * time.Millisecond, Throttled: ln.Throttled}

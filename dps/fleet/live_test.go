@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dpsconsole/dpsconsole/dps/emulator"
 	"github.com/dpsconsole/dpsconsole/dps/fleet"
@@ -102,5 +103,49 @@ func TestOptionsShareTheFlagsTexts(t *testing.T) {
 	o, err := fleet.ParseOptions(map[string]string{"group": "g", "devices": "3", "telemetry": "2", "interval": "10ms", "rate": "5/s"})
 	if err != nil || o.Prefix != "sim" || o.Start != 1 || o.Concurrency != 100 || o.Telemetry != 2 || o.Interval.Milliseconds() != 10 {
 		t.Fatalf("%+v, %v", o, err)
+	}
+}
+
+// TestLiveBoardAfterResumeShowsTheWholeRun: a resumed run's board lists
+// the devices the run finished before it was stopped (from its log) as
+// well as those finished now; the per-second rate counts only the latter.
+func TestLiveBoardAfterResumeShowsTheWholeRun(t *testing.T) {
+	f := start(t, emulator.Options{AssignmentDelay: 100 * time.Millisecond})
+	cfg := f.config(t, 12)
+	cfg.Concurrency = 2
+	sum, err := runStoppedAfter(t, cfg, 4)
+	if !errors.Is(err, fleet.ErrInterrupted) || sum.Finished >= 12 {
+		t.Fatalf("stopped run: %+v, %v", sum, err)
+	}
+	first := sum.Finished
+	spec, err := fleet.OpenSpec(f.stateDir, sum.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Spec, cfg.Resume, cfg.Progress = spec, true, nil
+	live := fleet.NewLive()
+	cfg.Live = live
+	if sum, err = fleet.Run(t.Context(), cfg); err != nil || sum.ThisRun != 12-first {
+		t.Fatalf("resumed run: %+v, %v", sum, err)
+	}
+	b := live.Board()
+	ids := map[string]bool{}
+	for _, tr := range append(b.Slowest, b.NotAssigned...) {
+		ids[tr.ID] = true
+		if len(tr.Events) == 0 {
+			t.Errorf("%s has no timeline", tr.ID)
+		}
+	}
+	for i := range 12 {
+		if id := spec.RegistrationID(i); !ids[id] {
+			t.Errorf("the board lacks %s (the stopped part finished %d)", id, first)
+		}
+	}
+	perSecond := 0
+	for _, n := range b.PerSecond {
+		perSecond += n
+	}
+	if perSecond != 12-first || b.Done != 12 {
+		t.Errorf("per second %v (sum %d), done %d: want %d finished now of 12", b.PerSecond, perSecond, b.Done, 12-first)
 	}
 }

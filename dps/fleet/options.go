@@ -1,12 +1,19 @@
 package fleet
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 
 	"github.com/dpsconsole/dpsconsole/dps/device"
+	"github.com/dpsconsole/dpsconsole/keys"
 )
 
 // Options are a run's parameters as an operator gives them: the flags of
@@ -23,24 +30,30 @@ type Options struct {
 	Concurrency int
 	Telemetry   int
 	Interval    time.Duration
+	// Secondary derives the device keys from the group's secondary key;
+	// GroupKeyFile names a file holding the group key instead (ReadGroupKeyFile).
+	Secondary    bool
+	GroupKeyFile string
 }
 
 // Option names: the flags, and the form's fields.
 const (
-	OptGroup       = "group"
-	OptDevices     = "devices"
-	OptPrefix      = "prefix"
-	OptStart       = "start"
-	OptTransport   = "transport"
-	OptRate        = "rate"
-	OptRamp        = "ramp"
-	OptConcurrency = "concurrency"
-	OptTelemetry   = "telemetry"
-	OptInterval    = "interval"
+	OptGroup        = "group"
+	OptDevices      = "devices"
+	OptPrefix       = "prefix"
+	OptStart        = "start"
+	OptTransport    = "transport"
+	OptRate         = "rate"
+	OptRamp         = "ramp"
+	OptConcurrency  = "concurrency"
+	OptTelemetry    = "telemetry"
+	OptInterval     = "interval"
+	OptSecondary    = "secondary"
+	OptGroupKeyFile = "group-key-file"
 )
 
 // OptionNames lists the options in the order a form asks for them.
-var OptionNames = []string{OptGroup, OptDevices, OptPrefix, OptStart, OptTransport, OptRate, OptRamp, OptConcurrency, OptTelemetry, OptInterval}
+var OptionNames = []string{OptGroup, OptDevices, OptPrefix, OptStart, OptTransport, OptRate, OptRamp, OptConcurrency, OptTelemetry, OptInterval, OptSecondary, OptGroupKeyFile}
 
 // AddFlags defines the options on fs, with their defaults and help.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
@@ -54,6 +67,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Concurrency, OptConcurrency, 100, "most devices registering at once")
 	fs.IntVar(&o.Telemetry, OptTelemetry, 0, "after assignment, each device sends this many telemetry messages to its hub")
 	fs.DurationVar(&o.Interval, OptInterval, time.Second, "with --telemetry: the wait between a device's messages")
+	fs.BoolVar(&o.Secondary, OptSecondary, false, "derive from the group's secondary key")
+	fs.StringVar(&o.GroupKeyFile, OptGroupKeyFile, "", "file holding the group key (base64), instead of reading it through the service API")
 }
 
 // OptionDefaults are the options' defaults as text, as the flags show them.
@@ -119,7 +134,68 @@ func (o Options) Check(changed func(name string) bool) error {
 		}
 		return optErrorf(opt, "%v", err)
 	}
+	if o.Secondary && o.GroupKeyFile != "" {
+		return optErrorf(OptSecondary, "--secondary reads the group's secondary key through the service API; it does not go with --group-key-file")
+	}
 	return nil
+}
+
+// KeySource is where a new run's group key comes from (Spec.KeySource).
+func (o Options) KeySource() string {
+	switch {
+	case o.GroupKeyFile != "":
+		return KeyFile
+	case o.Secondary:
+		return KeySecondary
+	}
+	return KeyPrimary
+}
+
+// ReadGroupKeyFile reads the group key in the file path (--group-key-file).
+// Its errors name the option and the file, never what the file holds; warn
+// is a note when others may read the file.
+func ReadGroupKeyFile(path string) (k keys.Key, warn string, err error) {
+	shown := path
+	if !strconv.CanBackquote(path) { // a control character would reach the terminal
+		shown = strconv.Quote(path)
+	}
+	if path == "-" {
+		return keys.Key{}, "", optErrorf(OptGroupKeyFile, "--group-key-file takes a file, not standard input (-): write the key to a file with mode 0600")
+	}
+	b, err := readSmallFile(path)
+	if err != nil {
+		return keys.Key{}, "", optErrorf(OptGroupKeyFile, "cannot read --group-key-file %s: %v", shown, err)
+	}
+	k, err = keys.ParseKey(strings.TrimSpace(string(b)))
+	if err != nil {
+		return keys.Key{}, "", optErrorf(OptGroupKeyFile, "--group-key-file %s does not hold a group key: %v (it should hold the group's primary or secondary key, base64, on one line)", shown, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		warn = fmt.Sprintf("%s is readable by other users (mode %04o); a group key file should be 0600 (chmod 600 %s)", shown, fi.Mode().Perm(), shown)
+	}
+	return k, warn, nil
+}
+
+// readSmallFile reads a key file; its errors leave the path out (the
+// caller names it once) and a directory says so.
+func readSmallFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err == nil {
+		defer f.Close()
+		var fi os.FileInfo
+		if fi, err = f.Stat(); err == nil && fi.IsDir() {
+			return nil, errors.New("is a directory")
+		}
+	}
+	var b []byte
+	if err == nil {
+		b, err = io.ReadAll(io.LimitReader(f, 64<<10))
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return b, err
 }
 
 // CheckPacing checks the options a resumed run may change too: the

@@ -177,9 +177,9 @@ func (t *tally) add(l logLine, now bool) {
 	t.done++
 	if now {
 		t.thisRun++
-		if t.live != nil {
-			t.live.finished(l, time.Now())
-		}
+	}
+	if t.live != nil {
+		t.live.finished(l, time.Now(), now)
 	}
 	t.status[StatusCount{Status: string(l.Outcome), Substatus: l.Substatus}]++
 	if l.Outcome == OutcomeAssigned {

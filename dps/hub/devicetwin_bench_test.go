@@ -258,15 +258,18 @@ func backToBack(b *testing.B, n int, call func(caller int) error) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 }
 
-// inRounds makes b.N calls (at least one round) in rounds of n at once,
-// call i of a round with i, each round 10 ms after the last returned, and
-// reports the latency of each call from its round's start.
+// inRounds makes about b.N calls (whole rounds, at least one) in rounds of
+// n at once, call i of a round with i, each round 10 ms after the last
+// returned, and reports the latency of each call from its round's start
+// and the CPU per call; the pauses are not timed.
 func inRounds(b *testing.B, n int, call func(i int) error) {
 	rounds := max(1, b.N/n)
 	lat := make([]time.Duration, rounds*n)
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	var cpu time.Duration
 	for r := range rounds {
+		b.StartTimer()
+		cpu0 := cpuTime()
 		var wg sync.WaitGroup
 		t0 := time.Now()
 		for i := range n {
@@ -278,10 +281,11 @@ func inRounds(b *testing.B, n int, call func(i int) error) {
 			})
 		}
 		wg.Wait()
+		cpu += cpuTime() - cpu0
+		b.StopTimer()
 		time.Sleep(10 * time.Millisecond)
 	}
-	b.StopTimer()
-	reportCPU(b, cpu0)
+	b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu-µs/op")
 	reportLatency(b, lat)
 }
 

@@ -49,6 +49,10 @@ type Options struct {
 	// and an environment credential for another tenant is refused.
 	TenantID string
 
+	// TenantSource names where TenantID came from in messages; "" is
+	// "--tenant". A tenant remembered from an earlier run says so.
+	TenantSource string
+
 	// Cloud is where to sign in and where ARM is; the zero value is
 	// CloudFromEnv().
 	Cloud cloud.Configuration
@@ -77,7 +81,7 @@ func NewCredential(opts Options) (azcore.TokenCredential, error) {
 	if c.ActiveDirectoryAuthorityHost == "" {
 		c = CloudFromEnv()
 	}
-	if err := checkTenant(opts.TenantID); err != nil {
+	if err := checkTenant(opts.TenantID, opts.TenantSource); err != nil {
 		return nil, err
 	}
 	if opts.DeviceCodeOnly && opts.DeviceCode == nil {
@@ -142,14 +146,18 @@ func (s *sharedTokens) GetToken(ctx context.Context, o policy.TokenRequestOption
 	return tk, err
 }
 
-// checkTenant refuses --tenant when the environment credential is set up
-// for another tenant: azidentity would sign in there regardless.
-func checkTenant(tenant string) error {
+// checkTenant refuses --tenant (or the tenant named by source) when the
+// environment credential is set up for another tenant: azidentity would
+// sign in there regardless.
+func checkTenant(tenant, source string) error {
 	env := os.Getenv("AZURE_TENANT_ID")
 	if tenant == "" || env == "" || strings.EqualFold(tenant, env) || os.Getenv("AZURE_CLIENT_ID") == "" {
 		return nil
 	}
-	return fmt.Errorf("--tenant is %s but $AZURE_TENANT_ID (the environment credential's tenant) is %s: unset one, or make them the same", tenant, env)
+	if source == "" {
+		return fmt.Errorf("--tenant is %s but $AZURE_TENANT_ID (the environment credential's tenant) is %s: unset one, or make them the same", tenant, env)
+	}
+	return fmt.Errorf("%s is %s but $AZURE_TENANT_ID (the environment credential's tenant) is %s: give --tenant %s, or unset $AZURE_TENANT_ID", source, tenant, env, env)
 }
 
 // CloudFromEnv is Azure's public cloud unless $AZURE_RESOURCE_MANAGER_ENDPOINT

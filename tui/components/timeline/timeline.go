@@ -93,6 +93,7 @@ type Model struct {
 	key     keys.Key
 	started time.Time
 	events  []device.Event
+	steps   []Step    // a recorded run's (Show), in place of events
 	waitTil time.Time // end of the current Retry-After, for the countdown
 	result  *dps.DeviceRegistrationState
 	err     error
@@ -120,6 +121,16 @@ type Run struct {
 	Elapsed time.Duration                // how long it took
 	Result  *dps.DeviceRegistrationState // nil while running or after an error
 	Err     error
+	// Steps, when set, are the run as it was recorded (a fleet device's,
+	// already in words, its outcome the last), shown in place of the events.
+	Steps []Step
+}
+
+// Step is one recorded step of a run that ended elsewhere.
+type Step struct {
+	At   time.Time
+	Text string
+	Err  bool
 }
 
 // Show replaces the timeline with a registration that ended elsewhere
@@ -127,7 +138,7 @@ type Run struct {
 func (t *Model) Show(r Run) {
 	t.Stop()
 	t.run++
-	*t = Model{env: t.env, run: t.run, Transport: t.Transport, PrevHub: t.PrevHub, regID: r.RegID, started: r.Started, elapsed: r.Elapsed, result: r.Result, err: r.Err}
+	*t = Model{env: t.env, run: t.run, Transport: t.Transport, PrevHub: t.PrevHub, regID: r.RegID, started: r.Started, elapsed: r.Elapsed, result: r.Result, err: r.Err, steps: r.Steps}
 }
 
 // RegID is the registration ID of the last run, "" before the first.
@@ -325,7 +336,18 @@ func (t *Model) View(st *theme.Styles, width int) string {
 	at := func(ts time.Time) string {
 		return st.Muted.Render(fmt.Sprintf("%+7.2fs ", ts.Sub(t.started).Seconds()))
 	}
-	lines := []string{at(t.started) + "connecting to " + t.host + " as " + t.regID}
+	var lines []string
+	if t.steps != nil {
+		for _, s := range t.steps {
+			text := s.Text
+			if s.Err {
+				text = st.Error.Render(text)
+			}
+			lines = append(lines, at(s.At)+text)
+		}
+	} else {
+		lines = append(lines, at(t.started)+"connecting to "+t.host+" as "+t.regID)
+	}
 	for _, e := range t.events {
 		lines = append(lines, at(e.Time)+DescribeEvent(e))
 	}

@@ -81,3 +81,25 @@ func TestFinishedEndsOnlyTheCurrentRun(t *testing.T) {
 		t.Fatalf("running %v, result %+v:\n%s", tl.Running(), tl.Result(), ansi.Strip(tl.View(theme.NewStyles(true, true), 80)))
 	}
 }
+
+// A run recorded elsewhere as steps (a fleet device's) shows each step at
+// its offset from Started, an error step in the error style, and no
+// connecting line or result line of its own: the steps say it.
+func TestShowRecordedSteps(t *testing.T) {
+	st := theme.NewStyles(true, true)
+	tl := testModel()
+	t0 := tl.env.Now()
+	tl.Show(Run{RegID: "sim-3", Started: t0, Elapsed: 1200 * time.Millisecond, Steps: []Step{
+		{At: t0, Text: "request sent"},
+		{At: t0.Add(250 * time.Millisecond), Text: "polled: assigning #1"},
+		{At: t0.Add(1200 * time.Millisecond), Text: "failed: HTTP 401", Err: true},
+	}})
+	out := ansi.Strip(tl.View(st, 80))
+	want := "  +0.00s request sent\n  +0.25s polled: assigning #1\n  +1.20s failed: HTTP 401"
+	if out != want {
+		t.Fatalf("got\n%q\nwant\n%q", out, want)
+	}
+	if colored := tl.View(theme.NewStyles(false, true), 80); !strings.Contains(colored, theme.NewStyles(false, true).Error.Render("failed: HTTP 401")) {
+		t.Errorf("the error step is not in the error style: %q", colored)
+	}
+}
