@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	tea "charm.land/bubbletea/v2"
 )
 
 // keysBeforeOpen presses key on home, then more keys before the Cmd's
@@ -16,26 +14,7 @@ func keysBeforeOpen(t *testing.T, m *Model, key string, early ...string) {
 	for _, k := range early {
 		drain(t, m.send, m.send(press(k)), 20)
 	}
-	deliver(t, m, cmd)
-}
-
-// deliver is drain that also delivers the requests to open a view, as the
-// Program does, and the root's own requests (drain drops them).
-func deliver(t *testing.T, m *Model, cmd tea.Cmd) {
-	t.Helper()
-	if cmd == nil {
-		return
-	}
-	switch msg := cmd().(type) {
-	case tea.BatchMsg:
-		for _, c := range msg {
-			deliver(t, m, c)
-		}
-	case openMsg, switchMsg, quitMsg:
-		drain(t, m.send, m.send(msg), 20)
-	default:
-		drain(t, m.send, func() tea.Msg { return msg }, 20)
-	}
+	feed(t, m, cmd, 20)
 }
 
 // Keys typed while a describe, an edit form or a group opens go to
@@ -101,7 +80,7 @@ func TestKeysWhileTheDeleteDialogCountsDoNotReachTheList(t *testing.T) {
 
 	cmd := m.send(press("d"))
 	m.send(press("esc"))
-	deliver(t, m, cmd)
+	feed(t, m, cmd, 20)
 	if home.confirm != nil || home.Busy() {
 		t.Fatalf("esc while counting should give the delete up:\n%s", plain(screen(m)))
 	}

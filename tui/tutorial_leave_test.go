@@ -14,12 +14,12 @@ func tutorialPastStepOne(t *testing.T) (*Model, *tutorialView, *Target) {
 	t.Helper()
 	target, _ := startEmulator(t, 0)
 	m := appOn(t, target, false)
-	deliver(t, m, m.runCommand(":tutorial"))
+	feed(t, m, m.runCommand(":tutorial"), 20)
 	tv, ok := m.top().(*tutorialView)
 	if !ok {
 		t.Fatalf(":tutorial opened %T", m.top())
 	}
-	deliver(t, m, m.send(press("enter")))
+	feed(t, m, m.send(press("enter")), 20)
 	if len(tv.created) != 1 {
 		t.Fatalf("step 1 should have created the group:\n%s", plain(screen(m)))
 	}
@@ -46,8 +46,8 @@ func TestLeavingTheTutorialByQOrCommandAsksFirst(t *testing.T) {
 				t.Fatalf("the question should say %q:\n%s", want, text)
 			}
 		}
-		deliver(t, m, cmd)
-		deliver(t, m, m.send(press("n")))
+		feed(t, m, cmd, 20)
+		feed(t, m, m.send(press("n")), 20)
 		if m.quitting || m.top() != tv || tv.confirm != nil {
 			t.Fatalf("n should stay in the tutorial: quitting %v, top %T", m.quitting, m.top())
 		}
@@ -55,8 +55,8 @@ func TestLeavingTheTutorialByQOrCommandAsksFirst(t *testing.T) {
 
 	m.send(press(":"))
 	typeInto(m, "log")
-	deliver(t, m, m.send(press("enter")))
-	deliver(t, m, m.send(press("y")))
+	feed(t, m, m.send(press("enter")), 20)
+	feed(t, m, m.send(press("y")), 20)
 	if _, ok := m.top().(*logView); !ok {
 		t.Fatalf("y should run :log: top %T", m.top())
 	}
@@ -65,8 +65,8 @@ func TestLeavingTheTutorialByQOrCommandAsksFirst(t *testing.T) {
 	}
 
 	m, _, _ = tutorialPastStepOne(t)
-	deliver(t, m, m.send(press("q")))
-	deliver(t, m, m.send(press("y")))
+	feed(t, m, m.send(press("q")), 20)
+	feed(t, m, m.send(press("y")), 20)
 	if !m.quitting {
 		t.Fatal("y to q's question should quit")
 	}
@@ -76,7 +76,7 @@ func TestLeavingTheTutorialByQOrCommandAsksFirst(t *testing.T) {
 func TestLeavingAFreshTutorialDoesNotAsk(t *testing.T) {
 	target, _ := startEmulator(t, 0)
 	m := appOn(t, target, false)
-	deliver(t, m, m.runCommand(":tutorial"))
+	feed(t, m, m.runCommand(":tutorial"), 20)
 	m.send(press("q"))
 	if !m.quitting {
 		t.Fatalf("q on a fresh tutorial should quit:\n%s", plain(screen(m)))
@@ -87,15 +87,15 @@ func TestLeavingAFreshTutorialDoesNotAsk(t *testing.T) {
 // nothing: enter would start step 1 under the dialog about to ask.
 func TestKeysWhileTheTutorialChecksLeftoversStartNoStep(t *testing.T) {
 	m, tv, _ := tutorialPastStepOne(t)
-	deliver(t, m, m.send(press("q")))
-	deliver(t, m, m.send(press("y"))) // quits, keeping the group: a leftover
+	feed(t, m, m.send(press("q")), 20)
+	feed(t, m, m.send(press("y")), 20) // quits, keeping the group: a leftover
 	m = appOn(t, tv.c.Target, false)
 	check := m.runCommand(":tutorial")
 	next := m.top().(*tutorialView)
 	if m.send(press("enter")); next.working {
 		t.Fatalf("enter while the leftovers are looked for started step 1:\n%s", plain(screen(m)))
 	}
-	deliver(t, m, check)
+	feed(t, m, check, 20)
 	if next.confirm == nil || !strings.Contains(next.confirm.Text, tv.groupID) {
 		t.Fatalf("the leftovers dialog should ask about %s:\n%s", tv.groupID, plain(screen(m)))
 	}
