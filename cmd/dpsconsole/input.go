@@ -17,11 +17,14 @@ import (
 	"github.com/dpsconsole/dpsconsole/keys"
 )
 
-// openInput opens a file named on the command line ("-" is stdin); what
-// names it in messages, e.g. "--input". A file that cannot be opened, or a
-// directory, is a command-line mistake.
+// openInput opens a file named on the command line ("-" is stdin, where
+// stdin is not nil); what names it in messages, e.g. "--input". A file that
+// cannot be opened, or a directory, is a command-line mistake.
 func openInput(what, path string, stdin io.Reader) (io.Reader, func() error, error) {
 	if path == "-" {
+		if stdin == nil { // standard input is another flag's, or not for a secret
+			return nil, nil, usagef("%s takes a file, not standard input (-)", what)
+		}
 		return stdin, func() error { return nil }, nil
 	}
 	f, err := os.Open(path)

@@ -171,6 +171,7 @@ func TestKeysDeriveErrors(t *testing.T) {
 		{"unknown flag", 2, []string{"--group-key-file", keyFile, "--id", "a"}, "unknown flag"},
 		{"stray key character", 2, []string{"--group-key", badKey, "--registration-id", "a"}, "character 41"},
 		{"missing key file", 2, []string{"--group-key-file", filepath.Join(t.TempDir(), "none"), "--registration-id", "a"}, "cannot read --group-key-file"},
+		{"key file from stdin", 2, []string{"--group-key-file", "-", "--registration-id", "a"}, "--group-key-file takes a file, not standard input"},
 		{"missing input", 2, []string{"--group-key-file", keyFile, "--input", filepath.Join(t.TempDir(), "none")}, "cannot read --input"},
 		{"bad id", 2, []string{"--group-key-file", keyFile, "--registration-id", "dev:"}, "ends with ':'"},
 		{"output is input", 2, []string{"--group-key-file", keyFile, "--input", keyFile, "--output-file", keyFile}, "erase the IDs"},
