@@ -248,7 +248,7 @@ func (v *fleetView) key(msg tea.KeyPressMsg) tea.Cmd {
 	case k.Up.Matches(msg):
 		v.cursor = max(v.cursor-1, 0)
 	case k.Open.Matches(msg) && v.cursor < len(rows) && (v.running || v.summary != nil):
-		return open(newFleetDeviceView(v.c, rows[v.cursor]))
+		return v.c.open(newFleetDeviceView(v.c, rows[v.cursor]))
 	case !v.running && (k.Submit.Matches(msg) || k.NextField.Matches(msg)):
 		v.summary, v.board = nil, fleet.Board{} // a new run: back to the form
 		return v.f.FocusOn(0)
