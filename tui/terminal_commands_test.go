@@ -53,8 +53,9 @@ func TestTerminalColonSwitchesUnderTmux(t *testing.T) {
 	}
 
 	// The next session recalls the lines typed.
-	m.tmux("kill-session", "-t", "console")
-	m.tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40", cmdline)
+	// The same pane again (not kill-session and new-session: the server
+	// exits with its last session and a new-session racing that fails).
+	m.tmux("respawn-pane", "-k", "-t", "console", cmdline)
 	m.waitFor("home again", emulator.DemoHashedGroup)
 	m.send(":", "Up", "Up", "Up") // group nosuch, cleanup (run from the palette), then this
 	m.waitFor("history", ":group hashed-fleet")
