@@ -29,22 +29,44 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func TestEmulatorCommandRunsAndStops(t *testing.T) {
-	dir := t.TempDir()
+// emulatorCommand runs `dpsconsole emulator args...` until the test stops
+// it, and returns its output so far once want appears in stdout (or, with
+// inStderr, in stderr); stop cancels it and returns its exit code.
+func emulatorCommand(t *testing.T, want string, inStderr bool, args ...string) (out, errOut *syncBuffer, stop func() int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errOut syncBuffer
+	out, errOut = &syncBuffer{}, &syncBuffer{}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"emulator", "--data", dir, "--https", "127.0.0.1:0", "--seed", "none", "--throttle", "1000/min"}, stdio{in: strings.NewReader(""), out: &out, err: &errOut})
+		done <- run(ctx, append([]string{"emulator"}, args...), stdio{in: strings.NewReader(""), out: out, err: errOut})
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "IOTHUB_MQTT_ENDPOINT_2=") { // the last line
-		if time.Now().After(deadline) {
-			t.Fatalf("no env lines; stdout %q stderr %q", out.String(), errOut.String())
+	stop = sync.OnceValue(func() int {
+		cancel()
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(10 * time.Second):
+			t.Fatal("the emulator did not stop on cancel")
+			return -1
 		}
-		time.Sleep(20 * time.Millisecond)
+	})
+	t.Cleanup(func() { stop() })
+	watched := out
+	if inStderr {
+		watched = errOut
 	}
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(watched.String(), want); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("never showed %q; stdout %q stderr %q", want, out.String(), errOut.String())
+		}
+	}
+	return out, errOut, stop
+}
+
+func TestEmulatorCommandRunsAndStops(t *testing.T) {
+	dir := t.TempDir()
+	out, errOut, stop := emulatorCommand(t, "IOTHUB_MQTT_ENDPOINT_2=", false, // the last line
+		"--data", dir, "--https", "127.0.0.1:0", "--seed", "none", "--throttle", "1000/min")
 	file, err := os.ReadFile(filepath.Join(dir, "emulator.env"))
 	if err != nil {
 		t.Fatal(err)
@@ -57,14 +79,8 @@ func TestEmulatorCommandRunsAndStops(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", k, out.String())
 		}
 	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Fatalf("exit %d after Ctrl-C; stderr %s", code, errOut.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the emulator did not stop on cancel")
+	if code := stop(); code != 0 {
+		t.Fatalf("exit %d after Ctrl-C; stderr %s", code, errOut.String())
 	}
 }
 
@@ -105,20 +121,8 @@ func TestEmulatorCommandRefusesTargetFlags(t *testing.T) {
 
 func TestEmulatorCommandEntraWritesPrincipals(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errOut syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"emulator", "--data", dir, "--https", "127.0.0.1:0", "--seed", "none", "--mqtt", "off", "--entra"}, stdio{in: strings.NewReader(""), out: &out, err: &errOut})
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "DPS_RESOURCE_GROUP=") { // the last line
-		if time.Now().After(deadline) {
-			t.Fatalf("no Entra lines; stdout %q stderr %q", out.String(), errOut.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	out, errOut, stop := emulatorCommand(t, "DPS_RESOURCE_GROUP=", false, // the last line
+		"--data", dir, "--https", "127.0.0.1:0", "--seed", "none", "--mqtt", "off", "--entra")
 	for _, k := range []string{"AZURE_TENANT_ID=", "AZURE_CLIENT_ID=", "AZURE_CLIENT_SECRET=", "DPS_READER_CLIENT_ID=", "DPS_READER_CLIENT_SECRET=", "AZURE_AUTHORITY_HOST=https://127.0.0.1:", "AZURE_RESOURCE_MANAGER_ENDPOINT=https://127.0.0.1:", "AZURE_SUBSCRIPTION_ID=", "DPS_NAME="} {
 		if !strings.Contains(out.String(), k) {
 			t.Errorf("output lacks %q:\n%s", k, out.String())
@@ -127,8 +131,7 @@ func TestEmulatorCommandEntraWritesPrincipals(t *testing.T) {
 	if strings.Contains(errOut.String(), "SECRET") {
 		t.Errorf("the log names a secret:\n%s", errOut.String())
 	}
-	cancel()
-	if code := <-done; code != 0 {
+	if code := stop(); code != 0 {
 		t.Fatalf("exit %d; stderr %s", code, errOut.String())
 	}
 }
@@ -138,20 +141,8 @@ func TestEmulatorCommandEntraWritesPrincipals(t *testing.T) {
 // writing an empty DPS_MQTT_ENDPOINT=, which a shell would export as "".
 func TestEmulatorMQTTOffWritesNoEmptyLine(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errOut syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"emulator", "--data", dir, "--https", "127.0.0.1:0", "--seed", "none", "--mqtt", "off"}, stdio{in: strings.NewReader(""), out: &out, err: &errOut})
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(errOut.String(), "emulator running") {
-		if time.Now().After(deadline) {
-			t.Fatalf("not started; stdout %q stderr %q", out.String(), errOut.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	out, _, stop := emulatorCommand(t, "emulator running", true,
+		"--data", dir, "--https", "127.0.0.1:0", "--seed", "none", "--mqtt", "off")
 	file, err := os.ReadFile(filepath.Join(dir, "emulator.env"))
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +157,5 @@ func TestEmulatorMQTTOffWritesNoEmptyLine(t *testing.T) {
 			}
 		}
 	}
-	cancel()
-	<-done
+	stop()
 }
