@@ -84,10 +84,16 @@ func newGroupEditView(c *Common, groupID string) *groupEditView {
 	return v
 }
 
-func (v *groupEditView) id() int        { return v.vid }
-func (v *groupEditView) Title() string  { return "Edit " + v.groupID }
-func (v *groupEditView) Editing() bool  { return v.focus >= 0 && v.base != nil && v.conflict == nil }
-func (v *groupEditView) Busy() bool     { return v.saving || (v.base == nil && v.err == "") }
+func (v *groupEditView) id() int       { return v.vid }
+func (v *groupEditView) Title() string { return "Edit " + v.groupID }
+
+// Editing is also true while the group loads: keys typed then are the
+// form's (dropped), not the console's (q would quit under the form).
+func (v *groupEditView) Editing() bool {
+	return v.loading() || (v.focus >= 0 && v.base != nil && v.conflict == nil)
+}
+func (v *groupEditView) loading() bool  { return v.base == nil && v.err == "" }
+func (v *groupEditView) Busy() bool     { return v.saving || v.loading() }
 func (v *groupEditView) Status() string { return "" }
 func (v *groupEditView) SetSize(w, h int) {
 	v.webhook.SetWidth(max(min(w-20, 90), 8))
@@ -171,6 +177,9 @@ func (v *groupEditView) Update(msg tea.Msg) tea.Cmd {
 		return v.typed(msg)
 	case tea.KeyPressMsg:
 		if v.base == nil {
+			if v.loading() && msg.String() == "esc" { // the console's esc does not reach a form
+				return back(v.vid)
+			}
 			return nil
 		}
 		return v.key(msg)

@@ -89,3 +89,37 @@ func TestKeysWhileTheDeleteDialogCountsDoNotReachTheList(t *testing.T) {
 		t.Fatalf("after esc the list takes keys again (row %d)", c)
 	}
 }
+
+// Keys typed once the edit form is up but before its group has loaded are
+// the form's: q does not quit the console beneath it (it did, for a fast
+// "Ejjq"), and esc still leaves the form.
+func TestKeysWhileTheEditFormLoadsStayInIt(t *testing.T) {
+	target, _ := startEmulator(t, 0)
+	m := appOn(t, target, false)
+	opened, ok := m.send(press("E"))().(openMsg)
+	if !ok {
+		t.Fatal("E should open the edit form")
+	}
+	load := m.send(opened) // pushed; its load not yet delivered
+	if len(m.stack) != 2 {
+		t.Fatalf("the form should be open above home; stack %d", len(m.stack))
+	}
+	for _, k := range []string{"j", "j", "q", "?", ":"} {
+		if cmd := m.send(press(k)); cmd != nil || m.quitting || m.showHelp || m.cmdMode {
+			t.Fatalf("%s while the form loads reached the console (quitting %v, help %v, : line %v)", k, m.quitting, m.showHelp, m.cmdMode)
+		}
+	}
+	feed(t, m, load, 20)
+	if _, ok := m.top().(*groupEditView); !ok || len(m.stack) != 2 {
+		t.Fatalf("the form should be open once loaded; stack %d", len(m.stack))
+	}
+
+	// esc before the load arrives leaves the form.
+	m = appOn(t, target, false)
+	opened = m.send(press("E"))().(openMsg)
+	m.send(opened)
+	feed(t, m, m.send(press("esc")), 5)
+	if len(m.stack) != 1 {
+		t.Fatalf("esc while the form loads should leave it; stack %d", len(m.stack))
+	}
+}
