@@ -617,11 +617,21 @@ func removeTutorialRun(ctx context.Context, target *Target, j *tutorialJournal, 
 			objs = append(slices.Clone(objs), d)
 		}
 	}
-	var done []string
+	var done, kept []string
 	for _, kind := range []string{madeRecord, madeGroup, madeDevice} {
 		for _, o := range objs {
 			if o.Kind != kind {
 				continue
+			}
+			if kind == madeGroup { // its own records are gone by now
+				others, err := groupHasRecords(ctx, target.Service, o.ID)
+				if err != nil {
+					return removed, "", fmt.Errorf("reading the records of group %s before deleting it: %w", o.ID, err)
+				}
+				if others {
+					kept = append(kept, "kept group "+o.ID+": it holds registration records the tutorial did not make, which deleting it would leave orphaned (delete them first, or delete the group with d)")
+					continue
+				}
 			}
 			if err := removeTutorialObject(ctx, target, o); err != nil {
 				return removed, "", err
@@ -633,11 +643,27 @@ func removeTutorialRun(ctx context.Context, target *Target, j *tutorialJournal, 
 			}
 		}
 	}
-	if len(done) == 0 {
+	var notes []string
+	if len(done) > 0 {
+		// One object a line under step 7; a flash joins them again.
+		notes = append(notes, "deleted "+strings.Join(done, ",\nthen "))
+	}
+	notes = append(notes, kept...)
+	if len(notes) == 0 {
 		return nil, "nothing to remove", nil
 	}
-	// One object a line under step 7; a flash joins them again.
-	return removed, "deleted " + strings.Join(done, ",\nthen "), nil
+	return removed, strings.Join(notes, ";\n"), nil
+}
+
+// groupHasRecords reports whether an enrollment group has any registration
+// record (one page of one answers it).
+func groupHasRecords(ctx context.Context, svc *dps.Client, groupID string) (bool, error) {
+	p := svc.NewRegistrationStatePager(groupID, &dps.PagerOptions{PageSize: 1})
+	if !p.More() {
+		return false, nil
+	}
+	page, err := p.NextPage(ctx)
+	return len(page.Items) > 0, err
 }
 
 // removeTutorialObject deletes one object; one already gone is fine.
