@@ -744,7 +744,14 @@ func (m *Model) fullHelp() string {
 		if len(pages) == 1 {
 			return pages[0]
 		}
-		more := fmt.Sprintf("page %d/%d: ↓/→ next, ↑/← back; any other key closes", top+1, len(pages))
+		var turns []string
+		if top < len(pages)-1 {
+			turns = append(turns, "↓/→ next")
+		}
+		if top > 0 {
+			turns = append(turns, "↑/← back")
+		}
+		more := fmt.Sprintf("page %d/%d: %s; any other key closes", top+1, len(pages), strings.Join(turns, ", "))
 		return pages[top] + "\n" + m.c.Styles.Muted.Render(theme.Fit(more, m.c.Width))
 	}
 	h := m.c.Height
@@ -763,7 +770,7 @@ func (m *Model) helpLayout() (pages []string, scroll []string) {
 	st := m.c.Styles
 	k := m.c.Keys
 	w, h := m.c.Width, m.c.Height
-	commands := st.Muted.Width(w).Render(commandUsages(m.c.ReadOnly)) + "\n" + st.Muted.Render(theme.Fit("Any key closes this help.", w))
+	commands := st.Muted.Width(w).Render(commandUsages(m.c.ReadOnly)) + "\n" + st.Muted.Render(theme.Fit("Any key but the arrows closes this help.", w))
 	// What read-only mode switches off, each binding named, or where that
 	// would push the help into scrolling, by section.
 	ends := []string{commands}

@@ -255,7 +255,13 @@ func TestHelpFitsAt80x24(t *testing.T) {
 				t.Fatalf("readonly=%v: page %d does not say so:\n%s", ro, pages, body)
 			}
 			if strings.Contains(body, fmt.Sprintf("page %d/%d", pages, pages)) {
+				if strings.Contains(body, "↓/→ next") || !strings.Contains(body, "↑/← back") {
+					t.Fatalf("readonly=%v: the last page offers a next page, or no way back:\n%s", ro, body)
+				}
 				break
+			}
+			if pages == 1 && strings.Contains(body, "↑/← back") {
+				t.Fatalf("readonly=%v: the first page offers a way back:\n%s", ro, body)
 			}
 			m.Update(press("down"))
 		}
@@ -271,7 +277,7 @@ func TestHelpFitsAt80x24(t *testing.T) {
 				}
 			}
 		}
-		if !strings.Contains(text, "Any key closes this help.") || !strings.Contains(text, ":groups") {
+		if !strings.Contains(text, "Any key but the arrows closes this help.") || !strings.Contains(text, ":groups") {
 			t.Errorf("readonly=%v: the commands are on no page:\n%s", ro, text)
 		}
 		m.Update(press("x"))
@@ -297,10 +303,10 @@ func TestHelpFitsAt120x30(t *testing.T) {
 		}
 		body := strings.Join(lines[headerHeight:30-footerHeight], "\n")
 		want := []string{"Everywhere", "ctrl+c quit now", "r         refresh", "ctrl+t send telemetry", "ctrl+o stay connected", "p dry-run preview",
-			":groups :group NAME :enrollments :enrollment ID :find ID :derive :simulate :fleet :tutorial :cleanup :quota :export :log\nAny key closes this help."}
+			":groups :group NAME :enrollments :enrollment ID :find ID :derive :simulate :fleet :tutorial :cleanup :quota :export :log\nAny key but the arrows closes this help."}
 		if ro { // simulate, telemetry and the tutorial are writes
 			want = []string{"Everywhere", "ctrl+c quit now", "r         refresh", "s simulate device,", "ctrl+t send telemetry, ctrl+o stay connected", "p dry-run preview",
-				":groups :group NAME :enrollments :enrollment ID :find ID :derive :cleanup :quota :export :log\nAny key closes this help."}
+				":groups :group NAME :enrollments :enrollment ID :find ID :derive :cleanup :quota :export :log\nAny key but the arrows closes this help."}
 		}
 		for _, s := range want {
 			if !strings.Contains(body, s) {
@@ -319,7 +325,7 @@ func TestHelpFitsAt120x30(t *testing.T) {
 	for range 12 { // more than enough pages for the whole help
 		m.Update(press("pgdown"))
 	}
-	if out := plain(screen(m)); !m.showHelp || !strings.Contains(out, "Any key closes this help.") {
+	if out := plain(screen(m)); !m.showHelp || !strings.Contains(out, "Any key but the arrows closes this help.") {
 		t.Fatalf("scrolling reaches the end:\n%s", out)
 	}
 	m.Update(press("x"))
