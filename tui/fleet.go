@@ -228,6 +228,8 @@ func (v *fleetView) key(msg tea.KeyPressMsg) tea.Cmd {
 		case v.f.Focus() == fieldOf(fleet.OptSecondary) && (msg.String() == "left" || msg.String() == "right"):
 			v.f.Set(v.f.Focus(), strconv.FormatBool(v.f.Value(v.f.Focus()) != "true"))
 			return nil
+		case (v.f.Focus() == 4 || v.f.Focus() == fieldOf(fleet.OptSecondary)) && edits(msg):
+			return nil // a choice (←/→): typed text would make a value that is none of them
 		}
 		cmd, _ := v.f.Update(msg)
 		return cmd
@@ -438,4 +440,14 @@ func askFleetReRegister(st fleetStart, existing []string, start func() tea.Cmd) 
 		"Registering them again applies the group's reprovision policy to each: its device may move to another hub, with its twin migrated or reset.",
 		len(existing), st.spec.Count, strings.Join(eg, ", "), map[bool]string{true: ", …"}[len(existing) > len(eg)], st.spec.Group)
 	return &confirm.Dialog{Text: text, Choices: []confirm.Choice{{Key: "y", Label: fmt.Sprintf("register all %d again", len(existing)), Run: start}}}
+}
+
+// edits reports whether a key would change a text field's value: text,
+// space, backspace or delete.
+func edits(msg tea.KeyPressMsg) bool {
+	switch msg.String() {
+	case "space", "backspace", "delete", "ctrl+h", "ctrl+w", "ctrl+u", "ctrl+k", "ctrl+d":
+		return true
+	}
+	return msg.Text != ""
 }

@@ -337,3 +337,24 @@ func TestFleetDeviceTimeline(t *testing.T) {
 		t.Errorf("status %q, title %q", v.Status(), v.Title())
 	}
 }
+
+// Transport and Secondary are choices: ←/→ change them, typed keys do not
+// (typing made "fals xe", refused with a doubled flag-parse error).
+func TestFleetChoiceFieldsIgnoreTyping(t *testing.T) {
+	c := testCommon(t, 120, 35)
+	v := newFleetView(c, emulator.TutorialGroupID)
+	for _, field := range []int{4, fieldOf(fleet.OptSecondary)} {
+		v.f.FocusOn(field)
+		before := v.f.Value(field)
+		for _, k := range []string{"x", "space", "backspace", "delete", "1"} {
+			v.Update(press(k))
+		}
+		if got := v.f.Value(field); got != before {
+			t.Errorf("field %s: typing changed %q to %q", fleetLabels[field], before, got)
+		}
+		v.Update(press("right"))
+		if got := v.f.Value(field); got == before {
+			t.Errorf("field %s: → did not change %q", fleetLabels[field], before)
+		}
+	}
+}
