@@ -624,11 +624,11 @@ func removeTutorialRun(ctx context.Context, target *Target, j *tutorialJournal, 
 				continue
 			}
 			if kind == madeGroup { // its own records are gone by now
-				others, err := groupHasRecords(ctx, target.Service, o.ID)
+				others, _, err := countRecords(ctx, target.Service, o.ID, 1)
 				if err != nil {
 					return removed, "", fmt.Errorf("reading the records of group %s before deleting it: %w", o.ID, err)
 				}
-				if others {
+				if others > 0 {
 					kept = append(kept, "kept group "+o.ID+": it holds registration records the tutorial did not make, which deleting it would leave orphaned (delete them first, or delete the group with d)")
 					continue
 				}
@@ -653,17 +653,6 @@ func removeTutorialRun(ctx context.Context, target *Target, j *tutorialJournal, 
 		return nil, "nothing to remove", nil
 	}
 	return removed, strings.Join(notes, ";\n"), nil
-}
-
-// groupHasRecords reports whether an enrollment group has any registration
-// record (one page of one answers it).
-func groupHasRecords(ctx context.Context, svc *dps.Client, groupID string) (bool, error) {
-	p := svc.NewRegistrationStatePager(groupID, &dps.PagerOptions{PageSize: 1})
-	if !p.More() {
-		return false, nil
-	}
-	page, err := p.NextPage(ctx)
-	return len(page.Items) > 0, err
 }
 
 // removeTutorialObject deletes one object; one already gone is fine.
